@@ -1,0 +1,116 @@
+// JSON Schema of sluice.yaml (draft 2020-12 subset that ajv 8 compiles). The schema catches shape errors;
+// firewall/config.ts adds the checks a schema cannot express (host patterns, CIDRs, references) and hints.
+
+const hostPattern = { type: 'string', minLength: 1, maxLength: 255 } as const;
+const hostList = { type: 'array', items: hostPattern, uniqueItems: true } as const;
+const cidr = { type: 'string', minLength: 1, maxLength: 64 } as const;
+const listenAddr = { anyOf: [{ type: 'string', minLength: 3, maxLength: 64 }, { type: 'null' }, { const: false }] } as const;
+const method = { type: 'string', pattern: '^[A-Z][A-Z0-9_-]{0,31}$' } as const;
+const duration = { type: 'string', pattern: '^[0-9]+(ms|s|m|h|d)$' } as const;
+const positiveInt = { type: 'integer', minimum: 1 } as const;
+
+export const CONFIG_SCHEMA = {
+  $id: 'https://sluice.dev/schema/sluice.json',
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    mode: { enum: ['enforce', 'report'] },
+    listen: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { http: listenAddr, socks5: listenAddr, admin: listenAddr, dns: listenAddr },
+    },
+    registries: hostList,
+    integrations: {
+      type: 'object',
+      propertyNames: { pattern: '^[a-z][a-z0-9_-]{0,62}$' },
+      additionalProperties: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['hosts'],
+        properties: {
+          hosts: { ...hostList, minItems: 1 },
+          methods: { type: 'array', items: method, minItems: 1, uniqueItems: true },
+          tunnel: { type: 'boolean' },
+        },
+      },
+    },
+    identities: {
+      type: 'object',
+      propertyNames: { pattern: '^[a-z][a-z0-9_-]{0,62}$' },
+      additionalProperties: {
+        type: 'object',
+        additionalProperties: false,
+        properties: {
+          passwordHash: { type: 'string', minLength: 1, maxLength: 512 },
+          password: { type: 'string', minLength: 1, maxLength: 512 },
+          integrations: { type: 'array', items: { type: 'string' }, uniqueItems: true },
+          reads: { enum: ['public', 'none'] },
+          mode: { enum: ['enforce', 'report'] },
+        },
+      },
+    },
+    tokens: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['keyFile'],
+      properties: { keyFile: { type: 'string', minLength: 1 }, maxTtl: duration },
+    },
+    globalDeny: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { hosts: hostList, cidrs: { type: 'array', items: cidr, uniqueItems: true } },
+    },
+    addressGuard: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        allow: {
+          type: 'array',
+          items: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['cidr', 'hosts'],
+            properties: { cidr, hosts: { ...hostList, minItems: 1 } },
+          },
+        },
+        deny: { type: 'array', items: cidr, uniqueItems: true },
+      },
+    },
+    dns: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        servers: { type: 'array', items: { type: 'string', minLength: 1, maxLength: 64 }, minItems: 1 },
+        timeoutMs: { type: 'integer', minimum: 50, maximum: 60000 },
+        minTtlS: { type: 'integer', minimum: 0, maximum: 86400 },
+        maxTtlS: { type: 'integer', minimum: 0, maximum: 86400 },
+      },
+    },
+    upstream: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        caFile: { type: 'string', minLength: 1 },
+        connectTimeoutMs: { type: 'integer', minimum: 50, maximum: 120000 },
+        tunnelHelloTimeoutMs: { type: 'integer', minimum: 50, maximum: 120000 },
+      },
+    },
+    limits: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        headersTimeoutMs: positiveInt,
+        idleTimeoutMs: positiveInt,
+        maxHeaderBytes: { type: 'integer', minimum: 1024, maximum: 1048576 },
+      },
+    },
+    log: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { level: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] } },
+    },
+  },
+} as const;
+
+export const TOP_LEVEL_KEYS = Object.keys(CONFIG_SCHEMA.properties);

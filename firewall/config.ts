@@ -1,0 +1,417 @@
+// Config validation at the edge: the raw YAML value goes through the JSON Schema, then through the checks a
+// schema cannot express, and comes out normalised and frozen, or as a list of problems that each say where
+// and how to fix. Pure: reading files is the caller's job.
+import { Ajv, type ErrorObject } from 'ajv';
+import { isIP } from 'node:net';
+import { CONFIG_SCHEMA, TOP_LEVEL_KEYS } from './config-schema.js';
+import { normaliseHost } from './normalise.js';
+import { parsePrefix, prefixContains } from './ranges.js';
+
+export type Mode = 'enforce' | 'report';
+export type Reads = 'public' | 'none';
+
+export interface ListenAddress {
+  readonly host: string;
+  readonly port: number;
+  /** As written, for messages. */
+  readonly text: string;
+}
+
+export interface IntegrationConfig {
+  readonly hosts: readonly string[];
+  /** null: the default set (every read and write method). */
+  readonly methods: readonly string[] | null;
+  readonly tunnel: boolean;
+}
+
+export interface IdentityConfig {
+  readonly passwordHash: string | null;
+  /** Plaintext password: development only (production start-up refuses it). */
+  readonly password: string | null;
+  readonly integrations: readonly string[];
+  readonly reads: Reads;
+  readonly mode: Mode | null;
+}
+
+export interface SluiceConfig {
+  readonly mode: Mode;
+  readonly listen: {
+    readonly http: ListenAddress | null;
+    readonly socks5: ListenAddress | null;
+    readonly admin: ListenAddress | null;
+    readonly dns: ListenAddress | null;
+  };
+  readonly registries: readonly string[];
+  readonly integrations: Readonly<Record<string, IntegrationConfig>>;
+  readonly identities: Readonly<Record<string, IdentityConfig>>;
+  readonly tokens: { readonly keyFile: string; readonly maxTtlS: number } | null;
+  readonly globalDeny: { readonly hosts: readonly string[]; readonly cidrs: readonly string[] };
+  readonly addressGuard: {
+    readonly allow: readonly { readonly cidr: string; readonly hosts: readonly string[] }[];
+    readonly deny: readonly string[];
+  };
+  readonly dns: {
+    /** null: the system's resolvers (/etc/resolv.conf). */
+    readonly servers: readonly string[] | null;
+    readonly timeoutMs: number;
+    readonly minTtlS: number;
+    readonly maxTtlS: number;
+  };
+  readonly upstream: {
+    readonly caFile: string | null;
+    readonly connectTimeoutMs: number;
+    readonly tunnelHelloTimeoutMs: number;
+  };
+  readonly limits: {
+    readonly headersTimeoutMs: number;
+    readonly idleTimeoutMs: number;
+    readonly maxHeaderBytes: number;
+  };
+  readonly log: { readonly level: string };
+}
+
+export interface ConfigIssue {
+  readonly severity: 'error' | 'warning';
+  /** JSON-pointer-like path into the file, e.g. `/integrations/github/hosts/0`. */
+  readonly path: string;
+  readonly message: string;
+  readonly hint?: string;
+}
+
+export type ConfigResult =
+  | { readonly ok: true; readonly config: SluiceConfig; readonly warnings: readonly ConfigIssue[] }
+  | { readonly ok: false; readonly issues: readonly ConfigIssue[] };
+
+/** Read and write methods every integration allows unless it lists its own. */
+export const DEFAULT_METHODS = Object.freeze(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE']);
+
+export const DEFAULT_REGISTRIES = Object.freeze([
+  'registry.npmjs.org',
+  'registry.yarnpkg.com',
+  'pypi.org',
+  'files.pythonhosted.org',
+  'crates.io',
+  'index.crates.io',
+  'static.crates.io',
+  'proxy.golang.org',
+  'sum.golang.org',
+  'rubygems.org',
+  'index.rubygems.org',
+  'repo.maven.apache.org',
+  'repo1.maven.org',
+  'deb.debian.org',
+  'security.debian.org',
+]);
+
+export const DEFAULTS = Object.freeze({
+  listen: { http: '127.0.0.1:3128', socks5: '127.0.0.1:1080', admin: '127.0.0.1:9090' },
+  dns: { timeoutMs: 2000, minTtlS: 5, maxTtlS: 300 },
+  upstream: { connectTimeoutMs: 10000, tunnelHelloTimeoutMs: 10000 },
+  limits: { headersTimeoutMs: 10000, idleTimeoutMs: 60000, maxHeaderBytes: 16384 },
+  tokenMaxTtl: '24h',
+});
+
+const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true, verbose: true });
+const validateSchema = ajv.compile(CONFIG_SCHEMA);
+
+export function parseDuration(text: string): number | null {
+  const m = /^([0-9]+)(ms|s|m|h|d)$/.exec(text);
+  if (!m) return null;
+  const n = Number(m[1]);
+  const unit = { ms: 0.001, s: 1, m: 60, h: 3600, d: 86400 }[m[2] as 'ms' | 's' | 'm' | 'h' | 'd'];
+  return n * unit;
+}
+
+function distance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = tmp;
+    }
+  }
+  return row[b.length]!;
+}
+
+function didYouMean(word: string, options: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestD = Infinity;
+  for (const o of options) {
+    const d = distance(word.toLowerCase(), o.toLowerCase());
+    if (d < bestD) [best, bestD] = [o, d];
+  }
+  return best !== undefined && bestD <= Math.max(2, Math.floor(word.length / 3)) ? `did you mean "${best}"?` : undefined;
+}
+
+function schemaIssue(e: ErrorObject): ConfigIssue {
+  const path = e.instancePath || '/';
+  switch (e.keyword) {
+    case 'additionalProperties': {
+      const key = (e.params as { additionalProperty: string }).additionalProperty;
+      const parent = e.parentSchema as { properties?: Record<string, unknown> } | undefined;
+      const options = parent?.properties ? Object.keys(parent.properties) : TOP_LEVEL_KEYS;
+      return {
+        severity: 'error',
+        path: `${e.instancePath}/${key}`,
+        message: `unknown key "${key}"`,
+        hint: didYouMean(key, options) ?? `allowed keys: ${options.join(', ')}`,
+      };
+    }
+    case 'enum':
+      return { severity: 'error', path, message: e.message ?? 'invalid value',
+        hint: `use one of: ${(e.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(', ')}` };
+    case 'required':
+      return { severity: 'error', path, message: `missing "${(e.params as { missingProperty: string }).missingProperty}"` };
+    case 'propertyNames':
+      return { severity: 'error', path, message: 'invalid name',
+        hint: 'names are lowercase letters, digits, "-" and "_", starting with a letter' };
+    case 'pattern':
+      if (/\/methods\//.test(path)) return { severity: 'error', path, message: 'not an HTTP method', hint: 'use an upper-case method such as "POST"' };
+      if (/maxTtl$/.test(path)) return { severity: 'error', path, message: 'not a duration', hint: 'use e.g. "30m", "2h", "1d"' };
+      return { severity: 'error', path, message: e.message ?? 'invalid value' };
+    default:
+      return { severity: 'error', path, message: e.message ?? 'invalid value' };
+  }
+}
+
+/** Normalises a host pattern: an exact name or IP literal, or `*.` followed by a name. */
+export function normalisePattern(raw: string): { pattern: string } | { message: string; hint?: string } {
+  const wildcard = raw.startsWith('*.');
+  const body = wildcard ? raw.slice(2) : raw;
+  if (body.includes('*')) {
+    const fix = raw.replace(/^\*+\.?/, '').replace(/\.\*$/, '');
+    return { message: `"${raw}" is not a supported pattern`, hint: `wildcards are a leading "*." only: use "*.${fix.replace(/\*/g, '').replace(/^\./, '') || 'example.com'}"` };
+  }
+  const host = normaliseHost(body.startsWith('[') || isIP(body) !== 6 ? body : `[${body}]`);
+  if ('verdict' in host) return { message: `"${raw}" is not a valid host name`, hint: 'use a DNS name such as "api.example.com" or "*.example.com"' };
+  if (wildcard && host.kind !== 'name') return { message: `"${raw}" puts a wildcard on an IP address`, hint: 'use a CIDR in addressGuard or globalDeny.cidrs' };
+  return { pattern: wildcard ? `*.${host.host}` : host.host };
+}
+
+export function parseListen(text: string): ListenAddress | null {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([0-9.]+)):([0-9]{1,5})$/.exec(text);
+  if (!m) return null;
+  const host = m[1] ?? m[2]!;
+  const port = Number(m[3]);
+  if (port > 65535 || isIP(host) === 0) return null;
+  return { host, port, text };
+}
+
+/** `1.1.1.1`, `1.1.1.1:53`, `[2606:4700::1111]:53` → `host:port` in the form dns.Resolver#setServers takes. */
+export function parseDnsServer(text: string): string | null {
+  if (isIP(text)) return isIP(text) === 6 ? `[${text}]:53` : `${text}:53`;
+  const l = parseListen(text);
+  return l && l.port > 0 ? (isIP(l.host) === 6 ? `[${l.host}]:${l.port}` : `${l.host}:${l.port}`) : null;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}
+
+type Raw = Record<string, unknown>;
+const obj = (v: unknown): Raw => (v && typeof v === 'object' && !Array.isArray(v) ? (v as Raw) : {});
+const arr = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
+const str = (v: unknown): v is string => typeof v === 'string';
+
+const PASSWORD_HASH = /^scrypt\$[0-9]{1,8}\$[0-9]{1,3}\$[0-9]{1,3}\$[A-Za-z0-9+/=_-]{8,}\$[A-Za-z0-9+/=_-]{16,}$/;
+
+/** Validates a parsed YAML/JSON value. Every problem is reported, not only the first. */
+export function validateConfig(input: unknown): ConfigResult {
+  const issues: ConfigIssue[] = [];
+  const raw = input ?? {};
+  if (typeof raw !== 'object' || Array.isArray(raw)) {
+    return { ok: false, issues: [{ severity: 'error', path: '/', message: 'the config must be a mapping', hint: 'start from the example in the README' }] };
+  }
+  if (!validateSchema(raw)) for (const e of validateSchema.errors ?? []) issues.push(schemaIssue(e));
+  const r = raw as Raw;
+  const err = (path: string, message: string, hint?: string) => issues.push(hint ? { severity: 'error', path, message, hint } : { severity: 'error', path, message });
+  const warn = (path: string, message: string, hint?: string) => issues.push(hint ? { severity: 'warning', path, message, hint } : { severity: 'warning', path, message });
+
+  const patterns = (list: unknown, path: string): string[] => {
+    const out: string[] = [];
+    arr(list).forEach((item, i) => {
+      if (!str(item)) return;
+      const p = normalisePattern(item);
+      if ('pattern' in p) out.push(p.pattern);
+      else err(`${path}/${i}`, p.message, p.hint);
+    });
+    return [...new Set(out)];
+  };
+  const cidrs = (list: unknown, path: string): string[] => {
+    const out: string[] = [];
+    arr(list).forEach((item, i) => {
+      if (!str(item)) return;
+      if (parsePrefix(item)) out.push(item);
+      else err(`${path}/${i}`, `"${item}" is not a CIDR`, 'use e.g. "203.0.113.0/24" or "2001:db8::/32"');
+    });
+    return out;
+  };
+
+  // listen
+  const listenRaw = obj(r.listen);
+  const listen: Record<string, ListenAddress | null> = {};
+  const hasListenSection = r.listen !== undefined;
+  for (const key of ['http', 'socks5', 'admin', 'dns'] as const) {
+    const v = hasListenSection ? listenRaw[key] : (DEFAULTS.listen as Record<string, string | undefined>)[key];
+    if (v === undefined) {
+      listen[key] = null;
+      continue;
+    }
+    if (v === null || v === false) {
+      listen[key] = null;
+      continue;
+    }
+    if (!str(v)) continue;
+    const l = parseListen(v);
+    if (!l) err(`/listen/${key}`, `"${v}" is not an address:port`, 'use e.g. "127.0.0.1:3128" or "[::1]:3128"');
+    listen[key] = l;
+  }
+  const used = new Map<string, string>();
+  for (const [key, l] of Object.entries(listen)) {
+    if (!l || l.port === 0) continue;
+    const k = `${l.port}`;
+    const prev = used.get(k);
+    if (prev) err(`/listen/${key}`, `port ${l.port} is already used by listen.${prev}`, 'give each listener its own port');
+    else used.set(k, key);
+  }
+  if (!listen.http && !listen.socks5) err('/listen', 'no proxy listener is enabled', 'set listen.http, listen.socks5 or both');
+
+  // registries
+  const registries = r.registries === undefined ? [...DEFAULT_REGISTRIES] : patterns(r.registries, '/registries');
+
+  // integrations
+  const integrations: Record<string, IntegrationConfig> = {};
+  for (const [name, value] of Object.entries(obj(r.integrations))) {
+    const v = obj(value);
+    const path = `/integrations/${name}`;
+    const hosts = patterns(v.hosts, `${path}/hosts`);
+    const methods = Array.isArray(v.methods) ? v.methods.filter(str) : null;
+    const tunnel = v.tunnel === true;
+    if (tunnel && methods && !DEFAULT_METHODS.every((m) => methods.includes(m))) {
+      err(`${path}/tunnel`, 'tunnel: true with restricted methods cannot be enforced: an opaque tunnel hides the method',
+        'set "tunnel: false" to police methods, or drop "methods" to allow all of them');
+    }
+    if (methods?.includes('CONNECT')) err(`${path}/methods`, 'CONNECT is not a method an integration can list', 'use "tunnel: true"');
+    integrations[name] = { hosts, methods, tunnel };
+  }
+
+  // identities
+  const identities: Record<string, IdentityConfig> = {};
+  const integrationNames = Object.keys(integrations);
+  for (const [name, value] of Object.entries(obj(r.identities))) {
+    const v = obj(value);
+    const path = `/identities/${name}`;
+    const passwordHash = str(v.passwordHash) ? v.passwordHash : null;
+    const password = str(v.password) ? v.password : null;
+    if (passwordHash && password) err(path, 'both "password" and "passwordHash" are set', 'keep only "passwordHash"');
+    if (!passwordHash && !password) err(path, 'no credential', 'add "passwordHash" from `sluice hash-password`');
+    if (passwordHash && !PASSWORD_HASH.test(passwordHash)) err(`${path}/passwordHash`, 'not a Sluice scrypt hash', 'generate one with `sluice hash-password`');
+    if (password) warn(`${path}/password`, 'plaintext password (refused when SLUICE_ENV=production)', 'replace with "passwordHash" from `sluice hash-password`');
+    const grants = arr(v.integrations).filter(str);
+    grants.forEach((g, i) => {
+      if (!integrations[g]) {
+        err(`${path}/integrations/${i}`, `unknown integration "${g}"`, didYouMean(g, integrationNames) ?? (integrationNames.length ? `defined integrations: ${integrationNames.join(', ')}` : 'define it under "integrations"'));
+      }
+    });
+    identities[name] = {
+      passwordHash,
+      password,
+      integrations: grants,
+      reads: v.reads === 'none' ? 'none' : 'public',
+      mode: v.mode === 'report' || v.mode === 'enforce' ? v.mode : null,
+    };
+  }
+
+  // tokens
+  let tokens: SluiceConfig['tokens'] = null;
+  if (r.tokens !== undefined) {
+    const t = obj(r.tokens);
+    const maxTtlS = parseDuration(str(t.maxTtl) ? t.maxTtl : DEFAULTS.tokenMaxTtl) ?? 0;
+    if (str(t.keyFile)) tokens = { keyFile: t.keyFile, maxTtlS };
+  }
+
+  // globalDeny and addressGuard
+  const gd = obj(r.globalDeny);
+  const globalDeny = { hosts: patterns(gd.hosts, '/globalDeny/hosts'), cidrs: cidrs(gd.cidrs, '/globalDeny/cidrs') };
+  const ag = obj(r.addressGuard);
+  const allow: { cidr: string; hosts: string[] }[] = [];
+  arr(ag.allow).forEach((entry, i) => {
+    const e = obj(entry);
+    const path = `/addressGuard/allow/${i}`;
+    if (!str(e.cidr)) return;
+    const p = parsePrefix(e.cidr);
+    if (!p) {
+      err(`${path}/cidr`, `"${e.cidr}" is not a CIDR`, 'use e.g. "10.20.0.0/16"');
+      return;
+    }
+    // Metadata services live in link-local space; no exception may open it.
+    const linkLocal = p.family === 4 ? parsePrefix('169.254.0.0/16')! : parsePrefix('fe80::/10')!;
+    const overlaps = p.bits <= linkLocal.bits ? prefixContains(p, linkLocal.family, linkLocal.bytes) : prefixContains(linkLocal, p.family, p.bytes);
+    if (overlaps) err(`${path}/cidr`, `"${e.cidr}" overlaps link-local space, where metadata services live`, 'narrow the CIDR to the service you need');
+    if ((p.family === 4 && p.bits < 8) || (p.family === 6 && p.bits < 16)) warn(`${path}/cidr`, `"${e.cidr}" is very broad`, 'bind exceptions to the narrowest CIDR that holds the service');
+    allow.push({ cidr: e.cidr, hosts: patterns(e.hosts, `${path}/hosts`) });
+  });
+  const addressGuard = { allow, deny: cidrs(ag.deny, '/addressGuard/deny') };
+
+  // dns
+  const d = obj(r.dns);
+  let servers: string[] | null = null;
+  if (Array.isArray(d.servers)) {
+    servers = [];
+    d.servers.forEach((s, i) => {
+      if (!str(s)) return;
+      const parsed = parseDnsServer(s);
+      if (parsed) servers!.push(parsed);
+      else err(`/dns/servers/${i}`, `"${s}" is not a DNS server address`, 'use e.g. "1.1.1.1" or "1.1.1.1:53"');
+    });
+  }
+  const dns = {
+    servers,
+    timeoutMs: typeof d.timeoutMs === 'number' ? d.timeoutMs : DEFAULTS.dns.timeoutMs,
+    minTtlS: typeof d.minTtlS === 'number' ? d.minTtlS : DEFAULTS.dns.minTtlS,
+    maxTtlS: typeof d.maxTtlS === 'number' ? d.maxTtlS : DEFAULTS.dns.maxTtlS,
+  };
+  if (dns.minTtlS > dns.maxTtlS) err('/dns/minTtlS', 'minTtlS is larger than maxTtlS', 'make minTtlS ≤ maxTtlS');
+
+  const u = obj(r.upstream);
+  const upstream = {
+    caFile: str(u.caFile) ? u.caFile : null,
+    connectTimeoutMs: typeof u.connectTimeoutMs === 'number' ? u.connectTimeoutMs : DEFAULTS.upstream.connectTimeoutMs,
+    tunnelHelloTimeoutMs: typeof u.tunnelHelloTimeoutMs === 'number' ? u.tunnelHelloTimeoutMs : DEFAULTS.upstream.tunnelHelloTimeoutMs,
+  };
+  const lim = obj(r.limits);
+  const limits = {
+    headersTimeoutMs: typeof lim.headersTimeoutMs === 'number' ? lim.headersTimeoutMs : DEFAULTS.limits.headersTimeoutMs,
+    idleTimeoutMs: typeof lim.idleTimeoutMs === 'number' ? lim.idleTimeoutMs : DEFAULTS.limits.idleTimeoutMs,
+    maxHeaderBytes: typeof lim.maxHeaderBytes === 'number' ? lim.maxHeaderBytes : DEFAULTS.limits.maxHeaderBytes,
+  };
+  const log = { level: str(obj(r.log).level) ? (obj(r.log).level as string) : 'info' };
+
+  if (issues.some((i) => i.severity === 'error')) return { ok: false, issues };
+  const config: SluiceConfig = {
+    mode: r.mode === 'report' ? 'report' : 'enforce',
+    listen: { http: listen.http ?? null, socks5: listen.socks5 ?? null, admin: listen.admin ?? null, dns: listen.dns ?? null },
+    registries,
+    integrations,
+    identities,
+    tokens,
+    globalDeny,
+    addressGuard,
+    dns,
+    upstream,
+    limits,
+    log,
+  };
+  return { ok: true, config: deepFreeze(config), warnings: issues };
+}
+
+export function formatIssue(i: ConfigIssue): string {
+  return `${i.severity}: ${i.path}: ${i.message}${i.hint ? ` (hint: ${i.hint})` : ''}`;
+}
