@@ -1,0 +1,219 @@
+#!/usr/bin/env node
+// The `sluice` command line: serve, check, hash-password, token issue, explain.
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+import { isDeny } from '../firewall/codes.js';
+import { type ConfigResult, type SluiceConfig, formatIssue, parseDuration, validateConfig } from '../firewall/config.js';
+import { compilePolicy, rightsFor } from '../firewall/policy.js';
+import { loadConfigFile } from './config-file.js';
+import { explain } from './explain.js';
+import { hashPassword } from './password-hash.js';
+import { createResolver } from './resolver.js';
+import { issueToken, MIN_KEY_BYTES } from './run-token.js';
+import { createSluice } from './sluice.js';
+
+export const DEV_IDENTITY = 'dev';
+
+const USAGE = `usage: sluice <command> [options]
+
+  serve [--config FILE]            run the proxy (no file: the embedded development default)
+  check FILE                       validate a config; every problem with its path and a hint
+  hash-password                    read a password on stdin, print a passwordHash for the config
+  token issue --config FILE --identity ID --ttl 30m [--integrations a,b]
+                                   mint a run token (an expiring credential narrowed from ID)
+  explain [--config FILE] --as ID METHOD URL [--resolve] [-H 'Name: value'] [--body]
+  explain [--config FILE] --as ID CONNECT host:port [--resolve]
+                                   show the decision, code and rule; exit 0 allow, 1 deny
+`;
+
+const out = (s: string) => process.stdout.write(s + '\n');
+const err = (s: string) => process.stderr.write(s + '\n');
+
+function fail(message: string, code = 2): never {
+  err(`sluice: ${message}`);
+  process.exit(code);
+}
+
+function loadOrDefault(path: string | undefined): ConfigResult {
+  return path ? loadConfigFile(path) : validateConfig({});
+}
+
+function requireConfig(path: string | undefined): SluiceConfig {
+  const r = loadOrDefault(path);
+  if (!r.ok) {
+    for (const i of r.issues) err(formatIssue(i));
+    fail(`${path ?? 'embedded default'}: invalid config`);
+  }
+  return r.config;
+}
+
+/** Development convenience: a config without identities gets one generated `dev` identity that may read
+ * and use every integration. Production refuses to start instead (issue: production mode). */
+export function withDevIdentity(config: SluiceConfig, password: string): SluiceConfig {
+  return {
+    ...config,
+    identities: {
+      [DEV_IDENTITY]: {
+        passwordHash: null,
+        password,
+        integrations: Object.keys(config.integrations),
+        reads: 'public',
+        mode: null,
+      },
+    },
+  };
+}
+
+async function serve(argv: string[]) {
+  const { values } = parseArgs({ args: argv, options: { config: { type: 'string', short: 'c' } } });
+  const path = values.config ?? process.env.SLUICE_CONFIG;
+  let config = requireConfig(path);
+  const production = process.env.SLUICE_ENV === 'production';
+  let devPassword: string | null = null;
+  if (Object.keys(config.identities).length === 0) {
+    if (production) fail('SLUICE_ENV=production and no identities are configured (hint: add identities with `sluice hash-password`)');
+    devPassword = randomBytes(18).toString('base64url');
+    config = withDevIdentity(config, devPassword);
+  }
+  const sluice = createSluice({ config });
+  const { http } = await sluice.start();
+  if (http && devPassword) {
+    const host = http.family === 'IPv6' ? `[${http.address}]` : http.address;
+    const url = `http://${DEV_IDENTITY}:${devPassword}@${host}:${http.port}`;
+    // The generated credential goes to the terminal once, never into the structured log.
+    err(`Sluice is running in development mode on ${host}:${http.port} (no identities configured).`);
+    err('Generated credential (shown once, not stored). Point workloads at the proxy with:');
+    err(`HTTPS_PROXY=${url}`);
+    err(`HTTP_PROXY=${url}`);
+  } else if (http) {
+    err(`Sluice listening on ${http.address}:${http.port}`);
+  }
+  let stopping = false;
+  const stop = async () => {
+    if (stopping) process.exit(0);
+    stopping = true;
+    await sluice.stop();
+    sluice.logger.flush?.();
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop());
+  process.on('SIGTERM', () => void stop());
+}
+
+function check(argv: string[]) {
+  const { positionals } = parseArgs({ args: argv, allowPositionals: true });
+  if (positionals.length !== 1) fail('usage: sluice check FILE');
+  const r = loadConfigFile(positionals[0]!);
+  if (!r.ok) {
+    for (const i of r.issues) out(formatIssue(i));
+    out(`${positionals[0]}: ${r.issues.filter((i) => i.severity === 'error').length} problem(s)`);
+    process.exit(1);
+  }
+  for (const w of r.warnings) out(formatIssue(w));
+  out(`${positionals[0]}: ok`);
+}
+
+async function hashPasswordCommand() {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  const password = Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+  if (password.length < 12) fail('password must be at least 12 characters');
+  out(await hashPassword(password));
+}
+
+function tokenIssue(argv: string[]) {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      config: { type: 'string', short: 'c' },
+      identity: { type: 'string' },
+      ttl: { type: 'string' },
+      integrations: { type: 'string' },
+    },
+  });
+  if (!values.config || !values.identity || !values.ttl) fail('usage: sluice token issue --config FILE --identity ID --ttl 30m [--integrations a,b]');
+  const config = requireConfig(values.config);
+  if (!config.tokens) fail('the config has no tokens.keyFile (hint: add `tokens: { keyFile: /run/secrets/sluice-token-key }`)');
+  const ttlS = parseDuration(values.ttl);
+  if (ttlS === null || ttlS < 1) fail(`--ttl ${values.ttl} is not a duration (hint: use e.g. 30m, 2h)`);
+  if (ttlS > config.tokens.maxTtlS) fail(`--ttl exceeds tokens.maxTtl (${config.tokens.maxTtlS}s)`);
+  const identity = config.identities[values.identity];
+  if (!identity) fail(`unknown identity "${values.identity}"`);
+  let integrations: string[] | undefined;
+  if (values.integrations !== undefined) {
+    integrations = values.integrations.split(',').map((s) => s.trim()).filter(Boolean);
+    const extra = integrations.filter((i) => !identity.integrations.includes(i));
+    if (extra.length) fail(`identity "${values.identity}" is not granted: ${extra.join(', ')} (a token can only narrow its identity's rights)`);
+  }
+  const key = Buffer.from(readFileSync(config.tokens.keyFile, 'utf8').trim(), 'utf8');
+  if (key.length < MIN_KEY_BYTES) fail(`tokens.keyFile must hold at least ${MIN_KEY_BYTES} bytes`);
+  const token = issueToken(key, { sub: values.identity, ttlS, nowS: Math.floor(Date.now() / 1000), ...(integrations ? { int: integrations } : {}) });
+  out(token);
+  err(`username: ${values.identity}  password: the token above  (expires in ${values.ttl})`);
+}
+
+async function explainCommand(argv: string[]) {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      config: { type: 'string', short: 'c' },
+      as: { type: 'string' },
+      resolve: { type: 'boolean', default: false },
+      header: { type: 'string', short: 'H', multiple: true },
+      body: { type: 'boolean', default: false },
+    },
+  });
+  if (!values.as || positionals.length !== 2) fail('usage: sluice explain [--config FILE] --as ID METHOD URL [--resolve]');
+  let config = requireConfig(values.config);
+  if (Object.keys(config.identities).length === 0) config = withDevIdentity(config, randomBytes(8).toString('hex'));
+  const policy = compilePolicy(config);
+  const rights = rightsFor(policy, values.as);
+  if (!rights) fail(`unknown identity "${values.as}" (defined: ${Object.keys(config.identities).join(', ')})`);
+  const headers: Record<string, string> = {};
+  for (const h of values.header ?? []) {
+    const i = h.indexOf(':');
+    if (i <= 0) fail(`bad header "${h}" (hint: -H 'Upgrade: websocket')`);
+    headers[h.slice(0, i).trim().toLowerCase()] = h.slice(i + 1).trim();
+  }
+  const resolver = values.resolve
+    ? createResolver({ ...config.dns, nowMs: () => performance.timeOrigin + performance.now() })
+    : null;
+  const r = await explain(policy, rights, { method: positionals[0]!, target: positionals[1]!, headers, body: values.body }, resolver);
+  for (const l of r.lines) out(l);
+  process.exit(r.allowed ? 0 : 1);
+}
+
+async function main(argv: string[]) {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'serve':
+      return serve(rest);
+    case 'check':
+      return check(rest);
+    case 'hash-password':
+      return hashPasswordCommand();
+    case 'token':
+      if (rest[0] !== 'issue') fail('usage: sluice token issue --config FILE --identity ID --ttl 30m');
+      return tokenIssue(rest.slice(1));
+    case 'explain':
+      return explainCommand(rest);
+    case 'help':
+    case '--help':
+    case '-h':
+    case undefined:
+      process.stdout.write(USAGE);
+      return;
+    default:
+      process.stderr.write(USAGE);
+      fail(`unknown command "${command}"`);
+  }
+}
+
+main(process.argv.slice(2)).catch((e: unknown) => {
+  if (isDeny(e)) fail(e.code);
+  err(`sluice: ${(e as Error)?.message ?? String(e)}`);
+  process.exit(2);
+});

@@ -1,0 +1,198 @@
+// The safe dialer: the only module that opens outbound sockets (test/proxy/choke-point.test.ts enforces it).
+// resolve → validate every answer with the address guard → connect to exactly the address validated.
+// A name is never handed to anything that could resolve it again, so a rebinding answer cannot slip in
+// between the check and the connection.
+import { connect as netConnect, type Socket } from 'node:net';
+import { type ConnectionOptions, connect as tlsConnect, rootCertificates, type TLSSocket } from 'node:tls';
+import { Agent, type Dispatcher } from 'undici';
+import { type AddressPass, checkAddress, checkAnswerSet } from '../firewall/address-guard.js';
+import { type Deny, deny, isDeny } from '../firewall/codes.js';
+import { type Host, normaliseHost } from '../firewall/normalise.js';
+import type { Policy } from '../firewall/policy.js';
+import type { NameResolver } from './resolver.js';
+
+export interface DialPlan {
+  readonly host: Host;
+  /** Every address the name resolved to, each one validated. Connections go to these and nothing else. */
+  readonly addresses: readonly AddressPass[];
+  readonly dnsMs: number;
+}
+
+export interface Connected {
+  readonly socket: Socket | TLSSocket;
+  readonly address: string;
+  readonly connectMs: number;
+}
+
+export interface Dialer {
+  /** Resolves (names) and validates (every address). Never connects. */
+  prepare(host: Host): Promise<DialPlan | Deny>;
+  /** Connects to the plan's addresses in order; with `tls`, originates TLS and verifies the certificate. */
+  connect(plan: DialPlan, port: number, tls: boolean): Promise<Connected | Deny>;
+  /** undici Agent for forwarding whose every new connection goes to the plan prepare() last validated for
+   * that host — the name is not resolved again between the check and the connection. */
+  readonly agent: Dispatcher;
+  /** Drops pooled upstream connections (after a policy change, none validated under the old one is reused). */
+  refresh(): void;
+  close(): Promise<void>;
+}
+
+export interface DialerOptions {
+  readonly resolver: NameResolver;
+  readonly policy: () => Policy;
+  readonly connectTimeoutMs: number;
+  /** Extra CA certificates (PEM) trusted in addition to Node's bundled roots. */
+  readonly extraCa?: string | null;
+  readonly nowMs: () => number;
+  /** Observes every new upstream connection (metrics). */
+  readonly onConnect?: (ms: number) => void;
+  readonly keepAliveTimeoutMs?: number;
+}
+
+/** Carries a denial through undici's error-only connect callback; forward.ts turns it back into a value. */
+export class DialDenied extends Error {
+  constructor(readonly deny: Deny) {
+    super(deny.code);
+  }
+}
+
+const MAX_ATTEMPTS = 4;
+
+function mapConnectError(err: unknown): Deny {
+  const code = (err as { code?: string })?.code ?? '';
+  switch (code) {
+    case 'ECONNREFUSED':
+      return deny('EGR_FAIL_CONNECT_REFUSED', 'dial');
+    case 'EHOSTUNREACH':
+    case 'ENETUNREACH':
+    case 'ENETDOWN':
+    case 'EHOSTDOWN':
+    case 'EADDRNOTAVAIL':
+    case 'EPERM':
+    case 'EACCES':
+      // EPERM/EACCES: a local firewall (Sluice's own rules, in tests) rejected the packet.
+      return deny('EGR_FAIL_CONNECT_UNREACHABLE', 'dial', code);
+    case 'ETIMEDOUT':
+      return deny('EGR_FAIL_CONNECT_TIMEOUT', 'dial');
+    default:
+      return deny('EGR_FAIL_UPSTREAM', 'dial', code || String((err as Error)?.message ?? err).slice(0, 120));
+  }
+}
+
+const MAX_PINNED = 10_000;
+
+export function createDialer(opts: DialerOptions): Dialer {
+  const ca = opts.extraCa ? [...rootCertificates, opts.extraCa] : undefined;
+  // The latest validated plan per host, for undici's connect hook: forwarding connects to these addresses
+  // rather than resolving the name a second time (which a rebinding DNS server would answer differently).
+  const pinned = new Map<string, DialPlan>();
+
+  async function prepare(host: Host): Promise<DialPlan | Deny> {
+    const guard = opts.policy().guard;
+    let plan: DialPlan;
+    if (host.kind !== 'name') {
+      const r = checkAddress(guard, host.host, host.host);
+      if (isDeny(r)) return r;
+      plan = { host, addresses: [r], dnsMs: 0 };
+    } else {
+      const resolved = await opts.resolver.resolve(host.host);
+      if (isDeny(resolved)) return resolved;
+      const checked = checkAnswerSet(guard, resolved.addresses, host.host);
+      if (isDeny(checked)) return checked;
+      plan = { host, addresses: checked, dnsMs: resolved.ms };
+    }
+    if (pinned.size >= MAX_PINNED && !pinned.has(host.host)) pinned.delete(pinned.keys().next().value!);
+    pinned.set(host.host, plan);
+    return plan;
+  }
+
+  /** The pinned plan, re-checked against the current guard (a reload may have landed since). */
+  async function planFor(host: Host): Promise<DialPlan | Deny> {
+    const plan = pinned.get(host.host);
+    if (!plan) return prepare(host);
+    const guard = opts.policy().guard;
+    const checked = checkAnswerSet(guard, plan.addresses.map((a) => a.address), host.host);
+    return isDeny(checked) ? checked : plan;
+  }
+
+  function attempt(plan: DialPlan, target: AddressPass, port: number, tls: boolean): Promise<Connected | Deny> {
+    const started = opts.nowMs();
+    return new Promise((resolve) => {
+      let settled = false;
+      const socket: Socket | TLSSocket = tls
+        ? tlsConnect({
+            host: target.address,
+            port,
+            // SNI and certificate identity are the validated name; an IP literal target is checked against IP SANs.
+            ...(plan.host.kind === 'name' ? { servername: plan.host.host } : {}),
+            ...(ca ? { ca } : {}),
+            ALPNProtocols: ['http/1.1'],
+            rejectUnauthorized: true,
+            noDelay: true,
+          } as ConnectionOptions)
+        : netConnect({ host: target.address, port, family: target.family, noDelay: true });
+      const timer = setTimeout(() => finish(deny('EGR_FAIL_CONNECT_TIMEOUT', 'dial')), opts.connectTimeoutMs);
+      const finish = (result: Connected | Deny) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        socket.removeListener('error', onError);
+        if (isDeny(result)) socket.destroy();
+        resolve(result);
+      };
+      const onError = (err: unknown) => finish(mapConnectError(err));
+      socket.once('error', onError);
+      socket.once(tls ? 'secureConnect' : 'connect', () => {
+        const connectMs = opts.nowMs() - started;
+        opts.onConnect?.(connectMs);
+        finish({ socket, address: target.address, connectMs });
+      });
+    });
+  }
+
+  async function connect(plan: DialPlan, port: number, tls: boolean): Promise<Connected | Deny> {
+    let last: Deny = deny('EGR_FAIL_CONNECT_UNREACHABLE', 'dial', 'no address');
+    for (const target of plan.addresses.slice(0, MAX_ATTEMPTS)) {
+      const r = await attempt(plan, target, port, tls);
+      if (!isDeny(r)) return r;
+      last = r;
+      // A certificate or protocol failure will not improve on another address of the same name.
+      if (r.code === 'EGR_FAIL_UPSTREAM') break;
+    }
+    return last;
+  }
+
+  const newAgent = () => new Agent({
+    keepAliveTimeout: opts.keepAliveTimeoutMs ?? 4000,
+    keepAliveMaxTimeout: 60_000,
+    connect(connectOpts, callback) {
+      const raw = connectOpts.hostname;
+      const host = normaliseHost(raw.includes(':') && !raw.startsWith('[') ? `[${raw}]` : raw);
+      const tls = connectOpts.protocol === 'https:';
+      const port = Number(connectOpts.port) || (tls ? 443 : 80);
+      const fail = (d: Deny) => callback(new DialDenied(d), null);
+      if (isDeny(host)) return fail(host);
+      planFor(host)
+        .then((plan) => (isDeny(plan) ? plan : connect(plan, port, tls)))
+        .then((r) => (isDeny(r) ? fail(r) : callback(null, r.socket)))
+        .catch((err: unknown) => fail(deny('EGR_INTERNAL', 'dial', String(err))));
+    },
+  });
+
+  let agent = newAgent();
+
+  return {
+    prepare,
+    connect,
+    get agent() {
+      return agent;
+    },
+    refresh() {
+      const old = agent;
+      agent = newAgent();
+      pinned.clear();
+      void old.close();
+    },
+    close: () => agent.close(),
+  };
+}

@@ -1,0 +1,249 @@
+// The pipeline: the one place where the order of the stages is written down.
+//   listener → identity → normalise → decide() → dialer (resolve → validate → connect) → forward | tunnel
+//   → audit + metrics (always, in `finally`)
+// Stages return `T | Deny` and never call each other; a thrown error is a bug, logged and turned into a
+// deny (EGR_INTERNAL). Listeners hand in an edge (their half of the conversation) and render any denial.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
+import { type Deny, deny, isDeny } from '../firewall/codes.js';
+import { type Target, formatAuthority, normaliseHost, parseAbsoluteTarget, parseAuthority } from '../firewall/normalise.js';
+import { type DecideState, type HttpEgress, type Policy, decide, methodOverrideOf } from '../firewall/policy.js';
+import type { Audit, AuditRecord, Listener } from './audit.js';
+import type { Dialer } from './dialer.js';
+import { type ForwardPlan, forwardHttp, forwardUpgrade, requestHasBody } from './forward.js';
+import type { Credentials, IdentityStore, Principal } from './identity.js';
+import type { TunnelRegistry } from './splice.js';
+import { runTunnel } from './tunnel.js';
+
+/** Admission control after identity (rate and concurrency limits); returns a release function or a denial. */
+export type Admit = (principal: Principal, record: AuditRecord) => (() => void) | Deny;
+
+export interface PipelineDeps {
+  readonly policy: () => Policy;
+  readonly state: () => DecideState;
+  readonly identities: IdentityStore;
+  readonly dialer: Dialer;
+  readonly audit: Audit;
+  readonly tunnels: TunnelRegistry;
+  readonly logger: Logger;
+  readonly admit?: Admit;
+  readonly timeouts: () => { readonly tunnelHelloTimeoutMs: number; readonly idleTimeoutMs: number };
+}
+
+interface EdgeBase {
+  readonly listener: Listener;
+  readonly clientAddr: string;
+  readonly credentials: Credentials | null | 'malformed';
+  /** Renders a denial to the client (HTTP status or SOCKS reply). Only called before anything else was sent. */
+  reject(d: Deny, requestId: string): void;
+}
+
+export interface HttpEdge extends EdgeBase {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+}
+
+export interface UpgradeEdge extends EdgeBase {
+  readonly req: IncomingMessage;
+  readonly socket: Duplex;
+  readonly head: Buffer;
+}
+
+export type RawTunnelTarget =
+  | { readonly kind: 'authority'; readonly authority: string }
+  | { readonly kind: 'host-port'; readonly host: string; readonly port: number };
+
+export interface TunnelEdge extends EdgeBase {
+  readonly target: RawTunnelTarget;
+  readonly socket: Socket;
+  readonly head: Buffer;
+  /** Tells the client its tunnel is open (HTTP 200 / SOCKS5 success). */
+  accept(): void;
+}
+
+export interface Pipeline {
+  http(edge: HttpEdge): Promise<void>;
+  upgrade(edge: UpgradeEdge): Promise<void>;
+  tunnel(edge: TunnelEdge): Promise<void>;
+  /** A request the listener could not even parse: audited, then rendered by the listener. */
+  refuse(listener: Listener, clientAddr: string, d: Deny): string;
+}
+
+function normaliseTunnelTarget(t: RawTunnelTarget): Target | Deny {
+  if (t.kind === 'authority') {
+    const r = parseAuthority(t.authority);
+    return isDeny(r) ? r : r.target;
+  }
+  if (!Number.isInteger(t.port) || t.port < 1 || t.port > 65535) return deny('EGR_INVALID_TARGET', 'normalise', 'bad port');
+  const host = normaliseHost(t.host.includes(':') ? `[${t.host}]` : t.host);
+  return isDeny(host) ? host : { ...host, port: t.port };
+}
+
+export function createPipeline(deps: PipelineDeps): Pipeline {
+  const { audit, dialer } = deps;
+
+  async function identify(edge: EdgeBase, rec: AuditRecord): Promise<{ principal: Principal; release: () => void } | Deny> {
+    if (edge.credentials === 'malformed') return deny('EGR_AUTH_INVALID', 'identity', 'malformed credentials');
+    const principal = await deps.identities.authenticate(edge.credentials);
+    if (isDeny(principal)) return principal;
+    rec.identity = principal.identity;
+    rec.run = principal.runId;
+    const release = deps.admit ? deps.admit(principal, rec) : () => {};
+    return isDeny(release) ? release : { principal, release };
+  }
+
+  function internal(rec: AuditRecord, err: unknown): Deny {
+    deps.logger.error({ err, id: rec.id }, 'pipeline.internal_error');
+    return deny('EGR_INTERNAL', 'internal');
+  }
+
+  /** Stages shared by plain and upgrade requests, up to a validated dial plan. */
+  async function prepareHttp(edge: HttpEdge | UpgradeEdge, rec: AuditRecord, upgrade: boolean) {
+    const { req } = edge;
+    rec.method = req.method ?? null;
+    const who = await identify(edge, rec);
+    if (isDeny(who)) return who;
+    const target = parseAbsoluteTarget(req.url ?? '');
+    if (isDeny(target)) return { ...who, d: target };
+    rec.targetHost = target.target.host;
+    rec.targetPort = target.target.port;
+    const egress: HttpEgress = {
+      kind: 'http',
+      scheme: target.scheme,
+      method: req.method ?? '',
+      target: target.target,
+      hasBody: requestHasBody(req),
+      upgrade: upgrade || req.headers.upgrade !== undefined,
+      methodOverride: methodOverrideOf(req.headers),
+    };
+    const decision = decide(deps.policy(), deps.state(), who.principal, egress);
+    if (isDeny(decision)) return { ...who, d: decision };
+    rec.rule = decision.rule;
+    rec.wouldDeny = decision.wouldDeny?.code ?? null;
+    // The name was judged above, before any resolver saw it: denied names never leak into DNS.
+    const plan = await dialer.prepare(target.target);
+    if (isDeny(plan)) return { ...who, d: plan };
+    rec.dnsMs = plan.dnsMs;
+    rec.dialAddress = plan.addresses[0]?.address ?? null;
+    const upstreamTarget = { ...target.target, port: decision.port };
+    const authority = formatAuthority(upstreamTarget, decision.tls ? 443 : 80);
+    const forward: ForwardPlan = {
+      origin: `${decision.tls ? 'https' : 'http'}://${formatAuthority(upstreamTarget)}`,
+      path: target.path,
+      method: egress.method,
+      authority,
+    };
+    return { ...who, d: null, plan, decision, forward };
+  }
+
+  return {
+    async http(edge) {
+      const rec = audit.begin(edge.listener, edge.clientAddr);
+      let release: (() => void) | null = null;
+      try {
+        const r = await prepareHttp(edge, rec, false);
+        if (isDeny(r)) return fail(edge, rec, r);
+        release = r.release;
+        if (r.d) return fail(edge, rec, r.d);
+        const result = await forwardHttp(dialer.agent, r.forward, edge.req, edge.res);
+        if (isDeny(result)) return fail(edge, rec, result);
+        rec.status = result.status;
+        rec.bytesUp = result.bytesUp;
+        rec.bytesDown = result.bytesDown;
+        if (result.aborted) rec.detail = 'response cut short';
+      } catch (err) {
+        fail(edge, rec, internal(rec, err));
+      } finally {
+        release?.();
+        audit.end(rec);
+      }
+    },
+
+    async upgrade(edge) {
+      const rec = audit.begin(edge.listener, edge.clientAddr);
+      let release: (() => void) | null = null;
+      try {
+        const r = await prepareHttp(edge, rec, true);
+        if (isDeny(r)) return fail(edge, rec, r);
+        release = r.release;
+        if (r.d) return fail(edge, rec, r.d);
+        const result = await forwardUpgrade(dialer, r.plan, r.decision.port, r.decision.tls, r.forward, edge.req, edge.socket, edge.head);
+        if (isDeny(result)) return fail(edge, rec, result);
+        rec.status = result.status;
+        rec.bytesUp = result.bytesUp;
+        rec.bytesDown = result.bytesDown;
+      } catch (err) {
+        fail(edge, rec, internal(rec, err));
+      } finally {
+        release?.();
+        audit.end(rec);
+      }
+    },
+
+    async tunnel(edge) {
+      const rec = audit.begin(edge.listener, edge.clientAddr);
+      rec.method = 'CONNECT';
+      let release: (() => void) | null = null;
+      try {
+        const who = await identify(edge, rec);
+        if (isDeny(who)) return fail(edge, rec, who);
+        release = who.release;
+        const target = normaliseTunnelTarget(edge.target);
+        if (isDeny(target)) return fail(edge, rec, target);
+        rec.targetHost = target.host;
+        rec.targetPort = target.port;
+        const decision = decide(deps.policy(), deps.state(), who.principal, { kind: 'tunnel', target });
+        if (isDeny(decision)) return fail(edge, rec, decision);
+        rec.rule = decision.rule;
+        rec.wouldDeny = decision.wouldDeny?.code ?? null;
+        const plan = await dialer.prepare(target);
+        if (isDeny(plan)) return fail(edge, rec, plan);
+        rec.dnsMs = plan.dnsMs;
+        const t = deps.timeouts();
+        const mode = who.principal.mode ?? deps.policy().mode;
+        const result = await runTunnel({
+          client: edge.socket,
+          head: edge.head,
+          plan,
+          port: decision.port,
+          dialer,
+          helloTimeoutMs: t.tunnelHelloTimeoutMs,
+          idleTimeoutMs: t.idleTimeoutMs,
+          accept: () => edge.accept(),
+          registry: deps.tunnels,
+          sniMode: mode,
+        });
+        rec.dialAddress = result.address;
+        rec.connectMs = result.connectMs;
+        rec.bytesUp = result.bytesUp;
+        rec.bytesDown = result.bytesDown;
+        if (result.wouldDeny && !rec.wouldDeny) rec.wouldDeny = result.wouldDeny.code;
+        // The client was already told the tunnel is open; runTunnel closed it. Only the record remains.
+        if (result.deny) audit.denied(rec, result.deny);
+      } catch (err) {
+        fail(edge, rec, internal(rec, err));
+      } finally {
+        release?.();
+        audit.end(rec);
+      }
+    },
+
+    refuse(listener, clientAddr, d) {
+      const rec = audit.begin(listener, clientAddr);
+      audit.denied(rec, d);
+      audit.end(rec);
+      return rec.id;
+    },
+  };
+
+  function fail(edge: EdgeBase, rec: AuditRecord, d: Deny): void {
+    audit.denied(rec, d);
+    try {
+      edge.reject(d, rec.id);
+    } catch (err) {
+      deps.logger.error({ err, id: rec.id }, 'pipeline.render_failed');
+    }
+  }
+}

@@ -1,0 +1,100 @@
+// Starts a real Sluice on 127.0.0.1:0 with a test config and captures its log lines.
+import { request as httpRequest } from 'node:http';
+import { connect } from 'node:net';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import type { Test } from 'tap';
+import { formatIssue, validateConfig } from '../../firewall/config.js';
+import { type Sluice, createSluice } from '../../proxy/sluice.js';
+
+export interface Harness {
+  readonly sluice: Sluice;
+  readonly port: number;
+  readonly logs: Record<string, unknown>[];
+  /** Raw log text, for secret scans. */
+  readonly logText: () => string;
+  decisions(): Record<string, unknown>[];
+}
+
+export const AGENT = { user: 'agent', pass: 'agent-password-123' };
+export const basic = (user: string, pass: string) => `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}`;
+export const AGENT_AUTH = basic(AGENT.user, AGENT.pass);
+
+export async function startSluice(t: Test, raw: Record<string, unknown>): Promise<Harness> {
+  const r = validateConfig({ listen: { http: '127.0.0.1:0', socks5: null, admin: null }, ...raw });
+  if (!r.ok) throw new Error(r.issues.map(formatIssue).join('\n'));
+  const logs: Record<string, unknown>[] = [];
+  const text: string[] = [];
+  const sink = new Writable({
+    write(chunk, _enc, cb) {
+      const s = chunk.toString();
+      text.push(s);
+      for (const line of s.split('\n')) if (line) logs.push(JSON.parse(line));
+      cb();
+    },
+  });
+  const logger = pino({ level: 'debug' }, sink);
+  const sluice = createSluice({ config: r.config, logger });
+  const { http } = await sluice.start();
+  t.teardown(() => sluice.stop());
+  return {
+    sluice,
+    port: http!.port,
+    logs,
+    logText: () => text.join(''),
+    decisions: () => logs.filter((l) => l.msg === 'egress.decision'),
+  };
+}
+
+export interface Reply {
+  readonly status: number;
+  readonly headers: Record<string, string | string[] | undefined>;
+  readonly body: string;
+}
+
+/** Sends one absolute-form request through the proxy on a fresh connection. */
+export function viaProxy(port: number, opts: { method?: string; url: string; headers?: Record<string, string>; body?: string; auth?: string | null }): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const headers: Record<string, string> = { ...(opts.headers ?? {}) };
+    if (opts.auth !== null) headers['proxy-authorization'] = opts.auth ?? AGENT_AUTH;
+    const req = httpRequest({ host: '127.0.0.1', port, method: opts.method ?? 'GET', path: opts.url, headers, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(opts.body);
+  });
+}
+
+/** Writes raw bytes to the proxy and collects everything until the proxy closes (or a timeout). */
+export function rawExchange(port: number, bytes: string | Buffer, waitMs = 3000): Promise<{ text: string; closed: boolean }> {
+  return new Promise((resolve) => {
+    const s = connect(port, '127.0.0.1', () => s.write(bytes));
+    const chunks: Buffer[] = [];
+    const timer = setTimeout(() => {
+      s.destroy();
+      resolve({ text: Buffer.concat(chunks).toString('latin1'), closed: false });
+    }, waitMs);
+    s.on('data', (c: Buffer) => chunks.push(c));
+    s.on('error', () => undefined);
+    s.on('close', () => {
+      clearTimeout(timer);
+      resolve({ text: Buffer.concat(chunks).toString('latin1'), closed: true });
+    });
+  });
+}
+
+export const codeOf = (reply: Reply): string | undefined => /details="([A-Z_]+)"/.exec(String(reply.headers['proxy-status'] ?? ''))?.[1];
+
+/** Polls until `check` returns a truthy value (tests never assert durations; this only bounds a wait). */
+export async function waitFor<T>(check: () => T | undefined | null | false, timeoutMs = 5000): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const v = check();
+    if (v) return v;
+    if (Date.now() > until) throw new Error('waitFor: condition not met in time');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}

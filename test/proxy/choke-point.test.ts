@@ -1,0 +1,45 @@
+// DESIGN §3: only the dialer opens outbound sockets, and `firewall/` is pure. A grep-able choke point is only
+// worth something if a test keeps it one.
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import t from 'tap';
+
+const root = new URL('../../', import.meta.url).pathname;
+const sources = (dir: string): string[] =>
+  readdirSync(join(root, dir), { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? sources(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : []);
+
+const OUTBOUND = [
+  /\bnet\.connect\b/, /\bconnect as \w+ \} from 'node:(net|tls)'/, /\{[^}]*\bconnect\b[^}]*\} from 'node:(net|tls)'/,
+  /\bcreateConnection\b/, /\bnew\s+(net\.)?Socket\(/, /from 'node:dgram'/, /from 'node:https'/,
+  /\bhttp\.(request|get)\(/, /\{[^}]*\b(request|get)\b[^}]*\} from 'node:http'/, /\bfetch\(/, /^import (?!type )[^;]*from 'undici'/m, /from 'node:dns/,
+];
+// The dialer, and the resolver it owns (DNS queries to the configured servers; never dns.lookup).
+const DIALER = new Set(['proxy/dialer.ts', 'proxy/resolver.ts']);
+
+t.test('only the dialer (and its resolver) opens outbound connections', async (t) => {
+  const files = [...sources('proxy'), ...sources('firewall'), ...(safeSources('iptables'))];
+  t.ok(files.length > 10);
+  for (const f of files) {
+    const text = readFileSync(join(root, f), 'utf8').replace(/^\s*(\/\/|\*).*$/gm, '');
+    const hits = OUTBOUND.filter((re) => re.test(text));
+    if (f === 'proxy/resolver.ts') t.notMatch(text, /\blookup\(/, 'the resolver never uses dns.lookup');
+    if (DIALER.has(f)) t.ok(hits.length > 0, `${f} is the choke point`);
+    else t.same(hits.map(String), [], `${f} opens no outbound socket`);
+  }
+});
+
+t.test('firewall/ is pure: no sockets, clock, logger or filesystem', async (t) => {
+  for (const f of sources('firewall')) {
+    const text = readFileSync(join(root, f), 'utf8');
+    t.notMatch(text, /from 'node:(fs|http|https|tls|dgram|dns|child_process|perf_hooks)'|from 'pino'|Date\.now|performance\.now|setTimeout|process\.env/, f);
+  }
+});
+
+function safeSources(dir: string): string[] {
+  try {
+    return sources(dir);
+  } catch {
+    return [];
+  }
+}
