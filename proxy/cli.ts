@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The `sluice` command line: serve, check, hash-password, token issue, explain.
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { isDeny } from '../firewall/codes.js';
@@ -27,6 +27,15 @@ const USAGE = `usage: sluice <command> [options]
   explain [--config FILE] --as ID CONNECT host:port [--resolve]
                                    show the decision, code and rule; exit 0 allow, 1 deny
 `;
+
+/** The package version, from package.json above this file (src and dist sit at different depths). */
+export function packageVersion(): string {
+  for (let url = new URL('./', import.meta.url); url.pathname !== '/'; url = new URL('../', url)) {
+    const candidate = new URL('package.json', url);
+    if (existsSync(candidate)) return (JSON.parse(readFileSync(candidate, 'utf8')) as { version?: string }).version ?? 'unknown';
+  }
+  return 'unknown';
+}
 
 const out = (s: string) => process.stdout.write(s + '\n');
 const err = (s: string) => process.stderr.write(s + '\n');
@@ -77,7 +86,7 @@ async function serve(argv: string[]) {
     devPassword = randomBytes(18).toString('base64url');
     config = withDevIdentity(config, devPassword);
   }
-  const sluice = createSluice({ config });
+  const sluice = createSluice({ config, version: packageVersion() });
   const { http } = await sluice.start();
   if (http && devPassword) {
     const host = http.family === 'IPv6' ? `[${http.address}]` : http.address;

@@ -24,6 +24,8 @@ export interface ResolverOptions {
   readonly maxTtlS: number;
   readonly nowMs: () => number;
   readonly maxEntries?: number;
+  /** Observes the duration of every query that went to a server (metrics). */
+  readonly onLookup?: (ms: number) => void;
 }
 
 interface Entry {
@@ -63,6 +65,7 @@ export function createResolver(opts: ResolverOptions): NameResolver {
       Promise.allSettled([resolver.resolve4(name, { ttl: true }), resolver.resolve6(name, { ttl: true })]),
     );
     const ms = opts.nowMs() - started;
+    opts.onLookup?.(ms);
     if (settled === 'timeout') return deny('EGR_FAIL_DNS_TIMEOUT', 'dns', 'resolver did not answer in time');
     const answers: Answer = [];
     const errors: string[] = [];

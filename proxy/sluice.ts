@@ -2,7 +2,7 @@
 // kill switch, open tunnels) that the pure core reads through getters.
 import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Server as NetServer } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { type Logger, pino } from 'pino';
@@ -14,6 +14,7 @@ import { createHttpListener } from './http-listener.js';
 import { type IdentityStore, createIdentityStore } from './identity.js';
 import { type Admit, type Pipeline, createPipeline } from './pipeline.js';
 import { type NameResolver, createResolver } from './resolver.js';
+import { type Metrics, createMetrics } from './metrics.js';
 import { MIN_KEY_BYTES } from './run-token.js';
 import type { TunnelRegistry } from './splice.js';
 
@@ -23,6 +24,8 @@ export interface SluiceOptions {
   /** Monotonic-ish milliseconds; injected by tests that drive time. */
   readonly nowMs?: () => number;
   readonly observers?: AuditObserver[];
+  /** Reported in sluice_build_info. */
+  readonly version?: string;
 }
 
 export interface RuntimeState {
@@ -35,15 +38,19 @@ export interface RuntimeState {
   readonly tunnels: TunnelRegistry & { readonly size: number; closeAll(): void };
 }
 
+export type ListenerName = 'http' | 'socks5' | 'admin' | 'dns';
+export type BoundListeners = Partial<Record<ListenerName, AddressInfo>>;
+
 export interface Sluice {
   readonly state: RuntimeState;
+  readonly metrics: Metrics;
   readonly pipeline: Pipeline;
   readonly dialer: Dialer;
   readonly resolver: NameResolver;
   readonly identities: IdentityStore;
   readonly audit: Audit;
   readonly logger: Logger;
-  start(): Promise<{ http: AddressInfo | null }>;
+  start(): Promise<BoundListeners>;
   stop(): Promise<void>;
 }
 
@@ -104,6 +111,7 @@ export function createSluice(opts: SluiceOptions & { admit?: Admit }): Sluice {
     killSwitch: () => killSwitch,
     setKillSwitch(engaged) {
       killSwitch = engaged;
+      metrics.setKillSwitch(engaged);
       if (engaged) tunnels.closeAll();
     },
     swap(next) {
@@ -118,11 +126,12 @@ export function createSluice(opts: SluiceOptions & { admit?: Admit }): Sluice {
     tunnels,
   };
 
-  const resolver = createResolver({ ...config.dns, nowMs });
+  const metrics = createMetrics({ version: opts.version ?? 'dev', tunnels: () => tunnels.size });
+  const resolver = createResolver({ ...config.dns, nowMs, onLookup: metrics.dnsLookup });
   const extraCa = config.upstream.caFile ? readFileSync(config.upstream.caFile, 'utf8') : null;
-  const dialer = createDialer({ resolver, policy: state.policy, connectTimeoutMs: config.upstream.connectTimeoutMs, extraCa, nowMs });
+  const dialer = createDialer({ resolver, policy: state.policy, connectTimeoutMs: config.upstream.connectTimeoutMs, extraCa, nowMs, onConnect: metrics.upstreamConnect });
   const identities = createIdentityStore({ policy: state.policy, tokenKey: () => tokenKey, nowMs: () => Date.now() });
-  const audit = createAudit({ logger, nowMs, observers: opts.observers ?? [] });
+  const audit = createAudit({ logger, nowMs, observers: [metrics.observe, ...(opts.observers ?? [])] });
   const pipeline = createPipeline({
     policy: state.policy,
     state: () => ({ killSwitch }),
@@ -135,13 +144,15 @@ export function createSluice(opts: SluiceOptions & { admit?: Admit }): Sluice {
     timeouts: () => ({ tunnelHelloTimeoutMs: config.upstream.tunnelHelloTimeoutMs, idleTimeoutMs: config.limits.idleTimeoutMs }),
   });
 
-  let http: Server | null = null;
+  // Every listener Sluice opens, so that stop() closes each of them.
+  const servers = new Map<ListenerName, NetServer>();
 
-  const listen = (server: Server, addr: ListenAddress) =>
+  const listen = (name: ListenerName, server: NetServer, addr: ListenAddress) =>
     new Promise<AddressInfo>((resolve, reject) => {
       server.once('error', reject);
       server.listen({ host: addr.host, port: addr.port, backlog: 1024 }, () => {
         server.removeListener('error', reject);
+        servers.set(name, server);
         resolve(server.address() as AddressInfo);
       });
     });
@@ -154,21 +165,20 @@ export function createSluice(opts: SluiceOptions & { admit?: Admit }): Sluice {
     identities,
     audit,
     logger,
+    metrics,
     async start() {
-      let httpAddr: AddressInfo | null = null;
-      if (config.listen.http) {
-        http = createHttpListener(pipeline, config.limits);
-        httpAddr = await listen(http, config.listen.http);
-      }
-      return { http: httpAddr };
+      const bound: BoundListeners = {};
+      const { listen: l } = config;
+      if (l.http) bound.http = await listen('http', createHttpListener(pipeline, config.limits), l.http);
+      return bound;
     },
     async stop() {
       const closing: Promise<unknown>[] = [];
-      if (http) {
-        const s = http;
-        closing.push(new Promise((r) => s.close(r)));
-        s.closeAllConnections();
+      for (const server of servers.values()) {
+        closing.push(new Promise((r) => server.close(r)));
+        (server as Partial<Server>).closeAllConnections?.();
       }
+      servers.clear();
       tunnels.closeAll();
       await Promise.all(closing);
       await dialer.close();

@@ -1,0 +1,85 @@
+// Prometheus metrics (DESIGN §7). Labels are bounded: listener, verdict and code come from fixed sets, identity
+// from the config (a run token counts as its identity) — never hosts, paths, addresses or run ids.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { AuditRecord } from './audit.js';
+
+export const METRIC = Object.freeze({
+  requests: 'sluice_requests_total',
+  requestDuration: 'sluice_request_duration_seconds',
+  dnsLookup: 'sluice_dns_lookup_seconds',
+  upstreamConnect: 'sluice_upstream_connect_seconds',
+  activeTunnels: 'sluice_active_tunnels',
+  bytes: 'sluice_bytes_total',
+  policyReloads: 'sluice_policy_reloads_total',
+  killSwitch: 'sluice_kill_switch_engaged',
+  buildInfo: 'sluice_build_info',
+  containmentOk: 'sluice_containment_ok',
+  dnsGuardQueries: 'sluice_dns_guard_queries_total',
+} as const);
+
+/** Every metric name Sluice exports, default process metrics aside (dashboards and alerts are checked against it). */
+export const METRIC_NAMES: readonly string[] = Object.freeze(Object.values(METRIC));
+
+const NONE = 'none';
+
+export interface Metrics {
+  readonly registry: Registry;
+  /** Audit observer: counts one finished request. */
+  observe(record: Readonly<AuditRecord>): void;
+  dnsLookup(ms: number): void;
+  upstreamConnect(ms: number): void;
+  reload(result: 'success' | 'error'): void;
+  setKillSwitch(engaged: boolean): void;
+  setContainment(ok: boolean | null): void;
+  dnsGuardQuery(): void;
+}
+
+export function createMetrics(opts: { version: string; tunnels: () => number; defaultMetrics?: boolean }): Metrics {
+  const registry = new Registry();
+  if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry });
+  const registers = [registry];
+  const requests = new Counter({ name: METRIC.requests, help: 'Requests by listener, verdict, code and identity.', labelNames: ['listener', 'verdict', 'code', 'identity'] as const, registers });
+  const duration = new Histogram({
+    name: METRIC.requestDuration,
+    help: 'Time from the first byte of a request to its audit record (tunnels: their whole life).',
+    labelNames: ['listener', 'verdict'] as const,
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+    registers,
+  });
+  const dns = new Histogram({ name: METRIC.dnsLookup, help: 'Upstream DNS resolution time (cache misses).', buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers });
+  const connect = new Histogram({ name: METRIC.upstreamConnect, help: 'Upstream TCP (and TLS) connect time.', buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers });
+  new Gauge({
+    name: METRIC.activeTunnels,
+    help: 'Open CONNECT/SOCKS5 tunnels and upgrades.',
+    registers,
+    collect() {
+      this.set(opts.tunnels());
+    },
+  });
+  const bytes = new Counter({ name: METRIC.bytes, help: 'Bytes sent upstream (up) and received from upstream (down).', labelNames: ['listener', 'direction'] as const, registers });
+  const reloads = new Counter({ name: METRIC.policyReloads, help: 'Config reloads by result.', labelNames: ['result'] as const, registers });
+  const kill = new Gauge({ name: METRIC.killSwitch, help: '1 while the kill switch denies all egress.', registers });
+  const build = new Gauge({ name: METRIC.buildInfo, help: 'Build information.', labelNames: ['version', 'node'] as const, registers });
+  const containment = new Gauge({ name: METRIC.containmentOk, help: '1 when a direct connection around Sluice fails as it should; 0 when it succeeds (containment broken).', registers });
+  const dnsGuard = new Counter({ name: METRIC.dnsGuardQueries, help: 'DNS queries answered REFUSED by the DNS guard (workloads need no resolver).', registers });
+  build.set({ version: opts.version, node: process.version }, 1);
+  kill.set(0);
+  reloads.inc({ result: 'success' }, 0);
+  reloads.inc({ result: 'error' }, 0);
+
+  return {
+    registry,
+    observe(r) {
+      requests.inc({ listener: r.listener, verdict: r.verdict, code: r.code ?? NONE, identity: r.identity ?? NONE });
+      duration.observe({ listener: r.listener, verdict: r.verdict }, r.durationMs / 1000);
+      if (r.bytesUp) bytes.inc({ listener: r.listener, direction: 'up' }, r.bytesUp);
+      if (r.bytesDown) bytes.inc({ listener: r.listener, direction: 'down' }, r.bytesDown);
+    },
+    dnsLookup: (ms) => dns.observe(ms / 1000),
+    upstreamConnect: (ms) => connect.observe(ms / 1000),
+    reload: (result) => reloads.inc({ result }),
+    setKillSwitch: (engaged) => kill.set(engaged ? 1 : 0),
+    setContainment: (ok) => (ok === null ? containment.reset() : containment.set(ok ? 1 : 0)),
+    dnsGuardQuery: () => dnsGuard.inc(),
+  };
+}
