@@ -82,7 +82,7 @@ export const PASSWORD = 'agent-password-123';
 /** The Sluice config every integration test starts from. */
 export function worldConfig(w: World, extra: Record<string, unknown> = {}): Record<string, unknown> {
   return {
-    dns: { servers: [w.dns.server], timeoutMs: 400, minTtlS: 0, maxTtlS: 1 },
+    dns: { servers: [w.dns.server], timeoutMs: 1000, minTtlS: 0, maxTtlS: 1 },
     upstream: { caFile: w.pki.caFile, connectTimeoutMs: 1000, tunnelHelloTimeoutMs: 1000 },
     registries: ['registry.test'],
     integrations: { api: { hosts: ['api.test'] }, gh: { hosts: ['gh.test'], tunnel: true } },
