@@ -103,7 +103,23 @@ export const CONFIG_SCHEMA = {
         headersTimeoutMs: positiveInt,
         idleTimeoutMs: positiveInt,
         maxHeaderBytes: { type: 'integer', minimum: 1024, maximum: 1048576 },
+        maxConnections: positiveInt,
+        maxConnectionsPerIdentity: positiveInt,
+        requestsPerSecond: { type: 'number', exclusiveMinimum: 0 },
+        burst: positiveInt,
+        authFailuresPerMinute: positiveInt,
+        drainMs: { type: 'integer', minimum: 0, maximum: 600000 },
       },
+    },
+    admin: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { tokenFile: { type: 'string', minLength: 1 } },
+    },
+    killSwitch: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { file: { type: 'string', minLength: 1 } },
     },
     log: {
       type: 'object',

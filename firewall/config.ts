@@ -66,7 +66,19 @@ export interface SluiceConfig {
     readonly headersTimeoutMs: number;
     readonly idleTimeoutMs: number;
     readonly maxHeaderBytes: number;
+    /** Requests and tunnels in flight at once, all identities together (EGR_LIMIT_CONCURRENCY). */
+    readonly maxConnections: number;
+    readonly maxConnectionsPerIdentity: number;
+    /** Token bucket per identity; null means no rate limit (EGR_LIMIT_RATE). */
+    readonly requestsPerSecond: number | null;
+    readonly burst: number;
+    /** Failed credentials per source address per minute before EGR_LIMIT_RATE. */
+    readonly authFailuresPerMinute: number;
+    /** Graceful shutdown: how long in-flight requests may take to finish after SIGTERM. */
+    readonly drainMs: number;
   };
+  readonly admin: { readonly tokenFile: string | null };
+  readonly killSwitch: { readonly file: string | null };
   readonly log: { readonly level: string };
 }
 
@@ -107,7 +119,15 @@ export const DEFAULTS = Object.freeze({
   listen: { http: '127.0.0.1:3128', socks5: '127.0.0.1:1080', admin: '127.0.0.1:9090' },
   dns: { timeoutMs: 2000, minTtlS: 5, maxTtlS: 300 },
   upstream: { connectTimeoutMs: 10000, tunnelHelloTimeoutMs: 10000 },
-  limits: { headersTimeoutMs: 10000, idleTimeoutMs: 60000, maxHeaderBytes: 16384 },
+  limits: {
+    headersTimeoutMs: 10000,
+    idleTimeoutMs: 60000,
+    maxHeaderBytes: 16384,
+    maxConnections: 8192,
+    maxConnectionsPerIdentity: 2048,
+    authFailuresPerMinute: 30,
+    drainMs: 10000,
+  },
   tokenMaxTtl: '24h',
 });
 
@@ -387,11 +407,24 @@ export function validateConfig(input: unknown): ConfigResult {
     tunnelHelloTimeoutMs: typeof u.tunnelHelloTimeoutMs === 'number' ? u.tunnelHelloTimeoutMs : DEFAULTS.upstream.tunnelHelloTimeoutMs,
   };
   const lim = obj(r.limits);
+  const num = (v: unknown, fallback: number) => (typeof v === 'number' ? v : fallback);
+  const D = DEFAULTS.limits;
+  const requestsPerSecond = typeof lim.requestsPerSecond === 'number' ? lim.requestsPerSecond : null;
   const limits = {
-    headersTimeoutMs: typeof lim.headersTimeoutMs === 'number' ? lim.headersTimeoutMs : DEFAULTS.limits.headersTimeoutMs,
-    idleTimeoutMs: typeof lim.idleTimeoutMs === 'number' ? lim.idleTimeoutMs : DEFAULTS.limits.idleTimeoutMs,
-    maxHeaderBytes: typeof lim.maxHeaderBytes === 'number' ? lim.maxHeaderBytes : DEFAULTS.limits.maxHeaderBytes,
+    headersTimeoutMs: num(lim.headersTimeoutMs, D.headersTimeoutMs),
+    idleTimeoutMs: num(lim.idleTimeoutMs, D.idleTimeoutMs),
+    maxHeaderBytes: num(lim.maxHeaderBytes, D.maxHeaderBytes),
+    maxConnections: num(lim.maxConnections, D.maxConnections),
+    maxConnectionsPerIdentity: num(lim.maxConnectionsPerIdentity, D.maxConnectionsPerIdentity),
+    requestsPerSecond,
+    // A bucket of one second's worth unless told otherwise.
+    burst: num(lim.burst, Math.max(1, Math.ceil(requestsPerSecond ?? 1))),
+    authFailuresPerMinute: num(lim.authFailuresPerMinute, D.authFailuresPerMinute),
+    drainMs: num(lim.drainMs, D.drainMs),
   };
+  if (lim.burst !== undefined && requestsPerSecond === null) warn('/limits/burst', 'burst has no effect without requestsPerSecond', 'set limits.requestsPerSecond');
+  const admin = { tokenFile: str(obj(r.admin).tokenFile) ? (obj(r.admin).tokenFile as string) : null };
+  const killSwitch = { file: str(obj(r.killSwitch).file) ? (obj(r.killSwitch).file as string) : null };
   const log = { level: str(obj(r.log).level) ? (obj(r.log).level as string) : 'info' };
 
   if (issues.some((i) => i.severity === 'error')) return { ok: false, issues };
@@ -407,6 +440,8 @@ export function validateConfig(input: unknown): ConfigResult {
     dns,
     upstream,
     limits,
+    admin,
+    killSwitch,
     log,
   };
   return { ok: true, config: deepFreeze(config), warnings: issues };

@@ -3,6 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { CODES, type Code, type Deny } from '../firewall/codes.js';
+import { pathForLog, scrubText } from './redact.js';
 
 export const AUDIT_MESSAGE = 'egress.decision';
 
@@ -15,6 +16,7 @@ export const FIELD = Object.freeze({
   method: 'method',
   targetHost: 'target.host',
   targetPort: 'target.port',
+  targetPath: 'target.path',
   verdict: 'verdict',
   code: 'code',
   rule: 'rule',
@@ -44,6 +46,8 @@ export interface AuditRecord {
   method: string | null;
   targetHost: string | null;
   targetPort: number | null;
+  /** Origin-form path with query values dropped (HTTP only); scrubbed when logged. */
+  targetPath: string | null;
   verdict: Verdict;
   code: Code | null;
   rule: string | null;
@@ -61,6 +65,8 @@ export interface AuditRecord {
 export type AuditObserver = (record: Readonly<AuditRecord>) => void;
 
 export interface Audit {
+  /** Requests begun and not yet ended (graceful shutdown waits for this to reach 0). */
+  readonly inFlight: number;
   begin(listener: Listener, clientAddr: string): AuditRecord;
   /** Marks the record with a denial (the verdict follows from the code's kind). */
   denied(record: AuditRecord, d: Deny): void;
@@ -74,8 +80,13 @@ export const verdictOf = (code: Code): Verdict => {
 
 export function createAudit(opts: { logger: Logger; nowMs: () => number; observers?: AuditObserver[] }): Audit {
   const observers = opts.observers ?? [];
+  let inFlight = 0;
   return {
+    get inFlight() {
+      return inFlight;
+    },
     begin(listener, clientAddr) {
+      inFlight++;
       return {
         id: randomUUID(),
         listener,
@@ -86,6 +97,7 @@ export function createAudit(opts: { logger: Logger; nowMs: () => number; observe
         method: null,
         targetHost: null,
         targetPort: null,
+        targetPath: null,
         verdict: 'allow',
         code: null,
         rule: null,
@@ -107,6 +119,7 @@ export function createAudit(opts: { logger: Logger; nowMs: () => number; observe
       record.detail = d.detail ?? null;
     },
     end(record) {
+      inFlight--;
       record.durationMs = Math.round((opts.nowMs() - record.startedMs) * 1000) / 1000;
       const line = {
         [FIELD.id]: record.id,
@@ -117,6 +130,7 @@ export function createAudit(opts: { logger: Logger; nowMs: () => number; observe
         [FIELD.method]: record.method,
         [FIELD.targetHost]: record.targetHost,
         [FIELD.targetPort]: record.targetPort,
+        [FIELD.targetPath]: record.targetPath === null ? null : pathForLog(record.targetPath),
         [FIELD.verdict]: record.verdict,
         [FIELD.code]: record.code,
         [FIELD.rule]: record.rule,
@@ -128,7 +142,7 @@ export function createAudit(opts: { logger: Logger; nowMs: () => number; observe
         [FIELD.bytesUp]: record.bytesUp,
         [FIELD.bytesDown]: record.bytesDown,
         [FIELD.durationMs]: record.durationMs,
-        [FIELD.detail]: record.detail,
+        [FIELD.detail]: record.detail === null ? null : scrubText(record.detail),
       };
       if (record.verdict === 'allow') opts.logger.info(line, AUDIT_MESSAGE);
       else if (record.code === 'EGR_INTERNAL') opts.logger.error(line, AUDIT_MESSAGE);

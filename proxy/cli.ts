@@ -12,7 +12,9 @@ import { explain } from './explain.js';
 import { hashPassword } from './password-hash.js';
 import { createResolver } from './resolver.js';
 import { issueToken, MIN_KEY_BYTES } from './run-token.js';
-import { createSluice } from './sluice.js';
+import { productionProblems } from './production.js';
+import { type Reloader, createReloader } from './reload.js';
+import { type BoundListeners, createSluice, readSecretFile } from './sluice.js';
 
 export const DEV_IDENTITY = 'dev';
 
@@ -77,17 +79,50 @@ export function withDevIdentity(config: SluiceConfig, password: string): SluiceC
 
 async function serve(argv: string[]) {
   const { values } = parseArgs({ args: argv, options: { config: { type: 'string', short: 'c' } } });
-  const path = values.config ?? process.env.SLUICE_CONFIG;
-  let config = requireConfig(path);
+  const path = values.config ?? process.env.SLUICE_CONFIG ?? null;
   const production = process.env.SLUICE_ENV === 'production';
-  let devPassword: string | null = null;
-  if (Object.keys(config.identities).length === 0) {
-    if (production) fail('SLUICE_ENV=production and no identities are configured (hint: add identities with `sluice hash-password`)');
-    devPassword = randomBytes(18).toString('base64url');
-    config = withDevIdentity(config, devPassword);
+  const loaded = requireConfig(path ?? undefined);
+  if (production) {
+    const problems = productionProblems(loaded, readSecretFile);
+    if (problems.length) {
+      for (const p of problems) err(`sluice: production: ${p}`);
+      fail(`refusing to start with SLUICE_ENV=production (${problems.length} problem(s))`);
+    }
   }
-  const sluice = createSluice({ config, version: packageVersion() });
-  const { http } = await sluice.start();
+  // Development convenience: no identities → one generated credential, the same across reloads.
+  const devPassword = Object.keys(loaded.identities).length === 0 ? randomBytes(18).toString('base64url') : null;
+  const prepare = (c: SluiceConfig): SluiceConfig =>
+    devPassword && Object.keys(c.identities).length === 0 ? withDevIdentity(c, devPassword) : c;
+
+  let reloader: Reloader | null = null;
+  const sluice = createSluice({
+    config: prepare(loaded),
+    version: packageVersion(),
+    generatedIdentity: devPassword !== null,
+    reload: () => reloader!.reload('admin'),
+  });
+  reloader = createReloader({
+    path,
+    load: loadConfigFile,
+    // Production rules hold for reloads too: a config that would not start is not swapped in.
+    prepare,
+    current: sluice.state.config,
+    swap: (c) => {
+      const problems = production ? productionProblems(c, readSecretFile) : [];
+      if (problems.length) throw new Error(problems.join('; '));
+      sluice.state.swap(c);
+    },
+    metrics: sluice.metrics,
+    logger: sluice.logger,
+  });
+  let bound: BoundListeners;
+  try {
+    bound = await sluice.start();
+  } catch (e) {
+    fail((e as Error).message);
+  }
+  reloader.watch();
+  const { http } = bound;
   if (http && devPassword) {
     const host = http.family === 'IPv6' ? `[${http.address}]` : http.address;
     const url = `http://${DEV_IDENTITY}:${devPassword}@${host}:${http.port}`;
@@ -96,14 +131,23 @@ async function serve(argv: string[]) {
     err('Generated credential (shown once, not stored). Point workloads at the proxy with:');
     err(`HTTPS_PROXY=${url}`);
     err(`HTTP_PROXY=${url}`);
-  } else if (http) {
-    err(`Sluice listening on ${http.address}:${http.port}`);
+  } else {
+    for (const [name, a] of Object.entries(bound)) err(`Sluice ${name} listening on ${a.address}:${a.port}`);
   }
+  process.on('SIGHUP', () => void reloader!.reload('sighup'));
   let stopping = false;
   const stop = async () => {
-    if (stopping) process.exit(0);
+    if (stopping) {
+      // A second SIGTERM: no more waiting.
+      sluice.logger.flush?.();
+      process.exit(143);
+    }
     stopping = true;
+    sluice.logger.info({ drainMs: sluice.state.config().limits.drainMs }, 'shutdown.draining');
+    await sluice.drain(sluice.state.config().limits.drainMs);
+    reloader!.close();
     await sluice.stop();
+    sluice.logger.info('shutdown.complete');
     sluice.logger.flush?.();
     process.exit(0);
   };
@@ -156,7 +200,8 @@ function tokenIssue(argv: string[]) {
     const extra = integrations.filter((i) => !identity.integrations.includes(i));
     if (extra.length) fail(`identity "${values.identity}" is not granted: ${extra.join(', ')} (a token can only narrow its identity's rights)`);
   }
-  const key = Buffer.from(readFileSync(config.tokens.keyFile, 'utf8').trim(), 'utf8');
+  const key = readSecretFile(config.tokens.keyFile);
+  if (!key) fail(`tokens.keyFile ${config.tokens.keyFile} cannot be read`);
   if (key.length < MIN_KEY_BYTES) fail(`tokens.keyFile must hold at least ${MIN_KEY_BYTES} bytes`);
   const token = issueToken(key, { sub: values.identity, ttlS, nowS: Math.floor(Date.now() / 1000), ...(integrations ? { int: integrations } : {}) });
   out(token);

@@ -10,15 +10,14 @@ import type { Logger } from 'pino';
 import { type Deny, deny, isDeny } from '../firewall/codes.js';
 import { type Target, formatAuthority, normaliseHost, parseAbsoluteTarget, parseAuthority } from '../firewall/normalise.js';
 import { type DecideState, type HttpEgress, type Policy, decide, methodOverrideOf } from '../firewall/policy.js';
+import type { Admission } from './admission.js';
 import type { Audit, AuditRecord, Listener } from './audit.js';
 import type { Dialer } from './dialer.js';
 import { type ForwardPlan, forwardHttp, forwardUpgrade, requestHasBody } from './forward.js';
 import type { Credentials, IdentityStore, Principal } from './identity.js';
+import { scrubText } from './redact.js';
 import type { TunnelRegistry } from './splice.js';
 import { runTunnel } from './tunnel.js';
-
-/** Admission control after identity (rate and concurrency limits); returns a release function or a denial. */
-export type Admit = (principal: Principal, record: AuditRecord) => (() => void) | Deny;
 
 export interface PipelineDeps {
   readonly policy: () => Policy;
@@ -28,7 +27,7 @@ export interface PipelineDeps {
   readonly audit: Audit;
   readonly tunnels: TunnelRegistry;
   readonly logger: Logger;
-  readonly admit?: Admit;
+  readonly admission?: Admission;
   readonly timeouts: () => { readonly tunnelHelloTimeoutMs: number; readonly idleTimeoutMs: number };
 }
 
@@ -85,17 +84,27 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
   const { audit, dialer } = deps;
 
   async function identify(edge: EdgeBase, rec: AuditRecord): Promise<{ principal: Principal; release: () => void } | Deny> {
-    if (edge.credentials === 'malformed') return deny('EGR_AUTH_INVALID', 'identity', 'malformed credentials');
-    const principal = await deps.identities.authenticate(edge.credentials);
-    if (isDeny(principal)) return principal;
+    const { admission } = deps;
+    if (edge.credentials !== null) {
+      // An address that keeps failing gets no more scrypt work for a while.
+      const throttled = admission?.authGate(edge.clientAddr);
+      if (throttled) return throttled;
+    }
+    const principal =
+      edge.credentials === 'malformed' ? deny('EGR_AUTH_INVALID', 'identity', 'malformed credentials') : await deps.identities.authenticate(edge.credentials);
+    if (isDeny(principal)) {
+      if (principal.code !== 'EGR_AUTH_REQUIRED') admission?.authFailed(edge.clientAddr);
+      return principal;
+    }
     rec.identity = principal.identity;
     rec.run = principal.runId;
-    const release = deps.admit ? deps.admit(principal, rec) : () => {};
+    const release = admission ? admission.admit(principal, rec) : () => {};
     return isDeny(release) ? release : { principal, release };
   }
 
   function internal(rec: AuditRecord, err: unknown): Deny {
-    deps.logger.error({ err, id: rec.id }, 'pipeline.internal_error');
+    // The cause is logged (scrubbed), never sent to the client.
+    deps.logger.error({ err: scrubText(String((err as Error)?.stack ?? err)), id: rec.id }, 'pipeline.internal_error');
     return deny('EGR_INTERNAL', 'internal');
   }
 
@@ -109,6 +118,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     if (isDeny(target)) return { ...who, d: target };
     rec.targetHost = target.target.host;
     rec.targetPort = target.target.port;
+    rec.targetPath = target.path;
     const egress: HttpEgress = {
       kind: 'http',
       scheme: target.scheme,

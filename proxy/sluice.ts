@@ -1,6 +1,6 @@
 // Wiring: one validated config in, listening proxy out. Owns the mutable runtime state (current policy,
 // kill switch, open tunnels) that the pure core reads through getters.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, unwatchFile, watchFile } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo, Server as NetServer } from 'node:net';
 import { networkInterfaces } from 'node:os';
@@ -8,13 +8,16 @@ import { performance } from 'node:perf_hooks';
 import { type Logger, pino } from 'pino';
 import type { ListenAddress, SluiceConfig } from '../firewall/config.js';
 import { type Policy, compilePolicy } from '../firewall/policy.js';
+import { type AdminDeps, type ReloadOutcome, createAdminListener } from './admin.js';
+import { createAdmission } from './admission.js';
 import { type Audit, type AuditObserver, createAudit } from './audit.js';
 import { type Dialer, createDialer } from './dialer.js';
 import { createHttpListener } from './http-listener.js';
 import { type IdentityStore, createIdentityStore } from './identity.js';
-import { type Admit, type Pipeline, createPipeline } from './pipeline.js';
+import { type Pipeline, createPipeline } from './pipeline.js';
 import { type NameResolver, createResolver } from './resolver.js';
 import { type Metrics, createMetrics } from './metrics.js';
+import { exposureProblems } from './production.js';
 import { MIN_KEY_BYTES } from './run-token.js';
 import type { TunnelRegistry } from './splice.js';
 
@@ -26,16 +29,26 @@ export interface SluiceOptions {
   readonly observers?: AuditObserver[];
   /** Reported in sluice_build_info. */
   readonly version?: string;
+  /** What the admin API's POST /v1/reload runs (the CLI wires the config-file reloader here). */
+  readonly reload?: () => Promise<ReloadOutcome>;
+  /** The only identity is a generated development credential (then nothing may listen beyond loopback). */
+  readonly generatedIdentity?: boolean;
 }
+
+export type KillSwitchSource = 'api' | 'file';
 
 export interface RuntimeState {
   readonly policy: () => Policy;
   readonly config: () => SluiceConfig;
+  /** Engaged while any source (admin API, kill-switch file) engages it. */
   readonly killSwitch: () => boolean;
-  setKillSwitch(engaged: boolean): void;
-  /** Swaps in a new, already validated config (listener changes need a restart and are ignored). */
+  setKillSwitch(engaged: boolean, source?: KillSwitchSource): void;
+  /** Swaps in a new, already validated config (listener changes need a restart and are ignored). Throws, and
+   * keeps the old config, when a file it references (token key, admin token) is unusable. */
   swap(config: SluiceConfig): void;
   readonly tunnels: TunnelRegistry & { readonly size: number; closeAll(): void };
+  /** The admin bearer token, or null when none is configured. */
+  readonly adminToken: () => Buffer | null;
 }
 
 export type ListenerName = 'http' | 'socks5' | 'admin' | 'dns';
@@ -51,6 +64,10 @@ export interface Sluice {
   readonly audit: Audit;
   readonly logger: Logger;
   start(): Promise<BoundListeners>;
+  /** Ready for traffic: listeners up, config loaded, not draining. */
+  ready(): boolean;
+  /** Graceful shutdown: stop accepting, close tunnels, let in-flight requests finish for up to `drainMs`. */
+  drain(drainMs: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -71,12 +88,28 @@ export function selfAddresses(listens: readonly (ListenAddress | null)[]): strin
   return [...out];
 }
 
+/** A secret file's content without surrounding whitespace (files written with `echo` end in a newline). */
+export function readSecretFile(path: string): Buffer | null {
+  try {
+    return Buffer.from(readFileSync(path, 'utf8').trim(), 'utf8');
+  } catch {
+    return null;
+  }
+}
+
 function readTokenKey(config: SluiceConfig): Buffer | null {
   if (!config.tokens) return null;
-  const key = readFileSync(config.tokens.keyFile);
-  const trimmed = Buffer.from(key.toString('utf8').trim(), 'utf8');
-  if (trimmed.length < MIN_KEY_BYTES) throw new Error(`tokens.keyFile must hold at least ${MIN_KEY_BYTES} bytes of key (found ${trimmed.length})`);
-  return trimmed;
+  const key = readSecretFile(config.tokens.keyFile);
+  if (!key) throw new Error(`tokens.keyFile ${config.tokens.keyFile} cannot be read`);
+  if (key.length < MIN_KEY_BYTES) throw new Error(`tokens.keyFile must hold at least ${MIN_KEY_BYTES} bytes of key (found ${key.length})`);
+  return key;
+}
+
+function readAdminToken(config: SluiceConfig): Buffer | null {
+  if (!config.admin.tokenFile) return null;
+  const token = readSecretFile(config.admin.tokenFile);
+  if (!token || token.length === 0) throw new Error(`admin.tokenFile ${config.admin.tokenFile} cannot be read or is empty`);
+  return token;
 }
 
 export function createTunnelRegistry(): RuntimeState['tunnels'] {
@@ -95,13 +128,16 @@ export function createTunnelRegistry(): RuntimeState['tunnels'] {
   };
 }
 
-export function createSluice(opts: SluiceOptions & { admit?: Admit }): Sluice {
+export function createSluice(opts: SluiceOptions): Sluice {
+  const generatedIdentity = opts.generatedIdentity ?? false;
   const nowMs = opts.nowMs ?? (() => performance.timeOrigin + performance.now());
   const logger = opts.logger ?? pino({ level: opts.config.log.level });
   let config = opts.config;
   const self = () => selfAddresses([config.listen.http, config.listen.socks5, config.listen.admin, config.listen.dns]);
   let policy = compilePolicy(config, self());
   let tokenKey = readTokenKey(config);
+  let adminToken = readAdminToken(config);
+  const killSources = new Set<KillSwitchSource>();
   let killSwitch = false;
   const tunnels = createTunnelRegistry();
 
@@ -109,28 +145,53 @@ export function createSluice(opts: SluiceOptions & { admit?: Admit }): Sluice {
     policy: () => policy,
     config: () => config,
     killSwitch: () => killSwitch,
-    setKillSwitch(engaged) {
-      killSwitch = engaged;
-      metrics.setKillSwitch(engaged);
-      if (engaged) tunnels.closeAll();
+    setKillSwitch(engaged, source = 'api') {
+      if (engaged) killSources.add(source);
+      else killSources.delete(source);
+      const was = killSwitch;
+      killSwitch = killSources.size > 0;
+      metrics.setKillSwitch(killSwitch);
+      if (killSwitch) tunnels.closeAll();
+      if (was !== killSwitch) logger.warn({ engaged: killSwitch, source }, 'kill_switch');
     },
     swap(next) {
-      const nextPolicy = compilePolicy({ ...next, listen: config.listen }, self());
-      const nextKey = readTokenKey(next);
-      config = { ...next, listen: config.listen };
+      const kept = { ...next, listen: config.listen };
+      const nextPolicy = compilePolicy(kept, self());
+      const nextKey = readTokenKey(kept);
+      const nextAdmin = readAdminToken(kept);
+      config = kept;
       policy = nextPolicy;
       tokenKey = nextKey;
+      adminToken = nextAdmin;
+      watchKillFile();
       // Pooled upstream connections were validated under the old policy; do not reuse them.
       dialer.refresh();
     },
     tunnels,
+    adminToken: () => adminToken,
   };
+
+  // The kill switch file: its presence engages the switch. Polled, so it also works on volumes without inotify.
+  let killFile: string | null = null;
+  function watchKillFile() {
+    const next = config.killSwitch.file;
+    if (next === killFile) return;
+    if (killFile) unwatchFile(killFile);
+    killFile = next;
+    if (!next) {
+      state.setKillSwitch(false, 'file');
+      return;
+    }
+    state.setKillSwitch(existsSync(next), 'file');
+    watchFile(next, { interval: 250, persistent: false }, (curr) => state.setKillSwitch(curr.nlink > 0 || curr.mtimeMs > 0, 'file'));
+  }
 
   const metrics = createMetrics({ version: opts.version ?? 'dev', tunnels: () => tunnels.size });
   const resolver = createResolver({ ...config.dns, nowMs, onLookup: metrics.dnsLookup });
   const extraCa = config.upstream.caFile ? readFileSync(config.upstream.caFile, 'utf8') : null;
   const dialer = createDialer({ resolver, policy: state.policy, connectTimeoutMs: config.upstream.connectTimeoutMs, extraCa, nowMs, onConnect: metrics.upstreamConnect });
   const identities = createIdentityStore({ policy: state.policy, tokenKey: () => tokenKey, nowMs: () => Date.now() });
+  const admission = createAdmission({ limits: () => config.limits, nowMs });
   const audit = createAudit({ logger, nowMs, observers: [metrics.observe, ...(opts.observers ?? [])] });
   const pipeline = createPipeline({
     policy: state.policy,
@@ -140,12 +201,25 @@ export function createSluice(opts: SluiceOptions & { admit?: Admit }): Sluice {
     audit,
     tunnels,
     logger,
-    ...(opts.admit ? { admit: opts.admit } : {}),
+    admission,
     timeouts: () => ({ tunnelHelloTimeoutMs: config.upstream.tunnelHelloTimeoutMs, idleTimeoutMs: config.limits.idleTimeoutMs }),
   });
 
   // Every listener Sluice opens, so that stop() closes each of them.
   const servers = new Map<ListenerName, NetServer>();
+  let started = false;
+  let draining = false;
+
+  const adminDeps: AdminDeps = {
+    metrics,
+    logger,
+    token: state.adminToken,
+    ready: () => started && !draining,
+    killSwitch: state.killSwitch,
+    setKillSwitch: (engaged) => state.setKillSwitch(engaged, 'api'),
+    reload: async () => (reloadHook ? reloadHook() : { ok: false, issues: ['reload is not wired in this process'], restartRequired: [] }),
+  };
+  const reloadHook = opts.reload ?? null;
 
   const listen = (name: ListenerName, server: NetServer, addr: ListenAddress) =>
     new Promise<AddressInfo>((resolve, reject) => {
@@ -169,10 +243,29 @@ export function createSluice(opts: SluiceOptions & { admit?: Admit }): Sluice {
     async start() {
       const bound: BoundListeners = {};
       const { listen: l } = config;
+      const exposed = exposureProblems(config, readSecretFile, generatedIdentity);
+      if (exposed.length) throw new Error(exposed.join('\n'));
+      watchKillFile();
+      if (l.admin) bound.admin = await listen('admin', createAdminListener(adminDeps), l.admin);
       if (l.http) bound.http = await listen('http', createHttpListener(pipeline, config.limits), l.http);
+      started = true;
       return bound;
     },
+    ready: () => started && !draining,
+    async drain(drainMs) {
+      draining = true;
+      for (const [name, server] of servers) {
+        if (name === 'admin') continue; // stays up so /readyz can say "not ready" while draining
+        server.close();
+        (server as Partial<Server>).closeIdleConnections?.();
+      }
+      tunnels.closeAll();
+      const until = nowMs() + drainMs;
+      while (audit.inFlight > 0 && nowMs() < until) await new Promise((r) => setTimeout(r, 25));
+      if (audit.inFlight > 0) logger.warn({ inFlight: audit.inFlight }, 'shutdown.drain_timeout: closing the rest');
+    },
     async stop() {
+      if (killFile) unwatchFile(killFile);
       const closing: Promise<unknown>[] = [];
       for (const server of servers.values()) {
         closing.push(new Promise((r) => server.close(r)));

@@ -5,12 +5,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { verifyToken } from '../proxy/run-token.js';
+import { cliArgv } from './helpers/cli.js';
 import { startFakeDns } from './helpers/fake-dns.js';
 import { codeOf, viaProxy } from './helpers/harness.js';
 
-const CLI = new URL('../proxy/cli.ts', import.meta.url).pathname;
 const run = (args: string[], input?: string) => {
-  const r = spawnSync(process.execPath, [...process.execArgv, CLI, ...args], { input, encoding: 'utf8', timeout: 60_000 });
+  const r = spawnSync(process.execPath, [...cliArgv(), ...args], { input, encoding: 'utf8', timeout: 60_000 });
   return { code: r.status, out: r.stdout, err: r.stderr };
 };
 const dir = mkdtempSync(join(tmpdir(), 'sluice-cli-'));
@@ -88,7 +88,7 @@ t.test('explain', async (t) => {
   t.teardown(() => dns.close());
   dns.set('mixed.example', { a: ['93.184.216.34', '10.1.2.3'] });
   const cfg = file('dns.yaml', `dns: { servers: ["${dns.server}"] }\n`);
-  const resolved = spawn(process.execPath, [...process.execArgv, CLI, 'explain', '--config', cfg, '--as', 'dev', 'GET', 'http://mixed.example/', '--resolve']);
+  const resolved = spawn(process.execPath, [...cliArgv(), 'explain', '--config', cfg, '--as', 'dev', 'GET', 'http://mixed.example/', '--resolve']);
   let out = '';
   resolved.stdout.on('data', (c) => (out += c));
   const code = await new Promise((r) => resolved.on('close', r));
@@ -103,7 +103,7 @@ t.test('explain', async (t) => {
 
 t.test('serve on the embedded default prints a ready HTTPS_PROXY line once', async (t) => {
   const cfg = file('dev.yaml', 'listen: { http: "127.0.0.1:0", socks5: null, admin: null }\n');
-  const child: ChildProcess = spawn(process.execPath, [...process.execArgv, CLI, 'serve', '--config', cfg], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child: ChildProcess = spawn(process.execPath, [...cliArgv(), 'serve', '--config', cfg], { stdio: ['ignore', 'pipe', 'pipe'] });
   t.teardown(() => child.kill('SIGKILL'));
   let err = '';
   let logs = '';

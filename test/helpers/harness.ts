@@ -5,11 +5,13 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import type { Test } from 'tap';
 import { formatIssue, validateConfig } from '../../firewall/config.js';
-import { type Sluice, createSluice } from '../../proxy/sluice.js';
+import { type Sluice, type SluiceOptions, createSluice } from '../../proxy/sluice.js';
 
 export interface Harness {
   readonly sluice: Sluice;
   readonly port: number;
+  /** Admin listener port, when the config enables one. */
+  readonly adminPort: number | null;
   readonly logs: Record<string, unknown>[];
   /** Raw log text, for secret scans. */
   readonly logText: () => string;
@@ -20,7 +22,7 @@ export const AGENT = { user: 'agent', pass: 'agent-password-123' };
 export const basic = (user: string, pass: string) => `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}`;
 export const AGENT_AUTH = basic(AGENT.user, AGENT.pass);
 
-export async function startSluice(t: Test, raw: Record<string, unknown>): Promise<Harness> {
+export async function startSluice(t: Test, raw: Record<string, unknown>, opts: Pick<SluiceOptions, 'reload'> = {}): Promise<Harness> {
   const r = validateConfig({ listen: { http: '127.0.0.1:0', socks5: null, admin: null }, ...raw });
   if (!r.ok) throw new Error(r.issues.map(formatIssue).join('\n'));
   const logs: Record<string, unknown>[] = [];
@@ -34,12 +36,13 @@ export async function startSluice(t: Test, raw: Record<string, unknown>): Promis
     },
   });
   const logger = pino({ level: 'debug' }, sink);
-  const sluice = createSluice({ config: r.config, logger });
-  const { http } = await sluice.start();
+  const sluice = createSluice({ config: r.config, logger, ...opts });
+  const { http, admin } = await sluice.start();
   t.teardown(() => sluice.stop());
   return {
     sluice,
     port: http!.port,
+    adminPort: admin?.port ?? null,
     logs,
     logText: () => text.join(''),
     decisions: () => logs.filter((l) => l.msg === 'egress.decision'),

@@ -1,0 +1,114 @@
+// The admin listener: /healthz, /readyz and /metrics for the platform, and two mutating endpoints —
+// POST /v1/kill-switch and POST /v1/reload — behind a bearer token read from a file. It is a separate
+// listener on its own address; the proxy refuses to reach it (the proxy's own addresses are denied).
+import { timingSafeEqual, createHash } from 'node:crypto';
+import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
+import type { Logger } from 'pino';
+import type { Metrics } from './metrics.js';
+
+export interface ReloadOutcome {
+  readonly ok: boolean;
+  readonly issues: readonly string[];
+  readonly restartRequired: readonly string[];
+}
+
+export interface AdminDeps {
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  /** The bearer token, or null when none is configured (mutating endpoints are then disabled). */
+  readonly token: () => Buffer | null;
+  readonly ready: () => boolean;
+  readonly killSwitch: () => boolean;
+  setKillSwitch(engaged: boolean): void;
+  reload(): Promise<ReloadOutcome>;
+}
+
+const MAX_BODY = 4096;
+
+const digest = (b: Buffer) => createHash('sha256').update(b).digest();
+
+function authorised(req: IncomingMessage, token: Buffer | null): boolean {
+  if (!token) return false;
+  const m = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(req.headers.authorization ?? '');
+  if (!m) return false;
+  // Compare digests so the comparison is constant-time whatever the lengths.
+  return timingSafeEqual(digest(Buffer.from(m[1]!)), digest(token));
+}
+
+function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) {
+  const text = typeof body === 'string' ? body : JSON.stringify(body) + '\n';
+  res.writeHead(status, {
+    'content-type': typeof body === 'string' ? 'text/plain; charset=utf-8' : 'application/json',
+    'content-length': Buffer.byteLength(text),
+    'cache-control': 'no-store',
+    ...headers,
+  });
+  res.end(text);
+}
+
+function readBody(req: IncomingMessage): Promise<string | null> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > MAX_BODY) {
+        resolve(null);
+        req.destroy();
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', () => resolve(null));
+  });
+}
+
+export function createAdminListener(deps: AdminDeps): Server {
+  const server = createServer({ headersTimeout: 5000, requestTimeout: 10000, maxHeaderSize: 8192 }, (req, res) => {
+    void handle(req, res).catch((err: unknown) => {
+      deps.logger.error({ err: String(err) }, 'admin.error');
+      if (!res.headersSent) send(res, 500, { error: 'internal error' });
+    });
+  });
+
+  async function handle(req: IncomingMessage, res: ServerResponse) {
+    const path = (req.url ?? '/').split('?')[0];
+    if (req.method === 'GET' || req.method === 'HEAD') {
+      if (path === '/healthz') return send(res, 200, 'ok\n');
+      if (path === '/readyz') return deps.ready() ? send(res, 200, 'ready\n') : send(res, 503, 'not ready\n');
+      if (path === '/metrics') {
+        const text = await deps.metrics.registry.metrics();
+        res.writeHead(200, { 'content-type': deps.metrics.registry.contentType, 'cache-control': 'no-store' });
+        return res.end(text);
+      }
+      if (path === '/v1/kill-switch') return send(res, 200, { engaged: deps.killSwitch() });
+      return send(res, 404, { error: 'not found' });
+    }
+    if (req.method !== 'POST') return send(res, 405, { error: 'method not allowed' }, { allow: 'GET, HEAD, POST' });
+    if (path !== '/v1/kill-switch' && path !== '/v1/reload') return send(res, 404, { error: 'not found' });
+    const token = deps.token();
+    if (!token) return send(res, 403, { error: 'admin API disabled: no admin.tokenFile is configured' });
+    if (!authorised(req, token)) {
+      deps.logger.warn({ path }, 'admin.unauthorised');
+      return send(res, 401, { error: 'bearer token required' }, { 'www-authenticate': 'Bearer realm="sluice-admin"' });
+    }
+    if (path === '/v1/kill-switch') {
+      const body = await readBody(req);
+      let engaged: unknown;
+      try {
+        engaged = body === null ? undefined : (JSON.parse(body) as { engaged?: unknown }).engaged;
+      } catch {
+        engaged = undefined;
+      }
+      if (typeof engaged !== 'boolean') return send(res, 400, { error: 'body must be {"engaged": true|false}' });
+      deps.setKillSwitch(engaged);
+      deps.logger.warn({ engaged, source: 'admin' }, 'kill_switch');
+      return send(res, 200, { engaged: deps.killSwitch() });
+    }
+    const outcome = await deps.reload();
+    return send(res, outcome.ok ? 200 : 422, { result: outcome.ok ? 'success' : 'error', issues: outcome.issues, restartRequired: outcome.restartRequired });
+  }
+
+  return server;
+}

@@ -1,0 +1,203 @@
+// `sluice serve` as a real process: hot reload (SIGHUP, file change, admin API), an invalid reload that keeps
+// the last good config, production start-up checks, and graceful shutdown. Everything stays on loopback:
+// the only origin is a canary on 127.0.0.2 reached through an audited exception.
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t, { type Test } from 'tap';
+import { startHttpCanary } from './helpers/canary.js';
+import { cliArgv } from './helpers/cli.js';
+import { startFakeDns } from './helpers/fake-dns.js';
+import { basic, codeOf, viaProxy, waitFor } from './helpers/harness.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'sluice-serve-'));
+const ADMIN_TOKEN = 'serve-test-admin-token-0123456789';
+const adminTokenFile = join(dir, 'admin-token');
+writeFileSync(adminTokenFile, ADMIN_TOKEN);
+const AUTH = basic('agent', 'agent-password-1');
+
+interface Served {
+  child: ChildProcess;
+  http: number;
+  admin: number;
+  stdout: () => string;
+  stderr: () => string;
+  exit: Promise<number | null>;
+}
+
+async function serve(t: Test, configPath: string, env: Record<string, string> = {}): Promise<Served> {
+  const child = spawn(process.execPath, [...cliArgv(), 'serve', '--config', configPath], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout!.on('data', (c) => (out += c));
+  child.stderr!.on('data', (c) => (err += c));
+  const exit = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  t.teardown(() => child.kill('SIGKILL'));
+  const ports = await Promise.race([
+    waitFor(() => {
+      const h = /Sluice http listening on 127\.0\.0\.1:(\d+)/.exec(err);
+      const a = /Sluice admin listening on 127\.0\.0\.1:(\d+)/.exec(err);
+      return h && a ? { http: Number(h[1]), admin: Number(a[1]) } : null;
+    }, 60_000),
+    exit.then((code) => {
+      throw new Error(`serve exited ${code}: ${err}`);
+    }),
+  ]);
+  return { child, ...ports, stdout: () => out, stderr: () => err, exit };
+}
+
+function adminCall(port: number, method: string, path: string, token?: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, method, path, headers: token ? { authorization: `Bearer ${token}` } : {} }, (res) => {
+      let body = '';
+      res.on('data', (c) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+const configText = (dnsServer: string, globalDeny: string[], extra = '') => `
+listen: { http: "127.0.0.1:0", socks5: null, admin: "127.0.0.1:0" }
+dns: { servers: ["${dnsServer}"], minTtlS: 0, maxTtlS: 1, timeoutMs: 1000 }
+identities:
+  agent: { password: agent-password-1 }
+admin: { tokenFile: ${adminTokenFile} }
+globalDeny: { hosts: ${JSON.stringify(globalDeny)} }
+addressGuard: { allow: [{ cidr: 127.0.0.2/32, hosts: ["*.test"] }] }
+${extra}`;
+
+t.test('hot reload', async (t) => {
+  const dns = await startFakeDns();
+  const origin = await startHttpCanary('127.0.0.2');
+  t.teardown(async () => {
+    await dns.close();
+    await origin.close();
+  });
+  dns.set('site.test', { a: ['127.0.0.2'] });
+  const url = `http://site.test:${origin.port}/`;
+  const path = join(dir, 'reload.yaml');
+  writeFileSync(path, configText(dns.server, []));
+  const s = await serve(t, path);
+  t.equal((await viaProxy(s.http, { url, auth: AUTH })).status, 200);
+
+  writeFileSync(path, configText(dns.server, ['site.test']));
+  s.child.kill('SIGHUP');
+  t.equal(codeOf(await waitForCode(s.http, url, 'EGR_DENY_GLOBAL')), 'EGR_DENY_GLOBAL', 'SIGHUP: the next request sees the new policy');
+
+  writeFileSync(path, configText(dns.server, []));
+  t.equal((await waitForStatus(s.http, url, 200)).status, 200, 'a change of the file reloads by itself');
+
+  writeFileSync(path, configText(dns.server, ['site.test'], 'registries: ["bad.*"]\n'));
+  const bad = await adminCall(s.admin, 'POST', '/v1/reload', ADMIN_TOKEN);
+  t.equal(bad.status, 422, 'an invalid config is refused');
+  t.match(JSON.parse(bad.body), { result: 'error', issues: [/registries\/0/] });
+  t.equal((await viaProxy(s.http, { url, auth: AUTH })).status, 200, 'and the last good config stays');
+  const metrics = (await adminCall(s.admin, 'GET', '/metrics')).body;
+  t.match(metrics, /sluice_policy_reloads_total\{result="error"\} [1-9]/);
+  t.match(metrics, /sluice_policy_reloads_total\{result="success"\} [1-9]/);
+  t.match(s.stdout(), /config\.reload_failed/);
+
+  writeFileSync(path, configText(dns.server, ['site.test']).replace('admin: "127.0.0.1:0"', 'admin: "127.0.0.1:0"').replace('socks5: null', 'socks5: "127.0.0.1:0"'));
+  const restart = await adminCall(s.admin, 'POST', '/v1/reload', ADMIN_TOKEN);
+  t.equal(restart.status, 200);
+  t.match(JSON.parse(restart.body), { result: 'success', restartRequired: ['listen'] }, 'listener changes are reported as needing a restart');
+  t.equal(codeOf(await viaProxy(s.http, { url, auth: AUTH })), 'EGR_DENY_GLOBAL', 'while the policy part applies');
+
+  t.equal((await adminCall(s.admin, 'POST', '/v1/reload')).status, 401, 'reload needs the token');
+  s.child.kill('SIGTERM');
+  t.equal(await s.exit, 0);
+});
+
+async function waitForCode(port: number, url: string, code: string) {
+  for (let i = 0; i < 200; i++) {
+    const r = await viaProxy(port, { url, auth: AUTH });
+    if (codeOf(r) === code) return r;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`never saw ${code}`);
+}
+async function waitForStatus(port: number, url: string, status: number) {
+  for (let i = 0; i < 200; i++) {
+    const r = await viaProxy(port, { url, auth: AUTH });
+    if (r.status === status) return r;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`never saw ${status}`);
+}
+
+t.test('graceful shutdown: SIGTERM drains in-flight requests and exits 0', async (t) => {
+  const dns = await startFakeDns();
+  const origin = await startHttpCanary('127.0.0.2', 0, (req, res) => {
+    setTimeout(() => res.end(`slow ${req.url}`), 1500);
+  });
+  t.teardown(async () => {
+    await dns.close();
+    await origin.close();
+  });
+  dns.set('slow.test', { a: ['127.0.0.2'] });
+  const path = join(dir, 'drain.yaml');
+  writeFileSync(path, configText(dns.server, [], 'limits: { drainMs: 20000 }\n'));
+  const s = await serve(t, path);
+  const inFlight = viaProxy(s.http, { url: `http://slow.test:${origin.port}/x`, auth: AUTH });
+  await waitFor(() => origin.requests.length > 0 || origin.connections > 0);
+  s.child.kill('SIGTERM');
+  // The signal is asynchronous: wait for /readyz to turn (the request is still in flight meanwhile).
+  let readyStatus = 200;
+  for (let i = 0; i < 100 && readyStatus === 200; i++) {
+    readyStatus = (await adminCall(s.admin, 'GET', '/readyz').catch(() => ({ status: 0, body: '' }))).status;
+    if (readyStatus === 200) await new Promise((r) => setTimeout(r, 10));
+  }
+  t.not(readyStatus, 200, 'not ready while draining');
+  const r = await inFlight;
+  t.equal(r.status, 200, 'the in-flight request finished');
+  t.equal(r.body, 'slow /x');
+  t.equal(await s.exit, 0);
+  t.match(s.stdout(), /shutdown\.complete/);
+});
+
+t.test('a second SIGTERM exits at once', async (t) => {
+  const dns = await startFakeDns();
+  const origin = await startHttpCanary('127.0.0.2', 0, () => undefined); // never answers
+  t.teardown(async () => {
+    await dns.close();
+    await origin.close();
+  });
+  dns.set('hang.test', { a: ['127.0.0.2'] });
+  const path = join(dir, 'hang.yaml');
+  writeFileSync(path, configText(dns.server, [], 'limits: { drainMs: 600000 }\n'));
+  const s = await serve(t, path);
+  void viaProxy(s.http, { url: `http://hang.test:${origin.port}/`, auth: AUTH }).catch(() => undefined);
+  await waitFor(() => origin.connections > 0);
+  s.child.kill('SIGTERM');
+  await waitFor(() => /shutdown\.draining/.test(s.stdout()));
+  s.child.kill('SIGTERM');
+  t.equal(await s.exit, 143);
+});
+
+t.test('production start-up refuses insecure configs', async (t) => {
+  const key = join(dir, 'key');
+  writeFileSync(key, 'k'.repeat(48));
+  const hash = 'scrypt$32768$8$1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2g=';
+  const rows: [string, string, RegExp][] = [
+    ['no identities', `tokens: { keyFile: ${key} }\nadmin: { tokenFile: ${adminTokenFile} }\n`, /no identities/],
+    ['plaintext password', `identities: { a: { password: x } }\ntokens: { keyFile: ${key} }\nadmin: { tokenFile: ${adminTokenFile} }\n`, /plaintext password/],
+    ['no token key', `identities: { a: { passwordHash: "${hash}" } }\nadmin: { tokenFile: ${adminTokenFile} }\n`, /tokens\.keyFile is not set/],
+    ['admin without token', `identities: { a: { passwordHash: "${hash}" } }\ntokens: { keyFile: ${key} }\n`, /admin API has no token/],
+  ];
+  for (const [name, text, re] of rows) {
+    const p = join(dir, `prod-${name.replace(/\W/g, '-')}.yaml`);
+    writeFileSync(p, `listen: { http: "127.0.0.1:0", socks5: null, admin: "127.0.0.1:0" }\n${text}`);
+    const r = spawnSync(process.execPath, [...cliArgv(), 'serve', '--config', p], { env: { ...process.env, SLUICE_ENV: 'production' }, encoding: 'utf8', timeout: 60_000 });
+    t.equal(r.status, 2, `${name}: refuses to start`);
+    t.match(r.stderr, re, name);
+  }
+  const exposed = join(dir, 'exposed.yaml');
+  writeFileSync(exposed, 'listen: { http: "127.0.0.1:0", socks5: null, admin: "0.0.0.0:0" }\nidentities: { a: { password: x } }\n');
+  const r = spawnSync(process.execPath, [...cliArgv(), 'serve', '--config', exposed], { encoding: 'utf8', timeout: 60_000 });
+  t.equal(r.status, 2, 'even outside production, the admin listener refuses to bind beyond loopback without a token');
+  t.match(r.stderr, /beyond loopback without an admin token/);
+});
