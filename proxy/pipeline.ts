@@ -9,11 +9,11 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { type Deny, deny, isDeny } from '../firewall/codes.js';
 import { type Target, formatAuthority, normaliseHost, parseAbsoluteTarget, parseAuthority } from '../firewall/normalise.js';
-import { type DecideState, type HttpEgress, type Policy, decide, methodOverrideOf } from '../firewall/policy.js';
+import { type Allow, type DecideState, type HttpEgress, type Policy, decide, methodOverrideOf } from '../firewall/policy.js';
 import type { Admission } from './admission.js';
 import type { Audit, AuditRecord, Listener } from './audit.js';
-import type { Dialer } from './dialer.js';
-import { type ForwardPlan, forwardHttp, forwardUpgrade, requestHasBody } from './forward.js';
+import type { Dialer, DialPlan } from './dialer.js';
+import { type ForwardPlan, type ForwardResult, forwardHttp, forwardUpgrade, requestHasBody } from './forward.js';
 import type { Credentials, IdentityStore, Principal } from './identity.js';
 import { scrubText } from './redact.js';
 import type { TunnelRegistry } from './splice.js';
@@ -109,7 +109,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
   }
 
   /** Stages shared by plain and upgrade requests, up to a validated dial plan. */
-  async function prepareHttp(edge: HttpEdge | UpgradeEdge, rec: AuditRecord, upgrade: boolean) {
+  async function prepareHttp(edge: HttpEdge | UpgradeEdge, rec: AuditRecord, upgrade: boolean): Promise<Prepared | Deny | { release: () => void; d: Deny }> {
     const { req } = edge;
     rec.method = req.method ?? null;
     const who = await identify(edge, rec);
@@ -148,49 +148,13 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     return { ...who, d: null, plan, decision, forward };
   }
 
-  return {
-    async http(edge) {
-      const rec = audit.begin(edge.listener, edge.clientAddr);
-      let release: (() => void) | null = null;
-      try {
-        const r = await prepareHttp(edge, rec, false);
-        if (isDeny(r)) return fail(edge, rec, r);
-        release = r.release;
-        if (r.d) return fail(edge, rec, r.d);
-        const result = await forwardHttp(dialer.agent, r.forward, edge.req, edge.res);
-        if (isDeny(result)) return fail(edge, rec, result);
-        rec.status = result.status;
-        rec.bytesUp = result.bytesUp;
-        rec.bytesDown = result.bytesDown;
-        if (result.aborted) rec.detail = 'response cut short';
-      } catch (err) {
-        fail(edge, rec, internal(rec, err));
-      } finally {
-        release?.();
-        audit.end(rec);
-      }
-    },
+  type Prepared = { release: () => void; d: null; plan: DialPlan; decision: Allow; forward: ForwardPlan };
 
-    async upgrade(edge) {
-      const rec = audit.begin(edge.listener, edge.clientAddr);
-      let release: (() => void) | null = null;
-      try {
-        const r = await prepareHttp(edge, rec, true);
-        if (isDeny(r)) return fail(edge, rec, r);
-        release = r.release;
-        if (r.d) return fail(edge, rec, r.d);
-        const result = await forwardUpgrade(dialer, r.plan, r.decision.port, r.decision.tls, r.forward, edge.req, edge.socket, edge.head);
-        if (isDeny(result)) return fail(edge, rec, result);
-        rec.status = result.status;
-        rec.bytesUp = result.bytesUp;
-        rec.bytesDown = result.bytesDown;
-      } catch (err) {
-        fail(edge, rec, internal(rec, err));
-      } finally {
-        release?.();
-        audit.end(rec);
-      }
-    },
+  return {
+    http: (edge) => httpLike(edge, false, (r) => forwardHttp(dialer.agent, r.forward, edge.req, edge.res)),
+
+    upgrade: (edge) =>
+      httpLike(edge, true, (r) => forwardUpgrade(dialer, r.plan, r.decision.port, r.decision.tls, r.forward, edge.req, edge.socket, edge.head)),
 
     async tunnel(edge) {
       const rec = audit.begin(edge.listener, edge.clientAddr);
@@ -247,6 +211,33 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       return rec.id;
     },
   };
+
+  /** Plain requests and upgrades: the same stages, then their own way of forwarding. */
+  async function httpLike(
+    edge: HttpEdge | UpgradeEdge,
+    upgrade: boolean,
+    send: (r: Prepared) => Promise<ForwardResult | Deny>,
+  ): Promise<void> {
+    const rec = audit.begin(edge.listener, edge.clientAddr);
+    let release: (() => void) | null = null;
+    try {
+      const r = await prepareHttp(edge, rec, upgrade);
+      if (isDeny(r)) return fail(edge, rec, r);
+      release = r.release;
+      if (r.d) return fail(edge, rec, r.d);
+      const result = await send(r);
+      if (isDeny(result)) return fail(edge, rec, result);
+      rec.status = result.status;
+      rec.bytesUp = result.bytesUp;
+      rec.bytesDown = result.bytesDown;
+      if (result.aborted) rec.detail = 'response cut short';
+    } catch (err) {
+      fail(edge, rec, internal(rec, err));
+    } finally {
+      release?.();
+      audit.end(rec);
+    }
+  }
 
   function fail(edge: EdgeBase, rec: AuditRecord, d: Deny): void {
     audit.denied(rec, d);

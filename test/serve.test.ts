@@ -10,7 +10,7 @@ import t, { type Test } from 'tap';
 import { startHttpCanary } from './helpers/canary.js';
 import { cliArgv } from './helpers/cli.js';
 import { startFakeDns } from './helpers/fake-dns.js';
-import { basic, codeOf, viaProxy, waitFor } from './helpers/harness.js';
+import { type Reply, basic, codeOf, viaProxy, waitFor } from './helpers/harness.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'sluice-serve-'));
 const ADMIN_TOKEN = 'serve-test-admin-token-0123456789';
@@ -112,22 +112,17 @@ t.test('hot reload', async (t) => {
   t.equal(await s.exit, 0);
 });
 
-async function waitForCode(port: number, url: string, code: string) {
+/** Repeats a request until its reply satisfies `want` (a reload lands asynchronously). */
+async function poll(port: number, url: string, want: (r: Reply) => boolean): Promise<Reply> {
   for (let i = 0; i < 200; i++) {
     const r = await viaProxy(port, { url, auth: AUTH });
-    if (codeOf(r) === code) return r;
+    if (want(r)) return r;
     await new Promise((r) => setTimeout(r, 50));
   }
-  throw new Error(`never saw ${code}`);
+  throw new Error('the expected reply never came');
 }
-async function waitForStatus(port: number, url: string, status: number) {
-  for (let i = 0; i < 200; i++) {
-    const r = await viaProxy(port, { url, auth: AUTH });
-    if (r.status === status) return r;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`never saw ${status}`);
-}
+const waitForCode = (port: number, url: string, code: string) => poll(port, url, (r) => codeOf(r) === code);
+const waitForStatus = (port: number, url: string, status: number) => poll(port, url, (r) => r.status === status);
 
 t.test('graceful shutdown: SIGTERM drains in-flight requests and exits 0', async (t) => {
   const dns = await startFakeDns();
