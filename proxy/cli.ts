@@ -139,7 +139,7 @@ async function serve(argv: string[]) {
   const stop = async () => {
     if (stopping) {
       // A second SIGTERM: no more waiting.
-      sluice.logger.flush?.();
+      sluice.flushLogs();
       process.exit(143);
     }
     stopping = true;
@@ -148,7 +148,7 @@ async function serve(argv: string[]) {
     reloader!.close();
     await sluice.stop();
     sluice.logger.info('shutdown.complete');
-    sluice.logger.flush?.();
+    sluice.flushLogs();
     process.exit(0);
   };
   process.on('SIGINT', () => void stop());

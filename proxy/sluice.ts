@@ -18,6 +18,7 @@ import { type Pipeline, createPipeline } from './pipeline.js';
 import { type NameResolver, createResolver } from './resolver.js';
 import { type Metrics, createMetrics } from './metrics.js';
 import { exposureProblems } from './production.js';
+import { REDACTED, REDACT_PATHS } from './redact.js';
 import { MIN_KEY_BYTES } from './run-token.js';
 import type { TunnelRegistry } from './splice.js';
 
@@ -64,6 +65,8 @@ export interface Sluice {
   readonly audit: Audit;
   readonly logger: Logger;
   start(): Promise<BoundListeners>;
+  /** Writes out buffered log lines synchronously (before process.exit). */
+  flushLogs(): void;
   /** Ready for traffic: listeners up, config loaded, not draining. */
   ready(): boolean;
   /** Graceful shutdown: stop accepting, close tunnels, let in-flight requests finish for up to `drainMs`. */
@@ -131,7 +134,12 @@ export function createTunnelRegistry(): RuntimeState['tunnels'] {
 export function createSluice(opts: SluiceOptions): Sluice {
   const generatedIdentity = opts.generatedIdentity ?? false;
   const nowMs = opts.nowMs ?? (() => performance.timeOrigin + performance.now());
-  const logger = opts.logger ?? pino({ level: opts.config.log.level });
+  // The audit log is written on every request: buffer it (one write per 4 KiB, or every second when quiet)
+  // instead of a syscall per line, and flush synchronously on the way out.
+  const destination = opts.logger ? null : pino.destination({ dest: 1, sync: false, minLength: 4096 });
+  const logger = opts.logger ?? pino({ level: opts.config.log.level, redact: { paths: [...REDACT_PATHS], censor: REDACTED } }, destination!);
+  const flushTimer = destination ? setInterval(() => destination.flush(), 1000) : null;
+  flushTimer?.unref();
   let config = opts.config;
   const self = () => selfAddresses([config.listen.http, config.listen.socks5, config.listen.admin, config.listen.dns]);
   let policy = compilePolicy(config, self());
@@ -252,6 +260,13 @@ export function createSluice(opts: SluiceOptions): Sluice {
       return bound;
     },
     ready: () => started && !draining,
+    flushLogs() {
+      try {
+        destination?.flushSync();
+      } catch {
+        // Nothing buffered, or stdout already gone: nothing more can be done on the way out.
+      }
+    },
     async drain(drainMs) {
       draining = true;
       for (const [name, server] of servers) {
@@ -266,6 +281,7 @@ export function createSluice(opts: SluiceOptions): Sluice {
     },
     async stop() {
       if (killFile) unwatchFile(killFile);
+      if (flushTimer) clearInterval(flushTimer);
       const closing: Promise<unknown>[] = [];
       for (const server of servers.values()) {
         closing.push(new Promise((r) => server.close(r)));

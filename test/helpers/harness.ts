@@ -5,6 +5,7 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import type { Test } from 'tap';
 import { formatIssue, validateConfig } from '../../firewall/config.js';
+import { REDACTED, REDACT_PATHS } from '../../proxy/redact.js';
 import { type Sluice, type SluiceOptions, createSluice } from '../../proxy/sluice.js';
 
 export interface Harness {
@@ -35,7 +36,7 @@ export async function startSluice(t: Test, raw: Record<string, unknown>, opts: P
       cb();
     },
   });
-  const logger = pino({ level: 'debug' }, sink);
+  const logger = pino({ level: 'debug', redact: { paths: [...REDACT_PATHS], censor: REDACTED } }, sink);
   const sluice = createSluice({ config: r.config, logger, ...opts });
   const { http, admin } = await sluice.start();
   t.teardown(() => sluice.stop());
