@@ -21,7 +21,7 @@ RUN npm run build
 FROM ${NODE_IMAGE} AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund --ignore-scripts && npm cache clean --force
+RUN npm ci --omit=dev --no-audit --no-fund --ignore-scripts
 
 # --- base: what both final images share ------------------------------------------------------------------
 FROM ${NODE_IMAGE} AS base
