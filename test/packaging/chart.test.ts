@@ -254,6 +254,7 @@ t.test('values.schema.json refuses bad values', async (t) => {
     ['listeners set by hand', ['config.listen.http=0.0.0.0:1'], /config/],
     ['a secret path set by hand', ['config.admin.tokenFile=/tmp/x'], /config/],
     ['a typo at the top level', ['replicaCont=3'], /replicaCont/],
+    ['a Service other than ClusterIP (an open proxy)', ['service.type=LoadBalancer'], /type/],
     ['a malformed CIDR', ['networkPolicy.clusterCIDRs[0]=10.0.0.0'], /clusterCIDRs/],
     ['a dashboard without the grafana label', ['metrics.dashboard.labels.grafana_dashboard=null'], /grafana_dashboard/],
   ];

@@ -3,7 +3,8 @@
 // modes, a hardened workload that reaches only Sluice, host rules applied before the workload starts, and
 // the metrics port on loopback only. compose/sluice.yaml passes Sluice's own validator and agrees with it.
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { Ajv } from 'ajv';
@@ -121,4 +122,28 @@ t.test('compose/sluice.yaml passes Sluice\'s validator', async (t) => {
   if (r.setAside.length) t.comment(`not yet in this build's schema, set aside: ${r.setAside.join(', ')}`);
   t.equal(r.raw.mode, 'enforce');
   t.ok(Object.keys(r.raw.identities).length > 0, 'production mode needs identities');
+});
+
+t.test('init-secrets.sh makes both secrets once and never replaces them', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-compose-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  mkdirSync(join(dir, 'secrets'));
+  copyFileSync(join(REPO, 'compose/init-secrets.sh'), join(dir, 'init-secrets.sh'));
+  const run = () => spawnSync('sh', [join(dir, 'init-secrets.sh')], { encoding: 'utf8' });
+  const first = run();
+  t.equal(first.status, 0, first.stderr);
+  const read = (n: string) => readFileSync(join(dir, 'secrets', n), 'utf8').trim();
+  const key = read('sluice-token-key');
+  const admin = read('sluice-admin-token');
+  t.match(key, /^[0-9a-f]{64}$/, 'a 32-byte key (Sluice needs at least 32)');
+  t.match(admin, /^[0-9a-f]{64}$/);
+  t.not(key, admin);
+  for (const n of compose.services.sluice.secrets) {
+    const st = statSync(join(dir, 'secrets', n));
+    t.ok(st.uid === 10001 || (st.mode & 0o777) === 0o444, `${n} is readable by UID 10001 in the container`);
+    t.equal(st.mode & 0o022, 0, `${n} is writable by its owner only`);
+  }
+  t.equal(run().status, 0);
+  t.equal(read('sluice-token-key'), key, 'a second run keeps the key, so tokens already issued stay valid');
+  t.same(readFileSync(join(REPO, 'compose/secrets/.gitignore'), 'utf8').split('\n').filter((l) => l && !l.startsWith('#')), ['*', '!.gitignore'], 'secrets are never committed');
 });
