@@ -1,0 +1,38 @@
+// Rendered manifests checked against the Kubernetes OpenAPI schemas that kubernetes-models compiles (and the
+// prometheus-operator CRDs). Every kind the chart renders must have a model here: an unknown kind fails.
+import { PodMonitor, PrometheusRule, ServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1';
+import { Deployment } from 'kubernetes-models/apps/v1';
+import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2';
+import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
+import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
+import { ConfigMap, Pod, Service, ServiceAccount } from 'kubernetes-models/v1';
+import type { Manifest } from './helm.js';
+
+type Model = new (data: any) => { validate(): void };
+
+const MODELS: Record<string, Model> = {
+  'v1/ConfigMap': ConfigMap,
+  'v1/Pod': Pod,
+  'v1/Service': Service,
+  'v1/ServiceAccount': ServiceAccount,
+  'apps/v1/Deployment': Deployment,
+  'autoscaling/v2/HorizontalPodAutoscaler': HorizontalPodAutoscaler,
+  'networking.k8s.io/v1/NetworkPolicy': NetworkPolicy,
+  'policy/v1/PodDisruptionBudget': PodDisruptionBudget,
+  'monitoring.coreos.com/v1/ServiceMonitor': ServiceMonitor,
+  'monitoring.coreos.com/v1/PodMonitor': PodMonitor,
+  'monitoring.coreos.com/v1/PrometheusRule': PrometheusRule,
+};
+
+/** null when the manifest is valid, else why not. */
+export function validateManifest(m: Manifest): string | null {
+  const key = `${m.apiVersion}/${m.kind}`;
+  const model = MODELS[key];
+  if (!model) return `no schema for ${key}`;
+  try {
+    new model(m).validate();
+    return null;
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
