@@ -15,6 +15,7 @@ import { type IdentityStore, createIdentityStore } from './identity.js';
 import { type Admit, type Pipeline, createPipeline } from './pipeline.js';
 import { type NameResolver, createResolver } from './resolver.js';
 import { type Metrics, createMetrics } from './metrics.js';
+import { createSocks5Listener } from './socks5-listener.js';
 import { MIN_KEY_BYTES } from './run-token.js';
 import type { TunnelRegistry } from './splice.js';
 
@@ -170,6 +171,7 @@ export function createSluice(opts: SluiceOptions & { admit?: Admit }): Sluice {
       const bound: BoundListeners = {};
       const { listen: l } = config;
       if (l.http) bound.http = await listen('http', createHttpListener(pipeline, config.limits), l.http);
+      if (l.socks5) bound.socks5 = await listen('socks5', createSocks5Listener(pipeline, config.limits), l.socks5);
       return bound;
     },
     async stop() {

@@ -10,6 +10,8 @@ import { type Sluice, createSluice } from '../../proxy/sluice.js';
 export interface Harness {
   readonly sluice: Sluice;
   readonly port: number;
+  /** The SOCKS5 listener's port, when the config enables one (`listen.socks5: 127.0.0.1:0`). */
+  readonly socks5Port: number | null;
   readonly logs: Record<string, unknown>[];
   /** Raw log text, for secret scans. */
   readonly logText: () => string;
@@ -35,11 +37,12 @@ export async function startSluice(t: Test, raw: Record<string, unknown>): Promis
   });
   const logger = pino({ level: 'debug' }, sink);
   const sluice = createSluice({ config: r.config, logger });
-  const { http } = await sluice.start();
+  const { http, socks5 } = await sluice.start();
   t.teardown(() => sluice.stop());
   return {
     sluice,
     port: http!.port,
+    socks5Port: socks5?.port ?? null,
     logs,
     logText: () => text.join(''),
     decisions: () => logs.filter((l) => l.msg === 'egress.decision'),
