@@ -87,7 +87,7 @@ async function serve(argv: string[]) {
     config = withDevIdentity(config, devPassword);
   }
   const sluice = createSluice({ config, version: packageVersion() });
-  const { http } = await sluice.start();
+  const { http, socks5 } = await sluice.start();
   if (http && devPassword) {
     const host = http.family === 'IPv6' ? `[${http.address}]` : http.address;
     const url = `http://${DEV_IDENTITY}:${devPassword}@${host}:${http.port}`;
@@ -98,6 +98,10 @@ async function serve(argv: string[]) {
     err(`HTTP_PROXY=${url}`);
   } else if (http) {
     err(`Sluice listening on ${http.address}:${http.port}`);
+  }
+  if (socks5) {
+    const host = socks5.family === 'IPv6' ? `[${socks5.address}]` : socks5.address;
+    err(devPassword ? `ALL_PROXY=socks5h://${DEV_IDENTITY}:${devPassword}@${host}:${socks5.port}` : `Sluice SOCKS5 listening on ${host}:${socks5.port}`);
   }
   let stopping = false;
   const stop = async () => {
