@@ -75,7 +75,8 @@ function createReader(socket: Socket, capBytes: number) {
 }
 
 // After a refusal the client may still be sending (a pipelined request, TLS bytes). Closing with unread data
-// makes the kernel send RST, which can overtake the reply; so half-close, drain, and give up after a while.
+// makes the kernel send RST, which can overtake the reply; so half-close, drain, and give up after a while
+// (a fixed deadline: a client that keeps sending must not keep the socket open).
 function closeWith(socket: Socket, bytes: Buffer | null, lingerMs: number): void {
   if (bytes === null || socket.destroyed || !socket.writable) {
     socket.destroy();
@@ -83,7 +84,8 @@ function closeWith(socket: Socket, bytes: Buffer | null, lingerMs: number): void
   }
   socket.end(bytes);
   socket.resume();
-  socket.setTimeout(lingerMs, () => socket.destroy());
+  const timer = setTimeout(() => socket.destroy(), lingerMs);
+  socket.once('close', () => clearTimeout(timer));
 }
 
 export function createSocks5Listener(pipeline: Pipeline, limits: Socks5ListenerLimits): Socks5Server {

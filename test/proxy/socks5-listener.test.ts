@@ -1,7 +1,7 @@
 // The SOCKS5 listener at the byte level, in the lo-only namespace: the same policy as CONNECT (identity,
 // tunnel rules, IP literals, the address guard, the SNI check), whole RFC 1928 replies, RFC 1929 failures,
 // SOCKS4 and strangers refused, handshake timeouts and caps, and early data that reaches the upstream.
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import t, { type Test } from 'tap';
 import { CODES, type Code } from '../../firewall/codes.js';
@@ -9,6 +9,7 @@ import { pino } from 'pino';
 import { validateConfig } from '../../firewall/config.js';
 import { FIELD } from '../../proxy/audit.js';
 import { createSluice } from '../../proxy/sluice.js';
+import { realHello } from '../helpers/client-hello.js';
 import { AGENT, AGENT_AUTH, type Harness, rawExchange, startSluice, waitFor } from '../helpers/harness.js';
 import { isolate } from '../helpers/netns.js';
 import { buildWorld, worldConfig } from '../helpers/world.js';
@@ -69,23 +70,6 @@ async function authed(t: Test, port: number, auth: Buffer = AUTH) {
 const recordFor = (h: Harness, pred: (d: Record<string, unknown>) => boolean) =>
   waitFor(() => h.decisions().find((d) => d[FIELD.listener] === 'socks5' && pred(d)));
 
-/** A real ClientHello for `servername`, captured from Node's TLS client. */
-function captureHello(servername: string): Promise<Buffer> {
-  return new Promise((resolve) => {
-    const server = createServer((s) => {
-      s.once('data', (d: Buffer) => {
-        resolve(d);
-        s.destroy();
-        server.close();
-      });
-    });
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      tlsConnect({ host: '127.0.0.1', port, servername, rejectUnauthorized: false }).on('error', () => undefined);
-    });
-  });
-}
-
 if (isolate(t, import.meta.url)) {
   const w = await buildWorld(t);
   w.dns.set('internal-registry.test', { a: ['10.0.0.1'] });
@@ -122,7 +106,7 @@ if (isolate(t, import.meta.url)) {
   });
 
   t.test('an optimistic client: greeting, credentials, request and ClientHello in one write, nothing lost', async (t) => {
-    const hello = await captureHello('registry.test');
+    const hello = await realHello('registry.test');
     const before = w.registry.connections;
     const allowed = () => h.decisions().filter((d) => d[FIELD.listener] === 'socks5' && d.verdict === 'allow');
     const seen = allowed().length;
