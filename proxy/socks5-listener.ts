@@ -98,10 +98,12 @@ export function createSocks5Listener(pipeline: Pipeline, limits: Socks5ListenerL
     const reader = createReader(socket, capBytes);
     // Greeting and credentials share one deadline; the request gets its own once the status is sent.
     let timedOut = false;
-    let timer = setTimeout(() => {
-      timedOut = true;
-      socket.destroy();
-    }, limits.headersTimeoutMs);
+    const deadline = () =>
+      setTimeout(() => {
+        timedOut = true;
+        socket.destroy();
+      }, limits.headersTimeoutMs);
+    let timer = deadline();
 
     const greeting = await reader.next(decodeGreeting);
     if (greeting.state !== 'ok') {
@@ -135,10 +137,7 @@ export function createSocks5Listener(pipeline: Pipeline, limits: Socks5ListenerL
     const readRequest = async () => {
       socket.write(encodeAuthStatus(true));
       phase = 'request';
-      timer = setTimeout(() => {
-        timedOut = true;
-        socket.destroy();
-      }, limits.headersTimeoutMs);
+      timer = deadline();
       const r = await reader.next(decodeRequest);
       clearTimeout(timer);
       if (r.state === 'ok') return { target: { kind: 'host-port', host: r.value.host, port: r.value.port } as const, head: reader.rest() };

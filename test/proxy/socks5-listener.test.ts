@@ -267,6 +267,23 @@ if (isolate(t, import.meta.url)) {
     h.sluice.state.setKillSwitch(false);
   });
 
+  t.test('an IP-literal ATYP passes only where addressGuard.allow names it (and it is a tunnel target)', async (t) => {
+    const h2 = await startSluice(t, worldConfig(w, {
+      listen: { http: '127.0.0.1:0', socks5: '127.0.0.1:0', admin: null },
+      registries: ['registry.test', '127.0.0.4'],
+      addressGuard: { allow: [{ cidr: '127.0.0.0/8', hosts: ['*.test', '127.0.0.4'] }] },
+    }));
+    const open = await authed(t, h2.socks5Port!);
+    await open.read(2);
+    open.write(ipv4('127.0.0.4'));
+    t.equal((await open.read(10)).toString('hex'), '05000001000000000000', 'a listed literal that is a registry: success');
+    open.socket.destroy();
+    const unlisted = await authed(t, h2.socks5Port!);
+    await unlisted.read(2);
+    unlisted.write(ipv4('127.0.0.3'));
+    t.equal((await unlisted.closed()).toString('hex'), replyHex('EGR_DENY_IP_LITERAL'), 'in the CIDR but not listed: refused');
+  });
+
   t.test('stop() closes SOCKS connections still in their handshake', async (t) => {
     const r = validateConfig(worldConfig(w, { listen: { http: null, socks5: '127.0.0.1:0', admin: null } }));
     if (!r.ok) throw new Error('config');
