@@ -122,7 +122,7 @@ async function serve(argv: string[]) {
     fail((e as Error).message);
   }
   reloader.watch();
-  const { http } = bound;
+  const { http, socks5 } = bound;
   if (http && devPassword) {
     const host = http.family === 'IPv6' ? `[${http.address}]` : http.address;
     const url = `http://${DEV_IDENTITY}:${devPassword}@${host}:${http.port}`;
@@ -133,6 +133,10 @@ async function serve(argv: string[]) {
     err(`HTTP_PROXY=${url}`);
   } else {
     for (const [name, a] of Object.entries(bound)) err(`Sluice ${name} listening on ${a.address}:${a.port}`);
+  }
+  if (socks5 && devPassword) {
+    const host = socks5.family === 'IPv6' ? `[${socks5.address}]` : socks5.address;
+    err(`ALL_PROXY=socks5h://${DEV_IDENTITY}:${devPassword}@${host}:${socks5.port}`);
   }
   process.on('SIGHUP', () => void reloader!.reload('sighup'));
   let stopping = false;

@@ -70,9 +70,8 @@ export function createHttpListener(pipeline: Pipeline, limits: HttpListenerLimit
       listener: 'http',
       clientAddr: clientAddress(s),
       credentials: credentialsOf(req),
-      target: { kind: 'authority', authority: req.url ?? '' },
+      target: async () => ({ target: { kind: 'authority', authority: req.url ?? '' }, head }),
       socket: s,
-      head,
       accept: () => {
         s.write('HTTP/1.1 200 Connection Established\r\n\r\n');
       },

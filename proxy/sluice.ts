@@ -19,6 +19,7 @@ import { type NameResolver, createResolver } from './resolver.js';
 import { type Metrics, createMetrics } from './metrics.js';
 import { exposureProblems } from './production.js';
 import { REDACTED, REDACT_PATHS } from './redact.js';
+import { createSocks5Listener } from './socks5-listener.js';
 import { MIN_KEY_BYTES } from './run-token.js';
 import type { TunnelRegistry } from './splice.js';
 
@@ -256,6 +257,7 @@ export function createSluice(opts: SluiceOptions): Sluice {
       watchKillFile();
       if (l.admin) bound.admin = await listen('admin', createAdminListener(adminDeps), l.admin);
       if (l.http) bound.http = await listen('http', createHttpListener(pipeline, config.limits), l.http);
+      if (l.socks5) bound.socks5 = await listen('socks5', createSocks5Listener(pipeline, config.limits), l.socks5);
       started = true;
       return bound;
     },
