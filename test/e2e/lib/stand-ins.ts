@@ -2,8 +2,8 @@
 // only the fake DNS server knows. Every server counts its connections, so a test can prove that a denied
 // request reached nothing.
 import { spawn } from 'node:child_process';
-import { createServer as createHttpsServer, type Server } from 'node:https';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { execFileSync } from 'node:child_process';
 import type { Test } from 'tap';
 import { type Canary, type Handler, startHttpCanary, startHttpsCanary } from '../../helpers/canary.js';
@@ -39,7 +39,7 @@ export interface StandIns {
   readonly api: Canary;
   /** https://registry.test/ (npm) and https://pypi.test/ (PyPI simple index and files). */
   readonly registry: Canary;
-  /** https://git.test/ — `git http-backend` (smart HTTP). */
+  /** https://git.test/ (and http://git.test/) — `git http-backend` (smart HTTP). */
   readonly git: GitServer;
   /** https://forge.test/ — a git host that is not a registry: must see zero connections. */
   readonly forge: Canary;
@@ -112,12 +112,13 @@ const publicHandler: Handler = (req, res) => {
   res.end(req.method === 'HEAD' ? undefined : `${PUBLIC_BODY}\n`);
 };
 
-/** Git smart HTTP: `git http-backend` as a CGI behind an HTTPS server. Bodies are binary (and may be gzip),
- * so this server streams them rather than using the text-body canary. */
+/** Git smart HTTP: `git http-backend` as a CGI behind an HTTPS server (and a plain one on 80, to show what
+ * a clone over http:// meets). Bodies are binary (and may be gzip), so this streams them rather than using
+ * the text-body canary. */
 async function startGitServer(t: Test, pki: TestPki, repo: GitRepo | undefined): Promise<GitServer> {
   let connections = 0;
   const requests: { method: string; url: string }[] = [];
-  const server: Server = createHttpsServer({ key: pki.keyPem, cert: pki.certPem }, (req: IncomingMessage, res: ServerResponse) => {
+  const handle = (req: IncomingMessage, res: ServerResponse) => {
     requests.push({ method: req.method ?? '', url: req.url ?? '' });
     if (!repo) return notFound(res);
     const url = new URL(req.url ?? '/', 'https://git.test');
@@ -158,16 +159,18 @@ async function startGitServer(t: Test, pki: TestPki, repo: GitRepo | undefined):
       res.write(head.subarray(end + 4));
     });
     cgi.on('close', () => (headDone ? res.end() : (res.writeHead(500), res.end())));
-  });
-  server.on('connection', () => connections++);
-  await new Promise<void>((r) => server.listen(443, ADDR.git, r));
-  t.teardown(
-    () =>
-      new Promise<void>((r) => {
-        server.closeAllConnections();
-        server.close(() => r());
-      }),
-  );
+  };
+  for (const [server, port] of [[createHttpsServer({ key: pki.keyPem, cert: pki.certPem }, handle), 443], [createHttpServer(handle), 80]] as const) {
+    server.on('connection', () => connections++);
+    await new Promise<void>((r) => server.listen(port, ADDR.git, r));
+    t.teardown(
+      () =>
+        new Promise<void>((r) => {
+          server.closeAllConnections();
+          server.close(() => r());
+        }),
+    );
+  }
   return {
     get connections() {
       return connections;
