@@ -92,6 +92,8 @@ if (isolate(t, import.meta.url) && requireTool(t, 'curl', 'curl', ['--version'])
     t.equal(byAddress.code, 7, "a stand-in's address is the workload's own loopback");
     const metadata = await curl('--noproxy', '*', '--max-time', '5', 'http://169.254.169.254/');
     t.not(metadata.code, 0, 'the metadata address has no route');
+    const listed = await c.run('curl', ['-sS', 'http://public.test/'], { env: { ...env, no_proxy: 'public.test', NO_PROXY: 'public.test' } });
+    t.equal(listed.code, 6, 'a NO_PROXY entry is not a way around Sluice, only a way to fail');
     t.equal(c.world.publicSite.connections, before);
     t.equal(c.world.metadata.connections, 0);
   });
@@ -121,5 +123,7 @@ if (isolate(t, import.meta.url) && requireTool(t, 'curl', 'curl', ['--version'])
     t.match(denied.stderr, /Can't complete SOCKS5 connection to forge\.test\. \(2\)/, 'REP 0x02: connection not allowed by ruleset');
     t.match(await c.decision('forge.test', 'EGR_DENY_TUNNEL'), { listener: 'socks5', verdict: 'deny' });
     t.equal(c.world.forge.connections, 0);
+    const local = await curl('-x', `socks5://agent:${PASSWORD}@${c.socksAddress}`, 'https://registry.test/-/ping');
+    t.equal(local.code, 6, 'socks5:// (not socks5h://) resolves in the workload, where nothing answers');
   });
 }
