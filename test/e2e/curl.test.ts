@@ -121,9 +121,11 @@ if (isolate(t, import.meta.url) && requireTool(t, 'curl', 'curl', ['--version'])
     show(t, 'curl --socks5-hostname ... https://forge.test/', denied);
     t.equal(denied.code, 97);
     t.match(denied.stderr, /Can't complete SOCKS5 connection to forge\.test\. \(2\)/, 'REP 0x02: connection not allowed by ruleset');
-    t.match(await c.decision('forge.test', 'EGR_DENY_TUNNEL'), { listener: 'socks5', verdict: 'deny' });
+    t.match(await c.decision('forge.test', 'EGR_DENY_TUNNEL', 'socks5'), { verdict: 'deny' });
     t.equal(c.world.forge.connections, 0);
     const local = await curl('-x', `socks5://agent:${PASSWORD}@${c.socksAddress}`, 'https://registry.test/-/ping');
-    t.equal(local.code, 6, 'socks5:// (not socks5h://) resolves in the workload, where nothing answers');
+    show(t, 'curl -x socks5://agent:…@10.99.0.1:1080 https://registry.test/-/ping', local);
+    t.equal(local.code, 97);
+    t.match(local.stderr, /Could not resolve host: registry\.test/, 'socks5:// (not socks5h://) resolves in the workload, where nothing answers');
   });
 }

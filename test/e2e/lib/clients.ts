@@ -41,8 +41,9 @@ export interface Clients {
   /** The usual variables, both cases, plus `extra` (the tool's CA variable). */
   env(home: string, extra?: Record<string, string>): Record<string, string>;
   run(cmd: string, args: readonly string[], opts: RunOptions): Promise<RunResult>;
-  /** The audit record Sluice wrote for a request to `host` with this code (waits for the `finally`). */
-  decision(host: string, code: string | null): Promise<Record<string, unknown>>;
+  /** The audit record Sluice wrote for a request to `host` with this code on this listener (waits for the
+   * pipeline's `finally`). */
+  decision(host: string, code: string | null, listener?: 'http' | 'socks5'): Promise<Record<string, unknown>>;
 }
 
 export async function startClients(t: Test, served: Served = {}): Promise<Clients> {
@@ -80,7 +81,8 @@ export async function startClients(t: Test, served: Served = {}): Promise<Client
       ...extra,
     }),
     run: (cmd, args, opts) => topo.run(cmd, args, opts),
-    decision: (host, code) => waitFor(() => sluice.decisions().find((d) => d['target.host'] === host && d.code === code)),
+    decision: (host, code, listener = 'http') =>
+      waitFor(() => sluice.decisions().find((d) => d['target.host'] === host && d.code === code && d.listener === listener)),
   };
 }
 
