@@ -1,12 +1,11 @@
 // curl, unchanged, in a workload whose only way out is Sluice: the proxy variables and CURL_CA_BUNDLE are all
 // it gets. Allowed requests arrive at the stand-ins; each denial shows Sluice's code in what curl prints.
 import t from 'tap';
-import { isolate } from '../helpers/netns.js';
 import { PASSWORD } from '../helpers/world.js';
-import { CA_VARIABLE, requireTool, show, startClients } from './lib/clients.js';
+import { CA_VARIABLE, isolateClients, requireTool, show, startClients } from './lib/clients.js';
 import { ADDR, PUBLIC_BODY } from './lib/stand-ins.js';
 
-if (isolate(t, import.meta.url) && requireTool(t, 'curl', 'curl', ['--version'])) {
+if (isolateClients(t, import.meta.url) && requireTool(t, 'curl', 'curl', ['--version'])) {
   const c = await startClients(t);
   const home = c.scratch();
   const env = c.env(home, { [CA_VARIABLE.curl]: c.world.pki.caFile });

@@ -4,11 +4,10 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { isolate } from '../helpers/netns.js';
 import { buildGitRepo, PKG } from './lib/artifacts.js';
-import { CA_VARIABLE, requireTool, show, startClients } from './lib/clients.js';
+import { CA_VARIABLE, isolateClients, requireTool, show, startClients } from './lib/clients.js';
 
-if (isolate(t, import.meta.url) && requireTool(t, 'git', 'git', ['--version'])) {
+if (isolateClients(t, import.meta.url) && requireTool(t, 'git', 'git', ['--version'])) {
   const repo = buildGitRepo();
   const c = await startClients(t, { git: repo });
   const home = c.scratch();

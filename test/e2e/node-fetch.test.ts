@@ -3,8 +3,7 @@
 // NODE_EXTRA_CA_CERTS adds the test CA to Node's bundled list.
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
-import { isolate } from '../helpers/netns.js';
-import { CA_VARIABLE, show, startClients } from './lib/clients.js';
+import { CA_VARIABLE, isolateClients, show, startClients } from './lib/clients.js';
 import { PUBLIC_BODY } from './lib/stand-ins.js';
 
 const SCRIPT = fileURLToPath(new URL('./fixtures/node-fetch-client.mjs', import.meta.url));
@@ -15,7 +14,7 @@ function builtinFetchReadsProxyEnv(version = process.versions.node): boolean {
   return major >= 24 || (major === 22 && minor >= 21);
 }
 
-if (isolate(t, import.meta.url)) {
+if (isolateClients(t, import.meta.url)) {
   const c = await startClients(t);
   const home = c.scratch();
   const env = c.env(home, { [CA_VARIABLE.node]: c.world.pki.caFile, NODE_USE_ENV_PROXY: '1' });

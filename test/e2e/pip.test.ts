@@ -3,11 +3,10 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { isolate } from '../helpers/netns.js';
 import { buildWheel } from './lib/artifacts.js';
-import { CA_VARIABLE, PYTHON, requireTool, show, startClients } from './lib/clients.js';
+import { CA_VARIABLE, isolateClients, PYTHON, requireTool, show, startClients } from './lib/clients.js';
 
-if (isolate(t, import.meta.url) && requireTool(t, 'pip (python3-pip)', PYTHON, ['-m', 'pip', '--version'])) {
+if (isolateClients(t, import.meta.url) && requireTool(t, 'pip (python3-pip)', PYTHON, ['-m', 'pip', '--version'])) {
   const wheel = buildWheel(PYTHON);
   const c = await startClients(t, { wheel });
   const home = c.scratch();

@@ -3,13 +3,12 @@
 // with Sluice's code in the body and Proxy-Status; a denied tunnel is a ProxyError that names only the status.
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
-import { isolate } from '../helpers/netns.js';
-import { CA_VARIABLE, PYTHON, requireTool, show, startClients } from './lib/clients.js';
+import { CA_VARIABLE, isolateClients, PYTHON, requireTool, show, startClients } from './lib/clients.js';
 import { PUBLIC_BODY } from './lib/stand-ins.js';
 
 const SCRIPT = fileURLToPath(new URL('./fixtures/requests-client.py', import.meta.url));
 
-if (isolate(t, import.meta.url) && requireTool(t, 'Python requests (python3-requests)', PYTHON, ['-c', 'import requests'])) {
+if (isolateClients(t, import.meta.url) && requireTool(t, 'Python requests (python3-requests)', PYTHON, ['-c', 'import requests'])) {
   const c = await startClients(t);
   const home = c.scratch();
   const env = c.env(home, { [CA_VARIABLE.requests]: c.world.pki.caFile });

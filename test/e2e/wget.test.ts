@@ -1,11 +1,10 @@
 // GNU wget, unchanged, through Sluice. wget reads only the lower-case proxy variables and has no CA
 // variable of its own: WGETRC names a wgetrc that sets ca_certificate.
 import t from 'tap';
-import { isolate } from '../helpers/netns.js';
-import { requireTool, show, startClients, wgetrcFor } from './lib/clients.js';
+import { isolateClients, requireTool, show, startClients, wgetrcFor } from './lib/clients.js';
 import { PUBLIC_BODY } from './lib/stand-ins.js';
 
-if (isolate(t, import.meta.url) && requireTool(t, 'wget', 'wget', ['--version'])) {
+if (isolateClients(t, import.meta.url) && requireTool(t, 'wget', 'wget', ['--version'])) {
   const c = await startClients(t);
   const home = c.scratch();
   const env = c.env(home, { WGETRC: wgetrcFor(home, c.world.pki.caFile) });

@@ -7,16 +7,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Test } from 'tap';
 import { type Harness, startSluice, waitFor } from '../../helpers/harness.js';
+import { isolate } from '../../helpers/netns.js';
 import { PASSWORD } from '../../helpers/world.js';
 import { bareEnv } from './artifacts.js';
 import { type Served, type StandIns, startStandIns } from './stand-ins.js';
-import { type RunOptions, type RunResult, type Topology, createTopology } from './topology.js';
+import { type RunOptions, type RunResult, createTopology } from './topology.js';
 
-export const HTTP_PORT = 3128;
-export const SOCKS5_PORT = 1080;
+const HTTP_PORT = 3128;
+const SOCKS5_PORT = 1080;
 
 /** The SOCKS5 listener is another engineer's work (issue 3); until it is merged its tests are skipped loudly. */
-export const socks5Available = (): boolean => existsSync(new URL('../../../proxy/socks5-listener.ts', import.meta.url));
+const socks5Available = (): boolean => existsSync(new URL('../../../proxy/socks5-listener.ts', import.meta.url));
 
 /** Each tool's own variable for the test CA (docs/clients.md says which replace and which add to the system store). */
 export const CA_VARIABLE = {
@@ -29,11 +30,8 @@ export const CA_VARIABLE = {
 } as const;
 
 export interface Clients {
-  readonly topo: Topology;
   readonly world: StandIns;
   readonly sluice: Harness;
-  /** `http://agent:…@10.99.0.1:3128` — what HTTP_PROXY and HTTPS_PROXY hold. */
-  readonly proxyUrl: string;
   /** `10.99.0.1:1080`, or null while the SOCKS5 listener is not in the tree. */
   readonly socksAddress: string | null;
   /** A fresh directory for the tool's HOME, caches and output. */
@@ -61,13 +59,12 @@ export async function startClients(t: Test, served: Served = {}): Promise<Client
     // Loopback stands in for the internet; the exception is bound to the test names only.
     addressGuard: { allow: [{ cidr: '127.0.0.0/8', hosts: ['*.test'] }] },
   });
+  // What HTTP_PROXY and HTTPS_PROXY hold: an http:// URL with the credential as userinfo.
   const proxyUrl = `http://agent:${PASSWORD}@${topo.sluiceHost}:${HTTP_PORT}`;
   const noProxy = 'localhost,127.0.0.1,::1';
   return {
-    topo,
     world,
     sluice,
-    proxyUrl,
     socksAddress: socks ? `${topo.sluiceHost}:${SOCKS5_PORT}` : null,
     scratch: () => mkdtempSync(join(tmpdir(), 'sluice-e2e-client-')),
     env: (home, extra = {}) => ({
@@ -91,6 +88,13 @@ export function wgetrcFor(home: string, caFile: string): string {
   const file = join(home, 'wgetrc');
   writeFileSync(file, `ca_certificate = ${caFile}\n`);
   return file;
+}
+
+/** isolate(), with room for real programs on two shared cores: the 300 s bound (tap's is 120 s here) is for
+ * a hang, not a duration under test. Call it first thing: the lo-only re-run inherits it. */
+export function isolateClients(t: Test, moduleUrl: string): boolean {
+  t.setTimeout(300_000);
+  return isolate(t, moduleUrl);
 }
 
 /** Skips a test loudly when a client program is missing (CI installs them: see PACKAGES in .ci/run). */

@@ -1,10 +1,9 @@
 // Stand-ins for the outside world, on loopback addresses of Sluice's namespace (see topology.ts), with names
 // only the fake DNS server knows. Every server counts its connections, so a test can prove that a denied
 // request reached nothing.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import { execFileSync } from 'node:child_process';
 import type { Test } from 'tap';
 import { type Canary, type Handler, startHttpCanary, startHttpsCanary } from '../../helpers/canary.js';
 import { type FakeDns, startFakeDns } from '../../helpers/fake-dns.js';
@@ -20,8 +19,19 @@ export const ADDR = {
   metadata: '169.254.169.254',
 } as const;
 
-/** Names the stand-ins answer to; their one certificate (from the test CA) carries all of them. */
-export const NAMES = ['public.test', 'api.test', 'registry.test', 'pypi.test', 'git.test', 'forge.test'] as const;
+/** What the fake DNS server answers. */
+const ZONE: Readonly<Record<string, string>> = {
+  'public.test': ADDR.public,
+  'api.test': ADDR.api,
+  'registry.test': ADDR.registry,
+  'pypi.test': ADDR.registry,
+  'git.test': ADDR.git,
+  'forge.test': ADDR.forge,
+  'meta.test': ADDR.metadata,
+};
+
+/** Names the TLS stand-ins answer to; their one certificate (from the test CA) carries all of them. */
+const TLS_NAMES = ['public.test', 'api.test', 'registry.test', 'pypi.test', 'git.test', 'forge.test'];
 
 export const PUBLIC_BODY = 'public read-only site: hello';
 
@@ -45,8 +55,6 @@ export interface StandIns {
   readonly forge: Canary;
   /** 169.254.169.254:80 and meta.test — the cloud metadata service: must see zero connections. */
   readonly metadata: Canary;
-  /** Connections to the stand-ins that policy must keep everything away from. */
-  forbiddenHits(): number;
 }
 
 export interface Served {
@@ -181,7 +189,7 @@ async function startGitServer(t: Test, pki: TestPki, repo: GitRepo | undefined):
 
 export async function startStandIns(t: Test, served: Served = {}): Promise<StandIns> {
   execFileSync('ip', ['addr', 'add', `${ADDR.metadata}/32`, 'dev', 'lo']);
-  const pki = testPki(NAMES);
+  const pki = testPki(TLS_NAMES);
   const dns = await startFakeDns();
   const publicSite = await startHttpCanary(ADDR.public, 80, publicHandler);
   const api = await startHttpsCanary(ADDR.api, 443, pki, apiHandler);
@@ -189,15 +197,9 @@ export async function startStandIns(t: Test, served: Served = {}): Promise<Stand
   const git = await startGitServer(t, pki, served.git);
   const forge = await startHttpsCanary(ADDR.forge, 443, pki);
   const metadata = await startHttpCanary(ADDR.metadata, 80);
-  dns.set('public.test', { a: [ADDR.public] });
-  dns.set('api.test', { a: [ADDR.api] });
-  dns.set('registry.test', { a: [ADDR.registry] });
-  dns.set('pypi.test', { a: [ADDR.registry] });
-  dns.set('git.test', { a: [ADDR.git] });
-  dns.set('forge.test', { a: [ADDR.forge] });
-  dns.set('meta.test', { a: [ADDR.metadata] });
+  for (const [name, address] of Object.entries(ZONE)) dns.set(name, { a: [address] });
   t.teardown(async () => {
     await Promise.all([dns, publicSite, api, registry, forge, metadata].map((s) => s.close()));
   });
-  return { dns, pki, publicSite, api, registry, git, forge, metadata, forbiddenHits: () => forge.connections + metadata.connections };
+  return { dns, pki, publicSite, api, registry, git, forge, metadata };
 }
