@@ -28,7 +28,6 @@ export interface RunResult {
 export interface RunOptions {
   readonly env: Record<string, string>;
   readonly cwd?: string;
-  readonly input?: string;
   /** Kills the process after this long (a bound on a hang, never an assertion). */
   readonly killAfterMs?: number;
 }
@@ -36,7 +35,7 @@ export interface RunOptions {
 export interface Topology {
   /** The address the workload reaches Sluice on; Sluice listens here. */
   readonly sluiceHost: string;
-  /** Runs a program inside the workload namespace, with exactly `opts.env` as its environment. */
+  /** Runs a program inside the workload namespace, with exactly `opts.env` as its environment and no stdin. */
   run(cmd: string, args: readonly string[], opts: RunOptions): Promise<RunResult>;
 }
 
@@ -83,7 +82,7 @@ export async function createTopology(t: Test): Promise<Topology> {
         const child = spawn('nsenter', ['-t', String(pid), '-n', '--', cmd, ...args], {
           env: opts.env,
           cwd: opts.cwd,
-          stdio: ['pipe', 'pipe', 'pipe'],
+          stdio: ['ignore', 'pipe', 'pipe'],
         });
         const out: Buffer[] = [];
         const err: Buffer[] = [];
@@ -102,7 +101,6 @@ export async function createTopology(t: Test): Promise<Topology> {
             output: Buffer.concat(all).toString(),
           });
         });
-        child.stdin.end(opts.input ?? '');
       });
     },
   };
