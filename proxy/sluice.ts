@@ -218,6 +218,7 @@ export function createSluice(opts: SluiceOptions): Sluice {
   const servers = new Map<ListenerName, NetServer>();
   let started = false;
   let draining = false;
+  let stopped = false;
 
   const adminDeps: AdminDeps = {
     metrics,
@@ -282,6 +283,8 @@ export function createSluice(opts: SluiceOptions): Sluice {
       if (audit.inFlight > 0) logger.warn({ inFlight: audit.inFlight }, 'shutdown.drain_timeout: closing the rest');
     },
     async stop() {
+      if (stopped) return;
+      stopped = true;
       if (killFile) unwatchFile(killFile);
       if (flushTimer) clearInterval(flushTimer);
       const closing: Promise<unknown>[] = [];
