@@ -1,0 +1,50 @@
+// Sluice as the benchmark runs it: from the compiled dist, configured from a file exactly as
+// `sluice serve --config FILE` is, with the normal pino destination (stdout, which the benchmark sends to a
+// file) and metrics on. SIGHUP re-reads the file and swaps the config in, which is what the "hot reload
+// 10/s under load" workload drives. When `sluice serve` handles SIGHUP itself, the benchmark can start the
+// CLI instead (`--sluice cli`) and send it the same signal.
+import { formatIssue } from '../firewall/config.js';
+import { loadConfigFile } from '../proxy/config-file.js';
+import { createSluice } from '../proxy/sluice.js';
+
+const path = process.argv[2];
+if (!path) {
+  process.stderr.write('usage: sluice-child CONFIG\n');
+  process.exit(2);
+}
+const first = loadConfigFile(path);
+if (!first.ok) {
+  for (const i of first.issues) process.stderr.write(formatIssue(i) + '\n');
+  process.exit(2);
+}
+const sluice = createSluice({ config: first.config, version: 'bench' });
+const { http } = await sluice.start();
+process.stderr.write(`sluice-child listening on ${http?.address}:${http?.port}\n`);
+
+let reloads = 0;
+let failures = 0;
+process.on('SIGHUP', () => {
+  const next = loadConfigFile(path);
+  if (!next.ok) {
+    failures++;
+    sluice.metrics.reload('error');
+    return;
+  }
+  sluice.state.swap(next.config);
+  sluice.metrics.reload('success');
+  reloads++;
+});
+
+let stopping = false;
+process.on('SIGTERM', () => {
+  if (stopping) return;
+  stopping = true;
+  // Exit even if a tunnel lingers: --cpu-prof writes its profile on exit.
+  const force = setTimeout(() => process.exit(0), 3000);
+  void sluice.stop().finally(() => {
+    clearTimeout(force);
+    sluice.logger.flush?.();
+    process.stderr.write(`sluice-child reloads=${reloads} failed=${failures}\n`);
+    process.exit(0);
+  });
+});
