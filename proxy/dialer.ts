@@ -5,7 +5,7 @@
 import { connect as netConnect, type Socket } from 'node:net';
 import { type ConnectionOptions, connect as tlsConnect, rootCertificates, type TLSSocket } from 'node:tls';
 import { Agent, type Dispatcher } from 'undici';
-import { type AddressPass, checkAddress, checkAnswerSet } from '../firewall/address-guard.js';
+import { type AddressPass, type CompiledGuard, checkAddress, checkAnswerSet } from '../firewall/address-guard.js';
 import { type Deny, deny, isDeny } from '../firewall/codes.js';
 import { type Host, normaliseHost } from '../firewall/normalise.js';
 import type { Policy } from '../firewall/policy.js';
@@ -81,38 +81,60 @@ function mapConnectError(err: unknown): Deny {
 
 const MAX_PINNED = 10_000;
 
+interface Pinned {
+  readonly plan: DialPlan;
+  /** The compiled guard the plan was validated under (a reload compiles a new one). */
+  readonly guard: CompiledGuard;
+  /** The resolver's answer array the plan was made from (null for literals). */
+  readonly answers: readonly string[] | null;
+  /** The same plan with dnsMs 0, handed out on cache hits. */
+  readonly reuse: DialPlan;
+}
+
 export function createDialer(opts: DialerOptions): Dialer {
   const ca = opts.extraCa ? [...rootCertificates, opts.extraCa] : undefined;
   // The latest validated plan per host, for undici's connect hook: forwarding connects to these addresses
   // rather than resolving the name a second time (which a rebinding DNS server would answer differently).
-  const pinned = new Map<string, DialPlan>();
+  // It also spares the per-request work: a resolver cache hit hands back the very answer array validated
+  // last time, and under the same compiled guard the verdict on it cannot differ.
+  const pinned = new Map<string, Pinned>();
+
+  const pin = (host: Host, guard: CompiledGuard, answers: readonly string[] | null, plan: DialPlan) => {
+    if (pinned.size >= MAX_PINNED && !pinned.has(host.host)) pinned.delete(pinned.keys().next().value!);
+    pinned.set(host.host, { plan, guard, answers, reuse: plan.dnsMs === 0 ? plan : { ...plan, dnsMs: 0 } });
+  };
 
   async function prepare(host: Host): Promise<DialPlan | Deny> {
-    const guard = opts.policy().guard;
     let plan: DialPlan;
     if (host.kind !== 'name') {
+      const guard = opts.policy().guard;
       const r = checkAddress(guard, host.host, host.host);
       if (isDeny(r)) return r;
       plan = { host, addresses: [r], dnsMs: 0 };
+      pin(host, guard, null, plan);
     } else {
       const resolved = await opts.resolver.resolve(host.host);
       if (isDeny(resolved)) return resolved;
+      // The guard as of now: a reload may have landed while the name was being resolved.
+      const guard = opts.policy().guard;
+      const last = pinned.get(host.host);
+      if (last && last.guard === guard && last.answers === resolved.addresses) return resolved.ms === 0 ? last.reuse : last.plan;
       const checked = checkAnswerSet(guard, resolved.addresses, host.host);
       if (isDeny(checked)) return checked;
       plan = { host, addresses: checked, dnsMs: resolved.ms };
+      pin(host, guard, resolved.addresses, plan);
     }
-    if (pinned.size >= MAX_PINNED && !pinned.has(host.host)) pinned.delete(pinned.keys().next().value!);
-    pinned.set(host.host, plan);
     return plan;
   }
 
   /** The pinned plan, re-checked against the current guard (a reload may have landed since). */
   async function planFor(host: Host): Promise<DialPlan | Deny> {
-    const plan = pinned.get(host.host);
-    if (!plan) return prepare(host);
+    const p = pinned.get(host.host);
+    if (!p) return prepare(host);
     const guard = opts.policy().guard;
-    const checked = checkAnswerSet(guard, plan.addresses.map((a) => a.address), host.host);
-    return isDeny(checked) ? checked : plan;
+    if (p.guard === guard) return p.plan;
+    const checked = checkAnswerSet(guard, p.plan.addresses.map((a) => a.address), host.host);
+    return isDeny(checked) ? checked : p.plan;
   }
 
   function attempt(plan: DialPlan, target: AddressPass, port: number, tls: boolean): Promise<Connected | Deny> {
