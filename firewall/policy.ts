@@ -99,10 +99,21 @@ export function compilePolicy(config: SluiceConfig, selfAddresses: Iterable<stri
   });
 }
 
+// Rights are asked for on every authenticated request; they depend only on the compiled policy, so each
+// policy keeps its own (a reload compiles a new policy, and the old rights go with it).
+const rightsCache = new WeakMap<Policy, Map<string, Rights>>();
+
 export function rightsFor(policy: Policy, identity: string): Rights | null {
-  const id = policy.config.identities[identity];
+  const id = Object.hasOwn(policy.config.identities, identity) ? policy.config.identities[identity] : undefined;
   if (!id) return null;
-  return { identity, integrations: new Set(id.integrations), reads: id.reads, mode: id.mode };
+  let byName = rightsCache.get(policy);
+  if (!byName) rightsCache.set(policy, (byName = new Map()));
+  let rights = byName.get(identity);
+  if (!rights) {
+    rights = Object.freeze({ identity, integrations: new Set(id.integrations), reads: id.reads, mode: id.mode });
+    byName.set(identity, rights);
+  }
+  return rights;
 }
 
 // Squid's Safe_ports, roughly: the web ports and the unprivileged range. Low ports (22, 25, 3306 is high but
