@@ -33,8 +33,7 @@ export interface Results {
   decide: DecideBench | null;
 }
 
-const TARGETS: readonly TargetName[] = ['direct', ...PROXIES];
-const LABEL: Record<TargetName, string> = { direct: 'direct', sluice: 'Sluice', squid: 'Squid', tinyproxy: 'tinyproxy', node: 'Node http-proxy' };
+const LABEL: Record<TargetName, string> = { direct: 'direct', sluice: 'Sluice', squid: 'Squid', tinyproxy: 'tinyproxy', node: 'Node http-proxy', 'sluice-b': 'Sluice (B)' };
 
 const ok = <T>(xs: unknown[] | undefined): T[] => (xs ?? []).filter((x): x is T => !!x && !(x as Failed).error);
 
@@ -54,7 +53,7 @@ interface Row {
   readonly ratio?: boolean;
 }
 
-function errorsNote(r: Results): string[] {
+function errorsNote(r: Results, TARGETS: readonly TargetName[]): string[] {
   const notes: string[] = [];
   for (const w of WORKLOADS) {
     for (const t of TARGETS) {
@@ -69,6 +68,9 @@ function errorsNote(r: Results): string[] {
 }
 
 export function renderResults(r: Results): string {
+  const compared = Object.values(r.runs).some((byTarget) => byTarget?.['sluice-b']) || !!r.memory?.['sluice-b'];
+  const PROXY_COLUMNS: TargetName[] = compared ? [...PROXIES, 'sluice-b'] : [...PROXIES];
+  const TARGETS: TargetName[] = ['direct', ...PROXY_COLUMNS];
   const v = (w: Workload, pick: (x: never) => number | null) =>
     Object.fromEntries(TARGETS.map((t) => [t, stat(r, w, t, pick as (x: unknown) => number | null)])) as Record<TargetName, number | null>;
   const ka = (w: Workload) => ({
@@ -92,15 +94,15 @@ export function renderResults(r: Results): string {
   const bt = { mb: v('bulk-tunnel', (x: BulkResult) => x.mbPerS), cpu: v('bulk-tunnel', (x: BulkResult) => x.cpuMsPerMiB) };
   const bf = { mb: v('bulk-forward', (x: BulkResult) => x.mbPerS), cpu: v('bulk-forward', (x: BulkResult) => x.cpuMsPerMiB) };
   const mem = (pick: (m: HoldResult & { idleKiB: number }) => number) =>
-    Object.fromEntries(PROXIES.map((t) => {
+    Object.fromEntries(PROXY_COLUMNS.map((t) => {
       const m = r.memory?.[t];
       return [t, m && !(m as Failed).error ? pick(m as HoldResult & { idleKiB: number }) : null];
     })) as Partial<Record<TargetName, number | null>>;
-  const idle = Object.fromEntries(PROXIES.map((t) => [t, r.idleKiB[t] === undefined ? null : r.idleKiB[t]! / 1024]));
+  const idle = Object.fromEntries(PROXY_COLUMNS.map((t) => [t, r.idleKiB[t] === undefined ? null : r.idleKiB[t]! / 1024]));
   const withTunnels = mem((m) => m.withTunnelsKiB / 1024);
   const perTunnel = mem((m) => m.perTunnelKiB);
   const vsDirect = (x: Record<TargetName, number | null>) =>
-    Object.fromEntries(PROXIES.map((t) => [t, x[t] !== null && x.direct ? x[t]! / x.direct : null]));
+    Object.fromEntries(PROXY_COLUMNS.map((t) => [t, x[t] !== null && x.direct ? x[t]! / x.direct : null]));
 
   const rows: Row[] = [
     { figure: 'keep-alive GET, 1 connection: req/s', values: ka1.rps, ratio: true },
@@ -143,11 +145,12 @@ export function renderResults(r: Results): string {
   out.push("engineers' test runs; throughput figures move by ±20 % between runs. Proxy CPU per request (utime + stime from");
   out.push('`/proc/<pid>/stat`) is the robust figure; ratios within one run are comparable, absolute numbers less so.', '');
   out.push('## Results', '');
-  out.push(`| figure | ${TARGETS.map((t) => LABEL[t]).join(' | ')} | Sluice ÷ Squid |`);
-  out.push(`|---|${TARGETS.map(() => '---:').join('|')}|---:|`);
+  out.push(`| figure | ${TARGETS.map((t) => LABEL[t]).join(' | ')} | Sluice ÷ Squid |${compared ? ' B ÷ Sluice |' : ''}`);
+  out.push(`|---|${TARGETS.map(() => '---:').join('|')}|---:|${compared ? '---:|' : ''}`);
   for (const row of rows) {
     const cells = TARGETS.map((t) => (row.values[t] === undefined ? '' : fmt(row.values[t] ?? null, row.digits ?? 0)));
-    out.push(`| ${row.figure} | ${cells.join(' | ')} | ${row.ratio ? ratio(row.values.sluice ?? null, row.values.squid ?? null) : ''} |`);
+    const ab = compared ? ` ${row.ratio ? ratio(row.values['sluice-b'] ?? null, row.values.sluice ?? null) : ''} |` : '';
+    out.push(`| ${row.figure} | ${cells.join(' | ')} | ${row.ratio ? ratio(row.values.sluice ?? null, row.values.squid ?? null) : ''} |${ab}`);
   }
   out.push('');
   if (r.decide) {
@@ -179,9 +182,9 @@ export function renderResults(r: Results): string {
   check('decide() with 10,000 hosts ≤ 1 µs median', r.decide ? r.decide.medianNs <= 1000 : null, r.decide ? `${fmt(r.decide.medianNs)} ns` : '');
   check('hot reload 10/s under load: 0 failed requests', r.reload ? r.reload.failedRequests === 0 && r.reload.survived : null, r.reload ? `${r.reload.failedRequests} failed` : '');
   out.push('');
-  const notes = errorsNote(r);
+  const notes = errorsNote(r, TARGETS);
   if (r.memory) {
-    for (const t of PROXIES) {
+    for (const t of PROXY_COLUMNS) {
       const m = r.memory[t];
       if (m && !(m as Failed).error && (m as HoldResult).errors) notes.push(`memory / ${LABEL[t]}: ${(m as HoldResult).errors} tunnel(s) failed to open (${(m as HoldResult).firstError})`);
       if (m && (m as Failed).error) notes.push(`memory / ${LABEL[t]}: ${(m as Failed).error}`);

@@ -7,6 +7,8 @@
 //                                       memory decide reload); --targets sluice,squid some targets
 //   npm run bench -- --profile          node --cpu-prof on Sluice under ka50 and conn32; prints top frames
 //   npm run bench -- --sluice cli       start `sluice serve` instead of the bench child (reload needs SIGHUP)
+//   npm run bench -- --compare DIR      also run the Sluice compiled in DIR (a copy of dist/) as "Sluice (B)",
+//                                       in the same interleaved rounds: an A/B of a change on a noisy machine
 import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
@@ -17,7 +19,7 @@ import { runDecideBench, type DecideBench } from './decide-bench.js';
 import { cpuSeconds, ensureDir, ensurePackages, isAlive, rssKiB, sleep, versionOf } from './env.js';
 import { formatSummary, summarise } from './profile-top.js';
 import { renderResults, type Results, WORKLOADS, type Workload } from './results.js';
-import { type Proxy, PROXIES, type TargetName, type World, startWorld } from './world.js';
+import { type Proxy, type TargetName, type World, startWorld } from './world.js';
 import { bulk, connectCycle, holdTunnels, keepAliveGet } from './workloads.js';
 
 const repo = fileURLToPath(new URL('../..', import.meta.url));
@@ -30,6 +32,7 @@ const { values } = parseArgs({
     seconds: { type: 'string' },
     only: { type: 'string' },
     targets: { type: 'string' },
+    compare: { type: 'string' },
     tunnels: { type: 'string' },
     profile: { type: 'boolean', default: false },
     sluice: { type: 'string', default: 'child' },
@@ -132,7 +135,7 @@ async function reloadUnderLoad(world: World, durationS: number): Promise<Results
 
 async function memory(world: World): Promise<Results['memory']> {
   const out: Results['memory'] = {};
-  for (const name of PROXIES) {
+  for (const name of world.proxies.keys()) {
     const p = world.proxies.get(name)!;
     log(`memory: ${name} (fresh start, ${tunnels} idle tunnels)`);
     try {
@@ -212,7 +215,7 @@ async function main(): Promise<void> {
   ensurePackages(log);
   ensureDir(workdir);
   const sluiceFlags: string[] = [];
-  const world = await startWorld({ dir: workdir, sluiceVia, sluiceNodeFlags: sluiceFlags, log });
+  const world = await startWorld({ dir: workdir, sluiceVia, sluiceNodeFlags: sluiceFlags, compareDist: values.compare ?? null, log });
   const stopAll = () => void world.close().finally(() => process.exit(130));
   process.once('SIGINT', stopAll);
   process.once('SIGTERM', stopAll);
@@ -235,14 +238,14 @@ async function main(): Promise<void> {
       decide: null,
     };
     await sleep(1000);
-    for (const name of PROXIES) results.idleKiB[name] = rssKiB(world.proxies.get(name)!.proc().pid);
+    for (const [name, p] of world.proxies) results.idleKiB[name] = rssKiB(p.proc().pid);
 
-    const all: TargetName[] = ['direct', ...PROXIES];
+    const all: TargetName[] = ['direct', ...world.proxies.keys()];
     const targets = values.targets ? all.filter((t) => values.targets!.split(',').includes(t)) : all;
     const workloads = WORKLOADS.filter((w) => want(w));
     if (workloads.length) {
       log('warm-up');
-      for (const t of PROXIES) await keepAliveGet(world.proxies.get(t)!, 10, 1);
+      for (const p of world.proxies.values()) await keepAliveGet(p, 10, 1);
     }
     for (let r = 0; r < rounds; r++) {
       for (const w of workloads) {

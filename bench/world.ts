@@ -24,7 +24,8 @@ export const BULK_BYTES = 10 * 1024 * 1024;
 
 export const BENCH_USER = 'bench';
 
-export type TargetName = 'direct' | 'sluice' | 'squid' | 'tinyproxy' | 'node';
+/** `sluice-b`: a second Sluice build (`--compare DIR`), measured in the same rounds for an A/B of a change. */
+export type TargetName = 'direct' | 'sluice' | 'squid' | 'tinyproxy' | 'node' | 'sluice-b';
 export const PROXIES: readonly Exclude<TargetName, 'direct'>[] = ['sluice', 'squid', 'tinyproxy', 'node'];
 
 export interface Proxy {
@@ -56,6 +57,8 @@ export interface WorldOptions {
   readonly sluiceVia: 'child' | 'cli';
   /** Extra node flags for Sluice (e.g. --cpu-prof), read at every start. */
   readonly sluiceNodeFlags?: string[];
+  /** Another compiled Sluice (a `dist` directory) to run beside the main one as `sluice-b`. */
+  readonly compareDist?: string | null;
   readonly log: (s: string) => void;
 }
 
@@ -170,10 +173,10 @@ export async function startWorld(opts: WorldOptions): Promise<World> {
   const passwordHash = await hashPassword(password);
   const sluiceConfig = join(dir, 'sluice.yaml');
   const sluicePort = await freePort();
-  const writeSluiceConfig = (flip: boolean) => {
+  const writeConfig = (flip: boolean, path: string, port: number) => {
     const config = {
       mode: 'enforce',
-      listen: { http: `127.0.0.1:${sluicePort}`, socks5: null, admin: null },
+      listen: { http: `127.0.0.1:${port}`, socks5: null, admin: null },
       registries: flip ? [ORIGIN.tls.name, 'registry.npmjs.org'] : [ORIGIN.tls.name],
       integrations: {},
       identities: { [BENCH_USER]: { passwordHash, integrations: [], reads: 'public' } },
@@ -191,9 +194,10 @@ export async function startWorld(opts: WorldOptions): Promise<World> {
       log: { level: 'info' },
     };
     // YAML is a superset of JSON; rename makes the swap atomic for a reader.
-    writeFileSync(`${sluiceConfig}.tmp`, JSON.stringify(config, null, 2));
-    renameSync(`${sluiceConfig}.tmp`, sluiceConfig);
+    writeFileSync(`${path}.tmp`, JSON.stringify(config, null, 2));
+    renameSync(`${path}.tmp`, path);
   };
+  const writeSluiceConfig = (flip: boolean) => writeConfig(flip, sluiceConfig, sluicePort);
   writeSluiceConfig(false);
 
   const proxies = new Map<Exclude<TargetName, 'direct'>, Proxy>();
@@ -220,14 +224,21 @@ export async function startWorld(opts: WorldOptions): Promise<World> {
   };
 
   const node = process.execPath;
-  add('sluice', sluicePort, () => {
+  const launchSluice = (name: string, dist: string, config: string) => () => {
     const flags = opts.sluiceNodeFlags ?? [];
     const argv = opts.sluiceVia === 'cli'
-      ? [node, ...flags, join(distDir, 'proxy/cli.js'), 'serve', '--config', sluiceConfig]
-      : [node, ...flags, join(distDir, 'bench/sluice-child.js'), sluiceConfig];
+      ? [node, ...flags, join(dist, 'proxy/cli.js'), 'serve', '--config', config]
+      : [node, ...flags, join(dist, 'bench/sluice-child.js'), config];
     // stdout is the audit log (pino's normal destination), kept in a file.
-    return startForeground('sluice', argv, { logDir });
-  }, { user: BENCH_USER, pass: password });
+    return startForeground(name, argv, { logDir });
+  };
+  add('sluice', sluicePort, launchSluice('sluice', distDir, sluiceConfig), { user: BENCH_USER, pass: password });
+  if (opts.compareDist) {
+    const portB = await freePort();
+    const configB = join(dir, 'sluice-b.yaml');
+    writeConfig(false, configB, portB);
+    add('sluice-b', portB, launchSluice('sluice-b', opts.compareDist, configB), { user: BENCH_USER, pass: password });
+  }
 
   const squidDir = ensureDir(join(dir, 'squid'));
   const squidPort = await freePort();
