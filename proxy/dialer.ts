@@ -32,7 +32,8 @@ export interface Dialer {
   /** undici Agent for forwarding whose every new connection goes to the plan prepare() last validated for
    * that host — the name is not resolved again between the check and the connection. */
   readonly agent: Dispatcher;
-  /** Drops pooled upstream connections (after a policy change, none validated under the old one is reused). */
+  /** After a policy change: drops pooled upstream connections unless every address they were made to
+   * passes the new guard (none that the new policy would refuse is ever reused). */
   refresh(): void;
   close(): Promise<void>;
 }
@@ -184,6 +185,29 @@ export function createDialer(opts: DialerOptions): Dialer {
     return last;
   }
 
+  // Which addresses the current Agent's connections were made to, per host: pooled connections are a subset.
+  // A reload keeps the Agent (and its warm connections) only when every one of them passes the new guard.
+  const pooled = new Map<string, Set<string>>();
+  let pooledUntracked = false;
+  const track = (host: string, address: string) => {
+    let set = pooled.get(host);
+    if (!set) {
+      if (pooled.size >= MAX_PINNED) {
+        pooledUntracked = true;
+        return;
+      }
+      pooled.set(host, (set = new Set()));
+    }
+    set.add(address);
+  };
+  const pooledStillValid = (guard: CompiledGuard): boolean => {
+    if (pooledUntracked) return false;
+    for (const [host, addresses] of pooled) {
+      for (const a of addresses) if (isDeny(checkAddress(guard, a, host))) return false;
+    }
+    return true;
+  };
+
   const newAgent = () => new Agent({
     keepAliveTimeout: opts.keepAliveTimeoutMs ?? 4000,
     keepAliveMaxTimeout: 60_000,
@@ -196,7 +220,11 @@ export function createDialer(opts: DialerOptions): Dialer {
       if (isDeny(host)) return fail(host);
       planFor(host)
         .then((plan) => (isDeny(plan) ? plan : connect(plan, port, tls)))
-        .then((r) => (isDeny(r) ? fail(r) : callback(null, r.socket)))
+        .then((r) => {
+          if (isDeny(r)) return fail(r);
+          track(host.host, r.address);
+          callback(null, r.socket);
+        })
         .catch((err: unknown) => fail(deny('EGR_INTERNAL', 'dial', String(err))));
     },
   });
@@ -210,9 +238,15 @@ export function createDialer(opts: DialerOptions): Dialer {
       return agent;
     },
     refresh() {
+      // Plans are re-validated lazily (they remember the guard they were checked under). Pooled connections
+      // are kept when every address they went to passes the new guard: replacing the Agent on every reload
+      // would turn frequent reloads under load into a reconnect storm.
+      if (pooledStillValid(opts.policy().guard)) return;
       const old = agent;
       agent = newAgent();
       pinned.clear();
+      pooled.clear();
+      pooledUntracked = false;
       void old.close();
     },
     close: () => agent.close(),
