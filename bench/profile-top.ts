@@ -40,19 +40,22 @@ function area(url: string, fn: string): string {
   return 'other';
 }
 
-const short = (url: string) => url.replace(/^file:\/\/.*\/(dist|node_modules)\//, '$1/');
+const short = (url: string) => url.replace(/^file:\/\/.*?\/(dist|node_modules)\//, '$1/');
 
-export function summarise(path: string, top = 25): ProfileSummary {
+/** `skipMs`: leave out the samples of the first milliseconds of the process (start-up, warm-up). */
+export function summarise(path: string, top = 25, skipMs = 0): ProfileSummary {
   const p = JSON.parse(readFileSync(path, 'utf8')) as CpuProfile;
   const byId = new Map(p.nodes.map((n) => [n.id, n]));
   const self = new Map<string, number>();
   const areas = new Map<string, number>();
   let totalUs = 0;
   let idleUs = 0;
+  let elapsedUs = 0;
   for (let i = 0; i < p.samples.length; i++) {
     const n = byId.get(p.samples[i]!);
     const dt = p.timeDeltas[i] ?? 0;
-    if (!n) continue;
+    elapsedUs += dt;
+    if (!n || elapsedUs < skipMs * 1000) continue;
     totalUs += dt;
     const { functionName, url, lineNumber } = n.callFrame;
     if (functionName === '(idle)') {
@@ -82,5 +85,6 @@ export function formatSummary(s: ProfileSummary): string {
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  for (const path of process.argv.slice(2)) process.stdout.write(`${path}\n${formatSummary(summarise(path))}\n\n`);
+  const skip = Number(process.env.SKIP_MS ?? 0);
+  for (const path of process.argv.slice(2)) process.stdout.write(`${path}\n${formatSummary(summarise(path, 25, skip))}\n\n`);
 }

@@ -5,7 +5,7 @@
 //   npm run bench -- --quick            one short round, for trying the harness
 //   npm run bench -- --only ka50,conn32 some workloads (ka1 ka50 ka500 conn1 conn32 bulk-tunnel bulk-forward
 //                                       memory decide reload); --targets sluice,squid some targets
-//   npm run bench -- --profile          node --cpu-prof on Sluice under ka50 and conn32; prints top frames
+//   npm run bench -- --profile          node --cpu-prof on Sluice under ka50 and conn32 (or --only reload…)
 //   npm run bench -- --sluice cli       start `sluice serve` instead of the bench child (reload needs SIGHUP)
 //   npm run bench -- --compare DIR      also run the Sluice compiled in DIR (a copy of dist/) as "Sluice (B)",
 //                                       in the same interleaved rounds: an A/B of a change on a noisy machine
@@ -91,10 +91,12 @@ async function ensureUp(p: Proxy): Promise<void> {
   }
 }
 
-async function reloadUnderLoad(world: World, durationS: number): Promise<Results['reload']> {
+async function reloadUnderLoad(world: World, durationS: number, running = false): Promise<NonNullable<Results['reload']>> {
   const sluice = world.proxies.get('sluice')!;
-  await sluice.stop();
-  await sluice.start();
+  if (!running) {
+    await sluice.stop();
+    await sluice.start();
+  }
   const pid = sluice.proc().pid;
   let sent = 0;
   let flip = false;
@@ -119,7 +121,7 @@ async function reloadUnderLoad(world: World, durationS: number): Promise<Results
   await sluice.stop();
   const err = readFileSync(join(world.dir, 'logs/sluice.err'), 'utf8');
   const m = [...err.matchAll(/reloads=(\d+) failed=(\d+)/g)].pop();
-  await sluice.start();
+  if (!running) await sluice.start();
   return {
     seconds: durationS,
     signalsSent: sent,
@@ -136,6 +138,7 @@ async function reloadUnderLoad(world: World, durationS: number): Promise<Results
 async function memory(world: World): Promise<Results['memory']> {
   const out: Results['memory'] = {};
   for (const name of world.proxies.keys()) {
+    if (values.targets && !values.targets.split(',').includes(name)) continue;
     const p = world.proxies.get(name)!;
     log(`memory: ${name} (fresh start, ${tunnels} idle tunnels)`);
     try {
@@ -159,22 +162,37 @@ async function memory(world: World): Promise<Results['memory']> {
   return out;
 }
 
-async function profile(world: World, flags: string[]): Promise<string> {
+const PROFILED: Record<string, string> = {
+  ka50: 'keep-alive GET, 50 connections',
+  conn32: 'CONNECT + TLS + GET, 32 concurrent',
+  reload: 'hot reload 10/s under keep-alive load',
+};
+
+/** node --cpu-prof on Sluice, one fresh process per workload; the profile covers the process's whole life,
+ * so the summary skips the samples taken before the workload started. */
+async function profile(world: World, flags: string[], which: readonly string[]): Promise<string> {
   const sluice = world.proxies.get('sluice')!;
   const reports: string[] = [];
-  for (const [w, label] of [['ka50', 'keep-alive GET, 50 connections'], ['conn32', 'CONNECT + TLS + GET, 32 concurrent']] as const) {
+  for (const w of which) {
+    if (!PROFILED[w]) throw new Error(`--profile knows ${Object.keys(PROFILED).join(', ')}`);
     const dir = ensureDir(join(world.dir, `prof-${w}`));
     for (const f of readdirSync(dir)) rmSync(join(dir, f));
     flags.splice(0, flags.length, '--cpu-prof', `--cpu-prof-dir=${dir}`);
     await sluice.stop();
+    const started = Date.now();
     await sluice.start();
-    await keepAliveGet(sluice, 10, 1); // warm-up inside the profile is fine; it is small
-    const r = w === 'ka50' ? await keepAliveGet(sluice, 50, seconds * 2) : await connectCycle(sluice, world.caFile, 32, seconds * 2);
+    await keepAliveGet(sluice, 10, 1); // warm-up, left out of the summary
+    const skipMs = Date.now() - started;
+    const r = w === 'ka50'
+      ? await keepAliveGet(sluice, 50, seconds * 2)
+      : w === 'conn32'
+        ? await connectCycle(sluice, world.caFile, 32, seconds * 2)
+        : await reloadUnderLoad(world, seconds * 2, true);
     await sluice.stop();
     flags.splice(0, flags.length);
-    const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
+    const file = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile')).sort()[0];
     if (!file) throw new Error(`no profile written in ${dir}`);
-    reports.push(`## ${label}\n${JSON.stringify(r)}\n${join(dir, file)}\n${formatSummary(summarise(join(dir, file)))}\n`);
+    reports.push(`## ${PROFILED[w]}\n${JSON.stringify(r)}\n${join(dir, file)}\n${formatSummary(summarise(join(dir, file), 25, skipMs))}\n`);
   }
   await sluice.start();
   return reports.join('\n');
@@ -221,7 +239,7 @@ async function main(): Promise<void> {
   process.once('SIGTERM', stopAll);
   try {
     if (values.profile) {
-      const text = await profile(world, sluiceFlags);
+      const text = await profile(world, sluiceFlags, values.only ? [...only!] : ['ka50', 'conn32']);
       writeFileSync(join(workdir, 'profile-top.txt'), text);
       process.stdout.write(text);
       return;

@@ -3,6 +3,8 @@
 // file) and metrics on. SIGHUP re-reads the file and swaps the config in, which is what the "hot reload
 // 10/s under load" workload drives. When `sluice serve` handles SIGHUP itself, the benchmark can start the
 // CLI instead (`--sluice cli`) and send it the same signal.
+import { join } from 'node:path';
+import { writeHeapSnapshot } from 'node:v8';
 import { formatIssue } from '../firewall/config.js';
 import { loadConfigFile } from '../proxy/config-file.js';
 import { createSluice } from '../proxy/sluice.js';
@@ -33,6 +35,14 @@ process.on('SIGHUP', () => {
   sluice.state.swap(next.config);
   sluice.metrics.reload('success');
   reloads++;
+});
+
+// Memory diagnosis: SIGUSR2 prints process.memoryUsage() (after a full GC when run with --expose-gc), and
+// writes a heap snapshot into $BENCH_HEAP_SNAPSHOTS when that is set.
+process.on('SIGUSR2', () => {
+  (globalThis as { gc?: () => void }).gc?.();
+  process.stderr.write(`sluice-child memory ${JSON.stringify(process.memoryUsage())}\n`);
+  if (process.env.BENCH_HEAP_SNAPSHOTS) process.stderr.write(`sluice-child snapshot ${writeHeapSnapshot(join(process.env.BENCH_HEAP_SNAPSHOTS, `${Date.now()}.heapsnapshot`))}\n`);
 });
 
 let stopping = false;
