@@ -70,9 +70,9 @@ async function one(world: World, w: Workload, target: TargetName): Promise<unkno
     case 'conn32':
       return connectCycle(proxy, world.caFile, 32, seconds);
     case 'bulk-tunnel':
-      return bulk(proxy, world.caFile, 'tunnel', quick ? 2 : 5);
+      return bulk(proxy, world.caFile, 'tunnel', quick ? 2 : 10);
     case 'bulk-forward':
-      return bulk(proxy, world.caFile, 'forward', quick ? 2 : 5);
+      return bulk(proxy, world.caFile, 'forward', quick ? 2 : 10);
   }
 }
 
