@@ -166,6 +166,7 @@ const PROFILED: Record<string, string> = {
   ka50: 'keep-alive GET, 50 connections',
   conn32: 'CONNECT + TLS + GET, 32 concurrent',
   reload: 'hot reload 10/s under keep-alive load',
+  'bulk-tunnel': 'bulk through a CONNECT tunnel (20 × 10 MiB)',
 };
 
 /** node --cpu-prof on Sluice, one fresh process per workload; the profile covers the process's whole life,
@@ -187,7 +188,9 @@ async function profile(world: World, flags: string[], which: readonly string[]):
       ? await keepAliveGet(sluice, 50, seconds * 2)
       : w === 'conn32'
         ? await connectCycle(sluice, world.caFile, 32, seconds * 2)
-        : await reloadUnderLoad(world, seconds * 2, true);
+        : w === 'bulk-tunnel'
+          ? await bulk(sluice, world.caFile, 'tunnel', 20)
+          : await reloadUnderLoad(world, seconds * 2, true);
     await sluice.stop();
     flags.splice(0, flags.length);
     const file = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile')).sort()[0];
