@@ -1,7 +1,7 @@
 // The machine side of the benchmark: Debian packages, the work directory, ports, processes started in the
 // foreground and stopped by PID, and what /proc says about them (CPU ticks, RSS).
 import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, openSync, readFileSync, readdirSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { join } from 'node:path';
 
@@ -112,12 +112,36 @@ export function startForeground(name: string, argv: readonly string[], opts: { l
   };
 }
 
-/** utime + stime of a process (all its threads), in seconds. */
+/** A process and its live descendants (workers, helpers): what a proxy costs is all of them. */
+export function processTree(pid: number): number[] {
+  const out = [pid];
+  for (let i = 0; i < out.length; i++) {
+    try {
+      for (const tid of readdirSync(`/proc/${out[i]}/task`)) {
+        const kids = readFileSync(`/proc/${out[i]}/task/${tid}/children`, 'utf8').trim();
+        if (kids) out.push(...kids.split(' ').map(Number));
+      }
+    } catch {
+      // The process ended while we looked.
+    }
+  }
+  return out;
+}
+
+/** utime + stime of a process (all its threads) and its live descendants, in seconds. */
 export function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  // The command name may contain spaces and parentheses: fields are counted after the last ')'.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+  let ticks = 0;
+  for (const p of processTree(pid)) {
+    try {
+      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+      // The command name may contain spaces and parentheses: fields are counted after the last ')'.
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]);
+    } catch {
+      // Gone: its time is lost with it (a proxy's workers live as long as the run).
+    }
+  }
+  return ticks / CLK_TCK;
 }
 
 const CLK_TCK = (() => {
@@ -128,10 +152,18 @@ const CLK_TCK = (() => {
   }
 })();
 
-/** Resident set size in KiB (VmRSS). */
+/** Resident set size in KiB (VmRSS) of a process and its live descendants. */
 export function rssKiB(pid: number): number {
-  const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) : 0;
+  let kib = 0;
+  for (const p of processTree(pid)) {
+    try {
+      const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${p}/status`, 'utf8'));
+      kib += m ? Number(m[1]) : 0;
+    } catch {
+      // Gone.
+    }
+  }
+  return kib;
 }
 
 export function isAlive(pid: number): boolean {

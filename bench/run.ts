@@ -7,6 +7,8 @@
 //                                       memory decide reload); --targets sluice,squid some targets
 //   npm run bench -- --profile          node --cpu-prof on Sluice under ka50 and conn32 (or --only reload…)
 //   npm run bench -- --sluice cli       start `sluice serve` instead of the bench child (reload needs SIGHUP)
+//   npm run bench -- --workers 2        the multi-worker experiment: Sluice as 2 processes sharing its port
+//                                       (with --compare, Sluice B is the one with workers)
 //   npm run bench -- --compare DIR      also run the Sluice compiled in DIR (a copy of dist/) as "Sluice (B)",
 //                                       in the same interleaved rounds: an A/B of a change on a noisy machine
 import { execFileSync } from 'node:child_process';
@@ -33,6 +35,7 @@ const { values } = parseArgs({
     only: { type: 'string' },
     targets: { type: 'string' },
     compare: { type: 'string' },
+    workers: { type: 'string' },
     tunnels: { type: 'string' },
     profile: { type: 'boolean', default: false },
     sluice: { type: 'string', default: 'child' },
@@ -236,7 +239,7 @@ async function main(): Promise<void> {
   ensurePackages(log);
   ensureDir(workdir);
   const sluiceFlags: string[] = [];
-  const world = await startWorld({ dir: workdir, sluiceVia, sluiceNodeFlags: sluiceFlags, compareDist: values.compare ?? null, log });
+  const world = await startWorld({ dir: workdir, sluiceVia, sluiceNodeFlags: sluiceFlags, compareDist: values.compare ?? null, workers: Number(values.workers ?? 1), log });
   const stopAll = () => void world.close().finally(() => process.exit(130));
   process.once('SIGINT', stopAll);
   process.once('SIGTERM', stopAll);

@@ -59,6 +59,8 @@ export interface WorldOptions {
   readonly sluiceNodeFlags?: string[];
   /** Another compiled Sluice (a `dist` directory) to run beside the main one as `sluice-b`. */
   readonly compareDist?: string | null;
+  /** Multi-worker experiment: Sluice (or Sluice B, when comparing) as this many processes sharing its port. */
+  readonly workers?: number;
   readonly log: (s: string) => void;
 }
 
@@ -224,20 +226,21 @@ export async function startWorld(opts: WorldOptions): Promise<World> {
   };
 
   const node = process.execPath;
-  const launchSluice = (name: string, dist: string, config: string) => () => {
+  const launchSluice = (name: string, dist: string, config: string, workers = 1) => () => {
     const flags = opts.sluiceNodeFlags ?? [];
     const argv = opts.sluiceVia === 'cli'
       ? [node, ...flags, join(dist, 'proxy/cli.js'), 'serve', '--config', config]
       : [node, ...flags, join(dist, 'bench/sluice-child.js'), config];
     // stdout is the audit log (pino's normal destination), kept in a file.
-    return startForeground(name, argv, { logDir });
+    return startForeground(name, argv, { logDir, env: { ...process.env, BENCH_WORKERS: String(workers) } });
   };
-  add('sluice', sluicePort, launchSluice('sluice', distDir, sluiceConfig), { user: BENCH_USER, pass: password });
+  const workers = opts.workers ?? 1;
+  add('sluice', sluicePort, launchSluice('sluice', distDir, sluiceConfig, opts.compareDist ? 1 : workers), { user: BENCH_USER, pass: password });
   if (opts.compareDist) {
     const portB = await freePort();
     const configB = join(dir, 'sluice-b.yaml');
     writeConfig(false, configB, portB);
-    add('sluice-b', portB, launchSluice('sluice-b', opts.compareDist, configB), { user: BENCH_USER, pass: password });
+    add('sluice-b', portB, launchSluice('sluice-b', opts.compareDist, configB, workers), { user: BENCH_USER, pass: password });
   }
 
   const squidDir = ensureDir(join(dir, 'squid'));

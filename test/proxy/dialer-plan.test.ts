@@ -11,13 +11,14 @@ import { type Policy, compilePolicy } from '../../firewall/policy.js';
 import { createDialer } from '../../proxy/dialer.js';
 import type { NameResolver } from '../../proxy/resolver.js';
 
-const config = (allow: boolean) => {
+/** A policy whose only address exception is `cidr` for svc.test (none when null); Sluice listens on `self`. */
+const guardPolicy = (cidr: string | null, self = '127.0.0.1'): Policy => {
   const r = validateConfig({
-    listen: { http: '127.0.0.1:3128', socks5: null, admin: null },
-    addressGuard: { allow: allow ? [{ cidr: '10.1.0.0/16', hosts: ['svc.test'] }] : [], deny: [] },
+    listen: { http: `${self}:3128`, socks5: null, admin: null },
+    addressGuard: { allow: cidr ? [{ cidr, hosts: ['svc.test'] }] : [], deny: [] },
   });
   if (!r.ok) throw new Error('bad test config');
-  return r.config;
+  return compilePolicy(r.config, [self]);
 };
 
 t.test('a cache hit reuses the validated plan; new answers or a new guard are checked again', async (t) => {
@@ -31,7 +32,7 @@ t.test('a cache hit reuses the validated plan; new answers or a new guard are ch
     },
     clear: () => undefined,
   };
-  let policy: Policy = compilePolicy(config(true), ['127.0.0.1']);
+  let policy = guardPolicy('10.1.0.0/16');
   const dialer = createDialer({ resolver, policy: () => policy, connectTimeoutMs: 1000, nowMs: () => 0 });
   t.teardown(() => dialer.close());
   const host = { host: 'svc.test', kind: 'name' } as const;
@@ -49,7 +50,7 @@ t.test('a cache hit reuses the validated plan; new answers or a new guard are ch
 
   answers = ['10.1.0.5'];
   t.notOk(isDeny(await dialer.prepare(host)));
-  policy = compilePolicy(config(false), ['127.0.0.1']);
+  policy = guardPolicy(null);
   const reloaded = await dialer.prepare(host);
   t.ok(isDeny(reloaded) && reloaded.code === 'EGR_DENY_ADDRESS_PRIVATE', 'a reload that drops the exception denies the same answers');
 });
@@ -62,15 +63,7 @@ t.test('a reload keeps pooled connections only while every address they went to 
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   t.teardown(() => new Promise((r) => server.close(r)));
   const { port } = server.address() as AddressInfo;
-  const loopbackConfig = (allow: boolean) => {
-    const r = validateConfig({
-      listen: { http: '127.0.0.9:3128', socks5: null, admin: null },
-      addressGuard: { allow: allow ? [{ cidr: '127.0.0.1/32', hosts: ['svc.test'] }] : [], deny: [] },
-    });
-    if (!r.ok) throw new Error('bad test config');
-    return r.config;
-  };
-  let policy = compilePolicy(loopbackConfig(true), ['127.0.0.9']);
+  let policy = guardPolicy('127.0.0.1/32', '127.0.0.9');
   const resolver: NameResolver = { resolve: async () => ({ addresses: ['127.0.0.1'], ms: 0, cached: true }), clear: () => undefined };
   const dialer = createDialer({ resolver, policy: () => policy, connectTimeoutMs: 1000, nowMs: () => 0 });
   t.teardown(() => dialer.close());
@@ -83,14 +76,14 @@ t.test('a reload keeps pooled connections only while every address they went to 
   t.equal(await get(), 'ok');
   t.equal(await get(), 'ok');
   const first = dialer.agent;
-  policy = compilePolicy(loopbackConfig(true), ['127.0.0.9']);
+  policy = guardPolicy('127.0.0.1/32', '127.0.0.9');
   dialer.refresh();
   t.equal(dialer.agent, first, 'the same exception under a new policy: the pool stays');
   const before = connections;
   t.equal(await get(), 'ok');
   t.equal(connections, before, 'and a pooled connection serves the next request');
 
-  policy = compilePolicy(loopbackConfig(false), ['127.0.0.9']);
+  policy = guardPolicy(null, '127.0.0.9');
   dialer.refresh();
   t.not(dialer.agent, first, 'the exception is gone: no pooled connection to that address survives');
   t.ok(isDeny(await dialer.prepare({ host: 'svc.test', kind: 'name' })), 'and the name is denied');
