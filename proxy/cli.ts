@@ -196,7 +196,7 @@ function tokenIssue(argv: string[]) {
   const ttlS = parseDuration(values.ttl);
   if (ttlS === null || ttlS < 1) fail(`--ttl ${values.ttl} is not a duration (hint: use e.g. 30m, 2h)`);
   if (ttlS > config.tokens.maxTtlS) fail(`--ttl exceeds tokens.maxTtl (${config.tokens.maxTtlS}s)`);
-  const identity = config.identities[values.identity];
+  const identity = Object.hasOwn(config.identities, values.identity) ? config.identities[values.identity] : undefined;
   if (!identity) fail(`unknown identity "${values.identity}"`);
   let integrations: string[] | undefined;
   if (values.integrations !== undefined) {
