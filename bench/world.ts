@@ -175,9 +175,11 @@ export async function startWorld(opts: WorldOptions): Promise<World> {
   const passwordHash = await hashPassword(password);
   const sluiceConfig = join(dir, 'sluice.yaml');
   const sluicePort = await freePort();
-  const writeConfig = (flip: boolean, path: string, port: number) => {
+  const writeConfig = (flip: boolean, path: string, port: number, workers = 1) => {
     const config = {
       mode: 'enforce',
+      // The product's multi-worker mode (`--workers N`): a primary and N processes sharing the port.
+      workers,
       listen: { http: `127.0.0.1:${port}`, socks5: null, admin: null },
       registries: flip ? [ORIGIN.tls.name, 'registry.npmjs.org'] : [ORIGIN.tls.name],
       integrations: {},
@@ -199,7 +201,9 @@ export async function startWorld(opts: WorldOptions): Promise<World> {
     writeFileSync(`${path}.tmp`, JSON.stringify(config, null, 2));
     renameSync(`${path}.tmp`, path);
   };
-  const writeSluiceConfig = (flip: boolean) => writeConfig(flip, sluiceConfig, sluicePort);
+  const workers = opts.workers ?? 1;
+  const sluiceWorkers = opts.compareDist ? 1 : workers;
+  const writeSluiceConfig = (flip: boolean) => writeConfig(flip, sluiceConfig, sluicePort, sluiceWorkers);
   writeSluiceConfig(false);
 
   const proxies = new Map<Exclude<TargetName, 'direct'>, Proxy>();
@@ -226,20 +230,21 @@ export async function startWorld(opts: WorldOptions): Promise<World> {
   };
 
   const node = process.execPath;
-  const launchSluice = (name: string, dist: string, config: string, workers = 1) => () => {
+  // Workers are the CLI's (the primary forks them and relays SIGHUP as a reload), so a run with workers
+  // starts `sluice serve` whatever --sluice says.
+  const launchSluice = (name: string, dist: string, config: string, workers: number) => () => {
     const flags = opts.sluiceNodeFlags ?? [];
-    const argv = opts.sluiceVia === 'cli'
+    const argv = opts.sluiceVia === 'cli' || workers > 1
       ? [node, ...flags, join(dist, 'proxy/cli.js'), 'serve', '--config', config]
       : [node, ...flags, join(dist, 'bench/sluice-child.js'), config];
     // stdout is the audit log (pino's normal destination), kept in a file.
-    return startForeground(name, argv, { logDir, env: { ...process.env, BENCH_WORKERS: String(workers) } });
+    return startForeground(name, argv, { logDir });
   };
-  const workers = opts.workers ?? 1;
-  add('sluice', sluicePort, launchSluice('sluice', distDir, sluiceConfig, opts.compareDist ? 1 : workers), { user: BENCH_USER, pass: password });
+  add('sluice', sluicePort, launchSluice('sluice', distDir, sluiceConfig, sluiceWorkers), { user: BENCH_USER, pass: password });
   if (opts.compareDist) {
     const portB = await freePort();
     const configB = join(dir, 'sluice-b.yaml');
-    writeConfig(false, configB, portB);
+    writeConfig(false, configB, portB, workers);
     add('sluice-b', portB, launchSluice('sluice-b', opts.compareDist, configB, workers), { user: BENCH_USER, pass: password });
   }
 
@@ -265,9 +270,21 @@ export async function startWorld(opts: WorldOptions): Promise<World> {
   const nodePort = await freePort();
   add('node', nodePort, () => startForeground('node-peer', [node, join(distDir, 'bench/node-peer.js'), `127.0.0.1:${nodePort}`], { logDir, hosts }), null);
 
-  for (const p of proxies.values()) {
-    log(`starting ${p.name} on 127.0.0.1:${p.port}`);
-    await p.start();
+  const close = async () => {
+    for (const p of proxies.values()) await p.stop();
+    await nginx.stop();
+    await dns.close();
+  };
+  try {
+    for (const p of proxies.values()) {
+      log(`starting ${p.name} on 127.0.0.1:${p.port}`);
+      await p.start();
+    }
+  } catch (err) {
+    // A peer that did not come up must not leave the others (and the origin) holding their ports: the next
+    // run would measure against stale processes.
+    await close();
+    throw err;
   }
   return {
     dir,
@@ -277,10 +294,6 @@ export async function startWorld(opts: WorldOptions): Promise<World> {
     proxies,
     sluiceConfig,
     writeSluiceConfig,
-    async close() {
-      for (const p of proxies.values()) await p.stop();
-      await nginx.stop();
-      await dns.close();
-    },
+    close,
   };
 }
