@@ -1,12 +1,14 @@
 #!/usr/bin/env node
-// The `sluice` command line: serve, check, hash-password, token issue, explain.
+// The `sluice` command line: serve, check, hash-password, token issue, explain, firewall render.
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { isDeny } from '../firewall/codes.js';
 import { type ConfigResult, type SluiceConfig, formatIssue, parseDuration, validateConfig } from '../firewall/config.js';
 import { compilePolicy, rightsFor } from '../firewall/policy.js';
+import { type RawFirewallOptions, parseFirewallOptions, renderBundle, renderRules } from '../iptables/render.js';
 import { loadConfigFile } from './config-file.js';
 import { explain } from './explain.js';
 import { hashPassword } from './password-hash.js';
@@ -28,6 +30,11 @@ const USAGE = `usage: sluice <command> [options]
   explain [--config FILE] --as ID METHOD URL [--resolve] [-H 'Name: value'] [--body]
   explain [--config FILE] --as ID CONNECT host:port [--resolve]
                                    show the decision, code and rule; exit 0 allow, 1 deny
+  firewall render --mode sidecar|docker [--family 4|6] [--out DIR] [options]
+                                   print the iptables-restore (IPv4) and ip6tables-restore (IPv6) rules that
+                                   make Sluice the only way out; apply them with iptables/setup.sh
+      sidecar: [--uid 10001] [--workload-uid N] [--ports 3128,1080] [--dns-port 53] [--loopback-ports P,…]
+      docker:  --bridge IF --proxy-ip A [--proxy-ip6 A] [--subnet CIDR] [--subnet6 CIDR] [--ports …] [--dns-port …]
 `;
 
 /** The package version, from package.json above this file (src and dist sit at different depths). */
@@ -240,6 +247,33 @@ async function explainCommand(argv: string[]) {
   process.exit(r.allowed ? 0 : 1);
 }
 
+function firewallRender(argv: string[]) {
+  const text = { type: 'string' } as const;
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      mode: text, uid: text, 'workload-uid': text, ports: text, 'dns-port': text, 'loopback-ports': text,
+      bridge: text, subnet: text, subnet6: text, 'proxy-ip': text, 'proxy-ip6': text, family: text, out: text,
+    },
+  });
+  const { family, out: dir, ...raw } = values;
+  const r = parseFirewallOptions(raw as RawFirewallOptions);
+  if (!r.ok) {
+    for (const e of r.errors) err(`error: ${e}`);
+    fail('firewall render: invalid options (nothing rendered)');
+  }
+  if (family !== undefined && family !== '4' && family !== '6') fail('--family must be 4 or 6 (default: both)');
+  if (dir !== undefined) {
+    const bundle = renderBundle(r.options);
+    mkdirSync(dir, { recursive: true });
+    for (const [name, content] of Object.entries(bundle)) writeFileSync(join(dir, name), content, { mode: 0o644 });
+    err(`wrote ${Object.keys(bundle).join(', ')} to ${dir}`);
+    return;
+  }
+  if (family !== '6') process.stdout.write(renderRules(r.options, 4));
+  if (family !== '4') process.stdout.write(renderRules(r.options, 6));
+}
+
 async function main(argv: string[]) {
   const [command, ...rest] = argv;
   switch (command) {
@@ -254,6 +288,9 @@ async function main(argv: string[]) {
       return tokenIssue(rest.slice(1));
     case 'explain':
       return explainCommand(rest);
+    case 'firewall':
+      if (rest[0] !== 'render') fail('usage: sluice firewall render --mode sidecar|docker [options]');
+      return firewallRender(rest.slice(1));
     case 'help':
     case '--help':
     case '-h':
