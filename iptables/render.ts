@@ -182,16 +182,19 @@ const FAMILY = {
 const host = (a: string, family: Family) => `${a}/${family === 4 ? 32 : 128}`;
 
 // Administratively prohibited (not a TCP reset): tools fail at once, and a probe can tell "the firewall
-// refused" (EHOSTUNREACH, EPERM) from "something on the direct path answered" (ECONNREFUSED).
+// refused" (EHOSTUNREACH on IPv4, EACCES on IPv6) from "something on the direct path answered" (ECONNREFUSED).
 const reject = (family: Family) => `-j REJECT --reject-with ${FAMILY[family].reject}`;
 const tcpTo = (ports: readonly number[]) => (ports.length === 1 ? `-p tcp -m tcp --dport ${ports[0]}` : `-p tcp -m multiport --dports ${ports.join(',')}`);
 
-// IPv6 neighbour discovery (RS, RA, NS, NA) that the kernel sends on behalf of Sluice's sockets carries no
-// socket owner, so the UID rule cannot let it out; without it Sluice's own IPv6 egress stops. Hop limit 255
-// and link-scoped destinations keep it on the link: nothing a workload could craft here is ever routed.
+// IPv6 neighbour discovery (RS, RA, NS, NA), hop limit 255 as RFC 4861 requires of it. Without it nothing
+// IPv6 works: the kernel could not resolve the next hop for Sluice, nor the workload for the REJECT's errors.
+// sidecar: NDP is sent by the kernel's own socket, which no process owns; `! --uid-owner 0-4294967294` matches
+// exactly that, so a workload with CAP_NET_RAW cannot dress data up as NDP (its raw socket has an owner).
+// docker: only between ports of the bridge (and to the host on it), where it stays on the link.
 const NDP_TYPES = [133, 134, 135, 136] as const;
-const ndp = (chain: string, match: string) =>
-  NDP_TYPES.flatMap((t) => ['ff02::/16', 'fe80::/10'].map((d) => `-A ${chain} ${match}-d ${d} -p ipv6-icmp -m icmp6 --icmpv6-type ${t} -m hl --hl-eq 255 -j RETURN`));
+const ndp = (chain: string, match: string, tail = '') =>
+  NDP_TYPES.map((t) => `-A ${chain} ${match}-p ipv6-icmp -m icmp6 --icmpv6-type ${t} -m hl --hl-eq 255${tail} -j RETURN`);
+const KERNEL_ONLY = ' -m owner ! --uid-owner 0-4294967294';
 
 function sidecarRules(o: FirewallOptions, family: Family): string[] {
   const c = CHAIN.output;
@@ -210,8 +213,8 @@ function sidecarRules(o: FirewallOptions, family: Family): string[] {
     rules.push(`-A ${c} -o lo -d ${lo} ${tcpTo(o.loopbackPorts)} -j RETURN`);
   }
   if (family === 6) {
-    rules.push('# Neighbour discovery the kernel sends for Sluice\'s own IPv6 traffic (no socket owner to match).');
-    rules.push(...ndp(c, ''));
+    rules.push('# Neighbour discovery sent by the kernel itself (no process owns it), for Sluice\'s traffic and the REJECT\'s.');
+    rules.push(...ndp(c, '', KERNEL_ONLY));
   }
   rules.push(`# Everything else: TCP, UDP (DNS included), ICMP, raw IP, to any address.`);
   rules.push(`-A ${c} ${reject(family)}`);
@@ -246,8 +249,12 @@ function dockerRules(o: FirewallOptions, family: Family): { forward: string[]; i
   const input = [
     `# The workload network reaches none of the host's own services (SSH, metadata proxies, the Docker API…).`,
     `-A ${CHAIN.input} -i ${br} -m conntrack --ctstate ESTABLISHED,RELATED -j RETURN`,
-    `-A ${CHAIN.input} -i ${br} ${reject(family)}`,
   ];
+  if (family === 6) {
+    input.push('# Neighbour discovery with the host on the bridge: without it the host cannot deliver the REJECT\'s errors.');
+    input.push(...ndp(CHAIN.input, `-i ${br} `));
+  }
+  input.push(`-A ${CHAIN.input} -i ${br} ${reject(family)}`);
   return { forward, input };
 }
 

@@ -130,7 +130,8 @@ export function createDnsGuard(opts: DnsGuardOptions): DnsGuard {
   return {
     listen(addr) {
       return new Promise((resolve, reject) => {
-        const s = createSocket({ type: isIP(addr.host) === 6 ? 'udp6' : 'udp4', ipv6Only: isIP(addr.host) === 6 });
+        // `[::]:53` answers IPv4 too, like the HTTP listener on `::`.
+        const s = createSocket({ type: isIP(addr.host) === 6 ? 'udp6' : 'udp4' });
         s.once('error', reject);
         s.bind(addr.port, addr.host, () => {
           s.removeListener('error', reject);

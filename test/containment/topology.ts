@@ -3,9 +3,24 @@
 // here, named with the pid, joined to the others by veth pairs and deleted in teardown (its processes, all
 // started by the test, are killed by pid first). Nothing here touches the host's own rules or interfaces.
 import { type SpawnOptions, type SpawnSyncOptions, spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Test } from 'tap';
 
 const REQUIRED = ['ip', 'iptables', 'ip6tables', 'iptables-restore', 'ip6tables-restore', 'iptables-save', 'ip6tables-save', 'setpriv', 'timeout', 'bash'];
+
+const temporary: string[] = [];
+process.on('exit', () => {
+  for (const d of temporary) rmSync(d, { recursive: true, force: true });
+});
+
+/** A temporary directory, removed when the test process exits. */
+export function tempDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  temporary.push(dir);
+  return dir;
+}
 
 /** What this machine lacks for the containment tests (empty: they can run). */
 export function missingPrerequisites(extra: readonly string[] = []): string[] {
@@ -44,7 +59,7 @@ export function run(cmd: string, args: readonly string[], opts: SpawnSyncOptions
 
 /** Runs a command without blocking the event loop: in-process canaries must keep accepting (and counting)
  * while a workload attacks them. Settles a moment after exit so that counts are complete. */
-export function runAsync(cmd: string, args: readonly string[], opts: SpawnOptions & { ns?: string; input?: string } = {}): Promise<Run> {
+export function runAsync(cmd: string, args: readonly string[], opts: SpawnOptions & { ns?: string; input?: string | Buffer } = {}): Promise<Run> {
   const { ns, input, ...rest } = opts;
   const [c, a] = ns ? ['ip', ['netns', 'exec', ns, cmd, ...args]] : [cmd, [...args]];
   return new Promise((resolve) => {

@@ -2,13 +2,12 @@
 // a "pod" namespace joined by a veth pair to the test's own lo-only namespace, which holds a canary server.
 // apply is atomic and idempotent, leaves others' rules alone, self-tests; a failure injected mid-apply
 // leaves the DROP in place; remove restores exactly the state before apply.
-import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { type Server, createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { type RawFirewallOptions, parseFirewallOptions, renderBundle } from '../../iptables/render.js';
-import { addNetns, must, requirePrerequisites, run, runAsync, saved, veth } from '../containment/topology.js';
+import { addNetns, must, requirePrerequisites, run, runAsync, saved, tempDir, veth } from '../containment/topology.js';
 import { isolate } from '../helpers/netns.js';
 
 const SETUP = new URL('../../iptables/setup.sh', import.meta.url).pathname;
@@ -19,7 +18,7 @@ const PROBES = ['--probe', `${INET4}:80`, '--probe', `[${INET6}]:80`];
 function renderTo(raw: RawFirewallOptions): string {
   const r = parseFirewallOptions(raw);
   if (!r.ok) throw new Error(r.errors.join('; '));
-  const dir = mkdtempSync(join(tmpdir(), 'sluice-rules-'));
+  const dir = tempDir('sluice-rules-');
   for (const [name, text] of Object.entries(renderBundle(r.options))) writeFileSync(join(dir, name), text);
   return dir;
 }
@@ -114,7 +113,7 @@ if (isolate(t, import.meta.url) && requirePrerequisites(t, ['socat', 'ss'])) {
 
   t.test('a failure mid-apply leaves the DROP in place', async (t) => {
     const ns = pod(t);
-    const dir = mkdtempSync(join(tmpdir(), 'sluice-inject-'));
+    const dir = tempDir('sluice-inject-');
     // A restore tool that applies guards but fails on the full rules: the failure the guard exists for.
     const failing = (tool: string) => {
       const path = join(dir, `failing-${tool}`);
