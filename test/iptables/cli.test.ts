@@ -1,0 +1,44 @@
+// `sluice firewall render` as a real process: both families on stdout, one with --family, the bundle that
+// iptables/setup.sh reads with --out, and every option problem on stderr with nothing rendered.
+import { spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import t from 'tap';
+import { tempDir } from '../containment/topology.js';
+
+const CLI = new URL('../../proxy/cli.ts', import.meta.url).pathname;
+const GOLDEN = new URL('./golden/', import.meta.url).pathname;
+const render = (args: string[]) => {
+  const r = spawnSync(process.execPath, [...process.execArgv, CLI, 'firewall', 'render', ...args], { encoding: 'utf8', timeout: 120_000 });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+};
+const golden = (name: string) => readFileSync(join(GOLDEN, name), 'utf8');
+
+t.test('stdout: IPv4 then IPv6, exactly the golden files', async (t) => {
+  const both = render(['--mode', 'sidecar']);
+  t.equal(both.code, 0, both.err);
+  t.equal(both.out, golden('sidecar-default.v4.rules') + golden('sidecar-default.v6.rules'));
+  const v6 = render(['--mode', 'docker', '--bridge', 'br-0123456789ab', '--proxy-ip', '172.30.0.2', '--family', '6']);
+  t.equal(v6.out, golden('docker-v4-only.v6.rules'));
+});
+
+t.test('--out DIR: the bundle setup.sh applies', async (t) => {
+  const dir = tempDir('sluice-render-');
+  const r = render(['--mode', 'sidecar', '--uid', '20001', '--workload-uid', '1000', '--ports', '3128', '--dns-port', '53', '--loopback-ports', '8080,5432', '--out', dir]);
+  t.equal(r.code, 0, r.err);
+  t.same(readdirSync(dir).sort(), ['sluice-selftest.conf', 'sluice-v4.guard', 'sluice-v4.rules', 'sluice-v6.guard', 'sluice-v6.rules']);
+  t.equal(readFileSync(join(dir, 'sluice-v4.rules'), 'utf8'), golden('sidecar-full.v4.rules'));
+  t.equal(readFileSync(join(dir, 'sluice-v6.guard'), 'utf8'), golden('sidecar-full.v6.guard.rules'));
+  t.equal(readFileSync(join(dir, 'sluice-selftest.conf'), 'utf8'), golden('sidecar-full.selftest.conf'));
+});
+
+t.test('bad options: every problem, exit 2, nothing rendered', async (t) => {
+  const r = render(['--mode', 'sidecar', '--workload-uid', '10001', '--ports', 'http']);
+  t.equal(r.code, 2);
+  t.equal(r.out, '', 'nothing on stdout');
+  t.match(r.err, /error: --workload-uid equals --uid \(10001\)/);
+  t.match(r.err, /error: --ports "http"/);
+  t.match(r.err, /invalid options \(nothing rendered\)/);
+  t.equal(render(['--mode', 'sidecar', '--family', '5']).code, 2);
+  t.equal(render(['--mode', 'sidecar', '--bogus']).code, 2, 'an unknown option is an error, not ignored');
+});
