@@ -8,6 +8,7 @@
 // subtract: whatever the host's or Docker's own rules refuse stays refused.
 import ipaddr from 'ipaddr.js';
 import { isIP } from 'node:net';
+import type { SluiceConfig } from '../firewall/config.js';
 
 export type FirewallMode = 'sidecar' | 'docker';
 export type Family = 4 | 6;
@@ -58,8 +59,8 @@ export interface RawFirewallOptions {
   readonly bridge?: string | undefined;
   readonly subnet?: string | undefined;
   readonly subnet6?: string | undefined;
-  readonly 'proxy-ip'?: string | undefined;
-  readonly 'proxy-ip6'?: string | undefined;
+  readonly 'proxy'?: string | undefined;
+  readonly 'proxy6'?: string | undefined;
 }
 
 export type OptionsResult = { readonly ok: true; readonly options: FirewallOptions } | { readonly ok: false; readonly errors: readonly string[] };
@@ -128,7 +129,7 @@ export function parseFirewallOptions(raw: RawFirewallOptions): OptionsResult {
   let subnet6: string | null = null;
   let proxy4: string | null = null;
   let proxy6: string | null = null;
-  const dockerOnly = (['bridge', 'subnet', 'subnet6', 'proxy-ip', 'proxy-ip6'] as const).filter((k) => raw[k] !== undefined);
+  const dockerOnly = (['bridge', 'subnet', 'subnet6', 'proxy', 'proxy6'] as const).filter((k) => raw[k] !== undefined);
   const sidecarOnly = (['workload-uid', 'loopback-ports', 'uid'] as const).filter((k) => raw[k] !== undefined);
   const only = (keys: readonly string[]) => `${keys.map((k) => `--${k}`).join(', ')} ${keys.length === 1 ? 'applies' : 'apply'} only to`;
   if (mode === 'sidecar' && dockerOnly.length) errors.push(`${only(dockerOnly)} --mode docker`);
@@ -137,13 +138,13 @@ export function parseFirewallOptions(raw: RawFirewallOptions): OptionsResult {
     if (raw.bridge === undefined) errors.push('--mode docker needs --bridge: the workload network\'s bridge interface (docker network inspect -f \'{{.Id}}\' NET → br-<first 12 characters>, or set com.docker.network.bridge.name)');
     else if (!IFNAME.test(raw.bridge)) errors.push(`--bridge "${raw.bridge}" is not an interface name (at most 15 of A-Z a-z 0-9 _ . -)`);
     else bridge = raw.bridge;
-    if (raw['proxy-ip'] === undefined) errors.push('--mode docker needs --proxy-ip: Sluice\'s IPv4 address on the workload network');
-    else if (!(proxy4 = canonicalAddress(raw['proxy-ip'], 4))) errors.push(`--proxy-ip "${raw['proxy-ip']}" is not an IPv4 address`);
-    if (raw['proxy-ip6'] !== undefined && !(proxy6 = canonicalAddress(raw['proxy-ip6'], 6))) errors.push(`--proxy-ip6 "${raw['proxy-ip6']}" is not an IPv6 address`);
+    if (raw['proxy'] === undefined) errors.push('--mode docker needs --proxy: Sluice\'s IPv4 address on the workload network');
+    else if (!(proxy4 = canonicalAddress(raw['proxy'], 4))) errors.push(`--proxy "${raw['proxy']}" is not an IPv4 address`);
+    if (raw['proxy6'] !== undefined && !(proxy6 = canonicalAddress(raw['proxy6'], 6))) errors.push(`--proxy6 "${raw['proxy6']}" is not an IPv6 address`);
     if (raw.subnet !== undefined && !(subnet4 = canonicalSubnet(raw.subnet, 4))) errors.push(`--subnet "${raw.subnet}" is not an IPv4 network (e.g. 172.30.0.0/24, host bits zero)`);
     if (raw.subnet6 !== undefined && !(subnet6 = canonicalSubnet(raw.subnet6, 6))) errors.push(`--subnet6 "${raw.subnet6}" is not an IPv6 network (e.g. fd30::/64, host bits zero)`);
-    if (proxy4 && subnet4 && !ipaddr.parse(proxy4).match(ipaddr.parseCIDR(subnet4))) errors.push(`--proxy-ip ${proxy4} is outside --subnet ${subnet4}`);
-    if (proxy6 && subnet6 && !ipaddr.parse(proxy6).match(ipaddr.parseCIDR(subnet6))) errors.push(`--proxy-ip6 ${proxy6} is outside --subnet6 ${subnet6}`);
+    if (proxy4 && subnet4 && !ipaddr.parse(proxy4).match(ipaddr.parseCIDR(subnet4))) errors.push(`--proxy ${proxy4} is outside --subnet ${subnet4}`);
+    if (proxy6 && subnet6 && !ipaddr.parse(proxy6).match(ipaddr.parseCIDR(subnet6))) errors.push(`--proxy6 ${proxy6} is outside --subnet6 ${subnet6}`);
   }
   if (ports && loopbackPorts) {
     const clash = loopbackPorts.filter((p) => ports.includes(p) || p === dnsPort);
@@ -169,14 +170,14 @@ export function describeOptions(o: FirewallOptions): string {
   if (o.bridge) parts.push(`--bridge ${o.bridge}`);
   if (o.subnet4) parts.push(`--subnet ${o.subnet4}`);
   if (o.subnet6) parts.push(`--subnet6 ${o.subnet6}`);
-  if (o.proxy4) parts.push(`--proxy-ip ${o.proxy4}`);
-  if (o.proxy6) parts.push(`--proxy-ip6 ${o.proxy6}`);
+  if (o.proxy4) parts.push(`--proxy ${o.proxy4}`);
+  if (o.proxy6) parts.push(`--proxy6 ${o.proxy6}`);
   return parts.join(' ');
 }
 
 const FAMILY = {
-  4: { name: 'ipv4', restore: 'iptables-restore', loopback: '127.0.0.1/32', reject: 'icmp-admin-prohibited', icmp: 'icmp' },
-  6: { name: 'ipv6', restore: 'ip6tables-restore', loopback: '::1/128', reject: 'icmp6-adm-prohibited', icmp: 'ipv6-icmp' },
+  4: { name: 'IPv4', restore: 'iptables-restore', loopback: '127.0.0.1/32', reject: 'icmp-admin-prohibited', icmp: 'icmp' },
+  6: { name: 'IPv6', restore: 'ip6tables-restore', loopback: '::1/128', reject: 'icmp6-adm-prohibited', icmp: 'ipv6-icmp' },
 } as const;
 
 const host = (a: string, family: Family) => `${a}/${family === 4 ? 32 : 128}`;
@@ -240,7 +241,7 @@ function dockerRules(o: FirewallOptions, family: Family): { forward: string[]; i
       forward.push(...ndp(f, `-i ${br} -o ${br} `));
     }
   } else {
-    forward.push(`# No --proxy-ip${family === 6 ? '6' : ''}: the workload has no IPv${family} path at all.`);
+    forward.push(`# No --proxy${family === 6 ? '6' : ''}: the workload has no IPv${family} path at all.`);
   }
   forward.push(`-A ${f} -i ${br} ${reject(family)}`);
   forward.push(`# Nothing from outside the workload network opens connections into it.`);
@@ -267,19 +268,24 @@ export function chainsOf(mode: FirewallMode): string[] {
   return mode === 'sidecar' ? [CHAIN.output] : [CHAIN.forward, CHAIN.input];
 }
 
-function header(o: FirewallOptions, family: Family, stage: 'rules' | 'guard'): string[] {
-  const f = FAMILY[family];
-  return [
-    `# Sluice ${stage === 'guard' ? 'guard' : 'firewall'} (stage: ${stage}), ${f.name}: ${describeOptions(o)}`,
-    stage === 'guard'
-      ? '# Drops all the traffic the rules govern; iptables/setup.sh applies it first, so a failure later leaves it in place.'
-      : `# Generated by \`sluice firewall render\`; apply with iptables/setup.sh, or: ${f.restore} --noflush < this-file`,
-  ];
+/** The first line of each family's text: what iptables/setup.sh reads (key=value, never sourced). */
+export function machineHeader(o: FirewallOptions, family: Family): string {
+  const port = o.ports[0]!;
+  const proxy = o.mode === 'sidecar' ? `${family === 4 ? '127.0.0.1' : '[::1]'}:${port}` : family === 4 ? `${o.proxy4}:${port}` : o.proxy6 ? `[${o.proxy6}]:${port}` : '';
+  return `# sluice-firewall family=${family} mode=${o.mode} uid=${o.mode === 'sidecar' ? o.uid : ''} proxy=${proxy}`;
 }
 
-/** The full rule set for one family: iptables-restore (--noflush) text. */
+/** The rule set for one family: iptables-restore (--noflush) text. */
 export function renderRules(o: FirewallOptions, family: Family): string {
-  const lines = [...header(o, family, 'rules'), '*filter', ...chainsOf(o.mode).map((c) => `:${c} - [0:0]`)];
+  const f = FAMILY[family];
+  const lines = [
+    machineHeader(o, family),
+    `# Sluice firewall, ${f.name}: ${describeOptions(o)}`,
+    `# Generated by \`sluice firewall render\`. Apply with iptables/setup.sh apply FILE (guard first, self-test after),`,
+    `# or by hand: ${f.restore} --noflush < this-part.`,
+    '*filter',
+    ...chainsOf(o.mode).map((c) => `:${c} - [0:0]`),
+  ];
   if (o.mode === 'sidecar') lines.push(...sidecarRules(o, family));
   else {
     const d = dockerRules(o, family);
@@ -289,35 +295,19 @@ export function renderRules(o: FirewallOptions, family: Family): string {
   return lines.join('\n') + '\n';
 }
 
-/** The guard for one family: the same chains and hooks, holding only a DROP. */
-export function renderGuard(o: FirewallOptions, family: Family): string {
-  const lines = [...header(o, family, 'guard'), '*filter', ...chainsOf(o.mode).map((c) => `:${c} - [0:0]`)];
-  if (o.mode === 'sidecar') lines.push(`-A ${CHAIN.output} -j DROP`);
-  else lines.push(`-A ${CHAIN.forward} -i ${o.bridge} -j DROP`, `-A ${CHAIN.forward} -o ${o.bridge} -j DROP`, `-A ${CHAIN.input} -i ${o.bridge} -j DROP`);
-  lines.push(...hooks(o.mode), 'COMMIT');
-  return lines.join('\n') + '\n';
+/** What `sluice firewall render` prints: IPv4, then IPv6. */
+export function renderAll(o: FirewallOptions): string {
+  return renderRules(o, 4) + renderRules(o, 6);
 }
 
-/** What setup.sh's self-test needs: where Sluice listens (must be reachable through the rules). */
-export function renderSelfTest(o: FirewallOptions): string {
-  const port = o.ports[0]!;
-  const proxies = o.mode === 'sidecar' ? [`127.0.0.1:${port}`] : [`${o.proxy4}:${port}`, ...(o.proxy6 ? [`[${o.proxy6}]:${port}`] : [])];
-  return [
-    `# Read by iptables/setup.sh (key=value, never sourced).`,
-    `mode=${o.mode}`,
-    `uid=${o.mode === 'sidecar' ? o.uid : ''}`,
-    `proxy=${proxies.join(' ')}`,
-    `chains=${chainsOf(o.mode).join(' ')}`,
-  ].join('\n') + '\n';
-}
-
-/** Every file `sluice firewall render --out DIR` writes, by name. */
-export function renderBundle(o: FirewallOptions): Record<string, string> {
-  return {
-    'sluice-v4.rules': renderRules(o, 4),
-    'sluice-v6.rules': renderRules(o, 6),
-    'sluice-v4.guard': renderGuard(o, 4),
-    'sluice-v6.guard': renderGuard(o, 6),
-    'sluice-selftest.conf': renderSelfTest(o),
-  };
+/** Render defaults taken from a Sluice config (`--config`): its listener ports, and in docker mode the address
+ * its proxy listener binds on the workload network. Explicit options win. */
+export function optionsFromConfig(listen: SluiceConfig['listen'], mode: string | undefined): RawFirewallOptions {
+  const ports = [listen.http, listen.socks5].filter((l) => l && l.port > 0).map((l) => l!.port);
+  const out: { -readonly [K in keyof RawFirewallOptions]: RawFirewallOptions[K] } = {};
+  if (ports.length) out.ports = ports.join(',');
+  if (listen.dns && listen.dns.port > 0) out['dns-port'] = String(listen.dns.port);
+  const host = listen.http?.host ?? listen.socks5?.host;
+  if (mode === 'docker' && host && host !== '0.0.0.0' && host !== '::') out[isIP(host) === 6 ? 'proxy6' : 'proxy'] = host;
+  return out;
 }

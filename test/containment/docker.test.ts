@@ -75,7 +75,7 @@ if (isolate(t, import.meta.url) && requirePrerequisites(t, ['ping', 'socat'])) {
     containment: { probe: { target: `${INET.v4}:80`, intervalS: 5, timeoutMs: 2000 } },
   });
   const proxied = (h: string, name: string): Attack => ({ kind: 'proxy', host: h, port: 3128, url: `http://${name}/`, auth: AUTH });
-  const rules = renderTo({ mode: 'docker', bridge: BRIDGE, 'proxy-ip': PROXY.v4, 'proxy-ip6': PROXY.v6, subnet: '172.30.1.0/24', subnet6: 'fd30:1::/64', 'dns-port': '53' });
+  const rules = renderTo({ mode: 'docker', bridge: BRIDGE, proxy: PROXY.v4, proxy6: PROXY.v6, subnet: '172.30.1.0/24', subnet6: 'fd30:1::/64', 'dns-port': '53' });
   const selfTest = ['--test-netns', wl, '--probe', `${INET.v4}:9000`, '--probe', `[${INET.v6}]:9000`];
 
   t.test('without the rules the workload would leak, to the internet and to the host', async (t) => {
@@ -91,7 +91,7 @@ if (isolate(t, import.meta.url) && requirePrerequisites(t, ['ping', 'socat'])) {
   });
 
   t.test('apply the docker rules on the host', async (t) => {
-    const r = await setupSh(host, ['apply', '--rules-dir', rules, ...selfTest]);
+    const r = await setupSh(host, ['apply', rules, ...selfTest]);
     t.equal(r.status, 0, r.stderr);
     t.match(r.stderr, /ok {3}Sluice 172\.30\.1\.2:3128 as uid 65534: refused/, 'the path to Sluice is open (not listening yet)');
     t.match(r.stderr, /self-test passed/);
@@ -149,7 +149,7 @@ if (isolate(t, import.meta.url) && requirePrerequisites(t, ['ping', 'socat'])) {
     sluice = await startSluiceProcess(top, px, config);
     const [back] = await attack(wl, [proxied(PROXY.v4, 'canary4.test')]);
     t.match(back!.outcome, /^status:200/);
-    const v = await setupSh(host, ['verify', '--rules-dir', rules, ...selfTest]);
+    const v = await setupSh(host, ['verify', rules, ...selfTest]);
     t.equal(v.status, 0, v.stderr);
   });
 
@@ -157,9 +157,9 @@ if (isolate(t, import.meta.url) && requirePrerequisites(t, ['ping', 'socat'])) {
     t.equal((await setupSh(host, ['remove'])).status, 0);
     const dir = tempDir('sluice-inject-');
     const failing = join(dir, 'ip6tables-restore');
-    writeFileSync(failing, '#!/bin/sh\nin=$(cat)\ncase "$in" in *"stage: guard"*) printf \'%s\\n\' "$in" | ip6tables-restore "$@" ;; *) echo injected >&2; exit 1 ;; esac\n');
+    writeFileSync(failing, '#!/bin/sh\nin=$(cat)\ncase "$in" in *"stage=guard"*) printf \'%s\\n\' "$in" | ip6tables-restore "$@" ;; *) echo injected >&2; exit 1 ;; esac\n');
     chmodSync(failing, 0o755);
-    const r = await setupSh(host, ['apply', '--rules-dir', rules, ...selfTest], { IP6TABLES_RESTORE: failing });
+    const r = await setupSh(host, ['apply', rules, ...selfTest], { IP6TABLES_RESTORE: failing });
     t.equal(r.status, 1, 'apply fails');
     t.equal(must('ip6tables', ['-S', 'SLUICE-FORWARD'], host), `-N SLUICE-FORWARD\n-A SLUICE-FORWARD -i ${BRIDGE} -j DROP\n-A SLUICE-FORWARD -o ${BRIDGE} -j DROP\n`, 'IPv6: the guard');
     const quiet = internet.hits();
@@ -168,6 +168,6 @@ if (isolate(t, import.meta.url) && requirePrerequisites(t, ['ping', 'socat'])) {
     t.same(leaks(out), [], 'still nothing gets out');
     t.same(internet.hits(), quiet);
     t.equal(hostHits, hb);
-    t.equal((await setupSh(host, ['apply', '--rules-dir', rules, ...selfTest])).status, 0, 'a clean re-run completes it');
+    t.equal((await setupSh(host, ['apply', rules, ...selfTest])).status, 0, 'a clean re-run completes it');
   });
 }

@@ -13,7 +13,7 @@ import { type Server, createServer } from 'node:net';
 import { join } from 'node:path';
 import type { Test } from 'tap';
 import { stringify } from 'yaml';
-import { type RawFirewallOptions, parseFirewallOptions, renderBundle } from '../../iptables/render.js';
+import { type RawFirewallOptions, parseFirewallOptions, renderAll } from '../../iptables/render.js';
 import { type Canary, startHttpCanary } from '../helpers/canary.js';
 import { type FakeDns, startFakeDns } from '../helpers/fake-dns.js';
 import { type Run, must, run, runAsync, tempDir } from './topology.js';
@@ -154,13 +154,13 @@ export async function rawAttacks(ns: string, v4: string = INET.v4, v6: string = 
   };
 }
 
-/** Writes the rendered rule files to a directory setup.sh can read. */
+/** `sluice firewall render … > FILE`, in-process; returns FILE for setup.sh. */
 export function renderTo(raw: RawFirewallOptions): string {
   const r = parseFirewallOptions(raw);
   if (!r.ok) throw new Error(r.errors.join('; '));
-  const dir = tempDir('sluice-proof-rules-');
-  for (const [name, text] of Object.entries(renderBundle(r.options))) writeFileSync(join(dir, name), text);
-  return dir;
+  const file = join(tempDir('sluice-proof-rules-'), 'sluice.rules');
+  writeFileSync(file, renderAll(r.options));
+  return file;
 }
 
 /** A config file Sluice's own UID can read. */
@@ -215,8 +215,8 @@ export async function startSluiceProcess(t: Test, ns: string, configPath: string
   const started = await Promise.race([
     exited.then((code) => `exited ${code}`),
     (async () => {
-      for (let i = 0; i < 3600 && !/Sluice listening on/.test(stderr); i++) await new Promise((r) => setTimeout(r, 50));
-      return /Sluice listening on/.test(stderr) ? 'ok' : 'no start in 180s';
+      for (let i = 0; i < 3600 && !/Sluice http listening on/.test(stderr); i++) await new Promise((r) => setTimeout(r, 50));
+      return /Sluice http listening on/.test(stderr) ? 'ok' : 'no start in 180s';
     })(),
   ]);
   if (started !== 'ok') throw new Error(`Sluice did not start (${started}): ${stderr}`);

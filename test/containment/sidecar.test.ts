@@ -44,7 +44,7 @@ if (isolate(t, import.meta.url) && requirePrerequisites(t, ['ping', 'socat'])) {
 
   t.test('apply the sidecar rules', async (t) => {
     const rules = renderTo({ mode: 'sidecar', uid: String(SLUICE_UID), 'workload-uid': String(WORKLOAD_UID), 'dns-port': '53' });
-    const r = await setupSh(pod, ['apply', '--rules-dir', rules, '--probe', `${INET.v4}:9000`, '--probe', `[${INET.v6}]:9000`]);
+    const r = await setupSh(pod, ['apply', rules, '--probe', `${INET.v4}:9000`, '--probe', `[${INET.v6}]:9000`]);
     t.equal(r.status, 0, r.stderr);
     t.match(r.stderr, /self-test passed/);
   });
@@ -99,7 +99,7 @@ if (isolate(t, import.meta.url) && requirePrerequisites(t, ['ping', 'socat'])) {
     sluice = await startSluiceProcess(top, pod, config, { caps: true });
     const [r] = await attack(pod, [proxied('canary4.test')]);
     t.match(r!.outcome, /^status:200/);
-    const v = await setupSh(pod, ['verify', '--rules-dir', renderTo({ mode: 'sidecar', 'workload-uid': String(WORKLOAD_UID), 'dns-port': '53' }), '--probe', `${INET.v4}:9000`]);
+    const v = await setupSh(pod, ['verify', renderTo({ mode: 'sidecar', 'workload-uid': String(WORKLOAD_UID), 'dns-port': '53' }), '--probe', `${INET.v4}:9000`]);
     t.equal(v.status, 0, v.stderr);
     t.match(v.stderr, /ok {3}Sluice 127\.0\.0\.1:3128 as uid 65534: open/);
   });

@@ -1,7 +1,7 @@
 // `sluice firewall render` as a real process: both families on stdout, one with --family, the bundle that
 // iptables/setup.sh reads with --out, and every option problem on stderr with nothing rendered.
 import { spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { tempDir } from '../containment/topology.js';
@@ -18,18 +18,20 @@ t.test('stdout: IPv4 then IPv6, exactly the golden files', async (t) => {
   const both = render(['--mode', 'sidecar']);
   t.equal(both.code, 0, both.err);
   t.equal(both.out, golden('sidecar-default.v4.rules') + golden('sidecar-default.v6.rules'));
-  const v6 = render(['--mode', 'docker', '--bridge', 'br-0123456789ab', '--proxy-ip', '172.30.0.2', '--family', '6']);
+  const v6 = render(['--mode', 'docker', '--bridge', 'br-0123456789ab', '--proxy', '172.30.0.2', '--family', '6']);
   t.equal(v6.out, golden('docker-v4-only.v6.rules'));
 });
 
-t.test('--out DIR: the bundle setup.sh applies', async (t) => {
+t.test('--config: the ports (and the docker proxy address) of the same sluice.yaml', async (t) => {
   const dir = tempDir('sluice-render-');
-  const r = render(['--mode', 'sidecar', '--uid', '20001', '--workload-uid', '1000', '--ports', '3128', '--dns-port', '53', '--loopback-ports', '8080,5432', '--out', dir]);
+  const config = join(dir, 'sluice.yaml');
+  writeFileSync(config, 'listen: { http: 172.30.0.2:3128, socks5: 172.30.0.2:1080, dns: 172.30.0.2:53, admin: 127.0.0.1:9090 }\n');
+  const r = render(['--mode', 'docker', '--config', config, '--bridge', 'br-sluice', '--subnet', '172.30.0.0/24', '--subnet6', 'fd30::/64', '--proxy6', 'fd30:0:0:0::2']);
   t.equal(r.code, 0, r.err);
-  t.same(readdirSync(dir).sort(), ['sluice-selftest.conf', 'sluice-v4.guard', 'sluice-v4.rules', 'sluice-v6.guard', 'sluice-v6.rules']);
-  t.equal(readFileSync(join(dir, 'sluice-v4.rules'), 'utf8'), golden('sidecar-full.v4.rules'));
-  t.equal(readFileSync(join(dir, 'sluice-v6.guard'), 'utf8'), golden('sidecar-full.v6.guard.rules'));
-  t.equal(readFileSync(join(dir, 'sluice-selftest.conf'), 'utf8'), golden('sidecar-full.selftest.conf'));
+  t.equal(r.out, golden('docker.v4.rules') + golden('docker.v6.rules'), 'the same rules as the options spelled out');
+  const side = render(['--mode', 'sidecar', '--config', config, '--uid', '20001', '--workload-uid', '1000', '--ports', '3128', '--loopback-ports', '8080,5432']);
+  t.equal(side.out, golden('sidecar-full.v4.rules') + golden('sidecar-full.v6.rules'), 'explicit options win over the config');
+  t.equal(render(['--mode', 'sidecar', '--config', join(dir, 'missing.yaml')]).code, 2, 'an unreadable config renders nothing');
 });
 
 t.test('bad options: every problem, exit 2, nothing rendered', async (t) => {
