@@ -4,6 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
+import { parse } from 'yaml';
 import { tempDir } from '../containment/topology.js';
 
 const CLI = new URL('../../proxy/cli.ts', import.meta.url).pathname;
@@ -43,4 +44,17 @@ t.test('bad options: every problem, exit 2, nothing rendered', async (t) => {
   t.match(r.err, /invalid options \(nothing rendered\)/);
   t.equal(render(['--mode', 'sidecar', '--family', '5']).code, 2);
   t.equal(render(['--mode', 'sidecar', '--bogus']).code, 2, 'an unknown option is an error, not ignored');
+});
+
+t.test('the command compose/compose.yaml runs renders, with the compose sluice.yaml', async (t) => {
+  const root = new URL('../../', import.meta.url).pathname;
+  const compose = parse(readFileSync(join(root, 'compose/compose.yaml'), 'utf8')) as { services: { firewall: { command: string[] } } };
+  const line = compose.services.firewall.command.join(' ');
+  const args = /sluice firewall render (.*?) >/.exec(line)?.[1]?.trim().split(/\s+/);
+  if (!args) throw new Error(`no render command in: ${line}`);
+  const r = render(args.map((a) => (a === '/etc/sluice/sluice.yaml' ? join(root, 'compose/sluice.yaml') : a)));
+  t.equal(r.code, 0, r.err);
+  t.match(r.out, /^# sluice-firewall family=4 mode=docker uid= proxy=172\.28\.250\.2:3128$/m, 'the proxy address from the config');
+  t.match(r.out, /-d 172\.28\.250\.2\/32 -p tcp -m multiport --dports 3128,1080 -j RETURN/, 'its HTTP and SOCKS5 ports');
+  t.match(r.out, /-d 172\.28\.250\.2\/32 -p udp -m udp --dport 53 -j RETURN/, 'and the DNS guard');
 });
