@@ -4,25 +4,13 @@
 import { randomBytes } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { Resolver } from 'node:dns/promises';
-import { Writable } from 'node:stream';
 import dnsPacket from 'dns-packet';
-import { pino } from 'pino';
 import t from 'tap';
+import { captureLogs } from './log-capture.js';
 import { validateConfig } from '../../firewall/config.js';
 import { DNS_GUARD_LOG, MAX_LOGGED_NAME, createDnsGuard, refusedReply } from '../../proxy/dns-guard.js';
 import { METRIC, createMetrics } from '../../proxy/metrics.js';
 import { createSluice } from '../../proxy/sluice.js';
-
-function capture() {
-  const logs: Record<string, unknown>[] = [];
-  const sink = new Writable({
-    write(chunk, _e, cb) {
-      for (const line of chunk.toString().split('\n')) if (line) logs.push(JSON.parse(line));
-      cb();
-    },
-  });
-  return { logs, logger: pino({ level: 'debug' }, sink) };
-}
 
 const query = (name: string, opts: { id?: number; type?: dnsPacket.RecordType; rd?: boolean } = {}) =>
   dnsPacket.encode({ id: opts.id ?? 0x1234, type: 'query', flags: opts.rd === false ? 0 : dnsPacket.RECURSION_DESIRED, questions: [{ type: opts.type ?? 'A', name }] });
@@ -101,7 +89,7 @@ t.test('refusedReply: fuzz (never throws, never amplifies, never answers a respo
 
 t.test('the guard: REFUSED, counted, logged once per name per window, names cut short', async (t) => {
   let now = 1_000_000;
-  const { logs, logger } = capture();
+  const { logs, logger } = captureLogs();
   const metrics = createMetrics({ version: 't', tunnels: () => 0, defaultMetrics: false });
   const guard = createDnsGuard({ logger, onQuery: metrics.dnsGuardQuery, nowMs: () => now, windowMs: 60_000, maxNamesPerWindow: 3 });
   const { port } = await guard.listen({ host: '127.0.0.1', port: 0, text: '127.0.0.1:0' });
@@ -142,7 +130,7 @@ t.test('the guard: REFUSED, counted, logged once per name per window, names cut 
 });
 
 t.test('a real resolver fails at once with REFUSED (IPv4 and IPv6 listeners)', async (t) => {
-  const { logger } = capture();
+  const { logger } = captureLogs();
   for (const host of ['127.0.0.1', '::1']) {
     const guard = createDnsGuard({ logger, onQuery: () => undefined, nowMs: () => 0 });
     const { port } = await guard.listen({ host, port: 0, text: '' });
@@ -156,7 +144,7 @@ t.test('a real resolver fails at once with REFUSED (IPv4 and IPv6 listeners)', a
 t.test('Sluice wires the guard to listen.dns, counts in its metrics and closes it on stop', async (t) => {
   const r = validateConfig({ listen: { http: '127.0.0.1:0', dns: '127.0.0.1:0' } });
   if (!r.ok) throw new Error('config');
-  const { logs, logger } = capture();
+  const { logs, logger } = captureLogs();
   const sluice = createSluice({ config: r.config, logger });
   const bound = await sluice.start();
   t.ok(bound.dns && bound.dns.port > 0, 'bound');

@@ -9,7 +9,8 @@ import { chmodSync, writeFileSync } from 'node:fs';
 import t from 'tap';
 import { isolate } from '../helpers/netns.js';
 import {
-  AUTH, INET, type Attack, type SluiceProcess, attack, buildInternet, directAttacks, leaks, rawAttacks, renderTo, setupSh, startSluiceProcess, waitForLog, writeConfig,
+  AUTH, CANARY_NAMES, INET, type Attack, type SluiceProcess, attack, buildInternet, directAttacks, leaks, rawAttacks, renderTo, setupSh, startSluiceProcess, waitForLog,
+  writeProofConfig,
 } from './proof.js';
 import { addNetns, must, requirePrerequisites, runAsync, tempDir, veth } from './topology.js';
 
@@ -48,7 +49,7 @@ if (isolate(t, import.meta.url) && requirePrerequisites(t, ['ping', 'socat'])) {
   const brnf = must('sh', ['-c', 'cat /proc/sys/net/bridge/bridge-nf-call-iptables 2>/dev/null || echo absent'], host).trim();
   t.comment(`br_netfilter in the host namespace: bridge-nf-call-iptables=${brnf}`);
 
-  const internet = await buildInternet(t, { 'canary4.test': { a: [INET.v4] }, 'canary6.test': { aaaa: [INET.v6] } });
+  const internet = await buildInternet(t, CANARY_NAMES);
 
   // The host's own services: a canary listening on every host address.
   let hostHits = 0;
@@ -65,15 +66,8 @@ if (isolate(t, import.meta.url) && requirePrerequisites(t, ['ping', 'socat'])) {
   // Sluice's egress leg is not the workload's way out either.
   const lateral: Attack[] = [{ kind: 'tcp', host: '172.30.2.2', port: 3128 }, { kind: 'tcp', host: 'fd30:2::2', port: 3128 }];
 
-  const config = writeConfig({
-    listen: { http: '[::]:3128', socks5: null, admin: null, dns: '[::]:53' },
-    dns: { servers: [`${INET.v4}:53`], timeoutMs: 2000, minTtlS: 0, maxTtlS: 1 },
-    identities: { agent: { password: AUTH.split(':')[1] } },
-    addressGuard: { allow: [{ cidr: '203.0.113.0/24', hosts: ['canary4.test'] }, { cidr: '2001:db8:1::/64', hosts: ['canary6.test'] }] },
-    upstream: { connectTimeoutMs: 5000 },
-    // Sluice runs without CAP_SETUID here: the probe must say 0, never a false 1.
-    containment: { probe: { target: `${INET.v4}:80`, intervalS: 5, timeoutMs: 2000 } },
-  });
+  // Sluice runs without CAP_SETUID here: its probe must say 0, never a false 1.
+  const config = writeProofConfig({ http: '[::]:3128', dns: '[::]:53' });
   const proxied = (h: string, name: string): Attack => ({ kind: 'proxy', host: h, port: 3128, url: `http://${name}/`, auth: AUTH });
   const rules = renderTo({ mode: 'docker', bridge: BRIDGE, proxy: PROXY.v4, proxy6: PROXY.v6, subnet: '172.30.1.0/24', subnet6: 'fd30:1::/64', 'dns-port': '53' });
   const selfTest = ['--test-netns', wl, '--probe', `${INET.v4}:9000`, '--probe', `[${INET.v6}]:9000`];

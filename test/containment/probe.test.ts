@@ -2,23 +2,11 @@
 // connection, a refusal from the far end, or a probe that could not run is 0, never a false 1. The real child
 // runs as another UID against loopback servers (root needed for the UID switch; skipped loudly without).
 import { type Server, createServer } from 'node:net';
-import { Writable } from 'node:stream';
-import { pino } from 'pino';
 import t from 'tap';
+import { captureLogs } from './log-capture.js';
 import { validateConfig } from '../../firewall/config.js';
 import { type ProbeOutcome, PROBE_LOG, createContainmentProbe, judgeProbe, runProbeChild } from '../../proxy/containment-probe.js';
 import { METRIC, createMetrics } from '../../proxy/metrics.js';
-
-function capture() {
-  const logs: Record<string, unknown>[] = [];
-  const sink = new Writable({
-    write(chunk, _e, cb) {
-      for (const line of chunk.toString().split('\n')) if (line) logs.push(JSON.parse(line));
-      cb();
-    },
-  });
-  return { logs, logger: pino({ level: 'debug' }, sink) };
-}
 
 const SPEC = { host: '203.0.113.10', port: 443, uid: 65534, gid: 65534, timeoutMs: 1000 };
 
@@ -44,7 +32,7 @@ t.test('the metric: absent until a probe reports, then 1 or 0', async (t) => {
   const text = () => metrics.registry.metrics();
   t.notMatch(await text(), METRIC.containmentOk, 'no probe configured: no metric (never a false 0 or 1)');
   const outcomes: ProbeOutcome[] = [{ outcome: 'error', code: 'EHOSTUNREACH' }, { outcome: 'connected' }];
-  const { logs, logger } = capture();
+  const { logs, logger } = captureLogs();
   const probe = createContainmentProbe({ spec: SPEC, intervalMs: 60_000, logger, setContainment: metrics.setContainment, run: async () => outcomes.shift()! });
   t.match(await probe.check(), { ok: true });
   t.match(await text(), new RegExp(`^${METRIC.containmentOk} 1$`, 'm'));
@@ -57,7 +45,7 @@ t.test('the metric: absent until a probe reports, then 1 or 0', async (t) => {
 
 t.test('fails closed: a throwing probe, or a probe as Sluice\'s own UID, is 0', async (t) => {
   const seen: (boolean | null)[] = [];
-  const { logger } = capture();
+  const { logger } = captureLogs();
   const throwing = createContainmentProbe({ spec: SPEC, intervalMs: 60_000, logger, setContainment: (ok) => seen.push(ok), run: async () => { throw new Error('boom'); } });
   t.match(await throwing.check(), { ok: false, reason: 'boom' });
   let ran = false;
@@ -70,7 +58,7 @@ t.test('fails closed: a throwing probe, or a probe as Sluice\'s own UID, is 0', 
 t.test('one probe at a time; start() probes at once and then on its interval', async (t) => {
   let calls = 0;
   let release: (() => void) | null = null;
-  const { logger } = capture();
+  const { logger } = captureLogs();
   const probe = createContainmentProbe({
     spec: SPEC, intervalMs: 60_000, logger, setContainment: () => undefined,
     run: () => { calls++; return new Promise((r) => { release = () => r({ outcome: 'timeout' }); }); },

@@ -163,8 +163,23 @@ export function renderTo(raw: RawFirewallOptions): string {
   return file;
 }
 
-/** A config file Sluice's own UID can read. */
-export function writeConfig(config: Record<string, unknown>): string {
+/** The canary names Sluice resolves through the internet's DNS server (and nothing else answers for). */
+export const CANARY_NAMES = { 'canary4.test': { a: [INET.v4] }, 'canary6.test': { aaaa: [INET.v6] } };
+
+/** Sluice's config in the proof, listening where the topology wants it; a config file its UID can read. */
+export function writeProofConfig(listen: { http: string; dns: string }): string {
+  return writeConfig({
+    listen: { ...listen, socks5: null, admin: null },
+    dns: { servers: [`${INET.v4}:53`], timeoutMs: 2000, minTtlS: 0, maxTtlS: 1 },
+    identities: { agent: { password: AUTH.split(':')[1] } },
+    // The canaries live in documentation ranges; the exceptions are bound to the test names only.
+    addressGuard: { allow: [{ cidr: '203.0.113.0/24', hosts: ['canary4.test'] }, { cidr: '2001:db8:1::/64', hosts: ['canary6.test'] }] },
+    upstream: { connectTimeoutMs: 5000 },
+    containment: { probe: { target: `${INET.v4}:80`, intervalS: 5, timeoutMs: 2000 } },
+  });
+}
+
+function writeConfig(config: Record<string, unknown>): string {
   const dir = tempDir('sluice-proof-config-');
   chmodSync(dir, 0o755);
   const path = join(dir, 'sluice.yaml');

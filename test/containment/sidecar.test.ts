@@ -5,7 +5,8 @@
 import t from 'tap';
 import { isolate } from '../helpers/netns.js';
 import {
-  AUTH, INET, SLUICE_UID, type SluiceProcess, WORKLOAD_UID, attack, buildInternet, directAttacks, leaks, rawAttacks, renderTo, setupSh, startSluiceProcess, waitForLog, writeConfig,
+  AUTH, CANARY_NAMES, INET, SLUICE_UID, type SluiceProcess, WORKLOAD_UID, attack, buildInternet, directAttacks, leaks, rawAttacks, renderTo, setupSh,
+  startSluiceProcess, waitForLog, writeProofConfig,
 } from './proof.js';
 import { addNetns, must, requirePrerequisites, veth } from './topology.js';
 
@@ -16,17 +17,9 @@ if (isolate(t, import.meta.url) && requirePrerequisites(t, ['ping', 'socat'])) {
   veth({ ns: null, dev: 'inet0', v4: `${INET.v4}/24`, v6: `${INET.v6}/64` }, { ns: pod, dev: 'eth0', v4: '203.0.113.2/24', v6: '2001:db8:1::2/64' });
   // The DNS guard listens on port 53 as an unprivileged UID, as Docker allows containers by default.
   must('sysctl', ['-qw', 'net.ipv4.ip_unprivileged_port_start=0'], pod);
-  const internet = await buildInternet(t, { 'canary4.test': { a: [INET.v4] }, 'canary6.test': { aaaa: [INET.v6] } });
+  const internet = await buildInternet(t, CANARY_NAMES);
 
-  const config = writeConfig({
-    listen: { http: '127.0.0.1:3128', socks5: null, admin: null, dns: '127.0.0.1:53' },
-    dns: { servers: [`${INET.v4}:53`], timeoutMs: 2000, minTtlS: 0, maxTtlS: 1 },
-    identities: { agent: { password: AUTH.split(':')[1] } },
-    // The canaries live in documentation ranges; the exceptions are bound to the test names only.
-    addressGuard: { allow: [{ cidr: '203.0.113.0/24', hosts: ['canary4.test'] }, { cidr: '2001:db8:1::/64', hosts: ['canary6.test'] }] },
-    upstream: { connectTimeoutMs: 5000 },
-    containment: { probe: { target: `${INET.v4}:80`, intervalS: 5, timeoutMs: 2000 } },
-  });
+  const config = writeProofConfig({ http: '127.0.0.1:3128', dns: '127.0.0.1:53' });
   const proxied = (host: string) => ({ kind: 'proxy' as const, host: '127.0.0.1', port: 3128, url: `http://${host}/`, auth: AUTH });
 
   t.test('without the rules the pod would leak: the canaries and counters do see a direct attempt', async (t) => {
