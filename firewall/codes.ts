@@ -44,6 +44,8 @@ const table = {
     summary: 'the target is not a valid host and port' },
   EGR_UNSUPPORTED: { status: 501, socks: R.commandNotSupported, proxyStatus: 'http_request_error', kind: 'request',
     summary: 'this kind of request is not supported by the proxy' },
+  EGR_UNSUPPORTED_ADDRESS_TYPE: { status: 501, socks: R.addressTypeNotSupported, proxyStatus: 'http_request_error', kind: 'request',
+    summary: 'this SOCKS5 address type is not supported (use IPv4, IPv6 or a domain name)' },
 
   EGR_DENY_KILL_SWITCH: { status: 403, socks: R.notAllowed, proxyStatus: 'http_request_denied', kind: 'policy',
     summary: 'all egress is stopped by the kill switch' },

@@ -349,7 +349,7 @@ export function validateConfig(input: unknown): ConfigResult {
     if (password) warn(`${path}/password`, 'plaintext password (refused when SLUICE_ENV=production)', 'replace with "passwordHash" from `sluice hash-password`');
     const grants = arr(v.integrations).filter(str);
     grants.forEach((g, i) => {
-      if (!integrations[g]) {
+      if (!Object.hasOwn(integrations, g)) {
         err(`${path}/integrations/${i}`, `unknown integration "${g}"`, didYouMean(g, integrationNames) ?? (integrationNames.length ? `defined integrations: ${integrationNames.join(', ')}` : 'define it under "integrations"'));
       }
     });

@@ -30,11 +30,12 @@ const NONE: readonly never[] = Object.freeze([]);
 export function lookupHost<T>(index: HostIndex<T>, host: string): readonly T[] {
   const hit = index.exact.get(host);
   if (index.wildcard.size === 0) return hit ?? NONE;
-  let found: T[] | null = hit ? [...hit] : null;
+  // A copy only when a wildcard adds to the exact hits; the common answer is an existing array.
+  let found: T[] | null = null;
   let dot = host.indexOf('.');
   while (dot !== -1) {
     const w = index.wildcard.get(host.slice(dot + 1));
-    if (w) (found ??= []).push(...w);
+    if (w) (found ??= hit ? [...hit] : []).push(...w);
     dot = host.indexOf('.', dot + 1);
   }
   return found ?? hit ?? NONE;

@@ -37,8 +37,25 @@ const invalid = (detail: string): Deny => deny('EGR_INVALID_TARGET', RULE, detai
 const FORBIDDEN_IN_HOST = /[\x00-\x20\x7f%@/\\?#[\]<>^|"'`{}]/;
 const LABEL = /^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$/;
 
+// Every request normalises its host, and most requests name a host seen moments ago. The result is a pure
+// function of the input, so accepted hosts are remembered: a bounded map, emptied when full, so a flood of
+// distinct names costs no more than today's path plus a capped amount of memory. Denials are not kept.
+const MEMO_MAX = 4096;
+const memo = new Map<string, Host>();
+
 /** Normalises a bare host (no port). IPv6 must be bracketed. */
 export function normaliseHost(raw: string): Host | Deny {
+  const hit = memo.get(raw);
+  if (hit !== undefined) return hit;
+  const r = normaliseHostUncached(raw);
+  if ('verdict' in r) return r;
+  if (memo.size >= MEMO_MAX) memo.clear();
+  const frozen = Object.freeze(r);
+  memo.set(raw, frozen);
+  return frozen;
+}
+
+function normaliseHostUncached(raw: string): Host | Deny {
   if (raw.length === 0) return invalid('empty host');
   if (raw.length > MAX_HOST_LENGTH + 2) return invalid('host too long');
   if (raw.startsWith('[')) {

@@ -10,6 +10,9 @@ export interface CompiledIntegration {
   readonly name: string;
   readonly methods: ReadonlySet<string>;
   readonly tunnel: boolean;
+  /** `integrations.<name>` and `integrations.<name>.methods`, built once rather than per decision. */
+  readonly rule: string;
+  readonly methodsRule: string;
 }
 
 export interface Policy {
@@ -29,6 +32,8 @@ export interface Rights {
   readonly reads: Reads;
   /** null: the global mode applies. */
   readonly mode: Mode | null;
+  /** `identities.<name>.reads`, built once (rights made elsewhere may omit it). */
+  readonly readsRule?: string;
 }
 
 export interface HttpEgress {
@@ -84,7 +89,8 @@ export function compilePolicy(config: SluiceConfig, selfAddresses: Iterable<stri
   const integrations = new Map<string, CompiledIntegration>();
   const hostEntries: [string, CompiledIntegration][] = [];
   for (const [name, i] of Object.entries(config.integrations)) {
-    const compiled = Object.freeze({ name, methods: new Set(i.methods ?? DEFAULT_METHODS), tunnel: i.tunnel });
+    const rule = `integrations.${name}`;
+    const compiled = Object.freeze({ name, methods: new Set(i.methods ?? DEFAULT_METHODS), tunnel: i.tunnel, rule, methodsRule: `${rule}.methods` });
     integrations.set(name, compiled);
     for (const h of i.hosts) hostEntries.push([h, compiled]);
   }
@@ -99,10 +105,21 @@ export function compilePolicy(config: SluiceConfig, selfAddresses: Iterable<stri
   });
 }
 
+// Rights are asked for on every authenticated request; they depend only on the compiled policy, so each
+// policy keeps its own (a reload compiles a new policy, and the old rights go with it).
+const rightsCache = new WeakMap<Policy, Map<string, Rights>>();
+
 export function rightsFor(policy: Policy, identity: string): Rights | null {
-  const id = policy.config.identities[identity];
+  const id = Object.hasOwn(policy.config.identities, identity) ? policy.config.identities[identity] : undefined;
   if (!id) return null;
-  return { identity, integrations: new Set(id.integrations), reads: id.reads, mode: id.mode };
+  let byName = rightsCache.get(policy);
+  if (!byName) rightsCache.set(policy, (byName = new Map()));
+  let rights = byName.get(identity);
+  if (!rights) {
+    rights = Object.freeze({ identity, integrations: new Set(id.integrations), reads: id.reads, mode: id.mode, readsRule: `identities.${identity}.reads` });
+    byName.set(identity, rights);
+  }
+  return rights;
 }
 
 // Squid's Safe_ports, roughly: the web ports and the unprivileged range. Low ports (22, 25, 3306 is high but
@@ -112,33 +129,39 @@ const readPortAllowed = (port: number): boolean => port === 80 || port === 443 |
 const allow = (rule: string, tls: boolean, port: number): Allow => ({ verdict: 'allow', rule, tls, port, wouldDeny: null });
 
 /** Integration traffic always leaves over TLS to 443; `http://host` is how a client hands Sluice a write. */
-function integrationAllow(req: HttpEgress, name: string): Decision {
+function integrationAllow(req: HttpEgress, i: CompiledIntegration): Decision {
   const { port } = req.target;
   const ok = req.scheme === 'http' ? port === 80 : port === 443;
-  if (!ok) return deny('EGR_DENY_PORT', `integrations.${name}`, 'integration traffic goes over TLS to port 443 only');
-  return allow(`integrations.${name}`, true, 443);
+  if (!ok) return deny('EGR_DENY_PORT', i.rule, 'integration traffic goes over TLS to port 443 only');
+  return allow(i.rule, true, 443);
 }
 
-function grantedIntegrations(policy: Policy, rights: Rights, host: string): CompiledIntegration[] {
+const NO_INTEGRATIONS: readonly CompiledIntegration[] = Object.freeze([]);
+
+function grantedIntegrations(policy: Policy, rights: Rights, host: string): readonly CompiledIntegration[] {
   const matches = lookupHost(policy.integrationHosts, host);
-  if (matches.length === 0) return [];
+  if (matches.length === 0) return NO_INTEGRATIONS;
   return matches.filter((i) => rights.integrations.has(i.name));
 }
 
+const readsRule = (rights: Rights) => rights.readsRule ?? `identities.${rights.identity}.reads`;
+
 function decideHttp(policy: Policy, rights: Rights, req: HttpEgress): Decision {
   const { method } = req;
-  const granted = grantedIntegrations(policy, rights, req.target.host);
   const read = READ_METHODS.has(method);
   const disguised = read && (req.hasBody || req.upgrade || req.methodOverride !== null);
 
+  // The common case first, and without looking up integrations it does not need.
+  if (read && !disguised && rights.reads === 'public') {
+    if (!readPortAllowed(req.target.port)) return deny('EGR_DENY_PORT', 'ports.read');
+    return allow(readsRule(rights), req.scheme === 'https', req.target.port);
+  }
+  const granted = grantedIntegrations(policy, rights, req.target.host);
+
   if (read && !disguised) {
-    if (rights.reads === 'public') {
-      if (!readPortAllowed(req.target.port)) return deny('EGR_DENY_PORT', 'ports.read');
-      return allow(`identities.${rights.identity}.reads`, req.scheme === 'https', req.target.port);
-    }
     const g = granted.find((i) => i.methods.has(method));
-    if (g) return integrationAllow(req, g.name);
-    return deny('EGR_DENY_READ', `identities.${rights.identity}.reads`);
+    if (g) return integrationAllow(req, g);
+    return deny('EGR_DENY_READ', readsRule(rights));
   }
 
   if (disguised) {
@@ -146,20 +169,20 @@ function decideHttp(policy: Policy, rights: Rights, req: HttpEgress): Decision {
     // The method the origin will act on is the override, if any; both must be allowed.
     const effective = req.methodOverride ?? method;
     const g = granted.find((i) => i.methods.has(method) && i.methods.has(effective));
-    if (!g) return deny('EGR_DENY_METHOD', `integrations.${granted[0]!.name}.methods`);
-    return integrationAllow(req, g.name);
+    if (!g) return deny('EGR_DENY_METHOD', granted[0]!.methodsRule);
+    return integrationAllow(req, g);
   }
 
   if (WRITE_METHODS.has(method)) {
     if (granted.length === 0) return deny('EGR_DENY_WRITE', 'integrations');
     const g = granted.find((i) => i.methods.has(method) && (req.methodOverride === null || i.methods.has(req.methodOverride)));
-    if (!g) return deny('EGR_DENY_METHOD', `integrations.${granted[0]!.name}.methods`);
-    return integrationAllow(req, g.name);
+    if (!g) return deny('EGR_DENY_METHOD', granted[0]!.methodsRule);
+    return integrationAllow(req, g);
   }
 
   const g = granted.find((i) => i.methods.has(method) && (req.methodOverride === null || i.methods.has(req.methodOverride)));
-  if (!g) return deny('EGR_DENY_METHOD', granted.length ? `integrations.${granted[0]!.name}.methods` : 'methods');
-  return integrationAllow(req, g.name);
+  if (!g) return deny('EGR_DENY_METHOD', granted.length ? granted[0]!.methodsRule : 'methods');
+  return integrationAllow(req, g);
 }
 
 function decideTunnel(policy: Policy, rights: Rights, req: TunnelEgress): Decision {
@@ -167,7 +190,7 @@ function decideTunnel(policy: Policy, rights: Rights, req: TunnelEgress): Decisi
   let rule: string | null = hostMatches(policy.registries, host) ? 'registries' : null;
   if (!rule) {
     const g = grantedIntegrations(policy, rights, host).find((i) => i.tunnel);
-    if (g) rule = `integrations.${g.name}`;
+    if (g) rule = g.rule;
   }
   if (!rule) return deny('EGR_DENY_TUNNEL', 'tunnel');
   if (port !== 443) return deny('EGR_DENY_PORT', 'tunnel.port');

@@ -129,7 +129,7 @@ async function serve(argv: string[]) {
     fail((e as Error).message);
   }
   reloader.watch();
-  const { http } = bound;
+  const { http, socks5 } = bound;
   if (http && devPassword) {
     const host = http.family === 'IPv6' ? `[${http.address}]` : http.address;
     const url = `http://${DEV_IDENTITY}:${devPassword}@${host}:${http.port}`;
@@ -140,6 +140,10 @@ async function serve(argv: string[]) {
     err(`HTTP_PROXY=${url}`);
   } else {
     for (const [name, a] of Object.entries(bound)) err(`Sluice ${name} listening on ${a.address}:${a.port}`);
+  }
+  if (socks5 && devPassword) {
+    const host = socks5.family === 'IPv6' ? `[${socks5.address}]` : socks5.address;
+    err(`ALL_PROXY=socks5h://${DEV_IDENTITY}:${devPassword}@${host}:${socks5.port}`);
   }
   process.on('SIGHUP', () => void reloader!.reload('sighup'));
   let stopping = false;
@@ -199,7 +203,7 @@ function tokenIssue(argv: string[]) {
   const ttlS = parseDuration(values.ttl);
   if (ttlS === null || ttlS < 1) fail(`--ttl ${values.ttl} is not a duration (hint: use e.g. 30m, 2h)`);
   if (ttlS > config.tokens.maxTtlS) fail(`--ttl exceeds tokens.maxTtl (${config.tokens.maxTtlS}s)`);
-  const identity = config.identities[values.identity];
+  const identity = Object.hasOwn(config.identities, values.identity) ? config.identities[values.identity] : undefined;
   if (!identity) fail(`unknown identity "${values.identity}"`);
   let integrations: string[] | undefined;
   if (values.integrations !== undefined) {

@@ -5,7 +5,7 @@
 import { connect as netConnect, type Socket } from 'node:net';
 import { type ConnectionOptions, connect as tlsConnect, rootCertificates, type TLSSocket } from 'node:tls';
 import { Agent, type Dispatcher } from 'undici';
-import { type AddressPass, checkAddress, checkAnswerSet } from '../firewall/address-guard.js';
+import { type AddressPass, type CompiledGuard, checkAddress, checkAnswerSet } from '../firewall/address-guard.js';
 import { type Deny, deny, isDeny } from '../firewall/codes.js';
 import { type Host, normaliseHost } from '../firewall/normalise.js';
 import type { Policy } from '../firewall/policy.js';
@@ -32,7 +32,8 @@ export interface Dialer {
   /** undici Agent for forwarding whose every new connection goes to the plan prepare() last validated for
    * that host — the name is not resolved again between the check and the connection. */
   readonly agent: Dispatcher;
-  /** Drops pooled upstream connections (after a policy change, none validated under the old one is reused). */
+  /** After a policy change: drops pooled upstream connections unless every address they were made to
+   * passes the new guard (none that the new policy would refuse is ever reused). */
   refresh(): void;
   close(): Promise<void>;
 }
@@ -81,38 +82,60 @@ function mapConnectError(err: unknown): Deny {
 
 const MAX_PINNED = 10_000;
 
+interface Pinned {
+  readonly plan: DialPlan;
+  /** The compiled guard the plan was validated under (a reload compiles a new one). */
+  readonly guard: CompiledGuard;
+  /** The resolver's answer array the plan was made from (null for literals). */
+  readonly answers: readonly string[] | null;
+  /** The same plan with dnsMs 0, handed out on cache hits. */
+  readonly reuse: DialPlan;
+}
+
 export function createDialer(opts: DialerOptions): Dialer {
   const ca = opts.extraCa ? [...rootCertificates, opts.extraCa] : undefined;
   // The latest validated plan per host, for undici's connect hook: forwarding connects to these addresses
   // rather than resolving the name a second time (which a rebinding DNS server would answer differently).
-  const pinned = new Map<string, DialPlan>();
+  // It also spares the per-request work: a resolver cache hit hands back the very answer array validated
+  // last time, and under the same compiled guard the verdict on it cannot differ.
+  const pinned = new Map<string, Pinned>();
+
+  const pin = (host: Host, guard: CompiledGuard, answers: readonly string[] | null, plan: DialPlan) => {
+    if (pinned.size >= MAX_PINNED && !pinned.has(host.host)) pinned.delete(pinned.keys().next().value!);
+    pinned.set(host.host, { plan, guard, answers, reuse: plan.dnsMs === 0 ? plan : { ...plan, dnsMs: 0 } });
+  };
 
   async function prepare(host: Host): Promise<DialPlan | Deny> {
-    const guard = opts.policy().guard;
     let plan: DialPlan;
     if (host.kind !== 'name') {
+      const guard = opts.policy().guard;
       const r = checkAddress(guard, host.host, host.host);
       if (isDeny(r)) return r;
       plan = { host, addresses: [r], dnsMs: 0 };
+      pin(host, guard, null, plan);
     } else {
       const resolved = await opts.resolver.resolve(host.host);
       if (isDeny(resolved)) return resolved;
+      // The guard as of now: a reload may have landed while the name was being resolved.
+      const guard = opts.policy().guard;
+      const last = pinned.get(host.host);
+      if (last && last.guard === guard && last.answers === resolved.addresses) return resolved.ms === 0 ? last.reuse : last.plan;
       const checked = checkAnswerSet(guard, resolved.addresses, host.host);
       if (isDeny(checked)) return checked;
       plan = { host, addresses: checked, dnsMs: resolved.ms };
+      pin(host, guard, resolved.addresses, plan);
     }
-    if (pinned.size >= MAX_PINNED && !pinned.has(host.host)) pinned.delete(pinned.keys().next().value!);
-    pinned.set(host.host, plan);
     return plan;
   }
 
   /** The pinned plan, re-checked against the current guard (a reload may have landed since). */
   async function planFor(host: Host): Promise<DialPlan | Deny> {
-    const plan = pinned.get(host.host);
-    if (!plan) return prepare(host);
+    const p = pinned.get(host.host);
+    if (!p) return prepare(host);
     const guard = opts.policy().guard;
-    const checked = checkAnswerSet(guard, plan.addresses.map((a) => a.address), host.host);
-    return isDeny(checked) ? checked : plan;
+    if (p.guard === guard) return p.plan;
+    const checked = checkAnswerSet(guard, p.plan.addresses.map((a) => a.address), host.host);
+    return isDeny(checked) ? checked : p.plan;
   }
 
   function attempt(plan: DialPlan, target: AddressPass, port: number, tls: boolean): Promise<Connected | Deny> {
@@ -162,6 +185,29 @@ export function createDialer(opts: DialerOptions): Dialer {
     return last;
   }
 
+  // Which addresses the current Agent's connections were made to, per host: pooled connections are a subset.
+  // A reload keeps the Agent (and its warm connections) only when every one of them passes the new guard.
+  const pooled = new Map<string, Set<string>>();
+  let pooledUntracked = false;
+  const track = (host: string, address: string) => {
+    let set = pooled.get(host);
+    if (!set) {
+      if (pooled.size >= MAX_PINNED) {
+        pooledUntracked = true;
+        return;
+      }
+      pooled.set(host, (set = new Set()));
+    }
+    set.add(address);
+  };
+  const pooledStillValid = (guard: CompiledGuard): boolean => {
+    if (pooledUntracked) return false;
+    for (const [host, addresses] of pooled) {
+      for (const a of addresses) if (isDeny(checkAddress(guard, a, host))) return false;
+    }
+    return true;
+  };
+
   const newAgent = () => new Agent({
     keepAliveTimeout: opts.keepAliveTimeoutMs ?? 4000,
     keepAliveMaxTimeout: 60_000,
@@ -174,7 +220,11 @@ export function createDialer(opts: DialerOptions): Dialer {
       if (isDeny(host)) return fail(host);
       planFor(host)
         .then((plan) => (isDeny(plan) ? plan : connect(plan, port, tls)))
-        .then((r) => (isDeny(r) ? fail(r) : callback(null, r.socket)))
+        .then((r) => {
+          if (isDeny(r)) return fail(r);
+          track(host.host, r.address);
+          callback(null, r.socket);
+        })
         .catch((err: unknown) => fail(deny('EGR_INTERNAL', 'dial', String(err))));
     },
   });
@@ -188,9 +238,15 @@ export function createDialer(opts: DialerOptions): Dialer {
       return agent;
     },
     refresh() {
+      // Plans are re-validated lazily (they remember the guard they were checked under). Pooled connections
+      // are kept when every address they went to passes the new guard: replacing the Agent on every reload
+      // would turn frequent reloads under load into a reconnect storm.
+      if (pooledStillValid(opts.policy().guard)) return;
       const old = agent;
       agent = newAgent();
       pinned.clear();
+      pooled.clear();
+      pooledUntracked = false;
       void old.close();
     },
     close: () => agent.close(),

@@ -88,6 +88,18 @@ export const requestHasBody = (req: IncomingMessage): boolean => {
   return req.headers['transfer-encoding'] !== undefined || (cl !== undefined && cl !== '0');
 };
 
+// A keep-alive socket's bytesRead grows over all its requests; each request is charged what was read since
+// the previous one on that socket finished (its head and body).
+const readSoFar = new WeakMap<object, number>();
+function bytesReadFor(req: IncomingMessage): number {
+  const socket = req.socket;
+  if (!socket) return 0;
+  const total = socket.bytesRead;
+  const before = readSoFar.get(socket) ?? 0;
+  readSoFar.set(socket, total);
+  return total - before;
+}
+
 export function forwardHttp(agent: Dispatcher, plan: ForwardPlan, req: IncomingMessage, res: ServerResponse): Promise<ForwardResult | Deny> {
   return new Promise((resolve) => {
     let bytesDown = 0;
@@ -100,7 +112,8 @@ export function forwardHttp(agent: Dispatcher, plan: ForwardPlan, req: IncomingM
       res.removeListener('close', onClientClose);
       resolve(r);
     };
-    const result = (aborted: boolean): ForwardResult => ({ status, bytesUp: req.socket?.bytesRead ?? 0, bytesDown, aborted });
+    // Only the first finish counts: a late error after completion must not charge this request's bytes twice.
+    const result = (aborted: boolean): ForwardResult => ({ status, bytesUp: done ? 0 : bytesReadFor(req), bytesDown, aborted });
     const onClientClose = () => {
       if (res.writableFinished) return;
       abortUpstream?.(new Error('client closed'));

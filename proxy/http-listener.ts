@@ -21,9 +21,18 @@ export const clientAddress = (socket: { remoteAddress?: string | undefined }): s
   return a.startsWith('::ffff:') ? a.slice(7) : a;
 };
 
+// A keep-alive client sends the same Proxy-Authorization on every request: parse it once per connection.
+const lastCredentials = new WeakMap<object, { header: string; parsed: ReturnType<typeof parseBasic> }>();
+
 const credentialsOf = (req: IncomingMessage) => {
   const h = req.headers['proxy-authorization'];
-  return parseBasic(Array.isArray(h) ? h.join(',') : h);
+  if (h === undefined) return null;
+  const header = Array.isArray(h) ? h.join(',') : h;
+  const seen = lastCredentials.get(req.socket);
+  if (seen && seen.header === header) return seen.parsed;
+  const parsed = parseBasic(header);
+  lastCredentials.set(req.socket, { header, parsed });
+  return parsed;
 };
 
 // llhttp accepts an HTTP/0.9 request line (no version) and then still parses headers after it; a request
@@ -70,9 +79,8 @@ export function createHttpListener(pipeline: Pipeline, limits: HttpListenerLimit
       listener: 'http',
       clientAddr: clientAddress(s),
       credentials: credentialsOf(req),
-      target: { kind: 'authority', authority: req.url ?? '' },
+      target: async () => ({ target: { kind: 'authority', authority: req.url ?? '' }, head }),
       socket: s,
-      head,
       accept: () => {
         s.write('HTTP/1.1 200 Connection Established\r\n\r\n');
       },

@@ -1,6 +1,6 @@
 // Identity: Basic `Proxy-Authorization` (HTTP) or RFC 1929 username/password (SOCKS5) → the rights of a
 // configured identity, or of a run token narrowed from one. 407-class codes come only from here.
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { hash, timingSafeEqual } from 'node:crypto';
 import { type Deny, deny } from '../firewall/codes.js';
 import { type Policy, type Rights, rightsFor } from '../firewall/policy.js';
 import { verifyPassword } from './password-hash.js';
@@ -47,11 +47,8 @@ export function parseBasic(header: string | undefined): Credentials | null | 'ma
 // Verifying against a fixed hash when the user is unknown makes "no such user" cost what "wrong password" costs.
 const DUMMY_HASH = 'scrypt$32768$8$1$c2x1aWNlLWR1bW15LXNhbHQ=$3q2+7wAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=';
 
-const digest = (...parts: string[]) => {
-  const h = createHash('sha256');
-  for (const p of parts) h.update(p).update('\0');
-  return h.digest();
-};
+// One-shot hashing (crypto.hash, Node ≥ 20.12): this runs on every request that carries a password.
+const digest = (text: string): Buffer => hash('sha256', text, 'buffer');
 
 export function createIdentityStore(deps: IdentityDeps): IdentityStore {
   const ttl = deps.cacheTtlMs ?? 5 * 60_000;
@@ -64,8 +61,8 @@ export function createIdentityStore(deps: IdentityDeps): IdentityStore {
     verified.set(key, deps.nowMs() + ttl);
   };
 
-  async function checkHash(user: string, pass: string, hash: string): Promise<boolean> {
-    const key = digest(user, pass, hash).toString('base64');
+  async function checkHash(user: string, pass: string, encoded: string): Promise<boolean> {
+    const key = hash('sha256', `${user}\0${pass}\0${encoded}`, 'base64');
     const until = verified.get(key);
     if (until !== undefined) {
       if (until > deps.nowMs()) return true;
@@ -73,7 +70,7 @@ export function createIdentityStore(deps: IdentityDeps): IdentityStore {
     }
     let p = inflight.get(key);
     if (!p) {
-      p = verifyPassword(pass, hash).finally(() => inflight.delete(key));
+      p = verifyPassword(pass, encoded).finally(() => inflight.delete(key));
       inflight.set(key, p);
     }
     const ok = await p;
@@ -102,7 +99,8 @@ export function createIdentityStore(deps: IdentityDeps): IdentityStore {
         return { ...base, integrations, runId: claims.jti };
       }
 
-      const configured = policy.config.identities[user];
+      // hasOwn: a username such as "constructor" must not find Object.prototype's members.
+      const configured = Object.hasOwn(policy.config.identities, user) ? policy.config.identities[user] : undefined;
       let ok: boolean;
       if (!configured) {
         await checkHash(user, pass, DUMMY_HASH);

@@ -69,13 +69,41 @@ export function createMetrics(opts: { version: string; tunnels: () => number; de
   reloads.inc({ result: 'success' }, 0);
   reloads.inc({ result: 'error' }, 0);
 
+  // prom-client hashes the label object on every call; the label sets are few (bounded labels), so the
+  // children are looked up once per set and kept.
+  interface Children {
+    readonly requests: ReturnType<typeof requests.labels>;
+    readonly duration: ReturnType<typeof duration.labels>;
+    readonly up: ReturnType<typeof bytes.labels>;
+    readonly down: ReturnType<typeof bytes.labels>;
+  }
+  const children = new Map<string, Children>();
+  const childrenFor = (r: Readonly<AuditRecord>): Children => {
+    const code = r.code ?? NONE;
+    const identity = r.identity ?? NONE;
+    const key = `${r.listener}|${r.verdict}|${code}|${identity}`;
+    let c = children.get(key);
+    if (!c) {
+      if (children.size >= 10_000) children.clear();
+      c = {
+        requests: requests.labels({ listener: r.listener, verdict: r.verdict, code, identity }),
+        duration: duration.labels({ listener: r.listener, verdict: r.verdict }),
+        up: bytes.labels({ listener: r.listener, direction: 'up' }),
+        down: bytes.labels({ listener: r.listener, direction: 'down' }),
+      };
+      children.set(key, c);
+    }
+    return c;
+  };
+
   return {
     registry,
     observe(r) {
-      requests.inc({ listener: r.listener, verdict: r.verdict, code: r.code ?? NONE, identity: r.identity ?? NONE });
-      duration.observe({ listener: r.listener, verdict: r.verdict }, r.durationMs / 1000);
-      if (r.bytesUp) bytes.inc({ listener: r.listener, direction: 'up' }, r.bytesUp);
-      if (r.bytesDown) bytes.inc({ listener: r.listener, direction: 'down' }, r.bytesDown);
+      const c = childrenFor(r);
+      c.requests.inc();
+      c.duration.observe(r.durationMs / 1000);
+      if (r.bytesUp) c.up.inc(r.bytesUp);
+      if (r.bytesDown) c.down.inc(r.bytesDown);
     },
     dnsLookup: (ms) => dns.observe(ms / 1000),
     upstreamConnect: (ms) => connect.observe(ms / 1000),

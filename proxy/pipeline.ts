@@ -1,6 +1,8 @@
 // The pipeline: the one place where the order of the stages is written down.
 //   listener → identity → normalise → decide() → dialer (resolve → validate → connect) → forward | tunnel
 //   → audit + metrics (always, in `finally`)
+// A tunnel's target is asked of the edge after identity: SOCKS5 (RFC 1929) answers the credentials before
+// the client sends its request.
 // Stages return `T | Deny` and never call each other; a thrown error is a bug, logged and turned into a
 // deny (EGR_INTERNAL). Listeners hand in an edge (their half of the conversation) and render any denial.
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -54,10 +56,17 @@ export type RawTunnelTarget =
   | { readonly kind: 'authority'; readonly authority: string }
   | { readonly kind: 'host-port'; readonly host: string; readonly port: number };
 
-export interface TunnelEdge extends EdgeBase {
+export interface TunnelRequest {
   readonly target: RawTunnelTarget;
-  readonly socket: Socket;
+  /** Bytes the client sent after its request, already read by the listener; replayed upstream. */
   readonly head: Buffer;
+}
+
+export interface TunnelEdge extends EdgeBase {
+  /** Asked for only once the identity stage has passed: SOCKS5 must send the RFC 1929 success status before
+   * the client sends its request. HTTP CONNECT already holds it. */
+  target(): Promise<TunnelRequest | Deny>;
+  readonly socket: Socket;
   /** Tells the client its tunnel is open (HTTP 200 / SOCKS5 success). */
   accept(): void;
 }
@@ -164,7 +173,9 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
         const who = await identify(edge, rec);
         if (isDeny(who)) return fail(edge, rec, who);
         release = who.release;
-        const target = normaliseTunnelTarget(edge.target);
+        const request = await edge.target();
+        if (isDeny(request)) return fail(edge, rec, request);
+        const target = normaliseTunnelTarget(request.target);
         if (isDeny(target)) return fail(edge, rec, target);
         rec.targetHost = target.host;
         rec.targetPort = target.port;
@@ -179,7 +190,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
         const mode = who.principal.mode ?? deps.policy().mode;
         const result = await runTunnel({
           client: edge.socket,
-          head: edge.head,
+          head: request.head,
           plan,
           port: decision.port,
           dialer,

@@ -21,6 +21,7 @@ import { type NameResolver, createResolver } from './resolver.js';
 import { type Metrics, createMetrics } from './metrics.js';
 import { exposureProblems } from './production.js';
 import { REDACTED, REDACT_PATHS } from './redact.js';
+import { createSocks5Listener } from './socks5-listener.js';
 import { MIN_KEY_BYTES } from './run-token.js';
 import type { TunnelRegistry } from './splice.js';
 
@@ -219,6 +220,7 @@ export function createSluice(opts: SluiceOptions): Sluice {
   const servers = new Map<ListenerName, NetServer>();
   let started = false;
   let draining = false;
+  let stopped = false;
 
   const adminDeps: AdminDeps = {
     metrics,
@@ -261,6 +263,7 @@ export function createSluice(opts: SluiceOptions): Sluice {
       watchKillFile();
       if (l.admin) bound.admin = await listen('admin', createAdminListener(adminDeps), l.admin);
       if (l.http) bound.http = await listen('http', createHttpListener(pipeline, config.limits), l.http);
+      if (l.socks5) bound.socks5 = await listen('socks5', createSocks5Listener(pipeline, config.limits), l.socks5);
       if (l.dns) {
         const guard = createDnsGuard({ logger, onQuery: metrics.dnsGuardQuery, nowMs });
         closers.push(() => guard.close());
@@ -296,6 +299,8 @@ export function createSluice(opts: SluiceOptions): Sluice {
       if (audit.inFlight > 0) logger.warn({ inFlight: audit.inFlight }, 'shutdown.drain_timeout: closing the rest');
     },
     async stop() {
+      if (stopped) return;
+      stopped = true;
       if (killFile) unwatchFile(killFile);
       if (flushTimer) clearInterval(flushTimer);
       const closing: Promise<unknown>[] = [];

@@ -43,7 +43,7 @@ function sniMatches(plan: DialPlan, sni: string | null): boolean {
 }
 
 /** Waits for a complete ClientHello and checks it; resolves with the bytes read so far and the SNI verdict. */
-function readHello(args: TunnelArgs): Promise<{ bytes: Buffer; sni: Deny | null }> {
+function readHello(args: TunnelArgs): Promise<{ bytes: Buffer | null; sni: Deny | null }> {
   const { client, plan } = args;
   return new Promise((resolve) => {
     let buf = args.head;
@@ -90,7 +90,7 @@ export async function runTunnel(args: TunnelArgs): Promise<TunnelResult> {
   args.accept();
   const hello = await readHello(args);
   // A client that never sent a byte, or left, gets nothing in report mode either.
-  if (client.destroyed || hello.bytes.length === 0) return refused(hello.sni ?? deny('EGR_FAIL_UPSTREAM', 'tunnel', 'client went away'));
+  if (client.destroyed || !hello.bytes || hello.bytes.length === 0) return refused(hello.sni ?? deny('EGR_FAIL_UPSTREAM', 'tunnel', 'client went away'));
   if (hello.sni && args.sniMode === 'enforce') return refused(hello.sni);
   const conn = await args.dialer.connect(args.plan, args.port, false);
   if (isDeny(conn)) return refused(conn);
@@ -101,6 +101,8 @@ export async function runTunnel(args: TunnelArgs): Promise<TunnelResult> {
   }
 
   upstream.write(hello.bytes);
+  // The tunnel may stay open for hours; its first bytes need not stay with it.
+  hello.bytes = null;
   const spliced = await splice(client, upstream, { idleTimeoutMs: args.idleTimeoutMs, registry: args.registry });
   return { deny: null, wouldDeny: hello.sni, address: conn.address, connectMs: conn.connectMs, ...spliced };
 }

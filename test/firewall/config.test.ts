@@ -81,6 +81,11 @@ t.test('references, credentials, CIDRs, listeners, DNS', async (t) => {
   t.ok(i.filter((x) => x.severity === 'error').length >= 11, 'every problem is reported, not only the first');
 });
 
+t.test('names inherited from Object.prototype are not integrations', async (t) => {
+  const i = issues({ identities: { a: { password: 'x', integrations: ['constructor', 'toString'] } } });
+  t.ok(find(i, '/identities/a/integrations/0') && find(i, '/identities/a/integrations/1'));
+});
+
 t.test('plaintext passwords are a warning (production refuses them at start-up)', async (t) => {
   const r = validateConfig({ identities: { a: { password: 'x' } } });
   t.ok(r.ok);

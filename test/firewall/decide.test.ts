@@ -163,3 +163,11 @@ t.test('decide() is pure: same input, same output, nothing mutated', async (t) =
   t.equal(JSON.stringify(req), snapshot);
   t.ok(Object.isFrozen(policy.config));
 });
+
+t.test('rightsFor: compiled once per policy, never from Object.prototype', async (t) => {
+  t.equal(rightsFor(policy, 'agent'), rightsFor(policy, 'agent'), 'the same rights for the same policy');
+  const reloaded = compilePolicy(r.config);
+  t.not(rightsFor(reloaded, 'agent'), rightsFor(policy, 'agent'), 'a reload compiles new rights');
+  t.ok(Object.isFrozen(rightsFor(policy, 'agent')));
+  for (const name of ['constructor', '__proto__', 'toString', 'hasOwnProperty']) t.equal(rightsFor(policy, name), null, name);
+});

@@ -79,3 +79,16 @@ t.test('formatAuthority', async (t) => {
   t.equal(formatAuthority({ host: 'a.com', kind: 'name', port: 8443 }, 443), 'a.com:8443');
   t.equal(formatAuthority({ host: '2001:db8::1', kind: 'ipv6', port: 80 }, 80), '[2001:db8::1]');
 });
+
+t.test('remembered hosts: the same answer as a first call, frozen, and denials never kept', async (t) => {
+  const first = normaliseHost('Memo.Example.COM.');
+  const again = normaliseHost('Memo.Example.COM.');
+  t.same(again, { host: 'memo.example.com', kind: 'name' });
+  t.equal(again, first, 'the remembered value');
+  t.ok(Object.isFrozen(again), 'shared, so frozen');
+  for (let i = 0; i < 5000; i++) normaliseHost(`h${i}.flood.test`); // past the bound: the memory is emptied
+  t.same(normaliseHost('Memo.Example.COM.'), { host: 'memo.example.com', kind: 'name' }, 'recomputed after the bound');
+  const bad = normaliseHost('0x7f.1');
+  t.same(isDeny(bad) ? bad.code : bad, { host: '127.0.0.1', kind: 'ipv4' }, 'IPv4 spellings still canonicalised');
+  t.ok(isDeny(normaliseHost('a..b')) && isDeny(normaliseHost('a..b')), 'denials stay denials');
+});

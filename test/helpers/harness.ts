@@ -13,6 +13,8 @@ export interface Harness {
   readonly port: number;
   /** Admin listener port, when the config enables one. */
   readonly adminPort: number | null;
+  /** The SOCKS5 listener's port, when the config enables one (`listen.socks5: 127.0.0.1:0`). */
+  readonly socks5Port: number | null;
   readonly logs: Record<string, unknown>[];
   /** Raw log text, for secret scans. */
   readonly logText: () => string;
@@ -38,12 +40,13 @@ export async function startSluice(t: Test, raw: Record<string, unknown>, opts: P
   });
   const logger = pino({ level: 'debug', redact: { paths: [...REDACT_PATHS], censor: REDACTED } }, sink);
   const sluice = createSluice({ config: r.config, logger, ...opts });
-  const { http, admin } = await sluice.start();
+  const { http, admin, socks5 } = await sluice.start();
   t.teardown(() => sluice.stop());
   return {
     sluice,
     port: http!.port,
     adminPort: admin?.port ?? null,
+    socks5Port: socks5?.port ?? null,
     logs,
     logText: () => text.join(''),
     decisions: () => logs.filter((l) => l.msg === 'egress.decision'),

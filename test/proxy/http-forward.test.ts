@@ -1,5 +1,6 @@
 // The HTTP listener end to end, inside a namespace holding only lo: reads, writes sent over TLS,
 // header hygiene, disguised writes, IP literals, redirects to internal targets, and the audit record.
+import { Agent, request as httpRequest } from 'node:http';
 import t from 'tap';
 import { AGENT_AUTH, basic, codeOf, rawExchange, startSluice, viaProxy } from '../helpers/harness.js';
 import { isolate } from '../helpers/netns.js';
@@ -155,6 +156,25 @@ if (isolate(t, import.meta.url)) {
     t.match(deny, { level: 40, verdict: 'deny', code: 'EGR_DENY_WRITE', rule: 'integrations', 'target.host': 'exfil.test' });
     t.equal(h.decisions().length, before + 2, 'exactly one record each');
     t.notMatch(h.logText(), new RegExp(PASSWORD), 'the password never reaches the log');
+  });
+
+  t.test('bytes.up is per request, not the keep-alive connection\'s running total', async (t) => {
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    t.teardown(() => agent.destroy());
+    const get = () => new Promise<number>((resolve, reject) => {
+      const req = httpRequest({ host: '127.0.0.1', port: h.port, path: `${pub}/bytes`, agent, headers: { 'proxy-authorization': AGENT_AUTH } }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    const before = h.decisions().length;
+    for (let i = 0; i < 3; i++) t.equal(await get(), 200);
+    while (h.decisions().length < before + 3) await new Promise((r) => setTimeout(r, 10));
+    const ups = h.decisions().slice(before).map((d) => d['bytes.up'] as number);
+    t.ok(ups[0]! > 0, 'the request head is counted');
+    t.same(ups, [ups[0], ups[0], ups[0]], 'three equal requests on one connection count the same');
   });
 
   t.test('TLS-originated keep-alive reuse still goes to validated addresses only', async (t) => {

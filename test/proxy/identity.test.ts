@@ -64,6 +64,9 @@ t.test('the identity store', async (t) => {
   t.equal(await code('plain', 'plain-password-1'), 'plain::static');
   t.equal(await code('plain', 'plain-password-2'), 'EGR_AUTH_INVALID');
   t.equal(await code('ghost', 'whatever'), 'EGR_AUTH_INVALID');
+  for (const inherited of ['constructor', 'toString', '__proto__', 'hasOwnProperty']) {
+    t.equal(await code(inherited, 'x'), 'EGR_AUTH_INVALID', `"${inherited}" is not an identity (no Object.prototype lookups)`);
+  }
   t.match(await store.authenticate(null), { code: 'EGR_AUTH_REQUIRED' });
 
   const nowS = Math.floor(now / 1000);

@@ -1,26 +1,8 @@
 // The ClientHello reader: real handshakes from Node's TLS client, hand-built ones for the odd cases
 // (ECH, two names, no SNI, records split), and garbage that must never parse as a hello.
-import { createServer } from 'node:net';
-import { connect as tlsConnect } from 'node:tls';
 import t from 'tap';
 import { MAX_HELLO_BYTES, parseClientHello } from '../../proxy/tls-client-hello.js';
-
-async function realHello(servername?: string): Promise<Buffer> {
-  return new Promise((resolve) => {
-    const server = createServer((s) => {
-      s.once('data', (d: Buffer) => {
-        resolve(d);
-        s.destroy();
-        server.close();
-      });
-    });
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      const c = tlsConnect({ host: '127.0.0.1', port, ...(servername ? { servername } : {}), rejectUnauthorized: false });
-      c.on('error', () => undefined);
-    });
-  });
-}
+import { realHello } from '../helpers/client-hello.js';
 
 const u16 = (n: number) => Buffer.from([n >> 8, n & 0xff]);
 const ext = (type: number, body: Buffer) => Buffer.concat([u16(type), u16(body.length), body]);

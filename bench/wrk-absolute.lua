@@ -1,0 +1,23 @@
+-- wrk: keep-alive GETs in absolute-form (through a forward proxy) or origin-form (direct), with optional
+-- Proxy-Authorization. Prints one JSON line at the end for bench/run.ts to read.
+local target = os.getenv("BENCH_TARGET") or "/"
+local auth = os.getenv("BENCH_AUTH")
+local req
+
+init = function(args)
+  local headers = {}
+  if auth and auth ~= "" then headers["Proxy-Authorization"] = auth end
+  req = wrk.format("GET", target, headers)
+end
+
+request = function()
+  return req
+end
+
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    '\nBENCH_JSON {"requests":%d,"durationUs":%d,"bytes":%d,"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d,"p50Us":%d,"p99Us":%d,"maxUs":%d}\n',
+    summary.requests, summary.duration, summary.bytes, e.connect, e.read, e.write, e.status, e.timeout,
+    latency:percentile(50), latency:percentile(99), latency.max))
+end
