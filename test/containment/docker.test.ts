@@ -12,7 +12,7 @@ import {
   AUTH, CANARY_NAMES, INET, type Attack, type SluiceProcess, attack, buildInternet, directAttacks, leaks, rawAttacks, renderTo, setupSh, startSluiceProcess, waitForLog,
   writeProofConfig,
 } from './proof.js';
-import { addNetns, must, requirePrerequisites, runAsync, tempDir, veth } from './topology.js';
+import { addDockerHost, addNetns, must, requirePrerequisites, runAsync, tempDir, veth } from './topology.js';
 
 const BRIDGE = 'br-sl';
 const GW = { v4: '172.30.1.1', v6: 'fd30:1::1' };
@@ -21,14 +21,9 @@ const HOST_PORT = 2222;
 
 if (isolate(t, import.meta.url) && requirePrerequisites(t, ['ping', 'socat'])) {
   const top = t;
-  const host = addNetns(t, 'dockerhost');
+  const host = addDockerHost(t, 'dockerhost', BRIDGE, { v4: `${GW.v4}/24`, v6: `${GW.v6}/64` });
   const wl = addNetns(t, 'workload');
   const px = addNetns(t, 'sluice');
-  for (const k of ['net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1']) must('sysctl', ['-qw', k], host);
-  must('ip', ['link', 'add', BRIDGE, 'type', 'bridge', 'forward_delay', '0'], host);
-  must('ip', ['addr', 'add', `${GW.v4}/24`, 'dev', BRIDGE], host);
-  must('ip', ['-6', 'addr', 'add', `${GW.v6}/64`, 'dev', BRIDGE, 'nodad'], host);
-  must('ip', ['link', 'set', BRIDGE, 'up'], host);
   veth({ ns: null, dev: 'inet0', v4: `${INET.v4}/24`, v6: `${INET.v6}/64` }, { ns: host, dev: 'up0', v4: '203.0.113.2/24', v6: '2001:db8:1::2/64' });
   veth({ ns: wl, dev: 'eth0', v4: '172.30.1.10/24', v6: 'fd30:1::10/64' }, { ns: host, dev: 'wl0', master: BRIDGE });
   veth({ ns: px, dev: 'eth0', v4: `${PROXY.v4}/24`, v6: `${PROXY.v6}/64` }, { ns: host, dev: 'px0', master: BRIDGE });
@@ -40,12 +35,6 @@ if (isolate(t, import.meta.url) && requirePrerequisites(t, ['ping', 'socat'])) {
   must('ip', ['route', 'add', '172.30.0.0/16', 'via', '203.0.113.2']);
   must('ip', ['-6', 'route', 'add', 'fd30::/16', 'via', '2001:db8:1::2']);
   must('sysctl', ['-qw', 'net.ipv4.ip_unprivileged_port_start=0'], px);
-  // What Docker sets up: DOCKER-USER, entered first from FORWARD, returning by default.
-  for (const ipt of ['iptables', 'ip6tables']) {
-    must(ipt, ['-N', 'DOCKER-USER'], host);
-    must(ipt, ['-A', 'DOCKER-USER', '-j', 'RETURN'], host);
-    must(ipt, ['-I', 'FORWARD', '1', '-j', 'DOCKER-USER'], host);
-  }
   const brnf = must('sh', ['-c', 'cat /proc/sys/net/bridge/bridge-nf-call-iptables 2>/dev/null || echo absent'], host).trim();
   t.comment(`br_netfilter in the host namespace: bridge-nf-call-iptables=${brnf}`);
 

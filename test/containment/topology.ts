@@ -33,13 +33,13 @@ export function missingPrerequisites(extra: readonly string[] = []): string[] {
 }
 
 /** True when the caller may go on. Outside CI a missing prerequisite skips loudly; in CI it fails. */
-export function requirePrerequisites(t: Test, extra: readonly string[] = []): boolean {
+export function requirePrerequisites(t: Test, extra: readonly string[] = [], what = 'containment tests'): boolean {
   const missing = missingPrerequisites(extra);
   if (missing.length === 0) return true;
-  const message = `LOUD: containment tests need ${missing.join(', ')} (root, iproute2, iptables, util-linux); SKIPPED`;
+  const message = `LOUD: ${what} need ${missing.join(', ')} (root, iproute2, iptables, util-linux); SKIPPED`;
   t.comment(message);
   if (process.env.CI) t.fail(`${message} — but CI must run them (.ci/run installs the packages)`);
-  else t.pass('containment tests', { skip: message });
+  else t.pass(what, { skip: message });
   return false;
 }
 
@@ -126,6 +126,24 @@ export function veth(a: Leg, b: Leg): void {
     if (leg.v6) must('ip', ['-6', 'addr', 'add', leg.v6, 'dev', leg.dev, 'nodad'], ns);
     must('ip', ['link', 'set', leg.dev, 'up'], ns);
   }
+}
+
+/** A namespace playing a Docker host: forwarding on (FORWARD policy ACCEPT, the worst case), the workload
+ * network's bridge with the gateway address(es), and DOCKER-USER entered first from FORWARD and returning by
+ * default, as Docker makes it. Nothing is filtered until `setup.sh apply` adds the docker-mode rules. */
+export function addDockerHost(t: Test, label: string, bridge: string, gateway: { readonly v4: string; readonly v6?: string }): string {
+  const host = addNetns(t, label);
+  for (const k of ['net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1']) must('sysctl', ['-qw', k], host);
+  must('ip', ['link', 'add', bridge, 'type', 'bridge', 'forward_delay', '0'], host);
+  must('ip', ['addr', 'add', gateway.v4, 'dev', bridge], host);
+  if (gateway.v6) must('ip', ['-6', 'addr', 'add', gateway.v6, 'dev', bridge, 'nodad'], host);
+  must('ip', ['link', 'set', bridge, 'up'], host);
+  for (const ipt of ['iptables', 'ip6tables']) {
+    must(ipt, ['-N', 'DOCKER-USER'], host);
+    must(ipt, ['-A', 'DOCKER-USER', '-j', 'RETURN'], host);
+    must(ipt, ['-I', 'FORWARD', '1', '-j', 'DOCKER-USER'], host);
+  }
+  return host;
 }
 
 /** iptables-save / ip6tables-save without comments and packet counters: what two saves must agree on. */
