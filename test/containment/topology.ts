@@ -81,8 +81,30 @@ export function must(cmd: string, args: readonly string[], ns?: string): string 
   return r.stdout;
 }
 
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+let swept = false;
+/** Deletes namespaces left by a test process that was killed before its teardown ran (their names end in a
+ * pid that no longer exists). */
+function sweepStale(): void {
+  if (swept) return;
+  swept = true;
+  for (const line of run('ip', ['netns', 'list']).stdout.split('\n')) {
+    const m = /^(sluice-[a-z0-9-]+-(\d+))\b/.exec(line);
+    if (m && !alive(Number(m[2]))) deleteNetns(m[1]!);
+  }
+}
+
 /** Creates a network namespace that is deleted (with the processes in it) when the test ends. */
 export function addNetns(t: Test, label: string): string {
+  sweepStale();
   const name = `sluice-${label}-${process.pid}`;
   must('ip', ['netns', 'add', name]);
   t.teardown(() => deleteNetns(name));
