@@ -57,6 +57,8 @@ export interface WorldOptions {
   readonly sluiceVia: 'child' | 'cli';
   /** Extra node flags for Sluice (e.g. --cpu-prof), read at every start. */
   readonly sluiceNodeFlags?: string[];
+  /** Node flags for Sluice B (`--compare`) only. */
+  readonly compareNodeFlags?: string[];
   /** Another compiled Sluice (a `dist` directory) to run beside the main one as `sluice-b`. */
   readonly compareDist?: string | null;
   /** Multi-worker experiment: Sluice (or Sluice B, when comparing) as this many processes sharing its port. */
@@ -232,20 +234,19 @@ export async function startWorld(opts: WorldOptions): Promise<World> {
   const node = process.execPath;
   // Workers are the CLI's (the primary forks them and relays SIGHUP as a reload), so a run with workers
   // starts `sluice serve` whatever --sluice says.
-  const launchSluice = (name: string, dist: string, config: string, workers: number) => () => {
-    const flags = opts.sluiceNodeFlags ?? [];
+  const launchSluice = (name: string, dist: string, config: string, workers: number, flags: readonly string[]) => () => {
     const argv = opts.sluiceVia === 'cli' || workers > 1
       ? [node, ...flags, join(dist, 'proxy/cli.js'), 'serve', '--config', config]
       : [node, ...flags, join(dist, 'bench/sluice-child.js'), config];
     // stdout is the audit log (pino's normal destination), kept in a file.
     return startForeground(name, argv, { logDir });
   };
-  add('sluice', sluicePort, launchSluice('sluice', distDir, sluiceConfig, sluiceWorkers), { user: BENCH_USER, pass: password });
+  add('sluice', sluicePort, launchSluice('sluice', distDir, sluiceConfig, sluiceWorkers, opts.sluiceNodeFlags ?? []), { user: BENCH_USER, pass: password });
   if (opts.compareDist) {
     const portB = await freePort();
     const configB = join(dir, 'sluice-b.yaml');
     writeConfig(false, configB, portB, workers);
-    add('sluice-b', portB, launchSluice('sluice-b', opts.compareDist, configB, workers), { user: BENCH_USER, pass: password });
+    add('sluice-b', portB, launchSluice('sluice-b', opts.compareDist, configB, workers, opts.compareNodeFlags ?? []), { user: BENCH_USER, pass: password });
   }
 
   const squidDir = ensureDir(join(dir, 'squid'));

@@ -122,6 +122,24 @@ export const CONFIG_SCHEMA = {
       properties: { file: { type: 'string', minLength: 1 } },
     },
     workers: { anyOf: [{ type: 'integer', minimum: 1, maximum: 256 }, { const: 'auto' }] },
+    containment: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        probe: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['target'],
+          properties: {
+            target: { type: 'string', minLength: 3, maxLength: 64 },
+            intervalS: { type: 'integer', minimum: 5, maximum: 86400 },
+            timeoutMs: { type: 'integer', minimum: 100, maximum: 60000 },
+            uid: { type: 'integer', minimum: 1, maximum: 4294967294 },
+            gid: { type: 'integer', minimum: 1, maximum: 4294967294 },
+          },
+        },
+      },
+    },
     log: {
       type: 'object',
       additionalProperties: false,

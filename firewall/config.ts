@@ -82,6 +82,17 @@ export interface SluiceConfig {
   /** Proxy processes sharing the listeners: a count, or 'auto' (the CPUs this process may use). 1: no workers. */
   readonly workers: number | 'auto';
   readonly log: { readonly level: string };
+  readonly containment: {
+    /** The continuous self-check: a direct connection as another UID must fail (null: off). */
+    readonly probe: {
+      readonly host: string;
+      readonly port: number;
+      readonly intervalS: number;
+      readonly timeoutMs: number;
+      readonly uid: number;
+      readonly gid: number;
+    } | null;
+  };
 }
 
 export interface ConfigIssue {
@@ -131,6 +142,8 @@ export const DEFAULTS = Object.freeze({
     drainMs: 10000,
   },
   tokenMaxTtl: '24h',
+  /** The probe runs as `nobody` unless told otherwise. */
+  probe: { intervalS: 60, timeoutMs: 3000, uid: 65534, gid: 65534 },
 });
 
 const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true, verbose: true });
@@ -440,6 +453,27 @@ export function validateConfig(input: unknown): ConfigResult {
   const log = { level: str(obj(r.log).level) ? (obj(r.log).level as string) : 'info' };
   const workers = r.workers === 'auto' ? 'auto' : typeof r.workers === 'number' ? r.workers : 1;
 
+  // containment
+  const pr = obj(obj(r.containment).probe);
+  let probe: SluiceConfig['containment']['probe'] = null;
+  if (str(pr.target)) {
+    const target = parseListen(pr.target);
+    if (!target || target.port === 0) {
+      err('/containment/probe/target', `"${pr.target}" is not an address:port`, 'use an IP literal and port that answer when nothing blocks them, e.g. "203.0.113.10:443" or "[2001:db8::10]:443"');
+    } else if (target.host.startsWith('127.') || target.host === '::1' || target.host === '0.0.0.0' || target.host === '::') {
+      err('/containment/probe/target', `"${pr.target}" is local: it proves nothing about the way out`, 'probe an address outside the host, one the workload could reach without the rules');
+    } else {
+      probe = {
+        host: target.host,
+        port: target.port,
+        intervalS: typeof pr.intervalS === 'number' ? pr.intervalS : DEFAULTS.probe.intervalS,
+        timeoutMs: typeof pr.timeoutMs === 'number' ? pr.timeoutMs : DEFAULTS.probe.timeoutMs,
+        uid: typeof pr.uid === 'number' ? pr.uid : DEFAULTS.probe.uid,
+        gid: typeof pr.gid === 'number' ? pr.gid : DEFAULTS.probe.gid,
+      };
+    }
+  }
+
   if (issues.some((i) => i.severity === 'error')) return { ok: false, issues };
   const config: SluiceConfig = {
     mode: r.mode === 'report' ? 'report' : 'enforce',
@@ -457,6 +491,7 @@ export function validateConfig(input: unknown): ConfigResult {
     killSwitch,
     workers,
     log,
+    containment: { probe },
   };
   return { ok: true, config: deepFreeze(config), warnings: issues };
 }

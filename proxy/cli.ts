@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The `sluice` command line: serve, check, hash-password, token issue, explain.
+// The `sluice` command line: serve, check, hash-password, token issue, explain, firewall render.
 import cluster from 'node:cluster';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import { isDeny } from '../firewall/codes.js';
 import { type ConfigResult, type SluiceConfig, formatIssue, parseDuration, validateConfig } from '../firewall/config.js';
 import { compilePolicy, rightsFor } from '../firewall/policy.js';
+import { type RawFirewallOptions, optionsFromConfig, parseFirewallOptions, renderAll, renderRules } from '../iptables/render.js';
 import { loadConfigFile } from './config-file.js';
 import { explain } from './explain.js';
 import { hashPassword } from './password-hash.js';
@@ -31,6 +32,12 @@ const USAGE = `usage: sluice <command> [options]
   explain [--config FILE] --as ID METHOD URL [--resolve] [-H 'Name: value'] [--body]
   explain [--config FILE] --as ID CONNECT host:port [--resolve]
                                    show the decision, code and rule; exit 0 allow, 1 deny
+  firewall render --mode sidecar|docker [--config FILE] [--family 4|6] [options]
+                                   print the iptables-restore (IPv4) and ip6tables-restore (IPv6) rules that
+                                   make Sluice the only way out; apply them with iptables/setup.sh apply FILE
+      sidecar: [--uid 10001] [--workload-uid N] [--ports 3128,1080] [--dns-port 53] [--loopback-ports P,…]
+      docker:  --bridge IF --proxy A [--proxy6 A] [--subnet CIDR] [--subnet6 CIDR] [--ports …] [--dns-port …]
+      --config takes --ports, --dns-port (and in docker mode --proxy/--proxy6) from the config's listeners
 `;
 
 /** The package version, from package.json above this file (src and dist sit at different depths). */
@@ -269,6 +276,27 @@ async function explainCommand(argv: string[]) {
   process.exit(r.allowed ? 0 : 1);
 }
 
+function firewallRender(argv: string[]) {
+  const text = { type: 'string' } as const;
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      mode: text, config: text, family: text, uid: text, 'workload-uid': text, ports: text, 'dns-port': text, 'loopback-ports': text,
+      bridge: text, subnet: text, subnet6: text, proxy: text, proxy6: text,
+    },
+  });
+  const { family, config: configPath, ...given } = values;
+  // --config: the listener ports (and, in docker mode, the proxy's address) come from the same sluice.yaml.
+  const fromConfig = configPath ? optionsFromConfig(requireConfig(configPath).listen, given.mode) : {};
+  const r = parseFirewallOptions({ ...fromConfig, ...(given as RawFirewallOptions) });
+  if (!r.ok) {
+    for (const e of r.errors) err(`error: ${e}`);
+    fail('firewall render: invalid options (nothing rendered)');
+  }
+  if (family !== undefined && family !== '4' && family !== '6') fail('--family must be 4 or 6 (default: both)');
+  process.stdout.write(family === '4' ? renderRules(r.options, 4) : family === '6' ? renderRules(r.options, 6) : renderAll(r.options));
+}
+
 async function main(argv: string[]) {
   const [command, ...rest] = argv;
   switch (command) {
@@ -283,6 +311,9 @@ async function main(argv: string[]) {
       return tokenIssue(rest.slice(1));
     case 'explain':
       return explainCommand(rest);
+    case 'firewall':
+      if (rest[0] !== 'render') fail('usage: sluice firewall render --mode sidecar|docker [options]');
+      return firewallRender(rest.slice(1));
     case 'help':
     case '--help':
     case '-h':

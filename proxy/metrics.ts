@@ -61,7 +61,9 @@ export function createMetrics(opts: { version: string; tunnels: () => number; de
   // `aggregator`: how the primary merges its workers' series (workers: N); counters and the tunnel gauge sum.
   const kill = new Gauge({ name: METRIC.killSwitch, help: '1 while the kill switch denies all egress.', registers, aggregator: 'max' });
   const build = new Gauge({ name: METRIC.buildInfo, help: 'Build information.', labelNames: ['version', 'node'] as const, registers, aggregator: 'first' });
-  const containment = new Gauge({ name: METRIC.containmentOk, help: '1 when a direct connection around Sluice fails as it should; 0 when it succeeds (containment broken).', registers, aggregator: 'min' });
+  // Registered only once a probe reports: an unlabelled gauge reads 0 from birth, which would raise the
+  // "containment broken" alert on every deployment that runs no probe.
+  const containment = new Gauge({ name: METRIC.containmentOk, help: '1 when a direct connection around Sluice fails as it should; 0 when it succeeds or the probe cannot tell (containment not proven).', registers: [], aggregator: 'min' });
   const dnsGuard = new Counter({ name: METRIC.dnsGuardQueries, help: 'DNS queries answered REFUSED by the DNS guard (workloads need no resolver).', registers });
   build.set({ version: opts.version, node: process.version }, 1);
   kill.set(0);
@@ -108,7 +110,14 @@ export function createMetrics(opts: { version: string; tunnels: () => number; de
     upstreamConnect: (ms) => connect.observe(ms / 1000),
     reload: (result) => reloads.inc({ result }),
     setKillSwitch: (engaged) => kill.set(engaged ? 1 : 0),
-    setContainment: (ok) => (ok === null ? containment.reset() : containment.set(ok ? 1 : 0)),
+    setContainment(ok) {
+      if (ok === null) {
+        registry.removeSingleMetric(METRIC.containmentOk);
+        return;
+      }
+      if (!registry.getSingleMetric(METRIC.containmentOk)) registry.registerMetric(containment);
+      containment.set(ok ? 1 : 0);
+    },
     dnsGuardQuery: () => dnsGuard.inc(),
   };
 }

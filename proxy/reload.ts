@@ -54,6 +54,8 @@ export function createReloader(deps: ReloaderDeps): Reloader {
 
   async function reloadOnce(trigger: string): Promise<ReloadOutcome> {
     if (!deps.path) return { ok: true, issues: ['no config file: running on the embedded default'], restartRequired: [] };
+    // A change seen by the file watch while a signalled reload of the same file was being applied: done already.
+    if (trigger === 'file' && hashFile(deps.path) === lastHash) return { ok: true, issues: [], restartRequired: [] };
     const result = deps.load(deps.path);
     if (!result.ok) {
       const issues = result.issues.map(formatIssue);

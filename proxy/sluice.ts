@@ -11,7 +11,9 @@ import { type Policy, compilePolicy } from '../firewall/policy.js';
 import { type AdminDeps, type ReloadOutcome, createAdminListener } from './admin.js';
 import { createAdmission } from './admission.js';
 import { type Audit, type AuditObserver, createAudit } from './audit.js';
+import { type ContainmentProbe, createContainmentProbe } from './containment-probe.js';
 import { type Dialer, createDialer } from './dialer.js';
+import { createDnsGuard } from './dns-guard.js';
 import { createHttpListener } from './http-listener.js';
 import { createKillSwitchFile } from './kill-switch-file.js';
 import { type LogDestination, createAuditLogger, createLogDestination, createLogger } from './log-destination.js';
@@ -224,6 +226,9 @@ export function createSluice(opts: SluiceOptions): Sluice {
     reload: async () => (reloadHook ? reloadHook() : { ok: false, issues: ['reload is not wired in this process'], restartRequired: [] }),
   };
   const reloadHook = opts.reload ?? null;
+  // What is not a net.Server (the DNS guard's UDP socket) closes through these.
+  const closers: (() => Promise<void>)[] = [];
+  let probe: ContainmentProbe | null = null;
 
   const listen = (name: ListenerName, server: NetServer, addr: ListenAddress) =>
     new Promise<AddressInfo>((resolve, reject) => {
@@ -253,6 +258,17 @@ export function createSluice(opts: SluiceOptions): Sluice {
       if (l.admin && opts.serveAdmin !== false) bound.admin = await listen('admin', createAdminListener(adminDeps), l.admin);
       if (l.http) bound.http = await listen('http', createHttpListener(pipeline, config.limits), l.http);
       if (l.socks5) bound.socks5 = await listen('socks5', createSocks5Listener(pipeline, config.limits), l.socks5);
+      if (l.dns) {
+        const guard = createDnsGuard({ logger, onQuery: metrics.dnsGuardQuery, nowMs });
+        closers.push(() => guard.close());
+        bound.dns = await guard.listen(l.dns);
+      }
+      const p = config.containment.probe;
+      if (p && !probe) {
+        const spec = { host: p.host, port: p.port, uid: p.uid, gid: p.gid, timeoutMs: p.timeoutMs };
+        probe = createContainmentProbe({ spec, intervalMs: p.intervalS * 1000, logger, setContainment: metrics.setContainment, ownUid: process.getuid?.() });
+        probe.start();
+      }
       started = true;
       return bound;
     },
@@ -282,6 +298,9 @@ export function createSluice(opts: SluiceOptions): Sluice {
         (server as Partial<Server>).closeAllConnections?.();
       }
       servers.clear();
+      closing.push(...closers.splice(0).map((close) => close()));
+      probe?.stop();
+      probe = null;
       tunnels.closeAll();
       await Promise.all(closing);
       await dialer.close();

@@ -20,7 +20,7 @@ export interface FakeDns {
   close(): Promise<void>;
 }
 
-export async function startFakeDns(host = '127.0.0.1'): Promise<FakeDns> {
+export async function startFakeDns(host = '127.0.0.1', port = 0): Promise<FakeDns> {
   const socket = createSocket('udp4');
   const answers = new Map<string, Answer | ((n: number) => Answer)>();
   const counts = new Map<string, number>();
@@ -71,10 +71,10 @@ export async function startFakeDns(host = '127.0.0.1'): Promise<FakeDns> {
     socket.send(response, rinfo.port, rinfo.address);
   });
 
-  await new Promise<void>((r) => socket.bind(0, host, r));
-  const { port } = socket.address();
+  await new Promise<void>((r) => socket.bind(port, host, r));
+  const bound = socket.address().port;
   return {
-    server: `${host}:${port}`,
+    server: `${host}:${bound}`,
     set(name, answer) {
       answers.set(name.toLowerCase(), answer);
     },

@@ -13,7 +13,16 @@ const OUTBOUND = [
   /\bnet\.connect\b/, /\bconnect as \w+ \} from 'node:(net|tls)'/, /\{[^}]*\bconnect\b[^}]*\} from 'node:(net|tls)'/,
   /\bcreateConnection\b/, /\bnew\s+(net\.)?Socket\(/, /from 'node:dgram'/, /from 'node:https'/,
   /\bhttp\.(request|get)\(/, /\{[^}]*\b(request|get)\b[^}]*\} from 'node:http'/, /\bfetch\(/, /^import (?!type )[^;]*from 'undici'/m, /from 'node:dns/,
+  /require\(['"](node:)?(net|tls|dgram|https?|dns)['"]\)/,
 ];
+// Two sockets outside the dialer, each held to its promise here.
+const EXCEPTIONS: Record<string, RegExp[]> = {
+  // The DNS guard: an inbound UDP listener that answers REFUSED (DESIGN §8).
+  'proxy/dns-guard.ts': [/from 'node:dgram'/],
+  // The containment probe's child: the one connection that must NOT go through Sluice, made as another UID.
+  'proxy/containment-probe.ts': [/require\(['"](node:)?(net|tls|dgram|https?|dns)['"]\)/],
+};
+
 // The dialer, and the resolver it owns (DNS queries to the configured servers; never dns.lookup).
 const DIALER = new Set(['proxy/dialer.ts', 'proxy/resolver.ts']);
 
@@ -25,8 +34,25 @@ t.test('only the dialer (and its resolver) opens outbound connections', async (t
     const hits = OUTBOUND.filter((re) => re.test(text));
     if (f === 'proxy/resolver.ts') t.notMatch(text, /\blookup\(/, 'the resolver never uses dns.lookup');
     if (DIALER.has(f)) t.ok(hits.length > 0, `${f} is the choke point`);
+    else if (EXCEPTIONS[f]) t.same(hits.map(String), EXCEPTIONS[f].map(String), `${f}: only its one documented socket`);
     else t.same(hits.map(String), [], `${f} opens no outbound socket`);
   }
+});
+
+t.test('the DNS guard only listens and only ever replies to the querier', async (t) => {
+  const text = readFileSync(join(root, 'proxy/dns-guard.ts'), 'utf8').replace(/^\s*(\/\/|\*).*$/gm, '');
+  const sends = text.match(/\.send\([^)]*\)/g) ?? [];
+  t.same(sends, ['.send(reply, rinfo.port, rinfo.address)'], 'one send: the reply, to the address and port the query came from');
+  t.notMatch(text, /\.connect\(|setServers|\blookup\(|Resolver/, 'never connects and never resolves');
+  t.match(text, /\.bind\(addr\.port, addr\.host/, 'binds the configured listen.dns address');
+});
+
+t.test('the containment probe connects only from a child running as another UID, and sends nothing', async (t) => {
+  const text = readFileSync(join(root, 'proxy/containment-probe.ts'), 'utf8');
+  t.match(text, /spawn\(process\.execPath, \['-e', CHILD[^\]]*\], \{\s*uid: spec\.uid,\s*gid: spec\.gid,\s*env: \{\}/, 'spawned with uid, gid and an empty environment');
+  const child = /const CHILD = `([^`]*)`/.exec(text)?.[1] ?? '';
+  t.match(child, /require\('node:net'\)\.connect\(/);
+  t.notMatch(child, /\bs\.(write|end)\(/, 'the probe socket never carries a byte');
 });
 
 t.test('firewall/ is pure: no sockets, clock, logger or filesystem', async (t) => {

@@ -1,5 +1,5 @@
-// Puts it together for the real-client tests: the topology, the stand-ins, Sluice listening on the workload's
-// only peer, and the environment a workload gets — the usual proxy variables and the tool's CA variable,
+// Puts it together for the real-client tests: the topology (the workload behind Sluice's docker-mode rules),
+// the stand-ins, Sluice listening on the workload network, and the environment a workload gets — the usual proxy variables and the tool's CA variable,
 // nothing else (no user config: HOME is a fresh directory, and nothing of the test process leaks in).
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Test } from 'tap';
 import { type Harness, startSluice, waitFor } from '../../helpers/harness.js';
+import { requirePrerequisites } from '../../containment/topology.js';
 import { isolate } from '../../helpers/netns.js';
 import { PASSWORD } from '../../helpers/world.js';
 import { bareEnv } from './artifacts.js';
@@ -15,6 +16,7 @@ import { type RunOptions, type RunResult, createTopology } from './topology.js';
 
 const HTTP_PORT = 3128;
 const SOCKS5_PORT = 1080;
+const DNS_PORT = 53;
 
 /** Each tool's own variable for the test CA (docs/clients.md says which replace and which add to the system store). */
 export const CA_VARIABLE = {
@@ -42,10 +44,10 @@ export interface Clients {
 }
 
 export async function startClients(t: Test, served: Served = {}): Promise<Clients> {
-  const topo = await createTopology(t);
+  const topo = await createTopology(t, { proxyPorts: [HTTP_PORT, SOCKS5_PORT], dnsPort: DNS_PORT });
   const world = await startStandIns(t, served);
   const sluice = await startSluice(t, {
-    listen: { http: `${topo.sluiceHost}:${HTTP_PORT}`, socks5: `${topo.sluiceHost}:${SOCKS5_PORT}`, admin: null },
+    listen: { http: `${topo.sluiceHost}:${HTTP_PORT}`, socks5: `${topo.sluiceHost}:${SOCKS5_PORT}`, admin: null, dns: `${topo.sluiceHost}:${DNS_PORT}` },
     dns: { servers: [world.dns.server], timeoutMs: 1000, minTtlS: 0, maxTtlS: 1 },
     upstream: { caFile: world.pki.caFile, connectTimeoutMs: 2000, tunnelHelloTimeoutMs: 10000 },
     // git.test is a git host listed as a registry (like github.com in a real list); forge.test is not.
@@ -55,6 +57,11 @@ export async function startClients(t: Test, served: Served = {}): Promise<Client
     // Loopback stands in for the internet; the exception is bound to the test names only.
     addressGuard: { allow: [{ cidr: '127.0.0.0/8', hosts: ['*.test'] }] },
   });
+  // Before any client runs: the docker rules are in place as rendered, the direct path is blocked from the
+  // workload and Sluice answers it. Without that, the tests' "nothing bypasses Sluice" checks would be moot.
+  const verified = await topo.verify();
+  t.equal(verified.status, 0, 'setup.sh verify: the rules are in place, the direct path is blocked, Sluice answers', { stderr: verified.stderr });
+  if (verified.status !== 0) throw new Error(`setup.sh verify failed: ${verified.stderr}`);
   // What HTTP_PROXY and HTTPS_PROXY hold: an http:// URL with the credential as userinfo.
   const proxyUrl = `http://agent:${PASSWORD}@${topo.sluiceHost}:${HTTP_PORT}`;
   const noProxy = 'localhost,127.0.0.1,::1';
@@ -87,10 +94,11 @@ export function wgetrcFor(home: string, caFile: string): string {
 }
 
 /** isolate(), with room for real programs on two shared cores: the 300 s bound (tap's is 120 s here) is for
- * a hang, not a duration under test. Call it first thing: the lo-only re-run inherits it. */
+ * a hang, not a duration under test. Call it first thing: the lo-only re-run inherits it. Inside, the
+ * containment topology's prerequisites (root, iproute2, iptables): skipped loudly without them, failed in CI. */
 export function isolateClients(t: Test, moduleUrl: string): boolean {
   t.setTimeout(300_000);
-  return isolate(t, moduleUrl);
+  return isolate(t, moduleUrl) && requirePrerequisites(t, [], 'real-client tests');
 }
 
 /** Skips a test loudly when a client program is missing (CI installs them: see PACKAGES in .ci/run). */
