@@ -11,7 +11,7 @@
 //                                       (with --compare, Sluice B is the one with workers)
 //   npm run bench -- --compare DIR      also run the Sluice compiled in DIR (a copy of dist/) as "Sluice (B)",
 //                                       in the same interleaved rounds: an A/B of a change on a noisy machine
-//   npm run bench -- --node-flags "--max-semi-space-size=4"
+//   npm run bench -- --node-flags=--max-semi-space-size=4
 //                                       Node flags for Sluice (with --compare: for Sluice B only)
 import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
