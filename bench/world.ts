@@ -180,8 +180,9 @@ export async function startWorld(opts: WorldOptions): Promise<World> {
   const writeConfig = (flip: boolean, path: string, port: number, workers = 1) => {
     const config = {
       mode: 'enforce',
-      // The product's multi-worker mode (`--workers N`): a primary and N processes sharing the port.
-      workers,
+      // The product's multi-worker mode (`--workers N`): a primary and N processes sharing the port. Left
+      // out for one, so that a --compare build older than the setting still reads the file.
+      ...(workers > 1 ? { workers } : {}),
       listen: { http: `127.0.0.1:${port}`, socks5: null, admin: null },
       registries: flip ? [ORIGIN.tls.name, 'registry.npmjs.org'] : [ORIGIN.tls.name],
       integrations: {},
@@ -195,8 +196,8 @@ export async function startWorld(opts: WorldOptions): Promise<World> {
       },
       dns: { servers: [dns.server], timeoutMs: 2000, minTtlS: 300, maxTtlS: 300 },
       upstream: { caFile: tls.cert },
-      // Idle tunnels must outlive the memory workload.
-      limits: { idleTimeoutMs: 600_000 },
+      // Idle tunnels must outlive the memory workload, and its 5,000 tunnels (one identity) must be admitted.
+      limits: { idleTimeoutMs: 600_000, maxConnections: 65_536, maxConnectionsPerIdentity: 65_536 },
       log: { level: 'info' },
     };
     // YAML is a superset of JSON; rename makes the swap atomic for a reader.
