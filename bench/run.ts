@@ -11,6 +11,8 @@
 //                                       (with --compare, Sluice B is the one with workers)
 //   npm run bench -- --compare DIR      also run the Sluice compiled in DIR (a copy of dist/) as "Sluice (B)",
 //                                       in the same interleaved rounds: an A/B of a change on a noisy machine
+//   npm run bench -- --node-flags=--max-semi-space-size=4
+//                                       Node flags for Sluice (with --compare: for Sluice B only)
 import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
@@ -36,6 +38,7 @@ const { values } = parseArgs({
     targets: { type: 'string' },
     compare: { type: 'string' },
     workers: { type: 'string' },
+    'node-flags': { type: 'string' },
     tunnels: { type: 'string' },
     profile: { type: 'boolean', default: false },
     sluice: { type: 'string', default: 'child' },
@@ -238,8 +241,12 @@ function versions(): Results['versions'] {
 async function main(): Promise<void> {
   ensurePackages(log);
   ensureDir(workdir);
-  const sluiceFlags: string[] = [];
-  const world = await startWorld({ dir: workdir, sluiceVia, sluiceNodeFlags: sluiceFlags, compareDist: values.compare ?? null, workers: Number(values.workers ?? 1), log });
+  const extraFlags = values['node-flags']?.split(/\s+/).filter(Boolean) ?? [];
+  const sluiceFlags: string[] = values.compare ? [] : [...extraFlags];
+  const world = await startWorld({
+    dir: workdir, sluiceVia, sluiceNodeFlags: sluiceFlags, compareNodeFlags: values.compare ? extraFlags : [],
+    compareDist: values.compare ?? null, workers: Number(values.workers ?? 1), log,
+  });
   const stopAll = () => void world.close().finally(() => process.exit(130));
   process.once('SIGINT', stopAll);
   process.once('SIGTERM', stopAll);

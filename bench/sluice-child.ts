@@ -3,28 +3,13 @@
 // file) and metrics on. SIGHUP re-reads the file and swaps the config in, which is what the "hot reload
 // 10/s under load" workload drives. When `sluice serve` handles SIGHUP itself, the benchmark can start the
 // CLI instead (`--sluice cli`) and send it the same signal.
-import cluster from 'node:cluster';
 import { join } from 'node:path';
 import { writeHeapSnapshot } from 'node:v8';
 import { formatIssue } from '../firewall/config.js';
 import { loadConfigFile } from '../proxy/config-file.js';
 import { createSluice } from '../proxy/sluice.js';
 
-// BENCH_WORKERS=N: the multi-worker experiment — N processes sharing the listening socket (the kernel spreads
-// connections, no primary in the data path), each with its own state. SIGHUP/SIGUSR2/SIGTERM go to all.
-const workers = Number(process.env.BENCH_WORKERS ?? 1);
-if (workers > 1 && cluster.isPrimary) {
-  cluster.schedulingPolicy = cluster.SCHED_NONE;
-  for (let i = 0; i < workers; i++) cluster.fork();
-  const all = () => Object.values(cluster.workers ?? {}).filter((w) => w !== undefined);
-  for (const sig of ['SIGHUP', 'SIGUSR2'] as const) process.on(sig, () => all().forEach((w) => w.process.kill(sig)));
-  process.on('SIGTERM', () => {
-    all().forEach((w) => w.process.kill('SIGTERM'));
-    cluster.on('exit', () => all().length === 0 && process.exit(0));
-  });
-} else {
-  await serve();
-}
+await serve();
 
 async function serve(): Promise<void> {
   const path = process.argv[2];

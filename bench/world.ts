@@ -57,6 +57,8 @@ export interface WorldOptions {
   readonly sluiceVia: 'child' | 'cli';
   /** Extra node flags for Sluice (e.g. --cpu-prof), read at every start. */
   readonly sluiceNodeFlags?: string[];
+  /** Node flags for Sluice B (`--compare`) only. */
+  readonly compareNodeFlags?: string[];
   /** Another compiled Sluice (a `dist` directory) to run beside the main one as `sluice-b`. */
   readonly compareDist?: string | null;
   /** Multi-worker experiment: Sluice (or Sluice B, when comparing) as this many processes sharing its port. */
@@ -175,9 +177,12 @@ export async function startWorld(opts: WorldOptions): Promise<World> {
   const passwordHash = await hashPassword(password);
   const sluiceConfig = join(dir, 'sluice.yaml');
   const sluicePort = await freePort();
-  const writeConfig = (flip: boolean, path: string, port: number) => {
+  const writeConfig = (flip: boolean, path: string, port: number, workers = 1) => {
     const config = {
       mode: 'enforce',
+      // The product's multi-worker mode (`--workers N`): a primary and N processes sharing the port. Left
+      // out for one, so that a --compare build older than the setting still reads the file.
+      ...(workers > 1 ? { workers } : {}),
       listen: { http: `127.0.0.1:${port}`, socks5: null, admin: null },
       registries: flip ? [ORIGIN.tls.name, 'registry.npmjs.org'] : [ORIGIN.tls.name],
       integrations: {},
@@ -191,15 +196,17 @@ export async function startWorld(opts: WorldOptions): Promise<World> {
       },
       dns: { servers: [dns.server], timeoutMs: 2000, minTtlS: 300, maxTtlS: 300 },
       upstream: { caFile: tls.cert },
-      // Idle tunnels must outlive the memory workload.
-      limits: { idleTimeoutMs: 600_000 },
+      // Idle tunnels must outlive the memory workload, and its 5,000 tunnels (one identity) must be admitted.
+      limits: { idleTimeoutMs: 600_000, maxConnections: 65_536, maxConnectionsPerIdentity: 65_536 },
       log: { level: 'info' },
     };
     // YAML is a superset of JSON; rename makes the swap atomic for a reader.
     writeFileSync(`${path}.tmp`, JSON.stringify(config, null, 2));
     renameSync(`${path}.tmp`, path);
   };
-  const writeSluiceConfig = (flip: boolean) => writeConfig(flip, sluiceConfig, sluicePort);
+  const workers = opts.workers ?? 1;
+  const sluiceWorkers = opts.compareDist ? 1 : workers;
+  const writeSluiceConfig = (flip: boolean) => writeConfig(flip, sluiceConfig, sluicePort, sluiceWorkers);
   writeSluiceConfig(false);
 
   const proxies = new Map<Exclude<TargetName, 'direct'>, Proxy>();
@@ -226,21 +233,21 @@ export async function startWorld(opts: WorldOptions): Promise<World> {
   };
 
   const node = process.execPath;
-  const launchSluice = (name: string, dist: string, config: string, workers = 1) => () => {
-    const flags = opts.sluiceNodeFlags ?? [];
-    const argv = opts.sluiceVia === 'cli'
+  // Workers are the CLI's (the primary forks them and relays SIGHUP as a reload), so a run with workers
+  // starts `sluice serve` whatever --sluice says.
+  const launchSluice = (name: string, dist: string, config: string, workers: number, flags: readonly string[]) => () => {
+    const argv = opts.sluiceVia === 'cli' || workers > 1
       ? [node, ...flags, join(dist, 'proxy/cli.js'), 'serve', '--config', config]
       : [node, ...flags, join(dist, 'bench/sluice-child.js'), config];
     // stdout is the audit log (pino's normal destination), kept in a file.
-    return startForeground(name, argv, { logDir, env: { ...process.env, BENCH_WORKERS: String(workers) } });
+    return startForeground(name, argv, { logDir });
   };
-  const workers = opts.workers ?? 1;
-  add('sluice', sluicePort, launchSluice('sluice', distDir, sluiceConfig, opts.compareDist ? 1 : workers), { user: BENCH_USER, pass: password });
+  add('sluice', sluicePort, launchSluice('sluice', distDir, sluiceConfig, sluiceWorkers, opts.sluiceNodeFlags ?? []), { user: BENCH_USER, pass: password });
   if (opts.compareDist) {
     const portB = await freePort();
     const configB = join(dir, 'sluice-b.yaml');
-    writeConfig(false, configB, portB);
-    add('sluice-b', portB, launchSluice('sluice-b', opts.compareDist, configB, workers), { user: BENCH_USER, pass: password });
+    writeConfig(false, configB, portB, workers);
+    add('sluice-b', portB, launchSluice('sluice-b', opts.compareDist, configB, workers, opts.compareNodeFlags ?? []), { user: BENCH_USER, pass: password });
   }
 
   const squidDir = ensureDir(join(dir, 'squid'));
@@ -265,9 +272,21 @@ export async function startWorld(opts: WorldOptions): Promise<World> {
   const nodePort = await freePort();
   add('node', nodePort, () => startForeground('node-peer', [node, join(distDir, 'bench/node-peer.js'), `127.0.0.1:${nodePort}`], { logDir, hosts }), null);
 
-  for (const p of proxies.values()) {
-    log(`starting ${p.name} on 127.0.0.1:${p.port}`);
-    await p.start();
+  const close = async () => {
+    for (const p of proxies.values()) await p.stop();
+    await nginx.stop();
+    await dns.close();
+  };
+  try {
+    for (const p of proxies.values()) {
+      log(`starting ${p.name} on 127.0.0.1:${p.port}`);
+      await p.start();
+    }
+  } catch (err) {
+    // A peer that did not come up must not leave the others (and the origin) holding their ports: the next
+    // run would measure against stale processes.
+    await close();
+    throw err;
   }
   return {
     dir,
@@ -277,10 +296,6 @@ export async function startWorld(opts: WorldOptions): Promise<World> {
     proxies,
     sluiceConfig,
     writeSluiceConfig,
-    async close() {
-      for (const p of proxies.values()) await p.stop();
-      await nginx.stop();
-      await dns.close();
-    },
+    close,
   };
 }

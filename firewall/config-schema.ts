@@ -121,6 +121,7 @@ export const CONFIG_SCHEMA = {
       additionalProperties: false,
       properties: { file: { type: 'string', minLength: 1 } },
     },
+    workers: { anyOf: [{ type: 'integer', minimum: 1, maximum: 256 }, { const: 'auto' }] },
     containment: {
       type: 'object',
       additionalProperties: false,

@@ -79,6 +79,8 @@ export interface SluiceConfig {
   };
   readonly admin: { readonly tokenFile: string | null };
   readonly killSwitch: { readonly file: string | null };
+  /** Proxy processes sharing the listeners: a count, or 'auto' (the CPUs this process may use). 1: no workers. */
+  readonly workers: number | 'auto';
   readonly log: { readonly level: string };
   readonly containment: {
     /** The continuous self-check: a direct connection as another UID must fail (null: off). */
@@ -201,6 +203,9 @@ function schemaIssue(e: ErrorObject): ConfigIssue {
     case 'propertyNames':
       return { severity: 'error', path, message: 'invalid name',
         hint: 'names are lowercase letters, digits, "-" and "_", starting with a letter' };
+    case 'anyOf':
+      if (path === '/workers') return { severity: 'error', path, message: 'not a worker count', hint: 'use a whole number from 1 to 256, or "auto" (one per CPU)' };
+      return { severity: 'error', path, message: e.message ?? 'invalid value' };
     case 'pattern':
       if (/\/methods\//.test(path)) return { severity: 'error', path, message: 'not an HTTP method', hint: 'use an upper-case method such as "POST"' };
       if (/maxTtl$/.test(path)) return { severity: 'error', path, message: 'not a duration', hint: 'use e.g. "30m", "2h", "1d"' };
@@ -240,7 +245,8 @@ export function parseDnsServer(text: string): string | null {
   return l && l.port > 0 ? (isIP(l.host) === 6 ? `[${l.host}]:${l.port}` : `${l.host}:${l.port}`) : null;
 }
 
-function deepFreeze<T>(value: T): T {
+/** Freezes a config and everything in it (a config that crossed a process boundary is a fresh copy). */
+export function deepFreeze<T>(value: T): T {
   if (value && typeof value === 'object' && !Object.isFrozen(value)) {
     Object.freeze(value);
     for (const v of Object.values(value)) deepFreeze(v);
@@ -262,7 +268,13 @@ export function validateConfig(input: unknown): ConfigResult {
   if (typeof raw !== 'object' || Array.isArray(raw)) {
     return { ok: false, issues: [{ severity: 'error', path: '/', message: 'the config must be a mapping', hint: 'start from the example in the README' }] };
   }
-  if (!validateSchema(raw)) for (const e of validateSchema.errors ?? []) issues.push(schemaIssue(e));
+  if (!validateSchema(raw)) {
+    for (const e of validateSchema.errors ?? []) {
+      // `workers` is a number or "auto": one issue with a hint, not one per branch of the anyOf.
+      if (e.instancePath === '/workers' && e.keyword !== 'anyOf') continue;
+      issues.push(schemaIssue(e));
+    }
+  }
   const r = raw as Raw;
   const err = (path: string, message: string, hint?: string) => issues.push(hint ? { severity: 'error', path, message, hint } : { severity: 'error', path, message });
   const warn = (path: string, message: string, hint?: string) => issues.push(hint ? { severity: 'warning', path, message, hint } : { severity: 'warning', path, message });
@@ -439,6 +451,7 @@ export function validateConfig(input: unknown): ConfigResult {
   const admin = { tokenFile: str(obj(r.admin).tokenFile) ? (obj(r.admin).tokenFile as string) : null };
   const killSwitch = { file: str(obj(r.killSwitch).file) ? (obj(r.killSwitch).file as string) : null };
   const log = { level: str(obj(r.log).level) ? (obj(r.log).level as string) : 'info' };
+  const workers = r.workers === 'auto' ? 'auto' : typeof r.workers === 'number' ? r.workers : 1;
 
   // containment
   const pr = obj(obj(r.containment).probe);
@@ -476,6 +489,7 @@ export function validateConfig(input: unknown): ConfigResult {
     limits,
     admin,
     killSwitch,
+    workers,
     log,
     containment: { probe },
   };

@@ -4,7 +4,6 @@
 import { timingSafeEqual, createHash } from 'node:crypto';
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import type { Logger } from 'pino';
-import type { Metrics } from './metrics.js';
 
 export interface ReloadOutcome {
   readonly ok: boolean;
@@ -12,14 +11,21 @@ export interface ReloadOutcome {
   readonly restartRequired: readonly string[];
 }
 
+/** The exposition /metrics serves: a prom-client Registry, or the primary's aggregate of its workers'. */
+export interface MetricsSource {
+  readonly contentType: string;
+  metrics(): Promise<string>;
+}
+
 export interface AdminDeps {
-  readonly metrics: Metrics;
+  readonly metrics: MetricsSource;
   readonly logger: Logger;
   /** The bearer token, or null when none is configured (mutating endpoints are then disabled). */
   readonly token: () => Buffer | null;
   readonly ready: () => boolean;
   readonly killSwitch: () => boolean;
-  setKillSwitch(engaged: boolean): void;
+  /** Resolves once every process that serves traffic applies it (with workers: each one has answered). */
+  setKillSwitch(engaged: boolean): void | Promise<void>;
   reload(): Promise<ReloadOutcome>;
 }
 
@@ -78,8 +84,8 @@ export function createAdminListener(deps: AdminDeps): Server {
       if (path === '/healthz') return send(res, 200, 'ok\n');
       if (path === '/readyz') return deps.ready() ? send(res, 200, 'ready\n') : send(res, 503, 'not ready\n');
       if (path === '/metrics') {
-        const text = await deps.metrics.registry.metrics();
-        res.writeHead(200, { 'content-type': deps.metrics.registry.contentType, 'cache-control': 'no-store' });
+        const text = await deps.metrics.metrics();
+        res.writeHead(200, { 'content-type': deps.metrics.contentType, 'cache-control': 'no-store' });
         return res.end(text);
       }
       if (path === '/v1/kill-switch') return send(res, 200, { engaged: deps.killSwitch() });
@@ -102,7 +108,7 @@ export function createAdminListener(deps: AdminDeps): Server {
         engaged = undefined;
       }
       if (typeof engaged !== 'boolean') return send(res, 400, { error: 'body must be {"engaged": true|false}' });
-      deps.setKillSwitch(engaged);
+      await deps.setKillSwitch(engaged);
       deps.logger.warn({ engaged, source: 'admin' }, 'kill_switch');
       return send(res, 200, { engaged: deps.killSwitch() });
     }

@@ -98,3 +98,22 @@ export function createAdmission(opts: { limits: () => AdmissionLimits; nowMs: ()
     },
   };
 }
+
+/**
+ * A worker's share of the limits when several processes serve (config `workers`): admission counters live in
+ * each process, so every count is divided among them, rounding up (a worker never gets 0, and the sum is
+ * never below what was configured); the request rate is divided exactly. Connections are spread by the
+ * kernel, not by identity, so one identity's traffic may meet its share in one worker before the total.
+ */
+export function limitsPerWorker<L extends AdmissionLimits>(limits: L, workers: number): L {
+  if (workers <= 1) return limits;
+  const share = (n: number) => Math.max(1, Math.ceil(n / workers));
+  return {
+    ...limits,
+    maxConnections: share(limits.maxConnections),
+    maxConnectionsPerIdentity: share(limits.maxConnectionsPerIdentity),
+    requestsPerSecond: limits.requestsPerSecond === null ? null : limits.requestsPerSecond / workers,
+    burst: share(limits.burst),
+    authFailuresPerMinute: share(limits.authFailuresPerMinute),
+  };
+}

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // The `sluice` command line: serve, check, hash-password, token issue, explain, firewall render.
+import cluster from 'node:cluster';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
@@ -13,9 +14,11 @@ import { explain } from './explain.js';
 import { hashPassword } from './password-hash.js';
 import { createResolver } from './resolver.js';
 import { issueToken, MIN_KEY_BYTES } from './run-token.js';
+import { resolveWorkers, runPrimary } from './primary.js';
 import { productionProblems } from './production.js';
 import { type Reloader, createReloader } from './reload.js';
 import { type BoundListeners, createSluice, readSecretFile } from './sluice.js';
+import { runWorker } from './worker.js';
 
 export const DEV_IDENTITY = 'dev';
 
@@ -85,6 +88,8 @@ export function withDevIdentity(config: SluiceConfig, password: string): SluiceC
 }
 
 async function serve(argv: string[]) {
+  // A worker (config `workers` > 1) takes its config from the primary, never from the file.
+  if (cluster.isWorker) return runWorker();
   const { values } = parseArgs({ args: argv, options: { config: { type: 'string', short: 'c' } } });
   const path = values.config ?? process.env.SLUICE_CONFIG ?? null;
   const production = process.env.SLUICE_ENV === 'production';
@@ -100,6 +105,43 @@ async function serve(argv: string[]) {
   const devPassword = Object.keys(loaded.identities).length === 0 ? randomBytes(18).toString('base64url') : null;
   const prepare = (c: SluiceConfig): SluiceConfig =>
     devPassword && Object.keys(c.identities).length === 0 ? withDevIdentity(c, devPassword) : c;
+  // Production rules hold for reloads too: a config that would not start is not swapped in.
+  const checkReload = (c: SluiceConfig) => {
+    const problems = production ? productionProblems(c, readSecretFile) : [];
+    if (problems.length) throw new Error(problems.join('; '));
+  };
+  const announce = (bound: BoundListeners) => {
+    const { http, socks5 } = bound;
+    if (http && devPassword) {
+      const host = http.family === 'IPv6' ? `[${http.address}]` : http.address;
+      const url = `http://${DEV_IDENTITY}:${devPassword}@${host}:${http.port}`;
+      // The generated credential goes to the terminal once, never into the structured log.
+      err(`Sluice is running in development mode on ${host}:${http.port} (no identities configured).`);
+      err('Generated credential (shown once, not stored). Point workloads at the proxy with:');
+      err(`HTTPS_PROXY=${url}`);
+      err(`HTTP_PROXY=${url}`);
+    } else {
+      for (const [name, a] of Object.entries(bound)) err(`Sluice ${name} listening on ${a.address}:${a.port}`);
+    }
+    if (socks5 && devPassword) {
+      const host = socks5.family === 'IPv6' ? `[${socks5.address}]` : socks5.address;
+      err(`ALL_PROXY=socks5h://${DEV_IDENTITY}:${devPassword}@${host}:${socks5.port}`);
+    }
+  };
+  const workers = resolveWorkers(loaded.workers);
+  if (workers > 1) {
+    return runPrimary({
+      path,
+      config: prepare(loaded),
+      workers,
+      prepare,
+      checkReload,
+      generatedIdentity: devPassword !== null,
+      version: packageVersion(),
+      announce,
+      fail,
+    });
+  }
 
   let reloader: Reloader | null = null;
   const sluice = createSluice({
@@ -111,12 +153,10 @@ async function serve(argv: string[]) {
   reloader = createReloader({
     path,
     load: loadConfigFile,
-    // Production rules hold for reloads too: a config that would not start is not swapped in.
     prepare,
     current: sluice.state.config,
     swap: (c) => {
-      const problems = production ? productionProblems(c, readSecretFile) : [];
-      if (problems.length) throw new Error(problems.join('; '));
+      checkReload(c);
       sluice.state.swap(c);
     },
     metrics: sluice.metrics,
@@ -129,22 +169,7 @@ async function serve(argv: string[]) {
     fail((e as Error).message);
   }
   reloader.watch();
-  const { http, socks5 } = bound;
-  if (http && devPassword) {
-    const host = http.family === 'IPv6' ? `[${http.address}]` : http.address;
-    const url = `http://${DEV_IDENTITY}:${devPassword}@${host}:${http.port}`;
-    // The generated credential goes to the terminal once, never into the structured log.
-    err(`Sluice is running in development mode on ${host}:${http.port} (no identities configured).`);
-    err('Generated credential (shown once, not stored). Point workloads at the proxy with:');
-    err(`HTTPS_PROXY=${url}`);
-    err(`HTTP_PROXY=${url}`);
-  } else {
-    for (const [name, a] of Object.entries(bound)) err(`Sluice ${name} listening on ${a.address}:${a.port}`);
-  }
-  if (socks5 && devPassword) {
-    const host = socks5.family === 'IPv6' ? `[${socks5.address}]` : socks5.address;
-    err(`ALL_PROXY=socks5h://${DEV_IDENTITY}:${devPassword}@${host}:${socks5.port}`);
-  }
+  announce(bound);
   process.on('SIGHUP', () => void reloader!.reload('sighup'));
   let stopping = false;
   const stop = async () => {

@@ -2,7 +2,7 @@
 // resolve → validate every answer with the address guard → connect to exactly the address validated.
 // A name is never handed to anything that could resolve it again, so a rebinding answer cannot slip in
 // between the check and the connection.
-import { connect as netConnect, type Socket } from 'node:net';
+import { connect as netConnect, type OnReadOpts, type Socket } from 'node:net';
 import { type ConnectionOptions, connect as tlsConnect, rootCertificates, type TLSSocket } from 'node:tls';
 import { Agent, type Dispatcher } from 'undici';
 import { type AddressPass, type CompiledGuard, checkAddress, checkAnswerSet } from '../firewall/address-guard.js';
@@ -27,8 +27,9 @@ export interface Connected {
 export interface Dialer {
   /** Resolves (names) and validates (every address). Never connects. */
   prepare(host: Host): Promise<DialPlan | Deny>;
-  /** Connects to the plan's addresses in order; with `tls`, originates TLS and verifies the certificate. */
-  connect(plan: DialPlan, port: number, tls: boolean): Promise<Connected | Deny>;
+  /** Connects to the plan's addresses in order; with `tls`, originates TLS and verifies the certificate.
+   * `onread` (plain TCP only) hands the socket's reads to a callback instead of 'data' events (splice). */
+  connect(plan: DialPlan, port: number, tls: boolean, onread?: OnReadOpts): Promise<Connected | Deny>;
   /** undici Agent for forwarding whose every new connection goes to the plan prepare() last validated for
    * that host — the name is not resolved again between the check and the connection. */
   readonly agent: Dispatcher;
@@ -138,7 +139,7 @@ export function createDialer(opts: DialerOptions): Dialer {
     return isDeny(checked) ? checked : p.plan;
   }
 
-  function attempt(plan: DialPlan, target: AddressPass, port: number, tls: boolean): Promise<Connected | Deny> {
+  function attempt(plan: DialPlan, target: AddressPass, port: number, tls: boolean, onread?: OnReadOpts): Promise<Connected | Deny> {
     const started = opts.nowMs();
     return new Promise((resolve) => {
       let settled = false;
@@ -153,7 +154,7 @@ export function createDialer(opts: DialerOptions): Dialer {
             rejectUnauthorized: true,
             noDelay: true,
           } as ConnectionOptions)
-        : netConnect({ host: target.address, port, family: target.family, noDelay: true });
+        : netConnect({ host: target.address, port, family: target.family, noDelay: true, ...(onread ? { onread } : {}) });
       const timer = setTimeout(() => finish(deny('EGR_FAIL_CONNECT_TIMEOUT', 'dial')), opts.connectTimeoutMs);
       const finish = (result: Connected | Deny) => {
         if (settled) return;
@@ -173,10 +174,10 @@ export function createDialer(opts: DialerOptions): Dialer {
     });
   }
 
-  async function connect(plan: DialPlan, port: number, tls: boolean): Promise<Connected | Deny> {
+  async function connect(plan: DialPlan, port: number, tls: boolean, onread?: OnReadOpts): Promise<Connected | Deny> {
     let last: Deny = deny('EGR_FAIL_CONNECT_UNREACHABLE', 'dial', 'no address');
     for (const target of plan.addresses.slice(0, MAX_ATTEMPTS)) {
-      const r = await attempt(plan, target, port, tls);
+      const r = await attempt(plan, target, port, tls, onread);
       if (!isDeny(r)) return r;
       last = r;
       // A certificate or protocol failure will not improve on another address of the same name.

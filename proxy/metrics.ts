@@ -58,11 +58,12 @@ export function createMetrics(opts: { version: string; tunnels: () => number; de
   });
   const bytes = new Counter({ name: METRIC.bytes, help: 'Bytes sent upstream (up) and received from upstream (down).', labelNames: ['listener', 'direction'] as const, registers });
   const reloads = new Counter({ name: METRIC.policyReloads, help: 'Config reloads by result.', labelNames: ['result'] as const, registers });
-  const kill = new Gauge({ name: METRIC.killSwitch, help: '1 while the kill switch denies all egress.', registers });
-  const build = new Gauge({ name: METRIC.buildInfo, help: 'Build information.', labelNames: ['version', 'node'] as const, registers });
+  // `aggregator`: how the primary merges its workers' series (workers: N); counters and the tunnel gauge sum.
+  const kill = new Gauge({ name: METRIC.killSwitch, help: '1 while the kill switch denies all egress.', registers, aggregator: 'max' });
+  const build = new Gauge({ name: METRIC.buildInfo, help: 'Build information.', labelNames: ['version', 'node'] as const, registers, aggregator: 'first' });
   // Registered only once a probe reports: an unlabelled gauge reads 0 from birth, which would raise the
   // "containment broken" alert on every deployment that runs no probe.
-  const containment = new Gauge({ name: METRIC.containmentOk, help: '1 when a direct connection around Sluice fails as it should; 0 when it succeeds or the probe cannot tell (containment not proven).', registers: [] });
+  const containment = new Gauge({ name: METRIC.containmentOk, help: '1 when a direct connection around Sluice fails as it should; 0 when it succeeds or the probe cannot tell (containment not proven).', registers: [], aggregator: 'min' });
   const dnsGuard = new Counter({ name: METRIC.dnsGuardQueries, help: 'DNS queries answered REFUSED by the DNS guard (workloads need no resolver).', registers });
   build.set({ version: opts.version, node: process.version }, 1);
   kill.set(0);

@@ -16,8 +16,8 @@ export interface ReloaderDeps {
   /** Applied to every freshly loaded config before the swap (development identity injection). */
   readonly prepare: (config: SluiceConfig) => SluiceConfig;
   readonly current: () => SluiceConfig;
-  /** Swaps the config in; throws when a referenced file (token key) is unusable. */
-  readonly swap: (config: SluiceConfig) => void;
+  /** Swaps the config in; throws (or rejects) when a referenced file (token key) is unusable. */
+  readonly swap: (config: SluiceConfig) => void | Promise<void>;
   readonly metrics: Metrics;
   readonly logger: Logger;
 }
@@ -29,7 +29,7 @@ export interface Reloader {
   close(): void;
 }
 
-const RESTART_KEYS = ['listen', 'dns', 'upstream'] as const;
+const RESTART_KEYS = ['listen', 'dns', 'upstream', 'workers'] as const;
 const RESTART_LIMITS = ['headersTimeoutMs', 'idleTimeoutMs', 'maxHeaderBytes'] as const;
 
 /** Settings whose change only takes effect after a restart. */
@@ -54,6 +54,8 @@ export function createReloader(deps: ReloaderDeps): Reloader {
 
   async function reloadOnce(trigger: string): Promise<ReloadOutcome> {
     if (!deps.path) return { ok: true, issues: ['no config file: running on the embedded default'], restartRequired: [] };
+    // A change seen by the file watch while a signalled reload of the same file was being applied: done already.
+    if (trigger === 'file' && hashFile(deps.path) === lastHash) return { ok: true, issues: [], restartRequired: [] };
     const result = deps.load(deps.path);
     if (!result.ok) {
       const issues = result.issues.map(formatIssue);
@@ -64,7 +66,7 @@ export function createReloader(deps: ReloaderDeps): Reloader {
     const next = deps.prepare(result.config);
     const restart = restartRequired(deps.current(), next);
     try {
-      deps.swap(next);
+      await deps.swap(next);
     } catch (err) {
       deps.metrics.reload('error');
       const issue = `cannot apply: ${(err as Error).message}`;

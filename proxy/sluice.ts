@@ -1,11 +1,11 @@
 // Wiring: one validated config in, listening proxy out. Owns the mutable runtime state (current policy,
 // kill switch, open tunnels) that the pure core reads through getters.
-import { existsSync, readFileSync, unwatchFile, watchFile } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo, Server as NetServer } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { performance } from 'node:perf_hooks';
-import { type Logger, pino } from 'pino';
+import type { Logger } from 'pino';
 import type { ListenAddress, SluiceConfig } from '../firewall/config.js';
 import { type Policy, compilePolicy } from '../firewall/policy.js';
 import { type AdminDeps, type ReloadOutcome, createAdminListener } from './admin.js';
@@ -15,19 +15,22 @@ import { type ContainmentProbe, createContainmentProbe } from './containment-pro
 import { type Dialer, createDialer } from './dialer.js';
 import { createDnsGuard } from './dns-guard.js';
 import { createHttpListener } from './http-listener.js';
+import { createKillSwitchFile } from './kill-switch-file.js';
+import { type LogDestination, createAuditLogger, createLogDestination, createLogger } from './log-destination.js';
 import { type IdentityStore, createIdentityStore } from './identity.js';
 import { type Pipeline, createPipeline } from './pipeline.js';
 import { type NameResolver, createResolver } from './resolver.js';
 import { type Metrics, createMetrics } from './metrics.js';
 import { exposureProblems } from './production.js';
-import { REDACTED, REDACT_PATHS } from './redact.js';
 import { createSocks5Listener } from './socks5-listener.js';
 import { MIN_KEY_BYTES } from './run-token.js';
 import type { TunnelRegistry } from './splice.js';
 
 export interface SluiceOptions {
   readonly config: SluiceConfig;
-  readonly logger?: Logger;
+  /** Where the log goes instead of stdout (tests), at this level instead of the config's. The loggers are
+   * built as in production either way: the audit logger's lack of path redaction is what tests see. */
+  readonly logTo?: { readonly destination: LogDestination; readonly level?: string };
   /** Monotonic-ish milliseconds; injected by tests that drive time. */
   readonly nowMs?: () => number;
   readonly observers?: AuditObserver[];
@@ -37,6 +40,10 @@ export interface SluiceOptions {
   readonly reload?: () => Promise<ReloadOutcome>;
   /** The only identity is a generated development credential (then nothing may listen beyond loopback). */
   readonly generatedIdentity?: boolean;
+  /** Other processes write the same stdout (workers): every log write is kept whole (log-destination.ts). */
+  readonly sharedStdout?: boolean;
+  /** false: leave the admin listener to another process (the primary, with workers). */
+  readonly serveAdmin?: boolean;
 }
 
 export type KillSwitchSource = 'api' | 'file';
@@ -103,7 +110,7 @@ export function readSecretFile(path: string): Buffer | null {
   }
 }
 
-function readTokenKey(config: SluiceConfig): Buffer | null {
+export function readTokenKey(config: SluiceConfig): Buffer | null {
   if (!config.tokens) return null;
   const key = readSecretFile(config.tokens.keyFile);
   if (!key) throw new Error(`tokens.keyFile ${config.tokens.keyFile} cannot be read`);
@@ -111,7 +118,7 @@ function readTokenKey(config: SluiceConfig): Buffer | null {
   return key;
 }
 
-function readAdminToken(config: SluiceConfig): Buffer | null {
+export function readAdminToken(config: SluiceConfig): Buffer | null {
   if (!config.admin.tokenFile) return null;
   const token = readSecretFile(config.admin.tokenFile);
   if (!token || token.length === 0) throw new Error(`admin.tokenFile ${config.admin.tokenFile} cannot be read or is empty`);
@@ -137,12 +144,11 @@ export function createTunnelRegistry(): RuntimeState['tunnels'] {
 export function createSluice(opts: SluiceOptions): Sluice {
   const generatedIdentity = opts.generatedIdentity ?? false;
   const nowMs = opts.nowMs ?? (() => performance.timeOrigin + performance.now());
-  // The audit log is written on every request: buffer it (one write per 4 KiB, or every second when quiet)
-  // instead of a syscall per line, and flush synchronously on the way out.
-  const destination = opts.logger ? null : pino.destination({ dest: 1, sync: false, minLength: 4096 });
-  const logger = opts.logger ?? pino({ level: opts.config.log.level, redact: { paths: [...REDACT_PATHS], censor: REDACTED } }, destination!);
-  const flushTimer = destination ? setInterval(() => destination.flush(), 1000) : null;
-  flushTimer?.unref();
+  // The audit log is written on every request: buffered, and flushed synchronously on the way out.
+  const destination = opts.logTo?.destination ?? createLogDestination({ shared: opts.sharedStdout ?? false });
+  const level = opts.logTo?.level ?? opts.config.log.level;
+  const logger = createLogger(level, destination);
+  const auditLogger = createAuditLogger(level, destination);
   let config = opts.config;
   const self = () => selfAddresses([config.listen.http, config.listen.socks5, config.listen.admin, config.listen.dns]);
   let policy = compilePolicy(config, self());
@@ -182,20 +188,8 @@ export function createSluice(opts: SluiceOptions): Sluice {
     adminToken: () => adminToken,
   };
 
-  // The kill switch file: its presence engages the switch. Polled, so it also works on volumes without inotify.
-  let killFile: string | null = null;
-  function watchKillFile() {
-    const next = config.killSwitch.file;
-    if (next === killFile) return;
-    if (killFile) unwatchFile(killFile);
-    killFile = next;
-    if (!next) {
-      state.setKillSwitch(false, 'file');
-      return;
-    }
-    state.setKillSwitch(existsSync(next), 'file');
-    watchFile(next, { interval: 250, persistent: false }, (curr) => state.setKillSwitch(curr.nlink > 0 || curr.mtimeMs > 0, 'file'));
-  }
+  const killFile = createKillSwitchFile((engaged) => state.setKillSwitch(engaged, 'file'));
+  const watchKillFile = () => killFile.follow(config.killSwitch.file);
 
   const metrics = createMetrics({ version: opts.version ?? 'dev', tunnels: () => tunnels.size });
   const resolver = createResolver({ ...config.dns, nowMs, onLookup: metrics.dnsLookup });
@@ -203,7 +197,7 @@ export function createSluice(opts: SluiceOptions): Sluice {
   const dialer = createDialer({ resolver, policy: state.policy, connectTimeoutMs: config.upstream.connectTimeoutMs, extraCa, nowMs, onConnect: metrics.upstreamConnect });
   const identities = createIdentityStore({ policy: state.policy, tokenKey: () => tokenKey, nowMs: () => Date.now() });
   const admission = createAdmission({ limits: () => config.limits, nowMs });
-  const audit = createAudit({ logger, nowMs, observers: [metrics.observe, ...(opts.observers ?? [])] });
+  const audit = createAudit({ logger: auditLogger, nowMs, observers: [metrics.observe, ...(opts.observers ?? [])] });
   const pipeline = createPipeline({
     policy: state.policy,
     state: () => ({ killSwitch }),
@@ -223,7 +217,7 @@ export function createSluice(opts: SluiceOptions): Sluice {
   let stopped = false;
 
   const adminDeps: AdminDeps = {
-    metrics,
+    metrics: metrics.registry,
     logger,
     token: state.adminToken,
     ready: () => started && !draining,
@@ -261,7 +255,7 @@ export function createSluice(opts: SluiceOptions): Sluice {
       const exposed = exposureProblems(config, readSecretFile, generatedIdentity);
       if (exposed.length) throw new Error(exposed.join('\n'));
       watchKillFile();
-      if (l.admin) bound.admin = await listen('admin', createAdminListener(adminDeps), l.admin);
+      if (l.admin && opts.serveAdmin !== false) bound.admin = await listen('admin', createAdminListener(adminDeps), l.admin);
       if (l.http) bound.http = await listen('http', createHttpListener(pipeline, config.limits), l.http);
       if (l.socks5) bound.socks5 = await listen('socks5', createSocks5Listener(pipeline, config.limits), l.socks5);
       if (l.dns) {
@@ -280,11 +274,7 @@ export function createSluice(opts: SluiceOptions): Sluice {
     },
     ready: () => started && !draining,
     flushLogs() {
-      try {
-        destination?.flushSync();
-      } catch {
-        // Nothing buffered, or stdout already gone: nothing more can be done on the way out.
-      }
+      destination.flushSync();
     },
     async drain(drainMs) {
       draining = true;
@@ -301,8 +291,7 @@ export function createSluice(opts: SluiceOptions): Sluice {
     async stop() {
       if (stopped) return;
       stopped = true;
-      if (killFile) unwatchFile(killFile);
-      if (flushTimer) clearInterval(flushTimer);
+      killFile.close();
       const closing: Promise<unknown>[] = [];
       for (const server of servers.values()) {
         closing.push(new Promise((r) => server.close(r)));

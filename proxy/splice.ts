@@ -5,7 +5,12 @@
 // allocates nothing per tunnel: the two sides point at each other and share module-level handlers, where
 // stream.pipe() would add nine closures per direction. Only the upstream socket carries the idle timer:
 // every byte either way is a read or a write on it.
-import type { Socket } from 'node:net';
+//
+// Downloads are the bulk of tunnel traffic, and Node's default read path allocates a fresh 64 KiB buffer for
+// every read and runs each chunk through the Readable machinery; for a busy tunnel that was half the proxy's
+// CPU (allocation, page faults and GC). An upstream socket dialled with SPLICE_READS (net's `onread`) reads
+// into buffers this module hands out instead — see onUpstreamRead for why that is safe.
+import type { OnReadOpts, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 
 export interface TunnelRegistry {
@@ -19,7 +24,9 @@ export interface Spliced {
 }
 
 const PEER = Symbol('splice.peer');
-type Side = Duplex & { [PEER]?: Duplex };
+/** Bytes an upstream socket read (into SPLICE_READS buffers) before splice() gave it a peer. */
+const EARLY = Symbol('splice.early');
+type Side = Duplex & { [PEER]?: Duplex; [EARLY]?: Buffer[] };
 
 function forward(this: Side, chunk: Buffer): void {
   if (!this[PEER]!.write(chunk)) this.pause();
@@ -28,7 +35,55 @@ function drained(this: Side): void {
   this[PEER]!.resume();
 }
 
-export function splice(client: Duplex, upstream: Socket, opts: { idleTimeoutMs?: number; registry?: TunnelRegistry | undefined } = {}): Promise<Spliced> {
+const READ_BYTES = 64 * 1024;
+/** A read at least this large marks a busy tunnel, which then reads into a buffer of its own. */
+const BUSY_READ = 16 * 1024;
+/** Quiet tunnels (most of them: idle, or in their handshake) all read into this one buffer. */
+const shared = Buffer.allocUnsafeSlow(READ_BYTES);
+/** The buffer for the next read of the socket whose read callback just ran (Node asks right after it). */
+let nextBuffer: Buffer = shared;
+
+/**
+ * A write may hold on to the buffer it is given until the peer drains (a partial write keeps a reference,
+ * it does not copy), and Node fixes each socket's next read buffer when its previous read ends. So:
+ * - the shared buffer is never handed to a write: what lands there is copied out (small reads, cheap);
+ * - a busy tunnel reads into a 64 KiB buffer of its own and writes it without copying; if the write keeps
+ *   it, the next read gets a fresh one;
+ * - a read smaller than BUSY_READ sends the tunnel back to the shared buffer, so an idle tunnel holds no
+ *   buffer of its own (the idle-tunnel memory figure is unchanged).
+ */
+function onUpstreamRead(this: Side, nread: number, buf: Buffer): boolean {
+  const busy = nread >= BUSY_READ;
+  let chunk: Buffer;
+  if (buf === shared) {
+    chunk = Buffer.from(buf.subarray(0, nread));
+    nextBuffer = busy ? Buffer.allocUnsafeSlow(READ_BYTES) : shared;
+  } else {
+    chunk = buf.subarray(0, nread);
+    nextBuffer = busy ? buf : shared;
+  }
+  const peer = this[PEER];
+  if (!peer) {
+    // Nothing to write to yet: keep the chunk (a copy, or a view of a buffer no later read may reuse).
+    (this[EARLY] ??= []).push(chunk);
+    if (nextBuffer === buf) nextBuffer = Buffer.allocUnsafeSlow(READ_BYTES);
+    return true;
+  }
+  const ok = peer.write(chunk);
+  // The peer still holds (part of) the chunk: `buf` is not free for the next read.
+  if (nextBuffer === buf && peer.writableLength > 0) nextBuffer = Buffer.allocUnsafeSlow(READ_BYTES);
+  if (!ok) this.pause();
+  return ok;
+}
+
+/** `onread` options for an upstream socket that will be spliced (read the module comment). */
+export const SPLICE_READS: OnReadOpts = Object.freeze({ buffer: () => nextBuffer, callback: onUpstreamRead });
+
+export function splice(
+  client: Duplex,
+  upstream: Socket,
+  opts: { idleTimeoutMs?: number; registry?: TunnelRegistry | undefined; upstreamReads?: typeof SPLICE_READS } = {},
+): Promise<Spliced> {
   return new Promise((resolve) => {
     let open = 2;
     const kill = () => {
@@ -60,10 +115,15 @@ export function splice(client: Duplex, upstream: Socket, opts: { idleTimeoutMs?:
       // A timer the HTTP server armed on the client socket has no listener left after CONNECT: disarm it.
       if (typeof (client as Socket).setTimeout === 'function') (client as Socket).setTimeout(0);
     }
+    const up = upstream as Side;
     (client as Side)[PEER] = upstream;
-    (upstream as Side)[PEER] = client;
+    up[PEER] = client;
+    if (up[EARLY]) {
+      for (const chunk of up[EARLY]) client.write(chunk);
+      delete up[EARLY];
+    }
     client.on('data', forward);
-    upstream.on('data', forward);
+    if (opts.upstreamReads !== SPLICE_READS) upstream.on('data', forward);
     client.on('drain', drained);
     upstream.on('drain', drained);
     client.resume();

@@ -4,7 +4,7 @@
 import type { Socket } from 'node:net';
 import { type Deny, deny, isDeny } from '../firewall/codes.js';
 import type { Dialer, DialPlan } from './dialer.js';
-import { type TunnelRegistry, splice } from './splice.js';
+import { SPLICE_READS, type TunnelRegistry, splice } from './splice.js';
 import { parseClientHello } from './tls-client-hello.js';
 
 export interface TunnelResult {
@@ -92,7 +92,7 @@ export async function runTunnel(args: TunnelArgs): Promise<TunnelResult> {
   // A client that never sent a byte, or left, gets nothing in report mode either.
   if (client.destroyed || !hello.bytes || hello.bytes.length === 0) return refused(hello.sni ?? deny('EGR_FAIL_UPSTREAM', 'tunnel', 'client went away'));
   if (hello.sni && args.sniMode === 'enforce') return refused(hello.sni);
-  const conn = await args.dialer.connect(args.plan, args.port, false);
+  const conn = await args.dialer.connect(args.plan, args.port, false, SPLICE_READS);
   if (isDeny(conn)) return refused(conn);
   const upstream = conn.socket;
   if (client.destroyed) {
@@ -103,6 +103,6 @@ export async function runTunnel(args: TunnelArgs): Promise<TunnelResult> {
   upstream.write(hello.bytes);
   // The tunnel may stay open for hours; its first bytes need not stay with it.
   hello.bytes = null;
-  const spliced = await splice(client, upstream, { idleTimeoutMs: args.idleTimeoutMs, registry: args.registry });
+  const spliced = await splice(client, upstream as Socket, { idleTimeoutMs: args.idleTimeoutMs, registry: args.registry, upstreamReads: SPLICE_READS });
   return { deny: null, wouldDeny: hello.sni, address: conn.address, connectMs: conn.connectMs, ...spliced };
 }

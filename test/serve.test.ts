@@ -1,64 +1,22 @@
 // `sluice serve` as a real process: hot reload (SIGHUP, file change, admin API), an invalid reload that keeps
 // the last good config, production start-up checks, and graceful shutdown. Everything stays on loopback:
 // the only origin is a canary on 127.0.0.2 reached through an audited exception.
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import t, { type Test } from 'tap';
+import t from 'tap';
 import { startHttpCanary } from './helpers/canary.js';
 import { cliArgv } from './helpers/cli.js';
 import { startFakeDns } from './helpers/fake-dns.js';
-import { type Reply, basic, codeOf, viaProxy, waitFor } from './helpers/harness.js';
+import { basic, codeOf, viaProxy, waitFor } from './helpers/harness.js';
+import { adminCall, poll, serve } from './helpers/serve.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'sluice-serve-'));
 const ADMIN_TOKEN = 'serve-test-admin-token-0123456789';
 const adminTokenFile = join(dir, 'admin-token');
 writeFileSync(adminTokenFile, ADMIN_TOKEN);
 const AUTH = basic('agent', 'agent-password-1');
-
-interface Served {
-  child: ChildProcess;
-  http: number;
-  admin: number;
-  stdout: () => string;
-  stderr: () => string;
-  exit: Promise<number | null>;
-}
-
-async function serve(t: Test, configPath: string, env: Record<string, string> = {}): Promise<Served> {
-  const child = spawn(process.execPath, [...cliArgv(), 'serve', '--config', configPath], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout!.on('data', (c) => (out += c));
-  child.stderr!.on('data', (c) => (err += c));
-  const exit = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-  t.teardown(() => child.kill('SIGKILL'));
-  const ports = await Promise.race([
-    waitFor(() => {
-      const h = /Sluice http listening on 127\.0\.0\.1:(\d+)/.exec(err);
-      const a = /Sluice admin listening on 127\.0\.0\.1:(\d+)/.exec(err);
-      return h && a ? { http: Number(h[1]), admin: Number(a[1]) } : null;
-    }, 60_000),
-    exit.then((code) => {
-      throw new Error(`serve exited ${code}: ${err}`);
-    }),
-  ]);
-  return { child, ...ports, stdout: () => out, stderr: () => err, exit };
-}
-
-function adminCall(port: number, method: string, path: string, token?: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, method, path, headers: token ? { authorization: `Bearer ${token}` } : {} }, (res) => {
-      let body = '';
-      res.on('data', (c) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
 
 const configText = (dnsServer: string, globalDeny: string[], extra = '') => `
 listen: { http: "127.0.0.1:0", socks5: null, admin: "127.0.0.1:0" }
@@ -113,17 +71,8 @@ t.test('hot reload', async (t) => {
   t.equal(await s.exit, 0);
 });
 
-/** Repeats a request until its reply satisfies `want` (a reload lands asynchronously). */
-async function poll(port: number, url: string, want: (r: Reply) => boolean): Promise<Reply> {
-  for (let i = 0; i < 200; i++) {
-    const r = await viaProxy(port, { url, auth: AUTH });
-    if (want(r)) return r;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error('the expected reply never came');
-}
-const waitForCode = (port: number, url: string, code: string) => poll(port, url, (r) => codeOf(r) === code);
-const waitForStatus = (port: number, url: string, status: number) => poll(port, url, (r) => r.status === status);
+const waitForCode = (port: number, url: string, code: string) => poll(port, url, AUTH, (r) => codeOf(r) === code);
+const waitForStatus = (port: number, url: string, status: number) => poll(port, url, AUTH, (r) => r.status === status);
 
 t.test('graceful shutdown: SIGTERM drains in-flight requests and exits 0', async (t) => {
   const dns = await startFakeDns();

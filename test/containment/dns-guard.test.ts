@@ -144,8 +144,8 @@ t.test('a real resolver fails at once with REFUSED (IPv4 and IPv6 listeners)', a
 t.test('Sluice wires the guard to listen.dns, counts in its metrics and closes it on stop', async (t) => {
   const r = validateConfig({ listen: { http: '127.0.0.1:0', dns: '127.0.0.1:0' } });
   if (!r.ok) throw new Error('config');
-  const { logs, logger } = captureLogs();
-  const sluice = createSluice({ config: r.config, logger });
+  const { logs, destination } = captureLogs();
+  const sluice = createSluice({ config: r.config, logTo: { destination, level: 'debug' } });
   const bound = await sluice.start();
   t.ok(bound.dns && bound.dns.port > 0, 'bound');
   const reply = await ask(bound.dns!.port, query('metadata.google.internal'));

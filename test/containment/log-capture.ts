@@ -1,14 +1,15 @@
-// A pino logger whose lines the test can read back.
-import { Writable } from 'node:stream';
-import { type Logger, pino } from 'pino';
+// A log destination (and the product's logger on it) whose lines the test can read back.
+import type { Logger } from 'pino';
+import { type LogDestination, createLogger } from '../../proxy/log-destination.js';
 
-export function captureLogs(): { logs: Record<string, unknown>[]; logger: Logger } {
+export function captureLogs(): { logs: Record<string, unknown>[]; logger: Logger; destination: LogDestination } {
   const logs: Record<string, unknown>[] = [];
-  const sink = new Writable({
-    write(chunk, _e, cb) {
-      for (const line of chunk.toString().split('\n')) if (line) logs.push(JSON.parse(line) as Record<string, unknown>);
-      cb();
+  const destination: LogDestination = {
+    write(s) {
+      for (const line of s.split('\n')) if (line) logs.push(JSON.parse(line) as Record<string, unknown>);
     },
-  });
-  return { logs, logger: pino({ level: 'debug' }, sink) };
+    flush: (cb) => cb?.(),
+    flushSync: () => undefined,
+  };
+  return { logs, logger: createLogger('debug', destination), destination };
 }

@@ -81,6 +81,21 @@ t.test('references, credentials, CIDRs, listeners, DNS', async (t) => {
   t.ok(i.filter((x) => x.severity === 'error').length >= 11, 'every problem is reported, not only the first');
 });
 
+t.test('workers: a count or "auto", one issue with a hint otherwise', async (t) => {
+  const ok = (w: unknown) => {
+    const r = validateConfig(w === undefined ? {} : { workers: w });
+    return r.ok ? r.config.workers : null;
+  };
+  t.equal(ok(undefined), 1, 'default: one process');
+  t.equal(ok(4), 4);
+  t.equal(ok('auto'), 'auto');
+  for (const bad of [0, -1, 2.5, 'two', null, 1000, true]) {
+    const i = issues({ workers: bad });
+    t.equal(i.length, 1, `${JSON.stringify(bad)}: one issue`);
+    t.match(i[0], { path: '/workers', severity: 'error', hint: /"auto"/ });
+  }
+});
+
 t.test('names inherited from Object.prototype are not integrations', async (t) => {
   const i = issues({ identities: { a: { password: 'x', integrations: ['constructor', 'toString'] } } });
   t.ok(find(i, '/identities/a/integrations/0') && find(i, '/identities/a/integrations/1'));

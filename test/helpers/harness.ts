@@ -1,11 +1,8 @@
 // Starts a real Sluice on 127.0.0.1:0 with a test config and captures its log lines.
 import { request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
-import { Writable } from 'node:stream';
-import { pino } from 'pino';
 import type { Test } from 'tap';
 import { formatIssue, validateConfig } from '../../firewall/config.js';
-import { REDACTED, REDACT_PATHS } from '../../proxy/redact.js';
 import { type Sluice, type SluiceOptions, createSluice } from '../../proxy/sluice.js';
 
 export interface Harness {
@@ -30,16 +27,16 @@ export async function startSluice(t: Test, raw: Record<string, unknown>, opts: P
   if (!r.ok) throw new Error(r.issues.map(formatIssue).join('\n'));
   const logs: Record<string, unknown>[] = [];
   const text: string[] = [];
-  const sink = new Writable({
-    write(chunk, _enc, cb) {
-      const s = chunk.toString();
+  // The product's own loggers (redacting, and the audit logger without redaction) write here.
+  const destination = {
+    write(s: string) {
       text.push(s);
       for (const line of s.split('\n')) if (line) logs.push(JSON.parse(line));
-      cb();
     },
-  });
-  const logger = pino({ level: 'debug', redact: { paths: [...REDACT_PATHS], censor: REDACTED } }, sink);
-  const sluice = createSluice({ config: r.config, logger, ...opts });
+    flush: (cb?: (err?: Error) => void) => cb?.(),
+    flushSync: () => undefined,
+  };
+  const sluice = createSluice({ config: r.config, logTo: { destination, level: 'debug' }, ...opts });
   const { http, admin, socks5 } = await sluice.start();
   t.teardown(() => sluice.stop());
   return {

@@ -29,3 +29,25 @@ t.test('paths keep query keys only', async (t) => {
   t.notMatch(pathForLog('/hook/ghp_abcdefghijklmnopqrstuvwxyz0123456789'), /ghp_/);
   t.ok(pathForLog('/' + 'a'.repeat(1000)).length < 300, 'capped');
 });
+
+t.test('the audit record never needs path redaction (it is logged without pino redact: log-destination.ts)', async (t) => {
+  const { FIELD, createAudit } = await import('../../proxy/audit.js');
+  const { REDACT_PATHS } = await import('../../proxy/redact.js');
+  // A path applies to a key it names at the top, or (with `*.`) to any top-level key holding an object.
+  const heads = new Set(REDACT_PATHS.map((p) => p.split(/[.[]/)[0]));
+  t.ok(heads.has('*'), 'some paths are wildcards: the record must hold no objects at all');
+  for (const name of Object.values(FIELD)) t.notOk(heads.has(name), `${name} is not redacted by path`);
+  const lines: Record<string, unknown>[] = [];
+  const logger = { info: (o: Record<string, unknown>) => lines.push(o), warn: (o: Record<string, unknown>) => lines.push(o), error: (o: Record<string, unknown>) => lines.push(o) };
+  const audit = createAudit({ logger: logger as never, nowMs: () => 0 });
+  const r = audit.begin('http', '127.0.0.1:1');
+  Object.assign(r, { identity: 'agent', method: 'GET', targetHost: 'example.com', targetPort: 80, targetPath: '/a?b=c', detail: 'x' });
+  audit.end(r);
+  audit.denied(r, { code: 'EGR_DENY_WRITE', rule: 'r', detail: 'd' } as never);
+  audit.end(r);
+  t.equal(lines.length, 2);
+  for (const line of lines) {
+    t.same(Object.keys(line).sort(), Object.values(FIELD).sort(), 'exactly the FIELD names');
+    for (const [k, v] of Object.entries(line)) t.ok(v === null || typeof v !== 'object', `${k} holds a primitive`);
+  }
+});

@@ -5,7 +5,6 @@ import { connect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import t, { type Test } from 'tap';
 import { CODES, type Code } from '../../firewall/codes.js';
-import { pino } from 'pino';
 import { validateConfig } from '../../firewall/config.js';
 import { FIELD } from '../../proxy/audit.js';
 import { createSluice } from '../../proxy/sluice.js';
@@ -287,7 +286,7 @@ if (isolate(t, import.meta.url)) {
   t.test('stop() closes SOCKS connections still in their handshake', async (t) => {
     const r = validateConfig(worldConfig(w, { listen: { http: null, socks5: '127.0.0.1:0', admin: null } }));
     if (!r.ok) throw new Error('config');
-    const sluice = createSluice({ config: r.config, logger: pino({ level: 'silent' }) });
+    const sluice = createSluice({ config: r.config, logTo: { destination: { write: () => undefined, flush: (cb) => cb?.(), flushSync: () => undefined }, level: 'silent' } });
     const { socks5 } = await sluice.start();
     const c = converse(socks5!.port);
     c.write(GREETING);

@@ -1,17 +1,22 @@
 // splice() on real loopback sockets: both directions with backpressure, half-close passed on, the idle
 // timeout, and the registry's close (what the kill switch uses).
-import { connect, createServer, type Server, type Socket } from 'node:net';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect, createServer, type OnReadOpts, type Server, type Socket } from 'node:net';
 import t, { type Test } from 'tap';
-import { splice } from '../../proxy/splice.js';
+import { SPLICE_READS, splice } from '../../proxy/splice.js';
 import { createTunnelRegistry } from '../../proxy/sluice.js';
 
-/** A connected pair of sockets on loopback: [the side we hold, the side splice() gets]. */
-async function pair(t: Test): Promise<[Socket, Socket]> {
+/** A connected pair of sockets on loopback: [the side we hold, the side splice() gets]. With `onread`, the
+ * connecting side (the first) is dialled as the dialer dials a tunnel's upstream: with it, not half-open. */
+async function pair(t: Test, onread?: OnReadOpts): Promise<[Socket, Socket]> {
   const server: Server = createServer({ allowHalfOpen: true });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   t.teardown(() => new Promise((r) => server.close(() => r(undefined))));
   const accepted = new Promise<Socket>((r) => server.once('connection', r));
-  const outer = connect({ port: (server.address() as { port: number }).port, host: '127.0.0.1', allowHalfOpen: true });
+  const outer = connect({ port: (server.address() as { port: number }).port, host: '127.0.0.1', ...(onread ? { onread } : { allowHalfOpen: true }) });
   await new Promise((r) => outer.once('connect', r));
   const inner = await accepted;
   t.teardown(() => {
@@ -70,3 +75,114 @@ t.test('the registry closes an open tunnel and forgets it when it ends', async (
   await done;
   t.equal(registry.size, 0);
 });
+
+/** A client pair over a Unix socket: its kernel buffers are small (loopback TCP autotunes to megabytes), so a
+ * client that stops reading makes the proxy's writes back up at once. */
+async function unixPair(t: Test): Promise<[Socket, Socket]> {
+  const path = join(mkdtempSync(join(tmpdir(), 'sluice-splice-')), 's');
+  const server: Server = createServer();
+  await new Promise<void>((r) => server.listen(path, r));
+  t.teardown(() => new Promise((r) => server.close(() => r(undefined))));
+  const accepted = new Promise<Socket>((r) => server.once('connection', r));
+  const outer = connect(path);
+  await new Promise((r) => outer.once('connect', r));
+  const inner = await accepted;
+  t.teardown(() => {
+    outer.destroy();
+    inner.destroy();
+  });
+  return [outer, inner];
+}
+
+/** An upstream pair whose splice() side is the dialled socket (reads via SPLICE_READS): [origin, upstream]. */
+async function upstreamPair(t: Test): Promise<[Socket, Socket]> {
+  const [dialled, origin] = await pair(t, SPLICE_READS);
+  return [origin, dialled];
+}
+
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+t.test('SPLICE_READS: many tunnels at once, stalled and busy readers, every byte arrives in order', async (t) => {
+  // Quiet tunnels share one read buffer. The hazard is a write that keeps a view of it (the client stopped
+  // reading, the kernel took part of the chunk) while another tunnel reads into it: origins that send in
+  // small pieces (small reads, into the shared buffer), clients that stall, and bulk tunnels beside them.
+  const tunnels = await Promise.all(Array.from({ length: 12 }, async (_, i) => {
+    const [client, clientInner] = await unixPair(t);
+    const [origin, upstream] = await upstreamPair(t);
+    const bulk = i % 3 === 0;
+    const payload = randomBytes(bulk ? 4 * 1024 * 1024 + i : 3 * 1024 * 1024 + i);
+    const done = splice(clientInner, upstream, { upstreamReads: SPLICE_READS });
+    const chunks: Buffer[] = [];
+    client.on('data', (c: Buffer) => chunks.push(c));
+    if (i % 2 === 1) {
+      // A stalled reader: the proxy's writes to it back up until the kernel takes only part of a chunk.
+      client.pause();
+      setTimeout(() => client.resume(), 300 + 40 * i);
+    }
+    let off = 0;
+    const pump = () => {
+      while (off < payload.length) {
+        const n = Math.min(payload.length - off, bulk ? 256 * 1024 : 1500 + (off % 2048));
+        const ok = origin.write(payload.subarray(off, off + n));
+        off += n;
+        if (!ok) return void origin.once('drain', pump);
+        // Small tunnels yield between pieces, so the proxy reads them one by one.
+        if (!bulk) return void setImmediate(pump);
+      }
+      origin.end();
+    };
+    pump();
+    const ended = new Promise((r) => client.once('end', r));
+    return { payload, chunks, done, ended };
+  }));
+  for (const [i, x] of tunnels.entries()) {
+    await x.ended;
+    const r = await x.done;
+    t.equal(sha(Buffer.concat(x.chunks)), sha(x.payload), `tunnel ${i}: ${x.payload.length} bytes arrived whole and in order`);
+    t.equal(r.bytesDown, x.payload.length, `tunnel ${i}: counted`);
+  }
+});
+
+t.test('SPLICE_READS: bytes the origin sends before splice() starts are delivered first', async (t) => {
+  const [client, clientInner] = await pair(t);
+  const [origin, upstream] = await upstreamPair(t);
+  const early = randomBytes(40 * 1024);
+  origin.write(early);
+  // Let the upstream socket read it (into the module's buffers) before the tunnel is joined.
+  await new Promise((r) => setTimeout(r, 100));
+  const done = splice(clientInner, upstream, { upstreamReads: SPLICE_READS });
+  const atClient = collectBytes(client);
+  origin.end('late');
+  await new Promise((r) => client.once('end', r));
+  t.equal(sha(atClient()), sha(Buffer.concat([early, Buffer.from('late')])));
+  t.equal((await done).bytesDown, early.length + 4);
+});
+
+t.test('SPLICE_READS: the client half-closes, the origin answers and closes; idle timeout still applies', async (t) => {
+  const [client, clientInner] = await pair(t);
+  const [origin, upstream] = await upstreamPair(t);
+  const done = splice(clientInner, upstream, { upstreamReads: SPLICE_READS, idleTimeoutMs: 60_000 });
+  const atClient = collectBytes(client);
+  client.end('request');
+  const atOrigin = collectBytes(origin);
+  await new Promise((r) => origin.once('end', r));
+  t.equal(atOrigin().toString(), 'request');
+  origin.end('response');
+  await new Promise((r) => client.once('end', r));
+  t.equal(atClient().toString(), 'response');
+  t.same(await done, { bytesUp: 7, bytesDown: 8 });
+
+  const [c2, c2Inner] = await pair(t);
+  const [, up2] = await upstreamPair(t);
+  c2.on('error', () => undefined);
+  const ended = new Promise((r) => c2.once('end', r));
+  await splice(c2Inner, up2, { upstreamReads: SPLICE_READS, idleTimeoutMs: 200 });
+  await ended;
+  t.pass('an idle tunnel read through SPLICE_READS is closed after the idle timeout');
+});
+
+function collectBytes(s: Socket): () => Buffer {
+  const chunks: Buffer[] = [];
+  s.on('data', (c: Buffer) => chunks.push(c));
+  return () => Buffer.concat(chunks);
+}
