@@ -24,10 +24,12 @@ export const clientAddress = (socket: { remoteAddress?: string | undefined }): s
 // A keep-alive client sends the same Proxy-Authorization on every request: parse it once per connection.
 const lastCredentials = new WeakMap<object, { header: string; parsed: ReturnType<typeof parseBasic> }>();
 
-const credentialsOf = (req: IncomingMessage) => {
+const credentialsOf = (req: IncomingMessage, keepAlive = true) => {
   const h = req.headers['proxy-authorization'];
   if (h === undefined) return null;
   const header = Array.isArray(h) ? h.join(',') : h;
+  // A CONNECT's socket becomes the tunnel and carries no further request: nothing to remember for it.
+  if (!keepAlive) return parseBasic(header);
   const seen = lastCredentials.get(req.socket);
   if (seen && seen.header === header) return seen.parsed;
   const parsed = parseBasic(header);
@@ -75,11 +77,14 @@ export function createHttpListener(pipeline: Pipeline, limits: HttpListenerLimit
     const s = socket as Socket;
     s.on('error', () => s.destroy());
     if (badVersion(req)) return refuse(s);
+    // The edge lives as long as the tunnel: it must not hold the request (an IncomingMessage and its
+    // stream state, per idle tunnel), only what the pipeline reads from it.
+    const authority = req.url ?? '';
     void pipeline.tunnel({
       listener: 'http',
       clientAddr: clientAddress(s),
-      credentials: credentialsOf(req),
-      target: async () => ({ target: { kind: 'authority', authority: req.url ?? '' }, head }),
+      credentials: credentialsOf(req, false),
+      target: async () => ({ target: { kind: 'authority', authority }, head }),
       socket: s,
       accept: () => {
         s.write('HTTP/1.1 200 Connection Established\r\n\r\n');

@@ -26,7 +26,16 @@ export interface Spliced {
 const PEER = Symbol('splice.peer');
 /** Bytes an upstream socket read (into SPLICE_READS buffers) before splice() gave it a peer. */
 const EARLY = Symbol('splice.early');
-type Side = Duplex & { [PEER]?: Duplex; [EARLY]?: Buffer[] };
+/** What both sides of one tunnel share: the only per-tunnel object the handlers below need. */
+interface Link {
+  readonly client: Duplex;
+  readonly upstream: Socket;
+  open: number;
+  unregister: (() => void) | undefined;
+  resolve: (r: Spliced) => void;
+}
+const LINK = Symbol('splice.link');
+type Side = Duplex & { [PEER]?: Duplex; [EARLY]?: Buffer[]; [LINK]?: Link };
 
 function forward(this: Side, chunk: Buffer): void {
   if (!this[PEER]!.write(chunk)) this.pause();
@@ -79,43 +88,58 @@ function onUpstreamRead(this: Side, nread: number, buf: Buffer): boolean {
 /** `onread` options for an upstream socket that will be spliced (read the module comment). */
 export const SPLICE_READS: OnReadOpts = Object.freeze({ buffer: () => nextBuffer, callback: onUpstreamRead });
 
+// Tunnel lifecycle handlers, shared by every tunnel like forward() and drained(): `this` is either side, and
+// the Link holds the rest. once() would add a wrapper and a closure per event per tunnel, and idle tunnels
+// are what limits a replica's memory.
+function kill(this: Side): void {
+  const l = this[LINK]!;
+  l.client.destroy();
+  l.upstream.destroy();
+}
+function closed(l: Link): void {
+  if (--l.open > 0) return;
+  l.unregister?.();
+  l.resolve({ bytesUp: l.upstream.bytesWritten, bytesDown: l.upstream.bytesRead });
+}
+function clientClosed(this: Side): void {
+  const l = this[LINK]!;
+  l.upstream.destroy();
+  closed(l);
+}
+function upstreamClosed(this: Side): void {
+  // Upstream is gone both ways: flush what it sent to the client, then close (nothing can flow back).
+  const { client } = this[LINK]!;
+  client.removeListener('data', forward);
+  client.end(() => client.destroy());
+  closed(this[LINK]!);
+}
+/** The client's end of input is passed on as a half-close, as pipe() would. */
+function clientEnded(this: Side): void {
+  this[LINK]!.upstream.end();
+}
+
 export function splice(
   client: Duplex,
   upstream: Socket,
   opts: { idleTimeoutMs?: number; registry?: TunnelRegistry | undefined; upstreamReads?: typeof SPLICE_READS } = {},
 ): Promise<Spliced> {
   return new Promise((resolve) => {
-    let open = 2;
-    const kill = () => {
-      client.destroy();
-      upstream.destroy();
-    };
-    const unregister = opts.registry?.add(kill);
-    const closed = () => {
-      if (--open > 0) return;
-      unregister?.();
-      resolve({ bytesUp: upstream.bytesWritten, bytesDown: upstream.bytesRead });
-    };
+    const up = upstream as Side;
+    const link: Link = { client, upstream, open: 2, unregister: undefined, resolve };
+    (client as Side)[LINK] = link;
+    up[LINK] = link;
+    link.unregister = opts.registry?.add(() => kill.call(up));
     client.on('error', kill);
     upstream.on('error', kill);
-    client.once('close', () => {
-      upstream.destroy();
-      closed();
-    });
-    upstream.once('close', () => {
-      // Upstream is gone both ways: flush what it sent to the client, then close (nothing can flow back).
-      client.removeListener('data', forward);
-      client.end(() => client.destroy());
-      closed();
-    });
-    // The client's end of input is passed on as a half-close, as pipe() would.
-    client.once('end', () => upstream.end());
+    client.on('close', clientClosed);
+    upstream.on('close', upstreamClosed);
+    client.on('end', clientEnded);
     if (opts.idleTimeoutMs) {
-      upstream.setTimeout(opts.idleTimeoutMs, kill);
+      upstream.setTimeout(opts.idleTimeoutMs);
+      upstream.on('timeout', kill);
       // A timer the HTTP server armed on the client socket has no listener left after CONNECT: disarm it.
       if (typeof (client as Socket).setTimeout === 'function') (client as Socket).setTimeout(0);
     }
-    const up = upstream as Side;
     (client as Side)[PEER] = upstream;
     up[PEER] = client;
     if (up[EARLY]) {

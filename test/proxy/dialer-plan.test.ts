@@ -2,14 +2,17 @@
 // validated before, and anything else — new answers, a reloaded policy — is validated again. Pure data:
 // a stub resolver; the one server is on loopback.
 import { createServer } from 'node:http';
+import { createRequire, syncBuiltinESMExports } from 'node:module';
 import type { AddressInfo } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
 import t from 'tap';
-import { request } from 'undici';
+import { Agent as UndiciAgent, request } from 'undici';
 import { isDeny } from '../../firewall/codes.js';
 import { validateConfig } from '../../firewall/config.js';
 import { type Policy, compilePolicy } from '../../firewall/policy.js';
 import { createDialer } from '../../proxy/dialer.js';
 import type { NameResolver } from '../../proxy/resolver.js';
+import { testPki } from '../helpers/pki.js';
 
 /** A policy whose only address exception is `cidr` for svc.test (none when null); Sluice listens on `self`. */
 const guardPolicy = (cidr: string | null, self = '127.0.0.1'): Policy => {
@@ -87,4 +90,45 @@ t.test('a reload keeps pooled connections only while every address they went to 
   dialer.refresh();
   t.not(dialer.agent, first, 'the exception is gone: no pooled connection to that address survives');
   t.ok(isDeny(await dialer.prepare({ host: 'svc.test', kind: 'name' })), 'and the name is denied');
+});
+
+t.test('every upstream TLS connection shares one context: the CA store is parsed once, not per connection', async (t) => {
+  const pki = testPki(['svc.test']);
+  const server = createTlsServer({ key: pki.keyPem, cert: pki.certPem }, (s) => s.end());
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
+  const resolver: NameResolver = { resolve: async () => ({ addresses: ['127.0.0.1'], ms: 0, cached: true }), clear: () => undefined };
+  const policy = guardPolicy('127.0.0.1/32', '127.0.0.9');
+  const dialer = createDialer({ resolver, policy: () => policy, connectTimeoutMs: 5000, nowMs: () => 0, extraCa: pki.caPem });
+  // Watch what the dialer hands tls.connect (the ESM binding follows the builtin's CommonJS export).
+  const tls = createRequire(import.meta.url)('node:tls') as { connect: (...args: unknown[]) => unknown };
+  const original = tls.connect;
+  const contexts: unknown[] = [];
+  tls.connect = (...args: unknown[]) => {
+    contexts.push((args[0] as { secureContext?: unknown }).secureContext);
+    return original.apply(tls, args);
+  };
+  syncBuiltinESMExports();
+  t.teardown(() => {
+    tls.connect = original;
+    syncBuiltinESMExports();
+    server.close();
+    return dialer.close();
+  });
+  const plan = await dialer.prepare({ host: 'svc.test', kind: 'name' });
+  if (isDeny(plan)) throw new Error(plan.code);
+  for (let i = 0; i < 3; i++) {
+    const c = await dialer.connect(plan, port, true);
+    t.notOk(isDeny(c), 'verified against the extra CA');
+    if (!isDeny(c)) c.socket.destroy();
+  }
+  t.equal(contexts.length, 3);
+  t.ok(contexts[0], 'a context is passed');
+  t.ok(contexts.every((c) => c === contexts[0]), 'the same one every time');
+});
+
+t.test("the dialer's Agent is undici's own (it is loaded without undici's index)", async (t) => {
+  const dialer = createDialer({ resolver: { resolve: async () => ({ addresses: [], ms: 0, cached: false }), clear: () => undefined }, policy: () => guardPolicy(null), connectTimeoutMs: 1000, nowMs: () => 0 });
+  t.teardown(() => dialer.close());
+  t.ok(dialer.agent instanceof UndiciAgent);
 });
