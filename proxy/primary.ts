@@ -206,30 +206,43 @@ export async function runPrimary(opts: PrimaryOptions): Promise<void> {
     slot.restart = setTimeout(() => fork(slot), delayMs);
   }
 
-  /** Sends a message to every live worker and waits for each to answer; one that refuses or stays silent is
-   * killed (and replaced with the current state). Returns what went wrong, one line per worker. */
-  async function broadcast(make: (seq: number) => ToWorker): Promise<string[]> {
-    const seq = ++seqNo;
-    const answers = live().map((slot) => new Promise<string | null>((resolve) => {
-      const worker = slot.worker!;
+  /** Sends `message` (numbered `seq`) to one worker and resolves with its answer, or null when the worker is
+   * gone or silent for `timeoutMs`. */
+  function ask(worker: Worker, seq: number, message: ToWorker, timeoutMs: number): Promise<FromWorker | null> {
+    return new Promise((resolve) => {
       const key = `${worker.id}:${seq}`;
       const settle = (reply: FromWorker | null) => {
         clearTimeout(timer);
         waiting.delete(key);
-        const error = reply?.type === 'sluice.ack' ? reply.error : null;
-        if (error === null) return resolve(null);
-        logger.error({ worker: slot.index, workerPid: worker.process.pid, err: error }, 'worker.refused: replacing it');
-        worker.process.kill('SIGKILL');
-        resolve(`worker ${slot.index}: ${error} (it is being replaced)`);
+        resolve(reply);
       };
-      const timer = setTimeout(() => settle({ type: 'sluice.ack', seq, error: `no answer in ${ACK_TIMEOUT_MS} ms` }), ACK_TIMEOUT_MS);
+      const timer = setTimeout(() => settle(null), timeoutMs);
       waiting.set(key, settle);
       try {
-        worker.send(make(seq));
+        worker.send(message);
       } catch {
         settle(null); // the channel is closed: the worker is exiting
       }
-    }));
+    });
+  }
+
+  /** Sends a change to every live worker and waits for each to acknowledge it. One that refuses or stays
+   * silent is killed — never left serving the old state — and its replacement starts with the state of that
+   * moment. Returns what went wrong, one line per worker. */
+  async function broadcast(make: (seq: number) => ToWorker): Promise<string[]> {
+    const seq = ++seqNo;
+    const message = make(seq);
+    const answers = live().map(async (slot) => {
+      const worker = slot.worker!;
+      const reply = await ask(worker, seq, message, ACK_TIMEOUT_MS);
+      if (reply?.type === 'sluice.ack' && reply.error === null) return null;
+      // Exited meanwhile: its replacement gets the current state, nothing to do.
+      if (worker.isDead() || !worker.isConnected()) return null;
+      const error = reply?.type === 'sluice.ack' ? reply.error : `no answer in ${ACK_TIMEOUT_MS} ms`;
+      logger.error({ worker: slot.index, workerPid: worker.process.pid, err: error }, 'worker.refused: replacing it');
+      worker.process.kill('SIGKILL');
+      return `worker ${slot.index}: ${error} (replaced)`;
+    });
     return (await Promise.all(answers)).filter((x): x is string => x !== null);
   }
 
@@ -255,8 +268,10 @@ export async function runPrimary(opts: PrimaryOptions): Promise<void> {
     config = kept;
     adminToken = nextAdmin;
     killFile.follow(kept.killSwitch.file);
+    // From here the new config is the one in force: a worker that does not take it is replaced by one that
+    // starts with it. So the reload succeeded; saying it failed would claim the old config still holds.
     const failed = await broadcast((seq) => ({ type: 'sluice.swap', seq, config: configForWorker(kept, n) }));
-    if (failed.length) throw new Error(failed.join('; '));
+    if (failed.length) logger.warn({ workers: failed }, 'config.reload: some workers were replaced to apply it');
   }
 
   const reloader = createReloader({ path: opts.path, load: loadConfigFile, prepare: opts.prepare, current: () => config, swap, metrics, logger });
@@ -268,22 +283,10 @@ export async function runPrimary(opts: PrimaryOptions): Promise<void> {
     contentType: metrics.registry.contentType,
     async metrics() {
       const seq = ++seqNo;
-      const parts = await Promise.all(live().map((slot) => new Promise<unknown[]>((resolve) => {
-        const worker = slot.worker!;
-        const key = `${worker.id}:${seq}`;
-        const settle = (reply: FromWorker | null) => {
-          clearTimeout(timer);
-          waiting.delete(key);
-          resolve(reply?.type === 'sluice.metrics' ? reply.metrics : []);
-        };
-        const timer = setTimeout(() => settle(null), METRICS_TIMEOUT_MS);
-        waiting.set(key, settle);
-        try {
-          worker.send({ type: 'sluice.metrics', seq } satisfies ToWorker);
-        } catch {
-          settle(null);
-        }
-      })));
+      const parts = await Promise.all(live().map(async (slot) => {
+        const reply = await ask(slot.worker!, seq, { type: 'sluice.metrics', seq }, METRICS_TIMEOUT_MS);
+        return reply?.type === 'sluice.metrics' ? reply.metrics : [];
+      }));
       const own = await metrics.registry.getMetricsAsJSON();
       return AggregatorRegistry.aggregate([own, ...parts]).metrics();
     },

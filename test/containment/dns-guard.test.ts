@@ -6,7 +6,7 @@ import { createSocket } from 'node:dgram';
 import { Resolver } from 'node:dns/promises';
 import dnsPacket from 'dns-packet';
 import t from 'tap';
-import { captureLogs } from './log-capture.js';
+import { captureLogs } from '../helpers/log-capture.js';
 import { validateConfig } from '../../firewall/config.js';
 import { DNS_GUARD_LOG, MAX_LOGGED_NAME, createDnsGuard, refusedReply } from '../../proxy/dns-guard.js';
 import { METRIC, createMetrics } from '../../proxy/metrics.js';

@@ -3,7 +3,7 @@
 // runs as another UID against loopback servers (root needed for the UID switch; skipped loudly without).
 import { type Server, createServer } from 'node:net';
 import t from 'tap';
-import { captureLogs } from './log-capture.js';
+import { captureLogs } from '../helpers/log-capture.js';
 import { validateConfig } from '../../firewall/config.js';
 import { type ProbeOutcome, PROBE_LOG, createContainmentProbe, judgeProbe, runProbeChild } from '../../proxy/containment-probe.js';
 import { METRIC, createMetrics } from '../../proxy/metrics.js';

@@ -4,6 +4,7 @@ import { connect } from 'node:net';
 import type { Test } from 'tap';
 import { formatIssue, validateConfig } from '../../firewall/config.js';
 import { type Sluice, type SluiceOptions, createSluice } from '../../proxy/sluice.js';
+import { captureLogs } from './log-capture.js';
 
 export interface Harness {
   readonly sluice: Sluice;
@@ -25,17 +26,8 @@ export const AGENT_AUTH = basic(AGENT.user, AGENT.pass);
 export async function startSluice(t: Test, raw: Record<string, unknown>, opts: Pick<SluiceOptions, 'reload'> = {}): Promise<Harness> {
   const r = validateConfig({ listen: { http: '127.0.0.1:0', socks5: null, admin: null }, ...raw });
   if (!r.ok) throw new Error(r.issues.map(formatIssue).join('\n'));
-  const logs: Record<string, unknown>[] = [];
-  const text: string[] = [];
   // The product's own loggers (redacting, and the audit logger without redaction) write here.
-  const destination = {
-    write(s: string) {
-      text.push(s);
-      for (const line of s.split('\n')) if (line) logs.push(JSON.parse(line));
-    },
-    flush: (cb?: (err?: Error) => void) => cb?.(),
-    flushSync: () => undefined,
-  };
+  const { logs, text, destination } = captureLogs();
   const sluice = createSluice({ config: r.config, logTo: { destination, level: 'debug' }, ...opts });
   const { http, admin, socks5 } = await sluice.start();
   t.teardown(() => sluice.stop());
@@ -45,7 +37,7 @@ export async function startSluice(t: Test, raw: Record<string, unknown>, opts: P
     adminPort: admin?.port ?? null,
     socks5Port: socks5?.port ?? null,
     logs,
-    logText: () => text.join(''),
+    logText: text,
     decisions: () => logs.filter((l) => l.msg === 'egress.decision'),
   };
 }

@@ -11,6 +11,7 @@ import { createSluice } from '../../proxy/sluice.js';
 import { realHello } from '../helpers/client-hello.js';
 import { AGENT, AGENT_AUTH, type Harness, rawExchange, startSluice, waitFor } from '../helpers/harness.js';
 import { isolate } from '../helpers/netns.js';
+import { captureLogs } from '../helpers/log-capture.js';
 import { buildWorld, worldConfig } from '../helpers/world.js';
 
 const b = (...parts: (number | string | number[] | Buffer)[]) =>
@@ -286,7 +287,7 @@ if (isolate(t, import.meta.url)) {
   t.test('stop() closes SOCKS connections still in their handshake', async (t) => {
     const r = validateConfig(worldConfig(w, { listen: { http: null, socks5: '127.0.0.1:0', admin: null } }));
     if (!r.ok) throw new Error('config');
-    const sluice = createSluice({ config: r.config, logTo: { destination: { write: () => undefined, flush: (cb) => cb?.(), flushSync: () => undefined }, level: 'silent' } });
+    const sluice = createSluice({ config: r.config, logTo: { destination: captureLogs().destination, level: 'silent' } });
     const { socks5 } = await sluice.start();
     const c = converse(socks5!.port);
     c.write(GREETING);

@@ -9,14 +9,18 @@ import t, { type Test } from 'tap';
 import { SPLICE_READS, splice } from '../../proxy/splice.js';
 import { createTunnelRegistry } from '../../proxy/sluice.js';
 
-/** A connected pair of sockets on loopback: [the side we hold, the side splice() gets]. With `onread`, the
- * connecting side (the first) is dialled as the dialer dials a tunnel's upstream: with it, not half-open. */
-async function pair(t: Test, onread?: OnReadOpts): Promise<[Socket, Socket]> {
-  const server: Server = createServer({ allowHalfOpen: true });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+/** A connected pair of sockets: [the side we hold, the side splice() gets]. On loopback TCP by default; with
+ * `unix`, over a Unix socket. With `onread`, the connecting side (the first) is dialled as the dialer dials a
+ * tunnel's upstream: with it, not half-open. */
+async function connectedPair(t: Test, opts: { onread?: OnReadOpts; unix?: boolean } = {}): Promise<[Socket, Socket]> {
+  const server: Server = createServer(opts.unix ? {} : { allowHalfOpen: true });
+  const path = opts.unix ? join(mkdtempSync(join(tmpdir(), 'sluice-splice-')), 's') : null;
+  await new Promise<void>((r) => (path ? server.listen(path, r) : server.listen(0, '127.0.0.1', r)));
   t.teardown(() => new Promise((r) => server.close(() => r(undefined))));
   const accepted = new Promise<Socket>((r) => server.once('connection', r));
-  const outer = connect({ port: (server.address() as { port: number }).port, host: '127.0.0.1', ...(onread ? { onread } : { allowHalfOpen: true }) });
+  const outer = path
+    ? connect(path)
+    : connect({ port: (server.address() as { port: number }).port, host: '127.0.0.1', ...(opts.onread ? { onread: opts.onread } : { allowHalfOpen: true }) });
   await new Promise((r) => outer.once('connect', r));
   const inner = await accepted;
   t.teardown(() => {
@@ -25,6 +29,7 @@ async function pair(t: Test, onread?: OnReadOpts): Promise<[Socket, Socket]> {
   });
   return [outer, inner];
 }
+const pair = (t: Test, onread?: OnReadOpts) => connectedPair(t, onread ? { onread } : {});
 
 const collect = (s: Socket) => {
   const chunks: Buffer[] = [];
@@ -78,21 +83,7 @@ t.test('the registry closes an open tunnel and forgets it when it ends', async (
 
 /** A client pair over a Unix socket: its kernel buffers are small (loopback TCP autotunes to megabytes), so a
  * client that stops reading makes the proxy's writes back up at once. */
-async function unixPair(t: Test): Promise<[Socket, Socket]> {
-  const path = join(mkdtempSync(join(tmpdir(), 'sluice-splice-')), 's');
-  const server: Server = createServer();
-  await new Promise<void>((r) => server.listen(path, r));
-  t.teardown(() => new Promise((r) => server.close(() => r(undefined))));
-  const accepted = new Promise<Socket>((r) => server.once('connection', r));
-  const outer = connect(path);
-  await new Promise((r) => outer.once('connect', r));
-  const inner = await accepted;
-  t.teardown(() => {
-    outer.destroy();
-    inner.destroy();
-  });
-  return [outer, inner];
-}
+const unixPair = (t: Test) => connectedPair(t, { unix: true });
 
 /** An upstream pair whose splice() side is the dialled socket (reads via SPLICE_READS): [origin, upstream]. */
 async function upstreamPair(t: Test): Promise<[Socket, Socket]> {
