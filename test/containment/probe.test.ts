@@ -7,6 +7,7 @@ import { captureLogs } from '../helpers/log-capture.js';
 import { validateConfig } from '../../firewall/config.js';
 import { type ProbeOutcome, PROBE_LOG, createContainmentProbe, judgeProbe, runProbeChild } from '../../proxy/containment-probe.js';
 import { METRIC, createMetrics } from '../../proxy/metrics.js';
+import { otherUidsBlocked } from '../helpers/other-uids.js';
 
 const SPEC = { host: '203.0.113.10', port: 443, uid: 65534, gid: 65534, timeoutMs: 1000 };
 
@@ -93,6 +94,8 @@ t.test('config: containment.probe', async (t) => {
 });
 
 t.test('the real child, as another UID', { skip: process.getuid?.() !== 0 ? 'LOUD: needs root to switch UID; SKIPPED' : false }, async (t) => {
+  const blocked = otherUidsBlocked();
+  if (blocked) return void t.fail(blocked);
   const listening: Server = createServer((s) => s.destroy());
   await new Promise<void>((r) => listening.listen(0, '127.0.0.1', r));
   t.teardown(() => listening.close());

@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Test } from 'tap';
+import { otherUidsBlocked } from '../helpers/other-uids.js';
 
 const REQUIRED = ['ip', 'iptables', 'ip6tables', 'iptables-restore', 'ip6tables-restore', 'iptables-save', 'ip6tables-save', 'setpriv', 'timeout', 'bash'];
 
@@ -35,7 +36,12 @@ export function missingPrerequisites(extra: readonly string[] = []): string[] {
 /** True when the caller may go on. Outside CI a missing prerequisite skips loudly; in CI it fails. */
 export function requirePrerequisites(t: Test, extra: readonly string[] = [], what = 'containment tests'): boolean {
   const missing = missingPrerequisites(extra);
-  if (missing.length === 0) return true;
+  if (missing.length === 0) {
+    const blocked = otherUidsBlocked();
+    // Not a missing package but the checkout's location: fail, never skip — the proof would silently not run.
+    if (blocked) t.fail(`${what}: ${blocked}`);
+    return blocked === null;
+  }
   const message = `LOUD: ${what} need ${missing.join(', ')} (root, iproute2, iptables, util-linux); SKIPPED`;
   t.comment(message);
   if (process.env.CI) t.fail(`${message} — but CI must run them (.ci/run installs the packages)`);
