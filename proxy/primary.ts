@@ -370,7 +370,8 @@ export async function runPrimary(opts: PrimaryOptions): Promise<void> {
   }
   reloader.watch();
   const first = slots[0]!.bound ?? {};
-  opts.announce({ ...first, ...(adminBound ? { admin: adminBound } : {}) });
+  // Before the listening lines: whoever waits for those (a supervisor, a test) then knows the workers too.
   process.stderr.write(`Sluice runs ${n} workers (pids ${slots.map((s) => s.worker?.process.pid).join(', ')}); signal the primary, pid ${process.pid}.\n`);
+  opts.announce({ ...first, ...(adminBound ? { admin: adminBound } : {}) });
   logger.info({ workers: n, pids: slots.map((s) => s.worker?.process.pid) }, 'workers.ready');
 }
