@@ -6,10 +6,10 @@ import { existsSync, readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { isDeny } from '../firewall/codes.js';
-import { type ConfigResult, type SluiceConfig, formatIssue, parseDuration, validateConfig } from '../firewall/config.js';
+import { type SluiceConfig, formatIssue, parseDuration, validateConfig } from '../firewall/config.js';
 import { compilePolicy, rightsFor } from '../firewall/policy.js';
 import { type RawFirewallOptions, optionsFromConfig, parseFirewallOptions, renderAll, renderRules } from '../iptables/render.js';
-import { loadConfigFile } from './config-file.js';
+import { type LoadedConfig, loadConfigFile } from './config-file.js';
 import { explain } from './explain.js';
 import { hashPassword } from './password-hash.js';
 import { createResolver } from './resolver.js';
@@ -57,17 +57,22 @@ function fail(message: string, code = 2): never {
   process.exit(code);
 }
 
-function loadOrDefault(path: string | undefined): ConfigResult {
-  return path ? loadConfigFile(path) : validateConfig({});
+function loadOrDefault(path: string | undefined): LoadedConfig {
+  return path ? loadConfigFile(path) : { ...validateConfig({}), digest: '' };
 }
 
-function requireConfig(path: string | undefined): SluiceConfig {
+/** The config and the digest of the bytes it was read from (the reloader's starting point). */
+function requireLoaded(path: string | undefined): { config: SluiceConfig; digest: string } {
   const r = loadOrDefault(path);
   if (!r.ok) {
     for (const i of r.issues) err(formatIssue(i));
     fail(`${path ?? 'embedded default'}: invalid config`);
   }
-  return r.config;
+  return { config: r.config, digest: r.digest };
+}
+
+function requireConfig(path: string | undefined): SluiceConfig {
+  return requireLoaded(path).config;
 }
 
 /** Development convenience: a config without identities gets one generated `dev` identity that may read
@@ -93,7 +98,7 @@ async function serve(argv: string[]) {
   const { values } = parseArgs({ args: argv, options: { config: { type: 'string', short: 'c' } } });
   const path = values.config ?? process.env.SLUICE_CONFIG ?? null;
   const production = process.env.SLUICE_ENV === 'production';
-  const loaded = requireConfig(path ?? undefined);
+  const { config: loaded, digest } = requireLoaded(path ?? undefined);
   if (production) {
     const problems = productionProblems(loaded, readSecretFile);
     if (problems.length) {
@@ -132,6 +137,7 @@ async function serve(argv: string[]) {
   if (workers > 1) {
     return runPrimary({
       path,
+      digest,
       config: prepare(loaded),
       workers,
       prepare,
@@ -153,6 +159,7 @@ async function serve(argv: string[]) {
   reloader = createReloader({
     path,
     load: loadConfigFile,
+    digest,
     prepare,
     current: sluice.state.config,
     swap: (c) => {

@@ -1,5 +1,6 @@
 // Reading sluice.yaml: the I/O half of config validation. YAML errors come back as config issues with a
 // line and column, so `sluice check` reports them like every other problem.
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { parseDocument } from 'yaml';
 import { type ConfigIssue, type ConfigResult, validateConfig } from '../firewall/config.js';
@@ -15,19 +16,39 @@ export function parseConfigText(text: string): ConfigResult {
     hint: e.code === 'DUPLICATE_KEY' ? 'each key may appear once' : 'check the indentation and quoting on that line',
   }));
   if (problems.length) return { ok: false, issues: problems };
-  return validateConfig(doc.toJS({ maxAliasCount: 100 }));
+  // An empty file would validate as the embedded default, but a file caught between the truncate and the write
+  // of a non-atomic save (`cat >`, `echo >`) reads exactly like it: refuse it rather than drop every setting.
+  const value: unknown = doc.toJS({ maxAliasCount: 100 });
+  if (value === null || value === undefined) {
+    return {
+      ok: false,
+      issues: [{
+        severity: 'error',
+        path: '/',
+        message: 'the file holds no settings (it is empty or only comments)',
+        hint: 'write at least one setting (`{}` is the embedded default); to run on the embedded default, start without a file',
+      }],
+    };
+  }
+  return validateConfig(value);
 }
 
-export function loadConfigFile(path: string): ConfigResult {
-  let text: string;
+/** A config file's validation and the SHA-256 of exactly the bytes validated ('' when it could not be read):
+ * the reloader remembers that digest, not a second read of the file, which may already hold a newer write. */
+export type LoadedConfig = ConfigResult & { readonly digest: string };
+
+export const digestBytes = (bytes: Buffer): string => createHash('sha256').update(bytes).digest('hex');
+
+export function loadConfigFile(path: string): LoadedConfig {
+  let buf: Buffer;
   try {
-    const buf = readFileSync(path);
-    if (buf.length > MAX_CONFIG_BYTES) {
-      return { ok: false, issues: [{ severity: 'error', path: '/', message: `${path} is larger than ${MAX_CONFIG_BYTES} bytes` }] };
-    }
-    text = buf.toString('utf8');
+    buf = readFileSync(path);
   } catch (err) {
-    return { ok: false, issues: [{ severity: 'error', path: '/', message: `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}` }] };
+    return { ok: false, digest: '', issues: [{ severity: 'error', path: '/', message: `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}` }] };
   }
-  return parseConfigText(text);
+  const digest = digestBytes(buf);
+  if (buf.length > MAX_CONFIG_BYTES) {
+    return { ok: false, digest, issues: [{ severity: 'error', path: '/', message: `${path} is larger than ${MAX_CONFIG_BYTES} bytes` }] };
+  }
+  return { ...parseConfigText(buf.toString('utf8')), digest };
 }

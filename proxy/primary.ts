@@ -61,6 +61,8 @@ export function configForWorker(config: SluiceConfig, workers: number): SluiceCo
 export interface PrimaryOptions {
   /** The config file (null: the embedded default; nothing to reload). */
   readonly path: string | null;
+  /** Digest of the config file's bytes as loaded at start (see LoadedConfig). */
+  readonly digest: string;
   /** The config as started (already checked, development identity added). */
   readonly config: SluiceConfig;
   readonly workers: number;
@@ -274,7 +276,7 @@ export async function runPrimary(opts: PrimaryOptions): Promise<void> {
     if (failed.length) logger.warn({ workers: failed }, 'config.reload: some workers were replaced to apply it');
   }
 
-  const reloader = createReloader({ path: opts.path, load: loadConfigFile, prepare: opts.prepare, current: () => config, swap, metrics, logger });
+  const reloader = createReloader({ path: opts.path, load: loadConfigFile, digest: opts.digest, prepare: opts.prepare, current: () => config, swap, metrics, logger });
 
   /** /metrics: the primary's own series (reloads, kill switch, its process) and every worker's, merged by
    * prom-client's aggregator (counters and tunnels summed). A worker that does not answer in time is left out

@@ -2,17 +2,19 @@
 // completely, then swapped in atomically; an invalid one keeps the last good config, logs why and counts
 // sluice_policy_reloads_total{result="error"}. Settings that shape listeners or the dialer need a restart and
 // are reported as such rather than half-applied.
-import { createHash } from 'node:crypto';
 import { readFileSync, unwatchFile, watchFile } from 'node:fs';
 import type { Logger } from 'pino';
-import { type ConfigResult, type SluiceConfig, formatIssue } from '../firewall/config.js';
+import { type SluiceConfig, formatIssue } from '../firewall/config.js';
 import type { ReloadOutcome } from './admin.js';
+import { type LoadedConfig, digestBytes } from './config-file.js';
 import type { Metrics } from './metrics.js';
 
 export interface ReloaderDeps {
   /** null: running on the embedded default; there is nothing to reload. */
   readonly path: string | null;
-  readonly load: (path: string) => ConfigResult;
+  readonly load: (path: string) => LoadedConfig;
+  /** Digest of the bytes the running config was loaded from (LoadedConfig.digest). */
+  readonly digest: string;
   /** Applied to every freshly loaded config before the swap (development identity injection). */
   readonly prepare: (config: SluiceConfig) => SluiceConfig;
   readonly current: () => SluiceConfig;
@@ -23,9 +25,9 @@ export interface ReloaderDeps {
 }
 
 export interface Reloader {
-  reload(trigger: 'sighup' | 'admin' | 'file'): Promise<ReloadOutcome>;
-  /** Watches the config file and reloads when its content changes. */
-  watch(intervalMs?: number): void;
+  reload(trigger: 'sighup' | 'admin'): Promise<ReloadOutcome>;
+  /** Watches the config file and reloads when its content changes and then holds still for settleMs. */
+  watch(intervalMs?: number, settleMs?: number): void;
   close(): void;
 }
 
@@ -42,22 +44,34 @@ export function restartRequired(before: SluiceConfig, after: SluiceConfig): stri
 
 const hashFile = (path: string): string | null => {
   try {
-    return createHash('sha256').update(readFileSync(path)).digest('hex');
+    return digestBytes(readFileSync(path));
   } catch {
     return null;
   }
 };
 
+/** How many times the watch re-reads a file that is still changing before leaving it to the next poll. */
+const SETTLE_ATTEMPTS = 20;
+
 export function createReloader(deps: ReloaderDeps): Reloader {
-  let lastHash = deps.path ? hashFile(deps.path) : null;
+  // The digest of the bytes in force, taken from the very read that was validated: hashing the file again
+  // after the swap could record a newer write that was never loaded, and the watch would then skip it.
+  let lastHash = deps.digest;
+  // The content the last reload refused: the watch does not retry it on every poll (a signal or the API does).
+  let refused: string | null = null;
   let running: Promise<ReloadOutcome> | null = null;
 
-  async function reloadOnce(trigger: string): Promise<ReloadOutcome> {
+  /** settled: for the file watch, the digest that held still; any other content is left to the next poll. */
+  async function reloadOnce(trigger: string, settled?: string): Promise<ReloadOutcome> {
     if (!deps.path) return { ok: true, issues: ['no config file: running on the embedded default'], restartRequired: [] };
-    // A change seen by the file watch while a signalled reload of the same file was being applied: done already.
-    if (trigger === 'file' && hashFile(deps.path) === lastHash) return { ok: true, issues: [], restartRequired: [] };
     const result = deps.load(deps.path);
+    // A change seen by the file watch while a signalled reload of the same file was being applied: done already.
+    // Content other than what settled is a newer write, perhaps still under way: its own poll will come.
+    if (trigger === 'file' && (result.digest === lastHash || result.digest !== settled)) {
+      return { ok: true, issues: [], restartRequired: [] };
+    }
     if (!result.ok) {
+      refused = result.digest;
       const issues = result.issues.map(formatIssue);
       deps.metrics.reload('error');
       deps.logger.error({ trigger, issues }, 'config.reload_failed: keeping the last good config');
@@ -68,12 +82,14 @@ export function createReloader(deps: ReloaderDeps): Reloader {
     try {
       await deps.swap(next);
     } catch (err) {
+      refused = result.digest;
       deps.metrics.reload('error');
       const issue = `cannot apply: ${(err as Error).message}`;
       deps.logger.error({ trigger, issues: [issue] }, 'config.reload_failed: keeping the last good config');
       return { ok: false, issues: [issue], restartRequired: [] };
     }
-    lastHash = hashFile(deps.path);
+    lastHash = result.digest;
+    refused = null;
     deps.metrics.reload('success');
     const warnings = result.warnings.map(formatIssue);
     if (restart.length) deps.logger.warn({ trigger, restartRequired: restart }, 'config.reloaded: some changes need a restart');
@@ -81,23 +97,47 @@ export function createReloader(deps: ReloaderDeps): Reloader {
     return { ok: true, issues: warnings, restartRequired: restart };
   }
 
+  // Reloads never overlap: a second trigger during one waits for it, then runs (it may see a newer file).
+  function queue(trigger: string, settled?: string): Promise<ReloadOutcome> {
+    const next = (running ?? Promise.resolve(null)).then(() => reloadOnce(trigger, settled));
+    running = next.finally(() => {
+      if (running === next) running = null;
+    });
+    return next;
+  }
+
   return {
-    reload(trigger) {
-      // Reloads never overlap: a second trigger during one waits for it, then runs (it may see a newer file).
-      const next = (running ?? Promise.resolve(null)).then(() => reloadOnce(trigger));
-      running = next.finally(() => {
-        if (running === next) running = null;
-      });
-      return next;
-    },
-    watch(intervalMs = 1000) {
+    reload: (trigger) => queue(trigger),
+    watch(intervalMs = 1000, settleMs = 100) {
       const path = deps.path;
       if (!path) return;
+      let active = false;
+      // A save that is not an atomic rename (`cat > sluice.yaml`, many editors) is seen between its truncate
+      // and its last write, and a prefix of a valid config can itself be valid yet drop globalDeny entries or
+      // identities. So a change is applied only once two reads settleMs apart agree. Polls that fire while
+      // this runs are covered by its own re-read at the end. What counts as a change is decided against the
+      // reloader's own record (in force, last refused), which signalled reloads keep current too: a watch-local
+      // memory went stale when a SIGHUP applied B and the file then went back to A, the content it remembered.
+      const follow = async (): Promise<void> => {
+        active = true;
+        try {
+          for (let i = 0; i < SETTLE_ATTEMPTS; i++) {
+            const h = hashFile(path);
+            if (h === null || h === lastHash || h === refused) return;
+            await new Promise((r) => setTimeout(r, settleMs).unref());
+            if (hashFile(path) !== h) continue;
+            await queue('file', h);
+          }
+        } finally {
+          active = false;
+        }
+      };
       // Polling stat follows symlink swaps (Kubernetes ConfigMaps) and editor renames alike.
       watchFile(path, { interval: intervalMs, persistent: false }, () => {
-        const h = hashFile(path);
-        if (h !== null && h !== lastHash) void this.reload('file');
+        if (!active) void follow();
       });
+      // A save between the read that was loaded and the watch's first stat is no change to the watch.
+      void follow();
     },
     close() {
       if (deps.path) unwatchFile(deps.path);

@@ -118,3 +118,12 @@ t.test('YAML errors are config issues with a position', async (t) => {
   const ok = parseConfigText('registries: [a.com]\nintegrations:\n  gh: { hosts: [api.github.com], tunnel: true }\n');
   t.ok(ok.ok);
 });
+
+t.test('a file with no settings is refused: it reads like a save caught between its truncate and its write', async (t) => {
+  for (const text of ['', '\n', '# only a comment\n', '---\n']) {
+    const r = parseConfigText(text);
+    t.notOk(r.ok, JSON.stringify(text));
+    if (!r.ok) t.match(r.issues[0], { path: '/', hint: /embedded default/ });
+  }
+  t.ok(parseConfigText('{}\n').ok, 'an explicit empty mapping is the embedded default, on purpose');
+});
