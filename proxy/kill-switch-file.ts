@@ -1,6 +1,7 @@
 // The kill switch file (`killSwitch.file`): while it exists, the kill switch is engaged. Polled, so it also
 // works on volumes without inotify (Kubernetes Secret/ConfigMap mounts, NFS).
-import { existsSync, unwatchFile, watchFile } from 'node:fs';
+import { existsSync } from 'node:fs';
+import { access } from 'node:fs/promises';
 
 export interface KillSwitchFile {
   /** Watches `path` (null: none) instead of the file watched so far; reports its state at once. */
@@ -10,20 +11,43 @@ export interface KillSwitchFile {
 
 export function createKillSwitchFile(set: (engaged: boolean) => void, intervalMs = 250): KillSwitchFile {
   let current: string | null = null;
+  let timer: NodeJS.Timeout | null = null;
+  let reported: boolean | null = null;
+  let checking = false;
+  const report = (engaged: boolean) => {
+    if (engaged === reported) return;
+    reported = engaged;
+    set(engaged);
+  };
+  // Each poll asks whether the file exists now, rather than fs.watchFile's "did the stat change": watchFile
+  // takes its first stat asynchronously, so a file created between the check at follow() and that stat became
+  // its baseline and the switch stayed off while the file existed. The check is async so a hung volume stalls
+  // only the poll, never the event loop.
+  const poll = (path: string) => {
+    if (checking) return;
+    checking = true;
+    access(path).then(() => true, () => false).then((engaged) => {
+      checking = false;
+      if (path === current) report(engaged);
+    });
+  };
+  const stop = () => {
+    if (timer) clearInterval(timer);
+    timer = null;
+  };
   return {
     follow(path) {
       if (path === current) return;
-      if (current) unwatchFile(current);
+      stop();
       current = path;
       if (!path) {
-        set(false);
+        report(false);
         return;
       }
-      set(existsSync(path));
-      watchFile(path, { interval: intervalMs, persistent: false }, (curr) => set(curr.nlink > 0 || curr.mtimeMs > 0));
+      report(existsSync(path));
+      timer = setInterval(() => poll(path), intervalMs);
+      timer.unref();
     },
-    close() {
-      if (current) unwatchFile(current);
-    },
+    close: stop,
   };
 }

@@ -2,7 +2,7 @@
 // completely, then swapped in atomically; an invalid one keeps the last good config, logs why and counts
 // sluice_policy_reloads_total{result="error"}. Settings that shape listeners or the dialer need a restart and
 // are reported as such rather than half-applied.
-import { readFileSync, unwatchFile, watchFile } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { type SluiceConfig, formatIssue } from '../firewall/config.js';
 import type { ReloadOutcome } from './admin.js';
@@ -42,9 +42,10 @@ export function restartRequired(before: SluiceConfig, after: SluiceConfig): stri
   return out;
 }
 
-const hashFile = (path: string): string | null => {
+// Async, so a hung volume stalls only the watch, never the event loop that serves requests.
+const hashFile = async (path: string): Promise<string | null> => {
   try {
-    return digestBytes(readFileSync(path));
+    return digestBytes(await readFile(path));
   } catch {
     return null;
   }
@@ -60,6 +61,7 @@ export function createReloader(deps: ReloaderDeps): Reloader {
   // The content the last reload refused: the watch does not retry it on every poll (a signal or the API does).
   let refused: string | null = null;
   let running: Promise<ReloadOutcome> | null = null;
+  let timer: NodeJS.Timeout | null = null;
 
   /** settled: for the file watch, the digest that held still; any other content is left to the next poll. */
   async function reloadOnce(trigger: string, settled?: string): Promise<ReloadOutcome> {
@@ -122,25 +124,30 @@ export function createReloader(deps: ReloaderDeps): Reloader {
         active = true;
         try {
           for (let i = 0; i < SETTLE_ATTEMPTS; i++) {
-            const h = hashFile(path);
+            const h = await hashFile(path);
             if (h === null || h === lastHash || h === refused) return;
             await new Promise((r) => setTimeout(r, settleMs).unref());
-            if (hashFile(path) !== h) continue;
+            if ((await hashFile(path)) !== h) continue;
             await queue('file', h);
           }
         } finally {
           active = false;
         }
       };
-      // Polling stat follows symlink swaps (Kubernetes ConfigMaps) and editor renames alike.
-      watchFile(path, { interval: intervalMs, persistent: false }, () => {
+      // Each poll hashes the content and compares it with the reloader's record; fs.watchFile compares stats
+      // with its own first stat, taken asynchronously, so a save that landed before it became the baseline and
+      // was never applied. Reading the path follows ConfigMap symlink swaps, editor renames and in-place
+      // writes alike; a config file is a few KiB, read once per interval.
+      const tick = () => {
         if (!active) void follow();
-      });
-      // A save between the read that was loaded and the watch's first stat is no change to the watch.
-      void follow();
+      };
+      timer = setInterval(tick, intervalMs);
+      timer.unref();
+      tick();
     },
     close() {
-      if (deps.path) unwatchFile(deps.path);
+      if (timer) clearInterval(timer);
+      timer = null;
     },
   };
 }
