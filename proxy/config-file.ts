@@ -18,7 +18,14 @@ export function parseConfigText(text: string): ConfigResult {
   if (problems.length) return { ok: false, issues: problems };
   // An empty file would validate as the embedded default, but a file caught between the truncate and the write
   // of a non-atomic save (`cat >`, `echo >`) reads exactly like it: refuse it rather than drop every setting.
-  const value: unknown = doc.toJS({ maxAliasCount: 100 });
+  let value: unknown;
+  try {
+    value = doc.toJS({ maxAliasCount: 100 });
+  } catch (err) {
+    // yaml throws (not reports) when aliases expand past maxAliasCount, a "billion laughs" document: an issue
+    // like any other, never an exception that would crash a reload.
+    return { ok: false, issues: [{ severity: 'error', path: '/', message: (err as Error).message, hint: 'expand the aliases (&name / *name) by hand' }] };
+  }
   if (value === null || value === undefined) {
     return {
       ok: false,

@@ -100,8 +100,19 @@ export function createReloader(deps: ReloaderDeps): Reloader {
   }
 
   // Reloads never overlap: a second trigger during one waits for it, then runs (it may see a newer file).
+  // A throw from reloadOnce is a bug in reading or preparing the file (the swap's own failure is handled there),
+  // so the last good config still holds: report a failed reload rather than reject a promise that SIGHUP and
+  // the watch drop, which would end the process as an unhandled rejection.
   function queue(trigger: string, settled?: string): Promise<ReloadOutcome> {
-    const next = (running ?? Promise.resolve(null)).then(() => reloadOnce(trigger, settled));
+    const next = (running ?? Promise.resolve(null)).then(() =>
+      reloadOnce(trigger, settled).catch((err: unknown): ReloadOutcome => {
+        if (settled) refused = settled;
+        deps.metrics.reload('error');
+        const issue = `internal error: ${(err as Error).message}`;
+        deps.logger.error({ trigger, issues: [issue] }, 'config.reload_failed: keeping the last good config');
+        return { ok: false, issues: [issue], restartRequired: [] };
+      }),
+    );
     running = next.finally(() => {
       if (running === next) running = null;
     });

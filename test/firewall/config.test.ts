@@ -127,3 +127,11 @@ t.test('a file with no settings is refused: it reads like a save caught between 
   }
   t.ok(parseConfigText('{}\n').ok, 'an explicit empty mapping is the embedded default, on purpose');
 });
+
+t.test('an alias bomb ("billion laughs") is an issue, not an exception', async (t) => {
+  let text = 'a: &a [x, x, x, x, x, x, x, x, x, x]\n';
+  for (let i = 0, prev = 'a'; i < 12; prev = `l${i}`, i++) text += `l${i}: &l${i} [${Array(6).fill(`*${prev}`).join(', ')}]\n`;
+  const r = parseConfigText(text);
+  t.notOk(r.ok);
+  if (!r.ok) t.match(r.issues[0], { path: '/', hint: /aliases/ });
+});

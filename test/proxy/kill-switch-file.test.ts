@@ -1,5 +1,5 @@
 // killSwitch.file: engaged while the file exists, whenever it appears or goes.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -39,4 +39,20 @@ t.test('following another path reports the new file at once, and null disengages
   t.same(seen, [false, true, false]);
   await new Promise((r) => setTimeout(r, 30));
   t.same(seen, [false, true, false], 'the old path is no longer polled');
+});
+
+t.test('a path that cannot be checked counts as engaged (fail closed)', async (t) => {
+  // A symlink loop stands in for EIO/EACCES (the tests run as root, so permissions cannot make stat fail).
+  const loop = join(dir, 'loop');
+  symlinkSync(loop, loop);
+  const seen: boolean[] = [];
+  const k = createKillSwitchFile((on) => seen.push(on), 5);
+  t.teardown(() => k.close());
+  k.follow(loop);
+  t.same(seen, [true], 'at follow()');
+  rmSync(loop);
+  await waitFor(() => seen.at(-1) === false);
+  symlinkSync(loop, loop);
+  await waitFor(() => seen.at(-1) === true);
+  t.same(seen, [true, false, true], 'and on every poll');
 });

@@ -129,3 +129,19 @@ t.test('a save right after the watch starts is applied', async (t) => {
   }
   t.pass('every early save was applied');
 });
+
+t.test('a reload that throws is a failed reload, not a crash, and the last good config stays', async (t) => {
+  let fail = false;
+  const s = setup(t, 'throws.yaml', full(['keep.test']), (path) => {
+    if (fail) throw new Error('boom');
+    return loadConfigFile(path);
+  });
+  fail = true;
+  writeFileSync(s.path, full(['other.test']));
+  t.match(await s.reloader.reload('sighup'), { ok: false, issues: [/internal error: boom/] });
+  t.equal(denied(s.current()), 'keep.test');
+  t.match(await s.metrics.registry.metrics(), /sluice_policy_reloads_total\{result="error"\} 1/);
+  s.reloader.watch(5, 5); // the watch's own reload must not end the process with an unhandled rejection
+  await new Promise((r) => setTimeout(r, 100));
+  t.equal(denied(s.current()), 'keep.test');
+});
