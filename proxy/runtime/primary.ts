@@ -299,6 +299,7 @@ export async function runPrimary(opts: PrimaryOptions): Promise<void> {
         metrics: aggregated,
         logger,
         token: () => adminToken,
+        protectReads: () => config.admin.protectReads,
         ready: () => booted && !stopping && slots.every((s) => s.ready),
         killSwitch: engaged,
         setKillSwitch: (on) => setKillSwitch(on, 'api'),

@@ -197,7 +197,7 @@ export function createSluice(opts: SluiceOptions): Sluice {
   const dialer = createDialer({ resolver, policy: state.policy, connectTimeoutMs: config.upstream.connectTimeoutMs, extraCa, nowMs, onConnect: metrics.upstreamConnect });
   const identities = createIdentityStore({ policy: state.policy, tokenKey: () => tokenKey, nowMs: () => Date.now() });
   const admission = createAdmission({ limits: () => config.limits, nowMs });
-  const audit = createAudit({ logger: auditLogger, nowMs, observers: [metrics.observe, ...(opts.observers ?? [])] });
+  const audit = createAudit({ logger: auditLogger, nowMs, observers: [metrics.observe, ...(opts.observers ?? [])], redactPaths: () => config.log.redactPaths });
   const pipeline = createPipeline({
     policy: state.policy,
     state: () => ({ killSwitch }),
@@ -220,6 +220,7 @@ export function createSluice(opts: SluiceOptions): Sluice {
     metrics: metrics.registry,
     logger,
     token: state.adminToken,
+    protectReads: () => config.admin.protectReads,
     ready: () => started && !draining,
     killSwitch: state.killSwitch,
     setKillSwitch: (engaged) => state.setKillSwitch(engaged, 'api'),
