@@ -114,7 +114,7 @@ export const CONFIG_SCHEMA = {
     admin: {
       type: 'object',
       additionalProperties: false,
-      properties: { tokenFile: { type: 'string', minLength: 1 } },
+      properties: { tokenFile: { type: 'string', minLength: 1 }, protectReads: { type: 'boolean' } },
     },
     killSwitch: {
       type: 'object',
@@ -143,7 +143,10 @@ export const CONFIG_SCHEMA = {
     log: {
       type: 'object',
       additionalProperties: false,
-      properties: { level: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] } },
+      properties: {
+        level: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] },
+        redactPaths: { type: 'array', maxItems: 16, items: { type: 'string', minLength: 2, maxLength: 200 } },
+      },
     },
   },
 } as const;
