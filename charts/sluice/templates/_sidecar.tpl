@@ -29,13 +29,17 @@ templates live in the release's namespace.
 - {{ include "sluice.sidecar.iptablesContainer" . | nindent 2 | trim }}
 {{- end -}}
 
-{{/* The rules: rendered from the same sluice.yaml (ports) for Sluice's UID, applied atomically, self-tested. */}}
+{{/*
+The rules: rendered from the same sluice.yaml (ports) for Sluice's UID, applied atomically, self-tested.
+`--test-uid current`: the self-test connects as this container's own UID (root, which the rules do not exempt)
+instead of switching UID, which would take CAP_SETUID and CAP_SETGID on top of NET_ADMIN and NET_RAW.
+*/}}
 {{- define "sluice.sidecar.firewallCommand" -}}
 - sh
 - -ec
 - >-
   sluice firewall render --mode sidecar --config {{ include "sluice.configPath" . }} > /tmp/sluice.rules &&
-  exec /app/iptables/setup.sh apply /tmp/sluice.rules
+  exec /app/iptables/setup.sh apply /tmp/sluice.rules --test-uid current{{ if not .Values.firewall.ipv6 }} --no-ipv6{{ end }}
 {{- end -}}
 
 {{- define "sluice.sidecar.iptablesContainer" -}}
@@ -44,6 +48,10 @@ image: {{ include "sluice.firewallImage" . }}
 imagePullPolicy: {{ .Values.firewallImage.pullPolicy }}
 command:
   {{- include "sluice.sidecar.firewallCommand" . | nindent 2 }}
+{{- with .Values.firewall.backend }}
+env:
+  - { name: IPTABLES_BACKEND, value: {{ . | quote }} }
+{{- end }}
 securityContext:
   runAsUser: 0
   runAsGroup: 0
