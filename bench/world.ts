@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type FakeDns, startFakeDns } from '../test/helpers/fake-dns.js';
-import { hashPassword } from '../proxy/password-hash.js';
+import { hashPassword } from '../proxy/auth/password-hash.js';
 import { type Foreground, NOFILE, ensureDir, freePort, startForeground, waitForPort } from './env.js';
 
 /** The origins: names for proxies that resolve (Sluice via DNS, the peers via their hosts file), addresses for
