@@ -27,6 +27,9 @@ templates live in the release's namespace.
 - {{ include "sluice.container" . | nindent 2 | trim }}
   restartPolicy: Always
 - {{ include "sluice.sidecar.iptablesContainer" . | nindent 2 | trim }}
+{{- if .Values.inspection.enabled }}
+- {{ include "sluice.ca.bundleContainer" . | nindent 2 | trim }}
+{{- end }}
 {{- end -}}
 
 {{/*
@@ -73,12 +76,18 @@ volumeMounts:
   - { name: sluice-iptables-run, mountPath: /run }
 {{- end -}}
 
+{{/* Call with the root context, or (dict "root" $ "injected" true) for the injector. */}}
 {{- define "sluice.sidecar.volumes" -}}
-{{ include "sluice.volumes" . }}
+{{- $injected := and (kindIs "map" .) (hasKey . "injected") .injected -}}
+{{- $root := ternary .root . (and (kindIs "map" .) (hasKey . "root")) -}}
+{{ include "sluice.volumes" (dict "root" $root "injected" $injected) }}
 - name: sluice-iptables-tmp
   emptyDir: { medium: Memory, sizeLimit: 4Mi }
 - name: sluice-iptables-run
   emptyDir: { medium: Memory, sizeLimit: 1Mi }
+{{- if $root.Values.inspection.enabled }}
+{{ include "sluice.ca.volumes" (dict "root" $root "injected" $injected) }}
+{{- end }}
 {{- end -}}
 
 {{/*
@@ -96,4 +105,7 @@ a run token from a Secret. Call with (dict "root" $ "tokenSecret" (dict "name" N
 - { name: NO_PROXY, value: "localhost,127.0.0.1,::1" }
 - { name: no_proxy, value: "localhost,127.0.0.1,::1" }
 - { name: NODE_USE_ENV_PROXY, value: "1" }
+{{- if .root.Values.inspection.enabled }}
+{{- include "sluice.ca.env" .root }}
+{{- end }}
 {{- end -}}
