@@ -15,7 +15,6 @@ import { availableParallelism } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { AggregatorRegistry } from 'prom-client';
 import type { SluiceConfig } from '../../firewall/config.js';
-import { compilePolicy } from '../../firewall/policy.js';
 import { type MetricsSource, createAdminListener } from '../ops/admin.js';
 import { limitsPerWorker } from '../auth/admission.js';
 import { loadConfigFile } from './config-file.js';
@@ -24,7 +23,7 @@ import { createLogDestination, createLogger } from '../ops/log-destination.js';
 import { createMetrics } from '../ops/metrics.js';
 import { exposureProblems } from './production.js';
 import { createReloader } from './reload.js';
-import { type BoundListeners, readAdminToken, readSecretFile, readTokenKey, selfAddresses } from './sluice.js';
+import { type BoundListeners, compileServingPolicy, readAdminToken, readSecretFile, readTokenKey } from './sluice.js';
 import { type FromWorker, type ToWorker, isProtocolMessage } from './worker-protocol.js';
 
 /** CPUs the container may use: cgroup v2 `cpu.max` (or v1's CFS quota), rounded up; null when unlimited. */
@@ -107,7 +106,7 @@ export async function runPrimary(opts: PrimaryOptions): Promise<void> {
   let adminToken: Buffer | null = null;
   try {
     // Everything a worker would refuse at start is refused here, once, before any worker is forked.
-    compilePolicy(config, selfAddresses(Object.values(config.listen)));
+    compileServingPolicy(config);
     readTokenKey(config);
     adminToken = readAdminToken(config);
   } catch (err) {
@@ -264,7 +263,7 @@ export async function runPrimary(opts: PrimaryOptions): Promise<void> {
   async function swap(next: SluiceConfig): Promise<void> {
     opts.checkReload(next);
     const kept: SluiceConfig = { ...next, listen: config.listen };
-    compilePolicy(kept, selfAddresses(Object.values(kept.listen)));
+    compileServingPolicy(kept);
     readTokenKey(kept);
     const nextAdmin = readAdminToken(kept);
     config = kept;

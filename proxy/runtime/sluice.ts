@@ -101,6 +101,13 @@ export function selfAddresses(listens: readonly (ListenAddress | null)[]): strin
   return [...out];
 }
 
+/** The policy `serve` enforces for a config: the proxy's own addresses (every listener) included. `explain`
+ * builds its policy here too, so that it decides as serve does. */
+export function compileServingPolicy(config: SluiceConfig): Policy {
+  const { http, socks5, admin, dns } = config.listen;
+  return compilePolicy(config, selfAddresses([http, socks5, admin, dns]));
+}
+
 /** A secret file's content without surrounding whitespace (files written with `echo` end in a newline). */
 export function readSecretFile(path: string): Buffer | null {
   try {
@@ -150,8 +157,7 @@ export function createSluice(opts: SluiceOptions): Sluice {
   const logger = createLogger(level, destination);
   const auditLogger = createAuditLogger(level, destination);
   let config = opts.config;
-  const self = () => selfAddresses([config.listen.http, config.listen.socks5, config.listen.admin, config.listen.dns]);
-  let policy = compilePolicy(config, self());
+  let policy = compileServingPolicy(config);
   let tokenKey = readTokenKey(config);
   let adminToken = readAdminToken(config);
   const killSources = new Set<KillSwitchSource>();
@@ -173,7 +179,7 @@ export function createSluice(opts: SluiceOptions): Sluice {
     },
     swap(next) {
       const kept = { ...next, listen: config.listen };
-      const nextPolicy = compilePolicy(kept, self());
+      const nextPolicy = compileServingPolicy(kept);
       const nextKey = readTokenKey(kept);
       const nextAdmin = readAdminToken(kept);
       config = kept;
