@@ -201,6 +201,8 @@ t.test('monitoring: ServiceMonitor, PrometheusRule, dashboard ConfigMap', async 
   const ms = render({ values: ['ci/gateway-values.yaml'], namespace: NS });
   const sm = one(ms, 'ServiceMonitor');
   t.same(sm.spec.endpoints.map((e: any) => `${e.port}${e.path}`), ['admin/metrics']);
+  // Beyond loopback, /metrics needs the admin token (admin.protectReads defaults on there).
+  t.same(sm.spec.endpoints[0].authorization, { type: 'Bearer', credentials: { name: 'sluice-admin-token', key: 'admin-token' } }, 'the ServiceMonitor sends the admin token');
   const metricsLabels = one(ms, 'Service', `${FULL}-metrics`).metadata.labels;
   for (const [k, v] of Object.entries<string>(sm.spec.selector.matchLabels)) t.equal(metricsLabels[k], v, `the ServiceMonitor selects the metrics Service (${k})`);
   t.equal(sm.spec.selector.matchLabels['app.kubernetes.io/component'], 'gateway-metrics');
@@ -257,6 +259,7 @@ t.test('sidecar: native sidecar + iptables init container, and an example that u
   t.same(cfg.raw.listen, { admin: '0.0.0.0:9090', http: '127.0.0.1:3128', socks5: '127.0.0.1:1080' }, 'the proxy on loopback, inside the pod');
   const pm = one(ms, 'PodMonitor');
   t.same(pm.spec.selector.matchLabels, { 'sluice.dev/sidecar': 'true' });
+  t.same(pm.spec.podMetricsEndpoints[0].authorization, { type: 'Bearer', credentials: { name: 'sluice-admin-token', key: 'admin-token' } }, 'the PodMonitor sends the admin token');
   t.same(pm.spec.namespaceSelector, { matchNames: [NS] });
   t.same(one(render({ values: ['ci/sidecar-values.yaml'], namespace: NS, set: ['injector.enabled=true'] }), 'PodMonitor').spec.namespaceSelector, { any: true }, 'with the injector, sidecars in every namespace are scraped');
   t.equal(ex.spec.template.metadata.labels['sluice.dev/sidecar'], 'true');
