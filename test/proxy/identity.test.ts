@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto';
 import t from 'tap';
 import { isDeny } from '../../firewall/codes.js';
 import { validateConfig } from '../../firewall/config.js';
@@ -39,6 +40,43 @@ t.test('run tokens', async (t) => {
   t.match(verifyToken(KEY, `${p}${payload}.${mac.slice(0, -2)}`, 1000), { ok: false, reason: 'invalid' }, 'truncated mac');
   t.match(verifyToken(KEY, 'sluice.v1.', 1000), { ok: false });
   t.throws(() => issueToken(Buffer.from('short'), { sub: 'a', ttlS: 1, nowS: 0 }), /at least 32 bytes/);
+});
+
+t.test('run tokens are accepted only in the canonical base64url form issueToken writes', async (t) => {
+  const B64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+  // A MAC with both URL-safe characters in it, so that their base64 twins ('+', '/') can be tried.
+  let tok = '';
+  for (let i = 0; i < 500 && !/-.*_|_.*-/.test(tok.split('.').at(-1) ?? ''); i++) tok = issueToken(KEY, { sub: 'agent', ttlS: 60, nowS: 1000 + i });
+  const mac = tok.split('.').at(-1)!;
+  const head = tok.slice(0, -mac.length);
+  t.equal(mac.length, 43);
+  t.match(verifyToken(KEY, tok, 1000), { ok: true }, 'the canonical form');
+  // 32 bytes are 256 bits; 43 characters carry 258, so the last character has two unused bits.
+  const last = B64URL.indexOf(mac.at(-1)!);
+  const variants: Record<string, string> = {
+    'one = of padding': `${mac}=`,
+    'two = of padding': `${mac}==`,
+    'a non-zero unused bit in the last character': mac.slice(0, -1) + B64URL[last ^ 1],
+    'the other unused bit': mac.slice(0, -1) + B64URL[last ^ 2],
+    "base64's + for -": mac.replace('-', '+'),
+    "base64's / for _": mac.replace('_', '/'),
+    'a space inside': `${mac.slice(0, 20)} ${mac.slice(20)}`,
+    'a trailing newline': `${mac}\n`,
+    'a trailing dot': `${mac}.`,
+    'a third segment': `${mac}.${mac}`,
+  };
+  for (const [what, forged] of Object.entries(variants)) {
+    t.equal(Buffer.from(forged.split('.')[0]!, 'base64url').equals(Buffer.from(mac, 'base64url')), true, `${what}: Node decodes it to the same MAC`);
+    t.match(verifyToken(KEY, head + forged, 1000), { ok: false, reason: 'invalid' }, what);
+  }
+  // A payload in a non-canonical form, even correctly signed (only the key holder could), is refused too.
+  const payload = tok.slice('sluice.v1.'.length, -mac.length - 1);
+  for (const odd of [`${payload}=`, `${payload.slice(0, 8)}\t${payload.slice(8)}`]) {
+    const signed = createHmac('sha256', KEY).update(`sluice.v1.${odd}`).digest('base64url');
+    t.match(verifyToken(KEY, `sluice.v1.${odd}.${signed}`, 1000), { ok: false, reason: 'invalid' }, JSON.stringify(odd.slice(-3)));
+  }
+  const good = createHmac('sha256', KEY).update(`sluice.v1.${payload}`).digest('base64url');
+  t.match(verifyToken(KEY, `sluice.v1.${payload}.${good}`, 1000), { ok: true }, 'the same payload, canonical, signed the same way');
 });
 
 t.test('the identity store', async (t) => {
