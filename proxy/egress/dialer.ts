@@ -91,6 +91,9 @@ function mapConnectError(err: unknown): Deny {
 
 const MAX_PINNED = 10_000;
 const MAX_PINNED_BYTES = 16 * 1024 * 1024;
+/** The shortest life of a pinned plan: covers the time between prepare() and the Agent's connect for the same
+ * request (every request calls prepare() first, which pins its own plan anew). */
+const PIN_MIN_TTL_MS = 10_000;
 
 interface Pinned {
   readonly plan: DialPlan;
@@ -125,13 +128,14 @@ export function createDialer(opts: DialerOptions): Dialer {
   });
 
   const pin = (host: Host, guard: CompiledGuard, resolved: Resolution | null, plan: DialPlan) => {
-    const ttl = resolved?.ttlMs;
-    // A record already at the end of its TTL is not pinned at all (lru-cache reads ttl 0 as "forever").
-    if (ttl !== undefined && ttl <= 0) return;
+    // Never shorter than PIN_MIN_TTL_MS, even for a record with TTL 0: the request that validated the plan
+    // connects through it a moment later, and must reach the address it validated, not a second answer.
+    // Literals (no record) stay until evicted: lru-cache reads ttl 0 as "no expiry".
+    const ttl = resolved?.ttlMs === undefined ? 0 : Math.max(resolved.ttlMs, PIN_MIN_TTL_MS);
     pinned.set(
       host.host,
       { plan, guard, answers: resolved?.addresses ?? null, truncated: resolved?.truncated === true, reuse: plan.dnsMs === 0 ? plan : { ...plan, dnsMs: 0 } },
-      { ttl: ttl ?? 0 },
+      { ttl },
     );
   };
 

@@ -144,8 +144,9 @@ if (isolate(t, import.meta.url)) {
     t.teardown(() => Promise.all(servers.map((s) => new Promise((r) => { s.closeAllConnections(); s.close(r); }))));
     let now = 0;
     let answer = '127.0.0.2';
+    let ttlMs = 30_000;
     const resolver: NameResolver = {
-      resolve: async () => ({ addresses: [answer], ms: 1, cached: false, ttlMs: 5000 }),
+      resolve: async () => ({ addresses: [answer], ms: 1, cached: false, ttlMs }),
       clear: () => undefined,
     };
     const policy = policyWith({ addressGuard: { allow: [{ cidr: '127.0.0.0/8', hosts: ['svc.test'] }] } });
@@ -155,9 +156,16 @@ if (isolate(t, import.meta.url)) {
     const get = async () => (await request(`http://svc.test:${port}/`, { dispatcher: dialer.agent, reset: true })).body.text();
     t.equal(await get(), 'old');
     answer = '127.0.0.3';
-    now = 4000;
+    now = 29_000;
     t.equal(await get(), 'old', 'within the TTL the Agent connects to the validated address');
-    now = 5001;
+    now = 30_001;
     t.equal(await get(), 'new', 'after it, the name is resolved and validated again');
+
+    // A record with TTL 0 is still pinned long enough for the request that validated it to connect through it.
+    ttlMs = 0;
+    answer = '127.0.0.2';
+    t.notOk(isDeny(await dialer.prepare({ host: 'svc.test', kind: 'name' })));
+    answer = '127.0.0.3';
+    t.equal(await get(), 'old', 'TTL 0: the connection goes to the address just validated, not to a second answer');
   });
 }
