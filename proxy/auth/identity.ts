@@ -89,6 +89,9 @@ export function createIdentityStore(deps: IdentityDeps): IdentityStore {
     if (!h) {
       h = hashPassword(password);
       plainHashes.set(password, h);
+      // A failed hash (it should not happen) is tried again next time; the request that awaited it fails closed
+      // (EGR_INTERNAL), and the background priming must not become an unhandled rejection.
+      h.catch(() => plainHashes.delete(password));
     }
     return h;
   };
