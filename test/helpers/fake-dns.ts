@@ -27,7 +27,10 @@ export interface FakeDns {
 /** The classic UDP limit (RFC 1035 §4.2.1): a larger answer goes back truncated (TC) and the client asks over TCP. */
 const UDP_MAX = 512;
 
-export async function startFakeDns(host = '127.0.0.1', port = 0): Promise<FakeDns> {
+/** `tcp` defaults to true on an ephemeral port and false on a fixed one: the containment proof serves UDP on :53
+ * and counts direct TCP/53 attempts with a listener of its own there. */
+export async function startFakeDns(host = '127.0.0.1', port = 0, opts: { tcp?: boolean } = {}): Promise<FakeDns> {
+  const withTcp = opts.tcp ?? port === 0;
   let socket!: ReturnType<typeof createSocket>;
   const answers = new Map<string, Answer | ((n: number) => Answer)>();
   const counts = new Map<string, number>();
@@ -107,8 +110,19 @@ export async function startFakeDns(host = '127.0.0.1', port = 0): Promise<FakeDn
 
   // The TCP listener must share the UDP socket's port number: pick the TCP port, then bind UDP to it (retrying
   // on the rare collision with another UDP socket).
+  const bindUdp = (p: number) =>
+    new Promise<boolean>((resolve) => {
+      socket = createSocket('udp4');
+      socket.on('message', onMessage);
+      const onError = () => resolve(false);
+      socket.once('error', onError);
+      socket.bind(p, host, () => {
+        socket.removeListener('error', onError);
+        resolve(true);
+      });
+    });
   let bound = port;
-  for (let attempt = 0; ; attempt++) {
+  for (let attempt = 0; withTcp; attempt++) {
     await new Promise<void>((resolve, reject) => {
       tcp.once('error', reject);
       tcp.listen(port, host, () => {
@@ -117,19 +131,13 @@ export async function startFakeDns(host = '127.0.0.1', port = 0): Promise<FakeDn
       });
     });
     bound = (tcp.address() as { port: number }).port;
-    socket = createSocket('udp4');
-    socket.on('message', onMessage);
-    const ok = await new Promise<boolean>((resolve) => {
-      const onError = () => resolve(false);
-      socket.once('error', onError);
-      socket.bind(bound, host, () => {
-        socket.removeListener('error', onError);
-        resolve(true);
-      });
-    });
-    if (ok) break;
+    if (await bindUdp(bound)) break;
     await new Promise<void>((r) => tcp.close(() => r()));
     if (port !== 0 || attempt >= 20) throw new Error(`fake DNS: cannot bind UDP ${host}:${bound}`);
+  }
+  if (!withTcp) {
+    if (!(await bindUdp(port))) throw new Error(`fake DNS: cannot bind UDP ${host}:${port}`);
+    bound = socket.address().port;
   }
   return {
     server: `${host}:${bound}`,
@@ -141,7 +149,7 @@ export async function startFakeDns(host = '127.0.0.1', port = 0): Promise<FakeDn
     asked: (name) => questions.filter((q) => q.toLowerCase() === name.toLowerCase()).length,
     close: async () => {
       for (const c of conns) c.destroy();
-      await Promise.all([new Promise<void>((r) => socket.close(() => r())), new Promise<void>((r) => tcp.close(() => r()))]);
+      await Promise.all([new Promise<void>((r) => socket.close(() => r())), withTcp ? new Promise<void>((r) => tcp.close(() => r())) : null]);
     },
   };
 }
