@@ -1,7 +1,11 @@
 // Admission control after identity: concurrency (global and per identity), a token bucket per identity, and a
-// throttle on failed credentials per source address (before any scrypt work is spent on that address).
+// throttle on failed credentials per source address. The throttle is consulted by the identity stage before it
+// checks a credential: a slot is taken before the check and given back only if the credential was good, so
+// 200 concurrent wrong passwords from one address get at most `authFailuresPerMinute` answers between them.
 // Counters are keyed by configured identity names and client addresses, and bounded.
+import { LRUCache } from 'lru-cache';
 import { type Deny, deny } from '../../firewall/codes.js';
+import { lruClock } from '../runtime/lru-clock.js';
 import type { AuditRecord } from '../ops/audit.js';
 import type { Principal } from './identity.js';
 
@@ -14,12 +18,23 @@ export interface AdmissionLimits {
   readonly authFailuresPerMinute: number;
 }
 
-export interface Admission {
+/** One credential check in progress for an address: counted as a failure until it is known to be good. */
+export interface AuthSlot {
+  /** Ends the check: a failure stays counted for the rest of the window; a success gives the slot back. */
+  done(failed: boolean): void;
+}
+
+/** The failed-credential throttle, per source address (the part of admission the identity stage uses). */
+export interface AuthThrottle {
+  /** Takes a slot before a credential is checked; a 429 when failures and checks in progress fill the limit. */
+  authSlot(clientAddr: string): AuthSlot | Deny;
+  /** The 429 this address gets while its failures alone fill the limit; null otherwise. */
+  authThrottled(clientAddr: string): Deny | null;
+}
+
+export interface Admission extends AuthThrottle {
   /** Admits one request or tunnel; the returned function releases its concurrency slot. */
   admit(principal: Principal, record: AuditRecord): (() => void) | Deny;
-  /** Before authenticating: is this address throttled for failed credentials? */
-  authGate(clientAddr: string): Deny | null;
-  authFailed(clientAddr: string): void;
 }
 
 const MAX_TRACKED = 100_000;
@@ -28,19 +43,17 @@ const WINDOW_MS = 60_000;
 export function createAdmission(opts: { limits: () => AdmissionLimits; nowMs: () => number }): Admission {
   let global = 0;
   const perIdentity = new Map<string, number>();
-  const buckets = new Map<string, { tokens: number; at: number }>();
-  const failures = new Map<string, { count: number; since: number }>();
-
-  const bounded = <K, V>(m: Map<K, V>, key: K) => {
-    if (m.size >= MAX_TRACKED && !m.has(key)) m.delete(m.keys().next().value!);
-  };
+  const buckets = new LRUCache<string, { tokens: number; at: number }>({ max: MAX_TRACKED });
+  // Failures per address in a fixed window from the first one (updates mutate the entry, keeping its TTL).
+  const failures = new LRUCache<string, { count: number }>({ max: MAX_TRACKED, ...lruClock(opts.nowMs) });
+  // Checks in progress per address; small (the identity stage bounds checks in flight), entries removed at 0.
+  const checking = new Map<string, number>();
 
   function takeToken(identity: string, l: AdmissionLimits): Deny | null {
     if (l.requestsPerSecond === null) return null;
     const now = opts.nowMs();
     let b = buckets.get(identity);
     if (!b) {
-      bounded(buckets, identity);
       b = { tokens: l.burst, at: now };
       buckets.set(identity, b);
     }
@@ -53,6 +66,17 @@ export function createAdmission(opts: { limits: () => AdmissionLimits; nowMs: ()
     b.tokens -= 1;
     return null;
   }
+
+  const failed = (addr: string) => failures.get(addr)?.count ?? 0;
+  const throttled = (addr: string): Deny => ({
+    ...deny('EGR_LIMIT_RATE', 'limits.authFailuresPerMinute'),
+    retryAfterS: Math.max(1, Math.ceil(failures.getRemainingTTL(addr) / 1000)),
+  });
+  const recordFailure = (addr: string) => {
+    const f = failures.get(addr);
+    if (f) f.count++;
+    else failures.set(addr, { count: 1 }, { ttl: WINDOW_MS });
+  };
 
   return {
     admit(principal) {
@@ -75,26 +99,28 @@ export function createAdmission(opts: { limits: () => AdmissionLimits; nowMs: ()
         else perIdentity.set(id, n);
       };
     },
-    authGate(addr) {
-      const f = failures.get(addr);
-      if (!f) return null;
-      const now = opts.nowMs();
-      if (now - f.since >= WINDOW_MS) {
-        failures.delete(addr);
-        return null;
-      }
-      if (f.count < opts.limits().authFailuresPerMinute) return null;
-      return { ...deny('EGR_LIMIT_RATE', 'limits.authFailuresPerMinute'), retryAfterS: Math.ceil((WINDOW_MS - (now - f.since)) / 1000) };
+    authSlot(addr) {
+      const limit = opts.limits().authFailuresPerMinute;
+      const done = failed(addr);
+      if (done >= limit) return throttled(addr);
+      const inProgress = checking.get(addr) ?? 0;
+      // Checks in progress may all fail: they hold their slots until they are known to be good.
+      if (done + inProgress >= limit) return { ...deny('EGR_LIMIT_RATE', 'limits.authFailuresPerMinute'), retryAfterS: 1 };
+      checking.set(addr, inProgress + 1);
+      let ended = false;
+      return {
+        done(wasFailure) {
+          if (ended) return;
+          ended = true;
+          const n = (checking.get(addr) ?? 1) - 1;
+          if (n > 0) checking.set(addr, n);
+          else checking.delete(addr);
+          if (wasFailure) recordFailure(addr);
+        },
+      };
     },
-    authFailed(addr) {
-      const now = opts.nowMs();
-      const f = failures.get(addr);
-      if (!f || now - f.since >= WINDOW_MS) {
-        bounded(failures, addr);
-        failures.set(addr, { count: 1, since: now });
-      } else {
-        f.count++;
-      }
+    authThrottled(addr) {
+      return failed(addr) >= opts.limits().authFailuresPerMinute ? throttled(addr) : null;
     },
   };
 }

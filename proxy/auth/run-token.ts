@@ -39,18 +39,31 @@ export function issueToken(key: Buffer, claims: { sub: string; ttlS: number; int
 
 export const looksLikeToken = (secret: string): boolean => secret.startsWith(TOKEN_PREFIX);
 
+// Node's base64url decoder skips what it does not expect ('=', whitespace, '.', the '+' and '/' of base64) and
+// ignores the unused low bits of the last character, so many strings decode to one MAC: a token is accepted only
+// in the one form issueToken writes (RFC 4648 §5 without padding, §3.5 zero pad bits), checked by re-encoding.
+const B64URL = /^[A-Za-z0-9_-]+$/;
+const MAC_CHARS = 43; // 32 bytes, unpadded
+
+function canonical(text: string): Buffer | null {
+  if (!B64URL.test(text)) return null;
+  const bytes = Buffer.from(text, 'base64url');
+  return bytes.toString('base64url') === text ? bytes : null;
+}
+
 export function verifyToken(key: Buffer, token: string, nowS: number): TokenCheck {
   if (!looksLikeToken(token) || token.length > 4096) return { ok: false, reason: 'invalid' };
-  const rest = token.slice(TOKEN_PREFIX.length);
-  const dot = rest.indexOf('.');
-  if (dot <= 0) return { ok: false, reason: 'invalid' };
-  const payload = rest.slice(0, dot);
-  const given = Buffer.from(rest.slice(dot + 1), 'base64url');
+  const parts = token.slice(TOKEN_PREFIX.length).split('.');
+  if (parts.length !== 2) return { ok: false, reason: 'invalid' };
+  const [payload, macText] = parts as [string, string];
+  const given = macText.length === MAC_CHARS ? canonical(macText) : null;
+  const body = canonical(payload);
+  if (!given || !body) return { ok: false, reason: 'invalid' };
   const expected = mac(key, TOKEN_PREFIX + payload);
   if (given.length !== expected.length || !timingSafeEqual(given, expected)) return { ok: false, reason: 'invalid' };
   let claims: unknown;
   try {
-    claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8'));
+    claims = JSON.parse(body.toString('utf8'));
   } catch {
     return { ok: false, reason: 'invalid' };
   }

@@ -5,12 +5,14 @@
 import { createRequire } from 'node:module';
 import { connect as netConnect, type OnReadOpts, type Socket } from 'node:net';
 import { type ConnectionOptions, connect as tlsConnect, createSecureContext, rootCertificates, type TLSSocket } from 'node:tls';
+import { LRUCache } from 'lru-cache';
 import type { Agent as UndiciAgent, Dispatcher } from 'undici';
 import { type AddressPass, type CompiledGuard, checkAddress, checkAnswerSet } from '../../firewall/address-guard.js';
 import { type Deny, deny, isDeny } from '../../firewall/codes.js';
 import { type Host, normaliseHost } from '../../firewall/normalise.js';
 import type { Policy } from '../../firewall/policy.js';
-import type { NameResolver } from './resolver.js';
+import { lruClock } from '../runtime/lru-clock.js';
+import { type NameResolver, type Resolution, sizeOfEntry } from './resolver.js';
 
 // undici's index also loads fetch, WebSocket, the caches and the mocks: ~9 MiB of RSS in every replica and
 // sidecar, for nothing. The Agent is all Sluice uses; undici has no `exports` map, and
@@ -88,6 +90,10 @@ function mapConnectError(err: unknown): Deny {
 }
 
 const MAX_PINNED = 10_000;
+const MAX_PINNED_BYTES = 16 * 1024 * 1024;
+/** The shortest life of a pinned plan: covers the time between prepare() and the Agent's connect for the same
+ * request (every request calls prepare() first, which pins its own plan anew). */
+const PIN_MIN_TTL_MS = 10_000;
 
 interface Pinned {
   readonly plan: DialPlan;
@@ -95,6 +101,8 @@ interface Pinned {
   readonly guard: CompiledGuard;
   /** The resolver's answer array the plan was made from (null for literals). */
   readonly answers: readonly string[] | null;
+  /** The resolver kept only part of the answer: a new guard cannot re-check the dropped addresses from here. */
+  readonly truncated: boolean;
   /** The same plan with dnsMs 0, handed out on cache hits. */
   readonly reuse: DialPlan;
 }
@@ -108,12 +116,27 @@ export function createDialer(opts: DialerOptions): Dialer {
   // The latest validated plan per host, for undici's connect hook: forwarding connects to these addresses
   // rather than resolving the name a second time (which a rebinding DNS server would answer differently).
   // It also spares the per-request work: a resolver cache hit hands back the very answer array validated
-  // last time, and under the same compiled guard the verdict on it cannot differ.
-  const pinned = new Map<string, Pinned>();
+  // last time, and under the same compiled guard the verdict on it cannot differ. A plan lives as long as the
+  // DNS answer it came from (its clamped TTL): the Agent must not keep connecting to addresses the name no
+  // longer has. Bounded in entries and in bytes (a plan holds up to 32 addresses).
+  const pinned = new LRUCache<string, Pinned>({
+    max: MAX_PINNED,
+    maxSize: MAX_PINNED_BYTES,
+    // A validated address (an AddressPass) is an object of five fields: about three times a bare string.
+    sizeCalculation: (p, host) => 3 * sizeOfEntry(host, p.answers ?? [host]),
+    ...lruClock(opts.nowMs),
+  });
 
-  const pin = (host: Host, guard: CompiledGuard, answers: readonly string[] | null, plan: DialPlan) => {
-    if (pinned.size >= MAX_PINNED && !pinned.has(host.host)) pinned.delete(pinned.keys().next().value!);
-    pinned.set(host.host, { plan, guard, answers, reuse: plan.dnsMs === 0 ? plan : { ...plan, dnsMs: 0 } });
+  const pin = (host: Host, guard: CompiledGuard, resolved: Resolution | null, plan: DialPlan) => {
+    // Never shorter than PIN_MIN_TTL_MS, even for a record with TTL 0: the request that validated the plan
+    // connects through it a moment later, and must reach the address it validated, not a second answer.
+    // Literals (no record) stay until evicted: lru-cache reads ttl 0 as "no expiry".
+    const ttl = resolved?.ttlMs === undefined ? 0 : Math.max(resolved.ttlMs, PIN_MIN_TTL_MS);
+    pinned.set(
+      host.host,
+      { plan, guard, answers: resolved?.addresses ?? null, truncated: resolved?.truncated === true, reuse: plan.dnsMs === 0 ? plan : { ...plan, dnsMs: 0 } },
+      { ttl },
+    );
   };
 
   async function prepare(host: Host): Promise<DialPlan | Deny> {
@@ -125,16 +148,28 @@ export function createDialer(opts: DialerOptions): Dialer {
       plan = { host, addresses: [r], dnsMs: 0 };
       pin(host, guard, null, plan);
     } else {
-      const resolved = await opts.resolver.resolve(host.host);
+      let resolved = await opts.resolver.resolve(host.host);
       if (isDeny(resolved)) return resolved;
       // The guard as of now: a reload may have landed while the name was being resolved.
-      const guard = opts.policy().guard;
+      let guard = opts.policy().guard;
       const last = pinned.get(host.host);
       if (last && last.guard === guard && last.answers === resolved.addresses) return resolved.ms === 0 ? last.reuse : last.plan;
+      if (resolved.truncated && !resolved.all) {
+        // A cached answer that was cut to size, and no plan made from it under this guard: the addresses it
+        // dropped were checked under another guard (or the plan was evicted). One blocked answer blocks the
+        // set, so the whole set is fetched and checked again rather than judged on the part that was kept.
+        resolved = await opts.resolver.resolve(host.host, { fresh: true });
+        if (isDeny(resolved)) return resolved;
+        guard = opts.policy().guard;
+      }
+      if (resolved.all) {
+        const whole = checkAnswerSet(guard, resolved.all, host.host);
+        if (isDeny(whole)) return whole;
+      }
       const checked = checkAnswerSet(guard, resolved.addresses, host.host);
       if (isDeny(checked)) return checked;
       plan = { host, addresses: checked, dnsMs: resolved.ms };
-      pin(host, guard, resolved.addresses, plan);
+      pin(host, guard, resolved, plan);
     }
     return plan;
   }
@@ -145,6 +180,8 @@ export function createDialer(opts: DialerOptions): Dialer {
     if (!p) return prepare(host);
     const guard = opts.policy().guard;
     if (p.guard === guard) return p.plan;
+    // Part of that answer was dropped and never seen by this guard: judge the whole set again.
+    if (p.truncated) return prepare(host);
     const checked = checkAnswerSet(guard, p.plan.addresses.map((a) => a.address), host.host);
     return isDeny(checked) ? checked : p.plan;
   }

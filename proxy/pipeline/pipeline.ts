@@ -94,17 +94,9 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
 
   async function identify(edge: EdgeBase, rec: AuditRecord): Promise<{ principal: Principal; release: () => void } | Deny> {
     const { admission } = deps;
-    if (edge.credentials !== null) {
-      // An address that keeps failing gets no more scrypt work for a while.
-      const throttled = admission?.authGate(edge.clientAddr);
-      if (throttled) return throttled;
-    }
-    const principal =
-      edge.credentials === 'malformed' ? deny('EGR_AUTH_INVALID', 'identity', 'malformed credentials') : await deps.identities.authenticate(edge.credentials);
-    if (isDeny(principal)) {
-      if (principal.code !== 'EGR_AUTH_REQUIRED') admission?.authFailed(edge.clientAddr);
-      return principal;
-    }
+    // The identity stage applies the failed-credential throttle itself (it alone knows which checks cost scrypt).
+    const principal = await deps.identities.authenticate(edge.credentials, edge.clientAddr);
+    if (isDeny(principal)) return principal;
     rec.identity = principal.identity;
     rec.run = principal.runId;
     const release = admission ? admission.admit(principal, rec) : () => {};

@@ -1,7 +1,6 @@
 // The kill switch file (`killSwitch.file`): while it exists, the kill switch is engaged. Polled, so it also
 // works on volumes without inotify (Kubernetes Secret/ConfigMap mounts, NFS).
 import { statSync } from 'node:fs';
-import { stat } from 'node:fs/promises';
 
 export interface KillSwitchFile {
   /** Watches `path` (null: none) instead of the file watched so far; reports its state at once. */
@@ -29,7 +28,6 @@ export function createKillSwitchFile(set: (engaged: boolean) => void, intervalMs
   let current: string | null = null;
   let timer: NodeJS.Timeout | null = null;
   let reported: boolean | null = null;
-  let checking: string | null = null;
   const report = (engaged: boolean) => {
     if (engaged === reported) return;
     reported = engaged;
@@ -37,15 +35,15 @@ export function createKillSwitchFile(set: (engaged: boolean) => void, intervalMs
   };
   // Each poll asks whether the file exists now, rather than fs.watchFile's "did the stat change": watchFile
   // takes its first stat asynchronously, so a file created between the check at follow() and that stat became
-  // its baseline and the switch stayed off while the file existed. The check is async so a hung volume stalls
-  // only the poll of that path, never the event loop.
+  // its baseline and the switch stayed off while the file existed.
+  // The stat is synchronous, on the event loop. An asynchronous stat runs on libuv's 4-thread pool, which it
+  // shares with scrypt: behind a flood of password checks it waited 22–78 s, so the emergency stop waited for
+  // the attacker. One stat of one path every 250 ms costs a few microseconds (docs/ARCHITECTURE.md has the
+  // figures). The price is that a volume that hangs (a hard NFS mount) stalls the event loop, not just the
+  // poll; a stalled loop serves nothing, which fails closed, and the config reload already reads its file
+  // synchronously on that same volume class.
   const poll = (path: string) => {
-    if (checking === path) return;
-    checking = path;
-    stat(path).then(() => true, engagedAfter).then((engaged) => {
-      if (checking === path) checking = null;
-      if (path === current) report(engaged);
-    });
+    if (path === current) report(engagedNow(path));
   };
   const stop = () => {
     if (timer) clearInterval(timer);

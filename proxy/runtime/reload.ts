@@ -2,7 +2,7 @@
 // completely, then swapped in atomically; an invalid one keeps the last good config, logs why and counts
 // sluice_policy_reloads_total{result="error"}. Settings that shape listeners or the dialer need a restart and
 // are reported as such rather than half-applied.
-import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { type SluiceConfig, formatIssue } from '../../firewall/config.js';
 import type { ReloadOutcome } from '../ops/admin.js';
@@ -42,10 +42,13 @@ export function restartRequired(before: SluiceConfig, after: SluiceConfig): stri
   return out;
 }
 
-// Async, so a hung volume stalls only the watch, never the event loop that serves requests.
-const hashFile = async (path: string): Promise<string | null> => {
+// Synchronous, on the event loop: an asynchronous read runs on libuv's 4-thread pool, shared with scrypt, and
+// behind a flood of password checks a changed config waited as long as the kill-switch file did (tens of
+// seconds). A config file is a few KiB read once a second; the reload itself (loadConfigFile) has always read
+// it synchronously, so a volume that hangs stalled the loop there already.
+const hashFile = (path: string): string | null => {
   try {
-    return digestBytes(await readFile(path));
+    return digestBytes(readFileSync(path));
   } catch {
     return null;
   }
@@ -135,10 +138,10 @@ export function createReloader(deps: ReloaderDeps): Reloader {
         active = true;
         try {
           for (let i = 0; i < SETTLE_ATTEMPTS; i++) {
-            const h = await hashFile(path);
+            const h = hashFile(path);
             if (h === null || h === lastHash || h === refused) return;
             await new Promise((r) => setTimeout(r, settleMs).unref());
-            if ((await hashFile(path)) !== h) continue;
+            if (hashFile(path) !== h) continue;
             await queue('file', h);
           }
         } finally {

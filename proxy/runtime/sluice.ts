@@ -179,8 +179,8 @@ export function createSluice(opts: SluiceOptions): Sluice {
   const resolver = createResolver({ ...config.dns, nowMs, onLookup: metrics.dnsLookup });
   const extraCa = readCaFile(config);
   const dialer = createDialer({ resolver, policy: state.policy, connectTimeoutMs: config.upstream.connectTimeoutMs, extraCa, nowMs, onConnect: metrics.upstreamConnect });
-  const identities = createIdentityStore({ policy: state.policy, tokenKey: () => tokenKey, nowMs: () => Date.now() });
   const admission = createAdmission({ limits: () => config.limits, nowMs });
+  const identities = createIdentityStore({ policy: state.policy, tokenKey: () => tokenKey, nowMs: () => Date.now(), throttle: admission });
   const audit = createAudit({ logger: auditLogger, nowMs, observers: [metrics.observe, ...(opts.observers ?? [])], redactPaths: () => config.log.redactPaths });
   const pipeline = createPipeline({
     policy: state.policy,

@@ -1,5 +1,6 @@
 import t from 'tap';
-import { createAdmission, type AdmissionLimits } from '../../proxy/auth/admission.js';
+import { isDeny } from '../../firewall/codes.js';
+import { type AdmissionLimits, type AuthSlot, createAdmission } from '../../proxy/auth/admission.js';
 import type { AuditRecord } from '../../proxy/ops/audit.js';
 import type { Principal } from '../../proxy/auth/identity.js';
 
@@ -49,12 +50,35 @@ t.test('failed credentials are throttled per source address', async (t) => {
   const limits: AdmissionLimits = { maxConnections: 100, maxConnectionsPerIdentity: 100, requestsPerSecond: null, burst: 1, authFailuresPerMinute: 3 };
   const a = createAdmission({ limits: () => limits, nowMs: () => now });
   for (let i = 0; i < 3; i++) {
-    t.equal(a.authGate('10.0.0.9'), null);
-    a.authFailed('10.0.0.9');
+    const slot = a.authSlot('10.0.0.9');
+    if (isDeny(slot)) throw new Error(slot.code);
+    slot.done(true);
   }
-  const gate = a.authGate('10.0.0.9');
-  t.match(gate, { code: 'EGR_LIMIT_RATE', rule: 'limits.authFailuresPerMinute' });
-  t.equal(a.authGate('10.0.0.10'), null, 'other addresses are unaffected');
-  now += 60_000;
-  t.equal(a.authGate('10.0.0.9'), null, 'the window passes');
+  const gate = a.authSlot('10.0.0.9');
+  t.match(gate, { code: 'EGR_LIMIT_RATE', rule: 'limits.authFailuresPerMinute', retryAfterS: 60 });
+  t.match(a.authThrottled('10.0.0.9'), { code: 'EGR_LIMIT_RATE' });
+  t.notOk(isDeny(a.authSlot('10.0.0.10')), 'other addresses are unaffected');
+  now += 30_000;
+  t.match(a.authSlot('10.0.0.9'), { retryAfterS: 30 }, 'Retry-After is what is left of the window');
+  now += 30_001;
+  t.equal(a.authThrottled('10.0.0.9'), null, 'the window passes');
+  t.notOk(isDeny(a.authSlot('10.0.0.9')));
+});
+
+t.test('a slot is taken before the credential is checked, and given back only if it was good', async (t) => {
+  const limits: AdmissionLimits = { maxConnections: 100, maxConnectionsPerIdentity: 100, requestsPerSecond: null, burst: 1, authFailuresPerMinute: 3 };
+  const a = createAdmission({ limits: () => limits, nowMs: () => 0 });
+  const slots = [a.authSlot('10.0.0.9'), a.authSlot('10.0.0.9'), a.authSlot('10.0.0.9')];
+  t.ok(slots.every((s) => !isDeny(s)), 'three checks may be in progress');
+  t.match(a.authSlot('10.0.0.9'), { code: 'EGR_LIMIT_RATE', retryAfterS: 1 }, 'a fourth waits: those three may all fail');
+  t.equal(a.authThrottled('10.0.0.9'), null, 'nothing has failed yet');
+  const [first, second, third] = slots as AuthSlot[];
+  first!.done(false);
+  first!.done(true); // ending twice is harmless
+  const fourth = a.authSlot('10.0.0.9');
+  t.notOk(isDeny(fourth), 'a good credential gave its slot back');
+  second!.done(true);
+  third!.done(true);
+  (fourth as AuthSlot).done(true);
+  t.match(a.authSlot('10.0.0.9'), { code: 'EGR_LIMIT_RATE', retryAfterS: 60 }, 'three failures fill the window');
 });

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { createKillSwitchFile } from '../../proxy/runtime/kill-switch-file.js';
 import { waitFor } from '../helpers/harness.js';
+import { saturateThreadPool } from '../helpers/thread-pool.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'sluice-kill-'));
 
@@ -55,4 +56,23 @@ t.test('a path that cannot be checked counts as engaged (fail closed)', async (t
   symlinkSync(loop, loop);
   await waitFor(() => seen.at(-1) === true);
   t.same(seen, [true, false, true], 'and on every poll');
+});
+
+t.test("the poll does not wait for libuv's thread pool (which a flood of scrypt checks fills)", async (t) => {
+  // An asynchronous stat queued behind 200 password checks: the switch engaged 22–78 s after the file appeared.
+  const path = join(dir, 'busy-pool');
+  const events: string[] = [];
+  const pool = saturateThreadPool(dir);
+  void pool.probe.then(() => events.push('pool free'));
+  const k = createKillSwitchFile((on) => void (on && events.push('engaged')), 5);
+  t.teardown(() => k.close());
+  k.follow(path);
+  writeFileSync(path, '');
+  await waitFor(() => events.includes('engaged'), 3000).catch(() => undefined);
+  events.push('released');
+  await pool.release();
+  await pool.probe;
+  await waitFor(() => events.includes('engaged'));
+  t.same(events, ['engaged', 'released', 'pool free'], 'engaged while every pool thread was busy');
+  rmSync(path);
 });

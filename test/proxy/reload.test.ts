@@ -12,6 +12,7 @@ import { loadConfigFile } from '../../proxy/runtime/config-file.js';
 import { createMetrics } from '../../proxy/ops/metrics.js';
 import { createReloader } from '../../proxy/runtime/reload.js';
 import { waitFor } from '../helpers/harness.js';
+import { saturateThreadPool } from '../helpers/thread-pool.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'sluice-reload-'));
 const HEAD = 'identities:\n  agent: { password: agent-password-1 }\n';
@@ -144,4 +145,19 @@ t.test('a reload that throws is a failed reload, not a crash, and the last good 
   s.reloader.watch(5, 5); // the watch's own reload must not end the process with an unhandled rejection
   await new Promise((r) => setTimeout(r, 100));
   t.equal(denied(s.current()), 'keep.test');
+});
+
+t.test("the watch does not wait for libuv's thread pool (which a flood of scrypt checks fills)", async (t) => {
+  const s = setup(t, 'busy-pool.yaml', full(['before.test']));
+  const events: string[] = [];
+  const pool = saturateThreadPool(dir);
+  void pool.probe.then(() => events.push('pool free'));
+  s.reloader.watch(5, 5);
+  writeFileSync(s.path, full(['after.test']));
+  await waitFor(() => denied(s.current()) === 'after.test' && events.push('applied'), 3000).catch(() => undefined);
+  events.push('released');
+  await pool.release();
+  await pool.probe;
+  await waitFor(() => denied(s.current()) === 'after.test');
+  t.same(events, ['applied', 'released', 'pool free'], 'the change was applied while every pool thread was busy');
 });
