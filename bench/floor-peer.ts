@@ -106,16 +106,22 @@ function floorTunnel(req: IncomingMessage, client: Duplex, head: Buffer): void {
   const url = req.url ?? '';
   const colon = url.lastIndexOf(':');
   client.on('error', () => client.destroy());
-  floorResolve(url.slice(0, colon)).then((address) => {
-    const upstream = netConnect({ host: address, port: Number(url.slice(colon + 1)), noDelay: true }, () => {
+  floorResolve(url.slice(0, colon)).then(function floorTunnelDial(address) {
+    const upstream = netConnect({ host: address, port: Number(url.slice(colon + 1)), noDelay: true }, function floorTunnelOpen() {
       client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
       if (head.length) upstream.write(head);
       upstream.pipe(client);
       client.pipe(upstream);
     });
-    upstream.on('error', () => client.destroy());
-    client.on('close', () => upstream.destroy());
-    upstream.on('close', () => client.destroy());
+    upstream.on('error', function floorTunnelUpstreamError() {
+      client.destroy();
+    });
+    client.on('close', function floorTunnelClientClose() {
+      upstream.destroy();
+    });
+    upstream.on('close', function floorTunnelUpstreamClose() {
+      client.destroy();
+    });
   }, () => client.destroy());
 }
 

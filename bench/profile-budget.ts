@@ -95,7 +95,7 @@ function strong(fn: string, url: string): Stage | null {
   // The floor peer names its functions for the stage they stand for.
   if (url.includes('/bench/floor-peer.js')) {
     if (fn === 'floorResolve' || fn === 'floorDial') return 'dial/pool';
-    if (fn === 'floorTunnel') return 'tunnel';
+    if (fn.startsWith('floorTunnel')) return 'tunnel';
     return 'forward (Sluice)';
   }
   return null;

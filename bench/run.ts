@@ -17,7 +17,7 @@
 //   npm run bench -- --node-flags=--max-semi-space-size=4
 //                                       Node flags for Sluice (with --compare: for Sluice B only)
 import { execFileSync } from 'node:child_process';
-import { readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -262,7 +262,7 @@ function versions(): Results['versions'] {
   return {
     node: process.version,
     nginx: versionOf('nginx', ['-v'], /nginx\/(\S+)/),
-    squid: versionOf('squid', ['-v'], /Version (\S+)/),
+    squid: versionOf(existsSync(join(workdir, 'squid-openssl/usr/sbin/squid')) ? join(workdir, 'squid-openssl/usr/sbin/squid') : 'squid', ['-v'], /Version (\S+)/),
     tinyproxy: versionOf('tinyproxy', ['-v'], /tinyproxy (\S+)/),
     wrk: versionOf('wrk', ['-v'], /wrk (\S+)/),
     curl: versionOf('curl', ['--version'], /curl (\S+)/),

@@ -4,7 +4,7 @@
 // variants, the intercepting peers, Sluice variants for single workloads) are started only by the workload
 // that needs them. A proxy that cannot start is recorded as such and left out; it never aborts the run.
 import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -418,10 +418,22 @@ export async function startWorld(opts: WorldOptions): Promise<World> {
     else chmodSync(d, 0o777);
     return d;
   };
+  // Debian's `squid` is built with GnuTLS, and reading an https:// origin's TLS 1.3 response fails there
+  // (ERR_READ_ERROR after a good handshake), so every Squid in the bench is the squid-openssl build of the same
+  // version (unpacked, see env.ts); the installed binary only if that cannot be had.
+  let squidBin = 'squid';
+  let squidCertgen: string | null = null;
+  try {
+    const sq = squidOpenssl(dir, log);
+    squidBin = sq.squid;
+    squidCertgen = sq.certgen;
+  } catch (e) {
+    log(`squid-openssl is not available (${(e as Error).message.split('\n')[0]}): Squid's https:// rows will fail and ssl_bump is left out`);
+  }
   const squidPort = await freePort();
   const squidDir = squidDirFor('squid');
   writeFileSync(join(squidDir, 'squid.conf'), squidConf(squidDir, squidPort, { caFile: tls.cert }));
-  add('squid', squidPort, () => startForeground('squid', ['squid', '-N', '-f', join(squidDir, 'squid.conf')], { logDir, hosts }), null);
+  add('squid', squidPort, () => startForeground('squid', [squidBin, '-N', '-f', join(squidDir, 'squid.conf')], { logDir, hosts }), null);
 
   if (lazy.has('squid-smp')) {
     const port = await freePort();
@@ -430,25 +442,19 @@ export async function startWorld(opts: WorldOptions): Promise<World> {
     // private mount namespace gets a run directory of its own (the host's /run/squid is never touched).
     const run = squidDirFor('squid-smp/run');
     writeFileSync(join(d, 'squid.conf'), squidConf(d, port, { caFile: tls.cert, workers: smpWorkers }));
-    add('squid-smp', port, () => startForeground('squid-smp', ['squid', '--foreground', '-f', join(d, 'squid.conf')], { logDir, hosts, binds: [[run, '/run/squid']] }), null);
+    add('squid-smp', port, () => startForeground('squid-smp', [squidBin, '--foreground', '-f', join(d, 'squid.conf')], { logDir, hosts, binds: [[run, '/run/squid']] }), null);
   }
-  if (lazy.has('squid-bump')) {
-    try {
-      const sq = squidOpenssl(dir, log);
-      const port = await freePort();
-      const d = squidDirFor('squid-bump');
-      const db = join(d, 'ssl_db');
-      if (!existsSync(db)) {
-        execFileSync(sq.certgen, ['-c', '-s', db, '-M', '64MB'], { stdio: 'ignore' });
-        if (proxyUser) execFileSync('chown', ['-R', `${proxyUser.uid}:${proxyUser.gid}`, db]);
-      }
-      // The CA key must be readable by the proxy user Squid drops to.
-      chmodSync(mitmCa.key, 0o644);
-      writeFileSync(join(d, 'squid.conf'), squidConf(d, port, { caFile: tls.cert, bump: { cert: mitmCa.cert, key: mitmCa.key, certgen: sq.certgen } }));
-      add('squid-bump', port, () => startForeground('squid-bump', [sq.squid, '-N', '-f', join(d, 'squid.conf')], { logDir, hosts }), null);
-    } catch (e) {
-      log(`squid-openssl is not available: ${(e as Error).message.split('\n')[0]}`);
-    }
+  if (lazy.has('squid-bump') && squidCertgen) {
+    const port = await freePort();
+    const d = squidDirFor('squid-bump');
+    const db = join(d, 'ssl_db');
+    if (existsSync(db)) rmSync(db, { recursive: true });
+    execFileSync(squidCertgen, ['-c', '-s', db, '-M', '64MB'], { stdio: 'ignore' });
+    if (proxyUser) execFileSync('chown', ['-R', `${proxyUser.uid}:${proxyUser.gid}`, db]);
+    // The CA key must be readable by the proxy user Squid drops to (a throwaway key in the work directory).
+    chmodSync(mitmCa.key, 0o644);
+    writeFileSync(join(d, 'squid.conf'), squidConf(d, port, { caFile: tls.cert, bump: { cert: mitmCa.cert, key: mitmCa.key, certgen: squidCertgen } }));
+    add('squid-bump', port, () => startForeground('squid-bump', [squidBin, '-N', '-f', join(d, 'squid.conf')], { logDir, hosts }), null);
   }
   if (lazy.has('mitmproxy')) {
     const port = await freePort();
