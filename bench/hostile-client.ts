@@ -166,6 +166,17 @@ async function killSwitchLatency(localAddress: string): Promise<{ engageMs: numb
   return { engageMs, releaseMs };
 }
 
+/** `concurrency` loops of wrong passwords from 127.0.0.1, each on a new connection, while `running()`. */
+function startFlood(rec: Recorder, running: () => boolean): Promise<void[]> {
+  let wrong = 0;
+  return Promise.all(Array.from({ length: args.floodConcurrency ?? 200 }, async () => {
+    while (running()) {
+      const r = await send(args.probeUrl, basic(args.user ?? 'bench', `wrong-password-${wrong++}`), { agent: false, localAddress: '127.0.0.1' });
+      rec.add(r.ms, r.status);
+    }
+  }));
+}
+
 async function flood() {
   const victims = args.victims ?? [];
   const floodMs = args.floodMs ?? 10_000;
@@ -173,15 +184,10 @@ async function flood() {
   await send(args.probeUrl, args.auth, { agent: false, localAddress: '127.0.0.3' });
   const before = args.killFile ? await killSwitchLatency('127.0.0.4') : null;
 
+  // Phase 1: the flood, and other clients' logins during it.
   const floodRec = new Recorder();
   const until = performance.now() + floodMs;
-  let wrong = 0;
-  const flooders = Array.from({ length: args.floodConcurrency ?? 200 }, async () => {
-    while (performance.now() < until) {
-      const r = await send(args.probeUrl, basic(args.user ?? 'bench', `wrong-password-${wrong++}`), { agent: false, localAddress: '127.0.0.1' });
-      floodRec.add(r.ms, r.status);
-    }
-  });
+  const flooders = startFlood(floodRec, () => performance.now() < until);
   const p = probe('127.0.0.3');
   await sleep(Math.min(1000, floodMs / 4));
   // (a) first logins of other identities from another address, spread over the flood.
@@ -201,11 +207,20 @@ async function flood() {
       await sleep(50);
     }
   })();
-  // (c) the kill switch, engaged mid-flood.
-  await sleep(Math.min(2000, floodMs / 4));
-  const during = args.killFile ? await killSwitchLatency('127.0.0.4') : null;
-  await Promise.all([...flooders, ...victimRuns, cachedRun]);
+  await Promise.all([flooders, ...victimRuns, cachedRun]);
   const probeResult = await p.stop();
+
+  // Phase 2: the flood again, and the kill switch engaged one second into it; the flood goes on until the
+  // switch has been seen to engage and release (however long that takes).
+  let during: Awaited<ReturnType<typeof killSwitchLatency>> | null = null;
+  if (args.killFile) {
+    let measuring = true;
+    const second = startFlood(new Recorder(), () => measuring);
+    await sleep(1000);
+    during = await killSwitchLatency('127.0.0.4');
+    measuring = false;
+    await second;
+  }
   return {
     floodConcurrency: args.floodConcurrency ?? 200,
     floodMs,

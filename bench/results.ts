@@ -41,7 +41,7 @@ export interface Results {
   } | null;
   decide: DecideBench | null;
   budget: (BudgetResult | Failed)[];
-  stalls: (StallResult | (Failed & { target: string }))[];
+  stalls: { runs: StallResult[]; syncIo: { warnings: number; top: string[]; requests: number } | Failed } | null;
   startup: StartupResult | Failed | null;
   smp: SmpResult | null;
   bomb: BombResult | Failed | null;
@@ -52,7 +52,7 @@ export interface Results {
 const LABEL: Record<TargetName, string> = {
   direct: 'direct', sluice: 'Sluice', squid: 'Squid', tinyproxy: 'tinyproxy', node: 'Node http-proxy', floor: 'floor', 'sluice-b': 'Sluice (B)',
   'sluice-smp': 'Sluice workers: auto', 'squid-smp': 'Squid SMP workers', 'squid-bump': 'Squid ssl_bump', mitmproxy: 'mitmproxy',
-  'sluice-hostile': 'Sluice (hostile)', 'sluice-inspect': 'Sluice inspection',
+  'sluice-hostile': 'Sluice (hostile)', 'sluice-inspect': 'Sluice inspection', 'sluice-quiet': 'Sluice quiet (no audit lines)', 'sluice-young': 'Sluice young (16 MiB semi-space)',
 };
 
 const ok = <T>(xs: unknown[] | undefined): T[] => (xs ?? []).filter((x): x is T => !!x && !(x as Failed).error);
@@ -293,26 +293,39 @@ function renderBudget(r: Results, out: string[]): void {
       const b = fl?.rows.find((x) => x.stage === st);
       out.push(`| ${st} | ${a?.percent == null ? '' : `${a.percent.toFixed(1)} %`} | ${fmt(a?.usPerRequest ?? 0, 1)} | ${fmt(b?.usPerRequest ?? 0, 1)} | ${fmt((a?.usPerRequest ?? 0) - (b?.usPerRequest ?? 0), 1)} |`);
     }
+    if (w === 'conn32') {
+      const sum = (b: BudgetResult | undefined) => (b?.rows ?? []).filter((x) => x.stage === 'tunnel' || x.stage === 'socket I/O, unattributed').reduce((a, x) => a + x.usPerRequest, 0);
+      out.push(`| *tunnel + socket I/O together* (the floor's tunnel is stream.pipe, whose frames are Node's own) | | ${fmt(sum(sl), 1)} | ${fmt(sum(fl), 1)} | ${fmt(sum(sl) - sum(fl), 1)} |`);
+    }
     out.push(`| **total** | | **${sl ? fmt(sl.usPerUnit, 1) : '–'}** | **${fl ? fmt(fl.usPerUnit, 1) : '–'}** | **${sl && fl ? fmt(sl.usPerUnit - fl.usPerUnit, 1) : '–'}** |`, '');
   }
 }
 
 function renderStalls(r: Results, out: string[]): void {
-  const ok = r.stalls.filter((x): x is StallResult => !isFailed(x));
-  if (!ok.length) return;
+  const st = r.stalls;
+  if (!st || !st.runs.length) return;
   out.push('## What stalls the event loop', '');
   out.push('Each Node proxy restarted with `bench/loop-monitor.js` preloaded (`--import`: `monitorEventLoopDelay` at 1 ms');
-  out.push("resolution and a PerformanceObserver on 'gc'; Sluice also with `--trace-sync-io`), then keep-alive GETs at 1 and");
-  out.push('50 connections (one run each; the monitor adds a 1 ms timer, so the p99 here is for diagnosis, the table above is the figure).', '');
-  out.push('| proxy | load | req/s | p99 ms | loop delay p50 / p99 / max, ms | loop utilisation | scavenges: n, total ms, max ms | mark-compact: n, total ms, max ms | sync I/O calls |', '|---|---|---:|---:|---|---:|---|---|---:|');
-  for (const x of ok) {
-    const l = x.loop;
-    const g = (k: string) => (l?.gc[k] ? `${l.gc[k]!.count}, ${fmt(l.gc[k]!.totalMs, 0)}, ${fmt(l.gc[k]!.maxMs, 2)}` : '0');
-    out.push(`| ${LABEL[x.target]} | c=${x.workload === 'ka1' ? 1 : 50} | ${fmt(x.load.rps)} | ${fmt(x.load.p99Ms, 2)} | ${l ? `${fmt(l.loopDelayMs.p50, 2)} / ${fmt(l.loopDelayMs.p99, 2)} / ${fmt(l.loopDelayMs.max, 1)}` : '–'} | ${l ? fmt(l.utilisation, 2) : '–'} | ${g('scavenge')} | ${g('mark-compact')} | ${x.syncIoWarnings ?? '–'} |`);
+  out.push("resolution, a PerformanceObserver on 'gc', event-loop utilisation), plus two Sluice variants for diagnosis:");
+  out.push('**quiet** (`log.level: warn`: no audit lines are written) and **young** (`--max-semi-space-size=16`: fewer');
+  out.push(`scavenges). Keep-alive GETs at 1 and 50 connections, ${r.options.rounds} interleaved round(s), medians. The monitor`);
+  out.push('wakes the loop every 1 ms, so these p99s are for diagnosis; the tables above hold the figures.', '');
+  out.push('| proxy | load | req/s | p99 ms | loop delay p50 / p99 / max, ms | loop busy | scavenges /s, mean ms, max ms | mark-compacts /s, max ms | GC pause, % of wall time |', '|---|---|---:|---:|---|---:|---|---|---:|');
+  const names = [...new Set(st.runs.map((x) => x.target))];
+  const label = (n: string) => (n === 'sluice-quiet' ? 'Sluice quiet (no audit lines)' : n === 'sluice-young' ? 'Sluice young (16 MiB semi-space)' : LABEL[n as TargetName] ?? n);
+  for (const w of ['ka1', 'ka50'] as const) {
+    for (const n of names) {
+      const xs = st.runs.filter((x) => x.target === n && x.workload === w && x.loop);
+      if (!xs.length) continue;
+      const m = (f: (x: StallResult) => number) => median(xs.map(f));
+      const gcOf = (x: StallResult, k: string) => x.loop!.gc[k] ?? { count: 0, totalMs: 0, maxMs: 0, over1ms: 0 };
+      const gcTotal = (x: StallResult) => Object.values(x.loop!.gc).reduce((a, g) => a + g.totalMs, 0);
+      out.push(`| ${label(n)} | c=${w === 'ka1' ? 1 : 50} | ${fmt(m((x) => x.load.rps))} | ${fmt(m((x) => x.load.p99Ms), 2)} | ${fmt(m((x) => x.loop!.loopDelayMs.p50), 2)} / ${fmt(m((x) => x.loop!.loopDelayMs.p99), 2)} / ${fmt(m((x) => x.loop!.loopDelayMs.max), 1)} | ${fmt(m((x) => x.loop!.utilisation), 2)} | ${fmt(m((x) => gcOf(x, 'scavenge').count / x.loop!.seconds), 1)}, ${fmt(m((x) => gcOf(x, 'scavenge').totalMs / Math.max(1, gcOf(x, 'scavenge').count)), 2)}, ${fmt(m((x) => gcOf(x, 'scavenge').maxMs), 2)} | ${fmt(m((x) => gcOf(x, 'mark-compact').count / x.loop!.seconds), 2)}, ${fmt(m((x) => gcOf(x, 'mark-compact').maxMs), 2)} | ${fmt(m((x) => (100 * gcTotal(x)) / (x.loop!.seconds * 1000)), 1)} |`);
+    }
   }
-  const tops = ok.filter((x) => x.syncIoTop.length);
-  if (tops.length) out.push('', `Sync I/O seen (Sluice): ${[...new Set(tops.flatMap((x) => x.syncIoTop))].slice(0, 5).map((t) => `\`${t}\``).join('; ')}.`);
   out.push('');
+  if (isFailed(st.syncIo)) out.push(`Sync I/O: not measured (${st.syncIo.error}).`, '');
+  else out.push(`Sync I/O (\`--trace-sync-io\`, ${st.syncIo.requests.toLocaleString('en-US')} keep-alive GETs at 50 connections): ${st.syncIo.warnings} synchronous call(s)${st.syncIo.top.length ? `: ${st.syncIo.top.map((t) => `\`${t}\``).join('; ')}` : ''}.`, '');
 }
 
 function renderStartup(r: Results, out: string[]): void {

@@ -283,6 +283,7 @@ async function main(): Promise<void> {
   const flags = new Map<ProxyName, string[]>();
   const lazy = new Set<ProxyName>();
   if (want('smp')) lazy.add('sluice-smp').add('squid-smp');
+  if (want('stalls')) lazy.add('sluice-quiet').add('sluice-young');
   if (want('dns-bomb') || want('login-flood')) lazy.add('sluice-hostile');
   if (inspect) lazy.add('squid-bump').add('mitmproxy').add('sluice-inspect');
   const world = await startWorld({
@@ -313,7 +314,7 @@ async function main(): Promise<void> {
       reload: null,
       decide: null,
       budget: [],
-      stalls: [],
+      stalls: null,
       startup: null,
       smp: null,
       bomb: null,
@@ -367,11 +368,7 @@ async function main(): Promise<void> {
       for (const w of ['ka50', 'conn32'] as const) for (const t of ['sluice', 'floor'] as const) results.budget.push(await profileBudget(ctx, t, w));
     });
     await study('stalls', async () => {
-      for (const t of ['sluice', 'node', 'floor'] as const) {
-        const r = await stalls(ctx, t);
-        if ('error' in r) results.stalls.push({ target: t, error: r.error });
-        else results.stalls.push(...r);
-      }
+      results.stalls = await stalls(ctx);
     });
     await study('startup', async () => {
       results.startup = await startup(ctx, quick ? 3 : 7);

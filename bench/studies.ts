@@ -139,44 +139,84 @@ async function loopDump(pid: number): Promise<LoopStats | null> {
   return null;
 }
 
-/** The proxy restarted with the loop monitor preloaded (and, for Sluice, --trace-sync-io); ka1 and ka50, with
- * loop delay, GC pauses and sync I/O recorded over each. */
-export async function stalls(ctx: Ctx, target: ProxyName): Promise<StallResult[] | Failed> {
-  const p = ctx.world.proxies.get(target);
-  if (!p || p.failed) return { error: `${target} is not running` };
-  const before = ctx.flags.get(target) ?? [];
-  const errLog = join(ctx.world.dir, 'logs', `${target === 'node' ? 'node-peer' : target === 'floor' ? 'floor-peer' : target}.err`);
-  const out: StallResult[] = [];
+export const STALL_TARGETS: readonly ProxyName[] = ['sluice', 'sluice-quiet', 'sluice-young', 'node', 'floor'];
+
+/**
+ * Every Node proxy (and two Sluice variants: no audit lines written, a larger young generation) restarted with
+ * the loop monitor preloaded; keep-alive GETs at 1 and 50 connections in interleaved rounds, with loop delay and
+ * GC pauses recorded over each run. Then a short run of Sluice with --trace-sync-io counts synchronous calls.
+ */
+export async function stalls(ctx: Ctx): Promise<{ runs: StallResult[]; syncIo: { warnings: number; top: string[]; requests: number } | Failed }> {
+  const preload = ['--import', `file://${join(here, 'loop-monitor.js')}`];
+  const up: Proxy[] = [];
+  const saved = new Map<ProxyName, string[]>();
+  const runs: StallResult[] = [];
+  for (const n of STALL_TARGETS) {
+    const p = ctx.world.proxies.get(n);
+    if (!p || p.failed) continue;
+    saved.set(n, ctx.flags.get(n) ?? []);
+    ctx.flags.set(n, [...(ctx.flags.get(n) ?? []), ...preload]);
+    try {
+      await restart(p);
+      await keepAliveGet(p, 10, 1);
+      up.push(p);
+    } catch (e) {
+      ctx.log(`stalls: ${n} did not start: ${failed(e).error}`);
+    }
+  }
   try {
-    const traceSync = target.startsWith('sluice');
-    ctx.flags.set(target, [...before, '--import', `file://${join(here, 'loop-monitor.js')}`, ...(traceSync ? ['--trace-sync-io'] : [])]);
-    await restart(p);
-    await keepAliveGet(p, 10, 1);
-    for (const w of ['ka1', 'ka50'] as const) {
-      const pid = p.proc().pid;
-      await loopDump(pid); // reset
-      const errFrom = existsSync(errLog) ? statSync(errLog).size : 0;
-      const load = await keepAliveGet(p, w === 'ka1' ? 1 : 50, ctx.seconds);
-      const loop = await loopDump(pid);
-      let syncIoWarnings: number | null = null;
-      const tops = new Map<string, number>();
-      if (traceSync && existsSync(errLog)) {
-        const text = readFileSync(errLog).subarray(errFrom).toString('utf8');
-        const parts = text.split('WARNING: Detected use of sync API').slice(1);
-        syncIoWarnings = parts.length;
-        for (const part of parts) {
-          const frame = part.split('\n').map((l) => l.trim()).find((l) => l.startsWith('at ') && !l.includes('node:')) ?? part.split('\n')[1]?.trim() ?? '?';
-          tops.set(frame, (tops.get(frame) ?? 0) + 1);
+    for (let r = 0; r < ctx.rounds; r++) {
+      for (const w of ['ka1', 'ka50'] as const) {
+        for (let i = 0; i < up.length; i++) {
+          const p = up[(i + r) % up.length]!;
+          ctx.log(`stalls round ${r + 1}/${ctx.rounds} ${w} ${p.name}`);
+          try {
+            const pid = p.proc().pid;
+            await loopDump(pid); // reset
+            const load = await keepAliveGet(p, w === 'ka1' ? 1 : 50, ctx.seconds);
+            runs.push({ target: p.name, workload: w, load, loop: await loopDump(pid), syncIoWarnings: null, syncIoTop: [] });
+          } catch (e) {
+            ctx.log(`  failed: ${failed(e).error}`);
+          }
         }
       }
-      out.push({ target, workload: w, load, loop, syncIoWarnings, syncIoTop: [...tops.entries()].sort((a, b) => b[1] - a[1]).slice(0, 5).map(([f, n]) => `${n}× ${f}`) });
     }
-    return out;
+  } finally {
+    for (const p of up) {
+      ctx.flags.set(p.name, saved.get(p.name) ?? []);
+      await p.stop();
+      if (!p.lazy) await p.start().catch((e: unknown) => ctx.log(`${p.name} did not come back: ${(e as Error).message}`));
+    }
+  }
+  return { runs, syncIo: await syncIo(ctx) };
+}
+
+/** Sluice with --trace-sync-io for a short keep-alive run: how many synchronous calls, and where from. */
+async function syncIo(ctx: Ctx): Promise<{ warnings: number; top: string[]; requests: number } | Failed> {
+  const p = ctx.world.proxies.get('sluice');
+  if (!p || p.failed) return { error: 'sluice is not running' };
+  const errLog = join(ctx.world.dir, 'logs', 'sluice.err');
+  const before = ctx.flags.get('sluice') ?? [];
+  try {
+    ctx.flags.set('sluice', [...before, '--trace-sync-io']);
+    await restart(p);
+    await keepAliveGet(p, 10, 1);
+    const from = existsSync(errLog) ? statSync(errLog).size : 0;
+    const load = await keepAliveGet(p, 50, 2);
+    const text = readFileSync(errLog).subarray(from).toString('utf8');
+    const parts = text.split('WARNING: Detected use of sync API').slice(1);
+    const tops = new Map<string, number>();
+    for (const part of parts) {
+      const lines = part.split('\n').map((l) => l.trim()).filter((l) => l.startsWith('at '));
+      const key = `${lines[0] ?? '?'} ← ${lines.find((l) => l.includes('/dist/')) ?? '?'}`.replace(/file:\/\/\S*\/dist\//g, 'dist/');
+      tops.set(key, (tops.get(key) ?? 0) + 1);
+    }
+    return { warnings: parts.length, requests: load.requests, top: [...tops.entries()].sort((a, b) => b[1] - a[1]).slice(0, 5).map(([f, n]) => `${n}× ${f}`) };
   } catch (e) {
     return failed(e);
   } finally {
-    ctx.flags.set(target, before);
-    await restart(p).catch((e: unknown) => ctx.log(`${target} did not come back: ${(e as Error).message}`));
+    ctx.flags.set('sluice', before);
+    await restart(p).catch(() => undefined);
   }
 }
 

@@ -43,13 +43,15 @@ export const BENCH_USER = 'bench';
 /** `floor`: the bare forwarder on Sluice's stack (bench/floor-peer.ts). The lazy ones: `sluice-smp`
  * (`workers: auto`), `squid-smp` (Squid's `workers` at the same count), `squid-bump` (squid-openssl with
  * ssl_bump), `mitmproxy`, `sluice-hostile` (a fresh Sluice for the hostile workloads, with a kill-switch file,
- * an admin listener and victim identities). */
+ * an admin listener and victim identities), and two diagnosis variants for the stall study: `sluice-quiet`
+ * (log level warn: no audit lines written) and `sluice-young` (a 16 MiB young generation: fewer scavenges). */
 export type TargetName =
   | 'direct' | 'sluice' | 'squid' | 'tinyproxy' | 'node' | 'floor' | 'sluice-b'
-  | 'sluice-smp' | 'squid-smp' | 'squid-bump' | 'mitmproxy' | 'sluice-hostile' | 'sluice-inspect';
+  | 'sluice-smp' | 'squid-smp' | 'squid-bump' | 'mitmproxy' | 'sluice-hostile' | 'sluice-inspect'
+  | 'sluice-quiet' | 'sluice-young';
 export type ProxyName = Exclude<TargetName, 'direct'>;
 export const PROXIES: readonly ProxyName[] = ['sluice', 'squid', 'tinyproxy', 'node', 'floor'];
-export const LAZY: readonly ProxyName[] = ['sluice-smp', 'squid-smp', 'squid-bump', 'mitmproxy', 'sluice-hostile', 'sluice-inspect'];
+export const LAZY: readonly ProxyName[] = ['sluice-smp', 'squid-smp', 'squid-bump', 'mitmproxy', 'sluice-hostile', 'sluice-inspect', 'sluice-quiet', 'sluice-young'];
 
 export interface Proxy {
   readonly name: ProxyName;
@@ -244,6 +246,7 @@ export interface SluiceConfigOptions {
   readonly extraIdentities?: Record<string, { passwordHash: string; integrations: string[]; reads: 'public' }>;
   /** The TLS-inspection settings, once Sluice has them (see inspectionConfig). */
   readonly inspection?: Record<string, unknown>;
+  readonly logLevel?: string;
 }
 
 export async function startWorld(opts: WorldOptions): Promise<World> {
@@ -317,7 +320,7 @@ export async function startWorld(opts: WorldOptions): Promise<World> {
     limits: { idleTimeoutMs: 600_000, maxConnections: 65_536, maxConnectionsPerIdentity: 65_536 },
     ...(o.killFile ? { killSwitch: { file: o.killFile } } : {}),
     ...(o.inspection ? { inspection: o.inspection } : {}),
-    log: { level: 'info' },
+    log: { level: o.logLevel ?? 'info' },
   });
   const writeConfig = (path: string, o: SluiceConfigOptions) => {
     // YAML is a superset of JSON; rename makes the swap atomic for a reader.
@@ -388,6 +391,18 @@ export async function startWorld(opts: WorldOptions): Promise<World> {
     const config = join(dir, 'sluice-smp.yaml');
     writeConfig(config, { port, workers: 'auto' });
     add('sluice-smp', port, launchSluice('sluice-smp', distDir, config, true, []), sluiceAuth);
+  }
+  if (lazy.has('sluice-quiet')) {
+    const port = await freePort();
+    const config = join(dir, 'sluice-quiet.yaml');
+    writeConfig(config, { port, logLevel: 'warn' });
+    add('sluice-quiet', port, launchSluice('sluice-quiet', distDir, config, false, []), sluiceAuth);
+  }
+  if (lazy.has('sluice-young')) {
+    const port = await freePort();
+    const config = join(dir, 'sluice-young.yaml');
+    writeConfig(config, { port });
+    add('sluice-young', port, launchSluice('sluice-young', distDir, config, false, ['--max-semi-space-size=16']), sluiceAuth);
   }
   const hostile = { killFile: join(dir, 'hostile-kill-switch'), adminPort: await freePort() };
   if (lazy.has('sluice-hostile')) {
