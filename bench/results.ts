@@ -339,7 +339,10 @@ function renderStartup(r: Results, out: string[]): void {
   const list = (xs: number[]) => xs.map((v) => fmt(v)).join(', ');
   out.push(`| process | spawn → ready, median ms | each start, ms | RSS 1 s after ready, MiB |`, '|---|---:|---|---:|');
   out.push(`| \`sluice serve\` (spawn → listeners accept and \`/readyz\` is 200) | ${fmt(median(x.sluiceReadyMs))} | ${list(x.sluiceReadyMs)} | ${fmt(median(x.sluiceIdleKiB) / 1024, 1)} |`);
-  if ('readyMs' in x.snapshot) out.push(`| \`sluice serve\` from a V8 startup snapshot | ${fmt(median(x.snapshot.readyMs))} | ${list(x.snapshot.readyMs)} | ${fmt(median(x.snapshot.idleKiB) / 1024, 1)} |`);
+  if ('readyMs' in x.snapshot) {
+    out.push(`| Sluice from a V8 startup snapshot (bench/snapshot-entry.ts, bundled) | ${fmt(median(x.snapshot.readyMs))} | ${list(x.snapshot.readyMs)} | ${fmt(median(x.snapshot.idleKiB) / 1024, 1)} |`);
+    out.push(`| the same entry point without the snapshot | ${fmt(median(x.snapshot.plainMs))} | ${list(x.snapshot.plainMs)} | |`);
+  }
   out.push(`| the floor peer (Node + undici's Agent; spawn → accepts) | ${fmt(median(x.floorReadyMs))} | ${list(x.floorReadyMs)} | |`);
   out.push(`| Node alone (a bare node:http server; spawn → accepts) | ${fmt(median(x.nodeReadyMs))} | ${list(x.nodeReadyMs)} | |`);
   out.push('');
@@ -401,7 +404,7 @@ function renderHostile(r: Results, out: string[]): void {
       out.push(`| a verified credential on new connections (127.0.0.3) | ${lat(f.cachedNewConnection)} |`);
       out.push(`| an open keep-alive connection (127.0.0.3) | ${lat(f.keepAliveProbe)} |`);
       out.push('');
-      out.push(`Kill switch (time from creating the file to the first new request denied; then from removing it to the first allowed): before the flood ${ks(f.killSwitchBefore)}; **during the flood ${ks(f.killSwitchDuring)}**.`, '');
+      out.push(`Kill switch (\`killSwitch.file\`; time from creating the file to the first new request denied — a new connection every 5 ms from 127.0.0.4 with a verified credential — then from removing it to the first allowed): before the flood ${ks(f.killSwitchBefore)}; **during a second flood of the same size ${ks(f.killSwitchDuring)}**.`, '');
     }
   }
 }
@@ -410,7 +413,7 @@ function renderInspection(r: Results, out: string[]): void {
   const x = r.inspection;
   if (!x) return;
   out.push('## TLS inspection (prepared for Sluice)', '');
-  out.push(`Squid 5.7 with ssl_bump (Debian's squid-openssl, unpacked beside the GnuTLS squid) and mitmproxy ${r.versions.mitmproxy ?? ''}, each`);
+  out.push(`Squid ${r.versions.squid} with ssl_bump (the squid-openssl build, \`security_file_certgen\` helpers; its CPU and RSS include them) and mitmproxy ${r.versions.mitmproxy ?? ''}, each`);
   out.push('intercepting with a bench CA; the client trusts that CA, the proxies verify the origin against the bench certificate.');
   out.push(x.sluice ? 'Sluice took part with `inspection` configured.' : '**Sluice does not intercept yet**: it joins these rows automatically once its config schema has `inspection` (see `inspectionConfig` in bench/world.ts).', '');
   const names = ['direct', 'squid-bump', 'mitmproxy', 'sluice-inspect'].filter((n) => x.ka50[n] || x.conn32[n] || x.memory[n]);

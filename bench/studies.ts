@@ -14,6 +14,7 @@ import { type BudgetRow, type CpuOfRun, budget, perRequest } from './profile-bud
 import { MITM_HOSTS, ORIGIN, type Proxy, type ProxyName, SMALL_PATH, type World, bombHost, mitmHost } from './world.js';
 import { type ConnectResult, type WrkResult, clientArgs, connectCycle, keepAliveGet } from './workloads.js';
 import type { InsideResult } from './connect-client.js';
+import { buildSnapshot } from './snapshot-build.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const distDir = fileURLToPath(new URL('..', import.meta.url));
@@ -228,7 +229,7 @@ export interface StartupResult {
   /** RSS one second after ready, KiB, each start. */
   readonly sluiceIdleKiB: number[];
   /** The same with a V8 startup snapshot, when one could be built (else why not). */
-  readonly snapshot: { readyMs: number[]; idleKiB: number[] } | { notBuilt: string };
+  readonly snapshot: { readyMs: number[]; idleKiB: number[]; /** The same entry point without the snapshot. */ plainMs: number[] } | { notBuilt: string };
   /** Node alone: spawn → a bare node:http server accepts. */
   readonly nodeReadyMs: number[];
   /** The floor peer: spawn → accepts (Node + undici's Agent). */
@@ -252,9 +253,9 @@ function httpStatus(port: number, path: string): Promise<number> {
 }
 
 /** Spawns argv and measures until `ready()` says so; then the RSS a second later; then stops it. */
-async function timeStart(argv: string[], ready: () => Promise<boolean>, logDir: string, name: string): Promise<{ ms: number; idleKiB: number }> {
+async function timeStart(argv: string[], ready: () => Promise<boolean>, logDir: string, name: string, env?: Record<string, string>): Promise<{ ms: number; idleKiB: number }> {
   const t0 = performance.now();
-  const fg = startForeground(name, argv, { logDir });
+  const fg = startForeground(name, argv, { logDir, ...(env ? { env: { ...process.env, ...env } } : {}) });
   try {
     for (;;) {
       if (await ready()) break;
@@ -303,23 +304,26 @@ export async function startup(ctx: Ctx, starts: number): Promise<StartupResult |
 }
 
 /**
- * A V8 startup snapshot (`node --snapshot-blob … --build-snapshot`) holds only one CommonJS script that
- * requires built-in modules (Node 20 and 22; user-land modules must be bundled into it first), and Sluice is
- * ESM with top-level imports of undici, pino, prom-client, ajv and yaml. So a snapshot needs a bundler and an
- * entry point that does not start listening while the snapshot is built. The bench tries the tool chain it
- * finds (esbuild in node_modules); without it, it reports why not.
+ * With a V8 startup snapshot (bench/snapshot-build.ts: Sluice bundled into one CommonJS script, the snapshot
+ * built from it) against the same entry point without one, in the same starts. When the snapshot cannot be
+ * built, says why.
  */
 async function snapshotStarts(ctx: Ctx, config: string, admin: number, starts: number, ready: () => Promise<boolean>): Promise<StartupResult['snapshot']> {
-  const esbuild = join(distDir, '..', 'node_modules/.bin/esbuild');
-  if (!existsSync(esbuild)) {
-    return { notBuilt: 'needs a bundler (no esbuild in node_modules) and a CommonJS entry point that loads the modules without listening; Sluice is ESM (Node 20–24 snapshots take one CommonJS script, user-land modules bundled in)' };
+  const built = await buildSnapshot(ctx.world.dir);
+  if ('notBuilt' in built) return built;
+  const logDir = join(ctx.world.dir, 'logs');
+  const env = { BENCH_SNAPSHOT_CONFIG: config };
+  const readyMs: number[] = [];
+  const idleKiB: number[] = [];
+  const plainMs: number[] = [];
+  for (let i = 0; i < starts; i++) {
+    const s = await timeStart([process.execPath, '--snapshot-blob', built.blob], ready, logDir, 'sluice-snapshot', env);
+    readyMs.push(s.ms);
+    idleKiB.push(s.idleKiB);
+    plainMs.push((await timeStart([process.execPath, join(here, 'snapshot-entry.js')], ready, logDir, 'sluice-snapshot-entry', env)).ms);
   }
-  void ctx;
-  void config;
   void admin;
-  void starts;
-  void ready;
-  return { notBuilt: 'esbuild present but the snapshot entry point is not written yet' };
+  return { readyMs, idleKiB, plainMs };
 }
 
 async function startupCpuProfile(ctx: Ctx, config: string, admin: number): Promise<StartupResult['startupProfile']> {
