@@ -404,7 +404,7 @@ function renderHostile(r: Results, out: string[]): void {
       out.push(`| a verified credential on new connections (127.0.0.3) | ${lat(f.cachedNewConnection)} |`);
       out.push(`| an open keep-alive connection (127.0.0.3) | ${lat(f.keepAliveProbe)} |`);
       out.push('');
-      out.push(`Kill switch (\`killSwitch.file\`; time from creating the file to the first new request denied — a new connection every 5 ms from 127.0.0.4 with a verified credential — then from removing it to the first allowed): before the flood ${ks(f.killSwitchBefore)}; **during a second flood of the same size ${ks(f.killSwitchDuring)}**.`, '');
+      out.push(`Kill switch (\`killSwitch.file\`; time from creating the file to the first new request denied — a new connection every 5 ms from 127.0.0.4 with a verified credential — then from removing it to the first allowed): before the flood ${ks(f.killSwitchBefore)}; **during a second flood of the same size from a fresh address (127.0.0.5) ${ks(f.killSwitchDuring)}**.`, '');
     }
   }
 }
@@ -437,37 +437,49 @@ function renderInspection(r: Results, out: string[]): void {
 
 const METHOD = `## How it was measured
 
-- **Everything on loopback.** nginx serves a ${128}-byte file and a 10 MiB file on \`127.0.0.71:8080\` (HTTP) and
-  \`127.0.0.72:443\` (TLS, a throwaway ECDSA P-256 certificate made by openssl for this run, session resumption off).
-  Sluice and the peers listen on \`127.0.0.1\`, each started in the foreground with its own config in
-  \`bench/.work/\` and stopped by PID.
-- **Names.** Every proxy is given the names \`origin.bench.test\` and \`tls.bench.test\`. Sluice resolves them through its
-  normal resolver against a fake DNS server on loopback (TTL 300 s) and reaches the loopback origins through
-  \`addressGuard.allow\` exceptions bound to those names. Squid, tinyproxy and the Node peer run in a private mount
-  namespace whose \`/etc/hosts\` is a bind mount of the bench's hosts file (the host's own file is never touched).
+- **A shared machine.** 2 cores, shared by Sluice, every peer, the load generators, the origin and other
+  engineers' test runs going on at the same time. Rounds are interleaved (each workload against every target, in
+  an order rotated from round to round) and every figure is a median; CPU per request is the robust figure.
+- **Everything on loopback.** nginx serves a 128-byte file, a 10 MiB file and \`/echo\` (200 to any method) on
+  \`127.0.0.71:8080\` (HTTP) and \`127.0.0.72:443\` (TLS, a throwaway ECDSA P-256 certificate for \`tls.bench.test\`,
+  \`api.bench.test\` and \`*.mitm.bench.test\`, made by openssl for this run, session resumption off). Sluice and the
+  peers listen on \`127.0.0.1\`, each started in the foreground with its own config in \`bench/.work/\` and stopped by PID.
+- **Names.** Sluice resolves the bench's names through its normal resolver against the bench's DNS server on
+  loopback (\`bench/bench-dns.ts\`, UDP and TCP, TTL 300 s) and reaches the loopback origins through
+  \`addressGuard.allow\` exceptions bound to those names. Squid, tinyproxy, mitmproxy, the Node peer and the floor run
+  in a private mount namespace whose \`/etc/hosts\` is a bind mount of the bench's hosts file (the host's own file is
+  never touched).
 - **Configurations.** Sluice: the shipped defaults, one identity with an scrypt \`passwordHash\` sent as Basic
-  \`Proxy-Authorization\` on every request, audit log on (pino's normal stdout destination, sent to a file), metrics on.
-  Squid: \`cache deny all\` (no caching: every request reaches the origin), access log on, otherwise defaults.
-  tinyproxy: defaults, \`LogLevel Info\` to a file, \`ConnectPort 443\`. Node peer (\`bench/node-peer.ts\`): http-proxy with
-  a keep-alive agent, no authentication and no logging. The peers run without authentication.
-- **Workloads.** Keep-alive GETs: wrk (2 threads) with \`bench/wrk-absolute.lua\` sending absolute-form requests
-  (origin-form for direct). CONNECT + TLS + GET: \`bench/connect-client.ts\` in its own process — CONNECT, TLS
-  handshake through the tunnel, one \`Connection: close\` GET, close. Bulk: curl downloading the 10 MiB file through a
-  CONNECT tunnel (https) and by forwarding (http). Memory: each proxy restarted, warmed with a second of
-  CONNECT cycles, then the given number of tunnels opened (TLS established through each) and left idle; per-tunnel
-  RSS is (RSS with tunnels − RSS before) ÷ tunnels. Hot reload: SIGHUP to Sluice every 100 ms (the config file
-  alternates a registry) while wrk runs 50 keep-alive connections; a failed request is any wrk connect, read,
-  write, timeout or non-2xx/3xx error.
-- **Rounds.** Within a round each workload runs against every target, in an order rotated from round to round;
-  CPU is utime + stime of the proxy's process (all threads) from \`/proc/<pid>/stat\` over the run.
+  \`Proxy-Authorization\` on every request, audit log on (pino's normal stdout destination, sent to a file), metrics on,
+  \`upstream.caFile\` the bench certificate, one integration (\`api.bench.test\`, POST). Squid (the squid-openssl build of
+  Debian's 5.7: the GnuTLS build fails to read an https origin's TLS 1.3 responses): \`cache deny all\`, access log on,
+  \`tls_outgoing_options cafile=\` the bench certificate. tinyproxy: defaults, \`LogLevel Info\`, \`ConnectPort 443\`. Node
+  peer (\`bench/node-peer.ts\`): http-proxy with keep-alive agents, no authentication, no logging. **Floor**
+  (\`bench/floor-peer.ts\`): Node's HTTP server with the options Sluice's listener sets, the same undici Agent (same
+  import, same keep-alive settings) whose connect hook dials an address resolved once per name with \`noDelay\` and one
+  shared TLS context, as Sluice's dialer does, the same hop-by-hop header rules; no authentication, policy, log or
+  metrics; CONNECT is resolve, connect, 200, \`pipe\`. It gets the same \`Proxy-Authorization\` bytes as Sluice. The
+  peers run without authentication.
+- **Workloads.** Keep-alive requests: wrk (2 threads) with \`bench/wrk-absolute.lua\` sending absolute-form requests
+  (origin-form for direct). CONNECT + TLS + GET: \`bench/connect-client.ts\` in its own process — CONNECT, TLS handshake
+  through the tunnel, one \`Connection: close\` GET, close. Bulk: curl downloading the 10 MiB file through a CONNECT
+  tunnel (https) and by forwarding (http). Memory: each proxy restarted, warmed with a second of CONNECT cycles, then
+  the given number of tunnels opened (TLS established through each) and left idle; per-tunnel RSS is (RSS with
+  tunnels − RSS before) ÷ tunnels. Hot reload: SIGHUP to Sluice every 100 ms while wrk runs 50 keep-alive connections.
+  Start-up: \`sluice serve\` spawned with an admin listener, \`/readyz\` polled every 2 ms until 200. One machine:
+  \`workers: auto\` against Squid's \`workers\` at the same count (Squid's SMP kids get a run directory of their own in
+  the private mount namespace). DNS-answer bomb and login flood: \`bench/hostile-client.ts\`, against a fresh Sluice
+  (\`sluice serve\`, with \`killSwitch.file\` and 20 more identities). TLS inspection: \`bench/connect-client.ts\` in
+  \`inside\` mode (keep-alive GETs inside established tunnels) and \`cycle\` mode, trusting the bench interception CA.
+- **CPU** is utime + stime of the proxy's process and its children (all threads) from \`/proc/<pid>/stat\` over the run.
 
 ## Reproduce
 
 \`\`\`sh
 npm ci
-npm run bench                           # installs nginx-light, squid, tinyproxy, wrk, curl if missing (apt-get)
-npm run bench -- --quick                # one short round
+npm run bench                           # installs nginx-light, squid, tinyproxy, wrk, curl, mitmproxy if missing (apt-get)
+npm run bench -- --quick                # one short round of everything
 npm run bench -- --only ka50,conn32     # some workloads; see bench/run.ts for the list
-npm run bench -- --profile              # node --cpu-prof on Sluice; top self-time frames
+npm run bench -- --profile              # node --cpu-prof on Sluice and the floor; top frames and the stage budget
 \`\`\`
 `;
