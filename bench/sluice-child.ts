@@ -6,8 +6,8 @@
 import { join } from 'node:path';
 import { writeHeapSnapshot } from 'node:v8';
 import { formatIssue } from '../firewall/config.js';
-import { loadConfigFile } from '../proxy/config-file.js';
-import { createSluice } from '../proxy/sluice.js';
+import { loadConfigFile } from '../proxy/runtime/config-file.js';
+import { createSluice } from '../proxy/runtime/sluice.js';
 
 await serve();
 

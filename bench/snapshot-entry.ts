@@ -6,8 +6,8 @@
 // Without a snapshot (plain `node dist/bench/snapshot-entry.js`) it does the same, for comparison.
 import { startupSnapshot } from 'node:v8';
 import { formatIssue } from '../firewall/config.js';
-import { loadConfigFile } from '../proxy/config-file.js';
-import { createSluice } from '../proxy/sluice.js';
+import { loadConfigFile } from '../proxy/runtime/config-file.js';
+import { createSluice } from '../proxy/runtime/sluice.js';
 
 async function serve(): Promise<void> {
   const path = process.env.BENCH_SNAPSHOT_CONFIG;

@@ -8,7 +8,7 @@ import { chmodSync, chownSync, existsSync, readFileSync, renameSync, rmSync, wri
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { hashPassword } from '../proxy/password-hash.js';
+import { hashPassword } from '../proxy/auth/password-hash.js';
 import { type BenchDns, BOMB_SUFFIX, startBenchDns } from './bench-dns.js';
 import { type Foreground, NOFILE, ensureDir, freePort, squidOpenssl, startForeground, waitForPort } from './env.js';
 

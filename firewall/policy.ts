@@ -207,7 +207,7 @@ function transportFor(req: EgressRequest): { tls: boolean; port: number } {
 }
 
 /**
- * Judges one request. Evaluation order (DESIGN §2; each step is a row of test/firewall/decide.test.ts):
+ * Judges one request. Evaluation order (CONTRACT §2; each step is a row of test/firewall/decide.test.ts):
  *  1. kill switch engaged → EGR_DENY_KILL_SWITCH (report mode cannot lift it)
  *  2. host on globalDeny.hosts, or literal in globalDeny.cidrs → EGR_DENY_GLOBAL
  *  3. IP-literal target → EGR_DENY_IP_LITERAL unless an addressGuard.allow entry covers it

@@ -1,4 +1,4 @@
-// The kernel rules that make Sluice the only way out (DESIGN §8). Pure: options in, iptables-restore text out,
+// The kernel rules that make Sluice the only way out (CONTRACT §8). Pure: options in, iptables-restore text out,
 // byte-for-byte reproducible (golden files in test/iptables/golden). iptables/setup.sh applies the text.
 //
 // Rules live in Sluice's own chains (SLUICE-*), declared in the restore text: with `iptables-restore

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Applies, verifies and removes the kernel rules that make Sluice the only way out (DESIGN §8).
+# Applies, verifies and removes the kernel rules that make Sluice the only way out (CONTRACT §8).
 #
 #   sluice firewall render --mode sidecar|docker … > FILE
 #   setup.sh apply  FILE [OPTIONS]   guard (DROP) first, the rules atomically (--noflush), then the self-test

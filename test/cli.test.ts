@@ -4,7 +4,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { verifyToken } from '../proxy/run-token.js';
+import { verifyToken } from '../proxy/auth/run-token.js';
 import { cliArgv } from './helpers/cli.js';
 import { startFakeDns } from './helpers/fake-dns.js';
 import { codeOf, viaProxy } from './helpers/harness.js';

@@ -8,9 +8,9 @@ import dnsPacket from 'dns-packet';
 import t from 'tap';
 import { captureLogs } from '../helpers/log-capture.js';
 import { validateConfig } from '../../firewall/config.js';
-import { DNS_GUARD_LOG, MAX_LOGGED_NAME, createDnsGuard, refusedReply } from '../../proxy/dns-guard.js';
-import { METRIC, createMetrics } from '../../proxy/metrics.js';
-import { createSluice } from '../../proxy/sluice.js';
+import { DNS_GUARD_LOG, MAX_LOGGED_NAME, createDnsGuard, refusedReply } from '../../proxy/ops/dns-guard.js';
+import { METRIC, createMetrics } from '../../proxy/ops/metrics.js';
+import { createSluice } from '../../proxy/runtime/sluice.js';
 
 const query = (name: string, opts: { id?: number; type?: dnsPacket.RecordType; rd?: boolean } = {}) =>
   dnsPacket.encode({ id: opts.id ?? 0x1234, type: 'query', flags: opts.rd === false ? 0 : dnsPacket.RECURSION_DESIRED, questions: [{ type: opts.type ?? 'A', name }] });

@@ -1,4 +1,4 @@
-// The proof, docker topology (DESIGN §8, §10): a "host" namespace plays the Docker host, with the workload
+// The proof, docker topology (CONTRACT §8, §10): a "host" namespace plays the Docker host, with the workload
 // network's bridge and a DOCKER-USER chain as Docker makes one; the workload sits behind the bridge in its own
 // namespace, and Sluice is dual-homed (the workload bridge, and an egress link to the host). The host forwards
 // everything (FORWARD policy ACCEPT, the worst case): only the rules from `sluice firewall render --mode

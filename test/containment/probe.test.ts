@@ -5,8 +5,8 @@ import { type Server, createServer } from 'node:net';
 import t from 'tap';
 import { captureLogs } from '../helpers/log-capture.js';
 import { validateConfig } from '../../firewall/config.js';
-import { type ProbeOutcome, PROBE_LOG, createContainmentProbe, judgeProbe, runProbeChild } from '../../proxy/containment-probe.js';
-import { METRIC, createMetrics } from '../../proxy/metrics.js';
+import { type ProbeOutcome, PROBE_LOG, createContainmentProbe, judgeProbe, runProbeChild } from '../../proxy/ops/containment-probe.js';
+import { METRIC, createMetrics } from '../../proxy/ops/metrics.js';
 import { otherUidsBlocked } from '../helpers/other-uids.js';
 
 const SPEC = { host: '203.0.113.10', port: 443, uid: 65534, gid: 65534, timeoutMs: 1000 };

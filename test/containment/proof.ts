@@ -1,4 +1,4 @@
-// The shared parts of the containment proof (DESIGN §8, §10): "the internet" with its canaries, the hostile
+// The shared parts of the containment proof (CONTRACT §8, §10): "the internet" with its canaries, the hostile
 // workload's attacks, and Sluice as a separate process under its own UID inside a namespace.
 //
 // The test process runs in the lo-only namespace of isolate() and IS the internet: 203.0.113.1 and

@@ -1,4 +1,4 @@
-// The proof, sidecar topology (DESIGN §8, §10): the workload and Sluice share one network namespace, as in a
+// The proof, sidecar topology (CONTRACT §8, §10): the workload and Sluice share one network namespace, as in a
 // pod; the rules come from `sluice firewall render --mode sidecar` through iptables/setup.sh. With Sluice up,
 // the proxied path reaches the canary and every direct way out (TCP, UDP, DNS, ICMP, raw IP; v4 and v6)
 // reaches nothing. After kill -9, nothing at all gets out; after a restart the proxied path works again.

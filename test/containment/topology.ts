@@ -1,4 +1,4 @@
-// Network namespaces and veth pairs for the containment tests (DESIGN §10). The test process itself runs in
+// Network namespaces and veth pairs for the containment tests (CONTRACT §10). The test process itself runs in
 // the lo-only namespace of isolate() and plays "the internet"; every other host is an `ip netns` created
 // here, named with the pid, joined to the others by veth pairs and deleted in teardown (its processes, all
 // started by the test, are killed by pid first). Nothing here touches the host's own rules or interfaces.

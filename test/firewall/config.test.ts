@@ -1,6 +1,6 @@
 import t from 'tap';
 import { DEFAULT_REGISTRIES, type ConfigIssue, normalisePattern, validateConfig } from '../../firewall/config.js';
-import { parseConfigText } from '../../proxy/config-file.js';
+import { parseConfigText } from '../../proxy/runtime/config-file.js';
 
 const issues = (raw: unknown): ConfigIssue[] => {
   const r = validateConfig(raw);

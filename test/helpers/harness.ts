@@ -3,7 +3,7 @@ import { request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 import type { Test } from 'tap';
 import { formatIssue, validateConfig } from '../../firewall/config.js';
-import { type Sluice, type SluiceOptions, createSluice } from '../../proxy/sluice.js';
+import { type Sluice, type SluiceOptions, createSluice } from '../../proxy/runtime/sluice.js';
 import { captureLogs } from './log-capture.js';
 
 export interface Harness {

@@ -1,7 +1,7 @@
 // A log destination (and the product's logger on it) whose lines the test can read back: parsed, and as the
 // raw text written (for secret scans).
 import type { Logger } from 'pino';
-import { type LogDestination, createLogger } from '../../proxy/log-destination.js';
+import { type LogDestination, createLogger } from '../../proxy/ops/log-destination.js';
 
 export interface CapturedLogs {
   readonly logs: Record<string, unknown>[];

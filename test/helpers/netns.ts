@@ -1,4 +1,4 @@
-// DESIGN §10: a test that sends anything toward a non-loopback address runs inside a network namespace that
+// CONTRACT §10: a test that sends anything toward a non-loopback address runs inside a network namespace that
 // holds only `lo`, so that a bug can never put a packet on a real network. `isolate()` re-runs the calling
 // test file under `unshare -n` (lo brought up) and reports its TAP as a subtest; inside, it returns true.
 import { spawnSync } from 'node:child_process';

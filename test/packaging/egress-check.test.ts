@@ -8,7 +8,7 @@ import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { issueToken } from '../../proxy/run-token.js';
+import { issueToken } from '../../proxy/auth/run-token.js';
 import { startSluice } from '../helpers/harness.js';
 import { isolate } from '../helpers/netns.js';
 import { ADDR, buildWorld, worldConfig } from '../helpers/world.js';

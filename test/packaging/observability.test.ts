@@ -1,10 +1,10 @@
 // The Grafana dashboard and the PrometheusRule query only series Sluice exports: every metric name in every
-// expression is checked against the registry proxy/metrics.ts builds (METRIC_NAMES, histogram parts, default
+// expression is checked against the registry proxy/ops/metrics.ts builds (METRIC_NAMES, histogram parts, default
 // process metrics), so renaming a metric breaks this test instead of a dashboard in production.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { METRIC_NAMES } from '../../proxy/metrics.js';
+import { METRIC_NAMES } from '../../proxy/ops/metrics.js';
 import { CHART, one, render } from './helm.js';
 import { exportedSeries, metricNames } from './promql.js';
 

@@ -1,6 +1,6 @@
 // Metric names a PromQL expression reads, and the names Sluice's registry actually exposes, so dashboards and
 // alerts can be checked against the code instead of against a list someone has to keep in step.
-import { createMetrics } from '../../proxy/metrics.js';
+import { createMetrics } from '../../proxy/ops/metrics.js';
 
 const NOT_METRICS = new Set(['by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'bool', 'offset', 'and', 'or', 'unless', 'inf', 'nan']);
 

@@ -1,7 +1,7 @@
 import t from 'tap';
-import { createAdmission, type AdmissionLimits } from '../../proxy/admission.js';
-import type { AuditRecord } from '../../proxy/audit.js';
-import type { Principal } from '../../proxy/identity.js';
+import { createAdmission, type AdmissionLimits } from '../../proxy/auth/admission.js';
+import type { AuditRecord } from '../../proxy/ops/audit.js';
+import type { Principal } from '../../proxy/auth/identity.js';
 
 const who = (identity: string): Principal => ({ identity, integrations: new Set(), reads: 'public', mode: null, runId: null });
 const rec = {} as AuditRecord;

@@ -1,4 +1,4 @@
-// DESIGN §3: only the dialer opens outbound sockets, and `firewall/` is pure. A grep-able choke point is only
+// CONTRACT §3: only the dialer opens outbound sockets, and `firewall/` is pure. A grep-able choke point is only
 // worth something if a test keeps it one.
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -17,14 +17,14 @@ const OUTBOUND = [
 ];
 // Two sockets outside the dialer, each held to its promise here.
 const EXCEPTIONS: Record<string, RegExp[]> = {
-  // The DNS guard: an inbound UDP listener that answers REFUSED (DESIGN §8).
-  'proxy/dns-guard.ts': [/from 'node:dgram'/],
+  // The DNS guard: an inbound UDP listener that answers REFUSED (CONTRACT §8).
+  'proxy/ops/dns-guard.ts': [/from 'node:dgram'/],
   // The containment probe's child: the one connection that must NOT go through Sluice, made as another UID.
-  'proxy/containment-probe.ts': [/require\(['"](node:)?(net|tls|dgram|https?|dns)['"]\)/],
+  'proxy/ops/containment-probe.ts': [/require\(['"](node:)?(net|tls|dgram|https?|dns)['"]\)/],
 };
 
 // The dialer, and the resolver it owns (DNS queries to the configured servers; never dns.lookup).
-const DIALER = new Set(['proxy/dialer.ts', 'proxy/resolver.ts']);
+const DIALER = new Set(['proxy/egress/dialer.ts', 'proxy/egress/resolver.ts']);
 
 t.test('only the dialer (and its resolver) opens outbound connections', async (t) => {
   const files = [...sources('proxy'), ...sources('firewall'), ...(safeSources('iptables'))];
@@ -32,7 +32,7 @@ t.test('only the dialer (and its resolver) opens outbound connections', async (t
   for (const f of files) {
     const text = readFileSync(join(root, f), 'utf8').replace(/^\s*(\/\/|\*).*$/gm, '');
     const hits = OUTBOUND.filter((re) => re.test(text));
-    if (f === 'proxy/resolver.ts') t.notMatch(text, /\blookup\(/, 'the resolver never uses dns.lookup');
+    if (f === 'proxy/egress/resolver.ts') t.notMatch(text, /\blookup\(/, 'the resolver never uses dns.lookup');
     if (DIALER.has(f)) t.ok(hits.length > 0, `${f} is the choke point`);
     else if (EXCEPTIONS[f]) t.same(hits.map(String), EXCEPTIONS[f].map(String), `${f}: only its one documented socket`);
     else t.same(hits.map(String), [], `${f} opens no outbound socket`);
@@ -40,7 +40,7 @@ t.test('only the dialer (and its resolver) opens outbound connections', async (t
 });
 
 t.test('the DNS guard only listens and only ever replies to the querier', async (t) => {
-  const text = readFileSync(join(root, 'proxy/dns-guard.ts'), 'utf8').replace(/^\s*(\/\/|\*).*$/gm, '');
+  const text = readFileSync(join(root, 'proxy/ops/dns-guard.ts'), 'utf8').replace(/^\s*(\/\/|\*).*$/gm, '');
   const sends = text.match(/\.send\([^)]*\)/g) ?? [];
   t.same(sends, ['.send(reply, rinfo.port, rinfo.address)'], 'one send: the reply, to the address and port the query came from');
   t.notMatch(text, /\.connect\(|setServers|\blookup\(|Resolver/, 'never connects and never resolves');
@@ -48,7 +48,7 @@ t.test('the DNS guard only listens and only ever replies to the querier', async 
 });
 
 t.test('the containment probe connects only from a child running as another UID, and sends nothing', async (t) => {
-  const text = readFileSync(join(root, 'proxy/containment-probe.ts'), 'utf8');
+  const text = readFileSync(join(root, 'proxy/ops/containment-probe.ts'), 'utf8');
   t.match(text, /spawn\(process\.execPath, \['-e', CHILD[^\]]*\], \{\s*uid: spec\.uid,\s*gid: spec\.gid,\s*env: \{\}/, 'spawned with uid, gid and an empty environment');
   const child = /const CHILD = `([^`]*)`/.exec(text)?.[1] ?? '';
   t.match(child, /require\('node:net'\)\.connect\(/);

@@ -1,7 +1,7 @@
 // The dialer's per-request shortcut: a resolver cache hit under the same compiled guard reuses the plan
 // validated before, and anything else — new answers, a reloaded policy — is validated again. Pure data:
 // a stub resolver; the servers are on loopback. The plans name private addresses (10.x), so the file runs in
-// a namespace holding only lo (DESIGN §10): a bug that dialled one could not reach a real network.
+// a namespace holding only lo (CONTRACT §10): a bug that dialled one could not reach a real network.
 import { createServer } from 'node:http';
 import { createRequire, syncBuiltinESMExports } from 'node:module';
 import type { AddressInfo } from 'node:net';
@@ -11,8 +11,8 @@ import { Agent as UndiciAgent, request } from 'undici';
 import { isDeny } from '../../firewall/codes.js';
 import { validateConfig } from '../../firewall/config.js';
 import { type Policy, compilePolicy } from '../../firewall/policy.js';
-import { createDialer } from '../../proxy/dialer.js';
-import type { NameResolver } from '../../proxy/resolver.js';
+import { createDialer } from '../../proxy/egress/dialer.js';
+import type { NameResolver } from '../../proxy/egress/resolver.js';
 import { isolate } from '../helpers/netns.js';
 import { testPki } from '../helpers/pki.js';
 

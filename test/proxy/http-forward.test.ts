@@ -111,7 +111,7 @@ if (isolate(t, import.meta.url)) {
   });
 
   t.test('run tokens: narrowed rights and expiry', async (t) => {
-    const { issueToken } = await import('../../proxy/run-token.js');
+    const { issueToken } = await import('../../proxy/auth/run-token.js');
     const { readFileSync } = await import('node:fs');
     const key = Buffer.from(readFileSync(w.tokenKeyFile, 'utf8').trim());
     const nowS = Math.floor(Date.now() / 1000);

@@ -2,9 +2,9 @@ import t from 'tap';
 import { isDeny } from '../../firewall/codes.js';
 import { validateConfig } from '../../firewall/config.js';
 import { compilePolicy } from '../../firewall/policy.js';
-import { createIdentityStore, parseBasic } from '../../proxy/identity.js';
-import { hashPassword, verifyPassword } from '../../proxy/password-hash.js';
-import { issueToken, verifyToken } from '../../proxy/run-token.js';
+import { createIdentityStore, parseBasic } from '../../proxy/auth/identity.js';
+import { hashPassword, verifyPassword } from '../../proxy/auth/password-hash.js';
+import { issueToken, verifyToken } from '../../proxy/auth/run-token.js';
 
 const KEY = Buffer.from('k'.repeat(40));
 

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { createKillSwitchFile } from '../../proxy/kill-switch-file.js';
+import { createKillSwitchFile } from '../../proxy/runtime/kill-switch-file.js';
 import { waitFor } from '../helpers/harness.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'sluice-kill-'));

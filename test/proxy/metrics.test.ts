@@ -1,6 +1,6 @@
 import t from 'tap';
-import { createMetrics, METRIC, METRIC_NAMES } from '../../proxy/metrics.js';
-import type { AuditRecord } from '../../proxy/audit.js';
+import { createMetrics, METRIC, METRIC_NAMES } from '../../proxy/ops/metrics.js';
+import type { AuditRecord } from '../../proxy/ops/audit.js';
 
 const record = (over: Partial<AuditRecord>): AuditRecord => ({
   id: 'x', listener: 'http', clientAddr: '127.0.0.1', startedMs: 0, identity: 'agent', run: 'run-123', method: 'GET',

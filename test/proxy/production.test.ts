@@ -1,6 +1,6 @@
 import t from 'tap';
 import { validateConfig } from '../../firewall/config.js';
-import { exposureProblems, productionProblems } from '../../proxy/production.js';
+import { exposureProblems, productionProblems } from '../../proxy/runtime/production.js';
 
 const files: Record<string, string> = {
   '/k/good-key': 'k'.repeat(48),

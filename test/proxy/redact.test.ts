@@ -1,5 +1,5 @@
 import t from 'tap';
-import { pathForLog, scrubText } from '../../proxy/redact.js';
+import { pathForLog, scrubText } from '../../proxy/ops/redact.js';
 
 t.test('the scrubber removes common token shapes from free text', async (t) => {
   const rows: [string, RegExp][] = [
@@ -31,8 +31,8 @@ t.test('paths keep query keys only', async (t) => {
 });
 
 t.test('the audit record never needs path redaction (it is logged without pino redact: log-destination.ts)', async (t) => {
-  const { FIELD, createAudit } = await import('../../proxy/audit.js');
-  const { REDACT_PATHS } = await import('../../proxy/redact.js');
+  const { FIELD, createAudit } = await import('../../proxy/ops/audit.js');
+  const { REDACT_PATHS } = await import('../../proxy/ops/redact.js');
   // A path applies to a key it names at the top, or (with `*.`) to any top-level key holding an object.
   const heads = new Set(REDACT_PATHS.map((p) => p.split(/[.[]/)[0]));
   t.ok(heads.has('*'), 'some paths are wildcards: the record must hold no objects at all');

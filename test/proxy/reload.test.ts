@@ -8,9 +8,9 @@ import { join } from 'node:path';
 import pino from 'pino';
 import t, { type Test } from 'tap';
 import type { SluiceConfig } from '../../firewall/config.js';
-import { loadConfigFile } from '../../proxy/config-file.js';
-import { createMetrics } from '../../proxy/metrics.js';
-import { createReloader } from '../../proxy/reload.js';
+import { loadConfigFile } from '../../proxy/runtime/config-file.js';
+import { createMetrics } from '../../proxy/ops/metrics.js';
+import { createReloader } from '../../proxy/runtime/reload.js';
 import { waitFor } from '../helpers/harness.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'sluice-reload-'));

@@ -2,7 +2,7 @@
 // are only data: nothing connects to them.
 import t from 'tap';
 import { isDeny } from '../../firewall/codes.js';
-import { createResolver } from '../../proxy/resolver.js';
+import { createResolver } from '../../proxy/egress/resolver.js';
 import { startFakeDns } from '../helpers/fake-dns.js';
 
 t.test('TTL cache with min/max, in-flight de-duplication, failures', async (t) => {

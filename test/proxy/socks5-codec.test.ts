@@ -13,7 +13,7 @@ import {
   encodeDenyReply,
   encodeMethod,
   encodeReply,
-} from '../../proxy/socks5-codec.js';
+} from '../../proxy/edge/socks5-codec.js';
 
 const b = (...parts: (number | string | number[] | Buffer)[]) =>
   Buffer.concat(parts.map((p) => (typeof p === 'number' ? Buffer.from([p]) : typeof p === 'string' ? Buffer.from(p, 'utf8') : Buffer.from(p))));

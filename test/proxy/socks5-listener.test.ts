@@ -6,8 +6,8 @@ import { connect as tlsConnect } from 'node:tls';
 import t, { type Test } from 'tap';
 import { CODES, type Code } from '../../firewall/codes.js';
 import { validateConfig } from '../../firewall/config.js';
-import { FIELD } from '../../proxy/audit.js';
-import { createSluice } from '../../proxy/sluice.js';
+import { FIELD } from '../../proxy/ops/audit.js';
+import { createSluice } from '../../proxy/runtime/sluice.js';
 import { realHello } from '../helpers/client-hello.js';
 import { AGENT, AGENT_AUTH, type Harness, rawExchange, startSluice, waitFor } from '../helpers/harness.js';
 import { isolate } from '../helpers/netns.js';
@@ -178,7 +178,7 @@ if (isolate(t, import.meta.url)) {
   });
 
   t.test('credentials: RFC 1929 failure status, then close; the code is in the audit record', async (t) => {
-    const { issueToken } = await import('../../proxy/run-token.js');
+    const { issueToken } = await import('../../proxy/auth/run-token.js');
     const { readFileSync } = await import('node:fs');
     const key = Buffer.from(readFileSync(w.tokenKeyFile, 'utf8').trim());
     const nowS = Math.floor(Date.now() / 1000);

@@ -6,8 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, createServer, type OnReadOpts, type Server, type Socket } from 'node:net';
 import t, { type Test } from 'tap';
-import { SPLICE_READS, splice } from '../../proxy/splice.js';
-import { createTunnelRegistry } from '../../proxy/sluice.js';
+import { SPLICE_READS, splice } from '../../proxy/egress/splice.js';
+import { createTunnelRegistry } from '../../proxy/runtime/sluice.js';
 
 /** A connected pair of sockets: [the side we hold, the side splice() gets]. On loopback TCP by default; with
  * `unix`, over a Unix socket. With `onread`, the connecting side (the first) is dialled as the dialer dials a

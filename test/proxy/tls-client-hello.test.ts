@@ -1,7 +1,7 @@
 // The ClientHello reader: real handshakes from Node's TLS client, hand-built ones for the odd cases
 // (ECH, two names, no SNI, records split), and garbage that must never parse as a hello.
 import t from 'tap';
-import { MAX_HELLO_BYTES, parseClientHello } from '../../proxy/tls-client-hello.js';
+import { MAX_HELLO_BYTES, parseClientHello } from '../../proxy/edge/tls-client-hello.js';
 import { realHello } from '../helpers/client-hello.js';
 
 const u16 = (n: number) => Buffer.from([n >> 8, n & 0xff]);

@@ -1,0 +1,123 @@
+// `sluice serve`: one process, or a primary and its workers (config `workers`), on the config file or the
+// embedded development default.
+import cluster from 'node:cluster';
+import { randomBytes } from 'node:crypto';
+import { parseArgs } from 'node:util';
+import type { SluiceConfig } from '../../firewall/config.js';
+import { loadConfigFile } from '../runtime/config-file.js';
+import { resolveWorkers, runPrimary } from '../runtime/primary.js';
+import { productionProblems } from '../runtime/production.js';
+import { type Reloader, createReloader } from '../runtime/reload.js';
+import { type BoundListeners, createSluice, readSecretFile } from '../runtime/sluice.js';
+import { runWorker } from '../runtime/worker.js';
+import { requireLoaded } from './load-config.js';
+import { packageVersion } from './version.js';
+import { DEV_IDENTITY, withDevIdentity } from './dev-identity.js';
+import { err, fail } from './output.js';
+
+export async function serve(argv: string[]) {
+  // A worker (config `workers` > 1) takes its config from the primary, never from the file.
+  if (cluster.isWorker) return runWorker();
+  const { values } = parseArgs({ args: argv, options: { config: { type: 'string', short: 'c' } } });
+  const path = values.config ?? process.env.SLUICE_CONFIG ?? null;
+  const production = process.env.SLUICE_ENV === 'production';
+  const { config: loaded, digest } = requireLoaded(path ?? undefined);
+  if (production) {
+    const problems = productionProblems(loaded, readSecretFile);
+    if (problems.length) {
+      for (const p of problems) err(`sluice: production: ${p}`);
+      fail(`refusing to start with SLUICE_ENV=production (${problems.length} problem(s))`);
+    }
+  }
+  // Development convenience: no identities → one generated credential, the same across reloads.
+  const devPassword = Object.keys(loaded.identities).length === 0 ? randomBytes(18).toString('base64url') : null;
+  const prepare = (c: SluiceConfig): SluiceConfig =>
+    devPassword && Object.keys(c.identities).length === 0 ? withDevIdentity(c, devPassword) : c;
+  // Production rules hold for reloads too: a config that would not start is not swapped in.
+  const checkReload = (c: SluiceConfig) => {
+    const problems = production ? productionProblems(c, readSecretFile) : [];
+    if (problems.length) throw new Error(problems.join('; '));
+  };
+  const announce = (bound: BoundListeners) => {
+    const { http, socks5 } = bound;
+    if (http && devPassword) {
+      const host = http.family === 'IPv6' ? `[${http.address}]` : http.address;
+      const url = `http://${DEV_IDENTITY}:${devPassword}@${host}:${http.port}`;
+      // The generated credential goes to the terminal once, never into the structured log.
+      err(`Sluice is running in development mode on ${host}:${http.port} (no identities configured).`);
+      err('Generated credential (shown once, not stored). Point workloads at the proxy with:');
+      err(`HTTPS_PROXY=${url}`);
+      err(`HTTP_PROXY=${url}`);
+    } else {
+      for (const [name, a] of Object.entries(bound)) err(`Sluice ${name} listening on ${a.address}:${a.port}`);
+    }
+    if (socks5 && devPassword) {
+      const host = socks5.family === 'IPv6' ? `[${socks5.address}]` : socks5.address;
+      err(`ALL_PROXY=socks5h://${DEV_IDENTITY}:${devPassword}@${host}:${socks5.port}`);
+    }
+  };
+  const workers = resolveWorkers(loaded.workers);
+  if (workers > 1) {
+    return runPrimary({
+      path,
+      digest,
+      config: prepare(loaded),
+      workers,
+      prepare,
+      checkReload,
+      generatedIdentity: devPassword !== null,
+      version: packageVersion(),
+      announce,
+      fail,
+    });
+  }
+
+  let reloader: Reloader | null = null;
+  const sluice = createSluice({
+    config: prepare(loaded),
+    version: packageVersion(),
+    generatedIdentity: devPassword !== null,
+    reload: () => reloader!.reload('admin'),
+  });
+  reloader = createReloader({
+    path,
+    load: loadConfigFile,
+    digest,
+    prepare,
+    current: sluice.state.config,
+    swap: (c) => {
+      checkReload(c);
+      sluice.state.swap(c);
+    },
+    metrics: sluice.metrics,
+    logger: sluice.logger,
+  });
+  let bound: BoundListeners;
+  try {
+    bound = await sluice.start();
+  } catch (e) {
+    fail((e as Error).message);
+  }
+  reloader.watch();
+  announce(bound);
+  process.on('SIGHUP', () => void reloader!.reload('sighup'));
+  let stopping = false;
+  const stop = async () => {
+    if (stopping) {
+      // A second SIGTERM: no more waiting.
+      sluice.flushLogs();
+      process.exit(143);
+    }
+    stopping = true;
+    sluice.logger.info({ drainMs: sluice.state.config().limits.drainMs }, 'shutdown.draining');
+    await sluice.drain(sluice.state.config().limits.drainMs);
+    reloader!.close();
+    await sluice.stop();
+    sluice.logger.info('shutdown.complete');
+    sluice.flushLogs();
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop());
+  process.on('SIGTERM', () => void stop());
+}
+

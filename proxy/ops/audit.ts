@@ -1,0 +1,159 @@
+// The canonical audit record: exactly one `egress.decision` line per request, written in the pipeline's
+// `finally`. Field names are constants (CONTRACT §7) so that dashboards, tests and docs share one spelling.
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import { CODES, type Code, type Deny } from '../../firewall/codes.js';
+import { pathForLog, scrubText } from './redact.js';
+
+export const AUDIT_MESSAGE = 'egress.decision';
+
+export const FIELD = Object.freeze({
+  id: 'id',
+  listener: 'listener',
+  clientAddr: 'client.addr',
+  identity: 'identity',
+  run: 'run',
+  method: 'method',
+  targetHost: 'target.host',
+  targetPort: 'target.port',
+  targetPath: 'target.path',
+  verdict: 'verdict',
+  code: 'code',
+  rule: 'rule',
+  wouldDeny: 'wouldDeny',
+  dialAddress: 'dial.address',
+  dnsMs: 'dns.ms',
+  connectMs: 'connect.ms',
+  status: 'status',
+  bytesUp: 'bytes.up',
+  bytesDown: 'bytes.down',
+  durationMs: 'duration.ms',
+  detail: 'detail',
+} as const);
+
+export type Listener = 'http' | 'socks5';
+/** allow: let through (maybe cut short later); deny: refused by auth, policy, guard, request rules or limits;
+ * error: allowed but the destination or Sluice failed. */
+export type Verdict = 'allow' | 'deny' | 'error';
+
+export interface AuditRecord {
+  readonly id: string;
+  readonly listener: Listener;
+  readonly clientAddr: string;
+  readonly startedMs: number;
+  identity: string | null;
+  run: string | null;
+  method: string | null;
+  targetHost: string | null;
+  targetPort: number | null;
+  /** Origin-form path with query values dropped (HTTP only); scrubbed when logged. */
+  targetPath: string | null;
+  verdict: Verdict;
+  code: Code | null;
+  rule: string | null;
+  wouldDeny: Code | null;
+  dialAddress: string | null;
+  dnsMs: number | null;
+  connectMs: number | null;
+  status: number | null;
+  bytesUp: number;
+  bytesDown: number;
+  durationMs: number;
+  detail: string | null;
+}
+
+export type AuditObserver = (record: Readonly<AuditRecord>) => void;
+
+export interface Audit {
+  /** Requests begun and not yet ended (graceful shutdown waits for this to reach 0). */
+  readonly inFlight: number;
+  begin(listener: Listener, clientAddr: string): AuditRecord;
+  /** Marks the record with a denial (the verdict follows from the code's kind). */
+  denied(record: AuditRecord, d: Deny): void;
+  end(record: AuditRecord): void;
+}
+
+export const verdictOf = (code: Code): Verdict => {
+  const kind = CODES[code].kind;
+  return kind === 'upstream' || kind === 'internal' ? 'error' : 'deny';
+};
+
+export function createAudit(opts: { logger: Logger; nowMs: () => number; observers?: AuditObserver[] }): Audit {
+  const observers = opts.observers ?? [];
+  let inFlight = 0;
+  return {
+    get inFlight() {
+      return inFlight;
+    },
+    begin(listener, clientAddr) {
+      inFlight++;
+      return {
+        id: randomUUID(),
+        listener,
+        clientAddr,
+        startedMs: opts.nowMs(),
+        identity: null,
+        run: null,
+        method: null,
+        targetHost: null,
+        targetPort: null,
+        targetPath: null,
+        verdict: 'allow',
+        code: null,
+        rule: null,
+        wouldDeny: null,
+        dialAddress: null,
+        dnsMs: null,
+        connectMs: null,
+        status: null,
+        bytesUp: 0,
+        bytesDown: 0,
+        durationMs: 0,
+        detail: null,
+      };
+    },
+    denied(record, d) {
+      record.verdict = verdictOf(d.code);
+      record.code = d.code;
+      record.rule = d.rule;
+      record.detail = d.detail ?? null;
+    },
+    end(record) {
+      inFlight--;
+      record.durationMs = Math.round((opts.nowMs() - record.startedMs) * 1000) / 1000;
+      const line = {
+        [FIELD.id]: record.id,
+        [FIELD.listener]: record.listener,
+        [FIELD.clientAddr]: record.clientAddr,
+        [FIELD.identity]: record.identity,
+        [FIELD.run]: record.run,
+        [FIELD.method]: record.method,
+        [FIELD.targetHost]: record.targetHost,
+        [FIELD.targetPort]: record.targetPort,
+        [FIELD.targetPath]: record.targetPath === null ? null : pathForLog(record.targetPath),
+        [FIELD.verdict]: record.verdict,
+        [FIELD.code]: record.code,
+        [FIELD.rule]: record.rule,
+        [FIELD.wouldDeny]: record.wouldDeny,
+        [FIELD.dialAddress]: record.dialAddress,
+        [FIELD.dnsMs]: record.dnsMs,
+        [FIELD.connectMs]: record.connectMs,
+        [FIELD.status]: record.status,
+        [FIELD.bytesUp]: record.bytesUp,
+        [FIELD.bytesDown]: record.bytesDown,
+        [FIELD.durationMs]: record.durationMs,
+        [FIELD.detail]: record.detail === null ? null : scrubText(record.detail),
+      };
+      if (record.verdict === 'allow') opts.logger.info(line, AUDIT_MESSAGE);
+      else if (record.code === 'EGR_INTERNAL') opts.logger.error(line, AUDIT_MESSAGE);
+      else opts.logger.warn(line, AUDIT_MESSAGE);
+      for (const o of observers) {
+        try {
+          o(record);
+        } catch {
+          // An observer (metrics) must never break the request path.
+        }
+      }
+    },
+  };
+}

@@ -1,0 +1,261 @@
+// The pipeline: the one place where the order of the stages is written down.
+//   listener → identity → normalise → decide() → dialer (resolve → validate → connect) → forward | tunnel
+//   → audit + metrics (always, in `finally`)
+// A tunnel's target is asked of the edge after identity: SOCKS5 (RFC 1929) answers the credentials before
+// the client sends its request.
+// Stages return `T | Deny` and never call each other; a thrown error is a bug, logged and turned into a
+// deny (EGR_INTERNAL). Listeners hand in an edge (their half of the conversation) and render any denial.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
+import { type Deny, deny, isDeny } from '../../firewall/codes.js';
+import { type Target, formatAuthority, normaliseHost, parseAbsoluteTarget, parseAuthority } from '../../firewall/normalise.js';
+import { type Allow, type DecideState, type HttpEgress, type Policy, decide, methodOverrideOf } from '../../firewall/policy.js';
+import type { Admission } from '../auth/admission.js';
+import type { Audit, AuditRecord, Listener } from '../ops/audit.js';
+import type { Dialer, DialPlan } from '../egress/dialer.js';
+import { type ForwardPlan, type ForwardResult, forwardHttp, forwardUpgrade, requestHasBody } from '../egress/forward.js';
+import type { Credentials, IdentityStore, Principal } from '../auth/identity.js';
+import { scrubText } from '../ops/redact.js';
+import type { TunnelRegistry } from '../egress/splice.js';
+import { runTunnel } from '../egress/tunnel.js';
+
+export interface PipelineDeps {
+  readonly policy: () => Policy;
+  readonly state: () => DecideState;
+  readonly identities: IdentityStore;
+  readonly dialer: Dialer;
+  readonly audit: Audit;
+  readonly tunnels: TunnelRegistry;
+  readonly logger: Logger;
+  readonly admission?: Admission;
+  readonly timeouts: () => { readonly tunnelHelloTimeoutMs: number; readonly idleTimeoutMs: number };
+}
+
+interface EdgeBase {
+  readonly listener: Listener;
+  readonly clientAddr: string;
+  readonly credentials: Credentials | null | 'malformed';
+  /** Renders a denial to the client (HTTP status or SOCKS reply). Only called before anything else was sent. */
+  reject(d: Deny, requestId: string): void;
+}
+
+export interface HttpEdge extends EdgeBase {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+}
+
+export interface UpgradeEdge extends EdgeBase {
+  readonly req: IncomingMessage;
+  readonly socket: Duplex;
+  readonly head: Buffer;
+}
+
+export type RawTunnelTarget =
+  | { readonly kind: 'authority'; readonly authority: string }
+  | { readonly kind: 'host-port'; readonly host: string; readonly port: number };
+
+export interface TunnelRequest {
+  readonly target: RawTunnelTarget;
+  /** Bytes the client sent after its request, already read by the listener; replayed upstream. */
+  readonly head: Buffer;
+}
+
+export interface TunnelEdge extends EdgeBase {
+  /** Asked for only once the identity stage has passed: SOCKS5 must send the RFC 1929 success status before
+   * the client sends its request. HTTP CONNECT already holds it. */
+  target(): Promise<TunnelRequest | Deny>;
+  readonly socket: Socket;
+  /** Tells the client its tunnel is open (HTTP 200 / SOCKS5 success). */
+  accept(): void;
+}
+
+export interface Pipeline {
+  http(edge: HttpEdge): Promise<void>;
+  upgrade(edge: UpgradeEdge): Promise<void>;
+  tunnel(edge: TunnelEdge): Promise<void>;
+  /** A request the listener could not even parse: audited, then rendered by the listener. */
+  refuse(listener: Listener, clientAddr: string, d: Deny): string;
+}
+
+function normaliseTunnelTarget(t: RawTunnelTarget): Target | Deny {
+  if (t.kind === 'authority') {
+    const r = parseAuthority(t.authority);
+    return isDeny(r) ? r : r.target;
+  }
+  if (!Number.isInteger(t.port) || t.port < 1 || t.port > 65535) return deny('EGR_INVALID_TARGET', 'normalise', 'bad port');
+  const host = normaliseHost(t.host.includes(':') ? `[${t.host}]` : t.host);
+  return isDeny(host) ? host : { ...host, port: t.port };
+}
+
+export function createPipeline(deps: PipelineDeps): Pipeline {
+  const { audit, dialer } = deps;
+
+  async function identify(edge: EdgeBase, rec: AuditRecord): Promise<{ principal: Principal; release: () => void } | Deny> {
+    const { admission } = deps;
+    if (edge.credentials !== null) {
+      // An address that keeps failing gets no more scrypt work for a while.
+      const throttled = admission?.authGate(edge.clientAddr);
+      if (throttled) return throttled;
+    }
+    const principal =
+      edge.credentials === 'malformed' ? deny('EGR_AUTH_INVALID', 'identity', 'malformed credentials') : await deps.identities.authenticate(edge.credentials);
+    if (isDeny(principal)) {
+      if (principal.code !== 'EGR_AUTH_REQUIRED') admission?.authFailed(edge.clientAddr);
+      return principal;
+    }
+    rec.identity = principal.identity;
+    rec.run = principal.runId;
+    const release = admission ? admission.admit(principal, rec) : () => {};
+    return isDeny(release) ? release : { principal, release };
+  }
+
+  function internal(rec: AuditRecord, err: unknown): Deny {
+    // The cause is logged (scrubbed), never sent to the client.
+    deps.logger.error({ err: scrubText(String((err as Error)?.stack ?? err)), id: rec.id }, 'pipeline.internal_error');
+    return deny('EGR_INTERNAL', 'internal');
+  }
+
+  /** Stages shared by plain and upgrade requests, up to a validated dial plan. */
+  async function prepareHttp(edge: HttpEdge | UpgradeEdge, rec: AuditRecord, upgrade: boolean): Promise<Prepared | Deny | { release: () => void; d: Deny }> {
+    const { req } = edge;
+    rec.method = req.method ?? null;
+    const who = await identify(edge, rec);
+    if (isDeny(who)) return who;
+    const target = parseAbsoluteTarget(req.url ?? '');
+    if (isDeny(target)) return { ...who, d: target };
+    rec.targetHost = target.target.host;
+    rec.targetPort = target.target.port;
+    rec.targetPath = target.path;
+    const egress: HttpEgress = {
+      kind: 'http',
+      scheme: target.scheme,
+      method: req.method ?? '',
+      target: target.target,
+      hasBody: requestHasBody(req),
+      upgrade: upgrade || req.headers.upgrade !== undefined,
+      methodOverride: methodOverrideOf(req.headers),
+    };
+    const decision = decide(deps.policy(), deps.state(), who.principal, egress);
+    if (isDeny(decision)) return { ...who, d: decision };
+    rec.rule = decision.rule;
+    rec.wouldDeny = decision.wouldDeny?.code ?? null;
+    // The name was judged above, before any resolver saw it: denied names never leak into DNS.
+    const plan = await dialer.prepare(target.target);
+    if (isDeny(plan)) return { ...who, d: plan };
+    rec.dnsMs = plan.dnsMs;
+    rec.dialAddress = plan.addresses[0]?.address ?? null;
+    const upstreamTarget = { ...target.target, port: decision.port };
+    const authority = formatAuthority(upstreamTarget, decision.tls ? 443 : 80);
+    const forward: ForwardPlan = {
+      origin: `${decision.tls ? 'https' : 'http'}://${formatAuthority(upstreamTarget)}`,
+      path: target.path,
+      method: egress.method,
+      authority,
+    };
+    return { ...who, d: null, plan, decision, forward };
+  }
+
+  type Prepared = { release: () => void; d: null; plan: DialPlan; decision: Allow; forward: ForwardPlan };
+
+  return {
+    http: (edge) => httpLike(edge, false, (r) => forwardHttp(dialer.agent, r.forward, edge.req, edge.res)),
+
+    upgrade: (edge) =>
+      httpLike(edge, true, (r) => forwardUpgrade(dialer, r.plan, r.decision.port, r.decision.tls, r.forward, edge.req, edge.socket, edge.head)),
+
+    async tunnel(edge) {
+      const rec = audit.begin(edge.listener, edge.clientAddr);
+      rec.method = 'CONNECT';
+      let release: (() => void) | null = null;
+      try {
+        const who = await identify(edge, rec);
+        if (isDeny(who)) return fail(edge, rec, who);
+        release = who.release;
+        const request = await edge.target();
+        if (isDeny(request)) return fail(edge, rec, request);
+        const target = normaliseTunnelTarget(request.target);
+        if (isDeny(target)) return fail(edge, rec, target);
+        rec.targetHost = target.host;
+        rec.targetPort = target.port;
+        const decision = decide(deps.policy(), deps.state(), who.principal, { kind: 'tunnel', target });
+        if (isDeny(decision)) return fail(edge, rec, decision);
+        rec.rule = decision.rule;
+        rec.wouldDeny = decision.wouldDeny?.code ?? null;
+        const plan = await dialer.prepare(target);
+        if (isDeny(plan)) return fail(edge, rec, plan);
+        rec.dnsMs = plan.dnsMs;
+        const t = deps.timeouts();
+        const mode = who.principal.mode ?? deps.policy().mode;
+        const result = await runTunnel({
+          client: edge.socket,
+          head: request.head,
+          plan,
+          port: decision.port,
+          dialer,
+          helloTimeoutMs: t.tunnelHelloTimeoutMs,
+          idleTimeoutMs: t.idleTimeoutMs,
+          accept: () => edge.accept(),
+          registry: deps.tunnels,
+          sniMode: mode,
+        });
+        rec.dialAddress = result.address;
+        rec.connectMs = result.connectMs;
+        rec.bytesUp = result.bytesUp;
+        rec.bytesDown = result.bytesDown;
+        if (result.wouldDeny && !rec.wouldDeny) rec.wouldDeny = result.wouldDeny.code;
+        // The client was already told the tunnel is open; runTunnel closed it. Only the record remains.
+        if (result.deny) audit.denied(rec, result.deny);
+      } catch (err) {
+        fail(edge, rec, internal(rec, err));
+      } finally {
+        release?.();
+        audit.end(rec);
+      }
+    },
+
+    refuse(listener, clientAddr, d) {
+      const rec = audit.begin(listener, clientAddr);
+      audit.denied(rec, d);
+      audit.end(rec);
+      return rec.id;
+    },
+  };
+
+  /** Plain requests and upgrades: the same stages, then their own way of forwarding. */
+  async function httpLike(
+    edge: HttpEdge | UpgradeEdge,
+    upgrade: boolean,
+    send: (r: Prepared) => Promise<ForwardResult | Deny>,
+  ): Promise<void> {
+    const rec = audit.begin(edge.listener, edge.clientAddr);
+    let release: (() => void) | null = null;
+    try {
+      const r = await prepareHttp(edge, rec, upgrade);
+      if (isDeny(r)) return fail(edge, rec, r);
+      release = r.release;
+      if (r.d) return fail(edge, rec, r.d);
+      const result = await send(r);
+      if (isDeny(result)) return fail(edge, rec, result);
+      rec.status = result.status;
+      rec.bytesUp = result.bytesUp;
+      rec.bytesDown = result.bytesDown;
+      if (result.aborted) rec.detail = 'response cut short';
+    } catch (err) {
+      fail(edge, rec, internal(rec, err));
+    } finally {
+      release?.();
+      audit.end(rec);
+    }
+  }
+
+  function fail(edge: EdgeBase, rec: AuditRecord, d: Deny): void {
+    audit.denied(rec, d);
+    try {
+      edge.reject(d, rec.id);
+    } catch (err) {
+      deps.logger.error({ err, id: rec.id }, 'pipeline.render_failed');
+    }
+  }
+}

@@ -1,0 +1,379 @@
+// The primary process (config `workers` > 1). It validates every config (the CLI did the start-up and
+// production checks), owns the admin listener, the signals, the config-file watch and the kill-switch file,
+// and runs N workers (node:cluster) that serve the proxy listeners on shared ports. It tells the workers
+// every change — kill switch, config swap, drain — and the admin API answers only once every worker has
+// acknowledged it. It is never in the data path.
+//
+// Fail closed: a worker is told the current config and kill switch before it listens; one that dies is
+// replaced (with backoff) and the replacement gets the state of that moment; one that does not acknowledge a
+// change, or cannot apply it, is killed and replaced rather than left serving the old state.
+import cluster, { type Worker } from 'node:cluster';
+import { readFileSync } from 'node:fs';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { availableParallelism } from 'node:os';
+import { performance } from 'node:perf_hooks';
+import { AggregatorRegistry } from 'prom-client';
+import type { SluiceConfig } from '../../firewall/config.js';
+import { compilePolicy } from '../../firewall/policy.js';
+import { type MetricsSource, createAdminListener } from '../ops/admin.js';
+import { limitsPerWorker } from '../auth/admission.js';
+import { loadConfigFile } from './config-file.js';
+import { createKillSwitchFile } from './kill-switch-file.js';
+import { createLogDestination, createLogger } from '../ops/log-destination.js';
+import { createMetrics } from '../ops/metrics.js';
+import { exposureProblems } from './production.js';
+import { createReloader } from './reload.js';
+import { type BoundListeners, readAdminToken, readSecretFile, readTokenKey, selfAddresses } from './sluice.js';
+import { type FromWorker, type ToWorker, isProtocolMessage } from './worker-protocol.js';
+
+/** CPUs the container may use: cgroup v2 `cpu.max` (or v1's CFS quota), rounded up; null when unlimited. */
+export function cgroupCpuLimit(read: (path: string) => string = (p) => readFileSync(p, 'utf8')): number | null {
+  const tryRead = (p: string) => {
+    try {
+      return read(p).trim();
+    } catch {
+      return null;
+    }
+  };
+  const v2 = tryRead('/sys/fs/cgroup/cpu.max');
+  if (v2) {
+    const [quota, period] = v2.split(/\s+/);
+    if (quota === 'max' || !quota || !period) return null;
+    return Math.max(1, Math.ceil(Number(quota) / Number(period))) || null;
+  }
+  const quota = Number(tryRead('/sys/fs/cgroup/cpu/cpu.cfs_quota_us'));
+  const period = Number(tryRead('/sys/fs/cgroup/cpu/cpu.cfs_period_us'));
+  return quota > 0 && period > 0 ? Math.max(1, Math.ceil(quota / period)) : null;
+}
+
+/** `workers: auto` is one worker per CPU this process may run on, bounded by the container's CPU limit. */
+export function resolveWorkers(setting: number | 'auto', cpus = availableParallelism(), limit: number | null = cgroupCpuLimit()): number {
+  if (setting !== 'auto') return setting;
+  return Math.max(1, Math.min(cpus, limit ?? cpus));
+}
+
+/** The config a worker runs: its share of the limits, and no kill-switch file (the primary watches it). */
+export function configForWorker(config: SluiceConfig, workers: number): SluiceConfig {
+  return { ...config, limits: limitsPerWorker(config.limits, workers), killSwitch: { file: null } };
+}
+
+export interface PrimaryOptions {
+  /** The config file (null: the embedded default; nothing to reload). */
+  readonly path: string | null;
+  /** Digest of the config file's bytes as loaded at start (see LoadedConfig). */
+  readonly digest: string;
+  /** The config as started (already checked, development identity added). */
+  readonly config: SluiceConfig;
+  readonly workers: number;
+  /** Applied to every reloaded config (development identity). */
+  readonly prepare: (config: SluiceConfig) => SluiceConfig;
+  /** Throws when a reloaded config must not be swapped in (production rules). */
+  readonly checkReload: (config: SluiceConfig) => void;
+  readonly generatedIdentity: boolean;
+  readonly version: string;
+  /** Prints where Sluice listens (once every worker listens). */
+  readonly announce: (bound: BoundListeners) => void;
+  /** Start-up failure: prints and exits. */
+  readonly fail: (message: string) => never;
+}
+
+interface Slot {
+  readonly index: number;
+  worker: Worker | null;
+  /** The worker has been sent its init: later changes go to it as messages (before, init carries them). */
+  initialised: boolean;
+  ready: boolean;
+  bound: BoundListeners | null;
+  startedMs: number;
+  /** Deaths in a row without a worker that lived long; sets the backoff. */
+  failures: number;
+  restart: NodeJS.Timeout | null;
+}
+
+const ACK_TIMEOUT_MS = 5000;
+const METRICS_TIMEOUT_MS = 2000;
+const BACKOFF_FIRST_MS = 250;
+const BACKOFF_MAX_MS = 30_000;
+/** A worker that lived this long resets the backoff. */
+const HEALTHY_MS = 60_000;
+
+export async function runPrimary(opts: PrimaryOptions): Promise<void> {
+  const n = opts.workers;
+  const nowMs = () => performance.now();
+  let config = opts.config;
+  const exposed = exposureProblems(config, readSecretFile, opts.generatedIdentity);
+  if (exposed.length) opts.fail(exposed.join('\n'));
+  let adminToken: Buffer | null = null;
+  try {
+    // Everything a worker would refuse at start is refused here, once, before any worker is forked.
+    compilePolicy(config, selfAddresses(Object.values(config.listen)));
+    readTokenKey(config);
+    adminToken = readAdminToken(config);
+  } catch (err) {
+    opts.fail((err as Error).message);
+  }
+
+  const destination = createLogDestination({ shared: true });
+  const logger = createLogger(config.log.level, destination);
+  const metrics = createMetrics({ version: opts.version, tunnels: () => 0 });
+  const kill = { api: false, file: false };
+  const engaged = () => kill.api || kill.file;
+  let booted = false;
+  let stopping = false;
+  let seqNo = 0;
+  /** Pending acknowledgements and metrics replies, by `${worker.id}:${seq}`. */
+  const waiting = new Map<string, (reply: FromWorker | null) => void>();
+
+  const slots: Slot[] = Array.from({ length: n }, (_, index) => ({ index, worker: null, initialised: false, ready: false, bound: null, startedMs: 0, failures: 0, restart: null }));
+  const live = () => slots.filter((s) => s.worker && s.initialised && s.worker.isConnected() && !s.worker.isDead());
+
+  // Measured on the benchmark (bench/RESULTS.md): see docs/ARCHITECTURE.md "Workers". The environment
+  // variable Node itself reads still overrides it.
+  if (!process.env.NODE_CLUSTER_SCHED_POLICY) cluster.schedulingPolicy = cluster.SCHED_NONE;
+
+  let announceBoot: (() => void) | null = null;
+  let failBoot: ((message: string) => void) | null = null;
+  const booting = new Promise<void>((resolve, reject) => {
+    announceBoot = resolve;
+    failBoot = (m) => reject(new Error(m));
+  });
+
+  function fork(slot: Slot): void {
+    slot.restart = null;
+    if (stopping) return;
+    const worker = cluster.fork();
+    slot.worker = worker;
+    slot.initialised = false;
+    slot.ready = false;
+    slot.startedMs = nowMs();
+    worker.on('message', (m: unknown) => {
+      if (isProtocolMessage(m)) onMessage(slot, worker, m as FromWorker);
+    });
+    // An IPC error (the worker died mid-send) is followed by its exit, which is handled below.
+    worker.on('error', () => undefined);
+    worker.on('exit', (code, signal) => onExit(slot, worker, code, signal));
+  }
+
+  function onMessage(slot: Slot, worker: Worker, m: FromWorker): void {
+    switch (m.type) {
+      case 'sluice.hello': {
+        if (stopping) return void worker.process.kill('SIGKILL'); // it never served: nothing to drain
+        // The state of this moment; every later change follows it on the same ordered channel.
+        const init: ToWorker = { type: 'sluice.init', config: configForWorker(config, n), killSwitch: engaged(), generatedIdentity: opts.generatedIdentity, version: opts.version };
+        worker.send(init);
+        slot.initialised = true;
+        return;
+      }
+      case 'sluice.ready':
+        slot.ready = true;
+        slot.bound = m.bound;
+        if (!booted && slots.every((s) => s.ready)) {
+          booted = true;
+          announceBoot?.();
+        } else if (booted) {
+          logger.info({ worker: slot.index, workerPid: worker.process.pid }, 'worker.ready');
+        }
+        return;
+      case 'sluice.fatal':
+        if (!booted) failBoot?.(`worker ${slot.index}: ${m.message}`);
+        else logger.error({ worker: slot.index, workerPid: worker.process.pid, err: m.message }, 'worker.failed');
+        return;
+      case 'sluice.ack':
+      case 'sluice.metrics':
+        waiting.get(`${worker.id}:${m.seq}`)?.(m);
+        return;
+    }
+  }
+
+  function onExit(slot: Slot, worker: Worker, code: number | null, signal: string | null): void {
+    if (slot.worker !== worker) return;
+    slot.worker = null;
+    slot.initialised = false;
+    slot.ready = false;
+    // A worker that is gone serves nothing: it does not hold up a change (its replacement starts with it).
+    for (const [key, settle] of waiting) if (key.startsWith(`${worker.id}:`)) settle(null);
+    if (stopping) {
+      if (slots.every((s) => !s.worker)) allExited?.();
+      return;
+    }
+    if (!booted) {
+      failBoot?.(`worker ${slot.index} exited (${signal ?? `code ${code}`}) before it listened`);
+      return;
+    }
+    if (nowMs() - slot.startedMs >= HEALTHY_MS) slot.failures = 0;
+    const delayMs = Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** slot.failures);
+    slot.failures++;
+    logger.error({ worker: slot.index, workerPid: worker.process.pid, code, signal, restartInMs: delayMs }, 'worker.exit: replacing it');
+    slot.restart = setTimeout(() => fork(slot), delayMs);
+  }
+
+  /** Sends `message` (numbered `seq`) to one worker and resolves with its answer, or null when the worker is
+   * gone or silent for `timeoutMs`. */
+  function ask(worker: Worker, seq: number, message: ToWorker, timeoutMs: number): Promise<FromWorker | null> {
+    return new Promise((resolve) => {
+      const key = `${worker.id}:${seq}`;
+      const settle = (reply: FromWorker | null) => {
+        clearTimeout(timer);
+        waiting.delete(key);
+        resolve(reply);
+      };
+      const timer = setTimeout(() => settle(null), timeoutMs);
+      waiting.set(key, settle);
+      try {
+        worker.send(message);
+      } catch {
+        settle(null); // the channel is closed: the worker is exiting
+      }
+    });
+  }
+
+  /** Sends a change to every live worker and waits for each to acknowledge it. One that refuses or stays
+   * silent is killed — never left serving the old state — and its replacement starts with the state of that
+   * moment. Returns what went wrong, one line per worker. */
+  async function broadcast(make: (seq: number) => ToWorker): Promise<string[]> {
+    const seq = ++seqNo;
+    const message = make(seq);
+    const answers = live().map(async (slot) => {
+      const worker = slot.worker!;
+      const reply = await ask(worker, seq, message, ACK_TIMEOUT_MS);
+      if (reply?.type === 'sluice.ack' && reply.error === null) return null;
+      // Exited meanwhile: its replacement gets the current state, nothing to do.
+      if (worker.isDead() || !worker.isConnected()) return null;
+      const error = reply?.type === 'sluice.ack' ? reply.error : `no answer in ${ACK_TIMEOUT_MS} ms`;
+      logger.error({ worker: slot.index, workerPid: worker.process.pid, err: error }, 'worker.refused: replacing it');
+      worker.process.kill('SIGKILL');
+      return `worker ${slot.index}: ${error} (replaced)`;
+    });
+    return (await Promise.all(answers)).filter((x): x is string => x !== null);
+  }
+
+  async function setKillSwitch(on: boolean, source: 'api' | 'file'): Promise<void> {
+    const was = engaged();
+    kill[source] = on;
+    const now = engaged();
+    metrics.setKillSwitch(now);
+    if (was !== now) logger.warn({ engaged: now, source }, 'kill_switch');
+    // The file watcher reports every stat change; the API always waits for every worker (an earlier change
+    // still in flight is applied before this one: each worker handles messages in order).
+    if (source === 'file' && was === now) return;
+    await broadcast((seq) => ({ type: 'sluice.kill-switch', seq, engaged: now }));
+  }
+  const killFile = createKillSwitchFile((on) => void setKillSwitch(on, 'file'));
+
+  async function swap(next: SluiceConfig): Promise<void> {
+    opts.checkReload(next);
+    const kept: SluiceConfig = { ...next, listen: config.listen };
+    compilePolicy(kept, selfAddresses(Object.values(kept.listen)));
+    readTokenKey(kept);
+    const nextAdmin = readAdminToken(kept);
+    config = kept;
+    adminToken = nextAdmin;
+    killFile.follow(kept.killSwitch.file);
+    // From here the new config is the one in force: a worker that does not take it is replaced by one that
+    // starts with it. So the reload succeeded; saying it failed would claim the old config still holds.
+    const failed = await broadcast((seq) => ({ type: 'sluice.swap', seq, config: configForWorker(kept, n) }));
+    if (failed.length) logger.warn({ workers: failed }, 'config.reload: some workers were replaced to apply it');
+  }
+
+  const reloader = createReloader({ path: opts.path, load: loadConfigFile, digest: opts.digest, prepare: opts.prepare, current: () => config, swap, metrics, logger });
+
+  /** /metrics: the primary's own series (reloads, kill switch, its process) and every worker's, merged by
+   * prom-client's aggregator (counters and tunnels summed). A worker that does not answer in time is left out
+   * of that scrape rather than failing it. */
+  const aggregated: MetricsSource = {
+    contentType: metrics.registry.contentType,
+    async metrics() {
+      const seq = ++seqNo;
+      const parts = await Promise.all(live().map(async (slot) => {
+        const reply = await ask(slot.worker!, seq, { type: 'sluice.metrics', seq }, METRICS_TIMEOUT_MS);
+        return reply?.type === 'sluice.metrics' ? reply.metrics : [];
+      }));
+      const own = await metrics.registry.getMetricsAsJSON();
+      return AggregatorRegistry.aggregate([own, ...parts]).metrics();
+    },
+  };
+
+  const admin: Server | null = config.listen.admin
+    ? createAdminListener({
+        metrics: aggregated,
+        logger,
+        token: () => adminToken,
+        ready: () => booted && !stopping && slots.every((s) => s.ready),
+        killSwitch: engaged,
+        setKillSwitch: (on) => setKillSwitch(on, 'api'),
+        reload: () => reloader.reload('admin'),
+      })
+    : null;
+  let adminBound: AddressInfo | null = null;
+  if (admin && config.listen.admin) {
+    const at = config.listen.admin;
+    adminBound = await new Promise<AddressInfo>((resolve) => {
+      admin.once('error', (err) => opts.fail(`admin listener ${at.text}: ${err.message}`));
+      admin.listen({ host: at.host, port: at.port }, () => resolve(admin.address() as AddressInfo));
+    });
+  }
+
+  let allExited: (() => void) | null = null;
+  async function shutdown(): Promise<void> {
+    if (stopping) {
+      // A second SIGTERM: no more waiting.
+      logger.warn('shutdown.forced');
+      for (const s of slots) s.worker?.process.kill('SIGKILL');
+      destination.flushSync();
+      process.exit(143);
+    }
+    stopping = true;
+    for (const s of slots) if (s.restart) clearTimeout(s.restart);
+    const drainMs = config.limits.drainMs;
+    logger.info({ drainMs, workers: n }, 'shutdown.draining');
+    const exited = new Promise<void>((resolve) => {
+      allExited = resolve;
+      if (slots.every((s) => !s.worker)) resolve();
+    });
+    for (const s of slots) {
+      if (!s.worker) continue;
+      if (!s.initialised) {
+        s.worker.process.kill('SIGKILL'); // it never served: nothing to drain
+        continue;
+      }
+      try {
+        s.worker.send({ type: 'sluice.drain', drainMs } satisfies ToWorker);
+      } catch {
+        // Exiting already.
+      }
+    }
+    // Workers exit once drained; one that does not (it is stuck) is killed after the drain time.
+    const overdue = setTimeout(() => {
+      for (const s of slots) s.worker?.process.kill('SIGKILL');
+    }, drainMs + 5000);
+    await exited;
+    clearTimeout(overdue);
+    reloader.close();
+    killFile.close();
+    admin?.close();
+    admin?.closeAllConnections();
+    logger.info('shutdown.complete');
+    destination.flushSync();
+    process.exit(0);
+  }
+  process.on('SIGINT', () => void shutdown());
+  process.on('SIGTERM', () => void shutdown());
+  process.on('SIGHUP', () => void reloader.reload('sighup'));
+
+  killFile.follow(config.killSwitch.file);
+  for (const slot of slots) fork(slot);
+  try {
+    await booting;
+  } catch (err) {
+    stopping = true;
+    for (const s of slots) s.worker?.process.kill('SIGKILL');
+    opts.fail((err as Error).message);
+  }
+  reloader.watch();
+  const first = slots[0]!.bound ?? {};
+  // Before the listening lines: whoever waits for those (a supervisor, a test) then knows the workers too.
+  process.stderr.write(`Sluice runs ${n} workers (pids ${slots.map((s) => s.worker?.process.pid).join(', ')}); signal the primary, pid ${process.pid}.\n`);
+  opts.announce({ ...first, ...(adminBound ? { admin: adminBound } : {}) });
+  logger.info({ workers: n, pids: slots.map((s) => s.worker?.process.pid) }, 'workers.ready');
+}

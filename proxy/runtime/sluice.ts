@@ -1,0 +1,309 @@
+// Wiring: one validated config in, listening proxy out. Owns the mutable runtime state (current policy,
+// kill switch, open tunnels) that the pure core reads through getters.
+import { readFileSync } from 'node:fs';
+import type { Server } from 'node:http';
+import type { AddressInfo, Server as NetServer } from 'node:net';
+import { networkInterfaces } from 'node:os';
+import { performance } from 'node:perf_hooks';
+import type { Logger } from 'pino';
+import type { ListenAddress, SluiceConfig } from '../../firewall/config.js';
+import { type Policy, compilePolicy } from '../../firewall/policy.js';
+import { type AdminDeps, type ReloadOutcome, createAdminListener } from '../ops/admin.js';
+import { createAdmission } from '../auth/admission.js';
+import { type Audit, type AuditObserver, createAudit } from '../ops/audit.js';
+import { type ContainmentProbe, createContainmentProbe } from '../ops/containment-probe.js';
+import { type Dialer, createDialer } from '../egress/dialer.js';
+import { createDnsGuard } from '../ops/dns-guard.js';
+import { createHttpListener } from '../edge/http-listener.js';
+import { createKillSwitchFile } from './kill-switch-file.js';
+import { type LogDestination, createAuditLogger, createLogDestination, createLogger } from '../ops/log-destination.js';
+import { type IdentityStore, createIdentityStore } from '../auth/identity.js';
+import { type Pipeline, createPipeline } from '../pipeline/pipeline.js';
+import { type NameResolver, createResolver } from '../egress/resolver.js';
+import { type Metrics, createMetrics } from '../ops/metrics.js';
+import { exposureProblems } from './production.js';
+import { createSocks5Listener } from '../edge/socks5-listener.js';
+import { MIN_KEY_BYTES } from '../auth/run-token.js';
+import type { TunnelRegistry } from '../egress/splice.js';
+
+export interface SluiceOptions {
+  readonly config: SluiceConfig;
+  /** Where the log goes instead of stdout (tests), at this level instead of the config's. The loggers are
+   * built as in production either way: the audit logger's lack of path redaction is what tests see. */
+  readonly logTo?: { readonly destination: LogDestination; readonly level?: string };
+  /** Monotonic-ish milliseconds; injected by tests that drive time. */
+  readonly nowMs?: () => number;
+  readonly observers?: AuditObserver[];
+  /** Reported in sluice_build_info. */
+  readonly version?: string;
+  /** What the admin API's POST /v1/reload runs (the CLI wires the config-file reloader here). */
+  readonly reload?: () => Promise<ReloadOutcome>;
+  /** The only identity is a generated development credential (then nothing may listen beyond loopback). */
+  readonly generatedIdentity?: boolean;
+  /** Other processes write the same stdout (workers): every log write is kept whole (log-destination.ts). */
+  readonly sharedStdout?: boolean;
+  /** false: leave the admin listener to another process (the primary, with workers). */
+  readonly serveAdmin?: boolean;
+}
+
+export type KillSwitchSource = 'api' | 'file';
+
+export interface RuntimeState {
+  readonly policy: () => Policy;
+  readonly config: () => SluiceConfig;
+  /** Engaged while any source (admin API, kill-switch file) engages it. */
+  readonly killSwitch: () => boolean;
+  setKillSwitch(engaged: boolean, source?: KillSwitchSource): void;
+  /** Swaps in a new, already validated config (listener changes need a restart and are ignored). Throws, and
+   * keeps the old config, when a file it references (token key, admin token) is unusable. */
+  swap(config: SluiceConfig): void;
+  readonly tunnels: TunnelRegistry & { readonly size: number; closeAll(): void };
+  /** The admin bearer token, or null when none is configured. */
+  readonly adminToken: () => Buffer | null;
+}
+
+export type ListenerName = 'http' | 'socks5' | 'admin' | 'dns';
+export type BoundListeners = Partial<Record<ListenerName, AddressInfo>>;
+
+export interface Sluice {
+  readonly state: RuntimeState;
+  readonly metrics: Metrics;
+  readonly pipeline: Pipeline;
+  readonly dialer: Dialer;
+  readonly resolver: NameResolver;
+  readonly identities: IdentityStore;
+  readonly audit: Audit;
+  readonly logger: Logger;
+  start(): Promise<BoundListeners>;
+  /** Writes out buffered log lines synchronously (before process.exit). */
+  flushLogs(): void;
+  /** Ready for traffic: listeners up, config loaded, not draining. */
+  ready(): boolean;
+  /** Graceful shutdown: stop accepting, close tunnels, let in-flight requests finish for up to `drainMs`. */
+  drain(drainMs: number): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** The proxy's own addresses: a request there would loop into Sluice or reach its admin API. A wildcard
+ * listener answers on every local address, loopback included. */
+export function selfAddresses(listens: readonly (ListenAddress | null)[]): string[] {
+  const out = new Set<string>();
+  for (const l of listens) {
+    if (!l) continue;
+    if (l.host === '0.0.0.0' || l.host === '::') {
+      out.add('127.0.0.0/8');
+      out.add('::1/128');
+      for (const list of Object.values(networkInterfaces())) for (const i of list ?? []) out.add(i.address.split('%')[0]!);
+    } else {
+      out.add(l.host);
+    }
+  }
+  return [...out];
+}
+
+/** A secret file's content without surrounding whitespace (files written with `echo` end in a newline). */
+export function readSecretFile(path: string): Buffer | null {
+  try {
+    return Buffer.from(readFileSync(path, 'utf8').trim(), 'utf8');
+  } catch {
+    return null;
+  }
+}
+
+export function readTokenKey(config: SluiceConfig): Buffer | null {
+  if (!config.tokens) return null;
+  const key = readSecretFile(config.tokens.keyFile);
+  if (!key) throw new Error(`tokens.keyFile ${config.tokens.keyFile} cannot be read`);
+  if (key.length < MIN_KEY_BYTES) throw new Error(`tokens.keyFile must hold at least ${MIN_KEY_BYTES} bytes of key (found ${key.length})`);
+  return key;
+}
+
+export function readAdminToken(config: SluiceConfig): Buffer | null {
+  if (!config.admin.tokenFile) return null;
+  const token = readSecretFile(config.admin.tokenFile);
+  if (!token || token.length === 0) throw new Error(`admin.tokenFile ${config.admin.tokenFile} cannot be read or is empty`);
+  return token;
+}
+
+export function createTunnelRegistry(): RuntimeState['tunnels'] {
+  const open = new Set<() => void>();
+  return {
+    add(close) {
+      open.add(close);
+      return () => open.delete(close);
+    },
+    get size() {
+      return open.size;
+    },
+    closeAll() {
+      for (const close of [...open]) close();
+    },
+  };
+}
+
+export function createSluice(opts: SluiceOptions): Sluice {
+  const generatedIdentity = opts.generatedIdentity ?? false;
+  const nowMs = opts.nowMs ?? (() => performance.timeOrigin + performance.now());
+  // The audit log is written on every request: buffered, and flushed synchronously on the way out.
+  const destination = opts.logTo?.destination ?? createLogDestination({ shared: opts.sharedStdout ?? false });
+  const level = opts.logTo?.level ?? opts.config.log.level;
+  const logger = createLogger(level, destination);
+  const auditLogger = createAuditLogger(level, destination);
+  let config = opts.config;
+  const self = () => selfAddresses([config.listen.http, config.listen.socks5, config.listen.admin, config.listen.dns]);
+  let policy = compilePolicy(config, self());
+  let tokenKey = readTokenKey(config);
+  let adminToken = readAdminToken(config);
+  const killSources = new Set<KillSwitchSource>();
+  let killSwitch = false;
+  const tunnels = createTunnelRegistry();
+
+  const state: RuntimeState = {
+    policy: () => policy,
+    config: () => config,
+    killSwitch: () => killSwitch,
+    setKillSwitch(engaged, source = 'api') {
+      if (engaged) killSources.add(source);
+      else killSources.delete(source);
+      const was = killSwitch;
+      killSwitch = killSources.size > 0;
+      metrics.setKillSwitch(killSwitch);
+      if (killSwitch) tunnels.closeAll();
+      if (was !== killSwitch) logger.warn({ engaged: killSwitch, source }, 'kill_switch');
+    },
+    swap(next) {
+      const kept = { ...next, listen: config.listen };
+      const nextPolicy = compilePolicy(kept, self());
+      const nextKey = readTokenKey(kept);
+      const nextAdmin = readAdminToken(kept);
+      config = kept;
+      policy = nextPolicy;
+      tokenKey = nextKey;
+      adminToken = nextAdmin;
+      watchKillFile();
+      // Pooled upstream connections were validated under the old policy; do not reuse them.
+      dialer.refresh();
+    },
+    tunnels,
+    adminToken: () => adminToken,
+  };
+
+  const killFile = createKillSwitchFile((engaged) => state.setKillSwitch(engaged, 'file'));
+  const watchKillFile = () => killFile.follow(config.killSwitch.file);
+
+  const metrics = createMetrics({ version: opts.version ?? 'dev', tunnels: () => tunnels.size });
+  const resolver = createResolver({ ...config.dns, nowMs, onLookup: metrics.dnsLookup });
+  const extraCa = config.upstream.caFile ? readFileSync(config.upstream.caFile, 'utf8') : null;
+  const dialer = createDialer({ resolver, policy: state.policy, connectTimeoutMs: config.upstream.connectTimeoutMs, extraCa, nowMs, onConnect: metrics.upstreamConnect });
+  const identities = createIdentityStore({ policy: state.policy, tokenKey: () => tokenKey, nowMs: () => Date.now() });
+  const admission = createAdmission({ limits: () => config.limits, nowMs });
+  const audit = createAudit({ logger: auditLogger, nowMs, observers: [metrics.observe, ...(opts.observers ?? [])] });
+  const pipeline = createPipeline({
+    policy: state.policy,
+    state: () => ({ killSwitch }),
+    identities,
+    dialer,
+    audit,
+    tunnels,
+    logger,
+    admission,
+    timeouts: () => ({ tunnelHelloTimeoutMs: config.upstream.tunnelHelloTimeoutMs, idleTimeoutMs: config.limits.idleTimeoutMs }),
+  });
+
+  // Every listener Sluice opens, so that stop() closes each of them.
+  const servers = new Map<ListenerName, NetServer>();
+  let started = false;
+  let draining = false;
+  let stopped = false;
+
+  const adminDeps: AdminDeps = {
+    metrics: metrics.registry,
+    logger,
+    token: state.adminToken,
+    ready: () => started && !draining,
+    killSwitch: state.killSwitch,
+    setKillSwitch: (engaged) => state.setKillSwitch(engaged, 'api'),
+    reload: async () => (reloadHook ? reloadHook() : { ok: false, issues: ['reload is not wired in this process'], restartRequired: [] }),
+  };
+  const reloadHook = opts.reload ?? null;
+  // What is not a net.Server (the DNS guard's UDP socket) closes through these.
+  const closers: (() => Promise<void>)[] = [];
+  let probe: ContainmentProbe | null = null;
+
+  const listen = (name: ListenerName, server: NetServer, addr: ListenAddress) =>
+    new Promise<AddressInfo>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ host: addr.host, port: addr.port, backlog: 1024 }, () => {
+        server.removeListener('error', reject);
+        servers.set(name, server);
+        resolve(server.address() as AddressInfo);
+      });
+    });
+
+  return {
+    state,
+    pipeline,
+    dialer,
+    resolver,
+    identities,
+    audit,
+    logger,
+    metrics,
+    async start() {
+      const bound: BoundListeners = {};
+      const { listen: l } = config;
+      const exposed = exposureProblems(config, readSecretFile, generatedIdentity);
+      if (exposed.length) throw new Error(exposed.join('\n'));
+      watchKillFile();
+      if (l.admin && opts.serveAdmin !== false) bound.admin = await listen('admin', createAdminListener(adminDeps), l.admin);
+      if (l.http) bound.http = await listen('http', createHttpListener(pipeline, config.limits), l.http);
+      if (l.socks5) bound.socks5 = await listen('socks5', createSocks5Listener(pipeline, config.limits), l.socks5);
+      if (l.dns) {
+        const guard = createDnsGuard({ logger, onQuery: metrics.dnsGuardQuery, nowMs });
+        closers.push(() => guard.close());
+        bound.dns = await guard.listen(l.dns);
+      }
+      const p = config.containment.probe;
+      if (p && !probe) {
+        const spec = { host: p.host, port: p.port, uid: p.uid, gid: p.gid, timeoutMs: p.timeoutMs };
+        probe = createContainmentProbe({ spec, intervalMs: p.intervalS * 1000, logger, setContainment: metrics.setContainment, ownUid: process.getuid?.() });
+        probe.start();
+      }
+      started = true;
+      return bound;
+    },
+    ready: () => started && !draining,
+    flushLogs() {
+      destination.flushSync();
+    },
+    async drain(drainMs) {
+      draining = true;
+      for (const [name, server] of servers) {
+        if (name === 'admin') continue; // stays up so /readyz can say "not ready" while draining
+        server.close();
+        (server as Partial<Server>).closeIdleConnections?.();
+      }
+      tunnels.closeAll();
+      const until = nowMs() + drainMs;
+      while (audit.inFlight > 0 && nowMs() < until) await new Promise((r) => setTimeout(r, 25));
+      if (audit.inFlight > 0) logger.warn({ inFlight: audit.inFlight }, 'shutdown.drain_timeout: closing the rest');
+    },
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      killFile.close();
+      const closing: Promise<unknown>[] = [];
+      for (const server of servers.values()) {
+        closing.push(new Promise((r) => server.close(r)));
+        (server as Partial<Server>).closeAllConnections?.();
+      }
+      servers.clear();
+      closing.push(...closers.splice(0).map((close) => close()));
+      probe?.stop();
+      probe = null;
+      tunnels.closeAll();
+      await Promise.all(closing);
+      await dialer.close();
+    },
+  };
+}

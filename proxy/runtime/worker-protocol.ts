@@ -1,0 +1,32 @@
+// What the primary and its workers say to each other (config `workers` > 1; node:cluster IPC, JSON). The
+// primary is the authority: it validates every config, owns the kill switch, and a worker only ever applies
+// what it is sent, in the order it was sent. Every change is acknowledged, so the primary can answer the admin
+// API only once every worker has applied it.
+import type { SluiceConfig } from '../../firewall/config.js';
+import type { BoundListeners } from './sluice.js';
+
+export type ToWorker =
+  /** The first message a worker gets, before it listens: the current config and kill switch. */
+  | { readonly type: 'sluice.init'; readonly config: SluiceConfig; readonly killSwitch: boolean; readonly generatedIdentity: boolean; readonly version: string }
+  | { readonly type: 'sluice.swap'; readonly seq: number; readonly config: SluiceConfig }
+  | { readonly type: 'sluice.kill-switch'; readonly seq: number; readonly engaged: boolean }
+  | { readonly type: 'sluice.metrics'; readonly seq: number }
+  | { readonly type: 'sluice.drain'; readonly drainMs: number };
+
+export type FromWorker =
+  /** The worker listens for messages now (one sent before would be lost): the primary answers with init. */
+  | { readonly type: 'sluice.hello' }
+  | { readonly type: 'sluice.ready'; readonly bound: BoundListeners }
+  /** The worker could not start (a listener could not bind, a file could not be read); it exits. */
+  | { readonly type: 'sluice.fatal'; readonly message: string }
+  /** A swap or kill-switch message applied (error null) or refused. */
+  | { readonly type: 'sluice.ack'; readonly seq: number; readonly error: string | null }
+  /** prom-client's getMetricsAsJSON() of the worker's registry. */
+  | { readonly type: 'sluice.metrics'; readonly seq: number; readonly metrics: unknown[] };
+
+const TYPES = new Set(['sluice.init', 'sluice.swap', 'sluice.kill-switch', 'sluice.metrics', 'sluice.drain', 'sluice.hello', 'sluice.ready', 'sluice.fatal', 'sluice.ack']);
+
+/** A message of this protocol (other modules may use the same channel, e.g. prom-client's cluster support). */
+export function isProtocolMessage(m: unknown): m is ToWorker | FromWorker {
+  return typeof m === 'object' && m !== null && TYPES.has((m as { type?: unknown }).type as string);
+}
