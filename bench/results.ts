@@ -283,21 +283,23 @@ function renderBudget(r: Results, out: string[]): void {
   for (const w of ['ka50', 'conn32'] as const) {
     const sl = ok.find((b) => b.target === 'sluice' && b.workload === w);
     const fl = ok.find((b) => b.target === 'floor' && b.workload === w);
+    const qu = ok.find((b) => b.target === 'sluice-quiet' && b.workload === w);
     if (!sl && !fl) continue;
     const unit = w === 'ka50' ? 'request' : 'connection';
-    out.push(`**${w === 'ka50' ? 'Keep-alive GET, 50 connections' : 'CONNECT + TLS + GET, 32 concurrent'}** — Sluice ${sl ? fmt(sl.usPerUnit, 1) : '–'} µs per ${unit} (${sl ? sl.run.requests.toLocaleString('en-US') : '–'} in the window), floor ${fl ? fmt(fl.usPerUnit, 1) : '–'} µs:`, '');
-    out.push(`| stage | Sluice % of main thread | Sluice µs/${unit} | floor µs/${unit} | Sluice − floor, µs |`, '|---|---:|---:|---:|---:|');
+    out.push(`**${w === 'ka50' ? 'Keep-alive GET, 50 connections' : 'CONNECT + TLS + GET, 32 concurrent'}** — Sluice ${sl ? fmt(sl.usPerUnit, 1) : '–'} µs per ${unit} (${sl ? sl.run.requests.toLocaleString('en-US') : '–'} in the window), floor ${fl ? fmt(fl.usPerUnit, 1) : '–'} µs${qu ? `, Sluice writing no audit lines (\`log.level: warn\`, diagnosis only) ${fmt(qu.usPerUnit, 1)} µs` : ''}:`, '');
+    out.push(`| stage | Sluice % of main thread | Sluice µs/${unit} | floor µs/${unit} | Sluice − floor, µs |${qu ? ' Sluice, no audit lines, µs |' : ''}`, `|---|---:|---:|---:|---:|${qu ? '---:|' : ''}`);
     const stages = [...new Set([...(sl?.rows ?? []), ...(fl?.rows ?? [])].map((x) => x.stage))];
     for (const st of stages) {
       const a = sl?.rows.find((x) => x.stage === st);
       const b = fl?.rows.find((x) => x.stage === st);
-      out.push(`| ${st} | ${a?.percent == null ? '' : `${a.percent.toFixed(1)} %`} | ${fmt(a?.usPerRequest ?? 0, 1)} | ${fmt(b?.usPerRequest ?? 0, 1)} | ${fmt((a?.usPerRequest ?? 0) - (b?.usPerRequest ?? 0), 1)} |`);
+      const q = qu?.rows.find((x) => x.stage === st);
+      out.push(`| ${st} | ${a?.percent == null ? '' : `${a.percent.toFixed(1)} %`} | ${fmt(a?.usPerRequest ?? 0, 1)} | ${fmt(b?.usPerRequest ?? 0, 1)} | ${fmt((a?.usPerRequest ?? 0) - (b?.usPerRequest ?? 0), 1)} |${qu ? ` ${fmt(q?.usPerRequest ?? 0, 1)} |` : ''}`);
     }
     if (w === 'conn32') {
       const sum = (b: BudgetResult | undefined) => (b?.rows ?? []).filter((x) => x.stage === 'tunnel' || x.stage === 'socket I/O, unattributed').reduce((a, x) => a + x.usPerRequest, 0);
       out.push(`| *tunnel + socket I/O together* (the floor's tunnel is stream.pipe, whose frames are Node's own) | | ${fmt(sum(sl), 1)} | ${fmt(sum(fl), 1)} | ${fmt(sum(sl) - sum(fl), 1)} |`);
     }
-    out.push(`| **total** | | **${sl ? fmt(sl.usPerUnit, 1) : '–'}** | **${fl ? fmt(fl.usPerUnit, 1) : '–'}** | **${sl && fl ? fmt(sl.usPerUnit - fl.usPerUnit, 1) : '–'}** |`, '');
+    out.push(`| **total** | | **${sl ? fmt(sl.usPerUnit, 1) : '–'}** | **${fl ? fmt(fl.usPerUnit, 1) : '–'}** | **${sl && fl ? fmt(sl.usPerUnit - fl.usPerUnit, 1) : '–'}** |${qu ? ` **${fmt(qu.usPerUnit, 1)}** |` : ''}`, '');
   }
 }
 

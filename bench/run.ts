@@ -284,6 +284,7 @@ async function main(): Promise<void> {
   const lazy = new Set<ProxyName>();
   if (want('smp')) lazy.add('sluice-smp').add('squid-smp');
   if (want('stalls')) lazy.add('sluice-quiet').add('sluice-young');
+  if (want('budget')) lazy.add('sluice-quiet');
   if (want('dns-bomb') || want('login-flood')) lazy.add('sluice-hostile');
   if (inspect) lazy.add('squid-bump').add('mitmproxy').add('sluice-inspect');
   const world = await startWorld({
@@ -366,6 +367,8 @@ async function main(): Promise<void> {
     };
     await study('budget', async () => {
       for (const w of ['ka50', 'conn32'] as const) for (const t of ['sluice', 'floor'] as const) results.budget.push(await profileBudget(ctx, t, w));
+      // The same Sluice with no audit lines written (log level warn): what the log costs, other threads included.
+      results.budget.push(await profileBudget(ctx, 'sluice-quiet', 'ka50'));
     });
     await study('stalls', async () => {
       results.stalls = await stalls(ctx);

@@ -69,6 +69,7 @@ export async function profileBudget(ctx: Ctx, target: ProxyName, workload: 'ka50
   const p = ctx.world.proxies.get(target);
   if (!p || p.failed) return { error: `${target} is not running` };
   const dir = ensureDir(join(ctx.world.dir, `prof-${target}-${workload}`));
+  ctx.log(`budget: ${target} ${workload} under node --cpu-prof`);
   for (const f of readdirSync(dir)) rmSync(join(dir, f));
   const before = ctx.flags.get(target) ?? [];
   try {
@@ -101,7 +102,7 @@ export async function profileBudget(ctx: Ctx, target: ProxyName, workload: 'ka50
   } finally {
     ctx.flags.set(target, before);
     await p.stop().catch(() => undefined);
-    await p.start().catch((e: unknown) => ctx.log(`${target} did not come back after profiling: ${(e as Error).message}`));
+    if (!p.lazy) await p.start().catch((e: unknown) => ctx.log(`${target} did not come back after profiling: ${(e as Error).message}`));
   }
 }
 
