@@ -271,22 +271,39 @@ export function renderResults(r: Results): string {
 
 const isFailed = (x: unknown): x is Failed => !!x && typeof (x as Failed).error === 'string';
 
+/** The median of several profiled runs of one target and workload, stage by stage. */
+function medianBudget(runs: BudgetResult[]): { usPerUnit: number; requests: number; n: number; rows: { stage: string; percent: number | null; usPerRequest: number }[] } | undefined {
+  if (!runs.length) return undefined;
+  const stages = [...new Set(runs.flatMap((b) => b.rows.map((x) => x.stage)))];
+  return {
+    usPerUnit: median(runs.map((b) => b.usPerUnit)),
+    requests: median(runs.map((b) => b.run.requests)),
+    n: runs.length,
+    rows: stages.map((stage) => {
+      const xs = runs.map((b) => b.rows.find((x) => x.stage === stage));
+      const pcts = xs.map((x) => x?.percent).filter((v): v is number => typeof v === 'number');
+      return { stage, percent: pcts.length ? median(pcts) : null, usPerRequest: median(xs.map((x) => x?.usPerRequest ?? 0)) };
+    }),
+  };
+}
+
 function renderBudget(r: Results, out: string[]): void {
   const ok = r.budget.filter((b): b is BudgetResult => !isFailed(b));
   if (!ok.length) return;
   out.push('## Per-request CPU budget (from a profile)', '');
   out.push('`node --cpu-prof` on a fresh process, keep-alive GETs at 50 connections (and CONNECT + TLS + GET at 32) for');
-  out.push('twice the round length after a warm-up; `bench/profile-budget.ts` charges each sample of the workload window to');
-  out.push("a stage by the innermost frame of Sluice's code or a library on its stack (Node internals only when there is");
-  out.push('none), and turns shares of the main thread into µs with the main thread\'s CPU time (`/proc/<pid>/task/<pid>`)');
-  out.push('over the same window; the other threads are one row. The profiler adds a little; compare Sluice with the floor', 'measured the same way.', '');
+  out.push('twice the round length after a warm-up, in interleaved rounds; `bench/profile-budget.ts` charges each sample of the');
+  out.push("workload window to a stage by the innermost frame of Sluice's code or a library on its stack (Node internals only");
+  out.push("when there is none), and turns shares of the main thread into µs with the main thread's CPU time");
+  out.push('(`/proc/<pid>/task/<pid>`) over the same window; the other threads are one row. Each cell is the median over the');
+  out.push('rounds. The profiler adds a little; compare Sluice with the floor, measured the same way.', '');
   for (const w of ['ka50', 'conn32'] as const) {
-    const sl = ok.find((b) => b.target === 'sluice' && b.workload === w);
-    const fl = ok.find((b) => b.target === 'floor' && b.workload === w);
-    const qu = ok.find((b) => b.target === 'sluice-quiet' && b.workload === w);
+    const sl = medianBudget(ok.filter((b) => b.target === 'sluice' && b.workload === w));
+    const fl = medianBudget(ok.filter((b) => b.target === 'floor' && b.workload === w));
+    const qu = medianBudget(ok.filter((b) => b.target === 'sluice-quiet' && b.workload === w));
     if (!sl && !fl) continue;
     const unit = w === 'ka50' ? 'request' : 'connection';
-    out.push(`**${w === 'ka50' ? 'Keep-alive GET, 50 connections' : 'CONNECT + TLS + GET, 32 concurrent'}** — Sluice ${sl ? fmt(sl.usPerUnit, 1) : '–'} µs per ${unit} (${sl ? sl.run.requests.toLocaleString('en-US') : '–'} in the window), floor ${fl ? fmt(fl.usPerUnit, 1) : '–'} µs${qu ? `, Sluice writing no audit lines (\`log.level: warn\`, diagnosis only) ${fmt(qu.usPerUnit, 1)} µs` : ''}:`, '');
+    out.push(`**${w === 'ka50' ? 'Keep-alive GET, 50 connections' : 'CONNECT + TLS + GET, 32 concurrent'}** — Sluice ${sl ? fmt(sl.usPerUnit, 1) : '–'} µs per ${unit} (median of ${sl?.n ?? 0} profiled runs, ~${sl ? sl.requests.toLocaleString('en-US') : '–'} ${unit}s each), floor ${fl ? fmt(fl.usPerUnit, 1) : '–'} µs${qu ? `, Sluice writing no audit lines (\`log.level: warn\`, diagnosis only) ${fmt(qu.usPerUnit, 1)} µs` : ''}:`, '');
     out.push(`| stage | Sluice % of main thread | Sluice µs/${unit} | floor µs/${unit} | Sluice − floor, µs |${qu ? ' Sluice, no audit lines, µs |' : ''}`, `|---|---:|---:|---:|---:|${qu ? '---:|' : ''}`);
     const stages = [...new Set([...(sl?.rows ?? []), ...(fl?.rows ?? [])].map((x) => x.stage))];
     for (const st of stages) {
@@ -296,10 +313,10 @@ function renderBudget(r: Results, out: string[]): void {
       out.push(`| ${st} | ${a?.percent == null ? '' : `${a.percent.toFixed(1)} %`} | ${fmt(a?.usPerRequest ?? 0, 1)} | ${fmt(b?.usPerRequest ?? 0, 1)} | ${fmt((a?.usPerRequest ?? 0) - (b?.usPerRequest ?? 0), 1)} |${qu ? ` ${fmt(q?.usPerRequest ?? 0, 1)} |` : ''}`);
     }
     if (w === 'conn32') {
-      const sum = (b: BudgetResult | undefined) => (b?.rows ?? []).filter((x) => x.stage === 'tunnel' || x.stage === 'socket I/O, unattributed').reduce((a, x) => a + x.usPerRequest, 0);
+      const sum = (b: ReturnType<typeof medianBudget>) => (b?.rows ?? []).filter((x) => x.stage === 'tunnel' || x.stage === 'socket I/O, unattributed').reduce((a, x) => a + x.usPerRequest, 0);
       out.push(`| *tunnel + socket I/O together* (the floor's tunnel is stream.pipe, whose frames are Node's own) | | ${fmt(sum(sl), 1)} | ${fmt(sum(fl), 1)} | ${fmt(sum(sl) - sum(fl), 1)} |`);
     }
-    out.push(`| **total** | | **${sl ? fmt(sl.usPerUnit, 1) : '–'}** | **${fl ? fmt(fl.usPerUnit, 1) : '–'}** | **${sl && fl ? fmt(sl.usPerUnit - fl.usPerUnit, 1) : '–'}** |${qu ? ` **${fmt(qu.usPerUnit, 1)}** |` : ''}`, '');
+    out.push(`| **total** (median of the totals) | | **${sl ? fmt(sl.usPerUnit, 1) : '–'}** | **${fl ? fmt(fl.usPerUnit, 1) : '–'}** | **${sl && fl ? fmt(sl.usPerUnit - fl.usPerUnit, 1) : '–'}** |${qu ? ` **${fmt(qu.usPerUnit, 1)}** |` : ''}`, '');
   }
 }
 

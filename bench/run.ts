@@ -366,9 +366,12 @@ async function main(): Promise<void> {
       save();
     };
     await study('budget', async () => {
-      for (const w of ['ka50', 'conn32'] as const) for (const t of ['sluice', 'floor'] as const) results.budget.push(await profileBudget(ctx, t, w));
-      // The same Sluice with no audit lines written (log level warn): what the log costs, other threads included.
-      results.budget.push(await profileBudget(ctx, 'sluice-quiet', 'ka50'));
+      // Profiles in interleaved rounds too (each a fresh process); the table takes the median per stage. The
+      // same Sluice with no audit lines written (log level warn) says what the log costs, other threads included.
+      for (let r = 0; r < rounds; r++) {
+        for (const t of rotate(['sluice', 'floor', 'sluice-quiet'] as const, r)) results.budget.push(await profileBudget(ctx, t, 'ka50'));
+        for (const t of rotate(['sluice', 'floor'] as const, r)) results.budget.push(await profileBudget(ctx, t, 'conn32'));
+      }
     });
     await study('stalls', async () => {
       results.stalls = await stalls(ctx);
