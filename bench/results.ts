@@ -25,6 +25,8 @@ export interface Results {
   idleKiB: Partial<Record<TargetName, number>>;
   /** Proxies that could not start (left out of every workload). */
   failedToStart: Partial<Record<TargetName, string>>;
+  /** The machine's 1-minute load average at the start and the end of the run (others share it). */
+  loadAvg?: { start: number; end: number | null };
   studyErrors?: Partial<Record<Study, string>>;
   runs: Partial<Record<Workload, Partial<Record<TargetName, unknown[]>>>>;
   memory: Partial<Record<TargetName, (HoldResult & { idleKiB: number }) | Failed>> | null;
@@ -173,7 +175,9 @@ export function renderResults(r: Results): string {
   out.push(`- ${r.options.rounds} interleaved round(s) of ${r.options.seconds} s per run; every figure is the median over the rounds.`, '');
   out.push('**Read with care: a shared machine.** It has 2 cores, shared with the load generators, the origin, and other');
   out.push("engineers' test runs going on at the same time; throughput figures move by ±20 % between runs. Proxy CPU per request");
-  out.push('(utime + stime from `/proc/<pid>/stat`) is the robust figure; ratios within one run are comparable, absolute numbers less so.', '');
+  out.push('(utime + stime from `/proc/<pid>/stat`) is the robust figure; ratios within one run are comparable, absolute numbers less so.');
+  if (r.loadAvg) out.push(`Load average (1 min) at the start of this run ${r.loadAvg.start.toFixed(2)}, at the end ${r.loadAvg.end === null ? '?' : r.loadAvg.end.toFixed(2)}.`);
+  out.push('');
   const failedStart = Object.entries(r.failedToStart ?? {});
   if (failedStart.length) out.push(`Could not start (left out): ${failedStart.map(([t, e]) => `${LABEL[t as TargetName] ?? t} (${e})`).join('; ')}.`, '');
 

@@ -18,7 +18,7 @@
 //                                       Node flags for Sluice (with --compare: for Sluice B only)
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
+import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -309,6 +309,7 @@ async function main(): Promise<void> {
       versions: versions(),
       options: { rounds, seconds, tunnels, sluiceVia, quick, only: values.only ?? null },
       idleKiB: {},
+      loadAvg: { start: loadavg()[0]!, end: null },
       failedToStart: Object.fromEntries([...world.proxies.values()].filter((p) => p.failed).map((p) => [p.name, p.failed!])),
       runs: {},
       memory: null,
@@ -405,6 +406,7 @@ async function main(): Promise<void> {
       log('decide() micro-benchmark');
       results.decide = runDecideBench() satisfies DecideBench;
     });
+    results.loadAvg!.end = loadavg()[0]!;
     save();
     const md = renderResults(results);
     writeFileSync(outFile, md);
