@@ -1,6 +1,9 @@
 // Load generator for tunnels, in its own process so that its CPU is not the benchmark driver's:
-//   cycle: N concurrent loops of CONNECT → 200 → TLS handshake → one GET → close, for a fixed time;
-//   hold:  opens N tunnels (TLS established through each) and keeps them idle until SIGTERM.
+//   cycle:  N concurrent loops of CONNECT → 200 → TLS handshake → one GET → close, for a fixed time (or a
+//           fixed number of connections), rotating over `names` when given (distinct hosts);
+//   hold:   opens N tunnels (TLS established through each) and keeps them idle until SIGTERM;
+//   inside: opens N tunnels (TLS through each) and sends keep-alive GETs inside them for a fixed time (the
+//           intercepting proxies' steady state: one TLS session each side, many requests).
 // Without a proxy it connects straight to the origin (the "direct" baseline). Every handshake is a full one
 // (no session resumption), as for a client's first connection to a host.
 import { readFileSync } from 'node:fs';
@@ -9,7 +12,7 @@ import { performance } from 'node:perf_hooks';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 
 export interface ConnectClientArgs {
-  readonly mode: 'cycle' | 'hold';
+  readonly mode: 'cycle' | 'hold' | 'inside';
   /** null: straight to the origin. */
   readonly proxy: { readonly host: string; readonly port: number } | null;
   /** Value of Proxy-Authorization, if the proxy wants one. */
@@ -21,6 +24,17 @@ export interface ConnectClientArgs {
   readonly concurrency: number;
   readonly durationMs?: number;
   readonly count?: number;
+  /** Names to CONNECT to (and verify) in turn instead of origin.name; all reach the origin's address. */
+  readonly names?: readonly string[];
+}
+
+export interface InsideResult {
+  readonly requests: number;
+  readonly errors: number;
+  readonly firstError: string | null;
+  readonly seconds: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
 }
 
 export interface CycleResult {
@@ -38,10 +52,12 @@ export interface CycleResult {
 
 const args = JSON.parse(process.argv[2] ?? '{}') as ConnectClientArgs;
 const ca = readFileSync(args.caFile);
-const CONNECT_HEAD = `CONNECT ${args.origin.name}:${args.origin.port} HTTP/1.1\r\nHost: ${args.origin.name}:${args.origin.port}\r\n${args.auth ? `Proxy-Authorization: ${args.auth}\r\n` : ''}\r\n`;
-const GET = `GET ${args.path} HTTP/1.1\r\nHost: ${args.origin.name}\r\nConnection: close\r\n\r\n`;
+const connectHead = (name: string) => `CONNECT ${name}:${args.origin.port} HTTP/1.1\r\nHost: ${name}:${args.origin.port}\r\n${args.auth ? `Proxy-Authorization: ${args.auth}\r\n` : ''}\r\n`;
+const getRequest = (name: string, close: boolean) => `GET ${args.path} HTTP/1.1\r\nHost: ${name}\r\n${close ? 'Connection: close\r\n' : ''}\r\n`;
+let nameIndex = 0;
+const nextName = () => (args.names?.length ? args.names[nameIndex++ % args.names.length]! : args.origin.name);
 
-function tunnel(): Promise<Socket> {
+function tunnel(name: string): Promise<Socket> {
   const { proxy } = args;
   return new Promise((resolve, reject) => {
     const s = netConnect(proxy!.port, proxy!.host);
@@ -65,28 +81,60 @@ function tunnel(): Promise<Socket> {
     };
     s.on('data', onData);
     s.once('error', reject);
-    s.once('connect', () => s.write(CONNECT_HEAD));
+    s.once('connect', () => s.write(connectHead(name)));
   });
 }
 
-function handshake(socket: Socket | null): Promise<TLSSocket> {
+function handshake(socket: Socket | null, name: string): Promise<TLSSocket> {
   return new Promise((resolve, reject) => {
-    const opts = { servername: args.origin.name, ca, ALPNProtocols: ['http/1.1'] };
+    const opts = { servername: name, ca, ALPNProtocols: ['http/1.1'] };
     const t = socket ? tlsConnect({ ...opts, socket }) : tlsConnect({ ...opts, host: args.origin.address, port: args.origin.port });
     t.once('secureConnect', () => resolve(t));
     t.once('error', reject);
   });
 }
 
-async function openOne(): Promise<{ tls: TLSSocket; establishedMs: number; tlsMs: number; started: number }> {
+async function openOne(name = nextName()): Promise<{ tls: TLSSocket; establishedMs: number; tlsMs: number; started: number; name: string }> {
   const started = performance.now();
-  const raw = args.proxy ? await tunnel() : null;
+  const raw = args.proxy ? await tunnel(name) : null;
   const establishedMs = args.proxy ? performance.now() - started : 0;
-  const tls = await handshake(raw);
-  return { tls, establishedMs, tlsMs: performance.now() - started, started };
+  const tls = await handshake(raw, name);
+  return { tls, establishedMs, tlsMs: performance.now() - started, started, name };
 }
 
-function getOnce(tls: TLSSocket): Promise<void> {
+/** One keep-alive GET on an open TLS connection: resolves when the whole response (Content-Length) is in. */
+function getKeepAlive(tls: TLSSocket, name: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    let need = -1;
+    const onData = (c: Buffer) => {
+      buf += c.toString('latin1');
+      if (need < 0) {
+        const end = buf.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        if (!buf.startsWith('HTTP/1.1 200')) return done(new Error(`bad response: ${buf.slice(0, 40)}`));
+        const m = /\r\ncontent-length:\s*(\d+)/i.exec(buf.slice(0, end));
+        if (!m) return done(new Error('no content-length'));
+        need = end + 4 + Number(m[1]);
+      }
+      if (buf.length >= need) done(null);
+    };
+    const onEnd = () => done(new Error('closed mid-response'));
+    const done = (err: Error | null) => {
+      tls.removeListener('data', onData);
+      tls.removeListener('end', onEnd);
+      tls.removeListener('error', done);
+      if (err) reject(err);
+      else resolve();
+    };
+    tls.on('data', onData);
+    tls.once('end', onEnd);
+    tls.once('error', done);
+    tls.write(getRequest(name, false));
+  });
+}
+
+function getOnce(tls: TLSSocket, name: string): Promise<void> {
   return new Promise((resolve, reject) => {
     let head = '';
     tls.on('data', (c: Buffer) => {
@@ -94,7 +142,7 @@ function getOnce(tls: TLSSocket): Promise<void> {
     });
     tls.once('end', () => (head.startsWith('HTTP/1.1 200') ? resolve() : reject(new Error(`bad response: ${head}`))));
     tls.once('error', reject);
-    tls.write(GET);
+    tls.write(getRequest(name, true));
   });
 }
 
@@ -112,13 +160,15 @@ async function cycle(): Promise<CycleResult> {
   let firstError: string | null = null;
   const t0 = performance.now();
   const until = t0 + (args.durationMs ?? 5000);
+  let started = 0;
+  const more = () => (args.count !== undefined ? started++ < args.count : performance.now() < until);
   const loop = async () => {
-    while (performance.now() < until) {
+    while (more()) {
       let tls: TLSSocket | null = null;
       try {
         const o = await openOne();
         tls = o.tls;
-        await getOnce(o.tls);
+        await getOnce(o.tls, o.name);
         total.push(performance.now() - o.started);
         established.push(o.establishedMs);
         tlsDone.push(o.tlsMs);
@@ -172,8 +222,43 @@ async function hold(): Promise<void> {
   setInterval(() => undefined, 1 << 30);
 }
 
+async function inside(): Promise<InsideResult> {
+  const latencies: number[] = [];
+  let errors = 0;
+  let firstError: string | null = null;
+  const fail = (e: unknown) => {
+    errors++;
+    firstError ??= String((e as Error).message ?? e);
+  };
+  // All tunnels open before the clock starts: this measures requests inside established tunnels.
+  const open = await Promise.all(Array.from({ length: args.concurrency }, () => openOne().catch((e: unknown) => (fail(e), null))));
+  const t0 = performance.now();
+  const until = t0 + (args.durationMs ?? 5000);
+  await Promise.all(open.map(async (o) => {
+    let conn = o;
+    while (performance.now() < until) {
+      try {
+        conn ??= await openOne();
+        const s = performance.now();
+        await getKeepAlive(conn.tls, conn.name);
+        latencies.push(performance.now() - s);
+      } catch (e) {
+        fail(e);
+        conn?.tls.destroy();
+        conn = null;
+      }
+    }
+    conn?.tls.destroy();
+  }));
+  const seconds = (performance.now() - t0) / 1000;
+  return { requests: latencies.length, errors, firstError, seconds, p50Ms: pct(latencies, 50), p99Ms: pct(latencies, 99) };
+}
+
 if (args.mode === 'cycle') {
   const r = await cycle();
+  process.stdout.write(`BENCH_JSON ${JSON.stringify(r)}\n`);
+} else if (args.mode === 'inside') {
+  const r = await inside();
   process.stdout.write(`BENCH_JSON ${JSON.stringify(r)}\n`);
 } else {
   await hold();

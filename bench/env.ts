@@ -7,9 +7,11 @@ import { join } from 'node:path';
 
 /** Debian packages the benchmark drives (curl and openssl for bulk transfers and the throwaway TLS cert). */
 export const PACKAGES = ['nginx-light', 'squid', 'tinyproxy', 'wrk', 'curl', 'openssl', 'util-linux'] as const;
+/** Only for the TLS-inspection workloads (a Python application with many dependencies). */
+export const INSPECTION_PACKAGES = ['mitmproxy'] as const;
 
-export function ensurePackages(log: (s: string) => void): void {
-  const missing = PACKAGES.filter((p) => {
+export function ensurePackages(log: (s: string) => void, extra: readonly string[] = []): void {
+  const missing = [...PACKAGES, ...extra].filter((p) => {
     try {
       const status = execFileSync('dpkg-query', ['-W', '-f=${Status}', p], { stdio: ['ignore', 'pipe', 'ignore'] });
       return !status.toString().includes('install ok installed');
@@ -23,13 +25,34 @@ export function ensurePackages(log: (s: string) => void): void {
   execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env });
   execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], { stdio: 'inherit', env });
   // Debian starts the services it installs; the benchmark runs its own copies with its own configs.
-  for (const svc of ['nginx', 'squid', 'tinyproxy']) {
+  for (const svc of ['nginx', 'squid', 'tinyproxy', 'mitmproxy']) {
     try {
       execFileSync('systemctl', ['disable', '--now', svc], { stdio: 'ignore' });
     } catch {
       // No systemd in a container: nothing was started.
     }
   }
+}
+
+/**
+ * squid-openssl (Squid built with OpenSSL, which ssl_bump needs) conflicts with Debian's `squid` (GnuTLS), which
+ * the other workloads run. So it is never installed: its .deb is fetched with `apt-get download` and unpacked
+ * into the work directory, and its binary runs beside the installed one, sharing squid-common's files (the
+ * same version). Returns the paths of its `squid` and `security_file_certgen`.
+ */
+export function squidOpenssl(workdir: string, log: (s: string) => void): { squid: string; certgen: string } {
+  const root = join(workdir, 'squid-openssl');
+  const squid = join(root, 'usr/sbin/squid');
+  const certgen = join(root, 'usr/lib/squid/security_file_certgen');
+  if (existsSync(squid) && existsSync(certgen)) return { squid, certgen };
+  const debs = ensureDir(join(workdir, 'debs'));
+  log('fetching squid-openssl (apt-get download; unpacked into the work directory, not installed)');
+  // _apt cannot write into a root-owned work directory; apt falls back to downloading as root (a warning).
+  execFileSync('apt-get', ['download', 'squid-openssl'], { cwd: debs, stdio: ['ignore', 'ignore', 'pipe'] });
+  const deb = readdirSync(debs).find((f) => f.startsWith('squid-openssl_') && f.endsWith('.deb'));
+  if (!deb) throw new Error('apt-get download squid-openssl produced no .deb');
+  execFileSync('dpkg-deb', ['-x', join(debs, deb), root]);
+  return { squid, certgen };
 }
 
 export function ensureDir(path: string): string {
@@ -87,13 +110,15 @@ export interface Foreground {
 /** Starts a program in the foreground with a raised fd limit and its output in `logDir/name.{out,err}`.
  * `hosts`: run it in a private mount namespace whose /etc/hosts is that file (the peers' resolvers read it;
  * the host's own /etc/hosts is never touched). */
-export function startForeground(name: string, argv: readonly string[], opts: { logDir: string; hosts?: string; env?: NodeJS.ProcessEnv }): Foreground {
+export function startForeground(name: string, argv: readonly string[], opts: { logDir: string; hosts?: string; binds?: readonly (readonly [string, string])[]; env?: NodeJS.ProcessEnv }): Foreground {
   const out = openSync(join(opts.logDir, `${name}.out`), 'a');
   const err = openSync(join(opts.logDir, `${name}.err`), 'a');
   // prlimit and unshare exec the program, so the PID we hold is the program's own.
   let cmd = ['prlimit', `--nofile=${NOFILE}:${NOFILE}`, '--', ...argv];
   if (opts.hosts) {
-    cmd = ['unshare', '--mount', '--propagation', 'private', '--', 'sh', '-c', `mount --bind "$0" /etc/hosts && exec "$@"`, opts.hosts, ...cmd];
+    // `binds`: more bind mounts in the same private namespace (e.g. a run directory of Squid's own).
+    const extra = (opts.binds ?? []).map(([src, dst]) => `mkdir -p '${dst}' && mount --bind '${src}' '${dst}' && `).join('');
+    cmd = ['unshare', '--mount', '--propagation', 'private', '--', 'sh', '-c', `${extra}mount --bind "$0" /etc/hosts && exec "$@"`, opts.hosts, ...cmd];
   }
   const child = spawn(cmd[0]!, cmd.slice(1), { stdio: ['ignore', out, err], env: opts.env ?? process.env });
   if (child.pid === undefined) throw new Error(`${name}: could not start ${argv[0]}`);
@@ -202,4 +227,15 @@ export function percentile(xs: readonly number[], p: number): number {
   if (xs.length === 0) return NaN;
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))]!;
+}
+
+/** utime + stime of one thread of a process (the main thread's TID is the PID), in seconds. */
+export function threadCpuSeconds(pid: number, tid = pid): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+  } catch {
+    return NaN;
+  }
 }

@@ -1,12 +1,16 @@
 // The Node peer: a minimal forward proxy on http-proxy with a keep-alive agent, the way a team would write
 // one in an afternoon. Absolute-form requests go through http-proxy; CONNECT is a plain socket pipe (http-proxy
 // has no CONNECT support). No authentication, no policy, no logging: it is the floor a Node proxy costs.
+import { readFileSync } from 'node:fs';
 import { Agent, createServer } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
 import { connect } from 'node:net';
 import httpProxy from 'http-proxy';
 
+// argv: HOST:PORT [CA-FILE] — the CA is trusted for https:// targets (absolute-form https reads and writes).
 const [host, portText] = (process.argv[2] ?? '127.0.0.1:0').split(':');
 const agent = new Agent({ keepAlive: true, maxSockets: 1024, maxFreeSockets: 1024 });
+const httpsAgent = new HttpsAgent({ keepAlive: true, maxSockets: 1024, maxFreeSockets: 1024, ...(process.argv[3] ? { ca: readFileSync(process.argv[3]) } : {}) });
 const proxy = httpProxy.createProxyServer({ agent, changeOrigin: true, xfwd: false });
 proxy.on('error', (_err, _req, res) => {
   if ('writeHead' in res && !res.headersSent) {
@@ -26,7 +30,7 @@ const server = createServer((req, res) => {
     res.end();
     return;
   }
-  proxy.web(req, res, { target: target.origin });
+  proxy.web(req, res, target.protocol === 'https:' ? { target: target.origin, agent: httpsAgent, secure: true } : { target: target.origin });
 });
 
 server.on('connect', (req, client, head) => {

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import type { CycleResult, ConnectClientArgs } from './connect-client.js';
 import { cpuSeconds, rssKiB, rssSampler, sleep } from './env.js';
-import { BULK_BYTES, BULK_PATH, ORIGIN, type Proxy, SMALL_PATH } from './world.js';
+import { BULK_BYTES, BULK_PATH, ECHO_PATH, INTEGRATION, ORIGIN, type Proxy, SMALL_PATH } from './world.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 /** The Lua script lives in the source tree (tsc does not copy it). */
@@ -50,12 +50,56 @@ const jsonLine = (out: string, tag: string) => {
 };
 
 /** Keep-alive GETs of the small body: wrk with absolute-form requests through the proxy (origin-form direct). */
-export async function keepAliveGet(proxy: Proxy | null, connections: number, seconds: number): Promise<WrkResult> {
+export function keepAliveGet(proxy: Proxy | null, connections: number, seconds: number): Promise<WrkResult> {
+  return keepAlive(proxy, connections, seconds, {
+    proxied: `http://${ORIGIN.http.name}:${ORIGIN.http.port}${SMALL_PATH}`,
+    direct: { url: `http://${ORIGIN.http.address}:${ORIGIN.http.port}/`, path: SMALL_PATH },
+  });
+}
+
+/** A small JSON body, as an API write carries. */
+export const WRITE_BODY = JSON.stringify({ event: 'bench', items: Array.from({ length: 8 }, (_, i) => ({ id: i, value: 'x'.repeat(16) })) });
+
+/**
+ * Writes to an integration: keep-alive POSTs of a small JSON body. Sluice gets `POST http://api.bench.test/echo`
+ * (how a client hands it a write; it leaves over TLS, verified against upstream.caFile); a peer gets
+ * `POST https://api.bench.test/echo` in absolute form, the same upstream work.
+ */
+export function integrationWrite(proxy: Proxy | null, connections: number, seconds: number): Promise<WrkResult> {
+  const sluice = proxy?.name.startsWith('sluice') ?? false;
+  return keepAlive(proxy, connections, seconds, {
+    proxied: `${sluice ? 'http' : 'https'}://${INTEGRATION.name}${ECHO_PATH}`,
+    direct: { url: `https://${INTEGRATION.address}/`, path: ECHO_PATH },
+    method: 'POST',
+    body: WRITE_BODY,
+  });
+}
+
+/** `https://` reads in absolute form: the proxy originates TLS to the origin (keep-alive upstream). */
+export function httpsRead(proxy: Proxy | null, connections: number, seconds: number): Promise<WrkResult> {
+  return keepAlive(proxy, connections, seconds, {
+    proxied: `https://${ORIGIN.tls.name}${SMALL_PATH}`,
+    direct: { url: `https://${ORIGIN.tls.address}/`, path: SMALL_PATH },
+  });
+}
+
+interface KeepAliveSpec {
+  /** Absolute-form target sent to a proxy. */
+  readonly proxied: string;
+  /** Where wrk connects without a proxy, and the origin-form path it sends. */
+  readonly direct: { readonly url: string; readonly path: string };
+  readonly method?: string;
+  readonly body?: string;
+}
+
+export async function keepAlive(proxy: Proxy | null, connections: number, seconds: number, spec: KeepAliveSpec): Promise<WrkResult> {
   const threads = Math.min(2, connections);
-  const url = proxy ? `http://127.0.0.1:${proxy.port}/` : `http://${ORIGIN.http.address}:${ORIGIN.http.port}/`;
+  const url = proxy ? `http://127.0.0.1:${proxy.port}/` : spec.direct.url;
   const env = {
-    BENCH_TARGET: proxy ? `http://${ORIGIN.http.name}:${ORIGIN.http.port}${SMALL_PATH}` : SMALL_PATH,
+    BENCH_TARGET: proxy ? spec.proxied : spec.direct.path,
     BENCH_AUTH: proxy?.auth ?? '',
+    BENCH_METHOD: spec.method ?? 'GET',
+    BENCH_BODY: spec.body ?? '',
   };
   const r = await measured(proxy, async () => {
     const out = await run('wrk', ['-t', String(threads), '-c', String(connections), '-d', `${seconds}s`, '--timeout', '5s', '-s', LUA, url], env);
@@ -74,7 +118,7 @@ export async function keepAliveGet(proxy: Proxy | null, connections: number, sec
   };
 }
 
-function clientArgs(proxy: Proxy | null, caFile: string, extra: Partial<ConnectClientArgs>): ConnectClientArgs {
+export function clientArgs(proxy: Proxy | null, caFile: string, extra: Partial<ConnectClientArgs>): ConnectClientArgs {
   return {
     mode: 'cycle',
     proxy: proxy ? { host: '127.0.0.1', port: proxy.port } : null,
@@ -92,9 +136,10 @@ export interface ConnectResult extends CycleResult, Measured {
   readonly cpuUsPerConnection: number | null;
 }
 
-/** CONNECT + TLS handshake + one GET per connection, `concurrency` loops for `seconds`. */
-export async function connectCycle(proxy: Proxy | null, caFile: string, concurrency: number, seconds: number): Promise<ConnectResult> {
-  const args = clientArgs(proxy, caFile, { mode: 'cycle', concurrency, durationMs: seconds * 1000 });
+/** CONNECT + TLS handshake + one GET per connection, `concurrency` loops for `seconds` (or `count`
+ * connections, rotating over `names`). */
+export async function connectCycle(proxy: Proxy | null, caFile: string, concurrency: number, seconds: number, more: Partial<ConnectClientArgs> = {}): Promise<ConnectResult> {
+  const args = clientArgs(proxy, caFile, { mode: 'cycle', concurrency, durationMs: seconds * 1000, ...more });
   const r = await measured(proxy, async () => jsonLine(await run(process.execPath, [join(here, 'connect-client.js'), JSON.stringify(args)]), 'BENCH_JSON') as CycleResult);
   return {
     ...r,

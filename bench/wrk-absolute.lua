@@ -1,13 +1,20 @@
--- wrk: keep-alive GETs in absolute-form (through a forward proxy) or origin-form (direct), with optional
+-- wrk: keep-alive requests (GET, or BENCH_METHOD with BENCH_BODY) in absolute-form (through a forward proxy) or origin-form (direct), with optional
 -- Proxy-Authorization. Prints one JSON line at the end for bench/run.ts to read.
 local target = os.getenv("BENCH_TARGET") or "/"
 local auth = os.getenv("BENCH_AUTH")
+local method = os.getenv("BENCH_METHOD") or "GET"
+local body = os.getenv("BENCH_BODY")
 local req
 
 init = function(args)
   local headers = {}
   if auth and auth ~= "" then headers["Proxy-Authorization"] = auth end
-  req = wrk.format("GET", target, headers)
+  if body and body ~= "" then
+    headers["Content-Type"] = "application/json"
+  else
+    body = nil
+  end
+  req = wrk.format(method, target, headers, body)
 end
 
 request = function()
