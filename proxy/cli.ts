@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The `sluice` command line: one file per command under cli/; this file only dispatches.
 import { isDeny } from '../firewall/codes.js';
+import { caCommand } from './cli/ca.js';
 import { check } from './cli/check.js';
 import { explainCommand } from './cli/explain.js';
 import { firewallRender } from './cli/firewall.js';
@@ -25,6 +26,10 @@ const USAGE = `usage: sluice <command> [options]
       sidecar: [--uid 10001] [--workload-uid N] [--ports 3128,1080] [--dns-port 53] [--loopback-ports P,…]
       docker:  --bridge IF --proxy A [--proxy6 A] [--subnet CIDR] [--subnet6 CIDR] [--ports …] [--dns-port …]
       --config takes --ports, --dns-port (and in docker mode --proxy/--proxy6) from the config's listeners
+  ca init --out DIR [--days 730]   make a TLS inspection CA: DIR/ca.crt (0644) and DIR/ca.key (0600); never overwrites
+  ca bundle (--config FILE | --ca-cert FILE) [--roots node|system|FILE]
+                                   print public roots then the inspection CA (PEM), for SSL_CERT_FILE and friends;
+                                   roots: node = Node's Mozilla list (default), system = this host's OpenSSL bundle
 `;
 
 async function main(argv: string[]) {
@@ -44,6 +49,8 @@ async function main(argv: string[]) {
     case 'firewall':
       if (rest[0] !== 'render') fail('usage: sluice firewall render --mode sidecar|docker [options]');
       return firewallRender(rest.slice(1));
+    case 'ca':
+      return caCommand(rest);
     case 'help':
     case '--help':
     case '-h':
