@@ -516,7 +516,7 @@ export interface InspectionConfig {
   readonly opaque: readonly string[];
 }
 
-export const INSPECTION_DEFAULTS = Object.freeze({ leafValidity: '24h', leafCacheSize: 4096 });
+export const INSPECTION_DEFAULTS = Object.freeze({ leafValidity: '24h', leafCacheSize: 1024 });
 /** Leaves live at least an hour (clients with a skewed clock) and at most a week (a stolen leaf key's worth). */
 export const LEAF_VALIDITY_BOUNDS_S = Object.freeze({ min: 3600, max: 7 * 86400 });
 

@@ -2,13 +2,14 @@
 // mint), kept in a bounded LRU that forgets a leaf well before it expires, and never minted for anything but
 // a normalised DNS name. Leaf keys exist only here, in memory, inside the TLS context built for them.
 import { type SecureContext, createSecureContext } from 'node:tls';
-import { constants } from 'node:crypto';
+import { constants, generateKeyPair } from 'node:crypto';
+import { promisify } from 'node:util';
 import { LRUCache } from 'lru-cache';
 import { type Deny, deny } from '../../firewall/codes.js';
 import { normaliseHost } from '../../firewall/normalise.js';
 import { BACKDATE_MS, type InspectionCa, randomSerial } from './ca.js';
 import { NO_OBSERVER, type InspectionObserver } from './observer.js';
-import { subtle, x509 } from './x509.js';
+import { x509 } from './x509.js';
 
 export interface Leaf {
   readonly host: string;
@@ -25,7 +26,7 @@ export interface LeafIssuerOptions {
   readonly ca: InspectionCa;
   /** Default 24 h. */
   readonly validitySeconds?: number;
-  /** Leaves kept (one per host). Default 4096. */
+  /** Leaves kept (one per host). Default 1024 (about 26 KiB each, mostly the TLS context). */
   readonly cacheSize?: number;
   /** Epoch milliseconds; validity and cache expiry both follow it (tests drive it). */
   readonly now?: () => number;
@@ -47,10 +48,18 @@ export interface LeafIssuer {
 }
 
 export const DEFAULT_LEAF_VALIDITY_S = 24 * 3600;
-export const DEFAULT_LEAF_CACHE_SIZE = 4096;
+export const DEFAULT_LEAF_CACHE_SIZE = 1024;
 
 const RULE = 'inspection.leaf';
-const P256 = { name: 'ECDSA', namedCurve: 'P-256' } as const;
+const generateKeyPairAsync = promisify(generateKeyPair);
+
+// node:crypto rather than WebCrypto for the leaf key: one thread-pool job gives both encodings the certificate
+// and the TLS context need, where WebCrypto would take three (generate, export SPKI, export PKCS#8).
+const leafKeyPair = () => generateKeyPairAsync('ec', {
+  namedCurve: 'P-256',
+  publicKeyEncoding: { type: 'spki', format: 'der' },
+  privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+});
 
 /** A cached leaf stops being served this long before it expires (at most an hour, a quarter of its life for short ones). */
 export const reuseWindowMs = (validityMs: number): number => validityMs - Math.min(3_600_000, Math.floor(validityMs / 4));
@@ -79,7 +88,13 @@ export function createLeafIssuer(opts: LeafIssuerOptions): LeafIssuer {
     ttlResolution: 0,
   });
   const inFlight = new Map<string, Promise<Leaf | Deny>>();
-  const akiP = ca.subjectKeyId ? Promise.resolve(new x509.AuthorityKeyIdentifierExtension(ca.subjectKeyId)) : null;
+  // The same for every leaf of this CA: encoded once.
+  const fixedExtensions: x509.Extension[] = [
+    new x509.BasicConstraintsExtension(false, undefined, true),
+    new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+    new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth], false),
+  ];
+  if (ca.subjectKeyId) fixedExtensions.push(new x509.AuthorityKeyIdentifierExtension(ca.subjectKeyId));
 
   async function mint(host: string): Promise<Leaf> {
     const started = performance.now();
@@ -87,16 +102,13 @@ export function createLeafIssuer(opts: LeafIssuerOptions): LeafIssuer {
     const notBefore = new Date(t - BACKDATE_MS);
     // Never outlive the CA: a chain whose leaf outlasts its issuer is refused by strict clients anyway.
     const notAfter = new Date(Math.min(t + validityMs, ca.notAfter.getTime()));
-    const keys = await subtle.generateKey(P256, true, ['sign', 'verify']);
+    const keys = await leafKeyPair();
     const serial = randomSerial();
-    const extensions: x509.Extension[] = [
-      new x509.BasicConstraintsExtension(false, undefined, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth], false),
+    const extensions = [
+      ...fixedExtensions,
       // The one name, as a DNS name; a subject CN is only a label (RFC 6125 §6.4.4: clients match the SAN).
       new x509.SubjectAlternativeNameExtension([{ type: 'dns', value: host }], host.length > 64),
     ];
-    if (akiP) extensions.push(await akiP);
     const cert = await x509.X509CertificateGenerator.create({
       serialNumber: serial,
       // CN is at most 64 characters (RFC 5280 ub-common-name); a longer name gets an empty subject and a
@@ -106,21 +118,19 @@ export function createLeafIssuer(opts: LeafIssuerOptions): LeafIssuer {
       notBefore,
       notAfter,
       signingAlgorithm: ca.signingAlgorithm,
-      publicKey: keys.publicKey,
+      publicKey: new Uint8Array(keys.publicKey),
       signingKey: ca.signingKey,
       extensions,
     });
-    const pkcs8 = Buffer.from(await subtle.exportKey('pkcs8', keys.privateKey));
     const certPem = cert.toString('pem');
     const secureContext = createSecureContext({
       cert: certPem,
-      key: x509.PemConverter.encode(pkcs8, 'PRIVATE KEY'),
+      key: keys.privateKey,
       minVersion: 'TLSv1.2',
       // TLS 1.2 renegotiation is refused outright (TLS 1.3 has none): it re-opens a handshake mid-session,
       // and Node's default only rate-limits it.
       secureOptions: constants.SSL_OP_NO_RENEGOTIATION,
     });
-    pkcs8.fill(0);
     observer.leafMinted((performance.now() - started) / 1000);
     return Object.freeze({ host, secureContext, certPem, serial, notBefore, notAfter });
   }

@@ -22,7 +22,7 @@ t.test('absent: inspection is off', async (t) => {
 
 t.test('the section, its defaults and its knobs', async (t) => {
   const c = valid({ inspection: { caCertFile: '/ca/ca.crt', caKeyFile: '/ca/ca.key' } });
-  t.same(c.inspection, { caCertFile: '/ca/ca.crt', caKeyFile: '/ca/ca.key', leafValiditySeconds: 86400, leafCacheSize: 4096, opaque: [] });
+  t.same(c.inspection, { caCertFile: '/ca/ca.crt', caKeyFile: '/ca/ca.key', leafValiditySeconds: 86400, leafCacheSize: 1024, opaque: [] });
   t.ok(Object.isFrozen(c.inspection));
   const d = valid({
     registries: ['registry.npmjs.org', '*.pythonhosted.org'],
