@@ -197,7 +197,12 @@ export function createInspector(opts: { readonly limits: InspectionLimits; reado
       if (s.inFlight === 0) s.armHeaders();
     });
     const { authority, path } = checkAuthority(req, s.facts);
-    s.handlers.request({ req, res, session: s.facts, index: s.requests, url: originOf(s.facts) + path, path, authority });
+    try {
+      s.handlers.request({ req, res, session: s.facts, index: s.requests, url: originOf(s.facts) + path, path, authority });
+    } catch (e) {
+      // A bug in the handler is a denial of this request, never a crash of every session.
+      refuse(s, req.socket, deny('EGR_INTERNAL', RULE, `request handler threw: ${(e as Error)?.message ?? String(e)}`));
+    }
   });
 
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -211,7 +216,11 @@ export function createInspector(opts: { readonly limits: InspectionLimits; reado
     if (req.httpVersionMajor !== 1) return refuse(s, socket, deny('EGR_BAD_REQUEST', RULE, 'not HTTP/1.x'));
     if (!s.handlers.upgrade) return refuse(s, socket, deny('EGR_UNSUPPORTED', RULE, 'upgrade inside an inspected session'));
     const { authority, path } = checkAuthority(req, s.facts);
-    s.handlers.upgrade({ req, socket, head, session: s.facts, index: s.requests, url: originOf(s.facts) + path, path, authority });
+    try {
+      s.handlers.upgrade({ req, socket, head, session: s.facts, index: s.requests, url: originOf(s.facts) + path, path, authority });
+    } catch (e) {
+      refuse(s, socket, deny('EGR_INTERNAL', RULE, `upgrade handler threw: ${(e as Error)?.message ?? String(e)}`));
+    }
   });
 
   server.on('connect', (req: IncomingMessage, socket: Duplex) => {
@@ -324,6 +333,8 @@ export function createInspector(opts: { readonly limits: InspectionLimits; reado
         settleClosed({ handshake: outcome!, requests: s.requests });
       });
       socket.once('close', () => tls.destroy());
+      // The client may have gone while the leaf was minted.
+      if (socket.destroyed) fail(classifyClientTlsError(null, 'closed'));
       // A reset of the client's socket surfaces on the TLS socket; nothing more to do with it here.
       socket.on('error', () => tls.destroy());
 

@@ -4,13 +4,14 @@
 import { execFile } from 'node:child_process';
 import type { IncomingMessage } from 'node:http';
 import { Agent, request as httpsRequest } from 'node:https';
-import { connect as netConnect } from 'node:net';
+import { Socket, connect as netConnect } from 'node:net';
 import { type ConnectionOptions, type TLSSocket, connect as tlsConnect } from 'node:tls';
 import t from 'tap';
 import { type Deny, isDeny } from '../../firewall/codes.js';
 import { createCa } from '../../proxy/inspection/ca.js';
 import { classifyClientTlsError } from '../../proxy/inspection/client-tls.js';
-import type { InnerRequest, InspectedSession, SessionHandlers } from '../../proxy/inspection/session.js';
+import { createLeafIssuer } from '../../proxy/inspection/leaves.js';
+import { type InnerRequest, type InspectedSession, type SessionHandlers, createInspector } from '../../proxy/inspection/session.js';
 import { realHello } from '../helpers/client-hello.js';
 import { countingObserver, startInspecting, writeTemp } from './helpers.js';
 
@@ -337,6 +338,28 @@ t.test('destroy() and close() end sessions', async (t) => {
   ins.inspector.close();
   await gone;
   t.equal(ins.inspector.sessions, 0);
+});
+
+t.test('a client gone before inspect, and a handler that throws, end cleanly', async (t) => {
+  const hello = await realHello(HOST);
+  const issuer = createLeafIssuer({ ca });
+  const leaf = await issuer.leafFor(HOST);
+  if (isDeny(leaf)) throw new Error('no leaf');
+  const inspector = createInspector({ limits: { handshakeTimeoutMs: 60_000, headersTimeoutMs: 60_000, idleTimeoutMs: 60_000, maxHeaderBytes: 16384 } });
+  t.teardown(() => inspector.close());
+  const gone = new Socket();
+  gone.destroy();
+  const s = asSession(inspector.inspect({ socket: gone, head: hello, leaf, facts: { host: HOST, port: 443, tunnelId: 'x' }, handlers: { request: () => undefined } }));
+  t.match(await s.handshake, { ok: false, reason: 'closed' });
+  t.match(await s.closed, { requests: 0 });
+
+  const refused: Deny[] = [];
+  const ins = await startInspecting(t, { ca, host: HOST, handlers: { request: () => { throw new Error('bug'); }, refused: (d) => { refused.push(d); return null; } } });
+  const c = await tlsClient(ins.port);
+  if (c instanceof Error) throw c;
+  const got = await exchange(c, `GET / HTTP/1.1\r\nHost: ${HOST}:${ins.port}\r\n\r\n`);
+  t.match(got, /^HTTP\/1\.1 500 /);
+  t.match(refused, [{ code: 'EGR_INTERNAL', detail: /handler threw: bug/ }]);
 });
 
 t.test('classifyClientTlsError: alerts received, what Sluice refused, how it ended', async (t) => {
