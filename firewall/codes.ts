@@ -46,6 +46,12 @@ const table = {
     summary: 'this kind of request is not supported by the proxy' },
   EGR_UNSUPPORTED_ADDRESS_TYPE: { status: 501, socks: R.addressTypeNotSupported, proxyStatus: 'http_request_error', kind: 'request',
     summary: 'this SOCKS5 address type is not supported (use IPv4, IPv6 or a domain name)' },
+  // TLS inspection: the client's side of an inspected tunnel. EGR_CLIENT_TLS is only ever an audit record and a
+  // metric: the client ended the handshake, so there is no HTTP response or SOCKS reply left to carry it.
+  EGR_CLIENT_TLS: { status: 400, socks: R.generalFailure, proxyStatus: 'http_request_error', kind: 'request',
+    summary: 'the client ended the TLS handshake with Sluice: it does not trust the inspection CA, pins certificates, or offered only TLS below 1.2 or only h2' },
+  EGR_MISDIRECTED: { status: 421, socks: R.generalFailure, proxyStatus: 'http_request_error', kind: 'request',
+    summary: 'a request inside an inspected tunnel must name the tunnel host (Host or target)' },
 
   EGR_DENY_KILL_SWITCH: { status: 403, socks: R.notAllowed, proxyStatus: 'http_request_denied', kind: 'policy',
     summary: 'all egress is stopped by the kill switch' },

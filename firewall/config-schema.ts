@@ -9,6 +9,22 @@ const method = { type: 'string', pattern: '^[A-Z][A-Z0-9_-]{0,31}$' } as const;
 const duration = { type: 'string', pattern: '^[0-9]+(ms|s|m|h|d)$' } as const;
 const positiveInt = { type: 'integer', minimum: 1 } as const;
 
+// ── TLS inspection (issue 15) ──────────────────────────────────────────────────────────────────────────────
+// Absent: inspection is off. The CA files are checked by proxy/inspection (a schema cannot read files).
+const INSPECTION_SCHEMA = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['caCertFile', 'caKeyFile'],
+  properties: {
+    caCertFile: { type: 'string', minLength: 1 },
+    caKeyFile: { type: 'string', minLength: 1 },
+    leafValidity: duration,
+    leafCacheSize: { type: 'integer', minimum: 16, maximum: 100000 },
+    opaque: hostList,
+  },
+} as const;
+// ── end TLS inspection ─────────────────────────────────────────────────────────────────────────────────────
+
 export const CONFIG_SCHEMA = {
   $id: 'https://sluice.dev/schema/sluice.json',
   type: 'object',
@@ -111,6 +127,7 @@ export const CONFIG_SCHEMA = {
         drainMs: { type: 'integer', minimum: 0, maximum: 600000 },
       },
     },
+    inspection: INSPECTION_SCHEMA,
     admin: {
       type: 'object',
       additionalProperties: false,

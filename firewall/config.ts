@@ -105,6 +105,8 @@ export interface SluiceConfig {
       readonly gid: number;
     } | null;
   };
+  /** TLS inspection (null: off). */
+  readonly inspection: InspectionConfig | null;
 }
 
 export interface ConfigIssue {
@@ -220,7 +222,7 @@ function schemaIssue(e: ErrorObject): ConfigIssue {
       return { severity: 'error', path, message: e.message ?? 'invalid value' };
     case 'pattern':
       if (/\/methods\//.test(path)) return { severity: 'error', path, message: 'not an HTTP method', hint: 'use an upper-case method such as "POST"' };
-      if (/maxTtl$/.test(path)) return { severity: 'error', path, message: 'not a duration', hint: 'use e.g. "30m", "2h", "1d"' };
+      if (/(maxTtl|leafValidity)$/.test(path)) return { severity: 'error', path, message: 'not a duration', hint: 'use e.g. "30m", "2h", "1d"' };
       return { severity: 'error', path, message: e.message ?? 'invalid value' };
     default:
       return { severity: 'error', path, message: e.message ?? 'invalid value' };
@@ -581,6 +583,8 @@ export function validateConfig(input: unknown): ConfigResult {
     }
   }
 
+  const inspection = validateInspection(r.inspection, { err, warn, patterns }, registries, integrations);
+
   if (issues.some((i) => i.severity === 'error')) return { ok: false, issues };
   const config: SluiceConfig = {
     mode: r.mode === 'report' ? 'report' : 'enforce',
@@ -599,9 +603,67 @@ export function validateConfig(input: unknown): ConfigResult {
     workers,
     log,
     containment: { probe },
+    inspection,
   };
   return { ok: true, config: deepFreeze(config), warnings: issues };
 }
+
+// ── TLS inspection (issue 15) ──────────────────────────────────────────────────────────────────────────────
+// The section names the CA files and bounds the leaf cache; the files themselves are read and checked by
+// proxy/inspection (`inspectionProblems`), since this module reads nothing.
+
+export interface InspectionConfig {
+  readonly caCertFile: string;
+  readonly caKeyFile: string;
+  /** How long a minted leaf certificate is valid, in seconds. */
+  readonly leafValiditySeconds: number;
+  /** Leaf certificates (one per host) kept in memory. */
+  readonly leafCacheSize: number;
+  /** Host patterns never inspected: a tunnel to them stays opaque (and is allowed only where tunnels are). */
+  readonly opaque: readonly string[];
+}
+
+export const INSPECTION_DEFAULTS = Object.freeze({ leafValidity: '24h', leafCacheSize: 1024 });
+/** Leaves live at least an hour (clients with a skewed clock) and at most a week (a stolen leaf key's worth). */
+export const LEAF_VALIDITY_BOUNDS_S = Object.freeze({ min: 3600, max: 7 * 86400 });
+
+type IssueSink = (path: string, message: string, hint?: string) => void;
+
+function validateInspection(
+  raw: unknown,
+  sink: { readonly err: IssueSink; readonly warn: IssueSink; readonly patterns: (list: unknown, path: string) => string[] },
+  registries: readonly string[],
+  integrations: Readonly<Record<string, IntegrationConfig>>,
+): InspectionConfig | null {
+  if (raw === undefined || raw === null) return null;
+  const v = obj(raw);
+  const validityText = str(v.leafValidity) ? v.leafValidity : INSPECTION_DEFAULTS.leafValidity;
+  const leafValiditySeconds = parseDuration(validityText) ?? 0;
+  if (str(v.leafValidity) && parseDuration(v.leafValidity) !== null
+    && (leafValiditySeconds < LEAF_VALIDITY_BOUNDS_S.min || leafValiditySeconds > LEAF_VALIDITY_BOUNDS_S.max)) {
+    sink.err('/inspection/leafValidity', `"${v.leafValidity}" is outside 1h–7d`, 'leaves are short-lived by design: use e.g. "24h"');
+  }
+  const opaque = sink.patterns(v.opaque, '/inspection/opaque');
+  // An opaque host is still a tunnel: reachable only if it is a registry or a `tunnel: true` integration.
+  const tunnelPatterns = new Set([...registries, ...Object.values(integrations).filter((i) => i.tunnel).flatMap((i) => i.hosts)]);
+  const coveredBy = (p: string) => tunnelPatterns.has(p)
+    || (!p.startsWith('*.') && [...tunnelPatterns].some((t) => t.startsWith('*.') && p.endsWith(t.slice(1))));
+  opaque.forEach((p) => {
+    if (!coveredBy(p)) {
+      sink.warn('/inspection/opaque', `"${p}" is neither a registry nor a tunnel: true integration host, so no tunnel reaches it`,
+        'list the host under "registries" or in an integration with "tunnel: true", or drop it from inspection.opaque');
+    }
+  });
+  if (!str(v.caCertFile) || !str(v.caKeyFile)) return null;
+  return {
+    caCertFile: v.caCertFile,
+    caKeyFile: v.caKeyFile,
+    leafValiditySeconds,
+    leafCacheSize: typeof v.leafCacheSize === 'number' ? v.leafCacheSize : INSPECTION_DEFAULTS.leafCacheSize,
+    opaque,
+  };
+}
+// ── end TLS inspection ─────────────────────────────────────────────────────────────────────────────────────
 
 export function formatIssue(i: ConfigIssue): string {
   return `${i.severity}: ${i.path}: ${i.message}${i.hint ? ` (hint: ${i.hint})` : ''}`;

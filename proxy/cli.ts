@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The `sluice` command line: one file per command under cli/; this file only dispatches.
 import { isDeny } from '../firewall/codes.js';
+import { caCommand } from './cli/ca.js';
 import { check } from './cli/check.js';
 import { explainCommand } from './cli/explain.js';
 import { firewallRender } from './cli/firewall.js';
@@ -28,6 +29,10 @@ const USAGE = `usage: sluice <command> [options]
       --config takes --ports, --dns-port (and in docker mode --proxy/--proxy6) from the config's listeners
   webhook serve --config FILE --tls-cert FILE --tls-key FILE [--listen 0.0.0.0:8443]
                                    the sidecar injector (mutating admission webhook) the Helm chart runs
+  ca init --out DIR [--days 730]   make a TLS inspection CA: DIR/ca.crt (0644) and DIR/ca.key (0600); never overwrites
+  ca bundle (--config FILE | --ca-cert FILE) [--roots node|system|FILE]
+                                   print public roots then the inspection CA (PEM), for SSL_CERT_FILE and friends;
+                                   roots: node = Node's Mozilla list (default), system = this host's OpenSSL bundle
 `;
 
 async function main(argv: string[]) {
@@ -49,6 +54,8 @@ async function main(argv: string[]) {
       return firewallRender(rest.slice(1));
     case 'webhook':
       return webhookCommand(rest);
+    case 'ca':
+      return caCommand(rest);
     case 'help':
     case '--help':
     case '-h':

@@ -13,6 +13,7 @@ import { runWorker } from '../runtime/worker.js';
 import { requireLoaded } from './load-config.js';
 import { packageVersion } from './version.js';
 import { DEV_IDENTITY, withDevIdentity } from './dev-identity.js';
+import { type EphemeralCa, createEphemeralCa } from '../inspection/ephemeral.js';
 import { err, fail } from './output.js';
 
 export async function serve(argv: string[]) {
@@ -29,6 +30,14 @@ export async function serve(argv: string[]) {
   for (const i of issues) err(formatIssue(i));
   const errors = issues.filter((i) => i.severity === 'error').length;
   if (errors) fail(`${path ?? 'embedded default'}: ${errors} problem(s)${production ? ' with SLUICE_ENV=production' : ''}; nothing was started`);
+  // Development mode without an inspection section: a CA for this run only (production never makes one). It is
+  // built and announced here; the tunnels that would inspect with it are wired separately.
+  let ephemeralCa: EphemeralCa | null = null;
+  if (devPassword && !production && !loaded.inspection) {
+    ephemeralCa = await createEphemeralCa({ production });
+    const made = ephemeralCa;
+    process.once('exit', () => made.remove());
+  }
   const prepare = (c: SluiceConfig): SluiceConfig =>
     devPassword && Object.keys(c.identities).length === 0 ? withDevIdentity(c, devPassword) : c;
   // Production rules hold for reloads too: a config that would not start is not swapped in.
@@ -52,6 +61,11 @@ export async function serve(argv: string[]) {
     if (socks5 && devPassword) {
       const host = socks5.family === 'IPv6' ? `[${socks5.address}]` : socks5.address;
       err(`ALL_PROXY=socks5h://${DEV_IDENTITY}:${devPassword}@${host}:${socks5.port}`);
+    }
+    if (ephemeralCa) {
+      err(`TLS inspection CA for this run only (ephemeral, key in memory): ${ephemeralCa.certFile}`);
+      err('Trust it in workloads with:');
+      for (const line of ephemeralCa.trustLines) err(line);
     }
   };
   const workers = resolveWorkers(loaded.workers);
