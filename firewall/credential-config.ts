@@ -91,17 +91,21 @@ const SECRET_SHAPES: readonly (readonly [RegExp, string])[] = [
 // A long run of token characters mixing upper case, lower case and digits: what random keys look like and
 // what names, paths and templates almost never do.
 const RANDOM_RUN = /[A-Za-z0-9+/=_-]{24,}/g;
+const RANDOM_PIECE = /[A-Za-z0-9+=]{20,}/g;
 const looksRandom = (run: string) => /[A-Z]/.test(run) && /[a-z]/.test(run) && /[0-9]/.test(run);
 
 /** What a string looks like if it looks like a secret value ("a GitHub token"), else null. Never returns
  * the value itself, so callers can put the answer in a message. */
 export function secretShapeOf(text: string, options: { path?: boolean } = {}): string | null {
   for (const [re, what] of SECRET_SHAPES) if (re.test(text)) return what;
-  // In a path, each segment is judged alone: `/run/secrets/github-token` is fine, a random segment is not.
-  const parts = options.path ? text.split('/') : [text.split(SECRET_PLACEHOLDER).join(' ')];
-  for (const part of parts) {
-    for (const m of part.matchAll(RANDOM_RUN)) if (looksRandom(m[0])) return 'a long random string';
+  if (options.path) {
+    // A path is judged by its words: `/tmp/sluice-cli-fdljK2/key` (a mkdtemp name) is fine; a bare token
+    // pasted where the path goes, or a 20-character random word inside one, is not.
+    if (!text.includes('/') && [...text.matchAll(RANDOM_RUN)].some((m) => m[0].length === text.length && looksRandom(m[0]))) return 'a long random string';
+    for (const m of text.matchAll(RANDOM_PIECE)) if (looksRandom(m[0])) return 'a long random string';
+    return null;
   }
+  for (const m of text.split(SECRET_PLACEHOLDER).join(' ').matchAll(RANDOM_RUN)) if (looksRandom(m[0])) return 'a long random string';
   return null;
 }
 

@@ -105,7 +105,8 @@ t.test('secretShapeOf: tokens yes, names, paths and templates no', async (t) => 
     'AKIAIOSFODNN7EXAMPLE', 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.sig', 'sk-proj-abcdefghijklmnopqrstuv', 'glpat-abcdefghijklmnopqrst',
     'sluice_h1_AAAA', 'sluice.v1.payload.mac', 'Tm90UmVhbGx5QVRva2VuQnV0UmFuZG9tMTIz', '-----BEGIN PRIVATE KEY-----'];
   const no = ['Bearer {secret}', 'token {secret}', '{secret}', 'x-access-token', '/run/secrets/github-token', '/etc/sluice/credentials/github-api.sealed',
-    'authorization', 'github', 'https-api_v2-credentials-file', '/var/lib/sluice/revoked.jsonl', 'AbcDefGhi'];
+    'authorization', 'github', 'https-api_v2-credentials-file', '/var/lib/sluice/revoked.jsonl', 'AbcDefGhi', '/tmp/sluice-broker-cli-fdljK2/broker.key',
+    '/var/lib/kubelet/pods/3f2a8c1e-9b7d-4e6f-a1b2-c3d4e5f60718/volumes/secret'];
   for (const s of yes) t.ok(secretShapeOf(s, { path: s.startsWith('/') }), `${s.slice(0, 12)}… looks like a secret`);
   for (const s of no) t.equal(secretShapeOf(s, { path: s.startsWith('/') }), null, `${s} does not`);
 });
