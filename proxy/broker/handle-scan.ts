@@ -23,8 +23,13 @@ export interface Sighting {
 
 const PREFIX_CORES = base64Cores(Buffer.from(HANDLE_PREFIX, 'latin1')).map((c) => c.text);
 const escape = (s: string) => s.replace(/[+/]/g, '\\$&');
-/** The gate: the prefix, its base64 cores, and the escape characters that could hide it. */
-export const HANDLE_GATE = new RegExp([HANDLE_PREFIX, ...PREFIX_CORES].map(escape).join('|') + '|%|\\\\u');
+// A percent-escape that could hide part of a handle or its base64: one that decodes to a letter, a digit,
+// "_", "%" (double encoding) or "\\" (a JSON escape inside a URL). Escapes of other characters (%20, %2F,
+// %7B) cannot conceal the prefix or a base64 core, so a URL full of them costs no decoding.
+const PCT = '%(?:3[0-9]|4[1-9A-Fa-f]|5[0-9AaCcFf]|6[1-9A-Fa-f]|7[0-9Aa]|25)';
+const PCT_GATE = new RegExp(PCT);
+/** The gate: the prefix, its base64 cores, and the escapes that could hide them. */
+export const HANDLE_GATE = new RegExp([HANDLE_PREFIX, ...PREFIX_CORES].map(escape).join('|') + `|${PCT}|\\\\u`);
 
 const BASE64_CHAR = /[A-Za-z0-9+/_-]/;
 const MAX_DEPTH = 3;
@@ -59,11 +64,11 @@ function scan(text: string, place: Place, header: number, encoding: Encoding, de
     }
   }
   if (depth >= MAX_DEPTH) return;
-  if (text.includes('%')) {
+  if (PCT_GATE.test(text)) {
     const d = percentDecode(text);
     if (d !== text) scan(d, place, header, encoding === 'raw' ? 'percent' : encoding, depth + 1, out);
   }
-  if (text.includes('\\')) {
+  if (text.includes('\\u')) {
     const d = jsonUnescape(text);
     if (d !== text) scan(d, place, header, encoding === 'raw' ? 'json' : encoding, depth + 1, out);
   }

@@ -64,8 +64,7 @@ export function issueHandle(handleKey: Buffer, claims: HandleClaims, nonce: Buff
   return HANDLE_PREFIX + out.toString('base64url');
 }
 
-const B64URL = (c: number) =>
-  (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || c === 0x2d || c === 0x5f;
+const B64URL_RUN = /^[A-Za-z0-9_-]*$/;
 const VALUE: Record<string, number> = Object.fromEntries(
   [...'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'].map((c, i) => [c, i]),
 );
@@ -82,8 +81,8 @@ export function handleAt(text: string, index: number): string | null {
   if (len % 3 !== 0 || len < 1 + NONCE + TAG + 10) return null;
   const end = body + (len / 3) * 4;
   if (end > text.length) return null;
-  for (let i = body + 2; i < end; i++) if (!B64URL(text.charCodeAt(i))) return null;
-  return text.slice(index, end);
+  const handle = text.slice(index, end);
+  return B64URL_RUN.test(handle.slice(HANDLE_PREFIX.length + 2)) ? handle : null;
 }
 
 export function openHandle(handleKey: Buffer, text: string): OpenHandle {

@@ -79,10 +79,16 @@ export interface BrokerRequest {
   readonly bodyPrefix: Uint8Array | null;
 }
 
+/** A handle this deployment issued: its verified claims and its handleId(). */
+export interface OpenedHandle {
+  readonly claims: HandleClaims;
+  readonly id: string;
+}
+
 export interface CheckContext {
   readonly nowS: number;
-  /** Verified claims of a handle, or null when it is not one this deployment issued. */
-  readonly open: (handle: string) => HandleClaims | null;
+  /** The handle opened (the caller may cache), or null when it is not one this deployment issued. */
+  readonly open: (handle: string) => OpenedHandle | null;
   readonly runStatus: (run: string, nowS: number) => RunStatus;
   readonly secret: (credential: string) => SecretValue | undefined;
 }
@@ -122,6 +128,7 @@ export interface CredentialDeny extends Deny {
 const EMPTY: readonly never[] = Object.freeze([]);
 
 function refuse(code: Code, rule: string, detail: string, credential: string | null, handle: string | null, exfiltration: boolean): CredentialDeny {
+  // Denials are rare: the id is computed here rather than looked up.
   return { verdict: 'deny', code, rule, detail, credential, handleId: handle === null ? null : handleId(handle), exfiltration };
 }
 
@@ -161,17 +168,18 @@ export function checkRequest(compiled: CompiledCredentials, req: BrokerRequest, 
       else slotHeaders.set(s.header, [s]);
       continue;
     }
-    const credential = s.handle ? ctx.open(s.handle)?.credential ?? null : null;
+    const credential = s.handle ? ctx.open(s.handle)?.claims.credential ?? null : null;
     return refuse('EGR_DENY_CREDENTIAL_SCOPE', credential ? `credentials.${credential}` : 'credentials', sightingDetail(s, raw), credential, s.handle, true);
   }
 
-  const injections: { index: number; credential: CompiledCredential; handle: string; user: string | null }[] = [];
+  const injections: { index: number; credential: CompiledCredential; handle: string; id: string; user: string | null }[] = [];
   for (const [index, list] of slotHeaders) {
     const first = list[0]!;
-    const claims = ctx.open(first.handle!);
-    if (!claims) {
+    const opened = ctx.open(first.handle!);
+    if (!opened) {
       return refuse('EGR_DENY_CREDENTIAL_SCOPE', 'credentials', `${sightingDetail(first, raw)} that this deployment did not issue (or that was altered)`, null, first.handle, true);
     }
+    const { claims } = opened;
     const c = compiled.byName.get(claims.credential);
     const rule = `credentials.${claims.credential}`;
     const scope = (detail: string, exfiltration = true) => refuse('EGR_DENY_CREDENTIAL_SCOPE', rule, detail, claims.credential, first.handle, exfiltration);
@@ -192,7 +200,7 @@ export function checkRequest(compiled: CompiledCredentials, req: BrokerRequest, 
     }
     if (status === 'revoked') return refuse('EGR_DENY_CREDENTIAL_REVOKED', rule, 'the run was revoked', c.name, first.handle, false);
     if (ctx.nowS >= claims.expS) return refuse('EGR_DENY_CREDENTIAL_EXPIRED', rule, 'the handle expired', c.name, first.handle, false);
-    injections.push({ index, credential: c, handle: parsed.handle, user: parsed.user });
+    injections.push({ index, credential: c, handle: parsed.handle, id: opened.id, user: parsed.user });
   }
 
   // One header, one value: a repeated slot header would leave the upstream to choose which one counts.
@@ -238,7 +246,7 @@ export function checkRequest(compiled: CompiledCredentials, req: BrokerRequest, 
       headers.push(n, v);
     }
     handles.set(j.credential.name, j.handle);
-    injected.push({ credential: j.credential.name, handleId: handleId(j.handle) });
+    injected.push({ credential: j.credential.name, handleId: j.id });
   }
   narrowAcceptEncoding(headers);
   const credentials = [...new Set(here.map((c) => c.name))];

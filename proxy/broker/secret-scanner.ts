@@ -19,6 +19,8 @@ import { base64Core, base64Cores, jsonEscapings, percentEncodings } from './enco
 export interface ScanPattern {
   readonly bytes: Buffer;
   readonly replacement: Buffer;
+  /** `bytes` as a latin1 string, for header values (which Node hands over as strings). */
+  readonly text: string;
 }
 
 /** What goes back in place of a credential's secret when the request carried no handle for it. */
@@ -27,6 +29,7 @@ export const placeholderFor = (credential: string): string => `sluice-redacted-$
 /** A form a secret takes, and what replaces it: the caller's replacement (null) or a fixed filler. */
 export interface SecretForm {
   readonly bytes: Buffer;
+  readonly text: string;
   readonly filler: Buffer | null;
 }
 
@@ -39,13 +42,13 @@ export function secretForms(secret: Buffer): SecretForm[] {
   for (const core of base64Cores(secret)) {
     if (!out.has(core.text)) out.set(core.text, Buffer.from(base64Core(filler, core.shift, core.alphabet), 'latin1'));
   }
-  return [...out].map(([form, f]) => ({ bytes: Buffer.from(form, 'latin1'), filler: f }));
+  return [...out].map(([form, f]) => ({ bytes: Buffer.from(form, 'latin1'), text: form, filler: f }));
 }
 
 /** The forms as patterns, the textual ones replaced by `replacement` (a handle or a placeholder). */
 export function patternsOf(forms: readonly SecretForm[], replacement: string): ScanPattern[] {
   const rep = Buffer.from(replacement, 'latin1');
-  return forms.map((f) => ({ bytes: f.bytes, replacement: f.filler ?? rep }));
+  return forms.map((f) => ({ bytes: f.bytes, replacement: f.filler ?? rep, text: f.text }));
 }
 
 /** The patterns for one secret, replaced by `replacement`. */
@@ -84,30 +87,50 @@ export class SecretScanner {
   write(chunk: Uint8Array): Buffer[] {
     if (chunk.length === 0) return [];
     const c = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length);
-    const buf = this.#pending.length ? Buffer.concat([this.#pending, c]) : c;
-    // A match may be judged only where every pattern would fit: starts before `limit`.
-    const limit = buf.length - this.#keep;
-    if (limit <= 0) {
-      this.#pending = Buffer.from(buf);
-      return [];
+    const keep = this.#keep;
+    const out: Buffer[] = [];
+    let rest = c;
+    if (this.#pending.length) {
+      if (c.length < keep) {
+        // A small chunk: join it to what is held and go on as one buffer.
+        rest = Buffer.concat([this.#pending, c]);
+      } else {
+        // The junction — what is held plus the chunk's first `keep` bytes — decides every match that starts
+        // in the held bytes; the chunk itself is then searched in place, never copied.
+        const junction = Buffer.concat([this.#pending, c.subarray(0, keep)]);
+        const cut = this.#emit(junction, this.#pending.length, out);
+        rest = c.subarray(cut - this.#pending.length);
+      }
+      this.#pending = EMPTY;
     }
-    return this.#emit(buf, limit, false);
+    // A match may be judged only where every pattern would fit: starts before `limit`.
+    const limit = rest.length - keep;
+    if (limit <= 0) {
+      this.#pending = Buffer.from(rest);
+      return out;
+    }
+    const cut = this.#emit(rest, limit, out);
+    // Copied: the held-back tail must not pin (or alias) the caller's chunk.
+    this.#pending = Buffer.from(rest.subarray(cut));
+    return out;
   }
 
   end(): Buffer[] {
     const buf = this.#pending;
     this.#pending = EMPTY;
-    return buf.length ? this.#emit(buf, buf.length, true) : [];
+    const out: Buffer[] = [];
+    if (buf.length) this.#emit(buf, buf.length, out, true);
+    return out;
   }
 
-  #emit(buf: Buffer, limit: number, final: boolean): Buffer[] {
+  /** Emits `buf` up to the returned offset, replacing matches that start before `limit`. */
+  #emit(buf: Buffer, limit: number, out: Buffer[], final = false): number {
     let matches: Match[] | null = null;
     for (const p of this.#patterns) {
       for (let i = buf.indexOf(p.bytes); i !== -1 && i < limit; i = buf.indexOf(p.bytes, i + 1)) {
         (matches ??= []).push({ start: i, end: i + p.bytes.length, replacement: p.replacement });
       }
     }
-    const out: Buffer[] = [];
     let at = 0;
     if (matches) {
       matches.sort((a, b) => a.start - b.start || b.end - a.end);
@@ -121,14 +144,14 @@ export class SecretScanner {
     }
     const cut = final ? buf.length : Math.max(limit, at);
     if (cut > at) out.push(buf.subarray(at, cut));
-    // Copied: the held-back tail must not pin (or alias) the caller's chunk.
-    this.#pending = final ? EMPTY : Buffer.from(buf.subarray(cut));
-    return out;
+    return cut;
   }
 }
 
 /** One-shot replacement (header values; latin1 as Node hands them over). */
 export function scrubValue(patterns: readonly ScanPattern[], value: string): { value: string; replaced: number } {
+  // Nearly every value holds no pattern: a string search each, no buffers.
+  if (!patterns.some((p) => value.includes(p.text))) return { value, replaced: 0 };
   const s = new SecretScanner(patterns);
   const parts = [...s.write(Buffer.from(value, 'latin1')), ...s.end()];
   return s.replaced === 0 ? { value, replaced: 0 } : { value: Buffer.concat(parts).toString('latin1'), replaced: s.replaced };

@@ -6,6 +6,7 @@ const SHOWN = '[secret]';
 
 export class SecretValue {
   readonly #bytes: Buffer;
+  #text: string | null = null;
 
   constructor(bytes: Buffer) {
     this.#bytes = Buffer.from(bytes);
@@ -22,7 +23,7 @@ export class SecretValue {
 
   /** The secret as header text (secrets are printable ASCII, see secretProblem). */
   revealText(): string {
-    return this.#bytes.toString('latin1');
+    return (this.#text ??= this.#bytes.toString('latin1'));
   }
 
   toString(): string {

@@ -1,6 +1,6 @@
 // The per-request check as a table: where a handle may be, whose it is, when, and what goes upstream.
 import t, { type Test } from 'tap';
-import { openHandle } from '../../proxy/broker/handle.js';
+import { handleId, openHandle } from '../../proxy/broker/handle.js';
 import { findHandles } from '../../proxy/broker/handle-scan.js';
 import { deriveBrokerKeys } from '../../proxy/broker/keys.js';
 import { type BrokerAllow, type BrokerRequest, type CheckContext, type CredentialDeny, checkRequest, compileCredentials } from '../../proxy/broker/request-check.js';
@@ -13,7 +13,7 @@ const ctx: CheckContext = {
   nowS: NOW_S,
   open: (h) => {
     const r = openHandle(keys.handle, h);
-    return r.ok ? r.claims : null;
+    return r.ok ? { claims: r.claims, id: handleId(h) } : null;
   },
   runStatus: (run) => status[run] ?? 'active',
   secret: (name) => secrets.get(name),

@@ -79,11 +79,37 @@ t.test('streaming equals one shot across every chunk boundary', async (t) => {
   }
   t.pass('split at every offset');
   t.equal(stream(doc, () => 1).out.toString('latin1'), expected, 'one byte at a time');
-  for (let seed = 0; seed < 200; seed++) {
-    const sizes = Array.from({ length: 400 }, (_, i) => ((seed * 7919 + i * 104729) % 13) + 1);
-    if (stream(doc, (i) => sizes[i % sizes.length]!).out.toString('latin1') !== expected) t.fail(`random chunking ${seed}`);
+  // Chunks shorter than the hold-back are joined to it; longer ones are searched in place after the
+  // junction: both paths, and every mix of them.
+  for (const spread of [13, 130]) {
+    for (let seed = 0; seed < 200; seed++) {
+      const sizes = Array.from({ length: 400 }, (_, i) => ((seed * 7919 + i * 104729) % spread) + 1);
+      if (stream(doc, (i) => sizes[i % sizes.length]!).out.toString('latin1') !== expected) t.fail(`random chunking ${seed} (up to ${spread})`);
+    }
   }
-  t.pass('200 random chunkings');
+  t.pass('400 random chunkings');
+  const big = Buffer.concat(Array.from({ length: 50 }, () => doc));
+  const bigExpected = scrubValue(patterns, big.toString('latin1')).value;
+  for (const size of [53, 64, 100, 1000, 4096]) t.equal(stream(big, () => size).out.toString('latin1'), bigExpected, `${size}-byte chunks`);
+});
+
+t.test('fuzz: random documents seeded with the secret\'s forms, random chunking, equal to one shot', async (t) => {
+  const forms = secretForms(SECRET).map((f) => f.bytes);
+  let bad = 0;
+  for (let round = 0; round < 150; round++) {
+    const parts: Buffer[] = [];
+    for (let i = 0; i < 20; i++) {
+      parts.push(randomBytes(Math.floor(Math.random() * 300)));
+      // Whole forms, and halves of forms back to back (near misses).
+      const f = forms[Math.floor(Math.random() * forms.length)]!;
+      parts.push(Math.random() < 0.7 ? f : f.subarray(0, Math.floor(f.length / 2)));
+    }
+    const doc = Buffer.concat(parts);
+    const expected = scrubValue(patterns, doc.toString('latin1')).value;
+    const got = stream(doc, () => 1 + Math.floor(Math.random() * 200)).out.toString('latin1');
+    if (got !== expected || got.includes(SECRET.toString())) bad++;
+  }
+  t.equal(bad, 0);
 });
 
 t.test('base64 at every offset inside a large body, streamed', async (t) => {
