@@ -48,4 +48,4 @@ export const percentDecode = (text: string): string =>
 
 /** Decodes JSON `\uXXXX` and `\/` escapes one level. */
 export const jsonUnescape = (text: string): string =>
-  text.replace(/\\u([0-9A-Fa-f]{4})|\\\//g, (m, h: string | undefined) => (h ? String.fromCharCode(parseInt(h, 16)) : '/'));
+  text.replace(/\\u([0-9A-Fa-f]{4})|\\\//g, (_m, h: string | undefined) => (h ? String.fromCharCode(parseInt(h, 16)) : '/'));

@@ -77,6 +77,8 @@ export interface BrokerRequest {
   readonly path: string;
   /** The first bytes of the body (only the first KiB is looked at); null when there is none. */
   readonly bodyPrefix: Uint8Array | null;
+  /** The request asks to switch protocols (WebSocket): what flows after it is never scanned. */
+  readonly upgrade?: boolean;
 }
 
 /** A handle this deployment issued: its verified claims and its handleId(). */
@@ -194,6 +196,8 @@ export function checkRequest(compiled: CompiledCredentials, req: BrokerRequest, 
     if (claims.run !== req.principal.run || claims.identity !== req.principal.identity) return scope('the handle belongs to another run');
     if (!req.principal.integrations.has(c.integration)) return scope(`the run is not granted integration ${c.integration}`, false);
     if (!req.upstreamTls) return scope('a secret is never sent in cleartext: this request does not leave over TLS', false);
+    // After a protocol switch the connection is spliced raw: its responses could return the secret unscanned.
+    if (req.upgrade) return scope('a secret is never injected into a request that switches protocols (Upgrade)', false);
     const status = ctx.runStatus(claims.run, ctx.nowS);
     if (status === 'unknown') {
       return refuse('EGR_INTERNAL', 'secrets.handles.revocationFile', 'the revocation list cannot be read: handles are refused until it can', c.name, first.handle, false);

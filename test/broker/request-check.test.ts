@@ -154,6 +154,7 @@ t.test('scope beyond place: run token, grants, cleartext, sharing a header', asy
   t.match(check({ rawHeaders: h, principal: { ...principal, run: null } }), { code: 'EGR_DENY_CREDENTIAL_SCOPE', detail: /run token/ });
   t.match(check({ rawHeaders: h, principal: { ...principal, integrations: new Set(['slack']) } }), { code: 'EGR_DENY_CREDENTIAL_SCOPE', detail: /not granted/ });
   t.match(check({ rawHeaders: h, upstreamTls: false }), { code: 'EGR_DENY_CREDENTIAL_SCOPE', detail: /cleartext/, exfiltration: false });
+  t.match(check({ rawHeaders: h, upgrade: true }), { code: 'EGR_DENY_CREDENTIAL_SCOPE', detail: /Upgrade/, exfiltration: false });
   t.match(check({ rawHeaders: [...h, 'Authorization', 'Bearer x'] }), { code: 'EGR_DENY_CREDENTIAL_SCOPE', detail: /appears 2 times/ });
   t.match(check({ rawHeaders: [...h, ...h] }), { code: 'EGR_DENY_CREDENTIAL_SCOPE' });
 });
