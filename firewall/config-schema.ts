@@ -171,7 +171,7 @@ export const CONFIG_SCHEMA = {
     admin: {
       type: 'object',
       additionalProperties: false,
-      properties: { tokenFile: { type: 'string', minLength: 1 } },
+      properties: { tokenFile: { type: 'string', minLength: 1 }, protectReads: { type: 'boolean' } },
     },
     killSwitch: {
       type: 'object',
@@ -200,7 +200,10 @@ export const CONFIG_SCHEMA = {
     log: {
       type: 'object',
       additionalProperties: false,
-      properties: { level: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] } },
+      properties: {
+        level: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] },
+        redactPaths: { type: 'array', maxItems: 16, items: { type: 'string', minLength: 2, maxLength: 200 } },
+      },
     },
     // The credential broker (see the block above).
     secrets: SECRETS_SCHEMA,

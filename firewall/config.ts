@@ -3,6 +3,7 @@
 // and how to fix. Pure: reading files is the caller's job.
 import { Ajv, type ErrorObject } from 'ajv';
 import { isIP } from 'node:net';
+import { isSafePattern } from 'redos-detector';
 import { CONFIG_SCHEMA, TOP_LEVEL_KEYS } from './config-schema.js';
 import { hostMatches, hostSet } from './host-match.js';
 import { normaliseHost } from './normalise.js';
@@ -81,11 +82,20 @@ export interface SluiceConfig {
     /** Graceful shutdown: how long in-flight requests may take to finish after SIGTERM. */
     readonly drainMs: number;
   };
-  readonly admin: { readonly tokenFile: string | null };
+  readonly admin: {
+    readonly tokenFile: string | null;
+    /** GET /metrics and GET /v1/kill-switch need the bearer token too (default: when listen.admin is beyond
+     * loopback). */
+    readonly protectReads: boolean;
+  };
   readonly killSwitch: { readonly file: string | null };
   /** Proxy processes sharing the listeners: a count, or 'auto' (the CPUs this process may use). 1: no workers. */
   readonly workers: number | 'auto';
-  readonly log: { readonly level: string };
+  readonly log: {
+    readonly level: string;
+    /** Operator patterns for the audit record's target.path (proxy/ops/redact.ts): anchored, ReDoS-checked. */
+    readonly redactPaths: readonly string[];
+  };
   readonly containment: {
     /** The continuous self-check: a direct connection as another UID must fail (null: off). */
     readonly probe: {
@@ -236,6 +246,44 @@ export function normalisePattern(raw: string): { pattern: string } | { message: 
   if ('verdict' in host) return { message: `"${raw}" is not a valid host name`, hint: 'use a DNS name such as "api.example.com" or "*.example.com"' };
   if (wildcard && host.kind !== 'name') return { message: `"${raw}" puts a wildcard on an IP address`, hint: 'use a CIDR in addressGuard or globalDeny.cidrs' };
   return { pattern: wildcard ? `*.${host.host}` : host.host };
+}
+
+export const isLoopbackListen = (l: ListenAddress): boolean => l.host === '::1' || l.host.startsWith('127.');
+
+/** Steps redos-detector may take proving a pattern safe; past it the pattern counts as unsafe. Deterministic
+ * (no time limit, so a loaded machine cannot turn a good pattern bad). */
+const REDOS_MAX_STEPS = 1000;
+const patternVerdicts = new Map<string, { message: string; hint: string } | null>();
+
+/** Why an operator's path pattern is refused, or null. Patterns run on every audit record, so each must be
+ * anchored at the start of the path (an unanchored one is retried from every position) and provably free of
+ * catastrophic backtracking (redos-detector: a score of 1 is no backtracking at all). */
+export function pathPatternProblem(source: string): { message: string; hint: string } | null {
+  const known = patternVerdicts.get(source);
+  if (known !== undefined) return known;
+  let problem: { message: string; hint: string } | null = null;
+  let re: RegExp | null = null;
+  try {
+    re = new RegExp(source, 'gd');
+  } catch (e) {
+    problem = { message: `not a regular expression: ${(e as Error).message}`, hint: 'write a JavaScript regular expression, e.g. "^/hooks/([^/]+)"' };
+  }
+  if (re && !source.startsWith('^')) {
+    problem = { message: 'the pattern is not anchored', hint: `start it with "^/", e.g. "^${source.startsWith('/') ? source : `/${source}`}"` };
+  } else if (re && re.test('')) {
+    problem = { message: 'the pattern matches the empty string', hint: 'make it match at least one character' };
+  } else if (re) {
+    let safe = false;
+    try {
+      safe = isSafePattern(source, { maxSteps: REDOS_MAX_STEPS }).safe;
+    } catch {
+      safe = false;
+    }
+    if (!safe) problem = { message: 'the pattern can backtrack catastrophically (ReDoS)', hint: 'avoid nested or adjacent quantifiers over the same characters: use "[^/]+" for a segment, e.g. "^/hooks/([^/]+)"' };
+  }
+  if (patternVerdicts.size > 1024) patternVerdicts.clear();
+  patternVerdicts.set(source, problem);
+  return problem;
 }
 
 export function parseListen(text: string): ListenAddress | null {
@@ -494,9 +542,29 @@ export function validateConfig(input: unknown): ConfigResult {
     drainMs: num(lim.drainMs, D.drainMs),
   };
   if (lim.burst !== undefined && requestsPerSecond === null) warn('/limits/burst', 'burst has no effect without requestsPerSecond', 'set limits.requestsPerSecond');
-  const admin = { tokenFile: str(obj(r.admin).tokenFile) ? (obj(r.admin).tokenFile as string) : null };
+  const adminRaw = obj(r.admin);
+  const adminBeyondLoopback = listen.admin ? !isLoopbackListen(listen.admin) : false;
+  const admin = {
+    tokenFile: str(adminRaw.tokenFile) ? adminRaw.tokenFile : null,
+    protectReads: typeof adminRaw.protectReads === 'boolean' ? adminRaw.protectReads : adminBeyondLoopback,
+  };
+  if (adminRaw.protectReads === true && !admin.tokenFile) {
+    err('/admin/protectReads', 'protectReads needs a token to check', 'set admin.tokenFile');
+  }
+  if (adminRaw.protectReads === false && adminBeyondLoopback) {
+    warn('/admin/protectReads', `anyone who reaches ${listen.admin!.text} reads /metrics (which name identities) and the kill switch state`,
+      'leave protectReads unset (true beyond loopback) and give Prometheus the admin token');
+  }
   const killSwitch = { file: str(obj(r.killSwitch).file) ? (obj(r.killSwitch).file as string) : null };
-  const log = { level: str(obj(r.log).level) ? (obj(r.log).level as string) : 'info' };
+  const logRaw = obj(r.log);
+  const redactPaths: string[] = [];
+  arr(logRaw.redactPaths).forEach((p, i) => {
+    if (!str(p)) return;
+    const problem = pathPatternProblem(p);
+    if (problem) err(`/log/redactPaths/${i}`, problem.message, problem.hint);
+    else redactPaths.push(p);
+  });
+  const log = { level: str(logRaw.level) ? logRaw.level : 'info', redactPaths };
   const workers = r.workers === 'auto' ? 'auto' : typeof r.workers === 'number' ? r.workers : 1;
 
   // containment

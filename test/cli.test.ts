@@ -1,6 +1,6 @@
 // The sluice command line, run as a real process.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -44,12 +44,52 @@ t.test('check', async (t) => {
   t.equal(run(['check']).code, 2);
 });
 
+t.test('check and serve verify every file the config refers to, and report every problem at once', async (t) => {
+  const cfg = file('files.yaml', [
+    'listen: { http: "127.0.0.1:0", socks5: null, admin: "127.0.0.1:0" }',
+    'identities: { agent: { password: not-a-secret-1 } }',
+    `tokens: { keyFile: ${join(dir, 'nope-key')} }`,
+    `admin: { tokenFile: ${join(dir, 'nope-admin')} }`,
+    `upstream: { caFile: ${file('not-pem.pem', 'hello')} }`,
+    `killSwitch: { file: ${join(dir, 'nope-dir', 'kill')} }`,
+    '',
+  ].join('\n'));
+  const expected = [
+    /error: \/tokens\/keyFile: \S+nope-key: no such file \(hint: create it: head -c 48 \/dev\/urandom/,
+    /error: \/admin\/tokenFile: \S+nope-admin: no such file \(hint: create it/,
+    /error: \/upstream\/caFile: \S+not-pem\.pem: holds no PEM certificate \(hint: /,
+    /error: \/killSwitch\/file: \S+nope-dir: no such directory, so the kill-switch file could never be created \(hint: mkdir -p/,
+  ];
+  const c = run(['check', cfg]);
+  t.equal(c.code, 1, 'check fails');
+  for (const re of expected) t.match(c.out, re);
+  t.match(c.out, /files\.yaml: 4 problem\(s\)/);
+  const s = run(['serve', '--config', cfg]);
+  t.equal(s.code, 2, 'serve refuses to start');
+  for (const re of expected) t.match(s.err, re, 'serve reports it the same way');
+  t.notMatch(s.err, /ENOENT|^\s+at /m, 'never a bare ENOENT or a stack');
+  t.match(s.err, /4 problem\(s\); nothing was started/);
+  t.equal(run(['check', '--skip-files', cfg]).code, 0, '--skip-files: the config alone');
+});
+
+t.test('check --production applies the production rules', async (t) => {
+  const r = run(['check', '--production', good]);
+  t.equal(r.code, 1);
+  t.match(r.out, /error: \/identities\/agent\/password: a plaintext password \(hint: /);
+  t.match(r.out, /error: \/admin\/tokenFile: the admin API has no token/);
+  t.match(r.out, /\(production rules applied\)/);
+});
+
 t.test('hash-password', async (t) => {
   const r = run(['hash-password'], 'a long enough password\n');
   t.equal(r.code, 0);
   t.match(r.out.trim(), /^scrypt\$32768\$8\$1\$/);
   t.notMatch(r.out + r.err, /a long enough password/);
-  t.equal(run(['hash-password'], 'short\n').code, 2);
+  const short = run(['hash-password'], 'elevenchars\n');
+  t.equal(short.code, 2);
+  t.match(short.err, /at least 12 characters/);
+  t.match(readFileSync(new URL('../README.md', import.meta.url), 'utf8'), /`sluice hash-password` reads a password of \*\*at least 12 characters\*\*/, 'the README says so too');
+  t.equal(run(['hash-password'], 'twelve chars\n').code, 0, '12 is enough');
 });
 
 t.test('token issue', async (t) => {

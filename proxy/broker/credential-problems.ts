@@ -25,6 +25,13 @@ export function credentialProblems(config: SluiceConfig, deps: CredentialProblem
     issues.push({ severity: strict, path: '/secrets/handles/revocationFile', message: 'revoking a run reaches only the replica that was asked',
       hint: 'set secrets.handles.revocationFile to a file every replica mounts (a ConfigMap or shared volume)' });
   }
+  // The list is appended by the revokers (Sluice, the orchestrator), which may share a group; anyone else who
+  // can write it can truncate it, and un-revoke every run.
+  const listMode = handles?.revocationFile ? deps.modeOf?.(handles.revocationFile) ?? null : null;
+  if (listMode !== null && (listMode & 0o002) !== 0) {
+    issues.push({ severity: strict, path: '/secrets/handles/revocationFile', message: `${handles!.revocationFile}: writable by others (mode ${(listMode & 0o777).toString(8)})`,
+      hint: `chmod o-w ${handles!.revocationFile}: whoever can truncate it can lift every revocation` });
+  }
   const inspected = deps.inspected ?? (() => false);
   const reported = new Set<string>();
   for (const name of names) {

@@ -27,6 +27,14 @@ export type MaterialResult =
 const issue = (severity: ConfigIssue['severity'], path: string, message: string, hint?: string): ConfigIssue =>
   hint === undefined ? { severity, path, message } : { severity, path, message, hint };
 
+/** A key or secret anyone else can write is one anyone else can choose: a key to forge handles with, a secret
+ * of the writer's own. Production refuses it, as it refuses a writable token key. */
+function writable(issues: ConfigIssue[], deps: MaterialDeps, at: string, file: string): void {
+  const mode = deps.modeOf?.(file) ?? null;
+  if (mode === null || (mode & 0o022) === 0) return;
+  issues.push(issue(deps.production ? 'error' : 'warning', at, `${file}: writable by group or others (mode ${(mode & 0o777).toString(8)})`, `chmod go-w ${file}`));
+}
+
 /** The broker's keys and secrets; null material when no credential is configured. Never quotes a secret. */
 export function loadBrokerMaterial(config: SluiceConfig, deps: MaterialDeps): MaterialResult {
   const issues: ConfigIssue[] = [];
@@ -43,6 +51,7 @@ export function loadBrokerMaterial(config: SluiceConfig, deps: MaterialDeps): Ma
     issues.push(issue('error', '/secrets/keyFile', `secrets.keyFile ${keyFile} ${keyProblem.message}`, keyProblem.hint));
     return { ok: false, issues };
   }
+  writable(issues, deps, '/secrets/keyFile', keyFile);
   const keys = deriveBrokerKeys(material!);
   const secrets = new Map<string, SecretValue>();
   for (const name of names) {
@@ -53,6 +62,7 @@ export function loadBrokerMaterial(config: SluiceConfig, deps: MaterialDeps): Ma
       issues.push(issue('error', path, `${c.source.kind} ${c.source.path} cannot be read`, 'check the path and that Sluice\'s user may read it'));
       continue;
     }
+    writable(issues, deps, path, c.source.path);
     let secret: Buffer;
     if (c.source.kind === 'sealedFile') {
       const opened = openSealed(keys.seal, name, bytes.toString('latin1'));

@@ -3,12 +3,12 @@
 import cluster from 'node:cluster';
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
-import type { SluiceConfig } from '../../firewall/config.js';
+import { type SluiceConfig, formatIssue } from '../../firewall/config.js';
 import { loadConfigFile } from '../runtime/config-file.js';
 import { resolveWorkers, runPrimary } from '../runtime/primary.js';
-import { productionProblems } from '../runtime/production.js';
+import { productionProblems, startIssues } from '../runtime/production.js';
 import { type Reloader, createReloader } from '../runtime/reload.js';
-import { type BoundListeners, createSluice, readSecretFile } from '../runtime/sluice.js';
+import { type BoundListeners, createSluice } from '../runtime/sluice.js';
 import { runWorker } from '../runtime/worker.js';
 import { requireLoaded } from './load-config.js';
 import { packageVersion } from './version.js';
@@ -22,21 +22,19 @@ export async function serve(argv: string[]) {
   const path = values.config ?? process.env.SLUICE_CONFIG ?? null;
   const production = process.env.SLUICE_ENV === 'production';
   const { config: loaded, digest } = requireLoaded(path ?? undefined);
-  if (production) {
-    const problems = productionProblems(loaded, readSecretFile);
-    if (problems.length) {
-      for (const p of problems) err(`sluice: production: ${p}`);
-      fail(`refusing to start with SLUICE_ENV=production (${problems.length} problem(s))`);
-    }
-  }
   // Development convenience: no identities → one generated credential, the same across reloads.
   const devPassword = Object.keys(loaded.identities).length === 0 ? randomBytes(18).toString('base64url') : null;
+  // Every referenced file and every production rule, all reported at once, before anything opens.
+  const issues = startIssues(loaded, { production, generatedIdentity: devPassword !== null });
+  for (const i of issues) err(formatIssue(i));
+  const errors = issues.filter((i) => i.severity === 'error').length;
+  if (errors) fail(`${path ?? 'embedded default'}: ${errors} problem(s)${production ? ' with SLUICE_ENV=production' : ''}; nothing was started`);
   const prepare = (c: SluiceConfig): SluiceConfig =>
     devPassword && Object.keys(c.identities).length === 0 ? withDevIdentity(c, devPassword) : c;
   // Production rules hold for reloads too: a config that would not start is not swapped in.
   const checkReload = (c: SluiceConfig) => {
-    const problems = production ? productionProblems(c, readSecretFile) : [];
-    if (problems.length) throw new Error(problems.join('; '));
+    const problems = production ? productionProblems(c) : [];
+    if (problems.length) throw new Error(problems.map(formatIssue).join('; '));
   };
   const announce = (bound: BoundListeners) => {
     const { http, socks5 } = bound;

@@ -2,11 +2,14 @@
 // mode — which already refuses CL+TE, duplicate Content-Length, bad Transfer-Encoding, obs-fold, bare LF
 // and control characters in the target. What it refuses is answered 400 EGR_BAD_REQUEST and the
 // connection is closed: after a framing error nothing that follows on that connection can be trusted.
-import { type IncomingMessage, type Server, createServer } from 'node:http';
+// The RFC 9110/9112 checks llhttp leaves to the server (Host, HTTP/1.0 framing, Max-Forwards) are in
+// http-validate.ts; `Expect: 100-continue` is answered only once the request is allowed (see below).
+import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { deny } from '../../firewall/codes.js';
+import { type Deny, deny } from '../../firewall/codes.js';
 import { renderDeny, renderDenyRaw } from './http-render.js';
+import { connectRefusal, requestRefusal, unknownExpectation } from './http-validate.js';
 import { parseBasic } from '../auth/identity.js';
 import type { Pipeline } from '../pipeline/pipeline.js';
 
@@ -41,14 +44,17 @@ const credentialsOf = (req: IncomingMessage, keepAlive = true) => {
 // line broken by a bare LF becomes one. Only HTTP/1.x is spoken here.
 const badVersion = (req: IncomingMessage) => req.httpVersionMajor !== 1;
 
+/** Why a request (plain or Upgrade) is refused before any other stage, or null. */
+const malformed = (req: IncomingMessage): Deny | null => (badVersion(req) ? deny('EGR_BAD_REQUEST', 'http.version') : requestRefusal(req));
+
 export function createHttpListener(pipeline: Pipeline, limits: HttpListenerLimits): Server {
-  const refuse = (socket: Duplex) => {
-    const d = deny('EGR_BAD_REQUEST', 'http.version');
+  const refuse = (socket: Duplex, d: Deny) => {
     renderDenyRaw(socket, d, pipeline.refuse('http', clientAddress(socket as Socket), d));
   };
 
   const server = createServer({
-    // An absolute-form target carries the authority; Host is replaced anyway (RFC 9112 §3.2.2).
+    // Host is checked in http-validate.ts (answered with a code and audited); upstream it is replaced by the
+    // target's authority anyway (RFC 9112 §3.2.2).
     requireHostHeader: false,
     maxHeaderSize: limits.maxHeaderBytes,
     headersTimeout: limits.headersTimeoutMs,
@@ -61,8 +67,12 @@ export function createHttpListener(pipeline: Pipeline, limits: HttpListenerLimit
   });
   server.timeout = limits.idleTimeoutMs;
 
-  server.on('request', (req, res) => {
-    if (badVersion(req)) return refuse(req.socket);
+  const onRequest = (req: IncomingMessage, res: ServerResponse) => {
+    if (badVersion(req)) return refuse(req.socket, deny('EGR_BAD_REQUEST', 'http.version'));
+    const bad = requestRefusal(req);
+    if (bad) return renderDeny(res, bad, pipeline.refuse('http', clientAddress(req.socket), bad));
+    // RFC 9112 §9.3: a proxy MUST NOT keep a persistent connection with an HTTP/1.0 client.
+    if (req.httpVersionMinor === 0) res.shouldKeepAlive = false;
     void pipeline.http({
       listener: 'http',
       clientAddr: clientAddress(req.socket),
@@ -71,12 +81,31 @@ export function createHttpListener(pipeline: Pipeline, limits: HttpListenerLimit
       res,
       reject: (d, id) => renderDeny(res, d, id),
     });
+  };
+  server.on('request', onRequest);
+
+  // RFC 9110 §10.1.1 (HTTP/1.1 only; Node ignores the expectation in 1.0, as it must): `100 Continue` goes out
+  // when the forwarder starts reading the body — after identity, policy and the address guard — so a refused
+  // request gets its final status without the client sending the body (Node then closes the connection).
+  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+    const read = req._read;
+    req._read = function (this: IncomingMessage, n: number) {
+      req._read = read;
+      if (!res.headersSent && !res.writableEnded) res.writeContinue();
+      return read.call(this, n);
+    };
+    onRequest(req, res);
+  });
+  server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
+    const d = unknownExpectation();
+    renderDeny(res, d, pipeline.refuse('http', clientAddress(req.socket), d));
   });
 
   server.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const s = socket as Socket;
     s.on('error', () => s.destroy());
-    if (badVersion(req)) return refuse(s);
+    const bad = badVersion(req) ? deny('EGR_BAD_REQUEST', 'http.version') : connectRefusal(req);
+    if (bad) return refuse(s, bad);
     // The edge lives as long as the tunnel: it must not hold the request (an IncomingMessage and its
     // stream state, per idle tunnel), only what the pipeline reads from it.
     const authority = req.url ?? '';
@@ -95,7 +124,8 @@ export function createHttpListener(pipeline: Pipeline, limits: HttpListenerLimit
 
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', () => socket.destroy());
-    if (badVersion(req)) return refuse(socket);
+    const bad = malformed(req);
+    if (bad) return refuse(socket, bad);
     void pipeline.upgrade({
       listener: 'http',
       clientAddr: clientAddress(socket as Socket),

@@ -8,6 +8,7 @@ import type { Dispatcher } from 'undici';
 import { type Deny, deny, isDeny } from '../../firewall/codes.js';
 import { DialDenied, type Dialer, type DialPlan } from './dialer.js';
 import { splice } from './splice.js';
+import { requestVia, responseVia } from '../edge/http-validate.js';
 
 export interface ForwardPlan {
   /** `http://host:port` or `https://host:port`; the dialer resolves and validates `host` again on connect. */
@@ -45,8 +46,9 @@ function connectionTokens(raw: readonly string[]): Set<string> | null {
   return tokens;
 }
 
-/** Client request headers as they go upstream (flat name/value list, duplicates and order kept). */
-export function upstreamRequestHeaders(raw: readonly string[], authority: string, keepUpgrade = false): string[] {
+/** Client request headers as they go upstream (flat name/value list, duplicates and order kept). `Via` is
+ * replaced by Sluice's (RFC 9110 §7.6.3, http-validate.ts). */
+export function upstreamRequestHeaders(raw: readonly string[], authority: string, keepUpgrade = false, httpVersion = '1.1'): string[] {
   const extra = connectionTokens(raw);
   const out: string[] = ['host', authority];
   for (let i = 0; i < raw.length; i += 2) {
@@ -54,8 +56,10 @@ export function upstreamRequestHeaders(raw: readonly string[], authority: string
     if (HOP_BY_HOP.has(name) || extra?.has(name)) {
       if (!(keepUpgrade && name === 'upgrade')) continue;
     }
+    if (name === 'via') continue;
     out.push(raw[i]!, raw[i + 1]!);
   }
+  out.push('via', requestVia(raw, httpVersion));
   if (keepUpgrade) out.push('connection', 'upgrade');
   return out;
 }
@@ -66,11 +70,14 @@ export function downstreamResponseHeaders(raw: readonly Buffer[]): string[] {
   for (let i = 0; i < raw.length; i += 2) names.push(raw[i]!.toString('latin1'), raw[i + 1]!.toString('latin1'));
   const extra = connectionTokens(names);
   const out: string[] = [];
+  let via: string | null = null;
   for (let i = 0; i < names.length; i += 2) {
     const name = names[i]!.toLowerCase();
     if (HOP_BY_HOP.has(name) || extra?.has(name)) continue;
-    out.push(names[i]!, names[i + 1]!);
+    if (name === 'via') via = via === null ? names[i + 1]! : `${via}, ${names[i + 1]!}`;
+    else out.push(names[i]!, names[i + 1]!);
   }
+  out.push('Via', responseVia(via));
   return out;
 }
 
@@ -153,7 +160,7 @@ export function forwardHttp(agent: Dispatcher, plan: ForwardPlan, req: IncomingM
           origin: plan.origin,
           path: plan.path,
           method: plan.method as Dispatcher.HttpMethod,
-          headers: upstreamRequestHeaders(req.rawHeaders, plan.authority),
+          headers: upstreamRequestHeaders(req.rawHeaders, plan.authority, false, req.httpVersion),
           body,
         },
         handler,
@@ -176,7 +183,7 @@ export async function forwardUpgrade(
     upstream.destroy();
     return { status: 0, bytesUp: 0, bytesDown: 0, aborted: true };
   }
-  const headers = upstreamRequestHeaders(req.rawHeaders, plan.authority, true);
+  const headers = upstreamRequestHeaders(req.rawHeaders, plan.authority, true, req.httpVersion);
   let headText = `${plan.method} ${plan.path} HTTP/1.1\r\n`;
   for (let i = 0; i < headers.length; i += 2) headText += `${headers[i]}: ${headers[i + 1]}\r\n`;
   upstream.write(headText + '\r\n');

@@ -1,6 +1,8 @@
 // The admin listener: /healthz, /readyz and /metrics for the platform, and two mutating endpoints —
 // POST /v1/kill-switch and POST /v1/reload — behind a bearer token read from a file. It is a separate
 // listener on its own address; the proxy refuses to reach it (the proxy's own addresses are denied).
+// GET /metrics (which names identities) and GET /v1/kill-switch need the token too when `admin.protectReads`
+// is on, the default beyond loopback; /healthz and /readyz never do (probes carry no secret, and say nothing).
 import { timingSafeEqual, createHash } from 'node:crypto';
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import type { Logger } from 'pino';
@@ -22,6 +24,8 @@ export interface AdminDeps {
   readonly logger: Logger;
   /** The bearer token, or null when none is configured (mutating endpoints are then disabled). */
   readonly token: () => Buffer | null;
+  /** GET /metrics and GET /v1/kill-switch require the bearer token too (config `admin.protectReads`). */
+  readonly protectReads: () => boolean;
   readonly ready: () => boolean;
   readonly killSwitch: () => boolean;
   /** Resolves once every process that serves traffic applies it (with workers: each one has answered). */
@@ -78,11 +82,25 @@ export function createAdminListener(deps: AdminDeps): Server {
     });
   });
 
+  /** Answers 403 (no token configured) or 401 (missing or wrong token) and returns true; false: authorised. */
+  function refuseUnauthorised(req: IncomingMessage, res: ServerResponse, path: string | undefined): boolean {
+    const token = deps.token();
+    if (!token) {
+      send(res, 403, { error: 'admin API disabled: no admin.tokenFile is configured' });
+      return true;
+    }
+    if (authorised(req, token)) return false;
+    deps.logger.warn({ path }, 'admin.unauthorised');
+    send(res, 401, { error: 'bearer token required' }, { 'www-authenticate': 'Bearer realm="sluice-admin"' });
+    return true;
+  }
+
   async function handle(req: IncomingMessage, res: ServerResponse) {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method === 'GET' || req.method === 'HEAD') {
       if (path === '/healthz') return send(res, 200, 'ok\n');
       if (path === '/readyz') return deps.ready() ? send(res, 200, 'ready\n') : send(res, 503, 'not ready\n');
+      if ((path === '/metrics' || path === '/v1/kill-switch') && deps.protectReads() && refuseUnauthorised(req, res, path)) return;
       if (path === '/metrics') {
         const text = await deps.metrics.metrics();
         res.writeHead(200, { 'content-type': deps.metrics.contentType, 'cache-control': 'no-store' });
@@ -93,12 +111,7 @@ export function createAdminListener(deps: AdminDeps): Server {
     }
     if (req.method !== 'POST') return send(res, 405, { error: 'method not allowed' }, { allow: 'GET, HEAD, POST' });
     if (path !== '/v1/kill-switch' && path !== '/v1/reload') return send(res, 404, { error: 'not found' });
-    const token = deps.token();
-    if (!token) return send(res, 403, { error: 'admin API disabled: no admin.tokenFile is configured' });
-    if (!authorised(req, token)) {
-      deps.logger.warn({ path }, 'admin.unauthorised');
-      return send(res, 401, { error: 'bearer token required' }, { 'www-authenticate': 'Bearer realm="sluice-admin"' });
-    }
+    if (refuseUnauthorised(req, res, path)) return;
     if (path === '/v1/kill-switch') {
       const body = await readBody(req);
       let engaged: unknown;

@@ -46,7 +46,8 @@ export interface AuditRecord {
   method: string | null;
   targetHost: string | null;
   targetPort: number | null;
-  /** Origin-form path with query values dropped (HTTP only); scrubbed when logged. */
+  /** Origin-form path as requested (HTTP only); logged through pathForLog (redact.ts): query and matrix values
+   * dropped, secret-like segments redacted. */
   targetPath: string | null;
   verdict: Verdict;
   code: Code | null;
@@ -78,8 +79,15 @@ export const verdictOf = (code: Code): Verdict => {
   return kind === 'upstream' || kind === 'internal' ? 'error' : 'deny';
 };
 
-export function createAudit(opts: { logger: Logger; nowMs: () => number; observers?: AuditObserver[] }): Audit {
+export function createAudit(opts: {
+  logger: Logger;
+  nowMs: () => number;
+  observers?: AuditObserver[];
+  /** The operator's path patterns (config `log.redactPaths`), read per record so that a reload applies. */
+  redactPaths?: () => readonly string[];
+}): Audit {
   const observers = opts.observers ?? [];
+  const redactPaths = opts.redactPaths ?? (() => []);
   let inFlight = 0;
   return {
     get inFlight() {
@@ -130,7 +138,7 @@ export function createAudit(opts: { logger: Logger; nowMs: () => number; observe
         [FIELD.method]: record.method,
         [FIELD.targetHost]: record.targetHost,
         [FIELD.targetPort]: record.targetPort,
-        [FIELD.targetPath]: record.targetPath === null ? null : pathForLog(record.targetPath),
+        [FIELD.targetPath]: record.targetPath === null ? null : pathForLog(record.targetPath, redactPaths()),
         [FIELD.verdict]: record.verdict,
         [FIELD.code]: record.code,
         [FIELD.rule]: record.rule,

@@ -7,7 +7,11 @@ import { type ConfigIssue, type ConfigResult, validateConfig } from '../../firew
 
 const MAX_CONFIG_BYTES = 8 * 1024 * 1024;
 
-export function parseConfigText(text: string): ConfigResult {
+/** A config file's validation, and the parsed YAML value when the YAML itself was well-formed (so that `sluice
+ * check` can still look at the files an otherwise invalid config names). */
+export type ParsedConfig = ConfigResult & { readonly raw?: unknown };
+
+export function parseConfigText(text: string): ParsedConfig {
   const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true, strict: true });
   const problems: ConfigIssue[] = doc.errors.map((e) => ({
     severity: 'error' as const,
@@ -37,12 +41,12 @@ export function parseConfigText(text: string): ConfigResult {
       }],
     };
   }
-  return validateConfig(value);
+  return { ...validateConfig(value), raw: value };
 }
 
 /** A config file's validation and the SHA-256 of exactly the bytes validated ('' when it could not be read):
  * the reloader remembers that digest, not a second read of the file, which may already hold a newer write. */
-export type LoadedConfig = ConfigResult & { readonly digest: string };
+export type LoadedConfig = ParsedConfig & { readonly digest: string };
 
 export const digestBytes = (bytes: Buffer): string => createHash('sha256').update(bytes).digest('hex');
 

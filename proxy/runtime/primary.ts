@@ -14,7 +14,7 @@ import type { AddressInfo } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { AggregatorRegistry } from 'prom-client';
-import type { SluiceConfig } from '../../firewall/config.js';
+import { type SluiceConfig, formatIssue } from '../../firewall/config.js';
 import { type MetricsSource, createAdminListener } from '../ops/admin.js';
 import { limitsPerWorker } from '../auth/admission.js';
 import { loadConfigFile } from './config-file.js';
@@ -102,7 +102,7 @@ export async function runPrimary(opts: PrimaryOptions): Promise<void> {
   const nowMs = () => performance.now();
   let config = opts.config;
   const exposed = exposureProblems(config, readSecretFile, opts.generatedIdentity);
-  if (exposed.length) opts.fail(exposed.join('\n'));
+  if (exposed.length) opts.fail(exposed.map(formatIssue).join('\n'));
   let adminToken: Buffer | null = null;
   try {
     // Everything a worker would refuse at start is refused here, once, before any worker is forked.
@@ -298,6 +298,7 @@ export async function runPrimary(opts: PrimaryOptions): Promise<void> {
         metrics: aggregated,
         logger,
         token: () => adminToken,
+        protectReads: () => config.admin.protectReads,
         ready: () => booted && !stopping && slots.every((s) => s.ready),
         killSwitch: engaged,
         setKillSwitch: (on) => setKillSwitch(on, 'api'),

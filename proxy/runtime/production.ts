@@ -1,51 +1,92 @@
-// SLUICE_ENV=production turns missing or default security components into start-up errors (CONTRACT §8).
-// Each problem says how to fix it. Files are read through an injected reader so tests need no real secrets.
-import type { ListenAddress, SluiceConfig } from '../../firewall/config.js';
-import { MIN_KEY_BYTES } from '../auth/run-token.js';
+// SLUICE_ENV=production turns missing or default security components into start-up errors (CONTRACT §8), and
+// some rules hold in every mode (nothing beyond loopback without authentication). Each problem is a
+// ConfigIssue — the path in the config, a message, a hint — like every other config problem, so `sluice check`
+// and `sluice serve` report them the same way.
+import { type ConfigIssue, type SluiceConfig, isLoopbackListen } from '../../firewall/config.js';
+import { type InspectFile, MIN_ADMIN_TOKEN_BYTES, fileIssues, inspectFile } from './secret-files.js';
 
-export const MIN_ADMIN_TOKEN_BYTES = 24;
+export { MIN_ADMIN_TOKEN_BYTES } from './secret-files.js';
 
 export type ReadSecret = (path: string) => Buffer | null;
 
-const isLoopback = (l: ListenAddress) => l.host === '::1' || l.host.startsWith('127.');
-
 /** Problems that must stop any start, production or not: they would expose Sluice beyond loopback. */
-export function exposureProblems(config: SluiceConfig, readSecret: ReadSecret, generatedIdentity: boolean): string[] {
-  const out: string[] = [];
+export function exposureProblems(config: SluiceConfig, readSecret: ReadSecret, generatedIdentity: boolean): ConfigIssue[] {
+  const out: ConfigIssue[] = [];
   const admin = config.listen.admin;
-  if (admin && !isLoopback(admin)) {
+  if (admin && !isLoopbackListen(admin)) {
     const token = config.admin.tokenFile ? readSecret(config.admin.tokenFile) : null;
     if (!token || token.length < MIN_ADMIN_TOKEN_BYTES) {
-      out.push(`listen.admin ${admin.text} is beyond loopback without an admin token (hint: set admin.tokenFile to a file of at least ${MIN_ADMIN_TOKEN_BYTES} bytes, or listen on 127.0.0.1)`);
+      out.push({
+        severity: 'error',
+        path: '/listen/admin',
+        message: `${admin.text} is beyond loopback without an admin token`,
+        hint: `set admin.tokenFile to a file of at least ${MIN_ADMIN_TOKEN_BYTES} bytes, or listen on 127.0.0.1`,
+      });
     }
   }
   if (generatedIdentity) {
     for (const [name, l] of [['http', config.listen.http], ['socks5', config.listen.socks5]] as const) {
-      if (l && !isLoopback(l)) out.push(`listen.${name} ${l.text} is beyond loopback with only a generated development credential (hint: configure identities)`);
+      if (l && !isLoopbackListen(l)) {
+        out.push({ severity: 'error', path: `/listen/${name}`, message: `${l.text} is beyond loopback with only a generated development credential`, hint: 'configure identities' });
+      }
     }
   }
   return out;
 }
 
-export function productionProblems(config: SluiceConfig, readSecret: ReadSecret): string[] {
-  const out: string[] = [];
+/** What SLUICE_ENV=production refuses: the rules below, and every file problem (with production's stricter
+ * lengths and permissions). Errors only; fileIssues' warnings are reported by the caller. */
+export function productionProblems(config: SluiceConfig, inspect?: InspectFile, files = true): ConfigIssue[] {
+  const out: ConfigIssue[] = [];
   const ids = Object.entries(config.identities);
-  if (ids.length === 0) out.push('no identities are configured (hint: add identities with passwordHash from `sluice hash-password`)');
+  if (ids.length === 0) out.push({ severity: 'error', path: '/identities', message: 'no identities are configured', hint: 'add identities with passwordHash from `sluice hash-password`' });
   for (const [name, id] of ids) {
-    if (id.password !== null) out.push(`identities.${name} has a plaintext password (hint: replace it with passwordHash from \`sluice hash-password\`)`);
+    if (id.password !== null) {
+      out.push({ severity: 'error', path: `/identities/${name}/password`, message: 'a plaintext password', hint: 'replace it with passwordHash from `sluice hash-password`' });
+    }
   }
   if (!config.tokens) {
-    out.push('tokens.keyFile is not set (hint: tokens: { keyFile: /run/secrets/sluice-token-key }, at least 32 random bytes)');
-  } else {
-    const key = readSecret(config.tokens.keyFile);
-    if (!key) out.push(`tokens.keyFile ${config.tokens.keyFile} cannot be read`);
-    else if (key.length < MIN_KEY_BYTES) out.push(`tokens.keyFile holds ${key.length} bytes; at least ${MIN_KEY_BYTES} are required (hint: head -c 48 /dev/urandom | base64 > key)`);
+    out.push({ severity: 'error', path: '/tokens/keyFile', message: 'tokens.keyFile is not set', hint: 'tokens: { keyFile: /run/secrets/sluice-token-key }, at least 32 random bytes' });
   }
-  if (config.listen.admin) {
-    const token = config.admin.tokenFile ? readSecret(config.admin.tokenFile) : null;
-    if (!config.admin.tokenFile) out.push('the admin API has no token (hint: admin: { tokenFile: /run/secrets/sluice-admin-token })');
-    else if (!token) out.push(`admin.tokenFile ${config.admin.tokenFile} cannot be read`);
-    else if (token.length < MIN_ADMIN_TOKEN_BYTES) out.push(`admin.tokenFile holds ${token.length} bytes; at least ${MIN_ADMIN_TOKEN_BYTES} are required`);
+  if (config.listen.admin && !config.admin.tokenFile) {
+    out.push({ severity: 'error', path: '/admin/tokenFile', message: 'the admin API has no token', hint: 'admin: { tokenFile: /run/secrets/sluice-admin-token }' });
+  }
+  if (files) {
+    for (const issue of fileIssues(config, { production: true, ...(inspect ? { inspect } : {}) })) {
+      if (issue.severity === 'error') out.push(issue);
+    }
+  }
+  return out;
+}
+
+export interface StartCheck {
+  readonly production: boolean;
+  /** No identities are configured, so `serve` would generate a development credential. */
+  readonly generatedIdentity: boolean;
+  /** false: leave the files out (`sluice check --skip-files`, for a config whose files live elsewhere). */
+  readonly files?: boolean;
+  readonly inspect?: InspectFile;
+}
+
+/** Everything `sluice serve` would refuse to start with, and the warnings worth saying at start — what
+ * `sluice check` reports after validation, and what `serve` checks before it opens anything. */
+export function startIssues(config: SluiceConfig, opts: StartCheck): ConfigIssue[] {
+  const inspect = opts.inspect ?? inspectFile;
+  const out: ConfigIssue[] = [];
+  if (opts.files !== false) {
+    const files = fileIssues(config, { production: opts.production, inspect });
+    out.push(...files);
+    const read: ReadSecret = (p) => {
+      const f = inspect(p, true);
+      return f.kind === 'file' && f.bytes ? Buffer.from(f.bytes.toString('utf8').trim()) : null;
+    };
+    out.push(...exposureProblems(config, read, opts.generatedIdentity));
+  } else if (opts.generatedIdentity) {
+    out.push(...exposureProblems({ ...config, listen: { ...config.listen, admin: null } }, () => null, true));
+  }
+  if (opts.production) {
+    // fileIssues has run above (or was skipped on purpose): only the rules that are not about files.
+    out.push(...productionProblems(config, undefined, false));
   }
   return out;
 }

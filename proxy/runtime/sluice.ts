@@ -1,12 +1,11 @@
 // Wiring: one validated config in, listening proxy out. Owns the mutable runtime state (current policy,
 // kill switch, open tunnels) that the pure core reads through getters.
-import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo, Server as NetServer } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
-import type { ListenAddress, SluiceConfig } from '../../firewall/config.js';
+import { type ListenAddress, type SluiceConfig, formatIssue } from '../../firewall/config.js';
 import { type Policy, compilePolicy } from '../../firewall/policy.js';
 import { type AdminDeps, type ReloadOutcome, createAdminListener } from '../ops/admin.js';
 import { createAdmission } from '../auth/admission.js';
@@ -22,8 +21,8 @@ import { type Pipeline, createPipeline } from '../pipeline/pipeline.js';
 import { type NameResolver, createResolver } from '../egress/resolver.js';
 import { type Metrics, createMetrics } from '../ops/metrics.js';
 import { exposureProblems } from './production.js';
+import { readAdminToken, readCaFile, readSecretFile, readTokenKey } from './secret-files.js';
 import { createSocks5Listener } from '../edge/socks5-listener.js';
-import { MIN_KEY_BYTES } from '../auth/run-token.js';
 import type { TunnelRegistry } from '../egress/splice.js';
 
 export interface SluiceOptions {
@@ -108,29 +107,8 @@ export function compileServingPolicy(config: SluiceConfig): Policy {
   return compilePolicy(config, selfAddresses([http, socks5, admin, dns]));
 }
 
-/** A secret file's content without surrounding whitespace (files written with `echo` end in a newline). */
-export function readSecretFile(path: string): Buffer | null {
-  try {
-    return Buffer.from(readFileSync(path, 'utf8').trim(), 'utf8');
-  } catch {
-    return null;
-  }
-}
-
-export function readTokenKey(config: SluiceConfig): Buffer | null {
-  if (!config.tokens) return null;
-  const key = readSecretFile(config.tokens.keyFile);
-  if (!key) throw new Error(`tokens.keyFile ${config.tokens.keyFile} cannot be read`);
-  if (key.length < MIN_KEY_BYTES) throw new Error(`tokens.keyFile must hold at least ${MIN_KEY_BYTES} bytes of key (found ${key.length})`);
-  return key;
-}
-
-export function readAdminToken(config: SluiceConfig): Buffer | null {
-  if (!config.admin.tokenFile) return null;
-  const token = readSecretFile(config.admin.tokenFile);
-  if (!token || token.length === 0) throw new Error(`admin.tokenFile ${config.admin.tokenFile} cannot be read or is empty`);
-  return token;
-}
+// The secret-file readers live in secret-files.ts; re-exported for the modules that import them from here.
+export { readAdminToken, readSecretFile, readTokenKey } from './secret-files.js';
 
 export function createTunnelRegistry(): RuntimeState['tunnels'] {
   const open = new Set<() => void>();
@@ -199,11 +177,11 @@ export function createSluice(opts: SluiceOptions): Sluice {
 
   const metrics = createMetrics({ version: opts.version ?? 'dev', tunnels: () => tunnels.size });
   const resolver = createResolver({ ...config.dns, nowMs, onLookup: metrics.dnsLookup });
-  const extraCa = config.upstream.caFile ? readFileSync(config.upstream.caFile, 'utf8') : null;
+  const extraCa = readCaFile(config);
   const dialer = createDialer({ resolver, policy: state.policy, connectTimeoutMs: config.upstream.connectTimeoutMs, extraCa, nowMs, onConnect: metrics.upstreamConnect });
   const identities = createIdentityStore({ policy: state.policy, tokenKey: () => tokenKey, nowMs: () => Date.now() });
   const admission = createAdmission({ limits: () => config.limits, nowMs });
-  const audit = createAudit({ logger: auditLogger, nowMs, observers: [metrics.observe, ...(opts.observers ?? [])] });
+  const audit = createAudit({ logger: auditLogger, nowMs, observers: [metrics.observe, ...(opts.observers ?? [])], redactPaths: () => config.log.redactPaths });
   const pipeline = createPipeline({
     policy: state.policy,
     state: () => ({ killSwitch }),
@@ -226,6 +204,7 @@ export function createSluice(opts: SluiceOptions): Sluice {
     metrics: metrics.registry,
     logger,
     token: state.adminToken,
+    protectReads: () => config.admin.protectReads,
     ready: () => started && !draining,
     killSwitch: state.killSwitch,
     setKillSwitch: (engaged) => state.setKillSwitch(engaged, 'api'),
@@ -259,7 +238,7 @@ export function createSluice(opts: SluiceOptions): Sluice {
       const bound: BoundListeners = {};
       const { listen: l } = config;
       const exposed = exposureProblems(config, readSecretFile, generatedIdentity);
-      if (exposed.length) throw new Error(exposed.join('\n'));
+      if (exposed.length) throw new Error(exposed.map(formatIssue).join('\n'));
       watchKillFile();
       if (l.admin && opts.serveAdmin !== false) bound.admin = await listen('admin', createAdminListener(adminDeps), l.admin);
       if (l.http) bound.http = await listen('http', createHttpListener(pipeline, config.limits), l.http);

@@ -73,6 +73,11 @@ t.test('credentialProblems: what check and production refuse', async (t) => {
   }
   t.match(dev(files(), { '/creds/slack': 0o644 }), [{ severity: 'warning', message: /readable by every user \(mode 0644\)/ }], 'world-readable: a warning in development');
   t.match(prod(files(), { '/creds/slack': 0o640 }), [{ severity: 'error', message: /readable by its group/ }], 'group-readable: refused in production');
+  t.match(prod(files(), { '/keys/broker': 0o620 }), [{ severity: 'error', path: '/secrets/keyFile', message: /writable by group or others \(mode 620\)/, hint: 'chmod go-w /keys/broker' }], 'a writable key: refused in production');
+  t.match(dev(files(), { '/keys/broker': 0o602 }), [{ severity: 'warning', path: '/secrets/keyFile' }], 'a warning in development');
+  t.match(prod(files(), { '/creds/github-api': 0o622 }), [{ severity: 'error', path: '/credentials/github-api/source', message: /writable/ }], 'a writable sealed file');
+  t.match(prod(files(), { '/lists/revoked.jsonl': 0o646 }), [{ severity: 'error', path: '/secrets/handles/revocationFile', message: /writable by others/ }], 'a list anyone can truncate');
+  t.same(prod(files(), { '/lists/revoked.jsonl': 0o664 }), [], 'a list its writers share by group is fine');
   const lax = brokerConfig({ secrets: { keyFile: '/keys/broker' } });
   const laxIssues = credentialProblems(lax, { readFile: files(), production: true });
   t.match(laxIssues.find((i) => i.path === '/secrets/handles/maxTtl'), { severity: 'error', message: 'handles have no maximum TTL' });

