@@ -1,21 +1,33 @@
-# syntax=docker/dockerfile:1
-# Sluice image.
+# Sluice image. No `# syntax=` line: the build uses the builder's own Dockerfile frontend, so an air-gapped
+# builder never tries to pull one.
 #   docker build -t sluice .                                  the proxy (default target: runtime)
 #   docker build --target firewall -t sluice-firewall .       one-shot iptables helper (compose, sidecar init)
 #
 # The runtime runs as the fixed UID/GID 10001: the generated iptables rules exempt exactly that UID, so the
 # proxy is the one process whose packets may leave. It needs no writable path but /tmp, so it runs with a
 # read-only root filesystem (compose `read_only: true` + tmpfs /tmp; Kubernetes readOnlyRootFilesystem).
-ARG NODE_IMAGE=node:24-slim
+#
+# The base image is pinned by digest: node:24-slim (Debian slim, Node 24), the multi-arch index digest.
+# Refresh it deliberately: docker buildx imagetools inspect node:24-slim, then replace the digest here.
+ARG NODE_IMAGE=node:24-slim@sha256:a9f5f7c91a432850b2a8a7797adf5eadb6c733ceed61167806cee7ea7fbc29df
+ARG VERSION=0.1.0
+ARG REVISION=unknown
 
-# --- build: compile TypeScript with the full (dev) dependency set --------------------------------------
+# --- build: compile TypeScript -----------------------------------------------------------------------------
+# Production dependencies (their type declarations are part of the build), plus only the compiler and the two
+# type packages the sources need, at the versions package-lock.json pins (test/packaging/dockerfile.test.ts
+# keeps them equal). The development set (helm's layer, kubernetes-models, tap, linters) is never installed.
 FROM ${NODE_IMAGE} AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
-RUN npm ci --no-audit --no-fund --ignore-scripts
+RUN npm ci --omit=dev --no-audit --no-fund --ignore-scripts \
+ && mkdir /tools && echo '{"private":true}' > /tools/package.json \
+ && npm install --prefix /tools --no-audit --no-fund --ignore-scripts --no-package-lock \
+      typescript@5.9.3 @types/node@20.19.43 @types/dns-packet@5.6.5 \
+ && cp -R /tools/node_modules/. node_modules/
 # .dockerignore lets in only what the build needs (sources, tsconfig, iptables/).
 COPY . .
-RUN npm run build
+RUN node_modules/.bin/tsc -p tsconfig.build.json
 
 # --- deps: production dependencies only, so no compiler or test tool reaches the runtime image ----------
 FROM ${NODE_IMAGE} AS deps
@@ -25,8 +37,20 @@ RUN npm ci --omit=dev --no-audit --no-fund --ignore-scripts
 
 # --- base: what both final images share ------------------------------------------------------------------
 FROM ${NODE_IMAGE} AS base
+ARG VERSION
+ARG REVISION
+# No package manager at run time: npm, npx, corepack (and yarn, where the base image has it) are removed, so
+# code that reaches a shell in the image cannot install anything, and scanners see none of their dependencies.
 RUN groupadd --system --gid 10001 sluice \
- && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin sluice
+ && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin sluice \
+ && rm -rf /usr/local/lib/node_modules/npm /usr/local/lib/node_modules/corepack /opt/yarn-* \
+      /usr/local/bin/npm /usr/local/bin/npx /usr/local/bin/corepack /usr/local/bin/yarn /usr/local/bin/yarnpkg
+LABEL org.opencontainers.image.title="sluice" \
+      org.opencontainers.image.description="Egress proxy and firewall sidecar for containers that run untrusted code" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.base.name="docker.io/library/node:24-slim"
 WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /src/dist ./dist
@@ -37,8 +61,11 @@ ENV NODE_ENV=production \
     SLUICE_CONFIG=/etc/sluice/sluice.yaml
 
 # --- firewall: applies the rules `sluice firewall render` prints (needs root, NET_ADMIN and NET_RAW) -----
-# Not the default target: it is built only with --target firewall, and only it carries iptables.
+# Not the default target: it is built only with --target firewall, and only it carries iptables (both of
+# Debian's backends, legacy and nft: setup.sh picks the host's with IPTABLES_BACKEND=auto).
 FROM base AS firewall
+LABEL org.opencontainers.image.title="sluice-firewall" \
+      org.opencontainers.image.description="Applies and self-tests Sluice's iptables rules (compose host rules, sidecar init container)"
 RUN apt-get update \
  && apt-get install -y --no-install-recommends iptables iproute2 \
  && rm -rf /var/lib/apt/lists/*

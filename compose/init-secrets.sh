@@ -1,7 +1,12 @@
 #!/bin/sh
 # Creates the two secrets compose.yaml mounts at /run/secrets: the HMAC key for run tokens and the admin
 # bearer token. Existing files are kept, so re-running never invalidates tokens already handed out.
+# See compose/README.md for the whole setup.
 set -eu
+command -v openssl >/dev/null 2>&1 || {
+  echo "init-secrets.sh needs openssl to make random keys (Debian/Ubuntu: apt-get install openssl); see compose/README.md" >&2
+  exit 1
+}
 cd "$(dirname "$0")/secrets"
 umask 077
 for name in sluice-token-key sluice-admin-token; do

@@ -10,6 +10,7 @@ import { err, fail } from './cli/output.js';
 import { SECRET_USAGE, secretCheck, secretSeal } from './cli/secret.js';
 import { serve } from './cli/serve.js';
 import { tokenIssue } from './cli/token.js';
+import { webhookCommand } from './cli/webhook.js';
 
 const USAGE = `usage: sluice <command> [options]
 
@@ -35,6 +36,8 @@ const USAGE = `usage: sluice <command> [options]
       sidecar: [--uid 10001] [--workload-uid N] [--ports 3128,1080] [--dns-port 53] [--loopback-ports P,…]
       docker:  --bridge IF --proxy A [--proxy6 A] [--subnet CIDR] [--subnet6 CIDR] [--ports …] [--dns-port …]
       --config takes --ports, --dns-port (and in docker mode --proxy/--proxy6) from the config's listeners
+  webhook serve --config FILE --tls-cert FILE --tls-key FILE [--listen 0.0.0.0:8443]
+                                   the sidecar injector (mutating admission webhook) the Helm chart runs
 `;
 
 async function main(argv: string[]) {
@@ -63,6 +66,8 @@ async function main(argv: string[]) {
     case 'firewall':
       if (rest[0] !== 'render') fail('usage: sluice firewall render --mode sidecar|docker [options]');
       return firewallRender(rest.slice(1));
+    case 'webhook':
+      return webhookCommand(rest);
     case 'help':
     case '--help':
     case '-h':

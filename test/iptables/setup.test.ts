@@ -1,14 +1,18 @@
 // iptables/setup.sh against real iptables (both of Debian's backends), in namespaces this test builds:
 // a "pod" namespace joined by a veth pair to the test's own lo-only namespace, which holds a canary server.
 // apply is atomic and idempotent, leaves others' rules alone, self-tests; a failure injected mid-apply
-// leaves the DROP in place; remove restores exactly the state before apply.
-import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+// leaves the DROP in place; remove restores exactly the state before apply. The chart's init container
+// command runs with exactly the capabilities the chart gives it; --no-ipv6 proves IPv6 off; the backend is
+// detected.
+import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { type Server, createServer } from 'node:net';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { type RawFirewallOptions, parseFirewallOptions, renderAll } from '../../iptables/render.js';
 import { addNetns, must, requirePrerequisites, run, runAsync, saved, tempDir, veth } from '../containment/topology.js';
+import { CLI_JS } from '../helpers/cli.js';
 import { isolate } from '../helpers/netns.js';
+import { one, render } from '../packaging/helm.js';
 
 const SETUP = new URL('../../iptables/setup.sh', import.meta.url).pathname;
 const INET4 = '203.0.113.1';
@@ -38,6 +42,13 @@ if (isolate(t, import.meta.url) && requirePrerequisites(t, ['socat', 'ss'])) {
   });
   await new Promise<void>((r) => canary.listen(80, '::', r));
   t.teardown(() => canary.close());
+  // The chart's command probes the pod's nameservers on TCP 53: a canary there too, so "blocked" means blocked.
+  const dnsCanary: Server = createServer((s) => {
+    hits++;
+    s.destroy();
+  });
+  await new Promise<void>((r) => dnsCanary.listen(53, '::', r));
+  t.teardown(() => dnsCanary.close());
   const sidecar = renderTo({ mode: 'sidecar', 'workload-uid': '1000' });
 
   let n = 0;
@@ -111,6 +122,138 @@ if (isolate(t, import.meta.url) && requirePrerequisites(t, ['socat', 'ss'])) {
       t.equal(hits, baseline);
     });
   }
+
+  /** The capability sets a container runtime gives a root container with this securityContext: bounding =
+   * effective = permitted = the added capabilities (after drop ALL), inheritable and ambient empty (containerd
+   * and CRI-O since CVE-2022-24769), no_new_privs with allowPrivilegeEscalation: false. */
+  const runtimeCaps = (sc: any): string[] => {
+    if (sc.privileged) throw new Error('a privileged container has every capability');
+    if (!(sc.capabilities?.drop ?? []).includes('ALL')) throw new Error('expected capabilities.drop: [ALL]');
+    const add: string[] = sc.capabilities?.add ?? [];
+    const caps = ['-all', ...add.map((c) => `+${c.toLowerCase()}`)].join(',');
+    return ['setpriv', `--bounding-set=${caps}`, '--inh-caps=-all', ...(sc.allowPrivilegeEscalation === false ? ['--no-new-privs'] : [])];
+  };
+
+  /** The chart's sidecar init container, rendered by helm. */
+  const chartInit = (set: string[] = []) => {
+    const ms = render({ values: ['ci/sidecar-values.yaml'], set });
+    const pod = one(ms, 'Deployment', 'egress-sluice-example').spec.template.spec;
+    const c = pod.initContainers.find((x: any) => x.name === 'sluice-iptables');
+    return { container: c, config: one(ms, 'ConfigMap', 'egress-sluice').data['sluice.yaml'] as string };
+  };
+
+  /** Runs the init container's command as the runtime would: its own capability set, UID 0, its env; only
+   * the image's paths are mapped to the repository (each exactly once, so the command stays the chart's). */
+  const runInit = async (t: Test, ns: string, c: any, config: string) => {
+    const dir = tempDir('sluice-init-');
+    writeFileSync(join(dir, 'sluice.yaml'), config);
+    mkdirSync(join(dir, 'bin'));
+    writeFileSync(join(dir, 'bin/sluice'), `#!/bin/sh\nexec ${process.execPath} ${CLI_JS} "$@"\n`);
+    chmodSync(join(dir, 'bin/sluice'), 0o755);
+    chmodSync(dir, 0o755);
+    const map: [string, string][] = [['/etc/sluice/sluice.yaml', join(dir, 'sluice.yaml')], ['/app/iptables/setup.sh', SETUP]];
+    const command = (c.command as string[]).map((arg) => {
+      for (const [from, to] of map) arg = arg.split(from).join(to);
+      return arg;
+    });
+    for (const [from] of map) t.equal(c.command.join(' ').split(from).length, 2, `the command names ${from} once`);
+    t.equal(c.securityContext.runAsUser, 0);
+    const env: Record<string, string> = { PATH: `${join(dir, 'bin')}:${process.env.PATH}` };
+    for (const e of c.env ?? []) env[e.name] = e.value;
+    return runAsync(runtimeCaps(c.securityContext)[0]!, [...runtimeCaps(c.securityContext).slice(1), ...command], { ns, env });
+  };
+
+  /** ip netns exec mounts /etc/netns/NAME/resolv.conf over /etc/resolv.conf: the pod's nameservers. */
+  const podResolvConf = (t: Test, ns: string) => {
+    const dir = `/etc/netns/${ns}`;
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'resolv.conf'), `nameserver ${INET4}\nnameserver ${INET6}\n`);
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  };
+
+  t.test('the chart\'s init container command, with exactly the chart\'s capabilities (NET_ADMIN, NET_RAW)', async (t) => {
+    const ns = pod(t);
+    podResolvConf(t, ns);
+    const { container, config } = chartInit();
+    t.same(container.securityContext.capabilities, { drop: ['ALL'], add: ['NET_ADMIN', 'NET_RAW'] });
+    const caps = await runAsync('setpriv', [...runtimeCaps(container.securityContext).slice(1), 'grep', '^Cap', '/proc/self/status'], { ns });
+    t.match(caps.stdout, /CapEff:\s+0000000000003000/, 'the probe really runs with CAP_NET_ADMIN and CAP_NET_RAW only');
+    const before = hits;
+    const r = await runInit(t, ns, container, config);
+    t.equal(r.status, 0, r.stderr);
+    t.match(r.stderr, /ok {3}direct 203\.0\.113\.1:53 as uid 0: blocked \((No route to host|Permission denied)\)/, 'blocked by the REJECT, as root');
+    t.match(r.stderr, /ok {3}direct \[2001:db8:5::1\]:53 as uid 0: blocked/);
+    t.match(r.stderr, /ok {3}Sluice 127\.0\.0\.1:3128 as uid 0: refused/);
+    t.match(r.stderr, /self-test passed/);
+    t.equal(hits, before, 'the self-test reached nothing');
+    t.match(must('iptables', ['-S', 'OUTPUT'], ns), /-A OUTPUT -j SLUICE-OUTPUT/);
+    t.equal((await setup(ns, ['remove'])).status, 0);
+  });
+
+  t.test('a UID switch the capabilities do not allow is refused before any change, never read as "blocked"', async (t) => {
+    const ns = pod(t);
+    const { container } = chartInit();
+    const before = [saved(4, ns), saved(6, ns)];
+    const r = await runAsync('setpriv', [...runtimeCaps(container.securityContext).slice(1), SETUP, 'apply', sidecar, '--test-uid', '65534', ...PROBES], { ns });
+    t.equal(r.status, 2, r.stderr);
+    t.match(r.stderr, /cannot switch to --test-uid 65534 .*CAP_SETUID and CAP_SETGID/);
+    t.notMatch(r.stderr, /blocked/);
+    t.same([saved(4, ns), saved(6, ns)], before, 'nothing changed');
+  });
+
+  t.test('a probe that never ran (setpriv or exec failing) is a failure, not "blocked"', async (t) => {
+    const ns = pod(t);
+    const dir = tempDir('sluice-setpriv-');
+    // Passes the up-front check (`… true`), then fails like setpriv without CAP_SETUID.
+    writeFileSync(join(dir, 'setpriv'), '#!/bin/sh\nfor a; do last=$a; done\n[ "$last" = true ] && exit 0\necho "setpriv: setresuid failed: Operation not permitted" >&2\nexit 127\n');
+    chmodSync(join(dir, 'setpriv'), 0o755);
+    const r = await setup(ns, ['apply', sidecar, ...PROBES], { PATH: `${dir}:${process.env.PATH}` });
+    t.equal(r.status, 3, r.stderr);
+    t.match(r.stderr, /FAIL direct 203\.0\.113\.1:80 as uid 65534: error \(the probe did not run: setpriv: setresuid failed: Operation not permitted; exit 127\)/);
+    t.notMatch(r.stderr, /ok {3}direct/);
+    t.equal((await setup(ns, ['remove'])).status, 0);
+  });
+
+  t.test('--no-ipv6: only where IPv6 is really off; never a silent fallback', async (t) => {
+    const ns = pod(t);
+    const noIp6 = { IP6TABLES: '/nonexistent/ip6tables', IP6TABLES_RESTORE: '/nonexistent/ip6tables-restore' };
+    const before = [saved(4, ns), saved(6, ns)];
+    const missing = await setup(ns, ['apply', sidecar, ...PROBES], noIp6);
+    t.equal(missing.status, 2, 'no ip6tables: the pod fails');
+    t.match(missing.stderr, /ip6tables not found .*pass --no-ipv6 \(chart: firewall\.ipv6: false\)/);
+    const up = await setup(ns, ['apply', sidecar, '--no-ipv6', ...PROBES], noIp6);
+    t.equal(up.status, 2, '--no-ipv6 while IPv6 is up is refused');
+    t.match(up.stderr, /--no-ipv6, but IPv6 is up on: .*vp\d/);
+    t.same([saved(4, ns), saved(6, ns)], before, 'nothing changed');
+
+    for (const k of ['all', 'default']) must('sysctl', ['-qw', `net.ipv6.conf.${k}.disable_ipv6=1`], ns);
+    const off = await setup(ns, ['apply', sidecar, '--no-ipv6', ...PROBES], noIp6);
+    t.equal(off.status, 0, off.stderr);
+    t.match(off.stderr, /applied \(sidecar mode, IPv4 only: --no-ipv6\)/);
+    t.match(off.stderr, /ok {3}IPv6 is off: no interface has an IPv6 address/);
+    t.match(off.stderr, /ok {3}direct \[2001:db8:5::1\]:80 as uid 65534: blocked/);
+    t.equal(saved(6, ns), before[1], 'ip6tables untouched');
+    const chart = chartInit(['firewall.ipv6=false']).container;
+    t.match(chart.command.join(' '), /setup\.sh apply \/tmp\/sluice\.rules --test-uid current --no-ipv6$/, 'the chart value becomes the flag');
+    t.equal((await setup(ns, ['remove', '--no-ipv6'], noIp6)).status, 0);
+  });
+
+  t.test('IPTABLES_BACKEND=auto finds Docker\'s DOCKER-USER in whichever backend holds it', async (t) => {
+    const docker = renderTo({ mode: 'docker', bridge: 'br-x', proxy: '172.30.0.2' });
+    for (const backend of backends) {
+      const ns = pod(t);
+      for (const f of ['iptables', 'ip6tables']) must(`${f}-${backend}`, ['-N', 'DOCKER-USER'], ns);
+      const r = await setup(ns, ['apply', docker], { IPTABLES_BACKEND: 'auto' });
+      t.equal(r.status, 0, r.stderr);
+      t.match(r.stderr, new RegExp(`iptables backend: ${backend} \\(IPTABLES_BACKEND=auto\\)`));
+      t.match(must(`iptables-${backend}`, ['-S', 'DOCKER-USER'], ns), /-A DOCKER-USER -j SLUICE-FORWARD/, `the rules went into ${backend}`);
+      t.equal((await setup(ns, ['remove'], { IPTABLES_BACKEND: 'auto' })).status, 0);
+    }
+    const bare = pod(t);
+    const none = await setup(bare, ['apply', docker], { IPTABLES_BACKEND: 'auto' });
+    t.equal(none.status, 2);
+    t.match(none.stderr, /neither iptables-nft nor iptables-legacy shows Docker's DOCKER-USER chain/);
+  });
 
   t.test('a failure mid-apply leaves the DROP in place', async (t) => {
     const ns = pod(t);

@@ -1,12 +1,13 @@
 // charts/sluice: `helm lint --strict` and `helm template` with real helm for every ci/*-values.yaml, every
 // rendered manifest validated against the Kubernetes schemas, Pod Security `restricted` for the gateway's
 // containers, the NetworkPolicies' shape, the native sidecar templates, and values the schema must refuse.
-import { readdirSync, readFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { parse } from 'yaml';
-import { CHART, type Manifest, find, helm, one, render } from './helm.js';
-import { validateManifest } from './k8s-models.js';
+import { CHART, MONITORING_APIS, type Manifest, find, helm, one, render } from './helm.js';
+import { UNVALIDATED_KINDS, validateManifest } from './k8s-models.js';
 import { restrictedViolations } from './pod-security.js';
 import { checkSluiceConfig } from './sluice-config.js';
 
@@ -34,7 +35,7 @@ t.test('helm lint --strict and helm template for the defaults and every ci/*-val
   const broken = structuredClone(one(render(), 'Deployment'));
   broken.spec.template.spec.containers[0].ports[0].containerPort = 'http';
   t.match(validateManifest(broken), /containerPort/, 'the schemas do catch a wrong type');
-  t.match(validateManifest({ apiVersion: 'v1', kind: 'Secret' }), /no schema/, 'an unexpected kind fails');
+  t.match(validateManifest({ apiVersion: 'v1', kind: 'Binding' }), /no schema/, 'an unexpected kind fails');
 });
 
 const podSpecs = (ms: Manifest[]) => [
@@ -74,7 +75,7 @@ t.test('gateway: Pod Security Standard restricted on every container', async (t)
   }
 });
 
-t.test('gateway: Deployment, Service, HPA, PDB, ServiceAccount, ConfigMap with checksum, Secrets', async (t) => {
+t.test('gateway: Deployment, Service, HPA, PDB, ServiceAccount, ConfigMap, restart checksum, Secrets', async (t) => {
   const ms = render({ values: ['ci/gateway-values.yaml'], namespace: NS });
   const d = one(ms, 'Deployment', FULL);
   const pod = d.spec.template.spec;
@@ -108,16 +109,28 @@ t.test('gateway: Deployment, Service, HPA, PDB, ServiceAccount, ConfigMap with c
   t.equal(cfg.raw.admin.tokenFile, '/run/secrets/sluice-admin-token');
   t.same(cfg.raw.integrations.github.hosts, ['api.github.com', 'uploads.github.com'], 'the operator\'s policy sections are carried over');
 
-  const sum = d.spec.template.metadata.annotations['checksum/config'];
+  const annotations = d.spec.template.metadata.annotations;
+  t.equal(annotations['checksum/config'], undefined, 'no checksum of the policy: a policy edit must not roll the pods');
+  const sum = annotations['checksum/restart'];
   t.match(sum, /^[0-9a-f]{64}$/);
-  const again = one(render({ values: ['ci/gateway-values.yaml'], namespace: NS }), 'Deployment', FULL);
-  t.equal(again.spec.template.metadata.annotations['checksum/config'], sum, 'stable for the same config');
-  const changed = one(render({ values: ['ci/gateway-values.yaml'], namespace: NS, set: ['config.log.level=debug'] }), 'Deployment', FULL);
-  t.not(changed.spec.template.metadata.annotations['checksum/config'], sum, 'a config change rolls the pods');
+  const restartSum = (set: string[]) => one(render({ values: ['ci/gateway-values.yaml'], namespace: NS, set }), 'Deployment', FULL).spec.template.metadata.annotations['checksum/restart'];
+  t.equal(restartSum([]), sum, 'stable for the same values');
+  for (const policy of ['config.log.level=debug', 'config.globalDeny.hosts[0]=evil.example', 'config.identities.agent.reads=none', 'config.limits.requestsPerSecond=5']) {
+    t.equal(restartSum([policy]), sum, `${policy}: reloaded in place (the ConfigMap is polled), pods keep running`);
+  }
+  for (const fixed of ['config.dns.timeoutMs=3000', 'config.upstream.connectTimeoutMs=5000', 'config.workers=2', 'config.limits.idleTimeoutMs=1000', 'dnsGuard.enabled=false', 'inspection.enabled=true']) {
+    t.not(restartSum([fixed]), sum, `${fixed}: read only at start, so the pods roll`);
+  }
+  t.match(readFileSync(join(CHART, 'values.yaml'), 'utf8'), /Only what Sluice reads once at start rolls them \(annotation checksum\/restart\)/, 'values.yaml says which');
 
   const svc = one(ms, 'Service', FULL);
   t.same(svc.spec.selector, d.spec.selector.matchLabels);
-  t.same(svc.spec.ports.map((p: any) => `${p.port}/${p.protocol}`), ['3128/TCP', '1080/TCP', '9090/TCP', '53/UDP', '53/TCP']);
+  t.equal(svc.spec.type, 'ClusterIP');
+  t.same(svc.spec.ports.map((p: any) => `${p.port}/${p.protocol}`), ['3128/TCP', '1080/TCP', '53/UDP', '53/TCP'], 'the proxy ports; never the admin port');
+  const metricsSvc = one(ms, 'Service', `${FULL}-metrics`);
+  t.equal(metricsSvc.spec.type, 'ClusterIP');
+  t.same(metricsSvc.spec.ports.map((p: any) => `${p.port}/${p.protocol}`), ['9090/TCP'], 'metrics on a ClusterIP Service of their own');
+  t.same(metricsSvc.spec.selector, d.spec.selector.matchLabels);
   const hpa = one(ms, 'HorizontalPodAutoscaler', FULL);
   t.same(hpa.spec.scaleTargetRef, { apiVersion: 'apps/v1', kind: 'Deployment', name: FULL });
   t.ok(hpa.spec.minReplicas >= 2, 'never a single way out');
@@ -127,7 +140,7 @@ t.test('gateway: Deployment, Service, HPA, PDB, ServiceAccount, ConfigMap with c
   const fixed = render({ values: ['ci/gateway-fixed-values.yaml'] });
   t.equal(one(fixed, 'Deployment').spec.replicas, 3);
   t.equal(find(fixed, 'HorizontalPodAutoscaler').length + find(fixed, 'PodDisruptionBudget').length, 0);
-  t.equal(one(fixed, 'Service').spec.clusterIP, '10.96.0.53');
+  t.equal(one(fixed, 'Service', FULL).spec.clusterIP, '10.96.0.53');
 });
 
 t.test('gateway: NetworkPolicies', async (t) => {
@@ -137,6 +150,7 @@ t.test('gateway: NetworkPolicies', async (t) => {
   t.same(gw.spec.podSelector.matchLabels, d.spec.selector.matchLabels, 'selects the gateway pods');
   t.same(gw.spec.policyTypes, ['Ingress', 'Egress']);
   const [workloads, tests, metrics] = gw.spec.ingress;
+  t.same(metrics.from, [{ namespaceSelector: {}, podSelector: { matchLabels: { 'app.kubernetes.io/name': 'prometheus' } } }], 'Prometheus in any namespace may scrape');
   t.same(workloads.from, [{ namespaceSelector: { matchLabels: { 'sluice.dev/egress': 'gateway' } } }], 'labelled workload namespaces');
   t.same(workloads.ports.map((p: any) => `${p.port}/${p.protocol}`), ['http/TCP', 'socks5/TCP', 'dns/UDP', 'dns-tcp/TCP'], 'proxy ports and the DNS guard only');
   t.same(tests.ports, [{ port: 'http', protocol: 'TCP' }], 'the helm test pod');
@@ -187,11 +201,15 @@ t.test('monitoring: ServiceMonitor, PrometheusRule, dashboard ConfigMap', async 
   const ms = render({ values: ['ci/gateway-values.yaml'], namespace: NS });
   const sm = one(ms, 'ServiceMonitor');
   t.same(sm.spec.endpoints.map((e: any) => `${e.port}${e.path}`), ['admin/metrics']);
-  t.same(sm.spec.selector.matchLabels, { ...one(ms, 'Deployment').spec.selector.matchLabels });
+  const metricsLabels = one(ms, 'Service', `${FULL}-metrics`).metadata.labels;
+  for (const [k, v] of Object.entries<string>(sm.spec.selector.matchLabels)) t.equal(metricsLabels[k], v, `the ServiceMonitor selects the metrics Service (${k})`);
+  t.equal(sm.spec.selector.matchLabels['app.kubernetes.io/component'], 'gateway-metrics');
   t.equal(sm.metadata.labels.release, 'prometheus');
   const rule = one(ms, 'PrometheusRule');
-  t.same(rule.spec.groups[0].rules.map((r: any) => r.alert).sort(), ['SluiceContainmentBroken', 'SluiceDeniedEgressSpike', 'SluiceDown', 'SluiceKillSwitchEngaged', 'SluicePolicyReloadFailed']);
-  t.match(rule.spec.groups[0].rules.find((r: any) => r.alert === 'SluiceDown').expr, `job="${FULL}"`, 'the ServiceMonitor\'s job');
+  t.same(rule.spec.groups[0].rules.map((r: any) => r.alert).sort(), ['SluiceAuthFailureFlood', 'SluiceContainmentBroken', 'SluiceDNSGuardQueries', 'SluiceDeniedEgressSpike', 'SluiceDown', 'SluiceKillSwitchEngaged', 'SluicePolicyReloadFailed', 'SluiceReplicaDown', 'SluiceUpstreamErrors']);
+  t.match(rule.spec.groups[0].rules.find((r: any) => r.alert === 'SluiceDown').expr, `job="${FULL}-metrics"`, 'the ServiceMonitor\'s job (the metrics Service)');
+  const bare = render({ values: ['ci/gateway-values.yaml'], namespace: NS, apiVersions: [] });
+  t.equal(find(bare, 'ServiceMonitor').length + find(bare, 'PrometheusRule').length, 0, 'a cluster without the Prometheus operator gets no monitor objects it would reject');
   const dash = one(ms, 'ConfigMap', `${FULL}-dashboard`);
   t.equal(dash.metadata.labels.grafana_dashboard, '1');
   t.equal(dash.metadata.namespace, 'monitoring');
@@ -239,6 +257,8 @@ t.test('sidecar: native sidecar + iptables init container, and an example that u
   t.same(cfg.raw.listen, { admin: '0.0.0.0:9090', http: '127.0.0.1:3128', socks5: '127.0.0.1:1080' }, 'the proxy on loopback, inside the pod');
   const pm = one(ms, 'PodMonitor');
   t.same(pm.spec.selector.matchLabels, { 'sluice.dev/sidecar': 'true' });
+  t.same(pm.spec.namespaceSelector, { matchNames: [NS] });
+  t.same(one(render({ values: ['ci/sidecar-values.yaml'], namespace: NS, set: ['injector.enabled=true'] }), 'PodMonitor').spec.namespaceSelector, { any: true }, 'with the injector, sidecars in every namespace are scraped');
   t.equal(ex.spec.template.metadata.labels['sluice.dev/sidecar'], 'true');
   t.match(one(ms, 'PrometheusRule').spec.groups[0].rules.find((r: any) => r.alert === 'SluiceDown').expr, `job="${NS}/${FULL}"`, 'the PodMonitor\'s job');
   t.match(readFileSync(join(CHART, 'templates/_sidecar.tpl'), 'utf8'), /pod-security\.kubernetes\.io\/enforce: privileged/, 'documented: the namespace must be privileged');
@@ -254,7 +274,14 @@ t.test('values.schema.json refuses bad values', async (t) => {
     ['listeners set by hand', ['config.listen.http=0.0.0.0:1'], /config/],
     ['a secret path set by hand', ['config.admin.tokenFile=/tmp/x'], /config/],
     ['a typo at the top level', ['replicaCont=3'], /replicaCont/],
-    ['a Service other than ClusterIP (an open proxy)', ['service.type=LoadBalancer'], /type/],
+    ['a LoadBalancer open to everyone', ['service.type=LoadBalancer'], /loadBalancerSourceRanges/],
+    ['an unknown Service type', ['service.type=ExternalName'], /type/],
+    ['a privileged Sluice container', ['containerSecurityContext.privileged=true'], /privileged/],
+    ['Sluice as root', ['containerSecurityContext.runAsUser=0'], /runAsUser/],
+    ['an fsGroup', ['podSecurityContext.fsGroup=10001'], /fsGroup/],
+    ['an unknown containment', ['networkPolicy.containment=iptables'], /containment/],
+    ['a digest that is not one', ['image.digest=latest'], /digest/],
+    ['injector TLS from a Secret without its CA', ['injector.tls.source=secret', 'injector.tls.secretName=x'], /caBundle/],
     ['a malformed CIDR', ['networkPolicy.clusterCIDRs[0]=10.0.0.0'], /clusterCIDRs/],
     ['a dashboard without the grafana label', ['metrics.dashboard.labels.grafana_dashboard=null'], /grafana_dashboard/],
   ];
@@ -274,4 +301,163 @@ t.test('values.yaml documents what it sets', async (t) => {
   t.equal(values.networkPolicy.enabled, true, 'NetworkPolicies on by default');
   t.equal(values.networkPolicy.allowClusterDNS, false, 'no DNS tunnel by default');
   t.same(values.secrets, { tokenKey: { name: 'sluice-token-key', key: 'token-key' }, adminToken: { name: 'sluice-admin-token', key: 'admin-token' } });
+});
+
+t.test('chart knobs platform teams expect', async (t) => {
+  const ms = render({
+    namespace: NS,
+    set: [
+      'priorityClassName=system-cluster-critical', 'image.digest=sha256:' + 'a'.repeat(64), 'service.type=LoadBalancer',
+      'service.loadBalancerSourceRanges[0]=10.0.0.0/8', 'service.annotations.networking\\.gke\\.io/load-balancer-type=Internal',
+      'extraEnv[0].name=NODE_OPTIONS', 'extraEnv[0].value=--max-semi-space-size=4', 'extraVolumes[0].name=extra-ca', 'extraVolumes[0].configMap.name=corp-ca',
+      'extraVolumeMounts[0].name=extra-ca', 'extraVolumeMounts[0].mountPath=/etc/sluice-extra', 'podLabels.team=platform', 'podAnnotations.owner=sre',
+      'strategy.type=Recreate', 'preStopSleepSeconds=7', 'terminationGracePeriodSeconds=45', 'containerSecurityContext.seccompProfile.type=Localhost',
+      'containerSecurityContext.seccompProfile.localhostProfile=profiles/sluice.json', 'topologySpreadConstraints[0].maxSkew=1',
+      'topologySpreadConstraints[0].topologyKey=topology.kubernetes.io/zone', 'topologySpreadConstraints[0].whenUnsatisfiable=ScheduleAnyway',
+    ],
+  });
+  for (const m of ms) t.equal(validateManifest(m), null, `${m.kind} ${m.metadata.name} is valid`);
+  const d = one(ms, 'Deployment', FULL);
+  const pod = d.spec.template.spec;
+  const c = pod.containers[0];
+  t.equal(pod.priorityClassName, 'system-cluster-critical');
+  t.equal(c.image, `sluice@sha256:${'a'.repeat(64)}`, 'the digest pins the image');
+  t.same(d.spec.strategy, { type: 'Recreate' });
+  t.same(c.lifecycle.preStop.exec.command, ['sleep', '7']);
+  t.equal(pod.terminationGracePeriodSeconds, 45);
+  t.same(c.env.at(-1), { name: 'NODE_OPTIONS', value: '--max-semi-space-size=4' });
+  t.ok(pod.volumes.some((v: any) => v.name === 'extra-ca') && c.volumeMounts.some((m: any) => m.mountPath === '/etc/sluice-extra'));
+  t.equal(d.spec.template.metadata.labels.team, 'platform');
+  t.equal(d.spec.template.metadata.annotations.owner, 'sre');
+  t.same(c.securityContext.seccompProfile, { type: 'Localhost', localhostProfile: 'profiles/sluice.json' });
+  t.same(restrictedViolations(pod), [], 'still restricted after the overrides');
+  t.same(pod.topologySpreadConstraints, [{ maxSkew: 1, topologyKey: 'topology.kubernetes.io/zone', whenUnsatisfiable: 'ScheduleAnyway', labelSelector: { matchLabels: d.spec.selector.matchLabels } }], 'labelSelector filled in with the gateway\'s labels');
+  const svc = one(ms, 'Service', FULL);
+  t.equal(svc.spec.type, 'LoadBalancer');
+  t.same(svc.spec.loadBalancerSourceRanges, ['10.0.0.0/8'], 'never an open proxy');
+  t.equal(svc.metadata.annotations['networking.gke.io/load-balancer-type'], 'Internal');
+  t.equal(one(ms, 'Service', `${FULL}-metrics`).spec.type, 'ClusterIP', 'the admin port is never on the load balancer');
+});
+
+const CLUSTER_WIDE: [string, string, string][] = [
+  ['adminNetworkPolicy', 'policy.networking.k8s.io/v1alpha1/AdminNetworkPolicy', 'AdminNetworkPolicy'],
+  ['cilium', 'cilium.io/v2/CiliumClusterwideNetworkPolicy', 'CiliumClusterwideNetworkPolicy'],
+  ['calico', 'projectcalico.org/v3/GlobalNetworkPolicy', 'GlobalNetworkPolicy'],
+];
+
+t.test('containment by label: cluster-wide policies a namespace cannot widen, chosen by a value', async (t) => {
+  const gwLabels = { 'app.kubernetes.io/name': 'sluice', 'app.kubernetes.io/instance': 'egress', 'app.kubernetes.io/component': 'gateway' };
+  for (const [value, api, kind] of CLUSTER_WIDE) {
+    const missing = helm(['template', 'egress', CHART, '--namespace', NS, '--set', `networkPolicy.containment=${value}`]);
+    t.not(missing.status, 0, `${value}: refused where the cluster does not serve ${api}`);
+    t.match(missing.stderr, new RegExp(`does not serve .*${kind}`));
+    const ms = render({ namespace: NS, set: [`networkPolicy.containment=${value}`], apiVersions: [api] });
+    const p = one(ms, kind);
+    t.ok(UNVALIDATED_KINDS.has(`${p.apiVersion}/${p.kind}`), `${kind}: no offline schema, checked by value here`);
+    t.equal(find(ms, 'NetworkPolicy').filter((n) => n.metadata.name.endsWith('-egress-only')).length, 0, `${value}: no per-namespace policies needed`);
+    if (value === 'adminNetworkPolicy') {
+      t.same(p.spec.subject, { namespaces: { matchLabels: { 'sluice.dev/egress': 'gateway' } } }, 'namespaces selected by label, live');
+      t.same(p.spec.egress.map((r: any) => r.action), ['Allow', 'Deny'], 'Allow to the gateway, then Deny (both final: no NetworkPolicy can widen)');
+      t.same(p.spec.egress[0].to[0].pods.podSelector.matchLabels, gwLabels);
+      t.same(p.spec.egress[0].ports.map((x: any) => x.portNumber.port), [3128, 1080]);
+      t.same(p.spec.egress[1].to, [{ namespaces: {} }, { networks: ['0.0.0.0/0', '::/0'] }]);
+    } else if (value === 'cilium') {
+      t.same(p.spec.endpointSelector.matchLabels, { 'io.cilium.k8s.namespace.labels.sluice.dev/egress': 'gateway' });
+      t.same(p.spec.egress[0].toEndpoints[0].matchLabels, { 'io.kubernetes.pod.namespace': NS, ...gwLabels });
+      t.same(p.spec.egressDeny[0].toEntities, ['world', 'host', 'remote-node', 'kube-apiserver', 'ingress'], 'egressDeny wins over any allow');
+      t.same(p.spec.egressDeny[1].toEndpoints[0].matchExpressions[0], { key: 'io.kubernetes.pod.namespace', operator: 'NotIn', values: [NS] });
+    } else {
+      t.equal(p.spec.namespaceSelector, "sluice.dev/egress == 'gateway'");
+      t.equal(p.spec.order, 10, 'before namespaced policies (order 1000)');
+      t.same(p.spec.egress.map((r: any) => r.action), ['Allow', 'Deny']);
+      t.same(p.spec.egress[0].destination.ports, [3128, 1080]);
+    }
+  }
+});
+
+t.test('injector: Deployment, Service, TLS, and a webhook configuration that fails closed', async (t) => {
+  const ms = render({ namespace: NS, set: ['injector.enabled=true', 'mode=sidecar'], apiVersions: [...MONITORING_APIS, 'admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy'] });
+  for (const m of ms) t.equal(validateManifest(m), null, `${m.kind} ${m.metadata.name} is valid`);
+  const dep = one(ms, 'Deployment', `${FULL}-injector`);
+  const pod = dep.spec.template.spec;
+  t.same(restrictedViolations(pod), [], 'the injector is restricted');
+  t.same(pod.containers[0].args.slice(0, 2), ['webhook', 'serve']);
+  t.equal(pod.automountServiceAccountToken, false, 'it never talks to the Kubernetes API');
+  t.equal(dep.spec.template.metadata.labels['sluice.dev/inject'], 'false');
+  const mwc = one(ms, 'MutatingWebhookConfiguration');
+  const [byNs, byPod] = mwc.webhooks;
+  for (const w of mwc.webhooks) {
+    t.equal(w.failurePolicy, 'Fail', `${w.name}: failurePolicy Fail`);
+    t.equal(w.sideEffects, 'None');
+    t.same(w.rules, [{ operations: ['CREATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['pods'], scope: 'Namespaced' }]);
+    t.equal(w.clientConfig.service.name, `${FULL}-injector`);
+    t.match(Buffer.from(w.clientConfig.caBundle, 'base64').toString(), /BEGIN CERTIFICATE/);
+    t.same(w.namespaceSelector.matchExpressions.at(-1), { key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: [NS, 'kube-system', 'kube-public', 'kube-node-lease'] }, 'never its own namespace');
+  }
+  t.equal(byNs.clientConfig.service.path, '/inject/namespace');
+  t.same(byNs.namespaceSelector.matchExpressions[0], { key: 'sluice.dev/inject', operator: 'In', values: ['enabled'] });
+  t.same(byNs.objectSelector.matchExpressions, [{ key: 'sluice.dev/inject', operator: 'NotIn', values: ['false'] }]);
+  t.equal(byPod.clientConfig.service.path, '/inject/pod');
+  t.same(byPod.namespaceSelector.matchExpressions[0], { key: 'sluice.dev/inject', operator: 'DoesNotExist' });
+  t.same(byPod.objectSelector.matchLabels, { 'sluice.dev/inject': 'true' });
+  const tls = one(ms, 'Secret');
+  t.equal(tls.data['ca.crt'], byNs.clientConfig.caBundle, 'the chart-generated CA signs the serving certificate');
+  t.ok(one(ms, 'ValidatingAdmissionPolicy').spec.validations[0].expression.includes("'sluice.dev/config'"), 'injected annotations cannot change on a running pod');
+  const np = one(ms, 'NetworkPolicy', `${FULL}-injector`);
+  t.same(np.spec.egress, [], 'the injector calls nowhere');
+
+  const cm = render({ namespace: NS, set: ['injector.enabled=true', 'injector.tls.source=certManager'], apiVersions: ['cert-manager.io/v1/Certificate'] });
+  for (const m of cm) t.equal(validateManifest(m), null, `certManager: ${m.kind} ${m.metadata.name} is valid`);
+  t.equal(find(cm, 'Secret').length, 0, 'cert-manager makes the Secret');
+  t.equal(one(cm, 'MutatingWebhookConfiguration').metadata.annotations['cert-manager.io/inject-ca-from'], `${NS}/${FULL}-injector-tls`);
+  t.same(find(cm, 'Certificate').map((c) => c.spec.isCA ?? false), [true, false]);
+  const noCm = helm(['template', 'egress', CHART, '--set', 'injector.enabled=true', '--set', 'injector.tls.source=certManager']);
+  t.not(noCm.status, 0, 'certManager without cert-manager is refused');
+  t.match(noCm.stderr, /does not serve cert-manager\.io\/v1/);
+  const ext = render({ namespace: NS, set: ['injector.enabled=true', 'injector.tls.source=secret', 'injector.tls.secretName=my-tls', 'injector.tls.caBundle=Y2E='] });
+  t.equal(find(ext, 'Secret').length, 0);
+  t.equal(one(ext, 'Deployment', `${FULL}-injector`).spec.template.spec.volumes.find((v: any) => v.name === 'tls').secret.secretName, 'my-tls');
+});
+
+t.test('inspection: the CA Secret for the gateway, cert-manager CA, and the sluice.yaml section only when enabled', async (t) => {
+  const off = checkSluiceConfig(one(render({ namespace: NS }), 'ConfigMap', FULL).data['sluice.yaml']);
+  t.equal(off.raw.inspection, undefined, 'absent: no inspection');
+  const ms = render({ namespace: NS, set: ['inspection.enabled=true', 'inspection.certManager.enabled=true'], apiVersions: ['cert-manager.io/v1/Certificate'] });
+  for (const m of ms) t.equal(validateManifest(m), null, `${m.kind} ${m.metadata.name} is valid`);
+  const cfg = parse(one(ms, 'ConfigMap', FULL).data['sluice.yaml']);
+  t.same(cfg.inspection, { caCertFile: '/run/secrets/sluice-ca/ca.crt', caKeyFile: '/run/secrets/sluice-ca/ca.key' });
+  const pod = one(ms, 'Deployment', FULL).spec.template.spec;
+  const sources = pod.volumes.find((v: any) => v.name === 'sluice-secrets').projected.sources;
+  t.same(sources.at(-1).secret, { name: 'sluice-inspection-ca', items: [{ key: 'tls.crt', path: 'sluice-ca/ca.crt' }, { key: 'tls.key', path: 'sluice-ca/ca.key' }] });
+  const ca = find(ms, 'Certificate').find((c) => c.spec.secretName === 'sluice-inspection-ca');
+  t.equal(ca?.spec.isCA, true, 'cert-manager makes a CA into that Secret');
+  const sidecar = render({ namespace: NS, values: ['ci/sidecar-values.yaml'], set: ['inspection.enabled=true'] });
+  const ex = one(sidecar, 'Deployment', `${FULL}-example`).spec.template.spec;
+  t.same(ex.initContainers.map((c: any) => c.name), ['sluice', 'sluice-iptables', 'sluice-ca-bundle']);
+  const certVol = ex.volumes.find((v: any) => v.name === 'sluice-ca-cert');
+  t.same(certVol.secret.items, [{ key: 'tls.crt', path: 'ca.crt' }], 'the workload gets the certificate, never the key');
+  const env = Object.fromEntries(ex.containers[0].env.map((e: any) => [e.name, e.value]));
+  t.equal(env.SSL_CERT_FILE, '/etc/sluice-ca/bundle/ca-bundle.pem');
+  t.equal(env.NODE_EXTRA_CA_CERTS, '/etc/sluice-ca/cert/ca.crt');
+});
+
+t.test('NOTES say plainly what is and is not contained', async (t) => {
+  // helm prints NOTES only when installing, which needs a cluster: render a copy of the chart in which a
+  // ConfigMap carries NOTES.txt through `tpl`, with the same values and APIs.
+  const copy = mkdtempSync(join(tmpdir(), 'sluice-notes-'));
+  t.teardown(() => rmSync(copy, { recursive: true, force: true }));
+  cpSync(CHART, copy, { recursive: true });
+  cpSync(join(CHART, 'templates/NOTES.txt'), join(copy, 'files/notes.txt'));
+  writeFileSync(join(copy, 'templates/zz-notes.yaml'), 'apiVersion: v1\nkind: ConfigMap\nmetadata: { name: notes }\ndata:\n  notes: {{ tpl (.Files.Get "files/notes.txt") . | toJson }}\n');
+  const notes = (set: string[], api: string[] = []) => {
+    const r = helm(['template', 'egress', copy, '--namespace', NS, '--show-only', 'templates/zz-notes.yaml', ...set.flatMap((s) => ['--set', s]), ...api.flatMap((a) => ['--api-versions', a])]);
+    if (r.status !== 0) throw new Error(r.stderr);
+    return String(parse(r.stdout).data.notes);
+  };
+  t.match(notes([]), /NOT CONTAINED/, 'a default install says nothing is contained yet');
+  t.match(notes(['networkPolicy.workloadNamespaces={agents}']), /Contained \(NetworkPolicy\): agents/);
+  t.match(notes(['networkPolicy.workloadNamespaces={agents}']), /another NetworkPolicy in those namespaces can reopen egress/);
+  t.match(notes(['networkPolicy.containment=adminNetworkPolicy'], ['policy.networking.k8s.io/v1alpha1/AdminNetworkPolicy']), /Contained \(AdminNetworkPolicy\): every namespace labelled sluice\.dev\/egress=gateway/);
+  t.match(notes(['networkPolicy.enabled=false']), /NOTHING IS CONTAINED/);
+  t.match(notes(['mode=sidecar']), /not contained: pods without the sidecar/i);
 });

@@ -3,7 +3,7 @@
 // modes, a hardened workload that reaches only Sluice, host rules applied before the workload starts, and
 // the metrics port on loopback only. compose/sluice.yaml passes Sluice's own validator and agrees with it.
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -20,7 +20,7 @@ const composeFile = join(REPO, 'compose/compose.yaml');
 const compose = parse(readFileSync(composeFile, 'utf8'), { merge: true }) as Record<string, any>;
 const policyText = readFileSync(join(REPO, 'compose/sluice.yaml'), 'utf8');
 const policy = parse(policyText) as Record<string, any>;
-const { sluice, workload, firewall } = compose.services;
+const { sluice, workload, firewall, selftest } = compose.services;
 
 function composeValidator() {
   const schema = JSON.parse(readFileSync(join(dclintDir, 'schemas/compose.schema.json'), 'utf8'));
@@ -56,8 +56,9 @@ t.test('the sandbox network has no way out but Sluice', async (t) => {
   t.same(workload.networks, ['sandbox'], 'the workload is on the sandbox only');
   for (const [name, svc] of Object.entries<any>(compose.services)) {
     if (name === 'sluice' || name === 'firewall') continue;
+    t.equal(svc.network_mode, undefined, `${name} is not on the host network`);
     const nets = Array.isArray(svc.networks) ? svc.networks : Object.keys(svc.networks ?? {});
-    t.notOk(nets.includes('egress') || svc.network_mode, `${name} cannot reach the egress network`);
+    t.notOk(nets.includes('egress'), `${name} cannot reach the egress network`);
     t.notOk(svc.ports, `${name} publishes nothing`);
   }
 });
@@ -79,7 +80,9 @@ t.test('the workload: proxy variables in both cases, Node opt-in, DNS guard, har
   t.ok(workload.security_opt.includes('no-new-privileges:true'));
   t.not(String(workload.user).split(':')[0], '10001', 'never the UID the rules exempt');
   t.same(workload.depends_on.sluice, { condition: 'service_healthy' }, 'starts once Sluice is healthy');
-  t.same(workload.depends_on.firewall, { condition: 'service_completed_successfully' }, 'and once the host rules are in place');
+  t.same(workload.depends_on.firewall, { condition: 'service_healthy' }, 'and while the host rules are in place');
+  t.same(workload.depends_on.selftest, { condition: 'service_completed_successfully' }, 'and only once the self-test proved direct egress fails');
+  t.equal(workload.restart, undefined, 'never restarted by Docker alone at boot, ahead of the rules');
 });
 
 t.test('Sluice: UID 10001, read-only, secrets at the shared paths, healthcheck, loopback-only metrics', async (t) => {
@@ -106,11 +109,14 @@ t.test('the one-shot firewall service applies the docker-mode rules on the host'
   t.equal(firewall.network_mode, 'host');
   t.ok(firewall.cap_add.includes('NET_ADMIN'));
   t.same(firewall.cap_drop, ['ALL'], 'and nothing else it does not need');
-  t.equal(firewall.restart, 'no');
+  t.equal(firewall.restart, 'always', 'Docker starts it again after a host reboot: the kernel rules do not survive one');
   t.equal(firewall.build.target, 'firewall');
+  t.equal(firewall.environment.IPTABLES_BACKEND, 'auto', 'the host\'s backend (nft or legacy), found by where DOCKER-USER is');
   const cmd = firewall.command.join(' ');
   t.match(cmd, /sluice firewall render --mode docker/);
-  t.match(cmd, /\/app\/iptables\/setup\.sh apply/);
+  t.match(cmd, /\/app\/iptables\/setup\.sh apply \/tmp\/sluice\.rules &&/);
+  t.match(cmd, /while sleep 30; do \/app\/iptables\/setup\.sh verify \/tmp\/sluice\.rules --no-selftest 2>\/dev\/null \|\| \/app\/iptables\/setup\.sh apply \/tmp\/sluice\.rules --no-selftest; done/, 'stays and re-applies what goes missing');
+  t.same(firewall.healthcheck.test, ['CMD', '/app/iptables/setup.sh', 'verify', '/tmp/sluice.rules', '--no-selftest'], 'healthy only while the rules are installed');
   t.match(cmd, new RegExp(`--bridge ${compose.networks.sandbox.driver_opts['com.docker.network.bridge.name']}\\b`), 'the sandbox bridge by name');
   t.match(cmd, new RegExp(`--subnet ${compose.networks.sandbox.ipam.config[0].subnet.replace(/[./]/g, '\\$&')}`));
   t.match(cmd, new RegExp(`--proxy ${sluice.networks.sandbox.ipv4_address.replace(/\./g, '\\.')}\\b`));
@@ -145,4 +151,33 @@ t.test('init-secrets.sh makes both secrets once and never replaces them', async 
   t.equal(run().status, 0);
   t.equal(read('sluice-token-key'), key, 'a second run keeps the key, so tokens already issued stay valid');
   t.same(readFileSync(join(REPO, 'compose/secrets/.gitignore'), 'utf8').split('\n').filter((l) => l && !l.startsWith('#')), ['*', '!.gitignore'], 'secrets are never committed');
+});
+
+t.test('the self-test at apply: a throwaway container on the sandbox proves direct egress fails', async (t) => {
+  t.same(selftest.networks, ['sandbox'], 'where a workload sits');
+  t.same(selftest.depends_on.firewall, { condition: 'service_healthy' }, 'after the rules');
+  t.equal(selftest.restart, 'no');
+  t.same(selftest.entrypoint, ['node', '/check/egress-check.mjs']);
+  t.ok(selftest.volumes.includes('../charts/sluice/files/egress-check.mjs:/check/egress-check.mjs:ro'), 'the same script as helm test');
+  t.equal(selftest.environment.SLUICE_CHECK, 'containment');
+  t.match(selftest.environment.SLUICE_DIRECT_TCP, /\[2606:4700:4700::1111\]:443/, 'IPv6 too');
+  t.equal(selftest.environment.SLUICE_PROXY, `http://sluice:${policy.listen.http.split(':').at(-1)}`);
+  t.same(selftest.cap_drop, ['ALL']);
+  t.not(String(selftest.user).split(':')[0], '10001');
+});
+
+t.test('init-secrets.sh refuses to run without openssl, and compose/README.md exists for it', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-compose-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  mkdirSync(join(dir, 'secrets'));
+  copyFileSync(join(REPO, 'compose/init-secrets.sh'), join(dir, 'init-secrets.sh'));
+  mkdirSync(join(dir, 'bin'));
+  for (const tool of ['dirname', 'chown', 'chmod']) symlinkSync(spawnSync('sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' }).stdout.trim(), join(dir, 'bin', tool));
+  const r = spawnSync('/bin/sh', [join(dir, 'init-secrets.sh')], { encoding: 'utf8', env: { PATH: join(dir, 'bin') } });
+  t.equal(r.status, 1);
+  t.match(r.stderr, /needs openssl .*compose\/README\.md/);
+  t.same(readdirSync(join(dir, 'secrets')), [], 'nothing made');
+  t.match(readFileSync(join(REPO, 'compose/init-secrets.sh'), 'utf8'), /compose\/README\.md/);
+  const readme = readFileSync(join(REPO, 'compose/README.md'), 'utf8');
+  for (const topic of [/init-secrets\.sh/, /openssl/, /IPTABLES_BACKEND=auto|iptables backend/i, /reboot/i, /selftest/, /systemd/]) t.match(readme, topic);
 });

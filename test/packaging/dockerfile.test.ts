@@ -65,17 +65,38 @@ t.test('dockerfile-utils lint is clean (library and CLI)', async (t) => {
 });
 
 t.test('multi-stage on node:24-slim; the default target is the runtime', async (t) => {
-  t.ok(args.some((a) => a.op === 'ARG' && a.args === 'NODE_IMAGE=node:24-slim'), 'one base image, node:24-slim');
+  const base = args.find((a) => a.op === 'ARG' && a.args.startsWith('NODE_IMAGE='))?.args ?? '';
+  t.match(base, /^NODE_IMAGE=node:24-slim@sha256:[0-9a-f]{64}$/, 'one base image, node:24-slim, pinned by digest');
+  t.match(text, /# The base image is pinned by digest: node:24-slim/, 'the tag it stands for, in a comment');
   t.ok(stages.length >= 3, 'build, production dependencies and runtime are separate stages');
   for (const s of stages) t.ok(s.from === '${NODE_IMAGE}' || stages.some((o) => o.name === s.from), `${s.name} starts from node:24-slim or a stage`);
   t.equal(runtime.name, 'runtime', 'the last stage, built by default, is the runtime');
   t.ok(ops(stage('deps'), 'RUN').some((r) => /npm ci --omit=dev\b/.test(r)), 'production dependencies only');
-  t.ok(ops(stage('build'), 'RUN').some((r) => /npm run build\b/.test(r)), 'the build stage compiles');
+  const buildRuns = ops(stage('build'), 'RUN');
+  t.ok(buildRuns.some((r) => /tsc -p tsconfig\.build\.json/.test(r)), 'the build stage compiles');
+  t.ok(buildRuns.some((r) => /npm ci --omit=dev\b/.test(r)), 'the build stage starts from the production dependencies');
+  t.notOk(buildRuns.some((r) => /npm ci(?! --omit=dev)|npm install(?! --prefix \/tools)/.test(r)), 'never the whole dev set');
+  t.notMatch(buildRuns.join(' '), /helm|kubectl|lambda-layer|kubernetes-models|\btap\b|dclint|dockerfile-utils/, 'no test-only tool');
+  // The compiler and type packages it installs are exactly the versions the lockfile pins.
+  const lock = JSON.parse(readFileSync(join(REPO, 'package-lock.json'), 'utf8'));
+  const tools = [...buildRuns.join(' ').matchAll(/(@?[a-z0-9/-]+)@(\d+\.\d+\.\d+)/g)].map((m) => [m[1]!, m[2]!]);
+  t.same(tools.map(([n]) => n).sort(), ['@types/dns-packet', '@types/node', 'typescript']);
+  for (const [name, version] of tools) t.equal(version, lock.packages[`node_modules/${name}`].version, `${name}@${version} is the locked version`);
   const copies = ops(stage('base'), 'COPY');
   t.ok(copies.includes('--from=deps /app/node_modules ./node_modules'), 'node_modules come from the production-only stage');
   t.notOk(copies.some((c) => c.startsWith('--from=build') && c.includes('node_modules')), 'never the dev node_modules');
   t.notOk([...ops(runtime, 'RUN'), ...ops(stage('base'), 'RUN')].some((r) => /apt-get|iptables/.test(r)), 'iptables only in the firewall image');
   t.ok(ops(stage('firewall'), 'RUN').some((r) => /apt-get install .*iptables/.test(r)), 'the firewall target carries iptables');
+});
+
+t.test('no frontend pull, no package manager at run time, OCI labels', async (t) => {
+  t.notMatch(text, /^#\s*syntax\s*=/im, 'no `# syntax=` line: an air-gapped builder pulls no frontend');
+  const rm = ops(stage('base'), 'RUN').join(' ');
+  for (const path of ['/usr/local/lib/node_modules/npm', '/usr/local/lib/node_modules/corepack', '/usr/local/bin/npm', '/usr/local/bin/npx', '/usr/local/bin/corepack']) t.ok(rm.includes(path), `removes ${path}`);
+  const labels = ops(stage('base'), 'LABEL').join(' ');
+  for (const key of ['title', 'description', 'licenses', 'version', 'revision', 'base.name']) t.match(labels, new RegExp(`org\\.opencontainers\\.image\\.${key.replace('.', '\\.')}=`), `label ${key}`);
+  t.match(labels, /org\.opencontainers\.image\.licenses="Apache-2\.0"/);
+  t.equal(JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')).license, 'Apache-2.0', 'the label agrees with package.json');
 });
 
 t.test('runs as UID/GID 10001, the one the iptables rules exempt', async (t) => {

@@ -69,8 +69,12 @@ export function helm(args: readonly string[]): HelmRun {
 export type Manifest = Record<string, any>;
 
 /** `helm template` the chart; throws with helm's message when it fails. */
-export function render(opts: { values?: string[]; set?: string[]; namespace?: string; release?: string } = {}): Manifest[] {
+/** APIs a cluster with the Prometheus operator serves (the chart renders monitors only where they exist). */
+export const MONITORING_APIS = ['monitoring.coreos.com/v1/ServiceMonitor', 'monitoring.coreos.com/v1/PodMonitor', 'monitoring.coreos.com/v1/PrometheusRule'];
+
+export function render(opts: { values?: string[]; set?: string[]; namespace?: string; release?: string; apiVersions?: string[] } = {}): Manifest[] {
   const args = ['template', opts.release ?? 'egress', CHART, '--namespace', opts.namespace ?? 'sluice-system'];
+  for (const a of opts.apiVersions ?? MONITORING_APIS) args.push('--api-versions', a);
   for (const f of opts.values ?? []) args.push('--values', join(CHART, f));
   for (const s of opts.set ?? []) args.push('--set', s);
   const r = helm(args);

@@ -92,3 +92,33 @@ t.test('every series the PrometheusRule queries is one Sluice exports', async (t
     }
   }
 });
+
+t.test('alerts: runbooks, no absent(), one replica down is not no egress', async (t) => {
+  const runbooks = readFileSync(join(CHART, '../../docs/runbooks.md'), 'utf8');
+  const anchors = new Set([...runbooks.matchAll(/^## (\S+)/gm)].map((m) => m[1]!.toLowerCase()));
+  for (const values of ['ci/gateway-values.yaml', 'ci/sidecar-values.yaml']) {
+    const rules = one(render({ values: [values] }), 'PrometheusRule').spec.groups.flatMap((g: any) => g.rules);
+    for (const r of rules) {
+      t.equal(r.annotations.runbook_url, `docs/runbooks.md#${r.alert.toLowerCase()}`, `${values} ${r.alert}: runbook_url`);
+      t.ok(anchors.has(r.alert.toLowerCase()), `docs/runbooks.md has a section for ${r.alert}`);
+      t.notMatch(r.expr, /absent\(/, `${r.alert}: never absent(), which fires forever where nothing scrapes Sluice`);
+    }
+    for (const a of ['SluiceDNSGuardQueries', 'SluiceUpstreamErrors', 'SluiceAuthFailureFlood']) t.ok(rules.some((r: any) => r.alert === a), `${values}: ${a}`);
+  }
+  const gw = one(render({ values: ['ci/gateway-values.yaml'] }), 'PrometheusRule').spec.groups[0].rules;
+  const down = gw.find((r: any) => r.alert === 'SluiceDown');
+  t.match(down.expr, /^sum by \(namespace, job\) \(up\{[^}]*\}\) == 0$/, 'SluiceDown: every replica down');
+  t.equal(down.labels.severity, 'critical');
+  const replica = gw.find((r: any) => r.alert === 'SluiceReplicaDown');
+  t.equal(replica.labels.severity, 'warning', 'one replica down is a warning, not "no egress"');
+  t.match(replica.expr, /> 0\)$/, 'only while another replica is up');
+  const base = render({ values: ['ci/gateway-values.yaml'], set: ['metrics.prometheusRule.runbookBaseUrl=https://git.example.com/sluice/docs/runbooks.md'] });
+  t.equal(one(base, 'PrometheusRule').spec.groups[0].rules[0].annotations.runbook_url, 'https://git.example.com/sluice/docs/runbooks.md#sluicedeniedegressspike');
+});
+
+t.test('the Containment panel says why it is empty in gateway mode', async (t) => {
+  const panel = dashboard.panels.find((p: any) => p.title === 'Containment');
+  t.match(panel.description, /Gateway mode: no value, by design/);
+  t.match(panel.description, /helm test/);
+  t.match(panel.fieldConfig.defaults.noValue, /gateway: see helm test/);
+});

@@ -21,6 +21,8 @@ const EXCEPTIONS: Record<string, RegExp[]> = {
   'proxy/ops/dns-guard.ts': [/from 'node:dgram'/],
   // The containment probe's child: the one connection that must NOT go through Sluice, made as another UID.
   'proxy/ops/containment-probe.ts': [/require\(['"](node:)?(net|tls|dgram|https?|dns)['"]\)/],
+  // The sidecar injector: an inbound HTTPS server the API server calls; it never connects anywhere.
+  'proxy/webhook/server.ts': [/from 'node:https'/],
 };
 
 // The dialer, and the resolver it owns (DNS queries to the configured servers; never dns.lookup).
@@ -53,6 +55,12 @@ t.test('the containment probe connects only from a child running as another UID,
   const child = /const CHILD = `([^`]*)`/.exec(text)?.[1] ?? '';
   t.match(child, /require\('node:net'\)\.connect\(/);
   t.notMatch(child, /\bs\.(write|end)\(/, 'the probe socket never carries a byte');
+});
+
+t.test('the injector only serves HTTPS; it never makes a request', async (t) => {
+  const text = readFileSync(join(root, 'proxy/webhook/server.ts'), 'utf8').replace(/^\s*(\/\/|\*).*$/gm, '');
+  t.match(text, /import \{ type Server, createServer \} from 'node:https'/, 'only the server half of node:https');
+  t.notMatch(text, /\b(request|get|Agent)\b\s*\(|\.connect\(/, 'no request, no agent, no connect');
 });
 
 t.test('firewall/ is pure: no sockets, clock, logger or filesystem', async (t) => {

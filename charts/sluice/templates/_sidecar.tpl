@@ -27,15 +27,22 @@ templates live in the release's namespace.
 - {{ include "sluice.container" . | nindent 2 | trim }}
   restartPolicy: Always
 - {{ include "sluice.sidecar.iptablesContainer" . | nindent 2 | trim }}
+{{- if .Values.inspection.enabled }}
+- {{ include "sluice.ca.bundleContainer" . | nindent 2 | trim }}
+{{- end }}
 {{- end -}}
 
-{{/* The rules: rendered from the same sluice.yaml (ports) for Sluice's UID, applied atomically, self-tested. */}}
+{{/*
+The rules: rendered from the same sluice.yaml (ports) for Sluice's UID, applied atomically, self-tested.
+`--test-uid current`: the self-test connects as this container's own UID (root, which the rules do not exempt)
+instead of switching UID, which would take CAP_SETUID and CAP_SETGID on top of NET_ADMIN and NET_RAW.
+*/}}
 {{- define "sluice.sidecar.firewallCommand" -}}
 - sh
 - -ec
 - >-
   sluice firewall render --mode sidecar --config {{ include "sluice.configPath" . }} > /tmp/sluice.rules &&
-  exec /app/iptables/setup.sh apply /tmp/sluice.rules
+  exec /app/iptables/setup.sh apply /tmp/sluice.rules --test-uid current{{ if not .Values.firewall.ipv6 }} --no-ipv6{{ end }}
 {{- end -}}
 
 {{- define "sluice.sidecar.iptablesContainer" -}}
@@ -44,6 +51,10 @@ image: {{ include "sluice.firewallImage" . }}
 imagePullPolicy: {{ .Values.firewallImage.pullPolicy }}
 command:
   {{- include "sluice.sidecar.firewallCommand" . | nindent 2 }}
+{{- with .Values.firewall.backend }}
+env:
+  - { name: IPTABLES_BACKEND, value: {{ . | quote }} }
+{{- end }}
 securityContext:
   runAsUser: 0
   runAsGroup: 0
@@ -65,12 +76,18 @@ volumeMounts:
   - { name: sluice-iptables-run, mountPath: /run }
 {{- end -}}
 
+{{/* Call with the root context, or (dict "root" $ "injected" true) for the injector. */}}
 {{- define "sluice.sidecar.volumes" -}}
-{{ include "sluice.volumes" . }}
+{{- $injected := and (kindIs "map" .) (hasKey . "injected") .injected -}}
+{{- $root := ternary .root . (and (kindIs "map" .) (hasKey . "root")) -}}
+{{ include "sluice.volumes" (dict "root" $root "injected" $injected) }}
 - name: sluice-iptables-tmp
   emptyDir: { medium: Memory, sizeLimit: 4Mi }
 - name: sluice-iptables-run
   emptyDir: { medium: Memory, sizeLimit: 1Mi }
+{{- if $root.Values.inspection.enabled }}
+{{ include "sluice.ca.volumes" (dict "root" $root "injected" $injected) }}
+{{- end }}
 {{- end -}}
 
 {{/*
@@ -88,4 +105,7 @@ a run token from a Secret. Call with (dict "root" $ "tokenSecret" (dict "name" N
 - { name: NO_PROXY, value: "localhost,127.0.0.1,::1" }
 - { name: no_proxy, value: "localhost,127.0.0.1,::1" }
 - { name: NODE_USE_ENV_PROXY, value: "1" }
+{{- if .root.Values.inspection.enabled }}
+{{- include "sluice.ca.env" .root }}
+{{- end }}
 {{- end -}}
