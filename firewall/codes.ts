@@ -74,6 +74,16 @@ const table = {
   EGR_DENY_SNI_MISMATCH: { status: 403, socks: R.notAllowed, proxyStatus: 'http_request_denied', kind: 'policy',
     summary: 'the TLS ClientHello must name the tunnel host in its SNI (no ECH, no missing SNI)' },
 
+  // The credential broker (proxy/broker/): a handle out of its scope is an exfiltration attempt.
+  EGR_DENY_CREDENTIAL_SCOPE: { status: 403, socks: R.notAllowed, proxyStatus: 'http_request_denied', kind: 'policy',
+    summary: 'a credential handle may be sent only by its own run, in the header its credential names, to that credential\'s integration over TLS' },
+  EGR_DENY_CREDENTIAL_EXPIRED: { status: 403, socks: R.notAllowed, proxyStatus: 'http_request_denied', kind: 'policy',
+    summary: 'the credential handle has expired; ask the orchestrator for a new one' },
+  EGR_DENY_CREDENTIAL_REVOKED: { status: 403, socks: R.notAllowed, proxyStatus: 'http_request_denied', kind: 'policy',
+    summary: 'the credential handle belongs to a run that has been revoked' },
+  EGR_DENY_CREDENTIAL_FOREIGN: { status: 403, socks: R.notAllowed, proxyStatus: 'http_request_denied', kind: 'policy',
+    summary: 'Sluice injects the credential for this integration; send the handle you were given, not a token of your own' },
+
   EGR_DENY_ADDRESS_PRIVATE: { status: 403, socks: R.notAllowed, proxyStatus: 'destination_ip_prohibited', kind: 'address',
     summary: 'the destination resolves to a private address' },
   EGR_DENY_ADDRESS_LOOPBACK: { status: 403, socks: R.notAllowed, proxyStatus: 'destination_ip_prohibited', kind: 'address',

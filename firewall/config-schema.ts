@@ -24,6 +24,62 @@ const INSPECTION_SCHEMA = {
   },
 } as const;
 // ── end TLS inspection ─────────────────────────────────────────────────────────────────────────────────────
+// ── Credential broker: `secrets` and `credentials` (firewall/credential-config.ts, proxy/broker/) ──────────
+// No field holds a secret value: a credential names a sealed file or a mounted secret file, never the secret.
+const SECRETS_SCHEMA = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['keyFile'],
+  properties: {
+    keyFile: { type: 'string', minLength: 1, maxLength: 4096 },
+    handles: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        maxTtl: duration,
+        revocationFile: { type: 'string', minLength: 1, maxLength: 4096 },
+        pollMs: { type: 'integer', minimum: 100, maximum: 60000 },
+      },
+    },
+  },
+} as const;
+
+const CREDENTIALS_SCHEMA = {
+  type: 'object',
+  propertyNames: { pattern: '^[a-z][a-z0-9_-]{0,62}$' },
+  additionalProperties: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['integration', 'inject', 'source'],
+    properties: {
+      integration: { type: 'string', minLength: 1, maxLength: 63 },
+      inject: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['type'],
+        properties: {
+          type: { enum: ['header', 'basic'] },
+          // RFC 9110 §5.1 field-name (a token).
+          name: { type: 'string', pattern: "^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$" },
+          template: { type: 'string', minLength: 8, maxLength: 256 },
+          username: { type: 'string', minLength: 1, maxLength: 256 },
+        },
+      },
+      source: {
+        type: 'object',
+        additionalProperties: false,
+        minProperties: 1,
+        maxProperties: 1,
+        properties: {
+          sealedFile: { type: 'string', minLength: 1, maxLength: 4096 },
+          file: { type: 'string', minLength: 1, maxLength: 4096 },
+        },
+      },
+      replaceForeign: { enum: ['deny', 'pass'] },
+    },
+  },
+} as const;
+// ── end of the credential broker's sections ──────────────────────────────────────────────────────────────
 
 export const CONFIG_SCHEMA = {
   $id: 'https://sluice.dev/schema/sluice.json',
@@ -165,6 +221,9 @@ export const CONFIG_SCHEMA = {
         redactPaths: { type: 'array', maxItems: 16, items: { type: 'string', minLength: 2, maxLength: 200 } },
       },
     },
+    // The credential broker (see the block above).
+    secrets: SECRETS_SCHEMA,
+    credentials: CREDENTIALS_SCHEMA,
   },
 } as const;
 

@@ -9,6 +9,8 @@ import { hostMatches, hostSet } from './host-match.js';
 import { normaliseHost } from './normalise.js';
 import { type Prefix, coversMappedRange, embeddedRangeOf, parsePrefix, parseRulePrefix, prefixContains } from './ranges.js';
 import { specialNameOf } from './special-names.js';
+// The credential broker's sections live in their own module; this file only calls it.
+import { type CredentialConfig, type SecretsConfig, validateCredentialSections } from './credential-config.js';
 
 export type Mode = 'enforce' | 'report';
 export type Reads = 'public' | 'none';
@@ -107,6 +109,11 @@ export interface SluiceConfig {
   };
   /** TLS inspection (null: off). */
   readonly inspection: InspectionConfig | null;
+  // ── credential broker (firewall/credential-config.ts) ──
+  /** Key file and handle settings of the credential broker; null when not configured. */
+  readonly secrets: SecretsConfig | null;
+  /** Credentials Sluice injects for run handles (CONTRACT §11). */
+  readonly credentials: Readonly<Record<string, CredentialConfig>>;
 }
 
 export interface ConfigIssue {
@@ -584,6 +591,16 @@ export function validateConfig(input: unknown): ConfigResult {
   }
 
   const inspection = validateInspection(r.inspection, { err, warn, patterns }, registries, integrations);
+  // ── credential broker: secrets and credentials (firewall/credential-config.ts) ──
+  const broker = validateCredentialSections(r, {
+    integrations,
+    tokensKeyFile: tokens?.keyFile ?? null,
+    err,
+    warn,
+    suggest: didYouMean,
+    parseDuration,
+  });
+  // ── end of the credential broker's sections ──
 
   if (issues.some((i) => i.severity === 'error')) return { ok: false, issues };
   const config: SluiceConfig = {
@@ -604,6 +621,8 @@ export function validateConfig(input: unknown): ConfigResult {
     log,
     containment: { probe },
     inspection,
+    secrets: broker.secrets,
+    credentials: broker.credentials,
   };
   return { ok: true, config: deepFreeze(config), warnings: issues };
 }

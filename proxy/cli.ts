@@ -5,8 +5,10 @@ import { caCommand } from './cli/ca.js';
 import { check } from './cli/check.js';
 import { explainCommand } from './cli/explain.js';
 import { firewallRender } from './cli/firewall.js';
+import { HANDLE_USAGE, handleIssue, handlePrune, handleRevoke } from './cli/handle.js';
 import { hashPasswordCommand } from './cli/hash-password.js';
 import { err, fail } from './cli/output.js';
+import { SECRET_USAGE, secretCheck, secretSeal } from './cli/secret.js';
 import { serve } from './cli/serve.js';
 import { tokenIssue } from './cli/token.js';
 import { webhookCommand } from './cli/webhook.js';
@@ -18,6 +20,14 @@ const USAGE = `usage: sluice <command> [options]
   hash-password                    read a password on stdin, print a passwordHash for the config
   token issue --config FILE --identity ID --ttl 30m [--integrations a,b]
                                    mint a run token (an expiring credential narrowed from ID)
+  secret seal --config FILE --credential NAME [--out FILE]
+                                   read a credential's secret on stdin, print it sealed under secrets.keyFile
+  secret check --config FILE       prove every credential decrypts (or reads); exit 1 otherwise
+  handle issue --config FILE --run RUN --identity ID --credential NAME --ttl 30m
+                                   print a handle: what a run holds instead of the credential
+  handle revoke --config FILE --run RUN
+                                   end every handle of a run, on every replica (secrets.handles.revocationFile)
+  handle prune --config FILE       drop revocations no longer in force (run from one place only)
   explain [--config FILE] --as ID METHOD URL [--resolve] [-H 'Name: value'] [--body]
   explain [--config FILE] --as ID CONNECT host:port [--resolve]
                                    show the decision, code and rule; exit 0 allow, 1 deny
@@ -47,6 +57,15 @@ async function main(argv: string[]) {
     case 'token':
       if (rest[0] !== 'issue') fail('usage: sluice token issue --config FILE --identity ID --ttl 30m');
       return tokenIssue(rest.slice(1));
+    case 'secret':
+      if (rest[0] === 'seal') return secretSeal(rest.slice(1));
+      if (rest[0] === 'check') return secretCheck(rest.slice(1));
+      return fail(SECRET_USAGE);
+    case 'handle':
+      if (rest[0] === 'issue') return handleIssue(rest.slice(1));
+      if (rest[0] === 'revoke') return handleRevoke(rest.slice(1));
+      if (rest[0] === 'prune') return handlePrune(rest.slice(1));
+      return fail(HANDLE_USAGE);
     case 'explain':
       return explainCommand(rest);
     case 'firewall':
