@@ -67,6 +67,8 @@ const table = {
     summary: 'this port is not allowed for this kind of request' },
   EGR_DENY_SNI_MISMATCH: { status: 403, socks: R.notAllowed, proxyStatus: 'http_request_denied', kind: 'policy',
     summary: 'the TLS ClientHello must name the tunnel host in its SNI (no ECH, no missing SNI)' },
+  EGR_DENY_UPGRADE: { status: 403, socks: R.notAllowed, proxyStatus: 'http_request_denied', kind: 'policy',
+    summary: 'an Upgrade opens an opaque channel, allowed only to an integration that lists the protocol in its upgrade setting' },
 
   EGR_DENY_ADDRESS_PRIVATE: { status: 403, socks: R.notAllowed, proxyStatus: 'destination_ip_prohibited', kind: 'address',
     summary: 'the destination resolves to a private address' },

@@ -3,6 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { CODES, type Code, type Deny } from '../../firewall/codes.js';
+import type { CloseReason } from '../runtime/flows.js';
 import { pathForLog, scrubText } from './redact.js';
 
 export const AUDIT_MESSAGE = 'egress.decision';
@@ -29,6 +30,7 @@ export const FIELD = Object.freeze({
   bytesDown: 'bytes.down',
   durationMs: 'duration.ms',
   detail: 'detail',
+  close: 'close',
 } as const);
 
 export type Listener = 'http' | 'socks5';
@@ -60,6 +62,8 @@ export interface AuditRecord {
   bytesDown: number;
   durationMs: number;
   detail: string | null;
+  /** Why Sluice closed the flow (kill switch, idle, token expiry, revocation, shutdown); null when it ended by itself. */
+  close: CloseReason | null;
 }
 
 export type AuditObserver = (record: Readonly<AuditRecord>) => void;
@@ -110,6 +114,7 @@ export function createAudit(opts: { logger: Logger; nowMs: () => number; observe
         bytesDown: 0,
         durationMs: 0,
         detail: null,
+        close: null,
       };
     },
     denied(record, d) {
@@ -143,6 +148,7 @@ export function createAudit(opts: { logger: Logger; nowMs: () => number; observe
         [FIELD.bytesDown]: record.bytesDown,
         [FIELD.durationMs]: record.durationMs,
         [FIELD.detail]: record.detail === null ? null : scrubText(record.detail),
+        [FIELD.close]: record.close,
       };
       if (record.verdict === 'allow') opts.logger.info(line, AUDIT_MESSAGE);
       else if (record.code === 'EGR_INTERNAL') opts.logger.error(line, AUDIT_MESSAGE);
