@@ -126,11 +126,11 @@ export function forwardHttp(agent: Dispatcher, plan: ForwardPlan, req: IncomingM
       finish(result(true));
     };
     res.on('close', onClientClose);
+    // Finish first: aborting makes undici report an error at once, which must not become this request's outcome.
     const cut = () => {
-      const r = result(true);
+      finish(result(true));
       abortUpstream?.(new Error('flow closed by Sluice'));
       res.destroy();
-      finish(r);
     };
     // With a listener, the server leaves the timed-out socket to us instead of destroying it unannounced.
     const onIdle = () => (flow ? flow.idle() : cut());
@@ -238,15 +238,15 @@ export function forwardUpgrade(agent: Dispatcher, a: UpgradeArgs): Promise<Forwa
     };
     const result = (aborted: boolean): ForwardResult => ({ status, bytesUp: 0, bytesDown, aborted });
     const cut = () => {
+      finish(result(true));
       abortUpstream?.(new Error('flow closed by Sluice'));
       upstream?.destroy();
       client.destroy();
-      finish(result(true));
     };
     const onClientClose = () => {
+      finish(result(true));
       abortUpstream?.(new Error('client closed'));
       upstream?.destroy();
-      finish(result(true));
     };
     client.on('close', onClientClose);
     a.flow?.bind(cut);
