@@ -3,7 +3,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { CODES, type Code, type Deny } from '../../firewall/codes.js';
-import type { CloseReason } from '../runtime/flows.js';
 import { pathForLog, scrubText } from './redact.js';
 
 export const AUDIT_MESSAGE = 'egress.decision';
@@ -34,6 +33,8 @@ export const FIELD = Object.freeze({
 } as const);
 
 export type Listener = 'http' | 'socks5';
+/** Why Sluice closed a flow (proxy/runtime/flows.ts); a flow that ended by itself has none. */
+export type CloseReason = 'idle' | 'kill-switch' | 'token-expired' | 'revoked' | 'shutdown';
 /** allow: let through (maybe cut short later); deny: refused by auth, policy, guard, request rules or limits;
  * error: allowed but the destination or Sluice failed. */
 export type Verdict = 'allow' | 'deny' | 'error';

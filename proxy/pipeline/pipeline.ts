@@ -175,7 +175,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     // The name was judged above, before any resolver saw it: denied names never leak into DNS.
     const plan = await dialer.prepare(target.target);
     if (isDeny(plan)) return { ...who, flow, d: plan };
-    flow.addresses = plan.addresses.map((a) => a.address);
+    flow.addresses = plan.addresses;
     if (flow.closed?.deny) return { ...who, flow, d: flow.closed.deny };
     rec.dnsMs = plan.dnsMs;
     rec.dialAddress = plan.addresses[0]?.address ?? null;
@@ -232,7 +232,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
         flow = openFlow('tunnel', who, egress);
         const plan = await dialer.prepare(target);
         if (isDeny(plan)) return fail(edge, rec, plan);
-        flow.addresses = plan.addresses.map((a) => a.address);
+        flow.addresses = plan.addresses;
         if (flow.closed?.deny) return fail(edge, rec, flow.closed.deny);
         rec.dnsMs = plan.dnsMs;
         const t = deps.timeouts();

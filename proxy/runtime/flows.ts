@@ -11,6 +11,7 @@ import { type Deny, deny, isDeny } from '../../firewall/codes.js';
 import { type EgressRequest, type Policy, type Rights, decide, rightsFor } from '../../firewall/policy.js';
 import type { Principal } from '../auth/identity.js';
 import type { FlowLink } from '../egress/splice.js';
+import type { CloseReason } from '../ops/audit.js';
 
 export interface FlowKindSpec {
   /** Its bytes pass unjudged (an opaque channel); `sluice_active_tunnels` counts these. */
@@ -28,8 +29,7 @@ export const FLOW_KINDS = Object.freeze({
 export type FlowKind = keyof typeof FLOW_KINDS;
 export const FLOW_KIND_NAMES = Object.freeze(Object.keys(FLOW_KINDS) as FlowKind[]);
 
-/** Why Sluice closed a flow (the audit record's `close`); a flow that ended by itself has none. */
-export type CloseReason = 'idle' | 'kill-switch' | 'token-expired' | 'revoked' | 'shutdown';
+export type { CloseReason };
 
 export interface FlowGrant {
   readonly principal: Principal;
@@ -49,8 +49,9 @@ export interface Flow extends FlowLink {
   readonly grant: FlowGrant;
   /** Set once Sluice has closed the flow. */
   readonly closed: FlowClose | null;
-  /** The addresses the flow may connect to, once the dialer validated them (a reload checks them again). */
-  addresses: readonly string[];
+  /** The addresses the flow may connect to, once the dialer validated them (a reload checks them again). The
+   * dialer's own list, kept by reference: registering a flow copies nothing. */
+  addresses: readonly { readonly address: string }[];
   close(reason: CloseReason, why: Deny | null): void;
   /** The flow is over (its carrier returned): the registry forgets it. */
   end(): void;
@@ -68,8 +69,10 @@ export interface FlowRegistry {
   expire(nowMs: number): number;
 }
 
+const NO_ADDRESSES: readonly { readonly address: string }[] = Object.freeze([]);
+
 class OpenFlow implements Flow {
-  addresses: readonly string[] = [];
+  addresses = NO_ADDRESSES;
   closed: FlowClose | null = null;
   /** A denial report mode lifted after decide() (a tunnel's SNI check): it applies again if report mode ends. */
   lifted: Deny | null = null;
@@ -201,7 +204,7 @@ export function judgeAgain(policy: Policy, flow: Flow, changedCredentials: Reado
   const lifted = (flow as Partial<OpenFlow>).lifted;
   if (lifted && (rights.mode ?? policy.mode) !== 'report') return lifted;
   if (flow.addresses.length) {
-    const checked = checkAnswerSet(policy.guard, flow.addresses, request.target.host);
+    const checked = checkAnswerSet(policy.guard, flow.addresses.map((a) => a.address), request.target.host);
     if (isDeny(checked)) return checked;
   }
   return null;

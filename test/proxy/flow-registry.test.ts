@@ -71,7 +71,7 @@ t.test('judgeAgain: the new policy, the flow\'s principal and its original reque
   const p = principalOf(before);
   const open = (principal: Principal, authority: string, addresses: string[] = []) => {
     const f = createFlowRegistry().open('tunnel', grant(principal, tunnelTo(authority)));
-    f.addresses = addresses;
+    f.addresses = addresses.map((address) => ({ address }));
     return f;
   };
   const judge = (raw: Record<string, unknown>, flow: ReturnType<typeof open>, changed: string[] = []) =>

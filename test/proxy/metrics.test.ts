@@ -23,3 +23,12 @@ t.test('requests are counted with bounded labels only', async (t) => {
   t.notMatch(text, /secret-host|93\.184|run-123/, 'no hosts, addresses or run ids in labels');
   for (const name of METRIC_NAMES.filter((n) => n !== METRIC.containmentOk)) t.match(text, new RegExp(`# TYPE ${name} `), name);
 });
+
+t.test('open flows by kind; sluice_active_tunnels counts the opaque kinds', async (t) => {
+  const m = createMetrics({ version: '1', flows: () => ({ tunnel: 2, upgrade: 1, forward: 5 }), opaqueKinds: ['tunnel', 'upgrade'], defaultMetrics: false });
+  const text = await m.registry.metrics();
+  t.match(text, /^sluice_active_flows\{kind="tunnel"\} 2$/m);
+  t.match(text, /^sluice_active_flows\{kind="upgrade"\} 1$/m);
+  t.match(text, /^sluice_active_flows\{kind="forward"\} 5$/m);
+  t.match(text, /^sluice_active_tunnels 3$/m);
+});
