@@ -4,7 +4,7 @@
 import { type Deny, deny, type Code } from './codes.js';
 import type { SluiceConfig } from './config.js';
 import { type HostIndex, hostMatches, hostSet } from './host-match.js';
-import { type AddressClass, type Prefix, classifyAddress, parsePrefix, prefixContains } from './ranges.js';
+import { type AddressClass, type Prefix, classifyAddress, parseRulePrefix, prefixContains } from './ranges.js';
 
 interface RulePrefix {
   readonly prefix: Prefix;
@@ -15,6 +15,9 @@ export interface CompiledGuard {
   readonly allow: readonly (RulePrefix & { readonly hosts: HostIndex<true> })[];
   readonly deny: readonly RulePrefix[];
   readonly globalDeny: readonly RulePrefix[];
+  /** Every name some `addressGuard.allow` entry is bound to: the local-use names (special-names.ts) that may
+   * be resolved at all. */
+  readonly allowHosts: HostIndex<true>;
   /** Where the proxy listens (addresses or prefixes); a request there would loop or reach the admin API. */
   readonly self: readonly Prefix[];
 }
@@ -41,15 +44,17 @@ const CLASS_CODE: Record<Exclude<AddressClass, 'public'>, Code> = {
 // space (cloud metadata) or IPv6 forms that smuggle an IPv4 address, whatever the config says.
 const OVERRIDABLE: ReadonlySet<AddressClass> = new Set(['private', 'loopback', 'reserved']);
 
+// Every prefix goes through parseRulePrefix: an IPv4-mapped rule (`::ffff:8.8.8.8/128`) is compiled as the
+// IPv4 prefix it spells, because classifyAddress judges mapped addresses as IPv4 (CONTRACT §6).
 export function compileGuard(config: Pick<SluiceConfig, 'addressGuard' | 'globalDeny'>, selfAddresses: Iterable<string>): CompiledGuard {
   const prefix = (cidr: string): Prefix => {
-    const p = parsePrefix(cidr);
+    const p = parseRulePrefix(cidr);
     if (!p) throw new Error(`unvalidated CIDR reached the guard: ${cidr}`);
     return p;
   };
   const self: Prefix[] = [];
   for (const a of selfAddresses) {
-    const p = parsePrefix(a);
+    const p = parseRulePrefix(a);
     if (!p) throw new Error(`bad self address ${a}`);
     self.push(p);
   }
@@ -57,6 +62,7 @@ export function compileGuard(config: Pick<SluiceConfig, 'addressGuard' | 'global
     allow: config.addressGuard.allow.map((e, i) => ({ prefix: prefix(e.cidr), hosts: hostSet(e.hosts), rule: `addressGuard.allow[${i}]` })),
     deny: config.addressGuard.deny.map((c, i) => ({ prefix: prefix(c), rule: `addressGuard.deny[${i}]` })),
     globalDeny: config.globalDeny.cidrs.map((c, i) => ({ prefix: prefix(c), rule: `globalDeny.cidrs[${i}]` })),
+    allowHosts: hostSet(config.addressGuard.allow.flatMap((e) => e.hosts)),
     self,
   };
 }

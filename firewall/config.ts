@@ -4,8 +4,10 @@
 import { Ajv, type ErrorObject } from 'ajv';
 import { isIP } from 'node:net';
 import { CONFIG_SCHEMA, TOP_LEVEL_KEYS } from './config-schema.js';
+import { hostMatches, hostSet } from './host-match.js';
 import { normaliseHost } from './normalise.js';
-import { parsePrefix, prefixContains } from './ranges.js';
+import { type Prefix, coversMappedRange, embeddedRangeOf, parsePrefix, parseRulePrefix, prefixContains } from './ranges.js';
+import { specialNameOf } from './special-names.js';
 
 export type Mode = 'enforce' | 'report';
 export type Reads = 'public' | 'none';
@@ -262,6 +264,9 @@ const obj = (v: unknown): Raw => (v && typeof v === 'object' && !Array.isArray(v
 const arr = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
 const str = (v: unknown): v is string => typeof v === 'string';
 
+const LINK_LOCAL_V4: Prefix = parsePrefix('169.254.0.0/16')!;
+const LINK_LOCAL_V6: Prefix = parsePrefix('fe80::/10')!;
+
 const PASSWORD_HASH = /^scrypt\$[0-9]{1,8}\$[0-9]{1,3}\$[0-9]{1,3}\$[A-Za-z0-9+/=_-]{8,}\$[A-Za-z0-9+/=_-]{16,}$/;
 
 /** Validates a parsed YAML/JSON value. Every problem is reported, not only the first. */
@@ -282,22 +287,40 @@ export function validateConfig(input: unknown): ConfigResult {
   const err = (path: string, message: string, hint?: string) => issues.push(hint ? { severity: 'error', path, message, hint } : { severity: 'error', path, message });
   const warn = (path: string, message: string, hint?: string) => issues.push(hint ? { severity: 'warning', path, message, hint } : { severity: 'warning', path, message });
 
-  const patterns = (list: unknown, path: string): string[] => {
+  // Names the policy would match but decide() refuses before DNS (special-names.ts): checked once the
+  // addressGuard.allow names are known, since those lift the local-use ones.
+  const named: { pattern: string; path: string }[] = [];
+  const patterns = (list: unknown, path: string, reachable = true): string[] => {
     const out: string[] = [];
     arr(list).forEach((item, i) => {
       if (!str(item)) return;
       const p = normalisePattern(item);
-      if ('pattern' in p) out.push(p.pattern);
-      else err(`${path}/${i}`, p.message, p.hint);
+      if ('pattern' in p) {
+        out.push(p.pattern);
+        if (reachable) named.push({ pattern: p.pattern, path: `${path}/${i}` });
+      } else err(`${path}/${i}`, p.message, p.hint);
     });
     return [...new Set(out)];
   };
+  // Every CIDR list is compiled as the guard compiles it (parseRulePrefix): IPv4-mapped prefixes are IPv4.
+  // A rule that, read that way, cannot do what it seems to say gets a warning with the rule that would.
   const cidrs = (list: unknown, path: string): string[] => {
     const out: string[] = [];
     arr(list).forEach((item, i) => {
       if (!str(item)) return;
-      if (parsePrefix(item)) out.push(item);
-      else err(`${path}/${i}`, `"${item}" is not a CIDR`, 'use e.g. "203.0.113.0/24" or "2001:db8::/32"');
+      const p = parseRulePrefix(item);
+      if (!p) {
+        err(`${path}/${i}`, `"${item}" is not a CIDR`, 'use e.g. "203.0.113.0/24" or "2001:db8::/32"');
+        return;
+      }
+      out.push(item);
+      const embedded = embeddedRangeOf(p);
+      if (embedded) {
+        warn(`${path}/${i}`, `"${item}" lies in ${embedded.name} space, which the address guard always denies; it does not match the IPv4 address it embeds`,
+          embedded.ipv4 ? `to deny that IPv4 address, write "${embedded.ipv4}"` : 'write the IPv4 address it embeds as an IPv4 CIDR');
+      } else if (coversMappedRange(p)) {
+        warn(`${path}/${i}`, `"${item}" matches IPv6 destinations only: an IPv4-mapped address is judged as the IPv4 address it holds`, 'add the IPv4 prefix too (e.g. "0.0.0.0/0") if you mean IPv4 destinations');
+      }
     });
     return out;
   };
@@ -396,26 +419,42 @@ export function validateConfig(input: unknown): ConfigResult {
 
   // globalDeny and addressGuard
   const gd = obj(r.globalDeny);
-  const globalDeny = { hosts: patterns(gd.hosts, '/globalDeny/hosts'), cidrs: cidrs(gd.cidrs, '/globalDeny/cidrs') };
+  const globalDeny = { hosts: patterns(gd.hosts, '/globalDeny/hosts', false), cidrs: cidrs(gd.cidrs, '/globalDeny/cidrs') };
   const ag = obj(r.addressGuard);
   const allow: { cidr: string; hosts: string[] }[] = [];
   arr(ag.allow).forEach((entry, i) => {
     const e = obj(entry);
     const path = `/addressGuard/allow/${i}`;
     if (!str(e.cidr)) return;
-    const p = parsePrefix(e.cidr);
+    // As the guard reads it: `::ffff:169.254.0.0/112` is 169.254.0.0/16 and must meet the same checks.
+    const p = parseRulePrefix(e.cidr);
     if (!p) {
       err(`${path}/cidr`, `"${e.cidr}" is not a CIDR`, 'use e.g. "10.20.0.0/16"');
       return;
     }
     // Metadata services live in link-local space; no exception may open it.
-    const linkLocal = p.family === 4 ? parsePrefix('169.254.0.0/16')! : parsePrefix('fe80::/10')!;
+    const linkLocal = p.family === 4 ? LINK_LOCAL_V4 : LINK_LOCAL_V6;
     const overlaps = p.bits <= linkLocal.bits ? prefixContains(p, linkLocal.family, linkLocal.bytes) : prefixContains(linkLocal, p.family, p.bytes);
     if (overlaps) err(`${path}/cidr`, `"${e.cidr}" overlaps link-local space, where metadata services live`, 'narrow the CIDR to the service you need');
+    // Nor may one open an IPv6 form that embeds IPv4: an entry wholly inside one could never apply.
+    const embedded = embeddedRangeOf(p);
+    if (embedded) {
+      err(`${path}/cidr`, `"${e.cidr}" lies in ${embedded.name} space, which no exception can open`,
+        embedded.ipv4 ? `to allow the IPv4 address it embeds, write "${embedded.ipv4}"` : 'write the IPv4 address it embeds as an IPv4 CIDR');
+    }
     if ((p.family === 4 && p.bits < 8) || (p.family === 6 && p.bits < 16)) warn(`${path}/cidr`, `"${e.cidr}" is very broad`, 'bind exceptions to the narrowest CIDR that holds the service');
     allow.push({ cidr: e.cidr, hosts: patterns(e.hosts, `${path}/hosts`) });
   });
   const addressGuard = { allow, deny: cidrs(ag.deny, '/addressGuard/deny') };
+  const allowNames = hostSet(allow.flatMap((e) => e.hosts));
+  for (const { pattern, path } of named) {
+    // A wildcard stands for the names under it: `*.corp.local` is judged as `x.corp.local` would be.
+    const sample = pattern.startsWith('*.') ? `x.${pattern.slice(2)}` : pattern;
+    const s = specialNameOf(sample);
+    if (!s || (s.kind === 'local-use' && hostMatches(allowNames, sample))) continue;
+    warn(path, `"${pattern}" is a special-use name (.${s.suffix}) that Sluice never resolves: every request to it is refused`,
+      s.kind === 'local-use' ? 'bind an addressGuard.allow entry to the name to reach a private service by it' : 'use a name that exists in the public DNS, or an IP literal exception');
+  }
 
   // dns
   const d = obj(r.dns);

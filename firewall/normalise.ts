@@ -1,6 +1,7 @@
 // Target normalisation: every spelling of a host collapses to one canonical form before any decision, so
 // that `EXAMPLE.com.`, `bücher.de`, `0x7f.1` and `[::ffff:127.0.0.1]` are judged as what they really are.
 // Pure: no DNS, no sockets.
+import { LRUCache } from 'lru-cache';
 import { isIP } from 'node:net';
 import { domainToASCII } from 'node:url';
 import { type Deny, deny } from './codes.js';
@@ -38,10 +39,11 @@ const FORBIDDEN_IN_HOST = /[\x00-\x20\x7f%@/\\?#[\]<>^|"'`{}]/;
 const LABEL = /^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$/;
 
 // Every request normalises its host, and most requests name a host seen moments ago. The result is a pure
-// function of the input, so accepted hosts are remembered: a bounded map, emptied when full, so a flood of
-// distinct names costs no more than today's path plus a capped amount of memory. Denials are not kept.
-const MEMO_MAX = 4096;
-const memo = new Map<string, Host>();
+// function of the input, so accepted hosts are remembered in a bounded LRU: a flood of distinct names evicts
+// the oldest instead of emptying the memory, so the hosts in steady use stay cached. No ttl is set, so
+// lru-cache reads no clock and starts no timer (firewall/ stays pure). Denials are not kept.
+export const MEMO_MAX = 4096;
+const memo = new LRUCache<string, Host>({ max: MEMO_MAX });
 
 /** Normalises a bare host (no port). IPv6 must be bracketed. */
 export function normaliseHost(raw: string): Host | Deny {
@@ -49,11 +51,13 @@ export function normaliseHost(raw: string): Host | Deny {
   if (hit !== undefined) return hit;
   const r = normaliseHostUncached(raw);
   if ('verdict' in r) return r;
-  if (memo.size >= MEMO_MAX) memo.clear();
   const frozen = Object.freeze(r);
   memo.set(raw, frozen);
   return frozen;
 }
+
+/** How many normalised hosts are remembered (for tests of the bound). */
+export const memoSize = (): number => memo.size;
 
 function normaliseHostUncached(raw: string): Host | Deny {
   if (raw.length === 0) return invalid('empty host');

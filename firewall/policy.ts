@@ -2,6 +2,7 @@
 // judges one request. Everything here is synchronous and allocation-light: it runs on every request.
 import { type CompiledGuard, compileGuard, inGlobalDenyCidrs, literalException } from './address-guard.js';
 import { type Deny, deny } from './codes.js';
+import { checkSpecialName } from './special-names.js';
 import { DEFAULT_METHODS, type Mode, type Reads, type SluiceConfig } from './config.js';
 import { type HostIndex, compileHostIndex, hostMatches, hostSet, lookupHost } from './host-match.js';
 import type { Target } from './normalise.js';
@@ -254,8 +255,10 @@ function transportFor(req: EgressRequest): { tls: boolean; port: number } {
 
 /**
  * Judges one request. Evaluation order (CONTRACT §2; each step is a row of test/firewall/decide.test.ts):
- *  1. kill switch engaged → EGR_DENY_KILL_SWITCH (report mode cannot lift it)
- *  2. host on globalDeny.hosts, or literal in globalDeny.cidrs → EGR_DENY_GLOBAL
+ *  1. kill switch engaged → EGR_DENY_KILL_SWITCH
+ *  2. host on globalDeny.hosts, or literal in globalDeny.cidrs → EGR_DENY_GLOBAL; a special-use name
+ *     (special-names.ts: localhost, .onion, .invalid, .local, …) → its code, decided here so that no
+ *     resolver ever sees it
  *  3. IP-literal target → EGR_DENY_IP_LITERAL unless an addressGuard.allow entry covers it
  *  4. plain HTTP: reads (GET, HEAD) need `reads: public` or a granted integration (EGR_DENY_READ, ports:
  *     EGR_DENY_PORT); a read with a body, Upgrade or method override is a write in disguise
@@ -266,11 +269,15 @@ function transportFor(req: EgressRequest): { tls: boolean; port: number } {
  *     traffic is sent over TLS to 443.
  *  5. tunnels (CONNECT, SOCKS5): only registries and granted integrations with tunnel: true
  *     (EGR_DENY_TUNNEL), port 443 only (EGR_DENY_PORT); the SNI check happens on the first bytes, later.
- *  Report mode (global or per identity) turns a denial from steps 2–5 into an allow carrying `wouldDeny`.
- *  Step 6, the address guard on every resolved address, runs in the dialer and always enforces.
+ *  Report mode (global or per identity) turns a denial from steps 3–5 into an allow carrying `wouldDeny`.
+ *  Steps 1 and 2 always enforce, like step 6, the address guard on every resolved address (in the dialer):
+ *  a report-mode identity must not reach what the operator denied for everyone, and `globalDeny.hosts`
+ *  cannot be weaker than `globalDeny.cidrs`.
  */
 export function decide(policy: Policy, state: DecideState, rights: Rights, req: EgressRequest): Decision {
   if (state.killSwitch) return deny('EGR_DENY_KILL_SWITCH', 'killSwitch');
+  const always = decideAlways(policy, req.target);
+  if (always) return always;
   const verdict = decidePolicy(policy, rights, req);
   if (verdict.verdict === 'allow') return verdict;
   if ((rights.mode ?? policy.mode) !== 'report') return verdict;
@@ -278,13 +285,16 @@ export function decide(policy: Policy, state: DecideState, rights: Rights, req: 
   return { verdict: 'allow', rule: 'mode.report', tls: t.tls, port: t.port, wouldDeny: verdict };
 }
 
+/** Step 2: what no mode lifts. */
+function decideAlways(policy: Policy, target: Target): Deny | null {
+  if (hostMatches(policy.globalDenyHosts, target.host)) return deny('EGR_DENY_GLOBAL', 'globalDeny.hosts');
+  if (target.kind === 'name') return checkSpecialName(target.host, policy.guard.allowHosts);
+  const cidrRule = inGlobalDenyCidrs(policy.guard, target.host);
+  return cidrRule ? deny('EGR_DENY_GLOBAL', cidrRule) : null;
+}
+
 function decidePolicy(policy: Policy, rights: Rights, req: EgressRequest): Decision {
   const { target } = req;
-  if (hostMatches(policy.globalDenyHosts, target.host)) return deny('EGR_DENY_GLOBAL', 'globalDeny.hosts');
-  if (target.kind !== 'name') {
-    const cidrRule = inGlobalDenyCidrs(policy.guard, target.host);
-    if (cidrRule) return deny('EGR_DENY_GLOBAL', cidrRule);
-    if (!literalException(policy.guard, target.host)) return deny('EGR_DENY_IP_LITERAL', 'ipLiteral');
-  }
+  if (target.kind !== 'name' && !literalException(policy.guard, target.host)) return deny('EGR_DENY_IP_LITERAL', 'ipLiteral');
   return req.kind === 'http' ? decideHttp(policy, rights, req) : decideTunnel(policy, rights, req);
 }

@@ -120,6 +120,53 @@ export const V6_SPECIAL: readonly SpecialRange[] = Object.freeze([
 const GLOBAL_UNICAST_V6 = range('2000::/3', 'reserved', 'not-global-unicast');
 const MAPPED_V6 = range('::ffff:0:0/96', 'embedded', 'ipv4-mapped');
 
+/** The first address of a prefix (host bits cleared): `10.1.2.3/8` → 10.0.0.0. */
+function networkBytes(p: Prefix): Uint8Array {
+  const out = p.bytes.slice();
+  for (let bit = p.bits; bit < out.length * 8; bit++) out[bit >> 3] = out[bit >> 3]! & ~(0x80 >> (bit & 7));
+  return out;
+}
+
+/**
+ * A prefix written in a rule (addressGuard.allow/deny, globalDeny.cidrs, the proxy's own addresses), as the
+ * guard compares it. The guard judges an IPv4-mapped address (`::ffff:8.8.8.8`) as the IPv4 address it is —
+ * that is what the kernel dials — so a mapped prefix (`::ffff:0:0/96` or longer) is the IPv4 prefix it
+ * spells: `::ffff:8.8.8.8/128` is `8.8.8.8/32`. Left as IPv6 it could never match anything, and a deny rule
+ * written that way would fail open. Every other IPv6 prefix stays IPv6, embedded forms included: `::8.8.8.8`
+ * (IPv4-compatible) and `64:ff9b::8.8.8.8` (NAT64) are IPv6 addresses the guard always denies as embedded,
+ * and a rule naming them says nothing about 8.8.8.8 itself (config.ts warns, or refuses an exception).
+ */
+export function parseRulePrefix(cidr: string): Prefix | null {
+  const p = parsePrefix(cidr);
+  if (!p || p.family !== 6 || p.bits < MAPPED_V6.bits || !prefixContains(MAPPED_V6, 6, p.bytes)) return p;
+  const bits = p.bits - MAPPED_V6.bits;
+  const bytes = networkBytes({ ...p, family: 4, bytes: p.bytes.slice(12), bits });
+  return { family: 4, bytes, bits, text: `${bytes.join('.')}/${bits}` };
+}
+
+/** Whether an IPv6 prefix shorter than /96 takes in the whole IPv4-mapped range (`::/0`, `::/64`, `::ffff:0:0/95`):
+ * such a rule still matches IPv6 destinations only, since a mapped address is judged as IPv4. */
+export function coversMappedRange(p: Prefix): boolean {
+  return p.family === 6 && p.bits < MAPPED_V6.bits && prefixContains(p, 6, MAPPED_V6.bytes);
+}
+
+/** The embedded-IPv4 range (NAT64, 6to4, Teredo, IPv4-compatible, SIIT) that holds every address of an IPv6
+ * prefix, or null. Those addresses are always denied: a rule inside one can neither open nor close anything
+ * else. The IPv4-compatible range starts with `::` and `::1`, which are not embedded; a prefix holding them
+ * is not inside it. */
+export function embeddedRangeOf(p: Prefix): { readonly name: string; readonly ipv4: string | null } | null {
+  if (p.family !== 6) return null;
+  const first = networkBytes(p);
+  for (const r of V6_SPECIAL) {
+    if (r.class !== 'embedded' || r.bits > p.bits || !prefixContains(r, 6, first)) continue;
+    if (classifyAddress(ipaddr.fromByteArray([...first]).toString())?.class !== 'embedded') return null;
+    // The /96 forms carry the IPv4 address in their last 32 bits: name it, for the hint.
+    const ipv4 = r.bits === 96 ? `${first.slice(12).join('.')}/${p.bits - 96}` : null;
+    return { name: r.name, ipv4 };
+  }
+  return null;
+}
+
 export interface Classification {
   readonly family: 4 | 6;
   /** The address that would be dialled: IPv4-mapped IPv6 is unwrapped to its IPv4 form. */

@@ -99,6 +99,29 @@ t.test('explain', async (t) => {
   const denied = run(['explain', '--config', cfg, '--as', 'dev', 'POST', 'http://never-resolved.example/', '--resolve']);
   t.match(denied.out, /not resolved/);
   t.equal(dns.asked('never-resolved.example'), 0);
+
+  // As serve decides: the proxy's own addresses are refused (EGR_DENY_ADDRESS_SELF) even where an exception
+  // opens loopback, and the config comes from SLUICE_CONFIG when --config is not given, as for serve.
+  dns.set('self.example', { a: ['127.0.0.1'] });
+  dns.set('localhost', { a: ['93.184.216.34'] });
+  const selfCfg = file('self.yaml', `listen: { http: "127.0.0.1:3128", socks5: null, admin: null }
+dns: { servers: ["${dns.server}"] }
+addressGuard: { allow: [{ cidr: 127.0.0.0/8, hosts: [self.example] }] }
+`);
+  const explainAsync = (args: string[], env: NodeJS.ProcessEnv = process.env) => new Promise<{ code: number | null; out: string }>((resolve) => {
+    const child = spawn(process.execPath, [...cliArgv(), 'explain', ...args], { env });
+    let out = '';
+    child.stdout.on('data', (c) => (out += c));
+    child.on('close', (code) => resolve({ code, out }));
+  });
+  const self = await explainAsync(['--as', 'dev', 'GET', 'http://self.example:8080/', '--resolve'], { ...process.env, SLUICE_CONFIG: selfCfg });
+  t.equal(self.code, 1, self.out);
+  t.match(self.out, /127\.0\.0\.1 {2}loopback \(loopback\) {2}DENIED EGR_DENY_ADDRESS_SELF/);
+  t.match(self.out, /code: EGR_DENY_ADDRESS_SELF\nfinal: deny/);
+  const local = await explainAsync(['--config', selfCfg, '--as', 'dev', 'GET', 'http://LOCALHOST./', '--resolve']);
+  t.equal(local.code, 1);
+  t.match(local.out, /code: EGR_DENY_ADDRESS_LOOPBACK\nrule: specialUse\.localhost/);
+  t.equal(dns.asked('localhost'), 0, 'a special-use name is never resolved, by explain either');
 });
 
 t.test('serve on the embedded default prints a ready HTTPS_PROXY line once', async (t) => {

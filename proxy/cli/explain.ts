@@ -1,14 +1,19 @@
 // `sluice explain`: the decision a request would get, offline, with the rule that made it; with --resolve,
-// each address the name resolves to and its class. It runs the same decide() and address guard as serve.
+// each address the name resolves to and its class. It decides as serve does: the policy comes from the same
+// function serve compiles it with (the proxy's own addresses included), then the same decide(), the same
+// resolver settings and the same answer-set check as the dialer. test/explain.test.ts runs a table through
+// both and compares the codes.
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { checkAddress } from '../../firewall/address-guard.js';
-import { type Deny, isDeny } from '../../firewall/codes.js';
+import { checkAddress, checkAnswerSet } from '../../firewall/address-guard.js';
+import { type Code, type Deny, deny, isDeny } from '../../firewall/codes.js';
+import type { SluiceConfig } from '../../firewall/config.js';
 import { type Target, parseAbsoluteTarget, parseAuthority } from '../../firewall/normalise.js';
-import { type EgressRequest, type Policy, type Rights, compilePolicy, decide, methodOverrideOf, rightsFor } from '../../firewall/policy.js';
+import { type EgressRequest, type Policy, type Rights, decide, methodOverrideOf, rightsFor, upgradeProtocolsOf } from '../../firewall/policy.js';
 import { classifyAddress } from '../../firewall/ranges.js';
 import { type NameResolver, createResolver } from '../egress/resolver.js';
+import { compileServingPolicy } from '../runtime/sluice.js';
 import { withDevIdentity } from './dev-identity.js';
 import { requireConfig } from './load-config.js';
 import { fail, out } from './output.js';
@@ -22,7 +27,18 @@ export interface ExplainInput {
 
 export interface ExplainOutput {
   readonly allowed: boolean;
+  /** The code serve would refuse with; null when it would dial (without --resolve, a name's answers are
+   * not known, so an allowed name is null too). */
+  readonly code: Code | null;
   readonly lines: string[];
+}
+
+/** The compiled policy and (with --resolve) resolver that serve would build from this config. */
+export function prepareExplain(config: SluiceConfig, opts: { readonly resolve: boolean }): { policy: Policy; resolver: NameResolver | null } {
+  return {
+    policy: compileServingPolicy(config),
+    resolver: opts.resolve ? createResolver({ ...config.dns, nowMs: () => performance.timeOrigin + performance.now() }) : null,
+  };
 }
 
 export function buildEgress(input: ExplainInput): { req: EgressRequest } | Deny {
@@ -33,6 +49,10 @@ export function buildEgress(input: ExplainInput): { req: EgressRequest } | Deny 
   }
   const t = parseAbsoluteTarget(input.target);
   if (isDeny(t)) return t;
+  // As the pipeline judges an upgrade (Connection: upgrade with Upgrade): its protocols need an opt-in.
+  const upgradeTo = upgradeProtocolsOf(input.headers);
+  if (upgradeTo === 'invalid') return deny('EGR_BAD_REQUEST', 'http.upgrade', 'Upgrade is not a list of protocols');
+  if (upgradeTo && input.body) return deny('EGR_UNSUPPORTED', 'http.upgrade', 'an upgrade request with a body');
   return {
     req: {
       kind: 'http',
@@ -41,6 +61,7 @@ export function buildEgress(input: ExplainInput): { req: EgressRequest } | Deny 
       target: t.target,
       hasBody: input.body,
       upgrade: input.headers.upgrade !== undefined,
+      upgradeTo,
       methodOverride: methodOverrideOf(input.headers),
     },
   };
@@ -48,10 +69,11 @@ export function buildEgress(input: ExplainInput): { req: EgressRequest } | Deny 
 
 export async function explain(policy: Policy, rights: Rights, input: ExplainInput, resolver: NameResolver | null): Promise<ExplainOutput> {
   const lines: string[] = [];
+  const refused = (d: Deny): ExplainOutput => ({ allowed: false, code: d.code, lines });
   const built = buildEgress(input);
   if (isDeny(built)) {
     lines.push('verdict: deny', `code: ${built.code}`, `rule: ${built.rule}`, `why: ${built.detail ?? ''}`);
-    return { allowed: false, lines };
+    return refused(built);
   }
   const { req } = built;
   const target: Target = req.target;
@@ -61,37 +83,41 @@ export async function explain(policy: Policy, rights: Rights, input: ExplainInpu
     lines.push('verdict: deny', `code: ${d.code}`, `rule: ${d.rule}`);
     if (d.detail) lines.push(`why: ${d.detail}`);
     if (resolver) lines.push('addresses: not resolved (a denied name is never resolved)');
-    return { allowed: false, lines };
+    return refused(d);
   }
   lines.push(`verdict: ${d.wouldDeny ? 'allow (report mode)' : 'allow'}`, `rule: ${d.rule}`);
   if (d.wouldDeny) lines.push(`would deny: ${d.wouldDeny.code} (${d.wouldDeny.rule})`);
   lines.push(req.kind === 'tunnel' ? `transport: tunnel to port ${d.port}; first bytes must be a ClientHello with SNI ${target.host}` : `transport: ${d.tls ? 'TLS (originated by Sluice)' : 'cleartext'} to port ${d.port}`);
 
-  let allowed = true;
+  // What the dialer does next (proxy/egress/dialer.ts prepare()): a literal is checked as itself; a name is
+  // resolved and its whole answer set checked, one denied address denying the set.
+  let verdict: Deny | null = null;
   if (target.kind !== 'name') {
     const c = checkAddress(policy.guard, target.host, target.host);
     lines.push(`address: ${target.host} ${isDeny(c) ? `denied ${c.code} (${c.rule})` : `${c.class} allowed (${c.rule})`}`);
-    if (isDeny(c)) allowed = false;
+    if (isDeny(c)) verdict = c;
   } else if (resolver) {
     const r = await resolver.resolve(target.host);
     if (isDeny(r)) {
       lines.push(`addresses: ${r.code}${r.detail ? ` (${r.detail})` : ''}`);
-      allowed = false;
+      verdict = r;
     } else {
-      lines.push('addresses:');
+      const set = checkAnswerSet(policy.guard, r.addresses, target.host);
+      if (isDeny(set)) verdict = set;
+      lines.push(r.addresses.length ? 'addresses:' : `addresses: none (${isDeny(set) ? set.code : ''})`);
       for (const a of r.addresses) {
         const c = checkAddress(policy.guard, a, target.host);
         const cls = classifyAddress(a);
         lines.push(`  ${a}  ${cls ? `${cls.class} (${cls.range})` : 'unparsable'}  ${isDeny(c) ? `DENIED ${c.code}` : `ok (${c.rule})`}`);
-        if (isDeny(c)) allowed = false;
       }
-      if (!allowed) lines.push('one denied address denies the whole answer set');
+      if (isDeny(set) && r.addresses.length) lines.push('one denied address denies the whole answer set');
     }
   } else {
     lines.push('addresses: not resolved (use --resolve); every address must still pass the address guard');
   }
-  lines.push(`final: ${allowed ? 'allow' : 'deny'}`);
-  return { allowed, lines };
+  if (verdict) lines.push(`code: ${verdict.code}`);
+  lines.push(`final: ${verdict ? 'deny' : 'allow'}`);
+  return { allowed: verdict === null, code: verdict?.code ?? null, lines };
 }
 
 export async function explainCommand(argv: string[]) {
@@ -107,9 +133,10 @@ export async function explainCommand(argv: string[]) {
     },
   });
   if (!values.as || positionals.length !== 2) fail('usage: sluice explain [--config FILE] --as ID METHOD URL [--resolve]');
-  let config = requireConfig(values.config);
+  // The file serve would read: --config, else SLUICE_CONFIG, else the embedded default.
+  let config = requireConfig(values.config ?? process.env.SLUICE_CONFIG);
   if (Object.keys(config.identities).length === 0) config = withDevIdentity(config, randomBytes(8).toString('hex'));
-  const policy = compilePolicy(config);
+  const { policy, resolver } = prepareExplain(config, { resolve: values.resolve });
   const rights = rightsFor(policy, values.as);
   if (!rights) fail(`unknown identity "${values.as}" (defined: ${Object.keys(config.identities).join(', ')})`);
   const headers: Record<string, string> = {};
@@ -118,9 +145,6 @@ export async function explainCommand(argv: string[]) {
     if (i <= 0) fail(`bad header "${h}" (hint: -H 'Upgrade: websocket')`);
     headers[h.slice(0, i).trim().toLowerCase()] = h.slice(i + 1).trim();
   }
-  const resolver = values.resolve
-    ? createResolver({ ...config.dns, nowMs: () => performance.timeOrigin + performance.now() })
-    : null;
   const r = await explain(policy, rights, { method: positionals[0]!, target: positionals[1]!, headers, body: values.body }, resolver);
   for (const l of r.lines) out(l);
   process.exit(r.allowed ? 0 : 1);

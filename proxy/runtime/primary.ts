@@ -15,7 +15,6 @@ import { availableParallelism } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { AggregatorRegistry } from 'prom-client';
 import type { SluiceConfig } from '../../firewall/config.js';
-import { compilePolicy } from '../../firewall/policy.js';
 import { type MetricsSource, createAdminListener } from '../ops/admin.js';
 import { limitsPerWorker } from '../auth/admission.js';
 import { loadConfigFile } from './config-file.js';
@@ -24,7 +23,7 @@ import { createLogDestination, createLogger } from '../ops/log-destination.js';
 import { createMetrics } from '../ops/metrics.js';
 import { exposureProblems } from './production.js';
 import { createReloader } from './reload.js';
-import { type BoundListeners, readAdminToken, readSecretFile, readTokenKey, selfAddresses, tokenKeyProblem } from './sluice.js';
+import { type BoundListeners, compileServingPolicy, readAdminToken, readSecretFile, readTokenKey, tokenKeyProblem } from './sluice.js';
 import { createTokenKeyWatch } from './token-key-file.js';
 import { type FromWorker, type ToWorker, encodeKey, isProtocolMessage } from './worker-protocol.js';
 
@@ -109,7 +108,7 @@ export async function runPrimary(opts: PrimaryOptions): Promise<void> {
   let tokenKey: Buffer | null = null;
   try {
     // Everything a worker would refuse at start is refused here, once, before any worker is forked.
-    compilePolicy(config, selfAddresses(Object.values(config.listen)));
+    compileServingPolicy(config);
     tokenKey = readTokenKey(config);
     adminToken = readAdminToken(config);
   } catch (err) {
@@ -266,7 +265,7 @@ export async function runPrimary(opts: PrimaryOptions): Promise<void> {
   async function swap(next: SluiceConfig): Promise<void> {
     opts.checkReload(next);
     const kept: SluiceConfig = { ...next, listen: config.listen };
-    compilePolicy(kept, selfAddresses(Object.values(kept.listen)));
+    compileServingPolicy(kept);
     const nextKey = readTokenKey(kept);
     const nextAdmin = readAdminToken(kept);
     config = kept;

@@ -113,6 +113,13 @@ export function selfAddresses(listens: readonly (ListenAddress | null)[]): strin
   return [...out];
 }
 
+/** The policy `serve` enforces for a config: the proxy's own addresses (every listener) included. `explain`
+ * builds its policy here too, so that it decides as serve does. */
+export function compileServingPolicy(config: SluiceConfig): Policy {
+  const { http, socks5, admin, dns } = config.listen;
+  return compilePolicy(config, selfAddresses([http, socks5, admin, dns]));
+}
+
 /** A secret file's content without surrounding whitespace (files written with `echo` end in a newline). */
 export function readSecretFile(path: string): Buffer | null {
   try {
@@ -168,8 +175,7 @@ export function createSluice(opts: SluiceOptions): Sluice {
   const logger = createLogger(level, destination);
   const auditLogger = createAuditLogger(level, destination);
   let config = opts.config;
-  const self = () => selfAddresses([config.listen.http, config.listen.socks5, config.listen.admin, config.listen.dns]);
-  let policy = compilePolicy(config, self());
+  let policy = compileServingPolicy(config);
   // A worker is handed the key by its primary, which alone reads and watches the file.
   const keyFromPrimary = opts.tokenKey !== undefined;
   let tokenKey = keyFromPrimary ? opts.tokenKey! : readTokenKey(config);
@@ -209,7 +215,7 @@ export function createSluice(opts: SluiceOptions): Sluice {
     },
     swap(next, key) {
       const kept = { ...next, listen: config.listen };
-      const nextPolicy = compilePolicy(kept, self());
+      const nextPolicy = compileServingPolicy(kept);
       const nextKey = key !== undefined ? key : readTokenKey(kept);
       const nextAdmin = readAdminToken(kept);
       const changed = changedCredentials(config, kept);

@@ -1,10 +1,11 @@
 // The address guard, row by row: both edges of every special-purpose range (IPv4 and IPv6), the IPv6 forms
 // that embed IPv4, every IPv4 spelling the WHATWG URL parser accepts, and the config-driven rules.
+import ipaddr from 'ipaddr.js';
 import t from 'tap';
-import { checkAddress, checkAnswerSet, compileGuard } from '../../firewall/address-guard.js';
+import { checkAddress, checkAnswerSet, compileGuard, inGlobalDenyCidrs, literalException } from '../../firewall/address-guard.js';
 import { isDeny } from '../../firewall/codes.js';
 import { normaliseHost } from '../../firewall/normalise.js';
-import { type AddressClass, classifyAddress } from '../../firewall/ranges.js';
+import { type AddressClass, classifyAddress, coversMappedRange, embeddedRangeOf, parsePrefix, parseRulePrefix } from '../../firewall/ranges.js';
 
 type Row = [input: string, expected: AddressClass | null];
 
@@ -156,6 +157,67 @@ t.test('the guard: exceptions, rules, self, global deny', async (t) => {
   t.ok(isDeny(empty) && empty.code === 'EGR_FAIL_DNS', 'an empty answer set is a DNS failure, not an allow');
   const ok = checkAnswerSet(guard, ['8.8.8.8', '2001:4860:4860::8888'], 'dns.google');
   t.ok(!isDeny(ok) && ok.length === 2, 'all-public set passes');
+});
+
+// A rule is compared with the address as the guard judges it, and an IPv4-mapped address is judged as IPv4:
+// a rule written in the mapped form must be the IPv4 rule it spells, or a deny written that way fails open.
+t.test('rule prefixes: IPv4-mapped forms are the IPv4 prefixes they spell, other embedded forms stay IPv6', async (t) => {
+  const rows: [cidr: string, parsed: string | null][] = [
+    ['::ffff:8.8.8.8/128', '4 8.8.8.8/32'], ['::ffff:8.8.8.8', '4 8.8.8.8/32'], ['::ffff:808:808/128', '4 8.8.8.8/32'],
+    ['0:0:0:0:0:ffff:0808:0808/128', '4 8.8.8.8/32'], ['::FFFF:8.8.4.0/120', '4 8.8.4.0/24'], ['::ffff:10.0.0.0/104', '4 10.0.0.0/8'],
+    ['::ffff:10.1.2.3/104', '4 10.0.0.0/8'], ['::ffff:0:0/96', '4 0.0.0.0/0'], ['::ffff:169.254.0.0/112', '4 169.254.0.0/16'],
+    // not mapped: IPv4-compatible, NAT64, SIIT, a /95 that merely contains the mapped range, and plain IPv6
+    ['::8.8.8.8/128', '6 ::808:808/128'], ['64:ff9b::8.8.8.8/128', '6 64:ff9b::808:808/128'], ['::ffff:0:808:808/128', '6 ::ffff:0:808:808/128'],
+    ['::ffff:0:0/95', '6 ::ffff:0:0/95'], ['::/0', '6 ::/0'], ['2001:db8::/32', '6 2001:db8::/32'], ['8.8.8.0/24', '4 8.8.8.0/24'],
+    ['::ffff:8.8.8.8/129', null], ['::ffff:8.8.8.8%eth0/128', null], ['nope', null],
+  ];
+  for (const [cidr, expected] of rows) {
+    const p = parseRulePrefix(cidr);
+    const shown = p ? `${p.family} ${p.family === 4 ? `${[...p.bytes].join('.')}/${p.bits}` : `${classifyAddressText(p.bytes)}/${p.bits}`}` : null;
+    t.equal(shown, expected, cidr);
+  }
+  t.ok(coversMappedRange(parsePrefix('::/0')!) && coversMappedRange(parsePrefix('::ffff:0:0/95')!), 'short prefixes over the mapped range');
+  t.notOk(coversMappedRange(parsePrefix('::ffff:0:0/96')!) || coversMappedRange(parsePrefix('2000::/3')!));
+  t.same(embeddedRangeOf(parseRulePrefix('::8.8.8.8/128')!), { name: 'ipv4-compatible', ipv4: '8.8.8.8/32' });
+  t.same(embeddedRangeOf(parseRulePrefix('64:ff9b::808:800/120')!), { name: 'nat64', ipv4: '8.8.8.0/24' });
+  t.same(embeddedRangeOf(parseRulePrefix('2002:808:808::/48')!), { name: '6to4', ipv4: null });
+  t.same(embeddedRangeOf(parseRulePrefix('2001:0:4136::/48')!), { name: 'teredo', ipv4: null });
+  t.equal(embeddedRangeOf(parseRulePrefix('::/96')!), null, '::/96 holds :: and ::1, which are not embedded');
+  t.equal(embeddedRangeOf(parseRulePrefix('::1/128')!), null);
+  t.equal(embeddedRangeOf(parseRulePrefix('2001::/23')!), null, 'wider than Teredo');
+  t.equal(embeddedRangeOf(parseRulePrefix('::ffff:8.8.8.8/128')!), null, 'mapped is IPv4, not embedded');
+});
+
+const classifyAddressText = (bytes: Uint8Array): string => ipaddr.fromByteArray([...bytes]).toString();
+
+t.test('the guard: rules written as IPv4-mapped prefixes match, in every rule list and for self', async (t) => {
+  const guard = compileGuard(
+    {
+      addressGuard: {
+        allow: [{ cidr: '::ffff:10.20.0.0/112', hosts: ['svc.test', '10.20.0.5'] }],
+        deny: ['::ffff:8.8.8.8/128', '::9.9.9.9/128', '64:ff9b::1.0.0.1/128'],
+      },
+      globalDeny: { hosts: [], cidrs: ['::ffff:1.1.1.0/120'] },
+    },
+    ['::ffff:127.0.0.1'],
+  );
+  const code = (ip: string, host: string) => {
+    const r = checkAddress(guard, ip, host);
+    return isDeny(r) ? `${r.code} ${r.rule}` : `allow:${r.rule}`;
+  };
+  t.equal(code('8.8.8.8', 'dns.google'), 'EGR_DENY_ADDRESS_RULE addressGuard.deny[0]', 'a mapped deny rule denies the IPv4 address');
+  t.equal(code('::ffff:8.8.8.8', 'dns.google'), 'EGR_DENY_ADDRESS_RULE addressGuard.deny[0]', 'in either spelling');
+  t.equal(code('1.1.1.1', 'one.one'), 'EGR_DENY_GLOBAL globalDeny.cidrs[0]', 'a mapped globalDeny rule denies the IPv4 address');
+  t.equal(inGlobalDenyCidrs(guard, '1.1.1.1'), 'globalDeny.cidrs[0]', 'and the literal, at decide() step 2');
+  t.equal(inGlobalDenyCidrs(guard, '::ffff:101:101'), 'globalDeny.cidrs[0]');
+  t.equal(code('10.20.0.9', 'svc.test'), 'allow:addressGuard.allow[0]', 'a mapped exception opens the IPv4 range');
+  t.equal(literalException(guard, '10.20.0.5'), 'addressGuard.allow[0]');
+  t.equal(code('127.0.0.1', 'svc.test'), 'EGR_DENY_ADDRESS_SELF addressGuard.self', 'a mapped self address is the IPv4 one');
+  // IPv4-compatible and NAT64 rules name IPv6 addresses (always denied as embedded), not the IPv4 they hold.
+  t.equal(code('9.9.9.9', 'quad9'), 'allow:unicast', '::9.9.9.9/128 does not deny 9.9.9.9');
+  t.equal(code('1.0.0.1', 'one.one'), 'allow:unicast', '64:ff9b::1.0.0.1/128 does not deny 1.0.0.1');
+  t.match(code('::9.9.9.9', 'quad9'), /^EGR_DENY_ADDRESS_(RULE|EMBEDDED) /);
+  t.match(code('64:ff9b::101', 'one.one'), /^EGR_DENY_ADDRESS_(RULE|EMBEDDED) /);
 });
 
 t.test('row count', async (t) => {

@@ -51,6 +51,65 @@ t.test('tunnel: true with restricted methods is rejected', async (t) => {
   t.ok(validateConfig({ integrations: { gh: { hosts: ['api.github.com'], tunnel: true } } }).ok, 'default methods + tunnel is fine');
 });
 
+t.test('CIDRs are read as the guard reads them: IPv4-mapped is IPv4, other embedded forms get a hint', async (t) => {
+  const r = validateConfig({
+    globalDeny: { cidrs: ['::ffff:8.8.4.0/120', '::/0', '64:ff9b::8.8.8.8/128'] },
+    addressGuard: { deny: ['::ffff:8.8.8.8/128', '::9.9.9.9/128', '2002:808:808::/48', '2001:db8::/32', '::ffff:0:0/95'] },
+  });
+  if (!r.ok) throw new Error(JSON.stringify(r.issues));
+  const w = [...r.warnings];
+  t.notOk(find(w, '/globalDeny/cidrs/0'), 'a mapped prefix is accepted as the IPv4 prefix it spells');
+  t.notOk(find(w, '/addressGuard/deny/0'));
+  t.notOk(find(w, '/addressGuard/deny/3'));
+  t.match(find(w, '/globalDeny/cidrs/1'), { severity: 'warning', message: /IPv6 destinations only/, hint: /0\.0\.0\.0\/0/ });
+  t.match(find(w, '/addressGuard/deny/4'), { severity: 'warning', message: /IPv6 destinations only/ });
+  t.match(find(w, '/globalDeny/cidrs/2'), { severity: 'warning', message: /nat64/, hint: /"8\.8\.8\.8\/32"/ });
+  t.match(find(w, '/addressGuard/deny/1'), { severity: 'warning', message: /ipv4-compatible/, hint: /"9\.9\.9\.9\/32"/ });
+  t.match(find(w, '/addressGuard/deny/2'), { severity: 'warning', message: /6to4/ });
+  t.equal(r.config.addressGuard.deny[0], '::ffff:8.8.8.8/128', 'the config keeps what the operator wrote');
+
+  const i = issues({
+    addressGuard: {
+      allow: [
+        { cidr: '::ffff:169.254.0.0/112', hosts: ['x.corp'] },
+        { cidr: '::ffff:10.20.0.0/112', hosts: ['y.corp'] },
+        { cidr: '64:ff9b::a14:0/112', hosts: ['z.corp'] },
+        { cidr: '::ffff:0:0/96', hosts: ['w.corp'] },
+        { cidr: '::a14:0/112', hosts: ['v.corp'] },
+      ],
+    },
+  });
+  t.match(find(i, '/addressGuard/allow/0/cidr'), { severity: 'error', message: /link-local/ }, 'mapped link-local is link-local');
+  t.notOk(i.some((x) => x.path.startsWith('/addressGuard/allow/1')), 'a mapped private exception is an IPv4 exception');
+  t.match(find(i, '/addressGuard/allow/2/cidr'), { severity: 'error', message: /nat64 space, which no exception can open/, hint: /"10\.20\.0\.0\/16"/ });
+  t.match(i.filter((x) => x.path === '/addressGuard/allow/3/cidr'), [{ severity: 'error', message: /link-local/ }, { severity: 'warning', message: /broad/ }], '::ffff:0:0/96 is all of IPv4');
+  t.match(find(i, '/addressGuard/allow/4/cidr'), { severity: 'error', message: /ipv4-compatible/ });
+});
+
+t.test('names Sluice never resolves (special-use) are flagged where they could never apply', async (t) => {
+  const r = validateConfig({
+    registries: ['*.localhost', 'registry.npmjs.org'],
+    integrations: {
+      a: { hosts: ['x.onion', 'svc.corp.local', 'printer.local', '*.corp.local', 'registry.test', 'www.example'] },
+    },
+    globalDeny: { hosts: ['*.onion', 'localhost'] },
+    addressGuard: { allow: [{ cidr: '10.0.0.0/8', hosts: ['*.corp.local', 'localhost'] }] },
+  });
+  if (!r.ok) throw new Error(JSON.stringify(r.issues));
+  const w = [...r.warnings];
+  t.match(find(w, '/registries/0'), { severity: 'warning', message: /special-use name \(\.localhost\)/ });
+  t.notOk(find(w, '/registries/1'));
+  t.match(find(w, '/integrations/a/hosts/0'), { message: /\.onion/ });
+  t.notOk(find(w, '/integrations/a/hosts/1'), 'a local-use name bound to an exception is reachable');
+  t.match(find(w, '/integrations/a/hosts/2'), { message: /\.local/, hint: /addressGuard\.allow/ });
+  t.notOk(find(w, '/integrations/a/hosts/3'));
+  t.notOk(find(w, '/integrations/a/hosts/4'), '.test is an ordinary name');
+  t.notOk(find(w, '/integrations/a/hosts/5'), '.example is an ordinary name');
+  t.notOk(w.some((x) => x.path.startsWith('/globalDeny')), 'denying them is redundant, not wrong');
+  t.match(find(w, '/addressGuard/allow/0/hosts/1'), { message: /\.localhost/ });
+  t.notOk(find(w, '/addressGuard/allow/0/hosts/0'));
+});
+
 t.test('references, credentials, CIDRs, listeners, DNS', async (t) => {
   const i = issues({
     integrations: { github: { hosts: ['api.github.com'] } },

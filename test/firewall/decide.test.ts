@@ -117,11 +117,16 @@ const rows: [step: string, who: string, req: EgressRequest, expect: Expect, kill
   ['5 integration tunnel: false', 'agent', tunnel('slack.com:443'), 'EGR_DENY_TUNNEL'],
   ['5 integration not granted', 'reader', tunnel('api.github.com:443'), 'EGR_DENY_TUNNEL'],
   ['5 integration tunnel odd port', 'agent', tunnel('api.github.com:22'), 'EGR_DENY_PORT'],
-  // report mode, per identity: steps 2–5 become would-deny allows
+  // report mode, per identity: steps 3–5 become would-deny allows; the kill switch and globalDeny (both halves)
+  // still enforce, as the address guard does
   ['report read', 'auditor', http('GET', 'http://example.com/'), 'allow mode.report clear:80 would EGR_DENY_READ'],
   ['report write', 'auditor', http('POST', 'http://example.com/'), 'allow mode.report tls:443 would EGR_DENY_WRITE'],
   ['report tunnel', 'auditor', tunnel('example.com:443'), 'allow mode.report clear:443 would EGR_DENY_TUNNEL'],
-  ['report global', 'auditor', http('GET', 'http://evil.example/'), 'allow mode.report clear:80 would EGR_DENY_GLOBAL'],
+  ['report global host', 'auditor', http('GET', 'http://evil.example/'), 'EGR_DENY_GLOBAL'],
+  ['report global wildcard', 'auditor', http('GET', 'http://paste.pastebin.com/'), 'EGR_DENY_GLOBAL'],
+  ['report global tunnel', 'auditor', tunnel('x.pastebin.com:443'), 'EGR_DENY_GLOBAL'],
+  ['report global cidr literal', 'auditor', http('GET', 'http://8.8.4.4/'), 'EGR_DENY_GLOBAL'],
+  ['report global cidr mapped literal', 'auditor', http('GET', 'http://[::ffff:8.8.4.4]/'), 'EGR_DENY_GLOBAL'],
   ['report literal', 'auditor', http('GET', 'http://169.254.169.254/'), 'allow mode.report clear:80 would EGR_DENY_IP_LITERAL'],
 ];
 
@@ -135,8 +140,11 @@ t.test('decide() rows', async (t) => {
   }
 });
 
-t.test('global report mode: would-deny allows, kill switch still wins', async (t) => {
+t.test('global report mode: would-deny allows, kill switch and globalDeny still win', async (t) => {
   const agent = rightsFor(reportPolicy, 'agent')!;
+  t.equal(render(decide(reportPolicy, { killSwitch: false }, agent, http('GET', 'http://evil.example/'))), 'EGR_DENY_GLOBAL');
+  t.equal(render(decide(reportPolicy, { killSwitch: false }, agent, http('POST', 'http://api.github.com.evil.example/'))), 'EGR_DENY_GLOBAL');
+  t.equal(render(decide(reportPolicy, { killSwitch: false }, agent, http('GET', 'http://8.8.4.4/'))), 'EGR_DENY_GLOBAL');
   t.equal(render(decide(reportPolicy, { killSwitch: false }, agent, http('POST', 'http://example.com/'))), 'allow mode.report tls:443 would EGR_DENY_WRITE');
   t.equal(render(decide(reportPolicy, { killSwitch: false }, agent, http('GET', 'http://example.com/'))), 'allow identities.agent.reads clear:80');
   t.equal(render(decide(reportPolicy, { killSwitch: true }, agent, http('GET', 'http://example.com/'))), 'EGR_DENY_KILL_SWITCH');

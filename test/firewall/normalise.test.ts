@@ -1,6 +1,6 @@
 import t from 'tap';
 import { isDeny } from '../../firewall/codes.js';
-import { formatAuthority, normaliseHost, parseAbsoluteTarget, parseAuthority } from '../../firewall/normalise.js';
+import { MEMO_MAX, formatAuthority, memoSize, normaliseHost, parseAbsoluteTarget, parseAuthority } from '../../firewall/normalise.js';
 
 t.test('host names collapse to one canonical form', async (t) => {
   const rows: [string, string, string][] = [
@@ -86,9 +86,21 @@ t.test('remembered hosts: the same answer as a first call, frozen, and denials n
   t.same(again, { host: 'memo.example.com', kind: 'name' });
   t.equal(again, first, 'the remembered value');
   t.ok(Object.isFrozen(again), 'shared, so frozen');
-  for (let i = 0; i < 5000; i++) normaliseHost(`h${i}.flood.test`); // past the bound: the memory is emptied
-  t.same(normaliseHost('Memo.Example.COM.'), { host: 'memo.example.com', kind: 'name' }, 'recomputed after the bound');
+  // A flood of distinct names, three times the bound, while one host stays in use: the memory stays bounded
+  // and evicts the least recently used, so the host in use is never recomputed.
+  const hot = normaliseHost('Hot.Example.COM');
+  for (let i = 0; i < 3 * MEMO_MAX; i++) {
+    normaliseHost(`h${i}.flood.test`);
+    if (i % 256 === 0) t.equal(normaliseHost('Hot.Example.COM'), hot);
+  }
+  t.ok(memoSize() <= MEMO_MAX, 'bounded');
+  t.equal(normaliseHost('Hot.Example.COM'), hot, 'a host in steady use survives the flood');
+  t.not(normaliseHost('Memo.Example.COM.'), first, 'an idle one was evicted');
+  t.same(normaliseHost('Memo.Example.COM.'), { host: 'memo.example.com', kind: 'name' }, 'and recomputed the same');
   const bad = normaliseHost('0x7f.1');
   t.same(isDeny(bad) ? bad.code : bad, { host: '127.0.0.1', kind: 'ipv4' }, 'IPv4 spellings still canonicalised');
+  const size = memoSize();
   t.ok(isDeny(normaliseHost('a..b')) && isDeny(normaliseHost('a..b')), 'denials stay denials');
+  t.ok(isDeny(normaliseHost('z..z')));
+  t.ok(memoSize() <= size, 'and are not kept');
 });

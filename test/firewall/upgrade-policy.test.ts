@@ -5,6 +5,7 @@ import { isDeny } from '../../firewall/codes.js';
 import { validateConfig } from '../../firewall/config.js';
 import { parseAbsoluteTarget } from '../../firewall/normalise.js';
 import { type EgressRequest, compilePolicy, decide, rightsFor, upgradeProtocolsOf } from '../../firewall/policy.js';
+import { explain } from '../../proxy/cli/explain.js';
 
 t.test('upgradeProtocolsOf: only Connection: upgrade plus Upgrade is an upgrade; tokens only', async (t) => {
   const rows: [Record<string, string | string[]>, readonly string[] | null | 'invalid'][] = [
@@ -82,4 +83,15 @@ t.test('config: upgrade lists protocol names, and says when it cannot be enforce
   t.same(v.ok && v.config.integrations.x!.upgrade, ['websocket'], 'lower-cased, once');
   const none = validateConfig({ integrations: { x: { hosts: ['x.example'] } } });
   t.same(none.ok && none.config.integrations.x!.upgrade, [], 'off by default');
+});
+
+t.test('sluice explain judges an upgrade as serve does', async (t) => {
+  const ask = async (target: string, headers: Record<string, string>, body = false) =>
+    (await explain(policy, rightsFor(policy, 'agent')!, { method: 'GET', target, headers, body }, null)).code;
+  const up = { connection: 'Upgrade', upgrade: 'websocket' };
+  t.equal(await ask('http://chat.example/ws', up), null, 'opted in: allowed');
+  t.equal(await ask('http://api.example/ws', up), 'EGR_DENY_UPGRADE');
+  t.equal(await ask('http://api.example/ws', { upgrade: 'websocket' }), null, 'no Connection: upgrade: not an upgrade (the header is dropped)');
+  t.equal(await ask('http://chat.example/ws', { connection: 'upgrade', upgrade: 'web socket' }), 'EGR_BAD_REQUEST');
+  t.equal(await ask('http://chat.example/ws', up, true), 'EGR_UNSUPPORTED');
 });
