@@ -127,13 +127,21 @@ export function forwardHttp(agent: Dispatcher, plan: ForwardPlan, req: IncomingM
     };
     res.on('close', onClientClose);
     // Finish first: aborting makes undici report an error at once, which must not become this request's outcome.
-    const cut = () => {
+    // Before the response has started the client is told why (the pipeline renders the denial) and the
+    // connection closes after it, taking any upload still arriving along; after, the connection is cut.
+    const cut = (why: Deny | null) => {
+      if (why && !res.headersSent) {
+        res.shouldKeepAlive = false;
+        finish(why);
+        abortUpstream?.(new Error('flow closed by Sluice'));
+        return;
+      }
       finish(result(true));
       abortUpstream?.(new Error('flow closed by Sluice'));
       res.destroy();
     };
     // With a listener, the server leaves the timed-out socket to us instead of destroying it unannounced.
-    const onIdle = () => (flow ? flow.idle() : cut());
+    const onIdle = () => (flow ? flow.idle() : cut(null));
     res.on('timeout', onIdle);
     flow?.bind(cut);
     if (done) return;
@@ -237,7 +245,14 @@ export function forwardUpgrade(agent: Dispatcher, a: UpgradeArgs): Promise<Forwa
       resolve(r);
     };
     const result = (aborted: boolean): ForwardResult => ({ status, bytesUp: 0, bytesDown, aborted });
-    const cut = () => {
+    // Before any answer was relayed, the client is told why (the pipeline renders the denial and closes).
+    const cut = (why: Deny | null) => {
+      if (why && !answered) {
+        finish(why);
+        abortUpstream?.(new Error('flow closed by Sluice'));
+        upstream?.destroy();
+        return;
+      }
       finish(result(true));
       abortUpstream?.(new Error('flow closed by Sluice'));
       upstream?.destroy();

@@ -16,9 +16,9 @@ import type { Deny } from '../../firewall/codes.js';
 
 /** A flow's entry in the flow registry (proxy/runtime/flows.ts), as the code that carries its bytes sees it. */
 export interface FlowLink {
-  /** Hands over how to close the flow now (kill switch, expiry, revocation); a later bind replaces an earlier
-   * one, and a flow already closed is closed at once. */
-  bind(close: () => void): void;
+  /** Hands over how to close the flow now (kill switch, expiry, revocation), given the denial that applies
+   * (null for idle); a later bind replaces an earlier one, and a flow already closed is closed at once. */
+  bind(close: (why: Deny | null) => void): void;
   /** The carrier saw nothing move for the idle timeout: close the flow, recording why. */
   idle(): void;
   /** Report mode let a denial found after decide() through (a tunnel's SNI check): enforced again if a reload

@@ -76,7 +76,7 @@ class OpenFlow implements Flow {
   closed: FlowClose | null = null;
   /** A denial report mode lifted after decide() (a tunnel's SNI check): it applies again if report mode ends. */
   lifted: Deny | null = null;
-  private closer: (() => void) | null = null;
+  private closer: ((why: Deny | null) => void) | null = null;
   private done = false;
 
   constructor(
@@ -85,8 +85,8 @@ class OpenFlow implements Flow {
     private readonly registry: Registry,
   ) {}
 
-  bind(close: () => void): void {
-    if (this.closed) close();
+  bind(close: (why: Deny | null) => void): void {
+    if (this.closed) close(this.closed.deny);
     else this.closer = close;
   }
 
@@ -95,7 +95,7 @@ class OpenFlow implements Flow {
     this.closed = { reason, deny: why };
     const close = this.closer;
     this.closer = null;
-    close?.();
+    close?.(why);
   }
 
   idle(): void {

@@ -59,6 +59,8 @@ export interface Upload {
   send(chunk: string): void;
   /** Resolves when the client's connection is gone (closed by Sluice, or finished). */
   readonly done: Promise<void>;
+  /** The response status, once one arrived (0 before). */
+  status(): number;
 }
 
 /** A chunked POST to `url` through the proxy, left open after its first chunk. */
@@ -71,8 +73,12 @@ export function startUpload(port: number, url: string, auth: string, first: stri
     agent: false,
     headers: { 'proxy-authorization': auth, 'transfer-encoding': 'chunked', 'content-type': 'text/plain' },
   });
+  let status = 0;
   req.on('error', () => undefined);
-  req.on('response', (res) => res.resume());
+  req.on('response', (res) => {
+    status = res.statusCode ?? 0;
+    res.resume();
+  });
   req.write(first);
   const done = new Promise<void>((r) => req.once('close', () => r()));
   return {
@@ -81,5 +87,6 @@ export function startUpload(port: number, url: string, auth: string, first: stri
       if (!req.destroyed && req.writable) req.write(chunk);
     },
     done,
+    status: () => status,
   };
 }

@@ -65,7 +65,10 @@ if (isolate(t, import.meta.url)) {
       return r.length === 3 ? r : null;
     });
     t.same(records.map((r) => r.method).sort(), ['CONNECT', 'GET', 'POST'], 'one record per flow, each saying why it closed');
-    for (const r of records) t.match(r, { verdict: 'allow', detail: 'EGR_DENY_KILL_SWITCH' });
+    const byMethod = Object.fromEntries(records.map((r) => [r.method, r]));
+    for (const m of ['CONNECT', 'GET']) t.match(byMethod[m], { verdict: 'allow', detail: 'EGR_DENY_KILL_SWITCH' }, `${m}: allowed, then closed`);
+    t.match(byMethod.POST, { verdict: 'deny', code: 'EGR_DENY_KILL_SWITCH' }, 'the upload had no answer yet: it was refused with the code');
+    t.match(upload.status(), 403, 'and the client was told so');
     const after = await metricsText(h);
     t.same(['tunnel', 'upgrade', 'forward'].map((k) => gauge(after, k)), [0, 0, 0]);
     h.sluice.state.setKillSwitch(false, 'api');
@@ -109,7 +112,8 @@ if (isolate(t, import.meta.url)) {
       const r = h.decisions().filter((d) => d.close === 'token-expired');
       return r.length === 2 ? r : null;
     });
-    for (const r of records) t.match(r, { identity: 'agent', detail: /^EGR_AUTH_EXPIRED/ });
+    for (const r of records) t.match(r.code ?? r.detail, /^EGR_AUTH_EXPIRED/, `${r.method}: closed as expired`);
+    t.same(records.map((r) => r.identity), ['agent', 'agent']);
     t.ok(records.every((r) => typeof r.run === 'string'), 'the records carry the run id');
     t.equal(codeOf(await viaProxy(h.port, { url: `http://public.test:${w.publicHttp.port}/`, auth })), 'EGR_AUTH_EXPIRED', 'and the token opens nothing new');
     passwordTunnel.destroy();
