@@ -73,6 +73,8 @@ const table = {
     summary: 'this port is not allowed for this kind of request' },
   EGR_DENY_SNI_MISMATCH: { status: 403, socks: R.notAllowed, proxyStatus: 'http_request_denied', kind: 'policy',
     summary: 'the TLS ClientHello must name the tunnel host in its SNI (no ECH, no missing SNI)' },
+  EGR_DENY_UPGRADE: { status: 403, socks: R.notAllowed, proxyStatus: 'http_request_denied', kind: 'policy',
+    summary: 'an Upgrade opens an opaque channel, allowed only to an integration that lists the protocol in its upgrade setting' },
 
   // The credential broker (proxy/broker/): a handle out of its scope is an exfiltration attempt.
   EGR_DENY_CREDENTIAL_SCOPE: { status: 403, socks: R.notAllowed, proxyStatus: 'http_request_denied', kind: 'policy',

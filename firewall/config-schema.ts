@@ -104,6 +104,8 @@ export const CONFIG_SCHEMA = {
           hosts: { ...hostList, minItems: 1 },
           methods: { type: 'array', items: method, minItems: 1, uniqueItems: true },
           tunnel: { type: 'boolean' },
+          // Protocol names (RFC 9110 §7.8 tokens, no version) an Upgrade may switch to; off when absent.
+          upgrade: { type: 'array', items: { type: 'string', pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$" }, uniqueItems: true },
         },
       },
     },

@@ -27,6 +27,8 @@ export interface IntegrationConfig {
   /** null: the default set (every read and write method). */
   readonly methods: readonly string[] | null;
   readonly tunnel: boolean;
+  /** Protocols (lower-case names) an `Upgrade` to this integration may switch to; empty: no upgrades. */
+  readonly upgrade: readonly string[];
 }
 
 export interface IdentityConfig {
@@ -230,6 +232,7 @@ function schemaIssue(e: ErrorObject): ConfigIssue {
     case 'pattern':
       if (/\/methods\//.test(path)) return { severity: 'error', path, message: 'not an HTTP method', hint: 'use an upper-case method such as "POST"' };
       if (/(maxTtl|leafValidity)$/.test(path)) return { severity: 'error', path, message: 'not a duration', hint: 'use e.g. "30m", "2h", "1d"' };
+      if (/\/upgrade\//.test(path)) return { severity: 'error', path, message: 'not a protocol name', hint: 'use the name an Upgrade header carries, without a version, e.g. "websocket"' };
       return { severity: 'error', path, message: e.message ?? 'invalid value' };
     default:
       return { severity: 'error', path, message: e.message ?? 'invalid value' };
@@ -424,7 +427,16 @@ export function validateConfig(input: unknown): ConfigResult {
         'set "tunnel: false" to police methods, or drop "methods" to allow all of them');
     }
     if (methods?.includes('CONNECT')) err(`${path}/methods`, 'CONNECT is not a method an integration can list', 'use "tunnel: true"');
-    integrations[name] = { hosts, methods, tunnel };
+    const upgrade = [...new Set((Array.isArray(v.upgrade) ? v.upgrade.filter(str) : []).map((p) => p.toLowerCase()))];
+    // h2c carries HTTP requests inside the upgraded connection, where Sluice no longer sees their methods.
+    if (upgrade.includes('h2c') && methods && !DEFAULT_METHODS.every((m) => methods.includes(m))) {
+      err(`${path}/upgrade`, 'an h2c upgrade with restricted methods cannot be enforced: the requests inside it are not judged',
+        'drop "h2c" from "upgrade" to police methods, or drop "methods" to allow all of them');
+    }
+    if (upgrade.length && methods && !methods.includes('GET')) {
+      warn(`${path}/upgrade`, 'upgrades are asked for with GET (WebSocket, RFC 6455), which "methods" does not allow', 'add "GET" to "methods"');
+    }
+    integrations[name] = { hosts, methods, tunnel, upgrade };
   }
 
   // identities

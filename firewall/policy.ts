@@ -11,6 +11,8 @@ export interface CompiledIntegration {
   readonly name: string;
   readonly methods: ReadonlySet<string>;
   readonly tunnel: boolean;
+  /** Protocols (lower-case names) an `Upgrade` may switch to: the operator's opt-in to an opaque channel. */
+  readonly upgrade: ReadonlySet<string>;
   /** `integrations.<name>` and `integrations.<name>.methods`, built once rather than per decision. */
   readonly rule: string;
   readonly methodsRule: string;
@@ -45,6 +47,11 @@ export interface HttpEgress {
   readonly target: Target;
   readonly hasBody: boolean;
   readonly upgrade: boolean;
+  /** A real upgrade (`Connection: upgrade` with `Upgrade`): the lower-case protocol names asked for. Once the
+   * origin agrees, the connection stops being HTTP and nothing in it is judged again, so it needs a granted
+   * integration that lists every one of them in `upgrade:`. Absent or null: no upgrade (an `Upgrade` header
+   * without `Connection: upgrade` is hop-by-hop, dropped, and judged only as a disguised write). */
+  readonly upgradeTo?: readonly string[] | null;
   /** Upper-cased value of X-HTTP-Method-Override / X-HTTP-Method / X-Method-Override, if any was sent. */
   readonly methodOverride: string | null;
 }
@@ -83,6 +90,32 @@ export function methodOverrideOf(headers: Readonly<Record<string, string | strin
   return null;
 }
 
+// RFC 9110 §7.8: Upgrade = #protocol, protocol = protocol-name ["/" protocol-version], both tokens.
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+/**
+ * The protocols a request asks to switch to, when it is a real upgrade (RFC 9110 §7.8 requires `upgrade` in
+ * `Connection` too): lower-case names without versions, in the order asked. null: not an upgrade. 'invalid':
+ * an Upgrade value that is not a list of protocol tokens.
+ */
+export function upgradeProtocolsOf(headers: Readonly<Record<string, string | string[] | undefined>>): readonly string[] | null | 'invalid' {
+  const up = headers.upgrade;
+  const conn = headers.connection;
+  if (up === undefined || conn === undefined) return null;
+  const tokens = (Array.isArray(conn) ? conn.join(',') : conn).split(',').map((t) => t.trim().toLowerCase());
+  if (!tokens.includes('upgrade')) return null;
+  const out: string[] = [];
+  for (const item of (Array.isArray(up) ? up.join(',') : up).split(',')) {
+    const p = item.trim();
+    if (p === '') continue;
+    const slash = p.indexOf('/');
+    const name = slash === -1 ? p : p.slice(0, slash);
+    if (!TOKEN.test(name) || (slash !== -1 && !TOKEN.test(p.slice(slash + 1)))) return 'invalid';
+    out.push(name.toLowerCase());
+  }
+  return out.length ? out : 'invalid';
+}
+
 export const READ_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD']);
 export const WRITE_METHODS: ReadonlySet<string> = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
@@ -91,7 +124,7 @@ export function compilePolicy(config: SluiceConfig, selfAddresses: Iterable<stri
   const hostEntries: [string, CompiledIntegration][] = [];
   for (const [name, i] of Object.entries(config.integrations)) {
     const rule = `integrations.${name}`;
-    const compiled = Object.freeze({ name, methods: new Set(i.methods ?? DEFAULT_METHODS), tunnel: i.tunnel, rule, methodsRule: `${rule}.methods` });
+    const compiled = Object.freeze({ name, methods: new Set(i.methods ?? DEFAULT_METHODS), tunnel: i.tunnel, upgrade: new Set(i.upgrade), rule, methodsRule: `${rule}.methods` });
     integrations.set(name, compiled);
     for (const h of i.hosts) hostEntries.push([h, compiled]);
   }
@@ -148,6 +181,19 @@ function grantedIntegrations(policy: Policy, rights: Rights, host: string): read
 const readsRule = (rights: Rights) => rights.readsRule ?? `identities.${rights.identity}.reads`;
 
 function decideHttp(policy: Policy, rights: Rights, req: HttpEgress): Decision {
+  const d = decideHttpMethod(policy, rights, req);
+  if (d.verdict !== 'allow' || !req.upgradeTo) return d;
+  // The method may go; the upgrade also needs an integration that permits the method and opted in to every
+  // protocol asked for: after a 101 the connection is an opaque pipe, as unjudged as a tunnel.
+  const { method, methodOverride } = req;
+  const granted = grantedIntegrations(policy, rights, req.target.host);
+  const protocols = req.upgradeTo;
+  const g = granted.find((i) => i.methods.has(method) && (methodOverride === null || i.methods.has(methodOverride)) && protocols.every((p) => i.upgrade.has(p)));
+  if (!g) return deny('EGR_DENY_UPGRADE', granted.length ? `${granted[0]!.rule}.upgrade` : 'upgrade');
+  return integrationAllow(req, g);
+}
+
+function decideHttpMethod(policy: Policy, rights: Rights, req: HttpEgress): Decision {
   const { method } = req;
   const read = READ_METHODS.has(method);
   const disguised = read && (req.hasBody || req.upgrade || req.methodOverride !== null);
@@ -218,7 +264,9 @@ function transportFor(req: EgressRequest): { tls: boolean; port: number } {
  *     EGR_DENY_PORT); a read with a body, Upgrade or method override is a write in disguise
  *     (EGR_DENY_DISGUISED_WRITE unless the host is a granted integration); writes (POST, PUT, PATCH, DELETE)
  *     only to a granted integration (EGR_DENY_WRITE) with a method it allows (EGR_DENY_METHOD); any other
- *     method only if the integration lists it (EGR_DENY_METHOD). Integration traffic is sent over TLS to 443.
+ *     method only if the integration lists it (EGR_DENY_METHOD). A real upgrade (`upgradeTo`) also needs a
+ *     granted integration that lists every protocol asked for in `upgrade:` (EGR_DENY_UPGRADE). Integration
+ *     traffic is sent over TLS to 443.
  *  5. tunnels (CONNECT, SOCKS5): only registries and granted integrations with tunnel: true
  *     (EGR_DENY_TUNNEL), port 443 only (EGR_DENY_PORT); the SNI check happens on the first bytes, later.
  *  Report mode (global or per identity) turns a denial from steps 3–5 into an allow carrying `wouldDeny`.

@@ -7,10 +7,10 @@ import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { checkAddress, checkAnswerSet } from '../../firewall/address-guard.js';
-import { type Code, type Deny, isDeny } from '../../firewall/codes.js';
+import { type Code, type Deny, deny, isDeny } from '../../firewall/codes.js';
 import type { SluiceConfig } from '../../firewall/config.js';
 import { type Target, parseAbsoluteTarget, parseAuthority } from '../../firewall/normalise.js';
-import { type EgressRequest, type Policy, type Rights, decide, methodOverrideOf, rightsFor } from '../../firewall/policy.js';
+import { type EgressRequest, type Policy, type Rights, decide, methodOverrideOf, rightsFor, upgradeProtocolsOf } from '../../firewall/policy.js';
 import { classifyAddress } from '../../firewall/ranges.js';
 import { type NameResolver, createResolver } from '../egress/resolver.js';
 import { compileServingPolicy } from '../runtime/sluice.js';
@@ -49,6 +49,10 @@ export function buildEgress(input: ExplainInput): { req: EgressRequest } | Deny 
   }
   const t = parseAbsoluteTarget(input.target);
   if (isDeny(t)) return t;
+  // As the pipeline judges an upgrade (Connection: upgrade with Upgrade): its protocols need an opt-in.
+  const upgradeTo = upgradeProtocolsOf(input.headers);
+  if (upgradeTo === 'invalid') return deny('EGR_BAD_REQUEST', 'http.upgrade', 'Upgrade is not a list of protocols');
+  if (upgradeTo && input.body) return deny('EGR_UNSUPPORTED', 'http.upgrade', 'an upgrade request with a body');
   return {
     req: {
       kind: 'http',
@@ -57,6 +61,7 @@ export function buildEgress(input: ExplainInput): { req: EgressRequest } | Deny 
       target: t.target,
       hasBody: input.body,
       upgrade: input.headers.upgrade !== undefined,
+      upgradeTo,
       methodOverride: methodOverrideOf(input.headers),
     },
   };

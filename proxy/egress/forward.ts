@@ -1,13 +1,15 @@
 // Forwarding of absolute-form HTTP requests through the dialer's undici Agent. The upstream request is
 // rebuilt from the client's: hop-by-hop headers and proxy credentials are dropped, `Host` is the target
 // (RFC 9112 §3.2.2: a proxy replaces it with the authority of the absolute-form target), and the body streams
-// through without buffering. Upgrades (WebSocket to an integration) are piped raw after the same checks.
-import type { IncomingMessage, ServerResponse } from 'node:http';
+// through without buffering. An upgrade is sent the same way and becomes a pipe only if the origin answers 101
+// with a protocol that was asked for (forwardUpgrade).
+import { type IncomingMessage, type ServerResponse, STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import { type Deny, deny, isDeny } from '../../firewall/codes.js';
-import { DialDenied, type Dialer, type DialPlan } from './dialer.js';
-import { splice } from './splice.js';
+import { type Deny, deny } from '../../firewall/codes.js';
+import { DialDenied } from './dialer.js';
+import { type FlowLink, splice } from './splice.js';
 import { requestVia, responseVia } from '../edge/http-validate.js';
 
 export interface ForwardPlan {
@@ -107,7 +109,10 @@ function bytesReadFor(req: IncomingMessage): number {
   return total - before;
 }
 
-export function forwardHttp(agent: Dispatcher, plan: ForwardPlan, req: IncomingMessage, res: ServerResponse): Promise<ForwardResult | Deny> {
+/** `flow`: the request's entry in the flow registry. Closing it (kill switch, expiry, revocation) aborts the
+ * upstream request and the client's connection, an upload still arriving included; so does the idle timeout
+ * (the listener's socket timeout, limits.idleTimeoutMs), reported through the flow. */
+export function forwardHttp(agent: Dispatcher, plan: ForwardPlan, req: IncomingMessage, res: ServerResponse, flow?: FlowLink): Promise<ForwardResult | Deny> {
   return new Promise((resolve) => {
     let bytesDown = 0;
     let status = 0;
@@ -117,6 +122,7 @@ export function forwardHttp(agent: Dispatcher, plan: ForwardPlan, req: IncomingM
       if (done) return;
       done = true;
       res.removeListener('close', onClientClose);
+      res.removeListener('timeout', onIdle);
       resolve(r);
     };
     // Only the first finish counts: a late error after completion must not charge this request's bytes twice.
@@ -127,6 +133,25 @@ export function forwardHttp(agent: Dispatcher, plan: ForwardPlan, req: IncomingM
       finish(result(true));
     };
     res.on('close', onClientClose);
+    // Finish first: aborting makes undici report an error at once, which must not become this request's outcome.
+    // Before the response has started the client is told why (the pipeline renders the denial) and the
+    // connection closes after it, taking any upload still arriving along; after, the connection is cut.
+    const cut = (why: Deny | null) => {
+      if (why && !res.headersSent) {
+        res.shouldKeepAlive = false;
+        finish(why);
+        abortUpstream?.(new Error('flow closed by Sluice'));
+        return;
+      }
+      finish(result(true));
+      abortUpstream?.(new Error('flow closed by Sluice'));
+      res.destroy();
+    };
+    // With a listener, the server leaves the timed-out socket to us instead of destroying it unannounced.
+    const onIdle = () => (flow ? flow.idle() : cut(null));
+    res.on('timeout', onIdle);
+    flow?.bind(cut);
+    if (done) return;
     const body = requestHasBody(req) ? req : null;
     const handler: Dispatcher.DispatchHandler = {
       onConnect(abort) {
@@ -171,23 +196,155 @@ export function forwardHttp(agent: Dispatcher, plan: ForwardPlan, req: IncomingM
   });
 }
 
-/** A request carrying `Upgrade` that policy allowed: connect (validated address, TLS for integrations), send the
- * request head, then splice the two sockets. The response, 101 or not, flows back unparsed. */
-export async function forwardUpgrade(
-  dialer: Dialer, dialPlan: DialPlan, port: number, tls: boolean, plan: ForwardPlan, req: IncomingMessage, client: Duplex, head: Buffer,
-): Promise<ForwardResult | Deny> {
-  const conn = await dialer.connect(dialPlan, port, tls);
-  if (isDeny(conn)) return conn;
-  const upstream = conn.socket;
-  if (client.destroyed) {
-    upstream.destroy();
-    return { status: 0, bytesUp: 0, bytesDown: 0, aborted: true };
-  }
-  const headers = upstreamRequestHeaders(req.rawHeaders, plan.authority, true, req.httpVersion);
-  let headText = `${plan.method} ${plan.path} HTTP/1.1\r\n`;
-  for (let i = 0; i < headers.length; i += 2) headText += `${headers[i]}: ${headers[i + 1]}\r\n`;
-  upstream.write(headText + '\r\n');
-  if (head.length) upstream.write(head);
-  const spliced = await splice(client, upstream);
-  return { status: 101, ...spliced, aborted: false };
+export interface UpgradeArgs {
+  readonly plan: ForwardPlan;
+  /** The client's Upgrade value, sent as is, and the protocol names it asks for (lower case). */
+  readonly upgrade: string;
+  readonly protocols: readonly string[];
+  readonly req: IncomingMessage;
+  readonly client: Duplex;
+  /** What the client sent after the request head. Held: it is sent only once the origin has switched. */
+  readonly head: Buffer;
+  readonly idleTimeoutMs: number;
+  readonly flow?: FlowLink;
+}
+
+/** How long a refused upgrade's connection drains what the client still sends after the answer, before it is
+ * closed (closing with unread bytes would send a reset that can overtake the answer). */
+const LINGER_MS = 2000;
+
+function headerValue(raw: readonly Buffer[], name: string): string | null {
+  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.toString('latin1').toLowerCase() === name) return raw[i + 1]!.toString('latin1');
+  return null;
+}
+
+function responseHead(status: number, headers: readonly string[], extra: string): string {
+  let text = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Unknown'}\r\n`;
+  for (let i = 0; i < headers.length; i += 2) text += `${headers[i]}: ${headers[i + 1]}\r\n`;
+  return `${text}${extra}\r\n`;
+}
+
+/**
+ * A request carrying `Connection: upgrade` that policy allowed. The request head goes upstream through the
+ * dialer's Agent (validated address, TLS for integrations) and undici's HTTP/1.1 parser (llhttp) reads the
+ * answer. Nothing the client sent after its request head moves until then: those bytes belong to the new
+ * protocol if the origin switches, and to no one if it does not.
+ * - `101 Switching Protocols` naming a protocol that was asked for: the 101 is relayed, the held bytes follow,
+ *   and the two sockets are spliced (idle timeout, flow registry).
+ * - A 101 to another protocol: 502, closed; the origin is not speaking what policy allowed.
+ * - Any other answer: relayed as an ordinary response with `Connection: close`, and the connection ends there.
+ *   What the client pipelined after the upgrade request was never judged, so it is dropped, not parsed.
+ */
+export function forwardUpgrade(agent: Dispatcher, a: UpgradeArgs): Promise<ForwardResult | Deny> {
+  const { client, plan } = a;
+  return new Promise((resolve) => {
+    let done = false;
+    let status = 0;
+    let bytesDown = 0;
+    let answered = false;
+    let abortUpstream: ((reason?: Error) => void) | null = null;
+    let upstream: Socket | null = null;
+    let resumeUpstream: (() => void) | null = null;
+    const finish = (r: ForwardResult | Deny) => {
+      if (done) return;
+      done = true;
+      client.removeListener('close', onClientClose);
+      resolve(r);
+    };
+    const result = (aborted: boolean): ForwardResult => ({ status, bytesUp: 0, bytesDown, aborted });
+    // Before any answer was relayed, the client is told why (the pipeline renders the denial and closes).
+    const cut = (why: Deny | null) => {
+      if (why && !answered) {
+        finish(why);
+        abortUpstream?.(new Error('flow closed by Sluice'));
+        upstream?.destroy();
+        return;
+      }
+      finish(result(true));
+      abortUpstream?.(new Error('flow closed by Sluice'));
+      upstream?.destroy();
+      client.destroy();
+    };
+    const onClientClose = () => {
+      finish(result(true));
+      abortUpstream?.(new Error('client closed'));
+      upstream?.destroy();
+    };
+    client.on('close', onClientClose);
+    a.flow?.bind(cut);
+    if (done) return;
+    /** The connection ends after an ordinary answer: flush it, drain what the client still sends, then close. */
+    const endClient = () => {
+      client.end();
+      client.resume();
+      setTimeout(() => client.destroy(), LINGER_MS).unref();
+    };
+    const handler: Dispatcher.DispatchHandler = {
+      onConnect(abort) {
+        abortUpstream = abort;
+        if (done) abort(new Error('client closed'));
+      },
+      onHeaders(statusCode, rawHeaders, resume) {
+        if (statusCode < 200) return true;
+        status = statusCode;
+        answered = true;
+        client.write(responseHead(statusCode, downstreamResponseHeaders(rawHeaders as unknown as Buffer[]), 'connection: close\r\n'));
+        resumeUpstream = resume;
+        client.on('drain', resume);
+        return true;
+      },
+      onData(chunk) {
+        bytesDown += chunk.length;
+        return client.write(chunk);
+      },
+      onComplete() {
+        if (resumeUpstream) client.removeListener('drain', resumeUpstream);
+        finish(result(false));
+        endClient();
+      },
+      onUpgrade(statusCode, rawHeaders, socket) {
+        const raw = rawHeaders as unknown as Buffer[];
+        const value = headerValue(raw, 'upgrade');
+        const chosen = value?.split(',')[0]!.trim().split('/')[0]!.toLowerCase() ?? '';
+        upstream = socket as Socket;
+        if (done) return void upstream.destroy();
+        if (statusCode !== 101 || !a.protocols.includes(chosen)) {
+          upstream.destroy();
+          return finish(deny('EGR_FAIL_UPSTREAM', 'upgrade', 'the origin switched to a protocol that was not asked for'));
+        }
+        status = 101;
+        answered = true;
+        client.write(responseHead(101, downstreamResponseHeaders(raw), `connection: upgrade\r\nupgrade: ${value}\r\n`));
+        // Counted from the switch: a pooled connection may have carried other requests before.
+        const w0 = upstream.bytesWritten;
+        const r0 = upstream.bytesRead;
+        if (a.head.length) upstream.write(a.head);
+        client.removeListener('close', onClientClose);
+        void splice(client, upstream, { idleTimeoutMs: a.idleTimeoutMs, flow: a.flow }).then((s) =>
+          finish({ status: 101, bytesUp: s.bytesUp - w0, bytesDown: s.bytesDown - r0, aborted: false }));
+      },
+      onError(err) {
+        if (!answered) return finish(mapUpstreamError(err));
+        client.destroy();
+        finish(result(true));
+      },
+    };
+    try {
+      agent.dispatch(
+        {
+          origin: plan.origin,
+          path: plan.path,
+          method: plan.method as Dispatcher.HttpMethod,
+          // undici writes `connection: upgrade` and `upgrade` itself.
+          headers: upstreamRequestHeaders(a.req.rawHeaders, plan.authority, false, a.req.httpVersion),
+          upgrade: a.upgrade,
+          headersTimeout: a.idleTimeoutMs,
+          bodyTimeout: a.idleTimeoutMs,
+        },
+        handler,
+      );
+    } catch (err) {
+      finish(mapUpstreamError(err));
+    }
+  });
 }

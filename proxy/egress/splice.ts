@@ -12,10 +12,18 @@
 // into buffers this module hands out instead — see onUpstreamRead for why that is safe.
 import type { OnReadOpts, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import type { Deny } from '../../firewall/codes.js';
 
-export interface TunnelRegistry {
-  /** Registers a way to close an open tunnel (the kill switch uses it); returns the unregister function. */
-  add(close: () => void): () => void;
+/** A flow's entry in the flow registry (proxy/runtime/flows.ts), as the code that carries its bytes sees it. */
+export interface FlowLink {
+  /** Hands over how to close the flow now (kill switch, expiry, revocation), given the denial that applies
+   * (null for idle); a later bind replaces an earlier one, and a flow already closed is closed at once. */
+  bind(close: (why: Deny | null) => void): void;
+  /** The carrier saw nothing move for the idle timeout: close the flow, recording why. */
+  idle(): void;
+  /** Report mode let a denial found after decide() through (a tunnel's SNI check): enforced again if a reload
+   * ends report mode. */
+  liftedByReport(d: Deny): void;
 }
 
 export interface Spliced {
@@ -31,7 +39,7 @@ interface Link {
   readonly client: Duplex;
   readonly upstream: Socket;
   open: number;
-  unregister: (() => void) | undefined;
+  flow: FlowLink | undefined;
   resolve: (r: Spliced) => void;
 }
 const LINK = Symbol('splice.link');
@@ -96,9 +104,15 @@ function kill(this: Side): void {
   l.client.destroy();
   l.upstream.destroy();
 }
+/** The idle timer: through the flow (so its record says why), or directly without one. */
+function timedOut(this: Side): void {
+  const l = this[LINK]!;
+  if (l.flow) l.flow.idle();
+  else kill.call(this);
+}
 function closed(l: Link): void {
   if (--l.open > 0) return;
-  l.unregister?.();
+  l.flow = undefined;
   l.resolve({ bytesUp: l.upstream.bytesWritten, bytesDown: l.upstream.bytesRead });
 }
 function clientClosed(this: Side): void {
@@ -121,14 +135,15 @@ function clientEnded(this: Side): void {
 export function splice(
   client: Duplex,
   upstream: Socket,
-  opts: { idleTimeoutMs?: number; registry?: TunnelRegistry | undefined; upstreamReads?: typeof SPLICE_READS } = {},
+  opts: { idleTimeoutMs?: number; flow?: FlowLink | undefined; upstreamReads?: typeof SPLICE_READS } = {},
 ): Promise<Spliced> {
   return new Promise((resolve) => {
     const up = upstream as Side;
-    const link: Link = { client, upstream, open: 2, unregister: undefined, resolve };
+    const link: Link = { client, upstream, open: 2, flow: opts.flow, resolve };
     (client as Side)[LINK] = link;
     up[LINK] = link;
-    link.unregister = opts.registry?.add(() => kill.call(up));
+    // Closing events are emitted later, so a flow closed already (bind closes at once) still resolves below.
+    opts.flow?.bind(() => kill.call(up));
     client.on('error', kill);
     upstream.on('error', kill);
     client.on('close', clientClosed);
@@ -136,7 +151,7 @@ export function splice(
     client.on('end', clientEnded);
     if (opts.idleTimeoutMs) {
       upstream.setTimeout(opts.idleTimeoutMs);
-      upstream.on('timeout', kill);
+      upstream.on('timeout', timedOut);
       // A timer the HTTP server armed on the client socket has no listener left after CONNECT: disarm it.
       if (typeof (client as Socket).setTimeout === 'function') (client as Socket).setTimeout(0);
     }

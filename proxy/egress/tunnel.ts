@@ -4,7 +4,7 @@
 import type { Socket } from 'node:net';
 import { type Deny, deny, isDeny } from '../../firewall/codes.js';
 import type { Dialer, DialPlan } from './dialer.js';
-import { SPLICE_READS, type TunnelRegistry, splice } from './splice.js';
+import { type FlowLink, SPLICE_READS, splice } from './splice.js';
 import { parseClientHello } from '../edge/tls-client-hello.js';
 
 export interface TunnelResult {
@@ -29,7 +29,8 @@ export interface TunnelArgs {
   readonly idleTimeoutMs: number;
   /** Tells the client the tunnel is open (HTTP 200 or a SOCKS5 success reply). */
   readonly accept: () => void;
-  readonly registry?: TunnelRegistry;
+  /** The tunnel's entry in the flow registry: the kill switch, expiry and revocation close it through this. */
+  readonly flow?: FlowLink;
   /** 'report' logs an SNI mismatch as a would-be denial and lets the tunnel through. */
   readonly sniMode: 'enforce' | 'report';
 }
@@ -87,6 +88,8 @@ export async function runTunnel(args: TunnelArgs): Promise<TunnelResult> {
     return { deny: d, wouldDeny: null, address, connectMs, bytesUp: 0, bytesDown: 0 };
   };
   client.setNoDelay(true);
+  // Until the sockets are spliced, closing the flow closes the client: the ClientHello wait and the dial see it.
+  args.flow?.bind(() => client.destroy());
   args.accept();
   const hello = await readHello(args);
   // A client that never sent a byte, or left, gets nothing in report mode either.
@@ -100,9 +103,10 @@ export async function runTunnel(args: TunnelArgs): Promise<TunnelResult> {
     return refused(deny('EGR_FAIL_UPSTREAM', 'tunnel', 'client went away'), conn.address, conn.connectMs);
   }
 
+  if (hello.sni) args.flow?.liftedByReport(hello.sni);
   upstream.write(hello.bytes);
   // The tunnel may stay open for hours; its first bytes need not stay with it.
   hello.bytes = null;
-  const spliced = await splice(client, upstream as Socket, { idleTimeoutMs: args.idleTimeoutMs, registry: args.registry, upstreamReads: SPLICE_READS });
+  const spliced = await splice(client, upstream as Socket, { idleTimeoutMs: args.idleTimeoutMs, flow: args.flow, upstreamReads: SPLICE_READS });
   return { deny: null, wouldDeny: hello.sni, address: conn.address, connectMs: conn.connectMs, ...spliced };
 }

@@ -29,9 +29,12 @@ export const FIELD = Object.freeze({
   bytesDown: 'bytes.down',
   durationMs: 'duration.ms',
   detail: 'detail',
+  close: 'close',
 } as const);
 
 export type Listener = 'http' | 'socks5';
+/** Why Sluice closed a flow (proxy/runtime/flows.ts); a flow that ended by itself has none. */
+export type CloseReason = 'idle' | 'kill-switch' | 'token-expired' | 'revoked' | 'shutdown';
 /** allow: let through (maybe cut short later); deny: refused by auth, policy, guard, request rules or limits;
  * error: allowed but the destination or Sluice failed. */
 export type Verdict = 'allow' | 'deny' | 'error';
@@ -61,6 +64,8 @@ export interface AuditRecord {
   bytesDown: number;
   durationMs: number;
   detail: string | null;
+  /** Why Sluice closed the flow (kill switch, idle, token expiry, revocation, shutdown); null when it ended by itself. */
+  close: CloseReason | null;
 }
 
 export type AuditObserver = (record: Readonly<AuditRecord>) => void;
@@ -118,6 +123,7 @@ export function createAudit(opts: {
         bytesDown: 0,
         durationMs: 0,
         detail: null,
+        close: null,
       };
     },
     denied(record, d) {
@@ -151,6 +157,7 @@ export function createAudit(opts: {
         [FIELD.bytesDown]: record.bytesDown,
         [FIELD.durationMs]: record.durationMs,
         [FIELD.detail]: record.detail === null ? null : scrubText(record.detail),
+        [FIELD.close]: record.close,
       };
       if (record.verdict === 'allow') opts.logger.info(line, AUDIT_MESSAGE);
       else if (record.code === 'EGR_INTERNAL') opts.logger.error(line, AUDIT_MESSAGE);

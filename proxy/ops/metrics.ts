@@ -9,6 +9,7 @@ export const METRIC = Object.freeze({
   dnsLookup: 'sluice_dns_lookup_seconds',
   upstreamConnect: 'sluice_upstream_connect_seconds',
   activeTunnels: 'sluice_active_tunnels',
+  activeFlows: 'sluice_active_flows',
   bytes: 'sluice_bytes_total',
   policyReloads: 'sluice_policy_reloads_total',
   killSwitch: 'sluice_kill_switch_engaged',
@@ -34,7 +35,18 @@ export interface Metrics {
   dnsGuardQuery(): void;
 }
 
-export function createMetrics(opts: { version: string; tunnels: () => number; defaultMetrics?: boolean }): Metrics {
+export interface MetricsOptions {
+  readonly version: string;
+  /** Open flows by kind (proxy/runtime/flows.ts: a fixed table, so the label is bounded), and whether a kind
+   * is an opaque channel (sluice_active_tunnels counts those, as it always has: tunnels and upgrades). */
+  readonly flows?: () => Readonly<Record<string, number>>;
+  readonly opaqueKinds?: readonly string[];
+  /** Without `flows`: the figure for sluice_active_tunnels (a process that carries no flows reports 0). */
+  readonly tunnels?: () => number;
+  readonly defaultMetrics?: boolean;
+}
+
+export function createMetrics(opts: MetricsOptions): Metrics {
   const registry = new Registry();
   if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry });
   const registers = [registry];
@@ -48,12 +60,26 @@ export function createMetrics(opts: { version: string; tunnels: () => number; de
   });
   const dns = new Histogram({ name: METRIC.dnsLookup, help: 'Upstream DNS resolution time (cache misses).', buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers });
   const connect = new Histogram({ name: METRIC.upstreamConnect, help: 'Upstream TCP (and TLS) connect time.', buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers });
+  const opaque = new Set(opts.opaqueKinds ?? ['tunnel', 'upgrade']);
   new Gauge({
     name: METRIC.activeTunnels,
-    help: 'Open CONNECT/SOCKS5 tunnels and upgrades.',
+    help: 'Open CONNECT/SOCKS5 tunnels and upgrades (opaque flows).',
     registers,
     collect() {
-      this.set(opts.tunnels());
+      if (!opts.flows) return void this.set(opts.tunnels?.() ?? 0);
+      let n = 0;
+      for (const [kind, count] of Object.entries(opts.flows())) if (opaque.has(kind)) n += count;
+      this.set(n);
+    },
+  });
+  new Gauge({
+    name: METRIC.activeFlows,
+    help: 'Open flows by kind: tunnel (CONNECT, SOCKS5), upgrade (an upgraded HTTP connection), forward (a forwarded request in flight).',
+    labelNames: ['kind'] as const,
+    registers,
+    collect() {
+      if (!opts.flows) return;
+      for (const [kind, count] of Object.entries(opts.flows())) this.set({ kind }, count);
     },
   });
   const bytes = new Counter({ name: METRIC.bytes, help: 'Bytes sent upstream (up) and received from upstream (down).', labelNames: ['listener', 'direction'] as const, registers });

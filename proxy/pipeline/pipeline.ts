@@ -1,6 +1,8 @@
 // The pipeline: the one place where the order of the stages is written down.
-//   listener → identity → normalise → decide() → dialer (resolve → validate → connect) → forward | tunnel
-//   → audit + metrics (always, in `finally`)
+//   listener → identity → normalise → decide() → flow registered → dialer (resolve → validate → connect)
+//   → forward | upgrade | tunnel → audit + metrics (always, in `finally`)
+// Every allowed request becomes a flow in the registry the moment decide() allows it, before any await, so a
+// kill switch, an expiry or a revocation that lands while it resolves or connects reaches it too.
 // A tunnel's target is asked of the edge after identity: SOCKS5 (RFC 1929) answers the credentials before
 // the client sends its request.
 // Stages return `T | Deny` and never call each other; a thrown error is a bug, logged and turned into a
@@ -11,14 +13,14 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { type Deny, deny, isDeny } from '../../firewall/codes.js';
 import { type Target, formatAuthority, normaliseHost, parseAbsoluteTarget, parseAuthority } from '../../firewall/normalise.js';
-import { type Allow, type DecideState, type HttpEgress, type Policy, decide, methodOverrideOf } from '../../firewall/policy.js';
+import { type Allow, type DecideState, type EgressRequest, type HttpEgress, type Policy, decide, methodOverrideOf, upgradeProtocolsOf } from '../../firewall/policy.js';
 import type { Admission } from '../auth/admission.js';
 import type { Audit, AuditRecord, Listener } from '../ops/audit.js';
 import type { Dialer, DialPlan } from '../egress/dialer.js';
 import { type ForwardPlan, type ForwardResult, forwardHttp, forwardUpgrade, requestHasBody } from '../egress/forward.js';
+import type { Flow, FlowKind, FlowRegistry } from '../runtime/flows.js';
 import type { Credentials, IdentityStore, Principal } from '../auth/identity.js';
 import { scrubText } from '../ops/redact.js';
-import type { TunnelRegistry } from '../egress/splice.js';
 import { runTunnel } from '../egress/tunnel.js';
 
 export interface PipelineDeps {
@@ -27,7 +29,9 @@ export interface PipelineDeps {
   readonly identities: IdentityStore;
   readonly dialer: Dialer;
   readonly audit: Audit;
-  readonly tunnels: TunnelRegistry;
+  readonly flows: FlowRegistry;
+  /** Changes whenever the run-token key does: flows opened with a token remember the key it was checked under. */
+  readonly tokenKeyGeneration?: () => number;
   readonly logger: Logger;
   readonly admission?: Admission;
   readonly timeouts: () => { readonly tunnelHelloTimeoutMs: number; readonly idleTimeoutMs: number };
@@ -92,15 +96,32 @@ function normaliseTunnelTarget(t: RawTunnelTarget): Target | Deny {
 export function createPipeline(deps: PipelineDeps): Pipeline {
   const { audit, dialer } = deps;
 
-  async function identify(edge: EdgeBase, rec: AuditRecord): Promise<{ principal: Principal; release: () => void } | Deny> {
+  async function identify(edge: EdgeBase, rec: AuditRecord): Promise<Identified | Deny> {
     const { admission } = deps;
+    // Read before authenticate(), which checks a run token synchronously against the key of this moment.
+    const keyGeneration = deps.tokenKeyGeneration?.() ?? 0;
     // The identity stage applies the failed-credential throttle itself (it alone knows which checks cost scrypt).
     const principal = await deps.identities.authenticate(edge.credentials, edge.clientAddr);
     if (isDeny(principal)) return principal;
     rec.identity = principal.identity;
     rec.run = principal.runId;
     const release = admission ? admission.admit(principal, rec) : () => {};
-    return isDeny(release) ? release : { principal, release };
+    return isDeny(release) ? release : { principal, release, keyGeneration };
+  }
+
+  type Identified = { principal: Principal; release: () => void; keyGeneration: number };
+
+  /** Registers an allowed request as a flow: synchronously after decide(), so nothing that closes flows misses it. */
+  const openFlow = (kind: FlowKind, who: Identified, request: EgressRequest): Flow =>
+    deps.flows.open(kind, { principal: who.principal, request, keyGeneration: who.keyGeneration });
+
+  /** After a flow: its record says why Sluice closed it, if it did. */
+  function closeRecord(rec: AuditRecord, flow: Flow | null): void {
+    flow?.end();
+    const closed = flow?.closed;
+    if (!closed) return;
+    rec.close = closed.reason;
+    if (closed.deny && rec.verdict === 'allow') rec.detail = closed.deny.detail ? `${closed.deny.code}: ${closed.deny.detail}` : closed.deny.code;
   }
 
   function internal(rec: AuditRecord, err: unknown): Deny {
@@ -110,7 +131,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
   }
 
   /** Stages shared by plain and upgrade requests, up to a validated dial plan. */
-  async function prepareHttp(edge: HttpEdge | UpgradeEdge, rec: AuditRecord, upgrade: boolean): Promise<Prepared | Deny | { release: () => void; d: Deny }> {
+  async function prepareHttp(edge: HttpEdge | UpgradeEdge, rec: AuditRecord, kind: 'forward' | 'upgrade'): Promise<Prepared | Deny | Refused> {
     const { req } = edge;
     rec.method = req.method ?? null;
     const who = await identify(edge, rec);
@@ -120,22 +141,34 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     rec.targetHost = target.target.host;
     rec.targetPort = target.target.port;
     rec.targetPath = target.path;
+    let upgradeTo: readonly string[] | null = null;
+    if (kind === 'upgrade') {
+      const protocols = upgradeProtocolsOf(req.headers);
+      if (protocols === null || protocols === 'invalid') return { ...who, d: deny('EGR_BAD_REQUEST', 'http.upgrade', 'Upgrade is not a list of protocols') };
+      // The bytes after an upgrade request's head belong to the new protocol; a body there would be smuggled.
+      if (requestHasBody(req)) return { ...who, d: deny('EGR_UNSUPPORTED', 'http.upgrade', 'an upgrade request with a body') };
+      upgradeTo = protocols;
+    }
     const egress: HttpEgress = {
       kind: 'http',
       scheme: target.scheme,
       method: req.method ?? '',
       target: target.target,
       hasBody: requestHasBody(req),
-      upgrade: upgrade || req.headers.upgrade !== undefined,
+      upgrade: upgradeTo !== null || req.headers.upgrade !== undefined,
+      upgradeTo,
       methodOverride: methodOverrideOf(req.headers),
     };
     const decision = decide(deps.policy(), deps.state(), who.principal, egress);
     if (isDeny(decision)) return { ...who, d: decision };
     rec.rule = decision.rule;
     rec.wouldDeny = decision.wouldDeny?.code ?? null;
+    const flow = openFlow(kind, who, egress);
     // The name was judged above, before any resolver saw it: denied names never leak into DNS.
     const plan = await dialer.prepare(target.target);
-    if (isDeny(plan)) return { ...who, d: plan };
+    if (isDeny(plan)) return { ...who, flow, d: plan };
+    flow.addresses = plan.addresses;
+    if (flow.closed?.deny) return { ...who, flow, d: flow.closed.deny };
     rec.dnsMs = plan.dnsMs;
     rec.dialAddress = plan.addresses[0]?.address ?? null;
     const upstreamTarget = { ...target.target, port: decision.port };
@@ -146,21 +179,33 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       method: egress.method,
       authority,
     };
-    return { ...who, d: null, plan, decision, forward };
+    return { ...who, flow, d: null, plan, decision, forward, upgradeTo };
   }
 
-  type Prepared = { release: () => void; d: null; plan: DialPlan; decision: Allow; forward: ForwardPlan };
+  type Prepared = Identified & { flow: Flow; d: null; plan: DialPlan; decision: Allow; forward: ForwardPlan; upgradeTo: readonly string[] | null };
+  type Refused = Identified & { flow?: Flow; d: Deny };
 
   return {
-    http: (edge) => httpLike(edge, false, (r) => forwardHttp(dialer.agent, r.forward, edge.req, edge.res)),
+    http: (edge) => httpLike(edge, 'forward', (r) => forwardHttp(dialer.agent, r.forward, edge.req, edge.res, r.flow)),
 
     upgrade: (edge) =>
-      httpLike(edge, true, (r) => forwardUpgrade(dialer, r.plan, r.decision.port, r.decision.tls, r.forward, edge.req, edge.socket, edge.head)),
+      httpLike(edge, 'upgrade', (r) =>
+        forwardUpgrade(dialer.agent, {
+          plan: r.forward,
+          upgrade: String(edge.req.headers.upgrade),
+          protocols: r.upgradeTo!,
+          req: edge.req,
+          client: edge.socket,
+          head: edge.head,
+          idleTimeoutMs: deps.timeouts().idleTimeoutMs,
+          flow: r.flow,
+        })),
 
     async tunnel(edge) {
       const rec = audit.begin(edge.listener, edge.clientAddr);
       rec.method = 'CONNECT';
       let release: (() => void) | null = null;
+      let flow: Flow | null = null;
       try {
         const who = await identify(edge, rec);
         if (isDeny(who)) return fail(edge, rec, who);
@@ -171,12 +216,16 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
         if (isDeny(target)) return fail(edge, rec, target);
         rec.targetHost = target.host;
         rec.targetPort = target.port;
-        const decision = decide(deps.policy(), deps.state(), who.principal, { kind: 'tunnel', target });
+        const egress: EgressRequest = { kind: 'tunnel', target };
+        const decision = decide(deps.policy(), deps.state(), who.principal, egress);
         if (isDeny(decision)) return fail(edge, rec, decision);
         rec.rule = decision.rule;
         rec.wouldDeny = decision.wouldDeny?.code ?? null;
+        flow = openFlow('tunnel', who, egress);
         const plan = await dialer.prepare(target);
         if (isDeny(plan)) return fail(edge, rec, plan);
+        flow.addresses = plan.addresses;
+        if (flow.closed?.deny) return fail(edge, rec, flow.closed.deny);
         rec.dnsMs = plan.dnsMs;
         const t = deps.timeouts();
         const mode = who.principal.mode ?? deps.policy().mode;
@@ -189,7 +238,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
           helloTimeoutMs: t.tunnelHelloTimeoutMs,
           idleTimeoutMs: t.idleTimeoutMs,
           accept: () => edge.accept(),
-          registry: deps.tunnels,
+          flow,
           sniMode: mode,
         });
         rec.dialAddress = result.address;
@@ -197,12 +246,14 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
         rec.bytesUp = result.bytesUp;
         rec.bytesDown = result.bytesDown;
         if (result.wouldDeny && !rec.wouldDeny) rec.wouldDeny = result.wouldDeny.code;
-        // The client was already told the tunnel is open; runTunnel closed it. Only the record remains.
-        if (result.deny) audit.denied(rec, result.deny);
+        // The client was already told the tunnel is open; runTunnel closed it. Only the record remains. A tunnel
+        // Sluice closed before it was spliced reports why it was closed rather than what that did to it.
+        if (result.deny) audit.denied(rec, flow.closed?.deny ?? result.deny);
       } catch (err) {
         fail(edge, rec, internal(rec, err));
       } finally {
         release?.();
+        closeRecord(rec, flow);
         audit.end(rec);
       }
     },
@@ -218,18 +269,20 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
   /** Plain requests and upgrades: the same stages, then their own way of forwarding. */
   async function httpLike(
     edge: HttpEdge | UpgradeEdge,
-    upgrade: boolean,
+    kind: 'forward' | 'upgrade',
     send: (r: Prepared) => Promise<ForwardResult | Deny>,
   ): Promise<void> {
     const rec = audit.begin(edge.listener, edge.clientAddr);
     let release: (() => void) | null = null;
+    let flow: Flow | null = null;
     try {
-      const r = await prepareHttp(edge, rec, upgrade);
+      const r = await prepareHttp(edge, rec, kind);
       if (isDeny(r)) return fail(edge, rec, r);
       release = r.release;
+      flow = r.flow ?? null;
       if (r.d) return fail(edge, rec, r.d);
       const result = await send(r);
-      if (isDeny(result)) return fail(edge, rec, result);
+      if (isDeny(result)) return fail(edge, rec, flow?.closed?.deny ?? result);
       rec.status = result.status;
       rec.bytesUp = result.bytesUp;
       rec.bytesDown = result.bytesDown;
@@ -238,6 +291,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       fail(edge, rec, internal(rec, err));
     } finally {
       release?.();
+      closeRecord(rec, flow);
       audit.end(rec);
     }
   }

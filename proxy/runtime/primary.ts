@@ -23,8 +23,9 @@ import { createLogDestination, createLogger } from '../ops/log-destination.js';
 import { createMetrics } from '../ops/metrics.js';
 import { exposureProblems } from './production.js';
 import { createReloader } from './reload.js';
-import { type BoundListeners, compileServingPolicy, readAdminToken, readSecretFile, readTokenKey } from './sluice.js';
-import { type FromWorker, type ToWorker, isProtocolMessage } from './worker-protocol.js';
+import { type BoundListeners, compileServingPolicy, readAdminToken, readSecretFile, readTokenKey, tokenKeyProblem } from './sluice.js';
+import { createTokenKeyWatch } from './token-key-file.js';
+import { type FromWorker, type ToWorker, encodeKey, isProtocolMessage } from './worker-protocol.js';
 
 /** CPUs the container may use: cgroup v2 `cpu.max` (or v1's CFS quota), rounded up; null when unlimited. */
 export function cgroupCpuLimit(read: (path: string) => string = (p) => readFileSync(p, 'utf8')): number | null {
@@ -104,10 +105,11 @@ export async function runPrimary(opts: PrimaryOptions): Promise<void> {
   const exposed = exposureProblems(config, readSecretFile, opts.generatedIdentity);
   if (exposed.length) opts.fail(exposed.map(formatIssue).join('\n'));
   let adminToken: Buffer | null = null;
+  let tokenKey: Buffer | null = null;
   try {
     // Everything a worker would refuse at start is refused here, once, before any worker is forked.
     compileServingPolicy(config);
-    readTokenKey(config);
+    tokenKey = readTokenKey(config);
     adminToken = readAdminToken(config);
   } catch (err) {
     opts.fail((err as Error).message);
@@ -159,7 +161,7 @@ export async function runPrimary(opts: PrimaryOptions): Promise<void> {
       case 'sluice.hello': {
         if (stopping) return void worker.process.kill('SIGKILL'); // it never served: nothing to drain
         // The state of this moment; every later change follows it on the same ordered channel.
-        const init: ToWorker = { type: 'sluice.init', config: configForWorker(config, n), killSwitch: engaged(), generatedIdentity: opts.generatedIdentity, version: opts.version };
+        const init: ToWorker = { type: 'sluice.init', config: configForWorker(config, n), tokenKey: encodeKey(tokenKey), killSwitch: engaged(), generatedIdentity: opts.generatedIdentity, version: opts.version };
         worker.send(init);
         slot.initialised = true;
         return;
@@ -264,16 +266,33 @@ export async function runPrimary(opts: PrimaryOptions): Promise<void> {
     opts.checkReload(next);
     const kept: SluiceConfig = { ...next, listen: config.listen };
     compileServingPolicy(kept);
-    readTokenKey(kept);
+    const nextKey = readTokenKey(kept);
     const nextAdmin = readAdminToken(kept);
     config = kept;
     adminToken = nextAdmin;
+    tokenKey = nextKey;
     killFile.follow(kept.killSwitch.file);
+    keyWatch.follow(kept.tokens?.keyFile ?? null, nextKey);
     // From here the new config is the one in force: a worker that does not take it is replaced by one that
     // starts with it. So the reload succeeded; saying it failed would claim the old config still holds.
-    const failed = await broadcast((seq) => ({ type: 'sluice.swap', seq, config: configForWorker(kept, n) }));
+    const failed = await broadcast((seq) => ({ type: 'sluice.swap', seq, config: configForWorker(kept, n), tokenKey: encodeKey(nextKey) }));
     if (failed.length) logger.warn({ workers: failed }, 'config.reload: some workers were replaced to apply it');
   }
+
+  // The token key file, watched here for every worker (they are sent the key, never read the file).
+  const keyWatch = createTokenKeyWatch({
+    check: tokenKeyProblem,
+    apply: (key) => {
+      tokenKey = key;
+      metrics.reload('success');
+      logger.warn('tokens.key_changed: tokens signed with the old key no longer work');
+      void broadcast((seq) => ({ type: 'sluice.token-key', seq, tokenKey: encodeKey(key) }));
+    },
+    refuse: (problem) => {
+      metrics.reload('error');
+      logger.error({ issues: [problem] }, 'tokens.key_reload_failed: keeping the last good key');
+    },
+  });
 
   const reloader = createReloader({ path: opts.path, load: loadConfigFile, digest: opts.digest, prepare: opts.prepare, current: () => config, swap, metrics, logger });
 
@@ -351,6 +370,7 @@ export async function runPrimary(opts: PrimaryOptions): Promise<void> {
     clearTimeout(overdue);
     reloader.close();
     killFile.close();
+    keyWatch.close();
     admin?.close();
     admin?.closeAllConnections();
     logger.info('shutdown.complete');
@@ -371,6 +391,7 @@ export async function runPrimary(opts: PrimaryOptions): Promise<void> {
     opts.fail((err as Error).message);
   }
   reloader.watch();
+  keyWatch.follow(config.tokens?.keyFile ?? null, tokenKey);
   const first = slots[0]!.bound ?? {};
   // Before the listening lines: whoever waits for those (a supervisor, a test) then knows the workers too.
   process.stderr.write(`Sluice runs ${n} workers (pids ${slots.map((s) => s.worker?.process.pid).join(', ')}); signal the primary, pid ${process.pid}.\n`);

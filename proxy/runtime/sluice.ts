@@ -1,10 +1,13 @@
 // Wiring: one validated config in, listening proxy out. Owns the mutable runtime state (current policy,
-// kill switch, open tunnels) that the pure core reads through getters.
+// kill switch, token key, open flows) that the pure core reads through getters, and every way a right ends:
+// the kill switch, a reload or a new token key closes the open flows they no longer allow, and a sweep closes
+// those whose run token expired.
 import type { Server } from 'node:http';
 import type { AddressInfo, Server as NetServer } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
+import { deny } from '../../firewall/codes.js';
 import { type ListenAddress, type SluiceConfig, formatIssue } from '../../firewall/config.js';
 import { type Policy, compilePolicy } from '../../firewall/policy.js';
 import { type AdminDeps, type ReloadOutcome, createAdminListener } from '../ops/admin.js';
@@ -23,7 +26,9 @@ import { type Metrics, createMetrics } from '../ops/metrics.js';
 import { exposureProblems } from './production.js';
 import { readAdminToken, readCaFile, readSecretFile, readTokenKey } from './secret-files.js';
 import { createSocks5Listener } from '../edge/socks5-listener.js';
-import type { TunnelRegistry } from '../egress/splice.js';
+import { MIN_KEY_BYTES } from '../auth/run-token.js';
+import { FLOW_KINDS, FLOW_KIND_NAMES, type Flow, type FlowRegistry, createFlowRegistry, judgeAgain } from './flows.js';
+import { createTokenKeyWatch } from './token-key-file.js';
 
 export interface SluiceOptions {
   readonly config: SluiceConfig;
@@ -32,6 +37,10 @@ export interface SluiceOptions {
   readonly logTo?: { readonly destination: LogDestination; readonly level?: string };
   /** Monotonic-ish milliseconds; injected by tests that drive time. */
   readonly nowMs?: () => number;
+  /** Milliseconds since the epoch, for run tokens (their expiry closes the flows they opened); tests drive it. */
+  readonly wallClockMs?: () => number;
+  /** The run-token key as the primary read it (workers): the key file is then neither read nor watched here. */
+  readonly tokenKey?: Buffer | null;
   readonly observers?: AuditObserver[];
   /** Reported in sluice_build_info. */
   readonly version?: string;
@@ -54,9 +63,13 @@ export interface RuntimeState {
   readonly killSwitch: () => boolean;
   setKillSwitch(engaged: boolean, source?: KillSwitchSource): void;
   /** Swaps in a new, already validated config (listener changes need a restart and are ignored). Throws, and
-   * keeps the old config, when a file it references (token key, admin token) is unusable. */
-  swap(config: SluiceConfig): void;
-  readonly tunnels: TunnelRegistry & { readonly size: number; closeAll(): void };
+   * keeps the old config, when a file it references (token key, admin token) is unusable. Open flows the new
+   * config would deny are closed. `tokenKey`: the key as the primary read it (workers); else the file is read. */
+  swap(config: SluiceConfig, tokenKey?: Buffer | null): void;
+  /** A new run-token key (the key file changed): flows opened with tokens under the old key are closed. */
+  setTokenKey(key: Buffer | null): void;
+  /** Every open tunnel, upgrade and forwarded request. */
+  readonly flows: FlowRegistry;
   /** The admin bearer token, or null when none is configured. */
   readonly adminToken: () => Buffer | null;
 }
@@ -110,25 +123,31 @@ export function compileServingPolicy(config: SluiceConfig): Policy {
 // The secret-file readers live in secret-files.ts; re-exported for the modules that import them from here.
 export { readAdminToken, readSecretFile, readTokenKey } from './secret-files.js';
 
-export function createTunnelRegistry(): RuntimeState['tunnels'] {
-  const open = new Set<() => void>();
-  return {
-    add(close) {
-      open.add(close);
-      return () => open.delete(close);
-    },
-    get size() {
-      return open.size;
-    },
-    closeAll() {
-      for (const close of [...open]) close();
-    },
-  };
+/** Why a token key file's (trimmed) content is not a usable key, or null. */
+export const tokenKeyProblem = (key: Buffer): string | null =>
+  key.length < MIN_KEY_BYTES ? `tokens.keyFile must hold at least ${MIN_KEY_BYTES} bytes of key (found ${key.length})` : null;
+
+const sameKey = (a: Buffer | null, b: Buffer | null): boolean => (a === null || b === null ? a === b : a.equals(b));
+
+/** Configured identities whose credential a new config changes (their open flows end with it). */
+function changedCredentials(before: SluiceConfig, after: SluiceConfig): Set<string> {
+  const out = new Set<string>();
+  for (const [name, id] of Object.entries(before.identities)) {
+    const next = Object.hasOwn(after.identities, name) ? after.identities[name] : undefined;
+    if (next && (next.passwordHash !== id.passwordHash || next.password !== id.password)) out.add(name);
+  }
+  return out;
 }
+
+/** How often open flows are checked for an expired run token. */
+const EXPIRY_SWEEP_MS = 1000;
+
+
 
 export function createSluice(opts: SluiceOptions): Sluice {
   const generatedIdentity = opts.generatedIdentity ?? false;
   const nowMs = opts.nowMs ?? (() => performance.timeOrigin + performance.now());
+  const wallClockMs = opts.wallClockMs ?? Date.now;
   // The audit log is written on every request: buffered, and flushed synchronously on the way out.
   const destination = opts.logTo?.destination ?? createLogDestination({ shared: opts.sharedStdout ?? false });
   const level = opts.logTo?.level ?? opts.config.log.level;
@@ -136,11 +155,29 @@ export function createSluice(opts: SluiceOptions): Sluice {
   const auditLogger = createAuditLogger(level, destination);
   let config = opts.config;
   let policy = compileServingPolicy(config);
-  let tokenKey = readTokenKey(config);
+  // A worker is handed the key by its primary, which alone reads and watches the file.
+  const keyFromPrimary = opts.tokenKey !== undefined;
+  let tokenKey = keyFromPrimary ? opts.tokenKey! : readTokenKey(config);
+  /** Bumped with every new key: a flow opened with a run token remembers the generation it was checked under. */
+  let tokenKeyGeneration = 0;
   let adminToken = readAdminToken(config);
   const killSources = new Set<KillSwitchSource>();
   let killSwitch = false;
-  const tunnels = createTunnelRegistry();
+  const flows = createFlowRegistry();
+  const shutdownDeny = deny('EGR_FAIL_UPSTREAM', 'shutdown', 'Sluice is shutting down');
+
+  /** A run token checked under an older key: that key no longer grants anything. */
+  const staleToken = (flow: Flow) =>
+    flow.grant.principal.runId !== null && flow.grant.keyGeneration !== tokenKeyGeneration
+      ? deny('EGR_AUTH_INVALID', 'tokens.keyFile', 'the run-token key changed')
+      : null;
+
+  function useTokenKey(key: Buffer | null): boolean {
+    if (sameKey(key, tokenKey)) return false;
+    tokenKey = key;
+    tokenKeyGeneration++;
+    return true;
+  }
 
   const state: RuntimeState = {
     policy: () => policy,
@@ -152,35 +189,58 @@ export function createSluice(opts: SluiceOptions): Sluice {
       const was = killSwitch;
       killSwitch = killSources.size > 0;
       metrics.setKillSwitch(killSwitch);
-      if (killSwitch) tunnels.closeAll();
+      if (killSwitch) flows.closeAll('kill-switch', deny('EGR_DENY_KILL_SWITCH', 'killSwitch'));
       if (was !== killSwitch) logger.warn({ engaged: killSwitch, source }, 'kill_switch');
     },
-    swap(next) {
+    swap(next, key) {
       const kept = { ...next, listen: config.listen };
       const nextPolicy = compileServingPolicy(kept);
-      const nextKey = readTokenKey(kept);
+      const nextKey = key !== undefined ? key : readTokenKey(kept);
       const nextAdmin = readAdminToken(kept);
+      const changed = changedCredentials(config, kept);
       config = kept;
       policy = nextPolicy;
-      tokenKey = nextKey;
+      useTokenKey(nextKey);
       adminToken = nextAdmin;
       watchKillFile();
+      if (!keyFromPrimary) keyWatch.follow(kept.tokens?.keyFile ?? null, tokenKey);
       // Pooled upstream connections were validated under the old policy; do not reuse them.
       dialer.refresh();
+      // Rights end with their grant: every open flow is judged again, as the request that opened it would be now.
+      const closed = flows.rejudge((flow) => staleToken(flow) ?? judgeAgain(nextPolicy, flow, changed));
+      if (closed) logger.warn({ flows: closed }, 'config.reload: closed the open flows the new config denies');
     },
-    tunnels,
+    setTokenKey(key) {
+      if (!useTokenKey(key)) return;
+      const closed = flows.rejudge(staleToken);
+      logger.warn({ flows: closed }, 'tokens.key_changed: tokens signed with the old key no longer work');
+    },
+    flows,
     adminToken: () => adminToken,
   };
 
   const killFile = createKillSwitchFile((engaged) => state.setKillSwitch(engaged, 'file'));
   const watchKillFile = () => killFile.follow(config.killSwitch.file);
+  const keyWatch = createTokenKeyWatch({
+    check: tokenKeyProblem,
+    apply: (key) => {
+      state.setTokenKey(key);
+      metrics.reload('success');
+    },
+    refuse: (problem) => {
+      metrics.reload('error');
+      logger.error({ issues: [problem] }, 'tokens.key_reload_failed: keeping the last good key');
+    },
+  });
+  let expirySweep: NodeJS.Timeout | null = null;
 
-  const metrics = createMetrics({ version: opts.version ?? 'dev', tunnels: () => tunnels.size });
+  const flowCounts = () => Object.fromEntries(FLOW_KIND_NAMES.map((k) => [k, flows.count(k)]));
+  const metrics = createMetrics({ version: opts.version ?? 'dev', flows: flowCounts, opaqueKinds: FLOW_KIND_NAMES.filter((k) => FLOW_KINDS[k].opaque) });
   const resolver = createResolver({ ...config.dns, nowMs, onLookup: metrics.dnsLookup });
   const extraCa = readCaFile(config);
   const dialer = createDialer({ resolver, policy: state.policy, connectTimeoutMs: config.upstream.connectTimeoutMs, extraCa, nowMs, onConnect: metrics.upstreamConnect });
   const admission = createAdmission({ limits: () => config.limits, nowMs });
-  const identities = createIdentityStore({ policy: state.policy, tokenKey: () => tokenKey, nowMs: () => Date.now(), throttle: admission });
+  const identities = createIdentityStore({ policy: state.policy, tokenKey: () => tokenKey, nowMs: wallClockMs, throttle: admission });
   const audit = createAudit({ logger: auditLogger, nowMs, observers: [metrics.observe, ...(opts.observers ?? [])], redactPaths: () => config.log.redactPaths });
   const pipeline = createPipeline({
     policy: state.policy,
@@ -188,7 +248,8 @@ export function createSluice(opts: SluiceOptions): Sluice {
     identities,
     dialer,
     audit,
-    tunnels,
+    flows,
+    tokenKeyGeneration: () => tokenKeyGeneration,
     logger,
     admission,
     timeouts: () => ({ tunnelHelloTimeoutMs: config.upstream.tunnelHelloTimeoutMs, idleTimeoutMs: config.limits.idleTimeoutMs }),
@@ -240,6 +301,9 @@ export function createSluice(opts: SluiceOptions): Sluice {
       const exposed = exposureProblems(config, readSecretFile, generatedIdentity);
       if (exposed.length) throw new Error(exposed.map(formatIssue).join('\n'));
       watchKillFile();
+      if (!keyFromPrimary) keyWatch.follow(config.tokens?.keyFile ?? null, tokenKey);
+      expirySweep ??= setInterval(() => flows.expire(wallClockMs()), EXPIRY_SWEEP_MS);
+      expirySweep.unref();
       if (l.admin && opts.serveAdmin !== false) bound.admin = await listen('admin', createAdminListener(adminDeps), l.admin);
       if (l.http) bound.http = await listen('http', createHttpListener(pipeline, config.limits), l.http);
       if (l.socks5) bound.socks5 = await listen('socks5', createSocks5Listener(pipeline, config.limits), l.socks5);
@@ -268,7 +332,8 @@ export function createSluice(opts: SluiceOptions): Sluice {
         server.close();
         (server as Partial<Server>).closeIdleConnections?.();
       }
-      tunnels.closeAll();
+      // Flows with no natural end (tunnels, upgrades) are closed now; forwarded requests get drainMs to finish.
+      flows.closeAll('shutdown', shutdownDeny, (kind) => FLOW_KINDS[kind].drain === 'close');
       const until = nowMs() + drainMs;
       while (audit.inFlight > 0 && nowMs() < until) await new Promise((r) => setTimeout(r, 25));
       if (audit.inFlight > 0) logger.warn({ inFlight: audit.inFlight }, 'shutdown.drain_timeout: closing the rest');
@@ -277,6 +342,9 @@ export function createSluice(opts: SluiceOptions): Sluice {
       if (stopped) return;
       stopped = true;
       killFile.close();
+      keyWatch.close();
+      if (expirySweep) clearInterval(expirySweep);
+      expirySweep = null;
       const closing: Promise<unknown>[] = [];
       for (const server of servers.values()) {
         closing.push(new Promise((r) => server.close(r)));
@@ -286,7 +354,7 @@ export function createSluice(opts: SluiceOptions): Sluice {
       closing.push(...closers.splice(0).map((close) => close()));
       probe?.stop();
       probe = null;
-      tunnels.closeAll();
+      flows.closeAll('shutdown', shutdownDeny);
       await Promise.all(closing);
       await dialer.close();
     },

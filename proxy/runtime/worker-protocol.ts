@@ -5,10 +5,14 @@
 import type { SluiceConfig } from '../../firewall/config.js';
 import type { BoundListeners } from './sluice.js';
 
+// The run-token key travels with the config (base64, null without tokens): the primary alone reads and watches
+// the key file, so a worker never serves with a key the primary did not validate, and never reads one mid-write.
 export type ToWorker =
-  /** The first message a worker gets, before it listens: the current config and kill switch. */
-  | { readonly type: 'sluice.init'; readonly config: SluiceConfig; readonly killSwitch: boolean; readonly generatedIdentity: boolean; readonly version: string }
-  | { readonly type: 'sluice.swap'; readonly seq: number; readonly config: SluiceConfig }
+  /** The first message a worker gets, before it listens: the current config, token key and kill switch. */
+  | { readonly type: 'sluice.init'; readonly config: SluiceConfig; readonly tokenKey: string | null; readonly killSwitch: boolean; readonly generatedIdentity: boolean; readonly version: string }
+  | { readonly type: 'sluice.swap'; readonly seq: number; readonly config: SluiceConfig; readonly tokenKey: string | null }
+  /** The key file changed (the config did not). */
+  | { readonly type: 'sluice.token-key'; readonly seq: number; readonly tokenKey: string | null }
   | { readonly type: 'sluice.kill-switch'; readonly seq: number; readonly engaged: boolean }
   | { readonly type: 'sluice.metrics'; readonly seq: number }
   | { readonly type: 'sluice.drain'; readonly drainMs: number };
@@ -19,14 +23,17 @@ export type FromWorker =
   | { readonly type: 'sluice.ready'; readonly bound: BoundListeners }
   /** The worker could not start (a listener could not bind, a file could not be read); it exits. */
   | { readonly type: 'sluice.fatal'; readonly message: string }
-  /** A swap or kill-switch message applied (error null) or refused. */
+  /** A swap, token-key or kill-switch message applied (error null) or refused. */
   | { readonly type: 'sluice.ack'; readonly seq: number; readonly error: string | null }
   /** prom-client's getMetricsAsJSON() of the worker's registry. */
   | { readonly type: 'sluice.metrics'; readonly seq: number; readonly metrics: unknown[] };
 
-const TYPES = new Set(['sluice.init', 'sluice.swap', 'sluice.kill-switch', 'sluice.metrics', 'sluice.drain', 'sluice.hello', 'sluice.ready', 'sluice.fatal', 'sluice.ack']);
+const TYPES = new Set(['sluice.init', 'sluice.swap', 'sluice.token-key', 'sluice.kill-switch', 'sluice.metrics', 'sluice.drain', 'sluice.hello', 'sluice.ready', 'sluice.fatal', 'sluice.ack']);
 
 /** A message of this protocol (other modules may use the same channel, e.g. prom-client's cluster support). */
+export const encodeKey = (key: Buffer | null): string | null => (key ? key.toString('base64') : null);
+export const decodeKey = (text: string | null): Buffer | null => (text === null ? null : Buffer.from(text, 'base64'));
+
 export function isProtocolMessage(m: unknown): m is ToWorker | FromWorker {
   return typeof m === 'object' && m !== null && TYPES.has((m as { type?: unknown }).type as string);
 }

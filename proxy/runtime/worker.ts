@@ -4,7 +4,7 @@
 // learn of a kill switch). Signals are the primary's to handle: it drains every worker.
 import { deepFreeze } from '../../firewall/config.js';
 import { createSluice, type Sluice } from './sluice.js';
-import { type FromWorker, type ToWorker, isProtocolMessage } from './worker-protocol.js';
+import { type FromWorker, type ToWorker, decodeKey, isProtocolMessage } from './worker-protocol.js';
 
 export function runWorker(): void {
   let sluice: Sluice | null = null;
@@ -35,6 +35,7 @@ export function runWorker(): void {
         try {
           sluice = createSluice({
             config: deepFreeze(msg.config),
+            tokenKey: decodeKey(msg.tokenKey),
             version: msg.version,
             generatedIdentity: msg.generatedIdentity,
             sharedStdout: true,
@@ -59,12 +60,15 @@ export function runWorker(): void {
       case 'sluice.swap': {
         let error: string | null = null;
         try {
-          sluice!.state.swap(deepFreeze(msg.config));
+          sluice!.state.swap(deepFreeze(msg.config), decodeKey(msg.tokenKey));
         } catch (err) {
           error = (err as Error).message;
         }
         return send({ type: 'sluice.ack', seq: msg.seq, error });
       }
+      case 'sluice.token-key':
+        sluice!.state.setTokenKey(decodeKey(msg.tokenKey));
+        return send({ type: 'sluice.ack', seq: msg.seq, error: null });
       case 'sluice.kill-switch':
         sluice!.state.setKillSwitch(msg.engaged, 'api');
         return send({ type: 'sluice.ack', seq: msg.seq, error: null });

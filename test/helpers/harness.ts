@@ -23,7 +23,7 @@ export const AGENT = { user: 'agent', pass: 'agent-password-123' };
 export const basic = (user: string, pass: string) => `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}`;
 export const AGENT_AUTH = basic(AGENT.user, AGENT.pass);
 
-export async function startSluice(t: Test, raw: Record<string, unknown>, opts: Pick<SluiceOptions, 'reload'> = {}): Promise<Harness> {
+export async function startSluice(t: Test, raw: Record<string, unknown>, opts: Pick<SluiceOptions, 'reload' | 'wallClockMs'> = {}): Promise<Harness> {
   const r = validateConfig({ listen: { http: '127.0.0.1:0', socks5: null, admin: null }, ...raw });
   if (!r.ok) throw new Error(r.issues.map(formatIssue).join('\n'));
   // The product's own loggers (redacting, and the audit logger without redaction) write here.

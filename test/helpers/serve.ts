@@ -53,8 +53,9 @@ export function adminCall(port: number, method: string, path: string, token?: st
 /** Repeats a request until its reply satisfies `want` (a reload lands asynchronously). */
 export async function poll(port: number, url: string, auth: string, want: (r: Reply) => boolean): Promise<Reply> {
   for (let i = 0; i < 200; i++) {
-    const r = await viaProxy(port, { url, auth });
-    if (want(r)) return r;
+    // A request in flight when a reload denies it is closed (its response may be cut): ask again.
+    const r = await viaProxy(port, { url, auth }).catch(() => null);
+    if (r && want(r)) return r;
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error('the expected reply never came');

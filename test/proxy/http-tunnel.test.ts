@@ -122,7 +122,7 @@ if (isolate(t, import.meta.url)) {
     const { socket } = await openTunnel(h.port, 'registry.test:443');
     const tls = tlsConnect({ socket, servername: 'registry.test', ca: w.pki.caPem });
     await new Promise<void>((r, j) => tls.once('secureConnect', r).once('error', j));
-    await waitFor(() => h.sluice.state.tunnels.size === 1);
+    await waitFor(() => h.sluice.state.flows.count('tunnel') === 1);
     h.sluice.state.setKillSwitch(true);
     await closed(socket);
     t.pass('tunnel closed');

@@ -256,7 +256,7 @@ if (isolate(t, import.meta.url)) {
     c.socket.removeAllListeners('data');
     const tls = tlsConnect({ socket: c.socket, servername: 'registry.test', ca: w.pki.caPem });
     await new Promise<void>((r, j) => tls.once('secureConnect', r).once('error', j));
-    await waitFor(() => h.sluice.state.tunnels.size === 1);
+    await waitFor(() => h.sluice.state.flows.count('tunnel') === 1);
     h.sluice.state.setKillSwitch(true);
     await new Promise<void>((r) => (c.socket.destroyed ? r() : c.socket.once('close', () => r())));
     t.pass('open tunnel closed');

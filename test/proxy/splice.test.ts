@@ -1,5 +1,5 @@
 // splice() on real loopback sockets: both directions with backpressure, half-close passed on, the idle
-// timeout, and the registry's close (what the kill switch uses).
+// timeout, and the flow registry's close (what the kill switch uses).
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { connect, createServer, type OnReadOpts, type Server, type Socket } from 'node:net';
 import t, { type Test } from 'tap';
 import { SPLICE_READS, splice } from '../../proxy/egress/splice.js';
-import { createTunnelRegistry } from '../../proxy/runtime/sluice.js';
+import { deny } from '../../firewall/codes.js';
+import { createFlowRegistry } from '../../proxy/runtime/flows.js';
 
 /** A connected pair of sockets: [the side we hold, the side splice() gets]. On loopback TCP by default; with
  * `unix`, over a Unix socket. With `onread`, the connecting side (the first) is dialled as the dialer dials a
@@ -69,16 +70,43 @@ t.test('an idle tunnel is closed after the idle timeout', async (t) => {
   t.ok(upstream.destroyed && clientInner.destroyed, 'both sides closed');
 });
 
-t.test('the registry closes an open tunnel and forgets it when it ends', async (t) => {
-  const registry = createTunnelRegistry();
+const grant = { principal: { identity: 'agent', integrations: new Set<string>(), reads: 'public' as const, mode: null, runId: null }, request: { kind: 'tunnel' as const, target: { kind: 'name' as const, host: 'x.test', port: 443 } }, keyGeneration: 0 };
+
+t.test('the flow registry closes an open tunnel, and forgets it when it ends', async (t) => {
+  const registry = createFlowRegistry();
   const [client, clientInner] = await pair(t);
   const [, upstream] = await pair(t);
   client.on('error', () => undefined);
-  const done = splice(clientInner, upstream, { registry });
-  t.equal(registry.size, 1);
-  registry.closeAll();
+  const flow = registry.open('tunnel', grant);
+  const done = splice(clientInner, upstream, { flow });
+  t.equal(registry.count('tunnel'), 1);
+  t.equal(registry.closeAll('kill-switch', deny('EGR_DENY_KILL_SWITCH', 'killSwitch')), 1);
   await done;
+  t.ok(upstream.destroyed && clientInner.destroyed, 'both sides closed');
+  t.equal(flow.closed?.reason, 'kill-switch');
+  flow.end();
   t.equal(registry.size, 0);
+});
+
+t.test('an idle tunnel with a flow is closed through it, so its record can say why', async (t) => {
+  const registry = createFlowRegistry();
+  const [client, clientInner] = await pair(t);
+  const [, upstream] = await pair(t);
+  client.on('error', () => undefined);
+  const flow = registry.open('tunnel', grant);
+  await splice(clientInner, upstream, { idleTimeoutMs: 200, flow });
+  t.same(flow.closed, { reason: 'idle', deny: null });
+});
+
+t.test('a flow closed before splice() starts is closed as soon as it is bound', async (t) => {
+  const registry = createFlowRegistry();
+  const [client, clientInner] = await pair(t);
+  const [, upstream] = await pair(t);
+  client.on('error', () => undefined);
+  const flow = registry.open('tunnel', grant);
+  registry.closeAll('kill-switch', null);
+  await splice(clientInner, upstream, { flow });
+  t.ok(upstream.destroyed && clientInner.destroyed);
 });
 
 /** A client pair over a Unix socket: its kernel buffers are small (loopback TCP autotunes to megabytes), so a
