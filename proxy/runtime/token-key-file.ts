@@ -3,7 +3,7 @@
 // way is never taken for a key. A changed key applies at once — tokens signed with the old one stop working and
 // the flows they opened are closed, which is what rotating the key is for. A file made unreadable or too short
 // keeps the last good key; the caller logs and counts it like a failed reload, once per content.
-import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 
 export interface TokenKeyWatch {
   /** Watches `path` (null: none); `key` is the key in force, as read at start or by the last reload. */
@@ -21,10 +21,11 @@ export interface TokenKeyWatchDeps {
 }
 
 /** What a read found: the trimmed content (as readSecretFile trims it), or the reason it could not be read. */
-async function readKey(path: string): Promise<{ key: Buffer } | { problem: string }> {
+function readKey(path: string): { key: Buffer } | { problem: string } {
   try {
-    // Async, so a hung volume stalls only the watch, never the event loop that serves requests.
-    return { key: Buffer.from((await readFile(path, 'utf8')).trim(), 'utf8') };
+    // Synchronous, like the config and kill-switch watches: an asynchronous read queues on libuv's thread pool
+    // behind scrypt, and a login flood would delay a key rotation by tens of seconds (docs/ARCHITECTURE.md).
+    return { key: Buffer.from(readFileSync(path, 'utf8').trim(), 'utf8') };
   } catch (err) {
     return { problem: `tokens.keyFile ${path} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})` };
   }
@@ -44,14 +45,14 @@ export function createTokenKeyWatch(deps: TokenKeyWatchDeps): TokenKeyWatch {
   let busy = false;
 
   const poll = async (watched: string): Promise<void> => {
-    const first = await readKey(watched);
+    const first = readKey(watched);
     if ('key' in first && current && first.key.equals(current)) {
       refused = null;
       return;
     }
     if (refused && same(first, refused)) return;
     await new Promise((r) => setTimeout(r, settleMs).unref());
-    const second = await readKey(watched);
+    const second = readKey(watched);
     // Still changing (or followed elsewhere meanwhile): the next poll will see where it settles.
     if (!same(first, second) || watched !== path) return;
     const problem = 'key' in second ? deps.check(second.key) : second.problem;
