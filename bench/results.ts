@@ -253,7 +253,7 @@ export function renderResults(r: Results): string {
   check(`workers: auto ≥ 1.2× Squid SMP req/s (${r.smp?.workers ?? '?'} workers each)`, both(smpRps('sluice-smp'), smpRps('squid-smp')) ? smpRps('sluice-smp')! >= 1.2 * smpRps('squid-smp')! : null, ratio(smpRps('sluice-smp'), smpRps('squid-smp')));
   check(`≤ 130 MiB RSS with ${r.options.tunnels} idle tunnels`, withTunnels.sluice == null ? null : withTunnels.sluice <= 130, `${fmt(withTunnels.sluice ?? null, 1)} MiB`);
   out.push('');
-  out.push('Earlier targets (issue 7), same run:', '');
+  out.push('Earlier targets (the first performance round), same run:', '');
   check('bulk through a tunnel ≥ 1.0× Squid MB/s', both(s('sluice', bt.mb), s('squid', bt.mb)) ? s('sluice', bt.mb)! >= s('squid', bt.mb)! : null, ratio(s('sluice', bt.mb), s('squid', bt.mb)));
   check('≤ 15 KiB RSS per idle tunnel', perTunnel.sluice == null ? null : perTunnel.sluice <= 15, `${fmt(perTunnel.sluice ?? null, 1)} KiB (Squid ${fmt(perTunnel.squid ?? null, 1)} KiB)`);
   check('decide() with 10,000 hosts ≤ 1 µs median', r.decide ? r.decide.medianNs <= 1000 : null, r.decide ? `${fmt(r.decide.medianNs)} ns` : '');
