@@ -199,7 +199,9 @@ if (isolate(t, import.meta.url)) {
 
     const path = join(dir, 'drain.yaml');
     writeConfig(path, w, { workers: 2, limits: { drainMs: 20_000 } });
-    const s = await serve(t, path);
+    // Sluice leaves accept() to the kernel (SCHED_NONE), which under load may hand every connection to one
+    // worker; round-robin from the primary makes "both workers hold requests" certain rather than likely.
+    const s = await serve(t, path, { NODE_CLUSTER_SCHED_POLICY: 'rr' });
     // Enough requests in flight that both workers hold some.
     const inFlight = Array.from({ length: 6 }, (_, i) => viaProxy(s.http, { url: `http://slow.test:${slow.port}/x${i}` }));
     await waitFor(() => slow.connections >= 6, 10_000);
