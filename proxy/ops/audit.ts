@@ -30,6 +30,8 @@ export const FIELD = Object.freeze({
   durationMs: 'duration.ms',
   detail: 'detail',
   close: 'close',
+  tunnel: 'tunnel',
+  inspected: 'inspected',
 } as const);
 
 export type Listener = 'http' | 'socks5';
@@ -66,6 +68,10 @@ export interface AuditRecord {
   detail: string | null;
   /** Why Sluice closed the flow (kill switch, idle, token expiry, revocation, shutdown); null when it ended by itself. */
   close: CloseReason | null;
+  /** TLS inspection: the id of the inspected tunnel's own (CONNECT) record, on it and on every request inside. */
+  tunnel: string | null;
+  /** The record is of an inspected tunnel or of a request read inside one. */
+  inspected: boolean;
 }
 
 export type AuditObserver = (record: Readonly<AuditRecord>) => void;
@@ -124,6 +130,8 @@ export function createAudit(opts: {
         durationMs: 0,
         detail: null,
         close: null,
+        tunnel: null,
+        inspected: false,
       };
     },
     denied(record, d) {
@@ -158,6 +166,8 @@ export function createAudit(opts: {
         [FIELD.durationMs]: record.durationMs,
         [FIELD.detail]: record.detail === null ? null : scrubText(record.detail),
         [FIELD.close]: record.close,
+        [FIELD.tunnel]: record.tunnel,
+        [FIELD.inspected]: record.inspected,
       };
       if (record.verdict === 'allow') opts.logger.info(line, AUDIT_MESSAGE);
       else if (record.code === 'EGR_INTERNAL') opts.logger.error(line, AUDIT_MESSAGE);

@@ -2,6 +2,7 @@
 // from the config (a run token counts as its identity) — never hosts, paths, addresses or run ids.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { AuditRecord } from './audit.js';
+import { CLIENT_TLS_REASONS, INSPECTION_METRIC, type InspectionObserver } from '../inspection/observer.js';
 
 export const METRIC = Object.freeze({
   requests: 'sluice_requests_total',
@@ -19,7 +20,7 @@ export const METRIC = Object.freeze({
 } as const);
 
 /** Every metric name Sluice exports, default process metrics aside (dashboards and alerts are checked against it). */
-export const METRIC_NAMES: readonly string[] = Object.freeze(Object.values(METRIC));
+export const METRIC_NAMES: readonly string[] = Object.freeze([...Object.values(METRIC), ...Object.values(INSPECTION_METRIC)]);
 
 const NONE = 'none';
 
@@ -33,6 +34,8 @@ export interface Metrics {
   setKillSwitch(engaged: boolean): void;
   setContainment(ok: boolean | null): void;
   dnsGuardQuery(): void;
+  /** TLS inspection's counters (proxy/inspection/observer.ts names them). */
+  readonly inspection: InspectionObserver;
 }
 
 export interface MetricsOptions {
@@ -74,7 +77,7 @@ export function createMetrics(opts: MetricsOptions): Metrics {
   });
   new Gauge({
     name: METRIC.activeFlows,
-    help: 'Open flows by kind: tunnel (CONNECT, SOCKS5), upgrade (an upgraded HTTP connection), forward (a forwarded request in flight).',
+    help: 'Open flows by kind: tunnel (CONNECT, SOCKS5), upgrade (an upgraded HTTP connection), forward (a forwarded request in flight), inspected (a TLS session Sluice terminates).',
     labelNames: ['kind'] as const,
     registers,
     collect() {
@@ -123,8 +126,27 @@ export function createMetrics(opts: MetricsOptions): Metrics {
     return c;
   };
 
+  const leafMints = new Counter({ name: INSPECTION_METRIC.leafMints, help: 'Leaf certificates minted for inspected hosts (leaf cache misses).', registers });
+  const leafHits = new Counter({ name: INSPECTION_METRIC.leafCacheHits, help: 'Leaf certificates served from the cache (or a mint already under way).', registers });
+  const leafMintDuration = new Histogram({ name: INSPECTION_METRIC.leafMintDuration, help: 'Time to mint one leaf (key, certificate, TLS context).', buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1], registers });
+  const handshakeFailures = new Counter({ name: INSPECTION_METRIC.clientHandshakeFailures, help: 'Client TLS handshakes with Sluice that failed, by reason (the alert the client sent, or how it ended).', labelNames: ['reason'] as const, registers });
+  // Every reason at 0 from the start: an alert on a rise needs the series to exist before the first failure.
+  for (const reason of CLIENT_TLS_REASONS) handshakeFailures.inc({ reason }, 0);
+  const inspectedSessions = new Counter({ name: INSPECTION_METRIC.sessions, help: 'Inspected TLS sessions whose handshake completed.', registers });
+  const innerRequests = new Counter({ name: INSPECTION_METRIC.requests, help: 'HTTP requests read inside inspected TLS sessions.', registers });
+
   return {
     registry,
+    inspection: {
+      leafMinted(seconds) {
+        leafMints.inc();
+        leafMintDuration.observe(seconds);
+      },
+      leafCacheHit: () => leafHits.inc(),
+      clientHandshakeFailed: (reason) => handshakeFailures.inc({ reason }),
+      sessionStarted: () => inspectedSessions.inc(),
+      requestInside: () => innerRequests.inc(),
+    },
     observe(r) {
       const c = childrenFor(r);
       c.requests.inc();

@@ -29,6 +29,12 @@ import { createSocks5Listener } from '../edge/socks5-listener.js';
 import { MIN_KEY_BYTES } from '../auth/run-token.js';
 import { FLOW_KINDS, FLOW_KIND_NAMES, type Flow, type FlowRegistry, createFlowRegistry, judgeAgain } from './flows.js';
 import { createTokenKeyWatch } from './token-key-file.js';
+import { type InspectionCa } from '../inspection/ca.js';
+import { createLeafIssuer } from '../inspection/leaves.js';
+import { type CaFileAccess, loadInspectionCa } from '../inspection/problems.js';
+import { createInspector } from '../inspection/session.js';
+import type { InspectionRuntime } from '../inspection/tunnel.js';
+import { readFileSync, statSync } from 'node:fs';
 
 export interface SluiceOptions {
   readonly config: SluiceConfig;
@@ -52,6 +58,9 @@ export interface SluiceOptions {
   readonly sharedStdout?: boolean;
   /** false: leave the admin listener to another process (the primary, with workers). */
   readonly serveAdmin?: boolean;
+  /** TLS inspection's CA when it does not come from the config's files: development mode's ephemeral CA (a
+   * worker gets it from its primary). Without it, a config with an `inspection` section has its CA read at start. */
+  readonly inspectionCa?: InspectionCa | null;
 }
 
 export type KillSwitchSource = 'api' | 'file';
@@ -142,6 +151,24 @@ function changedCredentials(before: SluiceConfig, after: SluiceConfig): Set<stri
 /** How often open flows are checked for an expired run token. */
 const EXPIRY_SWEEP_MS = 1000;
 
+/** The CA files as they are on disk (modes after following symlinks, as Secret mounts need). */
+export const CA_FILES: CaFileAccess = {
+  read(path) {
+    try {
+      return readFileSync(path);
+    } catch {
+      return null;
+    }
+  },
+  stat(path) {
+    try {
+      return { mode: statSync(path).mode };
+    } catch {
+      return null;
+    }
+  },
+};
+
 
 
 export function createSluice(opts: SluiceOptions): Sluice {
@@ -209,6 +236,7 @@ export function createSluice(opts: SluiceOptions): Sluice {
       // Rights end with their grant: every open flow is judged again, as the request that opened it would be now.
       const closed = flows.rejudge((flow) => staleToken(flow) ?? judgeAgain(nextPolicy, flow, changed));
       if (closed) logger.warn({ flows: closed }, 'config.reload: closed the open flows the new config denies');
+      if (started) reloadInspection(kept);
     },
     setTokenKey(key) {
       if (!useTokenKey(key)) return;
@@ -242,6 +270,52 @@ export function createSluice(opts: SluiceOptions): Sluice {
   const admission = createAdmission({ limits: () => config.limits, nowMs });
   const identities = createIdentityStore({ policy: state.policy, tokenKey: () => tokenKey, nowMs: wallClockMs, throttle: admission });
   const audit = createAudit({ logger: auditLogger, nowMs, observers: [metrics.observe, ...(opts.observers ?? [])], redactPaths: () => config.log.redactPaths });
+  // ── TLS inspection: the CA (from the config's files, or handed in), the leaf issuer and the session core ──
+  const production = process.env.SLUICE_ENV === 'production';
+  let inspection: InspectionRuntime | null = null;
+  /** The CA the current runtime signs with, and the inspection settings it was built for. */
+  let inspectionCa: InspectionCa | null = opts.inspectionCa ?? null;
+  let inspectionKey = '';
+  const settingsKey = (c: SluiceConfig) => JSON.stringify(c.inspection ?? null);
+  const buildInspection = (ca: InspectionCa, c: SluiceConfig): InspectionRuntime => {
+    const l = c.limits;
+    return {
+      issuer: createLeafIssuer({
+        ca,
+        observer: metrics.inspection,
+        ...(c.inspection ? { validitySeconds: c.inspection.leafValiditySeconds, cacheSize: c.inspection.leafCacheSize } : {}),
+      }),
+      inspector: createInspector({
+        limits: { handshakeTimeoutMs: c.upstream.tunnelHelloTimeoutMs, headersTimeoutMs: l.headersTimeoutMs, idleTimeoutMs: l.idleTimeoutMs, maxHeaderBytes: l.maxHeaderBytes },
+        observer: metrics.inspection,
+      }),
+    };
+  };
+  const useInspection = (ca: InspectionCa | null, c: SluiceConfig) => {
+    // Sessions already open keep the inspector that serves them; new tunnels get the new one.
+    const old = inspection;
+    inspectionCa = ca;
+    inspection = ca ? buildInspection(ca, c) : null;
+    inspectionKey = settingsKey(c);
+    if (old) setTimeout(() => old.inspector.close(), c.limits.idleTimeoutMs).unref();
+  };
+  /** Reads and checks the config's CA; throws with every problem when it is unusable (start refuses it). */
+  async function loadCa(c: SluiceConfig): Promise<InspectionCa | null> {
+    if (!c.inspection) return opts.inspectionCa ?? null;
+    const loaded = await loadInspectionCa(c.inspection, CA_FILES, { production });
+    if (!loaded.ok) throw new Error(loaded.issues.map(formatIssue).join('\n'));
+    return loaded.ca;
+  }
+  /** After a reload: the issuer is rebuilt when the inspection section changed (a new CA, validity or cache). */
+  function reloadInspection(c: SluiceConfig): void {
+    if (settingsKey(c) === inspectionKey) return;
+    loadCa(c).then(
+      (ca) => useInspection(ca, c),
+      (err: unknown) => logger.error({ err: String((err as Error)?.message ?? err) }, 'inspection.reload_failed: keeping the last good CA'),
+    );
+  }
+  // ── end TLS inspection ──
+
   const pipeline = createPipeline({
     policy: state.policy,
     state: () => ({ killSwitch }),
@@ -253,6 +327,7 @@ export function createSluice(opts: SluiceOptions): Sluice {
     logger,
     admission,
     timeouts: () => ({ tunnelHelloTimeoutMs: config.upstream.tunnelHelloTimeoutMs, idleTimeoutMs: config.limits.idleTimeoutMs }),
+    inspection: () => inspection,
   });
 
   // Every listener Sluice opens, so that stop() closes each of them.
@@ -300,6 +375,10 @@ export function createSluice(opts: SluiceOptions): Sluice {
       const { listen: l } = config;
       const exposed = exposureProblems(config, readSecretFile, generatedIdentity);
       if (exposed.length) throw new Error(exposed.map(formatIssue).join('\n'));
+      if (!inspection) {
+        const ca = inspectionCa ?? (await loadCa(config));
+        if (ca) useInspection(ca, config);
+      }
       watchKillFile();
       if (!keyFromPrimary) keyWatch.follow(config.tokens?.keyFile ?? null, tokenKey);
       expirySweep ??= setInterval(() => flows.expire(wallClockMs()), EXPIRY_SWEEP_MS);
@@ -355,6 +434,7 @@ export function createSluice(opts: SluiceOptions): Sluice {
       probe?.stop();
       probe = null;
       flows.closeAll('shutdown', shutdownDeny);
+      inspection?.inspector.close();
       await Promise.all(closing);
       await dialer.close();
     },
