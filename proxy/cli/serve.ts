@@ -81,6 +81,7 @@ export async function serve(argv: string[]) {
       version: packageVersion(),
       announce,
       fail,
+      inspectionCa: ephemeralCa ? { certPem: ephemeralCa.ca.certPem, keyPem: ephemeralCa.keyPem } : null,
     });
   }
 

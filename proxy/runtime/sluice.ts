@@ -60,7 +60,7 @@ export interface SluiceOptions {
   readonly serveAdmin?: boolean;
   /** TLS inspection's CA when it does not come from the config's files: development mode's ephemeral CA (a
    * worker gets it from its primary). Without it, a config with an `inspection` section has its CA read at start. */
-  readonly inspectionCa?: InspectionCa | null;
+  readonly inspectionCa?: InspectionCa | Promise<InspectionCa | null> | null;
 }
 
 export type KillSwitchSource = 'api' | 'file';
@@ -273,8 +273,8 @@ export function createSluice(opts: SluiceOptions): Sluice {
   // ── TLS inspection: the CA (from the config's files, or handed in), the leaf issuer and the session core ──
   const production = process.env.SLUICE_ENV === 'production';
   let inspection: InspectionRuntime | null = null;
-  /** The CA the current runtime signs with, and the inspection settings it was built for. */
-  let inspectionCa: InspectionCa | null = opts.inspectionCa ?? null;
+  /** The CA handed in (a worker imports its primary's while it starts), used when the config names no files. */
+  let handedCa: InspectionCa | null = null;
   let inspectionKey = '';
   const settingsKey = (c: SluiceConfig) => JSON.stringify(c.inspection ?? null);
   const buildInspection = (ca: InspectionCa, c: SluiceConfig): InspectionRuntime => {
@@ -294,14 +294,13 @@ export function createSluice(opts: SluiceOptions): Sluice {
   const useInspection = (ca: InspectionCa | null, c: SluiceConfig) => {
     // Sessions already open keep the inspector that serves them; new tunnels get the new one.
     const old = inspection;
-    inspectionCa = ca;
     inspection = ca ? buildInspection(ca, c) : null;
     inspectionKey = settingsKey(c);
     if (old) setTimeout(() => old.inspector.close(), c.limits.idleTimeoutMs).unref();
   };
   /** Reads and checks the config's CA; throws with every problem when it is unusable (start refuses it). */
   async function loadCa(c: SluiceConfig): Promise<InspectionCa | null> {
-    if (!c.inspection) return opts.inspectionCa ?? null;
+    if (!c.inspection) return handedCa;
     const loaded = await loadInspectionCa(c.inspection, CA_FILES, { production });
     if (!loaded.ok) throw new Error(loaded.issues.map(formatIssue).join('\n'));
     return loaded.ca;
@@ -376,7 +375,8 @@ export function createSluice(opts: SluiceOptions): Sluice {
       const exposed = exposureProblems(config, readSecretFile, generatedIdentity);
       if (exposed.length) throw new Error(exposed.map(formatIssue).join('\n'));
       if (!inspection) {
-        const ca = inspectionCa ?? (await loadCa(config));
+        handedCa = (await opts.inspectionCa) ?? null;
+        const ca = await loadCa(config);
         if (ca) useInspection(ca, config);
       }
       watchKillFile();
