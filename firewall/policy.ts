@@ -56,6 +56,8 @@ export interface HttpEgress {
   readonly upgradeTo?: readonly string[] | null;
   /** Upper-cased value of X-HTTP-Method-Override / X-HTTP-Method / X-Method-Override, if any was sent. */
   readonly methodOverride: string | null;
+  /** A git smart-HTTP fetch (gitFetchOf): a POST that only reads. Judged as a read over https:// only. */
+  readonly gitFetch?: boolean;
 }
 
 export interface TunnelEgress {
@@ -122,6 +124,18 @@ export function upgradeProtocolsOf(headers: Readonly<Record<string, string | str
 }
 
 export const READ_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD']);
+
+/**
+ * git's smart-HTTP fetch (clone, fetch, ls-remote with protocol v2): `POST <repo>/git-upload-pack` with the
+ * upload-pack request content type. It reads: its body is the negotiation (wants, haves, capabilities), the
+ * answer is the pack. It is judged as a read over TLS only — a receive-pack (push) stays a write. Like a GET's
+ * URL, the negotiation can carry bytes the client chose to a host it may read from; that is what reads allow.
+ */
+export function gitFetchOf(method: string, path: string, contentType: string | undefined): boolean {
+  if (method !== 'POST' || contentType?.trim().toLowerCase() !== 'application/x-git-upload-pack-request') return false;
+  const q = path.indexOf('?');
+  return (q === -1 ? path : path.slice(0, q)).endsWith('/git-upload-pack');
+}
 export const WRITE_METHODS: ReadonlySet<string> = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
 export function compilePolicy(config: SluiceConfig, selfAddresses: Iterable<string> = []): Policy {
@@ -201,8 +215,9 @@ function decideHttp(policy: Policy, rights: Rights, req: HttpEgress): Decision {
 
 function decideHttpMethod(policy: Policy, rights: Rights, req: HttpEgress): Decision {
   const { method } = req;
-  const read = READ_METHODS.has(method);
-  const disguised = read && (req.hasBody || req.upgrade || req.methodOverride !== null);
+  const gitFetch = req.gitFetch === true && req.scheme === 'https';
+  const read = READ_METHODS.has(method) || gitFetch;
+  const disguised = read && ((req.hasBody && !gitFetch) || req.upgrade || req.methodOverride !== null);
 
   // The common case first, and without looking up integrations it does not need.
   if (read && !disguised && rights.reads === 'public') {

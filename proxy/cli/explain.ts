@@ -10,7 +10,7 @@ import { checkAddress, checkAnswerSet } from '../../firewall/address-guard.js';
 import { type Code, type Deny, deny, isDeny } from '../../firewall/codes.js';
 import type { SluiceConfig } from '../../firewall/config.js';
 import { type Target, parseAbsoluteTarget, parseAuthority } from '../../firewall/normalise.js';
-import { type EgressRequest, type Policy, type Rights, decide, methodOverrideOf, rightsFor, upgradeProtocolsOf } from '../../firewall/policy.js';
+import { type EgressRequest, type Policy, type Rights, decide, gitFetchOf, methodOverrideOf, rightsFor, upgradeProtocolsOf } from '../../firewall/policy.js';
 import { classifyAddress } from '../../firewall/ranges.js';
 import { type NameResolver, createResolver } from '../egress/resolver.js';
 import { compileServingPolicy } from '../runtime/sluice.js';
@@ -63,6 +63,7 @@ export function buildEgress(input: ExplainInput): { req: EgressRequest } | Deny 
       upgrade: input.headers.upgrade !== undefined,
       upgradeTo,
       methodOverride: methodOverrideOf(input.headers),
+      gitFetch: gitFetchOf(method, t.path, typeof input.headers['content-type'] === 'string' ? input.headers['content-type'] : undefined),
     },
   };
 }

@@ -16,7 +16,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { type Deny, deny, isDeny } from '../../firewall/codes.js';
 import { type Target, formatAuthority, normaliseHost, parseAbsoluteTarget, parseAuthority } from '../../firewall/normalise.js';
-import { type Allow, type DecideState, type EgressRequest, type HttpEgress, type Policy, decide, methodOverrideOf, upgradeProtocolsOf } from '../../firewall/policy.js';
+import { type Allow, type DecideState, type EgressRequest, type HttpEgress, type Policy, decide, gitFetchOf, methodOverrideOf, upgradeProtocolsOf } from '../../firewall/policy.js';
 import type { Admission } from '../auth/admission.js';
 import type { Audit, AuditRecord, Listener } from '../ops/audit.js';
 import type { Dialer, DialPlan } from '../egress/dialer.js';
@@ -185,6 +185,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       upgrade: upgradeTo !== null || req.headers.upgrade !== undefined,
       upgradeTo,
       methodOverride: methodOverrideOf(req.headers),
+      gitFetch: gitFetchOf(req.method ?? '', target.path, req.headers['content-type']),
     };
     const decision = decide(deps.policy(), deps.state(), who.principal, egress);
     if (isDeny(decision)) return { ...who, d: decision };
