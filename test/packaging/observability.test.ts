@@ -76,6 +76,8 @@ t.test('the dashboard shows what operators watch', async (t) => {
   has(/sluice_policy_reloads_total/, 'reloads');
   has(/sluice_kill_switch_engaged/, 'kill switch');
   has(/sluice_containment_ok/, 'containment');
+  has(/sum by \(reason\) \(rate\(sluice_inspection_client_handshake_failures_total/, 'inspection handshake failures by reason');
+  has(/sluice_inspection_leaf_mints_total/, 'leaf mints');
   const ids = dashboard.panels.map((p: any) => p.id);
   t.equal(new Set(ids).size, ids.length, 'panel ids are unique');
 });
@@ -103,7 +105,7 @@ t.test('alerts: runbooks, no absent(), one replica down is not no egress', async
       t.ok(anchors.has(r.alert.toLowerCase()), `docs/runbooks.md has a section for ${r.alert}`);
       t.notMatch(r.expr, /absent\(/, `${r.alert}: never absent(), which fires forever where nothing scrapes Sluice`);
     }
-    for (const a of ['SluiceDNSGuardQueries', 'SluiceUpstreamErrors', 'SluiceAuthFailureFlood']) t.ok(rules.some((r: any) => r.alert === a), `${values}: ${a}`);
+    for (const a of ['SluiceDNSGuardQueries', 'SluiceUpstreamErrors', 'SluiceAuthFailureFlood', 'SluiceInspectionHandshakeFailures']) t.ok(rules.some((r: any) => r.alert === a), `${values}: ${a}`);
   }
   const gw = one(render({ values: ['ci/gateway-values.yaml'] }), 'PrometheusRule').spec.groups[0].rules;
   const down = gw.find((r: any) => r.alert === 'SluiceDown');
