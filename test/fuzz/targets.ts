@@ -1,0 +1,17 @@
+// Every fuzz target, in one list: `npm run fuzz` (run.ts) and the seeded slice in `npm test` (fuzz.test.ts).
+import type { FuzzTarget } from './target.js';
+import { configTargets } from './targets/config.js';
+import { httpLiveTargets } from './targets/http-live.js';
+import { httpValidateTargets } from './targets/http-validate.js';
+import { normaliseTargets } from './targets/normalise.js';
+import { socks5Targets } from './targets/socks5.js';
+import { tlsTargets } from './targets/tls-client-hello.js';
+
+export const TARGETS: readonly FuzzTarget[] = [
+  ...httpValidateTargets,
+  ...httpLiveTargets,
+  ...normaliseTargets,
+  ...socks5Targets,
+  ...tlsTargets,
+  ...configTargets,
+];
