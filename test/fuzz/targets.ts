@@ -1,5 +1,6 @@
 // Every fuzz target, in one list: `npm run fuzz` (run.ts) and the seeded slice in `npm test` (fuzz.test.ts).
 import type { FuzzTarget } from './target.js';
+import { brokerTargets } from './targets/broker.js';
 import { configTargets } from './targets/config.js';
 import { httpLiveTargets } from './targets/http-live.js';
 import { httpValidateTargets } from './targets/http-validate.js';
@@ -14,4 +15,5 @@ export const TARGETS: readonly FuzzTarget[] = [
   ...socks5Targets,
   ...tlsTargets,
   ...configTargets,
+  ...brokerTargets,
 ];

@@ -47,9 +47,9 @@ function mutate(base: Json, edits: { pick: number; value: Json; del: boolean; ke
     for (const k of path.slice(0, -1)) parent = parent[k] as Record<string, Json>;
     const last = path[path.length - 1]!;
     if (e.key !== null && parent[last] && typeof parent[last] === 'object' && !Array.isArray(parent[last])) {
-      Object.defineProperty(parent[last], e.key, { value: e.value, enumerable: true, writable: true, configurable: true });
+      Object.defineProperty(parent[last], e.key, { value: structuredClone(e.value), enumerable: true, writable: true, configurable: true });
     } else if (e.del) delete parent[last];
-    else parent[last] = e.value;
+    else parent[last] = structuredClone(e.value);
   }
   return root;
 }
@@ -109,6 +109,19 @@ export const configTargets: FuzzTarget[] = [
       fc.property(
         fc.oneof(
           fc.string({ maxLength: 200 }),
+          // YAML aliases can make a value that contains itself, or a billion laughs.
+          fc.constantFrom(
+            'integrations: &x\n  a: *x\n',
+            'registries: &r\n  - *r\n',
+            'identities:\n  a: &a\n    integrations: [*a]\n',
+            'a: &a [x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n',
+            'mode: enforce\nmode: report\n',
+            '{}',
+            '',
+            '# only a comment\n',
+            '!!binary aGVsbG8=\n',
+            'registries: !!set {a.test: null}\n',
+          ),
           fc.array(edit, { minLength: 1, maxLength: 3 }).map((e) => stringify(mutate(BASE, e))),
           fc.tuple(fc.nat(), fc.string({ maxLength: 8 })).map(([at, s]) => {
             const text = stringify(BASE);
