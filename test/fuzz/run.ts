@@ -46,7 +46,7 @@ for (const t of targets) {
     // The assertion that failed on the shrunk counterexample (defaultReportMessage names only the value).
     console.log(String((details.errorInstance as Error | undefined)?.stack ?? details.errorInstance));
   } else {
-    console.log(`ok   ${t.name}: ${details.numRuns} runs in ${(ms / 1000).toFixed(1)} s`);
+    console.log(`ok   ${t.name}: ${details.numRuns} runs in ${(ms / 1000).toFixed(1)} s${t.stats ? ` (${t.stats()})` : ''}`);
   }
 }
 console.log(`fuzz: ${runs} inputs, ${failed} failing targets, seed ${seed}`);

@@ -12,6 +12,8 @@ export interface FuzzTarget {
   /** Runs in the seeded slice inside `npm test`. */
   readonly sliceRuns: number;
   readonly property: () => fc.IRawProperty<any, boolean> | Promise<fc.IRawProperty<any, boolean>>;
+  /** A line on what the runs reached (printed by the runner), so a target that silently tests nothing shows. */
+  readonly stats?: () => string;
   /** Closes what `property()` opened (listeners). */
   readonly close?: () => Promise<void>;
 }
