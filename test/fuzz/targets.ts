@@ -3,6 +3,7 @@ import type { FuzzTarget } from './target.js';
 import { brokerTargets } from './targets/broker.js';
 import { configTargets } from './targets/config.js';
 import { httpLiveTargets } from './targets/http-live.js';
+import { inspectionTargets } from './targets/inspection.js';
 import { httpValidateTargets } from './targets/http-validate.js';
 import { normaliseTargets } from './targets/normalise.js';
 import { socks5Targets } from './targets/socks5.js';
@@ -16,4 +17,5 @@ export const TARGETS: readonly FuzzTarget[] = [
   ...tlsTargets,
   ...configTargets,
   ...brokerTargets,
+  ...inspectionTargets,
 ];
