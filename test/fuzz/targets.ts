@@ -6,6 +6,7 @@ import { httpLiveTargets } from './targets/http-live.js';
 import { inspectionTargets } from './targets/inspection.js';
 import { httpValidateTargets } from './targets/http-validate.js';
 import { normaliseTargets } from './targets/normalise.js';
+import { socks5LiveTargets } from './targets/socks5-live.js';
 import { socks5Targets } from './targets/socks5.js';
 import { tlsTargets } from './targets/tls-client-hello.js';
 
@@ -14,6 +15,7 @@ export const TARGETS: readonly FuzzTarget[] = [
   ...httpLiveTargets,
   ...normaliseTargets,
   ...socks5Targets,
+  ...socks5LiveTargets,
   ...tlsTargets,
   ...configTargets,
   ...brokerTargets,

@@ -18,14 +18,15 @@ import { normaliseHost } from '../../../firewall/normalise.js';
 import { type Policy, compilePolicy, decide, methodOverrideOf, rightsFor } from '../../../firewall/policy.js';
 import { createIdentityStore } from '../../../proxy/auth/identity.js';
 import { createHttpListener } from '../../../proxy/edge/http-listener.js';
+import { createSocks5Listener } from '../../../proxy/edge/socks5-listener.js';
 import type { Dialer } from '../../../proxy/egress/dialer.js';
 import { AUDIT_MESSAGE, createAudit } from '../../../proxy/ops/audit.js';
 import { createPipeline } from '../../../proxy/pipeline/pipeline.js';
 import { createFlowRegistry } from '../../../proxy/runtime/flows.js';
 import type { FuzzTarget } from '../target.js';
 
-const PASSWORD = 'agent-password-123';
-const GRANTED = new Set(['allowed.test', 'tunnel.test']);
+export const PASSWORD = 'agent-password-123';
+export const GRANTED = new Set(['allowed.test', 'tunnel.test']);
 const basic = (s: string) => `Basic ${Buffer.from(s).toString('base64')}`;
 
 function policyOf(): Policy {
@@ -41,14 +42,17 @@ function policyOf(): Policy {
   return compilePolicy(r.config);
 }
 
-interface Passed {
+export interface Passed {
   readonly identity: unknown;
   readonly host: unknown;
+  readonly port: unknown;
   readonly path: unknown;
 }
 
-interface Live {
+export interface Live {
   readonly port: number;
+  /** The SOCKS5 listener on the same pipeline. */
+  readonly socksPort: number;
   readonly policy: Policy;
   /** Hosts the dialer was asked to prepare, and the audit records of requests that passed decide(), since the
    * last take(). */
@@ -85,7 +89,7 @@ export async function startLive(): Promise<Live> {
       for (const line of c.toString().split('\n')) {
         if (!line) continue;
         const rec = JSON.parse(line) as Record<string, unknown>;
-        if (rec.msg === AUDIT_MESSAGE && rec.code === 'EGR_FAIL_DNS') passed.push({ identity: rec.identity, host: rec['target.host'], path: rec['target.path'] });
+        if (rec.msg === AUDIT_MESSAGE && rec.code === 'EGR_FAIL_DNS') passed.push({ identity: rec.identity, host: rec['target.host'], port: rec['target.port'], path: rec['target.path'] });
       }
       cb();
     },
@@ -103,15 +107,24 @@ export async function startLive(): Promise<Live> {
   });
   const server = createHttpListener(pipeline, { headersTimeoutMs: 2000, idleTimeoutMs: 5000, maxHeaderBytes: 8192 });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const socks = createSocks5Listener(pipeline, { headersTimeoutMs: 2000, maxHeaderBytes: 8192 });
+  await new Promise<void>((resolve) => socks.listen(0, '127.0.0.1', resolve));
   return {
     port: (server.address() as AddressInfo).port,
+    socksPort: (socks.address() as AddressInfo).port,
     policy,
     take: () => ({ hosts: reached.splice(0), passed: passed.splice(0) }),
     close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
+      Promise.all([
+        new Promise<void>((resolve) => {
+          server.closeAllConnections();
+          server.close(() => resolve());
+        }),
+        new Promise<void>((resolve) => {
+          socks.closeAllConnections();
+          socks.close(() => resolve());
+        }),
+      ]).then(() => undefined),
   };
 }
 
@@ -119,7 +132,7 @@ export async function startLive(): Promise<Live> {
  * closes a half-closed connection once no answer is in progress, so an answer that is still being worked out
  * when the FIN is read is lost (text ''); the pipeline still finishes and audits it, so the caller lets a few
  * turns of the event loop pass before reading the audit records of this input. */
-async function exchange(port: number, bytes: Buffer, limitMs: number): Promise<string | null> {
+export async function exchange(port: number, bytes: Buffer, limitMs: number): Promise<string | null> {
   const text = await new Promise<string | null>((resolve) => {
     const chunks: Buffer[] = [];
     const s = connect(port, '127.0.0.1');
