@@ -100,7 +100,7 @@ const firewallImports = (() => {
 export default defineConfig(
   { ignores: ['dist/**', 'node_modules/**', 'test/lint/fixtures/**', 'bench/.work/**', '.tap/**'] },
   {
-    files: ['firewall/**/*.ts', 'proxy/**/*.ts', 'iptables/**/*.ts', 'test/lint/**/*.ts'],
+    files: ['firewall/**/*.ts', 'proxy/**/*.ts', 'iptables/**/*.ts'],
     languageOptions: {
       parser: tseslint.parser,
       parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
