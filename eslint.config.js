@@ -82,11 +82,23 @@ const NO_REQUIRE = {
   message: `require() escapes the import boundaries (${WHY})`,
 };
 
+// AddressPass and DialPlan carry a type-only brand (firewall/address-guard.ts, proxy/egress/dialer.ts): no
+// other module can write one as a literal. A cast, or a renamed import to hide one, is the way left.
+const forged = (type, owner) => ({
+  selector: `:matches(TSAsExpression, TSTypeAssertion) :matches(TSTypeReference[typeName.name='${type}'], `
+    + `TSTypeReference[typeName.right.name='${type}']), ImportSpecifier[imported.name='${type}'][local.name!='${type}']`,
+  message: `only ${owner} makes ${type} values; a cast would stand for a check that never ran`,
+});
+const FORGE_ADDRESS_PASS = forged('AddressPass', 'the address guard (firewall/address-guard.ts)');
+const FORGE_DIAL_PLAN = forged('DialPlan', 'the dialer (proxy/egress/dialer.ts)');
+const SYNTAX = [NO_DYNAMIC_IMPORT, NO_REQUIRE, FORGE_ADDRESS_PASS, FORGE_DIAL_PLAN];
+
 // Globals that reach the network without an import.
 const NETWORK_GLOBALS = ['fetch', 'WebSocket', 'EventSource'].map((name) => ({ name, message: WHY }));
 
 // firewall/ decides; it does no I/O, reads no clock, logs nothing and knows nothing of proxy/ (CONTRACT §3).
 const PURE = 'firewall/ is pure: no I/O, clock, logger, environment or proxy/ (docs/ARCHITECTURE.md "Boundaries")';
+const FIREWALL_SYNTAX = [...SYNTAX, { selector: "NewExpression[callee.name='Date'][arguments.length=0]", message: PURE }];
 const firewallImports = (() => {
   const [, { paths, patterns }] = boundaryImports();
   const banned = ['fs', 'fs/promises', 'os', 'perf_hooks', 'timers', 'timers/promises', 'process', 'readline', 'stream', 'vm'];
@@ -116,7 +128,7 @@ export default defineConfig(
     files: ['firewall/**/*.ts', 'proxy/**/*.ts', 'iptables/**/*.ts'],
     rules: {
       'no-restricted-imports': boundaryImports(),
-      'no-restricted-syntax': ['error', NO_DYNAMIC_IMPORT, NO_REQUIRE],
+      'no-restricted-syntax': ['error', ...SYNTAX],
       'no-restricted-globals': ['error', ...NETWORK_GLOBALS],
     },
   },
@@ -129,8 +141,10 @@ export default defineConfig(
         ...['setTimeout', 'setInterval', 'setImmediate', 'queueMicrotask', 'performance', 'process', 'console']
           .map((name) => ({ name, message: PURE }))],
       'no-restricted-properties': ['error', { object: 'Date', property: 'now', message: PURE }],
-      'no-restricted-syntax': ['error', NO_DYNAMIC_IMPORT, NO_REQUIRE,
-        { selector: "NewExpression[callee.name='Date'][arguments.length=0]", message: PURE }],
+      'no-restricted-syntax': ['error', ...FIREWALL_SYNTAX],
     },
   },
+  // The owners of the brands.
+  { files: ['firewall/address-guard.ts'], rules: { 'no-restricted-syntax': ['error', ...FIREWALL_SYNTAX.filter((s) => s !== FORGE_ADDRESS_PASS)] } },
+  { files: ['proxy/egress/dialer.ts'], rules: { 'no-restricted-syntax': ['error', ...SYNTAX.filter((s) => s !== FORGE_DIAL_PLAN)] } },
 );
