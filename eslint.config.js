@@ -93,8 +93,12 @@ const FORGE_ADDRESS_PASS = forged('AddressPass', 'the address guard (firewall/ad
 const FORGE_DIAL_PLAN = forged('DialPlan', 'the dialer (proxy/egress/dialer.ts)');
 const SYNTAX = [NO_DYNAMIC_IMPORT, NO_REQUIRE, FORGE_ADDRESS_PASS, FORGE_DIAL_PLAN];
 
-// Globals that reach the network without an import.
+// Globals that reach the network without an import, and the bindings beneath `net` itself.
 const NETWORK_GLOBALS = ['fetch', 'WebSocket', 'EventSource'].map((name) => ({ name, message: WHY }));
+const NETWORK_PROPERTIES = [
+  ...['fetch', 'WebSocket', 'EventSource'].map((property) => ({ object: 'globalThis', property, message: WHY })),
+  ...['binding', '_linkedBinding', 'dlopen'].map((property) => ({ object: 'process', property, message: WHY })),
+];
 
 // firewall/ decides; it does no I/O, reads no clock, logs nothing and knows nothing of proxy/ (CONTRACT §3).
 const PURE = 'firewall/ is pure: no I/O, clock, logger, environment or proxy/ (docs/ARCHITECTURE.md "Boundaries")';
@@ -130,6 +134,7 @@ export default defineConfig(
       'no-restricted-imports': boundaryImports(),
       'no-restricted-syntax': ['error', ...SYNTAX],
       'no-restricted-globals': ['error', ...NETWORK_GLOBALS],
+      'no-restricted-properties': ['error', ...NETWORK_PROPERTIES],
     },
   },
   ...Object.entries(HOLDERS).map(([file, holds]) => ({ files: [file], rules: { 'no-restricted-imports': boundaryImports(holds) } })),
@@ -140,7 +145,7 @@ export default defineConfig(
       'no-restricted-globals': ['error', ...NETWORK_GLOBALS,
         ...['setTimeout', 'setInterval', 'setImmediate', 'queueMicrotask', 'performance', 'process', 'console']
           .map((name) => ({ name, message: PURE }))],
-      'no-restricted-properties': ['error', { object: 'Date', property: 'now', message: PURE }],
+      'no-restricted-properties': ['error', ...NETWORK_PROPERTIES, { object: 'Date', property: 'now', message: PURE }],
       'no-restricted-syntax': ['error', ...FIREWALL_SYNTAX],
     },
   },

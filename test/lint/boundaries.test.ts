@@ -19,6 +19,7 @@ const MUST_FAIL: Record<string, readonly (readonly [string, number])[]> = {
   'proxy/edge/create-require.ts': [['no-restricted-imports', 1]],
   'proxy/edge/dynamic-import.ts': [['no-restricted-syntax', 3]],
   'proxy/edge/fetch-global.ts': [['no-restricted-globals', 1]],
+  'proxy/edge/bindings.ts': [['no-restricted-properties', 2], ['no-restricted-properties', 2]],
   'proxy/edge/floating-promise.ts': [['@typescript-eslint/no-floating-promises', 7]],
   'proxy/edge/misused-promise.ts': [['@typescript-eslint/no-misused-promises', 3]],
   'proxy/edge/forged-plan.ts': [['no-restricted-syntax', 6], ['no-restricted-syntax', 6]],
