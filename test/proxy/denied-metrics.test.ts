@@ -86,15 +86,14 @@ if (isolate(t, import.meta.url)) {
     await new Promise<void>((r) => socket.once('data', () => r()));
     const tls = tlsConnect({ socket, servername: 'registry.test', ca: w.pki.caPem });
     await new Promise<void>((r, j) => tls.once('secureConnect', r).once('error', j));
-    // Held open long enough that, were it in request latency, it would land above the 0.25 s bucket.
+    // Held open for a while, so the lifetime is visibly the whole life and not the time to open.
     await new Promise((r) => setTimeout(r, 400));
     tls.end();
     await waitFor(() => h.decisions().find((d) => d.method === 'CONNECT' && d.verdict === 'allow'));
     const m = await scrape();
     const count = (name: string, labels: Record<string, string> = {}) => total(m, name, labels) - total(m0, name, labels);
     t.equal(count('sluice_tunnel_duration_seconds_count', { listener: 'http', kind: 'tunnel' }), 1, 'the tunnel is one lifetime');
-    t.ok(count('sluice_tunnel_duration_seconds_sum') >= 0.4, 'of its whole life');
-    t.equal(count('sluice_tunnel_duration_seconds_bucket', { kind: 'tunnel', le: '0.1' }), 0);
+    t.ok(count('sluice_tunnel_duration_seconds_sum') >= 0.4, 'of its whole life (a lower bound: the client held it open that long)');
     t.equal(count('sluice_request_duration_seconds_count'), 0, 'and no request latency');
     t.equal(count('sluice_requests_total', { verdict: 'allow' }), 1, 'still one request');
     t.equal(
