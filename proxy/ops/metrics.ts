@@ -2,7 +2,7 @@
 // sets, identity and integration from the config (a run token counts as its identity) — never paths, addresses
 // or run ids, and hosts only in sluice_denied_hosts_top, whose size a space-saving sketch caps.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { Code } from '../../firewall/codes.js';
+import { CODES, type Code } from '../../firewall/codes.js';
 import { type DestinationLists, classifyDestination } from '../../firewall/destination-class.js';
 import { compileHostIndex } from '../../firewall/host-match.js';
 import type { AuditRecord } from './audit.js';
@@ -81,6 +81,10 @@ function topLabels(key: string): { verdict: string; destination: string; host: s
   const b = key.indexOf(SEP, a + 1);
   return { verdict: key.slice(0, a), destination: key.slice(a + 1, b), host: key.slice(b + 1) };
 }
+
+/** Whether a denial says something about its destination: the kill switch and the limits refuse any host, and
+ * would fill the top list with the hosts workloads normally reach. They are still counted by destination. */
+const aboutDestination = (code: Code | null): boolean => code !== null && code !== 'EGR_DENY_KILL_SWITCH' && CODES[code].kind !== 'limit' && CODES[code].kind !== 'auth';
 
 /** The kind of opaque flow a record ends, if it ended one that was opened: its time is a lifetime, not a latency. */
 function opaqueKind(r: Readonly<AuditRecord>): 'tunnel' | 'upgrade' | null {
@@ -205,7 +209,7 @@ export function createMetrics(opts: MetricsOptions): Metrics {
     }
     c.inc();
     // Hosts are the client's choice: scrubbed of token shapes (data smuggled out in a label), cut to a DNS name's length.
-    if (r.targetHost) topHosts.offer(topKey(verdict, d.class, scrubText(r.targetHost).slice(0, 253)));
+    if (r.targetHost && aboutDestination(code)) topHosts.offer(topKey(verdict, d.class, scrubText(r.targetHost).slice(0, 253)));
   }
 
   return {

@@ -94,6 +94,8 @@ t.test('top denied hosts: bounded, scrubbed, windowed', async (t) => {
   m.observe(record({ verdict: 'deny', code: 'EGR_DENY_WRITE', targetHost: 'ghp_abcdefghijklmnopqrstuvwxyz0123.evil.example' }));
   m.observe(record({ verdict: 'allow', targetHost: 'allowed.example' }));
   m.observe(record({ verdict: 'error', code: 'EGR_FAIL_DNS', targetHost: 'failed.example' }));
+  m.observe(record({ verdict: 'deny', code: 'EGR_DENY_KILL_SWITCH', targetHost: 'stopped.example' }));
+  m.observe(record({ verdict: 'deny', code: 'EGR_LIMIT_RATE', targetHost: 'throttled.example' }));
   let s = parseExposition(await m.registry.metrics());
   const top = series(s, 'sluice_denied_hosts_top');
   t.equal(top.length, TOP_HOSTS_N, 'at most N series');
@@ -101,10 +103,12 @@ t.test('top denied hosts: bounded, scrubbed, windowed', async (t) => {
   const text = await m.registry.metrics();
   t.notMatch(text, /ghp_abcdefghijklmnopqrstuvwxyz0123/, 'token shapes in a host are scrubbed');
   t.notMatch(text, /allowed\.example|failed\.example/, 'allowed and failed requests are not denied hosts');
+  t.notMatch(text, /stopped\.example|throttled\.example/, 'nor hosts refused by the kill switch or a limit, which say nothing about the host');
+  t.equal(total(s, 'sluice_denied_requests_total', { code: 'EGR_DENY_KILL_SWITCH', destination: 'public' }), 1, 'they are still counted');
   now = 25 * 60_000;
   s = parseExposition(await m.registry.metrics());
   t.same(series(s, 'sluice_denied_hosts_top'), [], 'twenty minutes on, the list is empty');
-  t.equal(total(s, 'sluice_denied_requests_total'), 531, 'the counter is not windowed');
+  t.equal(total(s, 'sluice_denied_requests_total'), 533, 'the counter is not windowed');
 });
 
 t.test('workers: the primary merges the top lists into one bounded list', async (t) => {
