@@ -25,6 +25,7 @@ export function schemaStamp(schema: unknown = CONFIG_SCHEMA): string {
   return h.toString(16).padStart(16, '0');
 }
 
+/** Written by scripts/precompile-validators.mjs next to the compiled config-validator.js. */
 export const PRECOMPILED_FILE = 'config-validator.cjs';
 
 /** How the validator in use was obtained (a test and `--trace` startup figures read it). */
@@ -33,7 +34,7 @@ export type ValidatorSource = 'precompiled' | 'compiled';
 export function loadConfigValidator(): { validate: SchemaValidator; source: ValidatorSource } {
   const require = createRequire(import.meta.url);
   try {
-    const mod = require(`./${PRECOMPILED_FILE}`) as { validate?: SchemaValidator; stamp?: string };
+    const mod = require('./config-validator.cjs') as { validate?: SchemaValidator; stamp?: string };
     if (typeof mod.validate === 'function' && mod.stamp === schemaStamp()) return { validate: mod.validate, source: 'precompiled' };
   } catch {
     // No precompiled file next to this module: compile below.
