@@ -103,15 +103,16 @@ const NETWORK_PROPERTIES = [
 // firewall/ decides; it does no I/O, reads no clock, logs nothing and knows nothing of proxy/ (CONTRACT §3).
 const PURE = 'firewall/ is pure: no I/O, clock, logger, environment or proxy/ (docs/ARCHITECTURE.md "Boundaries")';
 const FIREWALL_SYNTAX = [...SYNTAX, { selector: "NewExpression[callee.name='Date'][arguments.length=0]", message: PURE }];
-const firewallImports = (() => {
-  const [, { paths, patterns }] = boundaryImports();
+const firewallImportsHolding = (holds) => {
+  const [, { paths, patterns }] = boundaryImports(holds);
   const banned = ['fs', 'fs/promises', 'os', 'perf_hooks', 'timers', 'timers/promises', 'process', 'readline', 'stream', 'vm'];
   for (const mod of banned) for (const name of [mod, `node:${mod}`]) paths.push({ name, allowTypeImports: true, message: PURE });
   for (const name of ['pino', 'prom-client', 'undici']) paths.push({ name, allowTypeImports: true, message: PURE });
   // firewall/ is one flat folder: any `../` leaves it.
   patterns.push({ regex: '^\\.\\./', message: PURE });
   return ['error', { paths, patterns }];
-})();
+};
+const firewallImports = firewallImportsHolding();
 
 export default defineConfig(
   { ignores: ['dist/**', 'node_modules/**', 'test/lint/fixtures/**', 'bench/.work/**', '.tap/**'] },
@@ -147,6 +148,18 @@ export default defineConfig(
           .map((name) => ({ name, message: PURE }))],
       'no-restricted-properties': ['error', ...NETWORK_PROPERTIES, { object: 'Date', property: 'now', message: PURE }],
       'no-restricted-syntax': ['error', ...FIREWALL_SYNTAX],
+    },
+  },
+  // The config validator: ajv's precompiled output is CommonJS and validation is synchronous, so this one module
+  // loads it with createRequire — literal specifiers only (the validator file next to it, and ajv).
+  {
+    files: ['firewall/config-validator.ts'],
+    rules: {
+      'no-restricted-imports': firewallImportsHolding({ module: ['createRequire'] }),
+      'no-restricted-syntax': ['error', ...FIREWALL_SYNTAX.filter((s) => s !== NO_REQUIRE), {
+        selector: "CallExpression[callee.name='require'][arguments.0.type!='Literal']",
+        message: `require() of a computed name escapes the import boundaries (${PURE})`,
+      }],
     },
   },
   // The owners of the brands.
