@@ -2,6 +2,7 @@
 import type { FuzzTarget } from './target.js';
 import { brokerTargets } from './targets/broker.js';
 import { configTargets } from './targets/config.js';
+import { credentialTargets } from './targets/credentials.js';
 import { httpLiveTargets } from './targets/http-live.js';
 import { inspectionTargets } from './targets/inspection.js';
 import { httpValidateTargets } from './targets/http-validate.js';
@@ -18,6 +19,7 @@ export const TARGETS: readonly FuzzTarget[] = [
   ...socks5LiveTargets,
   ...tlsTargets,
   ...configTargets,
+  ...credentialTargets,
   ...brokerTargets,
   ...inspectionTargets,
 ];
