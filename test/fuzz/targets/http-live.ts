@@ -277,7 +277,7 @@ const counts = { runs: 0, answered: 0, passedDecide: 0, checkedAgainstReference:
 export const httpLiveTargets: FuzzTarget[] = [
   {
     name: 'http-live',
-    weight: 2,
+    weight: 4,
     sliceRuns: 150,
     property: async () => {
       live = await startLive();

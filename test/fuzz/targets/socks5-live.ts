@@ -76,7 +76,7 @@ const counts = { runs: 0, passedDecide: 0, checkedAgainstReference: 0 };
 export const socks5LiveTargets: FuzzTarget[] = [
   {
     name: 'socks5-live',
-    weight: 1,
+    weight: 2,
     sliceRuns: 100,
     property: async () => {
       live = await startLive();
