@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { decodeBase64urlStrict } from '../../../proxy/broker/base64url.js';
-import { HANDLE_PREFIX, issueHandle, openHandle } from '../../../proxy/broker/handle.js';
+import { HANDLE_PREFIX, handleAt, issueHandle, openHandle } from '../../../proxy/broker/handle.js';
 import { findHandles } from '../../../proxy/broker/handle-scan.js';
 import { openSealed, sealSecret } from '../../../proxy/broker/sealed.js';
 import type { FuzzTarget } from '../target.js';
@@ -42,6 +42,8 @@ export const brokerTargets: FuzzTarget[] = [
         const h = issueHandle(KEY, c, n);
         assert.deepEqual(openHandle(KEY, h), { ok: true, claims: { ...c } });
         assert.deepEqual(openHandle(OTHER_KEY, h), { ok: false, reason: 'unauthentic' });
+        // The scanner cuts out exactly the handle that would open, whatever surrounds it.
+        assert.equal(handleAt(`${junk}${h}${junk}`, junk.length), h);
         const changed = applyEdit(h, HANDLE_PREFIX.length, e);
         if (changed !== null) assert.equal(openHandle(KEY, changed).ok, false, `an altered handle opened: ${changed}`);
         for (const text of [junk, HANDLE_PREFIX + junk, h + junk.slice(0, 3), h.slice(0, -1)]) {
