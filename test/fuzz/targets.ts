@@ -1,5 +1,6 @@
 // Every fuzz target, in one list: `npm run fuzz` (run.ts) and the seeded slice in `npm test` (fuzz.test.ts).
 import type { FuzzTarget } from './target.js';
+import { addressGuardTargets } from './targets/address-guard.js';
 import { brokerTargets } from './targets/broker.js';
 import { configTargets } from './targets/config.js';
 import { credentialTargets } from './targets/credentials.js';
@@ -15,6 +16,7 @@ export const TARGETS: readonly FuzzTarget[] = [
   ...httpValidateTargets,
   ...httpLiveTargets,
   ...normaliseTargets,
+  ...addressGuardTargets,
   ...socks5Targets,
   ...socks5LiveTargets,
   ...tlsTargets,
