@@ -29,6 +29,7 @@ import { createSocks5Listener } from '../edge/socks5-listener.js';
 import { MIN_KEY_BYTES } from '../auth/run-token.js';
 import { FLOW_KINDS, FLOW_KIND_NAMES, type Flow, type FlowRegistry, createFlowRegistry, judgeAgain } from './flows.js';
 import { createTokenKeyWatch } from './token-key-file.js';
+import { SluiceError } from '../../firewall/errors.js';
 
 export interface SluiceOptions {
   readonly config: SluiceConfig;
@@ -299,7 +300,7 @@ export function createSluice(opts: SluiceOptions): Sluice {
       const bound: BoundListeners = {};
       const { listen: l } = config;
       const exposed = exposureProblems(config, readSecretFile, generatedIdentity);
-      if (exposed.length) throw new Error(exposed.map(formatIssue).join('\n'));
+      if (exposed.length) throw new SluiceError('SLUICE_ERR_CONFIG', exposed.map(formatIssue).join('\n'));
       watchKillFile();
       if (!keyFromPrimary) keyWatch.follow(config.tokens?.keyFile ?? null, tokenKey);
       expirySweep ??= setInterval(() => flows.expire(wallClockMs()), EXPIRY_SWEEP_MS);
