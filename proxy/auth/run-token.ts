@@ -2,6 +2,7 @@
 // `sluice.v1.<payload>.<mac>` where payload is base64url JSON and mac is HMAC-SHA256 under the shared key, so
 // any replica holding the key verifies it. A token can only narrow its identity's rights, never widen them.
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { SluiceError } from '../../firewall/errors.js';
 
 export const TOKEN_PREFIX = 'sluice.v1.';
 export const MIN_KEY_BYTES = 32;
@@ -25,7 +26,7 @@ export type TokenCheck =
 const mac = (key: Buffer, data: string) => createHmac('sha256', key).update(data).digest();
 
 export function issueToken(key: Buffer, claims: { sub: string; ttlS: number; int?: readonly string[]; nowS: number }): string {
-  if (key.length < MIN_KEY_BYTES) throw new Error(`token key must be at least ${MIN_KEY_BYTES} bytes`);
+  if (key.length < MIN_KEY_BYTES) throw new SluiceError('SLUICE_ERR_INVALID_ARGUMENT', `token key must be at least ${MIN_KEY_BYTES} bytes`);
   const body: TokenClaims = {
     sub: claims.sub,
     iat: claims.nowS,

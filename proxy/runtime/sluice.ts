@@ -29,6 +29,7 @@ import { createSocks5Listener } from '../edge/socks5-listener.js';
 import { MIN_KEY_BYTES } from '../auth/run-token.js';
 import { FLOW_KINDS, FLOW_KIND_NAMES, type Flow, type FlowRegistry, createFlowRegistry, judgeAgain } from './flows.js';
 import { createTokenKeyWatch } from './token-key-file.js';
+import { SluiceError } from '../../firewall/errors.js';
 import { type InspectionCa } from '../inspection/ca.js';
 import { createLeafIssuer } from '../inspection/leaves.js';
 import { type CaFileAccess, loadInspectionCa } from '../inspection/problems.js';
@@ -263,7 +264,7 @@ export function createSluice(opts: SluiceOptions): Sluice {
   let expirySweep: NodeJS.Timeout | null = null;
 
   const flowCounts = () => Object.fromEntries(FLOW_KIND_NAMES.map((k) => [k, flows.count(k)]));
-  const metrics = createMetrics({ version: opts.version ?? 'dev', flows: flowCounts, opaqueKinds: FLOW_KIND_NAMES.filter((k) => FLOW_KINDS[k].opaque) });
+  const metrics = createMetrics({ version: opts.version ?? 'dev', flows: flowCounts, opaqueKinds: FLOW_KIND_NAMES.filter((k) => FLOW_KINDS[k].opaque), destinations: state.policy, nowMs });
   const resolver = createResolver({ ...config.dns, nowMs, onLookup: metrics.dnsLookup });
   const extraCa = readCaFile(config);
   const dialer = createDialer({ resolver, policy: state.policy, connectTimeoutMs: config.upstream.connectTimeoutMs, extraCa, nowMs, onConnect: metrics.upstreamConnect });
@@ -302,7 +303,7 @@ export function createSluice(opts: SluiceOptions): Sluice {
   async function loadCa(c: SluiceConfig): Promise<InspectionCa | null> {
     if (!c.inspection) return handedCa;
     const loaded = await loadInspectionCa(c.inspection, CA_FILES, { production });
-    if (!loaded.ok) throw new Error(loaded.issues.map(formatIssue).join('\n'));
+    if (!loaded.ok) throw new SluiceError('SLUICE_ERR_CONFIG', loaded.issues.map(formatIssue).join('\n'));
     return loaded.ca;
   }
   /** After a reload: the issuer is rebuilt when the inspection section changed (a new CA, validity or cache). */
@@ -373,7 +374,7 @@ export function createSluice(opts: SluiceOptions): Sluice {
       const bound: BoundListeners = {};
       const { listen: l } = config;
       const exposed = exposureProblems(config, readSecretFile, generatedIdentity);
-      if (exposed.length) throw new Error(exposed.map(formatIssue).join('\n'));
+      if (exposed.length) throw new SluiceError('SLUICE_ERR_CONFIG', exposed.map(formatIssue).join('\n'));
       if (!inspection) {
         handedCa = (await opts.inspectionCa) ?? null;
         const ca = await loadCa(config);
