@@ -159,6 +159,23 @@ if (isolate(t, import.meta.url)) {
     await waitFor(() => h.decisions().filter((d) => d.code === 'EGR_CLIENT_TLS').length >= 3);
   });
 
+  t.test('TLS 1.2 renegotiation is refused', async (t) => {
+    const { socket } = await openTunnel(h.port, 'public.test:443');
+    const tls = await handshake(socket, { servername: 'public.test', ca: ca.certPem, maxVersion: 'TLSv1.2' });
+    if (tls instanceof Error) throw tls;
+    t.equal(tls.getProtocol(), 'TLSv1.2');
+    tls.on('error', () => undefined);
+    const err = await new Promise<Error | null>((r) => {
+      const started = tls.renegotiate({}, (e) => r(e ?? null));
+      if (!started) r(new Error('renegotiation could not start'));
+      tls.once('close', () => r(new Error('closed')));
+      // A server that ignores the HelloRequest answer leaves the client waiting: a completed one calls back at once.
+      setTimeout(() => r(new Error('not completed')), 1500).unref();
+    });
+    t.ok(err, `no second handshake: ${err?.message}`);
+    tls.destroy();
+  });
+
   t.test('SOCKS5 CONNECT is inspected the same way', async (t) => {
     const { socket } = await SocksClient.createConnection({
       proxy: { host: '127.0.0.1', port: h.socks5Port!, type: 5, userId: 'agent', password: PASSWORD },
