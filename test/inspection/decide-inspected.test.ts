@@ -83,3 +83,14 @@ t.test('inspection.opaque compiles into the policy', async (t) => {
   t.ok(hostMatches(policy.opaqueHosts, 'api.github.com'));
   t.notOk(hostMatches(policy.opaqueHosts, 'slack.com'));
 });
+
+t.test('integrationInspected: what the credential broker asks', async (t) => {
+  const { integrationInspected } = await import('../../proxy/inspection/problems.js');
+  t.notOk(integrationInspected(r.config, 'github'), 'api.github.com is opaque');
+  t.ok(integrationInspected(r.config, 'slack'));
+  t.notOk(integrationInspected(r.config, 'nope'));
+  t.notOk(integrationInspected({ ...r.config, inspection: null }, 'slack'), 'inspection off');
+  const wild = validateConfig({ integrations: { w: { hosts: ['*.w.example'], tunnel: true } }, inspection: { caCertFile: '/x', caKeyFile: '/y', opaque: ['*.w.example'] } });
+  if (!wild.ok) throw new Error('bad config');
+  t.notOk(integrationInspected(wild.config, 'w'), 'a wildcard kept opaque');
+});
