@@ -16,7 +16,18 @@ export const METRIC = Object.freeze({
   buildInfo: 'sluice_build_info',
   containmentOk: 'sluice_containment_ok',
   dnsGuardQueries: 'sluice_dns_guard_queries_total',
+  credentialInjections: 'sluice_credential_injections_total',
+  credentialDenials: 'sluice_credential_denials_total',
+  credentialScrubbed: 'sluice_credential_scrubbed_total',
 } as const);
+
+/** Why the broker refused a request: a fixed set (the label of sluice_credential_denials_total). */
+const CREDENTIAL_DENIAL_REASON: Readonly<Record<string, string>> = Object.freeze({
+  EGR_DENY_CREDENTIAL_SCOPE: 'scope',
+  EGR_DENY_CREDENTIAL_EXPIRED: 'expired',
+  EGR_DENY_CREDENTIAL_REVOKED: 'revoked',
+  EGR_DENY_CREDENTIAL_FOREIGN: 'foreign',
+});
 
 /** Every metric name Sluice exports, default process metrics aside (dashboards and alerts are checked against it). */
 export const METRIC_NAMES: readonly string[] = Object.freeze(Object.values(METRIC));
@@ -91,6 +102,15 @@ export function createMetrics(opts: MetricsOptions): Metrics {
   // "containment broken" alert on every deployment that runs no probe.
   const containment = new Gauge({ name: METRIC.containmentOk, help: '1 when a direct connection around Sluice fails as it should; 0 when it succeeds or the probe cannot tell (containment not proven).', registers: [], aggregator: 'min' });
   const dnsGuard = new Counter({ name: METRIC.dnsGuardQueries, help: 'DNS queries answered REFUSED by the DNS guard (workloads need no resolver).', registers });
+  // Credential names come from the config (bounded), reasons from the table above; never a run or a handle.
+  const injections = new Counter({ name: METRIC.credentialInjections, help: 'Requests into which the broker injected a credential, by credential.', labelNames: ['credential'] as const, registers });
+  const credentialDenials = new Counter({
+    name: METRIC.credentialDenials,
+    help: 'Requests the broker refused, by reason (scope, expired, revoked, foreign, other); exfiltration="true" when a handle was seen where it must not go.',
+    labelNames: ['reason', 'exfiltration'] as const,
+    registers,
+  });
+  const scrubbed = new Counter({ name: METRIC.credentialScrubbed, help: 'Secrets replaced by their handle in responses (headers and bodies).', registers });
   build.set({ version: opts.version, node: process.version }, 1);
   kill.set(0);
   reloads.inc({ result: 'success' }, 0);
@@ -131,6 +151,14 @@ export function createMetrics(opts: MetricsOptions): Metrics {
       c.duration.observe(r.durationMs / 1000);
       if (r.bytesUp) c.up.inc(r.bytesUp);
       if (r.bytesDown) c.down.inc(r.bytesDown);
+      const cred = r.credential;
+      if (cred) {
+        if (cred.action === 'injected') for (const name of (cred.name ?? '').split(',')) if (name) injections.inc({ credential: name });
+        if (cred.action === 'exfiltration' || cred.action === 'denied') {
+          credentialDenials.inc({ reason: (r.code && CREDENTIAL_DENIAL_REASON[r.code]) ?? 'other', exfiltration: String(cred.action === 'exfiltration') });
+        }
+        if (cred.scrubbed) scrubbed.inc(cred.scrubbed);
+      }
     },
     dnsLookup: (ms) => dns.observe(ms / 1000),
     upstreamConnect: (ms) => connect.observe(ms / 1000),
