@@ -12,6 +12,7 @@ import type { BrokerAllow, CredentialDeny } from '../broker/request-check.js';
 import { CREDENTIAL_ACTIONS } from '../broker/audit-fields.js';
 import type { CredentialAudit } from '../ops/audit.js';
 import type { Principal } from '../auth/identity.js';
+import { lookupHost } from '../../firewall/host-match.js';
 
 export interface BrokerStageInput {
   readonly broker: Broker;
@@ -24,6 +25,9 @@ export interface BrokerStageInput {
   readonly method: string;
   /** decide()'s `tls`: Sluice originates verified TLS to the host. */
   readonly upstreamTls: boolean;
+  /** The scheme and port the client asked for (an http:// read on port 80 to a credential's host is sent over TLS). */
+  readonly scheme: 'http' | 'https';
+  readonly port: number;
   readonly upgrade: boolean;
   readonly hasBody: boolean;
   /** How long the first KiB of a body may take to arrive (the idle timeout). */
@@ -42,7 +46,7 @@ export interface Brokered {
 }
 
 export type BrokerStageResult =
-  | { readonly ok: true; readonly brokered: Brokered | null }
+  | { readonly ok: true; readonly brokered: Brokered | null; readonly tlsUpgrade: boolean }
   | { readonly ok: false; readonly deny: Deny; readonly audit: CredentialAudit };
 
 interface Peeked {
@@ -105,7 +109,16 @@ function auditOfAllow(a: BrokerAllow): CredentialAudit | null {
   return null;
 }
 
+/** A plain-http read to a host of a credential's integration the principal is granted: decide() let it go as a
+ * public read, in cleartext; it leaves over TLS to 443 like the integration's writes, so that a handle in it
+ * can be replaced (never into cleartext) and its response, which may hold the secret, comes back verified. */
+function tlsUpgradeFor(i: BrokerStageInput): boolean {
+  if (i.upstreamTls || i.scheme !== 'http' || i.port !== 80) return false;
+  return lookupHost(i.broker.credentials.byHost, i.host).some((c) => i.principal.integrations.has(c.integration));
+}
+
 export async function brokerStage(i: BrokerStageInput): Promise<BrokerStageResult> {
+  const tlsUpgrade = tlsUpgradeFor(i);
   let peeked: Peeked | null = null;
   if (i.hasBody && !i.upgrade) {
     const p = await peekBody(i.req, BODY_PREFIX_BYTES, i.peekTimeoutMs);
@@ -118,7 +131,7 @@ export async function brokerStage(i: BrokerStageInput): Promise<BrokerStageResul
     principal: { identity: i.principal.identity, run: i.principal.run ?? null, integrations: i.principal.integrations },
     method: i.method,
     host: i.host,
-    upstreamTls: i.upstreamTls,
+    upstreamTls: i.upstreamTls || tlsUpgrade,
     rawHeaders: i.req.rawHeaders,
     path: i.path,
     bodyPrefix: peeked?.prefix ?? null,
@@ -126,9 +139,10 @@ export async function brokerStage(i: BrokerStageInput): Promise<BrokerStageResul
   });
   if (r.verdict === 'deny') return { ok: false, deny: r, audit: auditOfDeny(r) };
   const audit = auditOfAllow(r);
-  if (audit === null && peeked === null) return { ok: true, brokered: null };
+  if (audit === null && peeked === null) return { ok: true, brokered: null, tlsUpgrade };
   return {
     ok: true,
+    tlsUpgrade,
     brokered: {
       rawHeaders: r.rawHeaders,
       body: peeked?.body ?? null,

@@ -172,16 +172,19 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     // ── broker stage (broker-stage.ts): a handle replaced or refused; never lifted by report mode ──
     const broker = deps.broker?.() ?? null;
     let brokered = null;
+    let { tls, port } = decision;
     if (broker) {
       const b = await brokerStage({
         broker, principal: who.principal, req, host: target.target.host, path: target.path, method: egress.method,
-        upstreamTls: decision.tls, upgrade: egress.upgrade, hasBody: egress.hasBody, peekTimeoutMs: deps.timeouts().idleTimeoutMs,
+        upstreamTls: decision.tls, scheme: target.scheme, port: target.target.port, upgrade: egress.upgrade,
+        hasBody: egress.hasBody, peekTimeoutMs: deps.timeouts().idleTimeoutMs,
       });
       if (!b.ok) {
         rec.credential = b.audit;
         return { ...who, flow, d: b.deny };
       }
       brokered = b.brokered;
+      if (b.tlsUpgrade) ({ tls, port } = { tls: true, port: 443 });
       rec.credential = brokered?.audit ?? null;
       if (flow.closed?.deny) return { ...who, flow, d: flow.closed.deny };
     }
@@ -193,10 +196,10 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     if (flow.closed?.deny) return { ...who, flow, d: flow.closed.deny };
     rec.dnsMs = plan.dnsMs;
     rec.dialAddress = plan.addresses[0]?.address ?? null;
-    const upstreamTarget = { ...target.target, port: decision.port };
-    const authority = formatAuthority(upstreamTarget, decision.tls ? 443 : 80);
+    const upstreamTarget = { ...target.target, port };
+    const authority = formatAuthority(upstreamTarget, tls ? 443 : 80);
     const forward: ForwardPlan = {
-      origin: `${decision.tls ? 'https' : 'http'}://${formatAuthority(upstreamTarget)}`,
+      origin: `${tls ? 'https' : 'http'}://${formatAuthority(upstreamTarget)}`,
       path: target.path,
       method: egress.method,
       authority,
