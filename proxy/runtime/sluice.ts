@@ -78,6 +78,8 @@ export interface RuntimeState {
   readonly adminToken: () => Buffer | null;
   /** The credential broker of the current config; null when no credential is configured. */
   readonly broker: () => Broker | null;
+  /** A run revoked elsewhere in this replica (the primary's admin API): its handles end here at once. */
+  revokeLocal(run: string, untilS: number): void;
 }
 
 export type ListenerName = 'http' | 'socks5' | 'admin' | 'dns';
@@ -231,6 +233,7 @@ export function createSluice(opts: SluiceOptions): Sluice {
     flows,
     adminToken: () => adminToken,
     broker: () => broker,
+    revokeLocal: (run, untilS) => brokers.revocations.revokeLocal(run, untilS),
   };
 
   const killFile = createKillSwitchFile((engaged) => state.setKillSwitch(engaged, 'file'));
@@ -285,6 +288,7 @@ export function createSluice(opts: SluiceOptions): Sluice {
     killSwitch: state.killSwitch,
     setKillSwitch: (engaged) => state.setKillSwitch(engaged, 'api'),
     reload: async () => (reloadHook ? reloadHook() : { ok: false, issues: ['reload is not wired in this process'], restartRequired: [] }),
+    handles: () => (broker ? { issue: (r) => broker!.issueHandle(r), revoke: (run) => broker!.revokeRun(run) } : null),
   };
   const reloadHook = opts.reload ?? null;
   // What is not a net.Server (the DNS guard's UDP socket) closes through these.
