@@ -75,7 +75,7 @@ function apiHandler(secret: () => string): Handler {
 
 export async function buildBrokerWorld(t: Test): Promise<BrokerWorld> {
   const dir = mkdtempSync(join(tmpdir(), 'sluice-broker-'));
-  const pki = testPki(['api.test', 'other.test'], []);
+  const pki = testPki(['api.test', 'other.test', 'git.test'], []);
   const dns = await startFakeDns();
   const canary = brokerCanary({ credential: CREDENTIAL, run: RUN, identity: 'agent' });
   const api = await startHttpsCanary('127.0.0.3', 443, pki, apiHandler(() => canary.secret));
