@@ -178,12 +178,10 @@ export function createAudit(opts: {
         [FIELD.durationMs]: record.durationMs,
         [FIELD.detail]: record.detail === null ? null : scrubText(record.detail),
         [FIELD.close]: record.close,
-        ...(record.credential === null ? {} : {
-          [FIELD.credentialName]: record.credential.name,
-          [FIELD.credentialHandle]: record.credential.handle,
-          [FIELD.credentialAction]: record.credential.action,
-          [FIELD.credentialScrubbed]: record.credential.scrubbed,
-        }),
+        [FIELD.credentialName]: record.credential?.name ?? null,
+        [FIELD.credentialHandle]: record.credential?.handle ?? null,
+        [FIELD.credentialAction]: record.credential?.action ?? null,
+        [FIELD.credentialScrubbed]: record.credential?.scrubbed ?? null,
       };
       if (record.verdict === 'allow') opts.logger.info(line, AUDIT_MESSAGE);
       else if (record.code === 'EGR_INTERNAL') opts.logger.error(line, AUDIT_MESSAGE);
