@@ -45,13 +45,22 @@ export const inspectedIntegration = (config: SluiceConfig) => (integration: stri
 export function createBrokerRuntime(deps: BrokerRuntimeDeps, first: SluiceConfig): BrokerRuntime {
   const readFile = deps.readFile ?? readFileOrNull;
   const modeOf = deps.modeOf ?? modeOrNull;
+  let failing = false;
   const revocations = createRevocationWatcher({
     read: deps.readList ?? readFileAsync,
     nowMs: deps.nowMs,
     intervalMs: deps.pollMs ?? first.secrets?.handles.pollMs ?? CREDENTIAL_DEFAULTS.pollMs,
+    // The watcher reports "not read yet" before every first read; only a real failure, and the recovery from
+    // one, is worth a log line.
     onHealth: (ok, message) => {
-      if (ok) deps.logger.info('broker.revocations_ok');
-      else deps.logger.error({ problem: message }, 'broker.revocations_unreadable: handles are refused while it lasts');
+      if (!ok && message?.endsWith('not read yet')) return;
+      if (!ok) {
+        failing = true;
+        deps.logger.error({ problem: message }, 'broker.revocations_unreadable: handles are refused after a short grace');
+      } else if (failing) {
+        failing = false;
+        deps.logger.warn('broker.revocations_readable_again');
+      }
     },
   });
   const refuse = (issues: readonly ConfigIssue[]): never => {
