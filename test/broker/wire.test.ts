@@ -80,11 +80,30 @@ if (isolate(t, import.meta.url)) {
     t.equal(w.publicHttp.connections, before, 'the public host was never reached');
   });
 
-  t.test('a handle toward another integration', async (t) => {
+  t.test('a handle toward another integration: header, body, base64 in the body past a prefix', async (t) => {
     const before = w.other.requests.length;
     const r = await viaProxy(h.port, { method: 'POST', url: 'http://other.test/echo', headers: bearer, body: '{}', auth });
     t.equal(codeOf(r), 'EGR_DENY_CREDENTIAL_SCOPE');
-    t.equal(w.other.requests.length, before);
+    const body = await viaProxy(h.port, { method: 'POST', url: 'http://other.test/echo', body: JSON.stringify({ pad: 'p'.repeat(200), note: canary.handle }), auth });
+    t.equal(codeOf(body), 'EGR_DENY_CREDENTIAL_SCOPE', 'in the body');
+    t.equal(w.other.requests.length, before, 'the other integration never saw either');
+  });
+
+  t.test('replaceForeign: pass lets a client token of its own through, audited', async (t) => {
+    const base = w.config() as { credentials: Record<string, Record<string, unknown>> };
+    const p = await startSluice(t, w.config({ credentials: { [CREDENTIAL]: { ...base.credentials[CREDENTIAL], replaceForeign: 'pass' } } }));
+    const r = await viaProxy(p.port, { url: 'http://api.test/echo', headers: { authorization: 'Bearer client-own-token' }, auth });
+    t.equal(r.status, 200);
+    t.equal(w.api.requests.at(-1)!.headers.authorization, 'Bearer client-own-token');
+    t.match(p.decisions().at(-1), { verdict: 'allow', 'credential.action': 'foreign-passed', 'credential.name': CREDENTIAL });
+    const own = await viaProxy(p.port, { url: 'http://api.test/echo', headers: bearer, auth });
+    t.equal(w.api.requests.at(-1)!.headers.authorization, `Bearer ${canary.secret}`, 'a handle is still replaced');
+    t.equal(own.status, 200);
+  });
+
+  t.test('never into cleartext: a handle to the integration on another port over http://', async (t) => {
+    const r = await viaProxy(h.port, { url: 'http://api.test:8080/echo', headers: bearer, auth });
+    t.equal(codeOf(r), 'EGR_DENY_CREDENTIAL_SCOPE');
   });
 
   t.test("another run's token, a token without a run, a configured identity", async (t) => {
