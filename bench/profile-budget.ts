@@ -59,6 +59,7 @@ function strong(fn: string, url: string): Stage | null {
   if (url.includes('/dist/firewall/') || url.includes('/firewall/')) {
     if (file === 'codes.js') return null; // isDeny and friends: charged to the caller
     if (file === 'address-guard.js' || file === 'ranges.js') return 'dial/pool';
+    if (file === 'destination-class.js') return 'metrics'; // the denied-egress label, asked by the metrics observer
     return 'decide (target parse, policy)';
   }
   if (url.includes('/dist/proxy/')) {
@@ -68,6 +69,7 @@ function strong(fn: string, url: string): Stage | null {
       case 'redact.js':
         return 'audit record + log write';
       case 'metrics.js':
+      case 'space-saving.js':
         return 'metrics';
       case 'identity.js':
       case 'password-hash.js':

@@ -1,7 +1,13 @@
-// Prometheus metrics (CONTRACT §7). Labels are bounded: listener, verdict and code come from fixed sets, identity
-// from the config (a run token counts as its identity) — never hosts, paths, addresses or run ids.
+// Prometheus metrics (CONTRACT §7). Labels are bounded: listener, verdict, code and destination come from fixed
+// sets, identity and integration from the config (a run token counts as its identity) — never paths, addresses
+// or run ids, and hosts only in sluice_denied_hosts_top, whose size a space-saving sketch caps.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { CODES, type Code } from '../../firewall/codes.js';
+import { type DestinationLists, classifyDestination } from '../../firewall/destination-class.js';
+import { compileHostIndex } from '../../firewall/host-match.js';
 import type { AuditRecord } from './audit.js';
+import { scrubText } from './redact.js';
+import { type HeavyHitter, createRollingTop, mergeTopLists } from './space-saving.js';
 
 export const METRIC = Object.freeze({
   requests: 'sluice_requests_total',
@@ -16,6 +22,10 @@ export const METRIC = Object.freeze({
   buildInfo: 'sluice_build_info',
   containmentOk: 'sluice_containment_ok',
   dnsGuardQueries: 'sluice_dns_guard_queries_total',
+  // Denied egress by destination (issue 17): what was tried, with bounded labels, and the hosts most tried.
+  deniedRequests: 'sluice_denied_requests_total',
+  deniedHostsTop: 'sluice_denied_hosts_top',
+  tunnelDuration: 'sluice_tunnel_duration_seconds',
   credentialInjections: 'sluice_credential_injections_total',
   credentialDenials: 'sluice_credential_denials_total',
   credentialScrubbed: 'sluice_credential_scrubbed_total',
@@ -33,6 +43,16 @@ const CREDENTIAL_DENIAL_REASON: Readonly<Record<string, string>> = Object.freeze
 export const METRIC_NAMES: readonly string[] = Object.freeze(Object.values(METRIC));
 
 const NONE = 'none';
+
+/** Hosts sluice_denied_hosts_top exports (per process, and after the primary merges its workers). */
+export const TOP_HOSTS_N = 20;
+/** Counters the sketch keeps: more than it exports, so that the exported ones are accurate (error ≤ W/capacity). */
+export const TOP_HOSTS_CAPACITY = 50;
+/** Each sketch covers this long; the gauge reads the current window and the previous one (10 to 20 minutes). */
+export const TOP_HOSTS_WINDOW_MS = 10 * 60_000;
+
+/** requests_total's verdict: the audit verdict, except that report mode's let-through denials say so. */
+export type MetricVerdict = 'allow' | 'deny' | 'error' | 'would_deny';
 
 export interface Metrics {
   readonly registry: Registry;
@@ -55,6 +75,33 @@ export interface MetricsOptions {
   /** Without `flows`: the figure for sluice_active_tunnels (a process that carries no flows reports 0). */
   readonly tunnels?: () => number;
   readonly defaultMetrics?: boolean;
+  /** The current policy's registries and integrations, for the destination label (a reload applies at once). */
+  readonly destinations?: () => DestinationLists;
+  /** For the denied-hosts windows. */
+  readonly nowMs?: () => number;
+  readonly topHosts?: { readonly n?: number; readonly capacity?: number; readonly windowMs?: number };
+}
+
+const NO_LISTS: DestinationLists = Object.freeze({ registries: compileHostIndex<true>([]), integrationHosts: compileHostIndex<{ readonly name: string }>([]) });
+
+// The sketch key of a denied host: its three labels joined by a character no normalised host or label holds.
+const SEP = ' ';
+const topKey = (verdict: string, destination: string, host: string) => `${verdict}${SEP}${destination}${SEP}${host}`;
+function topLabels(key: string): { verdict: string; destination: string; host: string } {
+  const a = key.indexOf(SEP);
+  const b = key.indexOf(SEP, a + 1);
+  return { verdict: key.slice(0, a), destination: key.slice(a + 1, b), host: key.slice(b + 1) };
+}
+
+/** Whether a denial says something about its destination: the kill switch and the limits refuse any host, and
+ * would fill the top list with the hosts workloads normally reach. They are still counted by destination. */
+const aboutDestination = (code: Code | null): boolean => code !== null && code !== 'EGR_DENY_KILL_SWITCH' && CODES[code].kind !== 'limit' && CODES[code].kind !== 'auth';
+
+/** The kind of opaque flow a record ends, if it ended one that was opened: its time is a lifetime, not a latency. */
+function opaqueKind(r: Readonly<AuditRecord>): 'tunnel' | 'upgrade' | null {
+  // A tunnel's upstream connection is opened after the ClientHello check: connectMs says it was.
+  if (r.method === 'CONNECT') return r.connectMs !== null ? 'tunnel' : null;
+  return r.status === 101 ? 'upgrade' : null;
 }
 
 export function createMetrics(opts: MetricsOptions): Metrics {
@@ -64,7 +111,7 @@ export function createMetrics(opts: MetricsOptions): Metrics {
   const requests = new Counter({ name: METRIC.requests, help: 'Requests by listener, verdict, code and identity.', labelNames: ['listener', 'verdict', 'code', 'identity'] as const, registers });
   const duration = new Histogram({
     name: METRIC.requestDuration,
-    help: 'Time from the first byte of a request to its audit record (tunnels: their whole life).',
+    help: 'Time from the first byte of a request to its audit record; opened tunnels and upgrades are in sluice_tunnel_duration_seconds instead.',
     labelNames: ['listener', 'verdict'] as const,
     buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
     registers,
@@ -102,6 +149,31 @@ export function createMetrics(opts: MetricsOptions): Metrics {
   // "containment broken" alert on every deployment that runs no probe.
   const containment = new Gauge({ name: METRIC.containmentOk, help: '1 when a direct connection around Sluice fails as it should; 0 when it succeeds or the probe cannot tell (containment not proven).', registers: [], aggregator: 'min' });
   const dnsGuard = new Counter({ name: METRIC.dnsGuardQueries, help: 'DNS queries answered REFUSED by the DNS guard (workloads need no resolver).', registers });
+  const denied = new Counter({
+    name: METRIC.deniedRequests,
+    help: 'Denied requests (verdict deny) and report mode\'s would-be denials (would_deny) by code, identity and destination class (firewall/destination-class.ts); integration names the integration when destination="integration".',
+    labelNames: ['verdict', 'code', 'identity', 'destination', 'integration'] as const,
+    registers,
+  });
+  const tunnelDuration = new Histogram({
+    name: METRIC.tunnelDuration,
+    help: 'Lifetime of opened tunnels (CONNECT, SOCKS5) and upgraded connections, from the request to the close.',
+    labelNames: ['listener', 'kind'] as const,
+    buckets: [0.1, 1, 5, 15, 60, 300, 900, 1800, 3600, 7200, 14400, 43200, 86400],
+    registers,
+  });
+  const topN = Math.min(opts.topHosts?.n ?? TOP_HOSTS_N, 50);
+  const topHosts = createRollingTop({ capacity: Math.max(opts.topHosts?.capacity ?? TOP_HOSTS_CAPACITY, topN), windowMs: opts.topHosts?.windowMs ?? TOP_HOSTS_WINDOW_MS, nowMs: opts.nowMs ?? Date.now });
+  new Gauge({
+    name: METRIC.deniedHostsTop,
+    help: `Most denied hosts of the last 10 to 20 minutes (at most ${TOP_HOSTS_N}; a space-saving sketch, so a count may overestimate by the smallest count's share).`,
+    labelNames: ['verdict', 'destination', 'host'] as const,
+    registers,
+    collect() {
+      this.reset();
+      for (const h of topHosts.top(topN)) this.set(topLabels(h.key), h.count);
+    },
+  });
   // Credential names come from the config (bounded), reasons from the table above; never a run or a handle.
   const injections = new Counter({ name: METRIC.credentialInjections, help: 'Requests into which the broker injected a credential, by credential.', labelNames: ['credential'] as const, registers });
   const credentialDenials = new Counter({
@@ -125,16 +197,15 @@ export function createMetrics(opts: MetricsOptions): Metrics {
     readonly down: ReturnType<typeof bytes.labels>;
   }
   const children = new Map<string, Children>();
-  const childrenFor = (r: Readonly<AuditRecord>): Children => {
-    const code = r.code ?? NONE;
+  const childrenFor = (r: Readonly<AuditRecord>, verdict: MetricVerdict, code: string): Children => {
     const identity = r.identity ?? NONE;
-    const key = `${r.listener}|${r.verdict}|${code}|${identity}`;
+    const key = `${r.listener}|${verdict}|${code}|${identity}`;
     let c = children.get(key);
     if (!c) {
       if (children.size >= 10_000) children.clear();
       c = {
-        requests: requests.labels({ listener: r.listener, verdict: r.verdict, code, identity }),
-        duration: duration.labels({ listener: r.listener, verdict: r.verdict }),
+        requests: requests.labels({ listener: r.listener, verdict, code, identity }),
+        duration: duration.labels({ listener: r.listener, verdict }),
         up: bytes.labels({ listener: r.listener, direction: 'up' }),
         down: bytes.labels({ listener: r.listener, direction: 'down' }),
       };
@@ -143,14 +214,39 @@ export function createMetrics(opts: MetricsOptions): Metrics {
     return c;
   };
 
+  const deniedChildren = new Map<string, ReturnType<typeof denied.labels>>();
+  /** A denial or a would-be denial: by destination class, and its host into the sketch. */
+  function observeDenied(r: Readonly<AuditRecord>, verdict: 'deny' | 'would_deny', code: Code | null): void {
+    const d = classifyDestination(opts.destinations?.() ?? NO_LISTS, r.targetHost, code);
+    const identity = r.identity ?? NONE;
+    const integration = d.integration ?? NONE;
+    const key = `${verdict}|${code ?? NONE}|${identity}|${d.class}|${integration}`;
+    let c = deniedChildren.get(key);
+    if (!c) {
+      if (deniedChildren.size >= 10_000) deniedChildren.clear();
+      c = denied.labels({ verdict, code: code ?? NONE, identity, destination: d.class, integration });
+      deniedChildren.set(key, c);
+    }
+    c.inc();
+    // Hosts are the client's choice: scrubbed of token shapes (data smuggled out in a label), cut to a DNS name's length.
+    if (r.targetHost && aboutDestination(code)) topHosts.offer(topKey(verdict, d.class, scrubText(r.targetHost).slice(0, 253)));
+  }
+
   return {
     registry,
     observe(r) {
-      const c = childrenFor(r);
+      // Report mode let the request through; it is counted as what enforce mode would have done.
+      const wouldDeny = r.wouldDeny !== null && r.verdict !== 'deny' ? r.wouldDeny : null;
+      const verdict: MetricVerdict = wouldDeny && r.verdict === 'allow' ? 'would_deny' : r.verdict;
+      const c = childrenFor(r, verdict, verdict === 'would_deny' ? wouldDeny! : (r.code ?? NONE));
       c.requests.inc();
-      c.duration.observe(r.durationMs / 1000);
+      const opaque = opaqueKind(r);
+      if (opaque) tunnelDuration.observe({ listener: r.listener, kind: opaque }, r.durationMs / 1000);
+      else c.duration.observe(r.durationMs / 1000);
       if (r.bytesUp) c.up.inc(r.bytesUp);
       if (r.bytesDown) c.down.inc(r.bytesDown);
+      if (r.verdict === 'deny') observeDenied(r, 'deny', r.code);
+      else if (wouldDeny) observeDenied(r, 'would_deny', wouldDeny);
       const cred = r.credential;
       if (cred) {
         if (cred.action === 'injected') for (const name of (cred.name ?? '').split(',')) if (name) injections.inc({ credential: name });
@@ -174,4 +270,41 @@ export function createMetrics(opts: MetricsOptions): Metrics {
     },
     dnsGuardQuery: () => dnsGuard.inc(),
   };
+}
+
+/** A worker's getMetricsAsJSON() entry, as far as the merge below reads it. */
+interface MetricJson {
+  readonly name?: unknown;
+  readonly values?: readonly { readonly labels?: Readonly<Record<string, unknown>>; readonly value?: unknown }[];
+}
+
+/**
+ * Workers (primary.ts): each worker keeps its own sketch, and the primary merges their top lists into one before
+ * prom-client aggregates the rest — rather than labelling each worker's list with its worker — so the gauge stays
+ * at TOP_HOSTS_N series however many workers run, and a replaced worker does not leave a new set of series
+ * behind. The question it answers is which hosts, not which worker saw them. Returns the parts with every
+ * worker's entry taken out and the merged one added to the first part.
+ */
+export function mergeDeniedHosts(parts: readonly (readonly unknown[])[], n: number = TOP_HOSTS_N): unknown[][] {
+  const lists: HeavyHitter[][] = [];
+  let template: MetricJson | null = null;
+  const out = parts.map((part) =>
+    part.filter((m) => {
+      const metric = m as MetricJson;
+      if (metric?.name !== METRIC.deniedHostsTop) return true;
+      template ??= metric;
+      const list: HeavyHitter[] = [];
+      for (const v of metric.values ?? []) {
+        const l = v.labels ?? {};
+        if (typeof v.value !== 'number' || typeof l.verdict !== 'string' || typeof l.destination !== 'string' || typeof l.host !== 'string') continue;
+        list.push({ key: topKey(l.verdict, l.destination, l.host), count: v.value, error: 0 });
+      }
+      lists.push(list);
+      return false;
+    }));
+  if (template && out.length > 0) {
+    const values = mergeTopLists(lists, Math.min(n, 50)).map((h) => ({ labels: topLabels(h.key), value: h.count }));
+    out[0]!.push({ ...(template as object), values });
+  }
+  return out;
 }

@@ -20,7 +20,7 @@ import { limitsPerWorker } from '../auth/admission.js';
 import { loadConfigFile } from './config-file.js';
 import { createKillSwitchFile } from './kill-switch-file.js';
 import { createLogDestination, createLogger } from '../ops/log-destination.js';
-import { createMetrics } from '../ops/metrics.js';
+import { createMetrics, mergeDeniedHosts } from '../ops/metrics.js';
 import { exposureProblems } from './production.js';
 import { createReloader } from './reload.js';
 import { type BoundListeners, compileServingPolicy, readAdminToken, readSecretFile, readTokenKey, tokenKeyProblem } from './sluice.js';
@@ -313,8 +313,8 @@ export async function runPrimary(opts: PrimaryOptions): Promise<void> {
   const reloader = createReloader({ path: opts.path, load: loadConfigFile, digest: opts.digest, prepare: opts.prepare, current: () => config, swap, metrics, logger });
 
   /** /metrics: the primary's own series (reloads, kill switch, its process) and every worker's, merged by
-   * prom-client's aggregator (counters and tunnels summed). A worker that does not answer in time is left out
-   * of that scrape rather than failing it. */
+   * prom-client's aggregator (counters and tunnels summed); the denied-hosts top lists are merged into one first
+   * (mergeDeniedHosts). A worker that does not answer in time is left out of that scrape rather than failing it. */
   const aggregated: MetricsSource = {
     contentType: metrics.registry.contentType,
     async metrics() {
@@ -324,7 +324,7 @@ export async function runPrimary(opts: PrimaryOptions): Promise<void> {
         return reply?.type === 'sluice.metrics' ? reply.metrics : [];
       }));
       const own = await metrics.registry.getMetricsAsJSON();
-      return AggregatorRegistry.aggregate([own, ...parts]).metrics();
+      return AggregatorRegistry.aggregate(mergeDeniedHosts([own, ...parts]) as typeof own[]).metrics();
     },
   };
 

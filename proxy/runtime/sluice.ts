@@ -252,7 +252,7 @@ export function createSluice(opts: SluiceOptions): Sluice {
   let expirySweep: NodeJS.Timeout | null = null;
 
   const flowCounts = () => Object.fromEntries(FLOW_KIND_NAMES.map((k) => [k, flows.count(k)]));
-  const metrics = createMetrics({ version: opts.version ?? 'dev', flows: flowCounts, opaqueKinds: FLOW_KIND_NAMES.filter((k) => FLOW_KINDS[k].opaque) });
+  const metrics = createMetrics({ version: opts.version ?? 'dev', flows: flowCounts, opaqueKinds: FLOW_KIND_NAMES.filter((k) => FLOW_KINDS[k].opaque), destinations: state.policy, nowMs });
   const resolver = createResolver({ ...config.dns, nowMs, onLookup: metrics.dnsLookup });
   const extraCa = readCaFile(config);
   const dialer = createDialer({ resolver, policy: state.policy, connectTimeoutMs: config.upstream.connectTimeoutMs, extraCa, nowMs, onConnect: metrics.upstreamConnect });

@@ -76,6 +76,12 @@ t.test('the dashboard shows what operators watch', async (t) => {
   has(/sluice_policy_reloads_total/, 'reloads');
   has(/sluice_kill_switch_engaged/, 'kill switch');
   has(/sluice_containment_ok/, 'containment');
+  has(/sum by \(destination\) \(rate\(sluice_denied_requests_total\{[^}]*verdict="deny"/, 'denied egress by destination class');
+  has(/sum by \(identity, destination, integration, code\) \(increase\(sluice_denied_requests_total/, 'who tried to reach what');
+  has(/topk\(20, sum by \(host, destination, verdict\) \(sluice_denied_hosts_top/, 'top denied hosts');
+  has(/sluice_denied_requests_total\{[^}]*verdict="would_deny"/, 'report mode would-be denials');
+  has(/histogram_quantile\(0\.99, sum by \(le, kind\) \(rate\(sluice_tunnel_duration_seconds_bucket/, 'tunnel lifetimes');
+  has(/sluice_denied_requests_total\{[^}]*destination="metadata"/, 'metadata access attempts');
   const ids = dashboard.panels.map((p: any) => p.id);
   t.equal(new Set(ids).size, ids.length, 'panel ids are unique');
 });
@@ -103,7 +109,7 @@ t.test('alerts: runbooks, no absent(), one replica down is not no egress', async
       t.ok(anchors.has(r.alert.toLowerCase()), `docs/runbooks.md has a section for ${r.alert}`);
       t.notMatch(r.expr, /absent\(/, `${r.alert}: never absent(), which fires forever where nothing scrapes Sluice`);
     }
-    for (const a of ['SluiceDNSGuardQueries', 'SluiceUpstreamErrors', 'SluiceAuthFailureFlood']) t.ok(rules.some((r: any) => r.alert === a), `${values}: ${a}`);
+    for (const a of ['SluiceDNSGuardQueries', 'SluiceUpstreamErrors', 'SluiceAuthFailureFlood', 'SluiceMetadataAccessDenied']) t.ok(rules.some((r: any) => r.alert === a), `${values}: ${a}`);
   }
   const gw = one(render({ values: ['ci/gateway-values.yaml'] }), 'PrometheusRule').spec.groups[0].rules;
   const down = gw.find((r: any) => r.alert === 'SluiceDown');
@@ -121,4 +127,13 @@ t.test('the Containment panel says why it is empty in gateway mode', async (t) =
   t.match(panel.description, /Gateway mode: no value, by design/);
   t.match(panel.description, /helm test/);
   t.match(panel.fieldConfig.defaults.noValue, /gateway: see helm test/);
+});
+
+t.test('the label values the new queries select are ones Sluice emits', async (t) => {
+  const { DESTINATION_CLASSES } = await import('../../firewall/destination-class.js');
+  const exprs = [...dashboardQueries().map((q) => q.expr), ...one(render({ values: ['ci/gateway-values.yaml'] }), 'PrometheusRule').spec.groups.flatMap((g: any) => g.rules).map((r: any) => r.expr as string)];
+  for (const e of exprs) {
+    for (const m of e.matchAll(/destination="([^"]+)"/g)) t.ok((DESTINATION_CLASSES as readonly string[]).includes(m[1]!), `destination="${m[1]}"`);
+    for (const m of e.matchAll(/verdict="([^"]+)"/g)) t.ok(['allow', 'deny', 'error', 'would_deny'].includes(m[1]!), `verdict="${m[1]}"`);
+  }
 });
