@@ -53,6 +53,19 @@ if (isolate(t, import.meta.url)) {
     t.equal(hd.headers['x-token'], canary.handle);
   });
 
+  t.test('a body that cannot be scanned is not delivered; a decompression bomb is cut', async (t) => {
+    const r = await viaProxy(h.port, { url: 'http://api.test/leak/compress', headers: bearer, auth });
+    t.equal(r.status, 502);
+    t.equal(codeOf(r), 'EGR_FAIL_UPSTREAM');
+    t.notOk(r.body.includes(canary.secret));
+    const bomb = await viaProxy(h.port, { url: 'http://api.test/leak/bomb', headers: bearer, auth }).then(
+      (reply) => ({ cut: false, length: reply.body.length, body: reply.body }),
+      () => ({ cut: true, length: 0, body: '' }),
+    );
+    t.ok(bomb.cut || bomb.length < 64 * 1024 * 1024, 'the response was cut before the whole bomb was decoded');
+    t.notOk(bomb.body.includes(canary.secret));
+  });
+
   t.test('a request to the integration without a handle still has its response scrubbed', async (t) => {
     const r = await viaProxy(h.port, { url: 'http://api.test/leak/split', auth });
     t.equal(r.status, 200);

@@ -50,6 +50,18 @@ function apiHandler(secret: () => string): Handler {
       res.end(gzipSync(`gzipped ${s} end`));
       return;
     }
+    if (path === '/leak/compress') {
+      // A coding Sluice cannot decode: it cannot be scanned, so it must not be delivered.
+      res.writeHead(200, { 'content-type': 'text/plain', 'content-encoding': 'compress' });
+      res.end(`not really compressed ${s}`);
+      return;
+    }
+    if (path === '/leak/bomb') {
+      // 64 MiB of zeros in ~64 KiB of gzip, the secret at the very end.
+      res.writeHead(200, { 'content-type': 'text/plain', 'content-encoding': 'gzip' });
+      res.end(gzipSync(Buffer.concat([Buffer.alloc(64 * 1024 * 1024), Buffer.from(s)])));
+      return;
+    }
     if (path === '/leak/base64') {
       res.writeHead(200, { 'content-type': 'text/plain' });
       res.end(`b64=${Buffer.from(`user:${s}`).toString('base64')}`);
