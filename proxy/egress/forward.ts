@@ -5,13 +5,13 @@
 // with a protocol that was asked for (forwardUpgrade).
 import { type IncomingMessage, type ServerResponse, STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
-import { type Duplex, type Writable, pipeline } from 'node:stream';
+import { type Duplex, type Readable, type Writable, pipeline } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { type Deny, deny } from '../../firewall/codes.js';
 import { DialDenied } from './dialer.js';
 import { type FlowLink, splice } from './splice.js';
 import { requestVia, responseVia } from '../edge/http-validate.js';
-import type { Brokered } from '../pipeline/broker-stage.js';
+import type { ResponseScrubber } from '../broker/broker.js';
 import { HEADERS_INVALIDATED_BY_SCRUB } from '../broker/response-body.js';
 
 export interface ForwardPlan {
@@ -22,7 +22,17 @@ export interface ForwardPlan {
   /** `host[:port]` for the Host header. */
   readonly authority: string;
   /** What the broker stage changed: headers and body to send instead of the client's, and the response scrubber. */
-  readonly brokered?: Brokered;
+  readonly brokered?: BrokeredRequest;
+}
+
+/** The credential broker's changes to a request (proxy/pipeline/broker-stage.ts). */
+export interface BrokeredRequest {
+  /** Client request headers to forward instead of the client's (the handle replaced, Accept-Encoding narrowed). */
+  readonly rawHeaders: readonly string[];
+  /** The body to send instead of the request stream (its peeked prefix first); null when there is none. */
+  readonly body: Readable | null;
+  /** Non-null when the response must be scrubbed. */
+  readonly scrub: ResponseScrubber | null;
 }
 
 export interface ForwardResult {

@@ -6,7 +6,8 @@
 import type { IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
 import { type Deny, deny } from '../../firewall/codes.js';
-import type { Broker, ResponseScrubber } from '../broker/broker.js';
+import type { Broker } from '../broker/broker.js';
+import type { BrokeredRequest } from '../egress/forward.js';
 import { BODY_PREFIX_BYTES } from '../broker/handle-scan.js';
 import type { BrokerAllow, CredentialDeny } from '../broker/request-check.js';
 import { CREDENTIAL_ACTIONS } from '../broker/audit-fields.js';
@@ -35,13 +36,7 @@ export interface BrokerStageInput {
 }
 
 /** What the forwarder sends instead of the client's request, when the broker had anything to say. */
-export interface Brokered {
-  /** Client request headers to forward (the handle replaced, Accept-Encoding narrowed). */
-  readonly rawHeaders: readonly string[];
-  /** The body, its peeked prefix first; null when the request has none. */
-  readonly body: Readable | null;
-  /** Non-null when the response must be scrubbed. */
-  readonly scrub: ResponseScrubber | null;
+export interface Brokered extends BrokeredRequest {
   readonly audit: CredentialAudit | null;
 }
 
