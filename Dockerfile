@@ -25,9 +25,10 @@ RUN npm ci --omit=dev --no-audit --no-fund --ignore-scripts \
  && npm install --prefix /tools --no-audit --no-fund --ignore-scripts --no-package-lock \
       typescript@5.9.3 @types/node@20.19.43 @types/dns-packet@5.6.5 \
  && cp -R /tools/node_modules/. node_modules/
-# .dockerignore lets in only what the build needs (sources, tsconfig, iptables/).
+# .dockerignore lets in only what the build needs (sources, tsconfig, iptables/, the validator precompiler).
 COPY . .
-RUN node_modules/.bin/tsc -p tsconfig.build.json
+RUN node_modules/.bin/tsc -p tsconfig.build.json \
+ && node scripts/precompile-validators.mjs
 
 # --- deps: production dependencies only, so no compiler or test tool reaches the runtime image ----------
 FROM ${NODE_IMAGE} AS deps

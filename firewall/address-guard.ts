@@ -22,7 +22,13 @@ export interface CompiledGuard {
   readonly self: readonly Prefix[];
 }
 
+// The brand exists only in the type system: no value of this name is ever made, so no other module can spell
+// an AddressPass as a literal. "Validated by the guard" is then something tsc checks at every connect, not a
+// convention (test/types/brands.ts; eslint.config.js refuses `as AddressPass` outside this file).
+declare const checkedByGuard: unique symbol;
+
 export interface AddressPass {
+  readonly [checkedByGuard]: true;
   readonly verdict: 'allow';
   /** Canonical address to dial (IPv4-mapped IPv6 unwrapped). */
   readonly address: string;
@@ -67,6 +73,8 @@ export function compileGuard(config: Pick<SluiceConfig, 'addressGuard' | 'global
   };
 }
 
+const pass = (p: Omit<AddressPass, typeof checkedByGuard>): AddressPass => p as AddressPass;
+
 /** Checks one address that `host` resolved to (or that `host` is, for a literal). */
 export function checkAddress(guard: CompiledGuard, ip: string, host: string): AddressPass | Deny {
   const c = classifyAddress(ip);
@@ -74,11 +82,11 @@ export function checkAddress(guard: CompiledGuard, ip: string, host: string): Ad
   for (const p of guard.self) if (prefixContains(p, c.family, c.bytes)) return deny('EGR_DENY_ADDRESS_SELF', 'addressGuard.self');
   for (const r of guard.globalDeny) if (prefixContains(r.prefix, c.family, c.bytes)) return deny('EGR_DENY_GLOBAL', r.rule);
   for (const r of guard.deny) if (prefixContains(r.prefix, c.family, c.bytes)) return deny('EGR_DENY_ADDRESS_RULE', r.rule);
-  if (c.class === 'public') return { verdict: 'allow', address: c.address, family: c.family, class: c.class, rule: 'unicast' };
+  if (c.class === 'public') return pass({ verdict: 'allow', address: c.address, family: c.family, class: c.class, rule: 'unicast' });
   if (OVERRIDABLE.has(c.class)) {
     for (const r of guard.allow) {
       if (prefixContains(r.prefix, c.family, c.bytes) && hostMatches(r.hosts, host)) {
-        return { verdict: 'allow', address: c.address, family: c.family, class: c.class, rule: r.rule };
+        return pass({ verdict: 'allow', address: c.address, family: c.family, class: c.class, rule: r.rule });
       }
     }
   }

@@ -1,10 +1,11 @@
 // Config validation at the edge: the raw YAML value goes through the JSON Schema, then through the checks a
 // schema cannot express, and comes out normalised and frozen, or as a list of problems that each say where
 // and how to fix. Pure: reading files is the caller's job.
-import { Ajv, type ErrorObject } from 'ajv';
+import type { ErrorObject } from 'ajv';
 import { isIP } from 'node:net';
 import { isSafePattern } from 'redos-detector';
 import { CONFIG_SCHEMA, TOP_LEVEL_KEYS } from './config-schema.js';
+import { loadConfigValidator } from './config-validator.js';
 import { hostMatches, hostSet } from './host-match.js';
 import { normaliseHost } from './normalise.js';
 import { type Prefix, coversMappedRange, embeddedRangeOf, parsePrefix, parseRulePrefix, prefixContains } from './ranges.js';
@@ -169,8 +170,7 @@ export const DEFAULTS = Object.freeze({
   probe: { intervalS: 60, timeoutMs: 3000, uid: 65534, gid: 65534 },
 });
 
-const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true, verbose: true });
-const validateSchema = ajv.compile(CONFIG_SCHEMA);
+const { validate: validateSchema } = loadConfigValidator();
 
 export function parseDuration(text: string): number | null {
   const m = /^([0-9]+)(ms|s|m|h|d)$/.exec(text);

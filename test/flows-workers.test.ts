@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { issueToken } from '../proxy/auth/run-token.js';
-import { AGENT_AUTH, basic, codeOf, viaProxy, waitFor } from './helpers/harness.js';
+import { AGENT_AUTH, basic, codeOf, viaProxy, settles, waitFor } from './helpers/harness.js';
 import { isolate } from './helpers/netns.js';
 import { closed, openTunnel, openUpgrade, startUpload } from './helpers/open-flows.js';
 import { startRecordingOrigin } from './helpers/recording-origin.js';
@@ -60,16 +60,14 @@ if (isolate(t, import.meta.url)) {
 
     // The primary watches the key file and sends the new key to every worker.
     writeFileSync(keyFile, K2);
-    await Promise.all(tokenTunnels.map(closed));
-    t.pass('every tunnel opened with a token under the old key was closed');
+    t.ok(await settles(Promise.all(tokenTunnels.map(closed))), 'every tunnel opened with a token under the old key was closed');
     t.ok(pipes.every((p) => !p.socket.destroyed), 'the password flows stay open');
     t.equal(codeOf(await viaProxy(s.http, { url: `http://public.test:${w.publicHttp.port}/`, auth: t1 })), 'EGR_AUTH_INVALID');
     for (let i = 0; i < 6; i++) t.equal((await viaProxy(s.http, { url: `http://public.test:${w.publicHttp.port}/`, auth: t2 })).status, 200, 'the new key works');
 
     const engage = await adminCall(s.admin, 'POST', '/v1/kill-switch', ADMIN_TOKEN, '{"engaged":true}');
     t.equal(engage.status, 200);
-    await Promise.all([...pipes.map((p) => closed(p.socket)), ...uploads.map((u) => u.done)]);
-    t.pass('every upgraded connection and every upload, in every worker, was closed');
+    t.ok(await settles(Promise.all([...pipes.map((p) => closed(p.socket)), ...uploads.map((u) => u.done)])), 'every upgraded connection and every upload, in every worker, was closed');
     const during = (await adminCall(s.admin, 'GET', '/metrics')).body;
     for (const kind of ['tunnel', 'upgrade', 'forward']) t.equal(metric(during, new RegExp(`^sluice_active_flows\\{kind="${kind}"\\} (\\d+)$`, 'm')), 0, kind);
 

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import t from 'tap';
 import { type Canary, startHttpCanary } from './helpers/canary.js';
-import { AGENT_AUTH, type Reply, codeOf, viaProxy, waitFor } from './helpers/harness.js';
+import { AGENT_AUTH, type Reply, codeOf, viaProxy, eventually, settles, waitFor } from './helpers/harness.js';
 import { isolate } from './helpers/netns.js';
 import { type Served, adminCall, logLines, serve } from './helpers/serve.js';
 import { type World, buildWorld, worldConfig } from './helpers/world.js';
@@ -133,8 +133,7 @@ if (isolate(t, import.meta.url)) {
     const killed = await untilEveryWorker(s, url, (r) => codeOf(r) === 'EGR_DENY_KILL_SWITCH', 2);
     t.ok(killed.replies.every((r) => r.status === 403 && codeOf(r) === 'EGR_DENY_KILL_SWITCH'), `all ${killed.replies.length} requests after the API returned were refused`);
     t.equal(killed.pids.size, 2, 'by both workers');
-    await Promise.all(closed);
-    t.pass('every open tunnel, on both workers, was closed');
+    t.ok(await settles(Promise.all(closed)), 'every open tunnel, on both workers, was closed');
     const during = (await adminCall(s.admin, 'GET', '/metrics')).body;
     t.same(metricValue(during, /^sluice_kill_switch_engaged (\d+)$/gm), [1], 'sluice_kill_switch_engaged is 1, not 1 per process');
     t.same(metricValue(during, /^sluice_active_tunnels (\d+)$/gm), [0]);
@@ -181,8 +180,7 @@ if (isolate(t, import.meta.url)) {
     t.same(metricValue(reloads, /^sluice_policy_reloads_total\{result="success"\} (\d+)$/gm), [applied], 'reloads are counted once, by the primary (not once per worker)');
 
     t.equal(await stopped(s), 0);
-    await waitFor(() => [survivor, fresh].every((p) => !existsSync(`/proc/${p}`)), 10_000);
-    t.pass('no worker outlives the primary');
+    t.ok(await eventually(() => [survivor, fresh].every((p) => !existsSync(`/proc/${p}`)), 10_000), 'no worker outlives the primary');
   });
 
   t.test('SIGTERM drains every worker and exits 0; a second SIGTERM exits at once and takes the workers along', async (t) => {
@@ -229,8 +227,7 @@ if (isolate(t, import.meta.url)) {
     await waitFor(() => /shutdown\.draining/.test(h.stdout()), 10_000);
     h.child.kill('SIGTERM');
     t.equal(await h.exit, 143);
-    await waitFor(() => hpids.every((p) => !existsSync(`/proc/${p}`)), 10_000);
-    t.pass('the workers are gone too');
+    t.ok(await eventually(() => hpids.every((p) => !existsSync(`/proc/${p}`)), 10_000), 'the workers are gone too');
   });
 
   t.test('several processes on one stdout pipe: every line stays whole', async (t) => {

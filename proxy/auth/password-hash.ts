@@ -114,7 +114,7 @@ export function createVerifyQueue(
       admitted.set(source, mine + 1);
       return new Promise<boolean>((resolve) => {
         const start = () => {
-          run(password, encoded)
+          void run(password, encoded)
             .catch(() => false)
             .then((ok) => {
               running--;

@@ -1,4 +1,4 @@
-// The safe dialer: the only module that opens outbound sockets (test/proxy/choke-point.test.ts enforces it).
+// The safe dialer: the only module that opens outbound sockets (eslint.config.js enforces it by import).
 // resolve → validate every answer with the address guard → connect to exactly the address validated.
 // A name is never handed to anything that could resolve it again, so a rebinding answer cannot slip in
 // between the check and the connection.
@@ -19,7 +19,12 @@ import { type NameResolver, type Resolution, sizeOfEntry } from './resolver.js';
 // test/proxy/dialer-plan.test.ts checks that this is the very class undici exports.
 const Agent = createRequire(import.meta.url)('undici/lib/dispatcher/agent.js') as typeof UndiciAgent;
 
+// Type-only brand, as AddressPass's: only prepare() makes a DialPlan, so connect() and tunnels can take one
+// knowing every address in it passed the guard (test/types/brands.ts).
+declare const preparedByDialer: unique symbol;
+
 export interface DialPlan {
+  readonly [preparedByDialer]: true;
   readonly host: Host;
   /** Every address the name resolved to, each one validated. Connections go to these and nothing else. */
   readonly addresses: readonly AddressPass[];
@@ -38,9 +43,11 @@ export interface Dialer {
   /** Connects to the plan's addresses in order; with `tls`, originates TLS and verifies the certificate.
    * `onread` (plain TCP only) hands the socket's reads to a callback instead of 'data' events (splice). */
   connect(plan: DialPlan, port: number, tls: boolean, onread?: OnReadOpts): Promise<Connected | Deny>;
-  /** undici Agent for forwarding whose every new connection goes to the plan prepare() last validated for
-   * that host — the name is not resolved again between the check and the connection. */
-  readonly agent: Dispatcher;
+  /** Forwards one request through the undici Agent, whose every new connection goes to the plan prepare()
+   * last validated for that host — the name is not resolved again between the check and the connection.
+   * The Agent itself never leaves this module: whoever held it could close it, or compose a dispatcher that
+   * connects by itself. */
+  dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean;
   /** After a policy change: drops pooled upstream connections unless every address they were made to
    * passes the new guard (none that the new policy would refuse is ever reused). */
   refresh(): void;
@@ -67,6 +74,8 @@ export class DialDenied extends Error {
 }
 
 const MAX_ATTEMPTS = 4;
+
+const planOf = (p: Omit<DialPlan, typeof preparedByDialer>): DialPlan => p as DialPlan;
 
 function mapConnectError(err: unknown): Deny {
   const code = (err as { code?: string })?.code ?? '';
@@ -134,7 +143,7 @@ export function createDialer(opts: DialerOptions): Dialer {
     const ttl = resolved?.ttlMs === undefined ? 0 : Math.max(resolved.ttlMs, PIN_MIN_TTL_MS);
     pinned.set(
       host.host,
-      { plan, guard, answers: resolved?.addresses ?? null, truncated: resolved?.truncated === true, reuse: plan.dnsMs === 0 ? plan : { ...plan, dnsMs: 0 } },
+      { plan, guard, answers: resolved?.addresses ?? null, truncated: resolved?.truncated === true, reuse: plan.dnsMs === 0 ? plan : planOf({ ...plan, dnsMs: 0 }) },
       { ttl },
     );
   };
@@ -145,7 +154,7 @@ export function createDialer(opts: DialerOptions): Dialer {
       const guard = opts.policy().guard;
       const r = checkAddress(guard, host.host, host.host);
       if (isDeny(r)) return r;
-      plan = { host, addresses: [r], dnsMs: 0 };
+      plan = planOf({ host, addresses: [r], dnsMs: 0 });
       pin(host, guard, null, plan);
     } else {
       let resolved = await opts.resolver.resolve(host.host);
@@ -168,7 +177,7 @@ export function createDialer(opts: DialerOptions): Dialer {
       }
       const checked = checkAnswerSet(guard, resolved.addresses, host.host);
       if (isDeny(checked)) return checked;
-      plan = { host, addresses: checked, dnsMs: resolved.ms };
+      plan = planOf({ host, addresses: checked, dnsMs: resolved.ms });
       pin(host, guard, resolved, plan);
     }
     return plan;
@@ -282,9 +291,7 @@ export function createDialer(opts: DialerOptions): Dialer {
   return {
     prepare,
     connect,
-    get agent() {
-      return agent;
-    },
+    dispatch: (options, handler) => agent.dispatch(options, handler),
     refresh() {
       // Plans are re-validated lazily (they remember the guard they were checked under). Pooled connections
       // are kept when every address they went to passes the new guard: replacing the Agent on every reload

@@ -146,7 +146,7 @@ const KEEP_NOTHING: ReadonlySet<string> = new Set();
 /** `flow`: the request's entry in the flow registry. Closing it (kill switch, expiry, revocation) aborts the
  * upstream request and the client's connection, an upload still arriving included; so does the idle timeout
  * (the listener's socket timeout, limits.idleTimeoutMs), reported through the flow. */
-export function forwardHttp(agent: Dispatcher, plan: ForwardPlan, req: IncomingMessage, res: ServerResponse, flow?: FlowLink): Promise<ForwardResult | Deny> {
+export function forwardHttp(agent: Pick<Dispatcher, 'dispatch'>, plan: ForwardPlan, req: IncomingMessage, res: ServerResponse, flow?: FlowLink): Promise<ForwardResult | Deny> {
   return new Promise((resolve) => {
     let bytesDown = 0;
     let status = 0;
@@ -298,7 +298,7 @@ function responseHead(status: number, headers: readonly string[], extra: string)
  * - Any other answer: relayed as an ordinary response with `Connection: close`, and the connection ends there.
  *   What the client pipelined after the upgrade request was never judged, so it is dropped, not parsed.
  */
-export function forwardUpgrade(agent: Dispatcher, a: UpgradeArgs): Promise<ForwardResult | Deny> {
+export function forwardUpgrade(agent: Pick<Dispatcher, 'dispatch'>, a: UpgradeArgs): Promise<ForwardResult | Deny> {
   const { client, plan } = a;
   return new Promise((resolve) => {
     let done = false;

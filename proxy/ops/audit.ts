@@ -1,8 +1,8 @@
 // The canonical audit record: exactly one `egress.decision` line per request, written in the pipeline's
 // `finally`. Field names are constants (CONTRACT §7) so that dashboards, tests and docs share one spelling.
 import { randomUUID } from 'node:crypto';
-import type { Logger } from 'pino';
 import { CODES, type Code, type Deny } from '../../firewall/codes.js';
+import type { AuditLogger } from './log-destination.js';
 import { pathForLog, scrubText } from './redact.js';
 import { CREDENTIAL_FIELD } from '../broker/audit-fields.js';
 
@@ -104,7 +104,7 @@ export const verdictOf = (code: Code): Verdict => {
 };
 
 export function createAudit(opts: {
-  logger: Logger;
+  logger: AuditLogger;
   nowMs: () => number;
   observers?: AuditObserver[];
   /** The operator's path patterns (config `log.redactPaths`), read per record so that a reload applies. */

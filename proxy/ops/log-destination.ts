@@ -8,6 +8,7 @@
 // every write is at most PIPE_BUF bytes and made of whole lines, and a single line longer than that (none of
 // the audit record's fields is unbounded, but free-text log fields are) is shortened to fit and marked
 // `truncated`, never split.
+import { hostname } from 'node:os';
 import { type Logger, pino } from 'pino';
 import { REDACTED, REDACT_PATHS } from './redact.js';
 
@@ -88,13 +89,35 @@ export function createLogger(level: string, destination: LogDestination): Logger
   return pino({ level, redact: { paths: [...REDACT_PATHS], censor: REDACTED } }, destination);
 }
 
+/** What the audit record is written through: the three levels it uses, with pino's call shape. */
+export interface AuditLogger {
+  info(line: Record<string, unknown>, msg: string): void;
+  warn(line: Record<string, unknown>, msg: string): void;
+  error(line: Record<string, unknown>, msg: string): void;
+}
+
+/** pino's numeric levels (a line at or above the configured level is written). */
+const LEVELS: Readonly<Record<string, number>> = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60, silent: Infinity };
+
 /**
- * The audit log's logger: the same destination and level, without pino's `redact`. The canonical record is
- * built by audit.ts from the fixed field names of FIELD — none of which is, or contains, a redact path (a
- * test holds that) — and its free text is scrubbed, so path redaction could never change an audit line; it
- * only cost time: @pinojs/redact parses every path and clones the record on every call, which was a third of
- * the proxy's CPU per request (bench/RESULTS.md). Every other line goes through the redacting logger.
+ * The audit log's writer: the same destination, level and line shape as pino's
+ * (`{"level":30,"time":…,"pid":…,"hostname":…,<fields>,"msg":"egress.decision"}`), without going through pino.
+ * The canonical record is flat — a fixed set of fields (audit.ts FIELD), every value a primitive, none of
+ * them a redact path (a test holds that) and its free text already scrubbed — so one `JSON.stringify` writes
+ * exactly what pino would. pino's generic per-key serialisation (and, before it, @pinojs/redact's clone of
+ * every record) cost more than the rest of the record's life on every request (bench/RESULTS.md). Every
+ * other line goes through the redacting pino logger.
  */
-export function createAuditLogger(level: string, destination: LogDestination): Logger {
-  return pino({ level }, destination);
+export function createAuditLogger(level: string, destination: LogDestination): AuditLogger {
+  const threshold = LEVELS[level] ?? LEVELS.info!;
+  const bindings = `,"pid":${process.pid},"hostname":${JSON.stringify(hostname())},`;
+  const at = (n: number) =>
+    n < threshold
+      ? () => undefined
+      : (line: Record<string, unknown>, msg: string) => {
+          const body = JSON.stringify(line);
+          const fields = body.length > 2 ? `${body.slice(1, -1)},` : '';
+          destination.write(`{"level":${n},"time":${Date.now()}${bindings}${fields}"msg":${JSON.stringify(msg)}}\n`);
+        };
+  return { info: at(30), warn: at(40), error: at(50) };
 }

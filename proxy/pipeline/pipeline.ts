@@ -212,11 +212,11 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
   type Refused = Identified & { flow?: Flow; d: Deny };
 
   return {
-    http: (edge) => httpLike(edge, 'forward', (r) => forwardHttp(dialer.agent, r.forward, edge.req, edge.res, r.flow)),
+    http: (edge) => httpLike(edge, 'forward', (r) => forwardHttp(dialer, r.forward, edge.req, edge.res, r.flow)),
 
     upgrade: (edge) =>
       httpLike(edge, 'upgrade', (r) =>
-        forwardUpgrade(dialer.agent, {
+        forwardUpgrade(dialer, {
           plan: r.forward,
           upgrade: String(edge.req.headers.upgrade),
           protocols: r.upgradeTo!,

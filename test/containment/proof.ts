@@ -195,14 +195,14 @@ export interface SluiceProcess {
   kill9(): Promise<void>;
 }
 
-/** Starts `sluice serve` as UID 10001 inside `ns` (the TypeScript sources, through tap's own loader). */
+/** Starts `sluice serve` as UID 10001 inside `ns` (the TypeScript sources, through the suite's own tsx loader). */
 export async function startSluiceProcess(t: Test, ns: string, configPath: string, opts: { caps?: boolean } = {}): Promise<SluiceProcess> {
-  const loader = process.execArgv.filter((a) => a.includes('@tapjs/typescript') || a === '--enable-source-maps');
+  const loader = process.execArgv.filter((a) => a === '--import=tsx' || a === '--enable-source-maps');
   // CAP_SETUID/CAP_SETGID as ambient capabilities: what the containment probe needs to run as another UID.
   const caps = opts.caps ? ['--inh-caps', '+setuid,+setgid', '--ambient-caps', '+setuid,+setgid'] : [];
   const child: ChildProcess = spawn('ip', ['netns', 'exec', ns, 'setpriv', `--reuid=${SLUICE_UID}`, `--regid=${SLUICE_UID}`, '--clear-groups', ...caps,
     process.execPath, ...loader, CLI, 'serve', '--config', configPath], {
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', TS_NODE_TRANSPILE_ONLY: '1', HOME: '/nonexistent' },
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: '/nonexistent' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: Record<string, unknown>[] = [];

@@ -1,4 +1,4 @@
-// Tests run the command line from the compiled dist/ (`npm test` builds first): a ts-node start per spawned
+// Tests run the command line from the compiled dist/ (`npm test` builds first): a TypeScript-loader start per spawned
 // process costs seconds on a loaded machine, and dist/ is what operators run.
 import { existsSync } from 'node:fs';
 

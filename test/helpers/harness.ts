@@ -94,3 +94,22 @@ export async function waitFor<T>(check: () => T | undefined | null | false, time
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+/**
+ * True when `p` settles within `timeoutMs`, false otherwise. For waits that are the assertion (a tunnel closed,
+ * a half-close arrived): `t.ok(await settles(x), 'what')` fails with its message instead of as a test timeout.
+ */
+export async function settles(p: Promise<unknown>, timeoutMs = 10_000): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<false>((r) => (timer = setTimeout(() => r(false), timeoutMs)));
+  try {
+    return await Promise.race([p.then(() => true as const), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Like `waitFor`, but answers whether `check` came true in time, for `t.ok(await eventually(...), 'what')`. */
+export async function eventually(check: () => unknown, timeoutMs = 5000): Promise<boolean> {
+  return waitFor(() => Boolean(check()) || undefined, timeoutMs).then(() => true, () => false);
+}

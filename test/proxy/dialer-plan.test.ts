@@ -2,6 +2,7 @@
 // validated before, and anything else — new answers, a reloaded policy — is validated again. Pure data:
 // a stub resolver; the servers are on loopback. The plans name private addresses (10.x), so the file runs in
 // a namespace holding only lo (CONTRACT §10): a bug that dialled one could not reach a real network.
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { createRequire, syncBuiltinESMExports } from 'node:module';
 import type { AddressInfo } from 'node:net';
@@ -11,10 +12,11 @@ import { Agent as UndiciAgent, request } from 'undici';
 import { isDeny } from '../../firewall/codes.js';
 import { validateConfig } from '../../firewall/config.js';
 import { type Policy, compilePolicy } from '../../firewall/policy.js';
-import { createDialer } from '../../proxy/egress/dialer.js';
+import { createDialer, DialDenied } from '../../proxy/egress/dialer.js';
 import type { NameResolver } from '../../proxy/egress/resolver.js';
 import { isolate } from '../helpers/netns.js';
 import { testPki } from '../helpers/pki.js';
+import { viaDialer } from '../helpers/via-dialer.js';
 
 /** A policy whose only address exception is `cidr` for svc.test (none when null); Sluice listens on `self`. */
 const guardPolicy = (cidr: string | null, self = '127.0.0.1'): Policy => {
@@ -75,23 +77,25 @@ if (isolate(t, import.meta.url)) {
     t.teardown(() => dialer.close());
     const get = async () => {
       t.notOk(isDeny(await dialer.prepare({ host: 'svc.test', kind: 'name' })));
-      const r = await request(`http://svc.test:${port}/`, { dispatcher: dialer.agent });
+      const r = await request(`http://svc.test:${port}/`, { dispatcher });
       return r.body.text();
     };
+    const dispatcher = viaDialer(dialer);
 
     t.equal(await get(), 'ok');
     t.equal(await get(), 'ok');
-    const first = dialer.agent;
     policy = guardPolicy('127.0.0.1/32', '127.0.0.9');
     dialer.refresh();
-    t.equal(dialer.agent, first, 'the same exception under a new policy: the pool stays');
     const before = connections;
     t.equal(await get(), 'ok');
-    t.equal(connections, before, 'and a pooled connection serves the next request');
+    t.equal(connections, before, 'the same exception under a new policy: the pool stays, and a pooled connection serves the next request');
 
     policy = guardPolicy(null, '127.0.0.9');
     dialer.refresh();
-    t.not(dialer.agent, first, 'the exception is gone: no pooled connection to that address survives');
+    // Straight to the Agent, without prepare(): only a new connection, judged by the new guard, is left.
+    const refused = await request(`http://svc.test:${port}/`, { dispatcher }).catch((err: unknown) => err);
+    t.ok(refused instanceof DialDenied && refused.deny.code === 'EGR_DENY_ADDRESS_LOOPBACK', 'the exception is gone: no pooled connection to that address survives');
+    t.equal(connections, before, 'and no new one is made');
     t.ok(isDeny(await dialer.prepare({ host: 'svc.test', kind: 'name' })), 'and the name is denied');
   });
 
@@ -131,8 +135,9 @@ if (isolate(t, import.meta.url)) {
   });
 
   t.test("the dialer's Agent is undici's own (it is loaded without undici's index)", async (t) => {
-    const dialer = createDialer({ resolver: { resolve: async () => ({ addresses: [], ms: 0, cached: false }), clear: () => undefined }, policy: () => guardPolicy(null), connectTimeoutMs: 1000, nowMs: () => 0 });
-    t.teardown(() => dialer.close());
-    t.ok(dialer.agent instanceof UndiciAgent);
+    const source = readFileSync(new URL('../../proxy/egress/dialer.ts', import.meta.url), 'utf8');
+    const path = /createRequire\(import\.meta\.url\)\('(undici\/[^']+)'\)/.exec(source)?.[1];
+    t.equal(path, 'undici/lib/dispatcher/agent.js', 'the one deep path the dialer loads');
+    t.equal(createRequire(import.meta.url)(path!), UndiciAgent, 'is the class undici exports');
   });
 }

@@ -13,6 +13,7 @@ import { createDialer } from '../../proxy/egress/dialer.js';
 import { MAX_PER_FAMILY, type NameResolver, type Resolution, createResolver, sizeOfEntry } from '../../proxy/egress/resolver.js';
 import { startFakeDns } from '../helpers/fake-dns.js';
 import { isolate } from '../helpers/netns.js';
+import { viaDialer } from '../helpers/via-dialer.js';
 
 // Public unicast space (IBM's 9/8, Google's 2001:4860::/32): the guard passes every one of them.
 const v4 = (n: number) => Array.from({ length: n }, (_, i) => `9.9.${i >> 8}.${i & 255}`);
@@ -153,7 +154,7 @@ if (isolate(t, import.meta.url)) {
     const dialer = createDialer({ resolver, policy: () => policy, connectTimeoutMs: 1000, nowMs: () => now });
     t.teardown(() => dialer.close());
     t.notOk(isDeny(await dialer.prepare({ host: 'svc.test', kind: 'name' })));
-    const get = async () => (await request(`http://svc.test:${port}/`, { dispatcher: dialer.agent, reset: true })).body.text();
+    const get = async () => (await request(`http://svc.test:${port}/`, { dispatcher: viaDialer(dialer), reset: true })).body.text();
     t.equal(await get(), 'old');
     answer = '127.0.0.3';
     now = 29_000;

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { validateConfig } from '../../firewall/config.js';
 import { issueToken } from '../../proxy/auth/run-token.js';
-import { AGENT_AUTH, basic, codeOf, startSluice, viaProxy, waitFor } from '../helpers/harness.js';
+import { AGENT_AUTH, basic, codeOf, startSluice, viaProxy, settles, waitFor } from '../helpers/harness.js';
 import { isolate } from '../helpers/netns.js';
 import { closed, openTunnel, openUpgrade, startUpload } from '../helpers/open-flows.js';
 import { type RecordingOrigin, startRecordingOrigin } from '../helpers/recording-origin.js';
@@ -52,8 +52,7 @@ if (isolate(t, import.meta.url)) {
     t.match(before, /^sluice_active_tunnels 2$/m, 'sluice_active_tunnels still counts the opaque flows (tunnels and upgrades)');
 
     h.sluice.state.setKillSwitch(true, 'api');
-    await Promise.all([closed(tunnel), closed(pipe.socket), upload.done]);
-    t.pass('the tunnel, the upgraded connection and the upload in flight were all closed');
+    t.ok(await settles(Promise.all([closed(tunnel), closed(pipe.socket), upload.done])), 'the tunnel, the upgraded connection and the upload in flight were all closed');
     const sent = origin.uploadChunks.join('');
     upload.send('two');
     await waitFor(() => origin.uploadsAborted() > 0);
@@ -105,8 +104,7 @@ if (isolate(t, import.meta.url)) {
     await new Promise((r) => setTimeout(r, 1200)); // past an expiry sweep
     t.notOk(tokenTunnel.destroyed, 'still open a second before expiry');
     clock.now += 2_000;
-    await Promise.all([closed(tokenTunnel), upload.done]);
-    t.pass('the token\'s tunnel and its upload were closed at expiry');
+    t.ok(await settles(Promise.all([closed(tokenTunnel), upload.done])), 'the token\'s tunnel and its upload were closed at expiry');
     t.notOk(passwordTunnel.destroyed, 'a flow opened with a password is not affected');
     const records = await waitFor(() => {
       const r = h.decisions().filter((d) => d.close === 'token-expired');
@@ -132,8 +130,7 @@ if (isolate(t, import.meta.url)) {
     const next = validateConfig({ listen: { http: '127.0.0.1:0', socks5: null, admin: null }, ...config(w, {}, ['ws'], []) });
     if (!next.ok) throw new Error('bad test config');
     h.sluice.state.swap(next.config);
-    await Promise.all([closed(gh), closed(pipe.socket)]);
-    t.pass('the tunnel to gh.test and the upgraded connection were closed');
+    t.ok(await settles(Promise.all([closed(gh), closed(pipe.socket)])), 'the tunnel to gh.test and the upgraded connection were closed');
     t.notOk(registry.destroyed, 'the registry tunnel is still allowed, and still open');
     upload.send('two');
     upload.req.end();
@@ -170,8 +167,7 @@ if (isolate(t, import.meta.url)) {
     const password = await openTunnel(h.port, 'registry.test:443', AGENT_AUTH, ca);
 
     writeFileSync(keyFile, `${k2.toString()}\n`);
-    await closed(old);
-    t.pass('the tunnel opened with a token under the old key was closed');
+    t.ok(await settles(closed(old)), 'the tunnel opened with a token under the old key was closed');
     t.notOk(password.destroyed, 'a password flow is not affected');
     const rec = await waitFor(() => h.decisions().find((d) => d.close === 'revoked'));
     t.match(rec, { method: 'CONNECT', detail: 'EGR_AUTH_INVALID: the run-token key changed' });

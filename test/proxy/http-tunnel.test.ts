@@ -3,7 +3,7 @@
 import { connect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import t from 'tap';
-import { AGENT_AUTH, rawExchange, startSluice, waitFor } from '../helpers/harness.js';
+import { AGENT_AUTH, rawExchange, startSluice, settles, waitFor } from '../helpers/harness.js';
 import { isolate } from '../helpers/netns.js';
 import { buildWorld, worldConfig } from '../helpers/world.js';
 
@@ -124,8 +124,7 @@ if (isolate(t, import.meta.url)) {
     await new Promise<void>((r, j) => tls.once('secureConnect', r).once('error', j));
     await waitFor(() => h.sluice.state.flows.count('tunnel') === 1);
     h.sluice.state.setKillSwitch(true);
-    await closed(socket);
-    t.pass('tunnel closed');
+    t.ok(await settles(closed(socket)), 'tunnel closed');
     const r = await rawExchange(h.port, `CONNECT registry.test:443 HTTP/1.1\r\nHost: registry.test:443\r\nProxy-Authorization: ${AGENT_AUTH}\r\n\r\n`);
     t.match(r.text, /EGR_DENY_KILL_SWITCH/);
     h.sluice.state.setKillSwitch(false);

@@ -6,7 +6,7 @@ import { rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { AGENT_AUTH, basic, codeOf, rawExchange, startSluice, viaProxy, waitFor } from '../helpers/harness.js';
+import { AGENT_AUTH, basic, codeOf, rawExchange, startSluice, viaProxy, settles, waitFor } from '../helpers/harness.js';
 import { CANARY_PATHS, CANARY_SECRETS } from '../helpers/canary.js';
 import { isolate } from '../helpers/netns.js';
 import { PASSWORD, buildWorld, worldConfig } from '../helpers/world.js';
@@ -101,8 +101,7 @@ if (isolate(t, import.meta.url)) {
     });
     const on = await admin(adminPort, 'POST', '/v1/kill-switch', { token: ADMIN_TOKEN, body: '{"engaged":true}' });
     t.same(JSON.parse(on.body), { engaged: true });
-    await closed;
-    t.pass('the open tunnel was closed');
+    t.ok(await settles(closed), 'the open tunnel was closed');
     const r = await viaProxy(h.port, { url: `${pub}/` });
     t.equal(codeOf(r), 'EGR_DENY_KILL_SWITCH');
     const report = await viaProxy(h.port, { url: `${pub}/`, auth: basic('auditor', PASSWORD) });

@@ -11,7 +11,7 @@ import type { SluiceConfig } from '../../firewall/config.js';
 import { loadConfigFile } from '../../proxy/runtime/config-file.js';
 import { createMetrics } from '../../proxy/ops/metrics.js';
 import { createReloader } from '../../proxy/runtime/reload.js';
-import { waitFor } from '../helpers/harness.js';
+import { eventually, waitFor } from '../helpers/harness.js';
 import { saturateThreadPool } from '../helpers/thread-pool.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'sluice-reload-'));
@@ -60,8 +60,7 @@ t.test('the watch applies a settled change, and remembers the bytes it validated
   t.match(await s.reloader.reload('sighup'), { ok: true });
   t.equal(denied(s.current()), 'b.test', 'the signalled reload applied what it read');
   s.reloader.watch(10, 20);
-  await waitFor(() => denied(s.current()) === 'c.test');
-  t.pass('the write that landed after the read is applied by the watch');
+  t.ok(await eventually(() => denied(s.current()) === 'c.test'), 'the write that landed after the read is applied by the watch');
 });
 
 t.test('a half-written file is never swapped in', async (t) => {
@@ -100,8 +99,7 @@ t.test('the watch tries an invalid file once, not on every poll', async (t) => {
   t.equal(loads, 1);
   t.match(await s.metrics.registry.metrics(), /sluice_policy_reloads_total\{result="error"\} 1/);
   writeFileSync(s.path, full(['fixed.test']));
-  await waitFor(() => denied(s.current()) === 'fixed.test');
-  t.pass('the fix is applied');
+  t.ok(await eventually(() => denied(s.current()) === 'fixed.test'), 'the fix is applied');
 });
 
 t.test('the watch applies a return to earlier content after a signalled reload', async (t) => {
@@ -114,8 +112,7 @@ t.test('the watch applies a return to earlier content after a signalled reload',
   t.match(await s.reloader.reload('sighup'), { ok: true });
   t.equal(denied(s.current()), 'b.test');
   writeFileSync(s.path, full(['a.test']));
-  await waitFor(() => denied(s.current()) === 'a.test');
-  t.pass('the file content in force again');
+  t.ok(await eventually(() => denied(s.current()) === 'a.test'), 'the file content in force again');
 });
 
 t.test('a save right after the watch starts is applied', async (t) => {

@@ -11,7 +11,7 @@ import t from 'tap';
 import type { Code } from '../../firewall/codes.js';
 import { FIELD } from '../../proxy/ops/audit.js';
 import { issueToken } from '../../proxy/auth/run-token.js';
-import { AGENT, type Harness, startSluice, waitFor } from '../helpers/harness.js';
+import { AGENT, type Harness, startSluice, eventually, waitFor } from '../helpers/harness.js';
 import { isolate } from '../helpers/netns.js';
 import { buildWorld, worldConfig } from '../helpers/world.js';
 
@@ -96,8 +96,7 @@ if (isolate(t, import.meta.url)) {
     for (const [name, run, seen, code] of rows) {
       const before = socksCount(h, code);
       t.match(await run(), seen, `${name}: the client reports it`);
-      await waitFor(() => socksCount(h, code) > before);
-      t.pass(`${name}: audited as ${code}`);
+      t.ok(await eventually(() => socksCount(h, code) > before), `${name}: audited as ${code}`);
     }
     t.equal(w.forbiddenHits(), hits, 'no private or metadata canary was reached');
   });

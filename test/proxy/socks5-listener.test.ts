@@ -9,7 +9,7 @@ import { validateConfig } from '../../firewall/config.js';
 import { FIELD } from '../../proxy/ops/audit.js';
 import { createSluice } from '../../proxy/runtime/sluice.js';
 import { realHello } from '../helpers/client-hello.js';
-import { AGENT, AGENT_AUTH, type Harness, rawExchange, startSluice, waitFor } from '../helpers/harness.js';
+import { AGENT, AGENT_AUTH, type Harness, rawExchange, startSluice, settles, waitFor } from '../helpers/harness.js';
 import { isolate } from '../helpers/netns.js';
 import { captureLogs } from '../helpers/log-capture.js';
 import { buildWorld, worldConfig } from '../helpers/world.js';
@@ -258,8 +258,7 @@ if (isolate(t, import.meta.url)) {
     await new Promise<void>((r, j) => tls.once('secureConnect', r).once('error', j));
     await waitFor(() => h.sluice.state.flows.count('tunnel') === 1);
     h.sluice.state.setKillSwitch(true);
-    await new Promise<void>((r) => (c.socket.destroyed ? r() : c.socket.once('close', () => r())));
-    t.pass('open tunnel closed');
+    t.ok(await settles(new Promise<void>((r) => (c.socket.destroyed ? r() : c.socket.once('close', () => r())))), 'open tunnel closed');
     const next = await authed(t, port);
     await next.read(2);
     next.write(domain('registry.test'));
@@ -293,7 +292,6 @@ if (isolate(t, import.meta.url)) {
     c.write(GREETING);
     await c.read(2);
     await sluice.stop();
-    await c.closed();
-    t.pass('closed by stop()');
+    t.ok(await settles(c.closed()), 'closed by stop()');
   });
 }

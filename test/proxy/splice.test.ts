@@ -9,6 +9,7 @@ import t, { type Test } from 'tap';
 import { SPLICE_READS, splice } from '../../proxy/egress/splice.js';
 import { deny } from '../../firewall/codes.js';
 import { createFlowRegistry } from '../../proxy/runtime/flows.js';
+import { settles } from '../helpers/harness.js';
 
 /** A connected pair of sockets: [the side we hold, the side splice() gets]. On loopback TCP by default; with
  * `unix`, over a Unix socket. With `onread`, the connecting side (the first) is dialled as the dialer dials a
@@ -51,8 +52,7 @@ t.test('bytes flow both ways, large transfers included, and are counted', async 
   t.equal(atOrigin.text(), 'hello origin');
   t.equal(atClient.bytes(), big.length, '8 MiB arrived whole (backpressure does not lose data)');
   client.end();
-  await new Promise((r) => upstreamInner.once('end', r));
-  t.pass('the client\'s half-close reached the origin');
+  t.ok(await settles(new Promise((r) => upstreamInner.once('end', r))), 'the client\'s half-close reached the origin');
   upstreamInner.end('bye');
   const r = await done;
   t.equal(r.bytesUp, 12);
@@ -196,8 +196,7 @@ t.test('SPLICE_READS: the client half-closes, the origin answers and closes; idl
   c2.on('error', () => undefined);
   const ended = new Promise((r) => c2.once('end', r));
   await splice(c2Inner, up2, { upstreamReads: SPLICE_READS, idleTimeoutMs: 200 });
-  await ended;
-  t.pass('an idle tunnel read through SPLICE_READS is closed after the idle timeout');
+  t.ok(await settles(ended), 'an idle tunnel read through SPLICE_READS is closed after the idle timeout');
 });
 
 function collectBytes(s: Socket): () => Buffer {
