@@ -6,6 +6,8 @@ import { join } from 'node:path';
 import t from 'tap';
 import { formatIssue, validateConfig } from '../../firewall/config.js';
 import { createSluice } from '../../proxy/runtime/sluice.js';
+import { deriveBrokerKeys } from '../../proxy/broker/keys.js';
+import { sealSecret } from '../../proxy/broker/sealed.js';
 import { startIssues } from '../../proxy/runtime/production.js';
 import { isolate } from '../helpers/netns.js';
 import { codeOf, startSluice, viaProxy } from '../helpers/harness.js';
@@ -70,6 +72,17 @@ if (isolate(t, import.meta.url)) {
     const r = await viaProxy(h.port, { url: 'http://api.test/echo', headers: { authorization: `Bearer ${canary.handle}` }, auth: w.auth() });
     t.equal(r.status, 200);
     t.equal(w.api.requests.at(-1)!.headers.authorization, `Bearer ${canary.secret}`);
+
+    // Rotating the secret: seal the new one, reload; handles issued before keep working (they name the
+    // credential, not the secret).
+    const rotated = join(w.dir, 'rotated.sealed');
+    const fresh = 'ghp_RotatedCanarySecret0123456789AbCdEf';
+    writeFileSync(rotated, sealSecret(deriveBrokerKeys(Buffer.from(canary.keyMaterial)).seal, CREDENTIAL, Buffer.from(fresh)), { mode: 0o600 });
+    h.sluice.state.swap(validated(w.config({ credentials: { [CREDENTIAL]: { integration: 'api', inject: { type: 'header', name: 'Authorization', template: 'Bearer {secret}' }, source: { sealedFile: rotated } } } })));
+    const after = await viaProxy(h.port, { url: 'http://api.test/echo', headers: { authorization: `Bearer ${canary.handle}` }, auth: w.auth() });
+    t.equal(after.status, 200);
+    t.equal(w.api.requests.at(-1)!.headers.authorization, `Bearer ${fresh}`, 'the new secret goes out');
+    t.notOk(after.body.includes(fresh), 'and is scrubbed from the echo');
   });
 
   t.test('admin API: issue, use, revoke; a second replica and a restarted one', async (t) => {
