@@ -42,6 +42,9 @@ export const inspectedIntegration = (config: SluiceConfig) => (integration: stri
   return !hosts.some((h) => inspection.opaque.includes(h));
 };
 
+// Handles are refused at once when the list was never read, after max(5 s, 10 polls) when it was (revocations.ts).
+const UNREADABLE = 'broker.revocations_unreadable: handles are refused while it lasts';
+
 export function createBrokerRuntime(deps: BrokerRuntimeDeps, first: SluiceConfig): BrokerRuntime {
   const readFile = deps.readFile ?? readFileOrNull;
   const modeOf = deps.modeOf ?? modeOrNull;
@@ -56,7 +59,7 @@ export function createBrokerRuntime(deps: BrokerRuntimeDeps, first: SluiceConfig
       if (!ok && message?.endsWith('not read yet')) return;
       if (!ok) {
         failing = true;
-        deps.logger.error({ problem: message }, 'broker.revocations_unreadable: handles are refused after a short grace');
+        deps.logger.error({ problem: message }, UNREADABLE);
       } else if (failing) {
         failing = false;
         deps.logger.warn('broker.revocations_readable_again');
@@ -81,7 +84,15 @@ export function createBrokerRuntime(deps: BrokerRuntimeDeps, first: SluiceConfig
       if (!material) return null;
       return createBroker({ config, material, revocations, nowMs: deps.nowMs, append: deps.append ?? appendLine });
     },
-    follow: (config) => revocations.follow(Object.keys(config.credentials).length ? config.secrets?.handles.revocationFile ?? null : null),
+    async follow(config) {
+      await revocations.follow(Object.keys(config.credentials).length ? config.secrets?.handles.revocationFile ?? null : null);
+      // A list unreadable from its first read never changes health (it was "not read yet" before): say so here.
+      const problem = revocations.problem;
+      if (problem !== null && !failing) {
+        failing = true;
+        deps.logger.error({ problem }, UNREADABLE);
+      }
+    },
     close: () => revocations.close(),
   };
 }

@@ -1,7 +1,7 @@
 // The broker in the runtime: what refuses a start (production and always), a reload that cannot build a
 // broker keeps the last good one, the admin API issues and revokes, a second replica watching the same list
 // refuses a revoked run within its poll interval, and a restarted replica honours handles it never saw issued.
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { formatIssue, validateConfig } from '../../firewall/config.js';
@@ -83,6 +83,18 @@ if (isolate(t, import.meta.url)) {
     t.equal(after.status, 200);
     t.equal(w.api.requests.at(-1)!.headers.authorization, `Bearer ${fresh}`, 'the new secret goes out');
     t.notOk(after.body.includes(fresh), 'and is scrubbed from the echo');
+  });
+
+  t.test('a revocation list that cannot be read refuses every handle (fail closed), nothing else', async (t) => {
+    const unreadable = join(w.dir, 'list-is-a-directory');
+    mkdirSync(unreadable);
+    const h = await startSluice(t, w.config(secrets({ handles: { maxTtl: '8h', revocationFile: unreadable, pollMs: 100 } })));
+    const r = await viaProxy(h.port, { url: 'http://api.test/echo', headers: { authorization: `Bearer ${canary.handle}` }, auth: w.auth() });
+    t.equal(codeOf(r), 'EGR_INTERNAL');
+    t.match(h.decisions().at(-1), { rule: 'secrets.handles.revocationFile' });
+    const plain = await viaProxy(h.port, { url: 'http://api.test/echo', auth: w.auth() });
+    t.equal(plain.status, 200, 'a request without a handle is unaffected');
+    t.ok(h.logs.some((l) => String(l.msg).startsWith('broker.revocations_unreadable')), 'logged');
   });
 
   t.test('admin API: issue, use, revoke; a second replica and a restarted one', async (t) => {
