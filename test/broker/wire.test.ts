@@ -5,6 +5,7 @@ import { appendFileSync } from 'node:fs';
 import t from 'tap';
 import { isolate } from '../helpers/netns.js';
 import { type Harness, codeOf, startSluice, viaProxy } from '../helpers/harness.js';
+import { startUpload } from '../helpers/open-flows.js';
 import { CREDENTIAL, RUN, buildBrokerWorld } from './world.js';
 
 if (isolate(t, import.meta.url)) {
@@ -160,6 +161,25 @@ if (isolate(t, import.meta.url)) {
     t.equal(code, 'EGR_DENY_CREDENTIAL_REVOKED');
     const still = await viaProxy(h.port, { url: 'http://api.test/echo', headers: bearer, auth });
     t.equal(still.status, 200, 'other runs are untouched');
+  });
+
+  t.test('an upload cut mid-body, after the peek, breaks nothing; one that stalls before a KiB is refused', async (t) => {
+    const up = startUpload(h.port, 'http://api.test/echo', auth, 'x'.repeat(2000));
+    // The peek has its KiB; the rest never comes: the client goes away mid-body.
+    await new Promise((r) => setTimeout(r, 200));
+    up.req.destroy();
+    await up.done;
+    const after = await viaProxy(h.port, { url: 'http://api.test/echo', headers: bearer, auth });
+    t.equal(after.status, 200, 'Sluice still serves');
+    t.notOk(h.logs.some((l) => l.msg === 'pipeline.internal_error'), 'and nothing broke inside');
+
+    const quick = await startSluice(t, w.config({ limits: { idleTimeoutMs: 300 } }));
+    const before = w.api.requests.length;
+    const stalled = startUpload(quick.port, 'http://api.test/echo', auth, 'short');
+    await stalled.done;
+    t.equal(stalled.status(), 400, 'a body whose first KiB never comes is refused');
+    t.match(quick.decisions().at(-1), { code: 'EGR_BAD_REQUEST', rule: 'credentials' });
+    t.equal(w.api.requests.length, before, 'and never reached the integration');
   });
 
   t.test('never logged, never counted by run: no secret, handle, sealed blob or key in any log line or metric', async (t) => {
