@@ -73,9 +73,11 @@ function boundaryImports(holds = {}) {
 }
 
 // Dynamic import() takes any string at run time, so no rule on import declarations could see what it loads.
+// A literal relative path is one of this repository's own modules, linted like any other, so loading it late
+// (the CLI loads only the command it runs) reaches nothing new.
 const NO_DYNAMIC_IMPORT = {
-  selector: 'ImportExpression',
-  message: `dynamic import() escapes the import boundaries; import statically (${WHY})`,
+  selector: "ImportExpression:not([source.type='Literal'][source.value=/^\\.\\.?\\//])",
+  message: `dynamic import() of a package or a computed name escapes the import boundaries; import statically (${WHY})`,
 };
 const NO_REQUIRE = {
   selector: "CallExpression[callee.name='require']",
@@ -91,7 +93,12 @@ const forged = (type, owner) => ({
 });
 const FORGE_ADDRESS_PASS = forged('AddressPass', 'the address guard (firewall/address-guard.ts)');
 const FORGE_DIAL_PLAN = forged('DialPlan', 'the dialer (proxy/egress/dialer.ts)');
-const SYNTAX = [NO_DYNAMIC_IMPORT, NO_REQUIRE, FORGE_ADDRESS_PASS, FORGE_DIAL_PLAN];
+// What Sluice throws carries a stable code (firewall/errors.ts): callers tell a refused boot from a bug by `.code`.
+const NO_BARE_ERROR = {
+  selector: 'ThrowStatement > NewExpression[callee.name=/^(Error|TypeError|RangeError)$/]',
+  message: 'throw a SluiceError with a stable code (firewall/errors.ts), not a bare Error',
+};
+const SYNTAX = [NO_DYNAMIC_IMPORT, NO_REQUIRE, FORGE_ADDRESS_PASS, FORGE_DIAL_PLAN, NO_BARE_ERROR];
 
 // Globals that reach the network without an import, and the bindings beneath `net` itself.
 const NETWORK_GLOBALS = ['fetch', 'WebSocket', 'EventSource'].map((name) => ({ name, message: WHY }));

@@ -5,6 +5,7 @@ import { type Deny, deny, type Code } from './codes.js';
 import type { SluiceConfig } from './config.js';
 import { type HostIndex, hostMatches, hostSet } from './host-match.js';
 import { type AddressClass, type Prefix, classifyAddress, parseRulePrefix, prefixContains } from './ranges.js';
+import { SluiceError } from './errors.js';
 
 interface RulePrefix {
   readonly prefix: Prefix;
@@ -55,13 +56,13 @@ const OVERRIDABLE: ReadonlySet<AddressClass> = new Set(['private', 'loopback', '
 export function compileGuard(config: Pick<SluiceConfig, 'addressGuard' | 'globalDeny'>, selfAddresses: Iterable<string>): CompiledGuard {
   const prefix = (cidr: string): Prefix => {
     const p = parseRulePrefix(cidr);
-    if (!p) throw new Error(`unvalidated CIDR reached the guard: ${cidr}`);
+    if (!p) throw new SluiceError('SLUICE_ERR_INVARIANT', `unvalidated CIDR reached the guard: ${cidr}`);
     return p;
   };
   const self: Prefix[] = [];
   for (const a of selfAddresses) {
     const p = parseRulePrefix(a);
-    if (!p) throw new Error(`bad self address ${a}`);
+    if (!p) throw new SluiceError('SLUICE_ERR_INVARIANT', `bad self address ${a}`);
     self.push(p);
   }
   return {

@@ -5,6 +5,7 @@
 // in the registry does not make it a safe egress target, so every entry is denied.
 import ipaddr from 'ipaddr.js';
 import { isIP } from 'node:net';
+import { SluiceError } from './errors.js';
 
 export type AddressClass = 'public' | 'private' | 'loopback' | 'link_local' | 'reserved' | 'embedded';
 
@@ -69,7 +70,7 @@ export function prefixContains(prefix: Prefix, family: 4 | 6, bytes: Uint8Array)
 
 function range(cidr: string, cls: SpecialRange['class'], name: string): SpecialRange {
   const p = parsePrefix(cidr);
-  if (!p) throw new Error(`bad built-in range ${cidr}`);
+  if (!p) throw new SluiceError('SLUICE_ERR_INVARIANT', `bad built-in range ${cidr}`);
   return { ...p, class: cls, name };
 }
 

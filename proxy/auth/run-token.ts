@@ -3,6 +3,7 @@
 // any replica holding the key verifies it. A token can only narrow its identity's rights, never widen them.
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { RUN_ID } from '../broker/handle.js';
+import { SluiceError } from '../../firewall/errors.js';
 
 export const TOKEN_PREFIX = 'sluice.v1.';
 export const MIN_KEY_BYTES = 32;
@@ -29,8 +30,8 @@ export type TokenCheck =
 const mac = (key: Buffer, data: string) => createHmac('sha256', key).update(data).digest();
 
 export function issueToken(key: Buffer, claims: { sub: string; ttlS: number; int?: readonly string[]; run?: string; nowS: number }): string {
-  if (key.length < MIN_KEY_BYTES) throw new Error(`token key must be at least ${MIN_KEY_BYTES} bytes`);
-  if (claims.run !== undefined && !RUN_ID.test(claims.run)) throw new Error('not a run id');
+  if (key.length < MIN_KEY_BYTES) throw new SluiceError('SLUICE_ERR_INVALID_ARGUMENT', `token key must be at least ${MIN_KEY_BYTES} bytes`);
+  if (claims.run !== undefined && !RUN_ID.test(claims.run)) throw new SluiceError('SLUICE_ERR_INVALID_ARGUMENT', 'not a run id');
   const body: TokenClaims = {
     sub: claims.sub,
     iat: claims.nowS,

@@ -12,6 +12,7 @@
 // partial base64 characters (one canonical spelling).
 import { createCipheriv, createDecipheriv, hash, randomBytes } from 'node:crypto';
 import { decodeBase64urlStrict } from './base64url.js';
+import { SluiceError } from '../../firewall/errors.js';
 
 export const HANDLE_PREFIX = 'sluice_h1_';
 const NONCE = 12;
@@ -41,10 +42,10 @@ export type OpenHandle =
 const aad = (len: number) => Buffer.from([...Buffer.from(HANDLE_PREFIX, 'latin1'), len]);
 
 export function issueHandle(handleKey: Buffer, claims: HandleClaims, nonce: Buffer = randomBytes(NONCE)): string {
-  if (!RUN_ID.test(claims.run)) throw new Error('run id must match ' + RUN_ID.source);
-  if (!NAME.test(claims.identity) || !NAME.test(claims.credential)) throw new Error('identity and credential must be config names');
-  if (!Number.isInteger(claims.expS) || claims.expS < 0 || claims.expS > 0xffffffff) throw new Error('expS out of range');
-  if (nonce.length !== NONCE) throw new Error('nonce must be 12 bytes');
+  if (!RUN_ID.test(claims.run)) throw new SluiceError('SLUICE_ERR_INVALID_ARGUMENT', 'run id must match ' + RUN_ID.source);
+  if (!NAME.test(claims.identity) || !NAME.test(claims.credential)) throw new SluiceError('SLUICE_ERR_INVALID_ARGUMENT', 'identity and credential must be config names');
+  if (!Number.isInteger(claims.expS) || claims.expS < 0 || claims.expS > 0xffffffff) throw new SluiceError('SLUICE_ERR_INVALID_ARGUMENT', 'expS out of range');
+  if (nonce.length !== NONCE) throw new SluiceError('SLUICE_ERR_INVALID_ARGUMENT', 'nonce must be 12 bytes');
   const fields = [claims.run, claims.identity, claims.credential].map((s) => Buffer.from(s, 'latin1'));
   let plainLen = 4 + fields.reduce((n, f) => n + 1 + f.length, 0);
   const len = 1 + NONCE + plainLen + TAG;

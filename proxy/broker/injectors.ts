@@ -13,6 +13,7 @@ import type { InjectConfig } from '../../firewall/credential-config.js';
 import { SECRET_PLACEHOLDER } from '../../firewall/credential-config.js';
 import { HANDLE_PREFIX, handleAt } from './handle.js';
 import type { SecretValue } from './secret-value.js';
+import { SluiceError } from '../../firewall/errors.js';
 
 export interface SlotHandle {
   readonly handle: string;
@@ -99,6 +100,6 @@ export function createInjector(config: InjectConfig): Injector {
     case 'basic':
       return basicInjector(config.username);
     default:
-      throw new Error(`unknown inject type ${(config satisfies never as { type: string }).type}`);
+      throw new SluiceError('SLUICE_ERR_INVARIANT', `unknown inject type ${(config satisfies never as { type: string }).type}`);
   }
 }

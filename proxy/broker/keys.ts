@@ -2,6 +2,7 @@
 // per purpose. Distinct labels mean a sealed blob can never be read as a handle, nor a handle forged from a
 // sealing key; a leak of one derived key gives nothing about the other or the file.
 import { hkdfSync } from 'node:crypto';
+import { SluiceError } from '../../firewall/errors.js';
 
 export const MIN_BROKER_KEY_BYTES = 32;
 
@@ -52,7 +53,7 @@ export function keyMaterialProblem(material: Buffer | null): { message: string; 
 }
 
 export function deriveBrokerKeys(material: Buffer): BrokerKeys {
-  if (material.length < MIN_BROKER_KEY_BYTES) throw new Error(`broker key must be at least ${MIN_BROKER_KEY_BYTES} bytes`);
+  if (material.length < MIN_BROKER_KEY_BYTES) throw new SluiceError('SLUICE_ERR_INVALID_ARGUMENT', `broker key must be at least ${MIN_BROKER_KEY_BYTES} bytes`);
   const derive = (label: string) => Buffer.from(hkdfSync('sha256', material, SALT, label, 32));
   return Object.freeze({ seal: derive(KEY_LABELS.seal), handle: derive(KEY_LABELS.handle) });
 }

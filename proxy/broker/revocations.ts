@@ -15,6 +15,7 @@
 // renewed loses its handles when that token expires, whatever happens to the file.
 import type { SluiceConfig } from '../../firewall/config.js';
 import { RUN_ID } from './handle.js';
+import { SluiceError } from '../../firewall/errors.js';
 
 export const MAX_REVOCATION_BYTES = 16 * 1024 * 1024;
 export const MAX_REVOCATION_ENTRIES = 200_000;
@@ -31,7 +32,7 @@ export const handleMaxTtlS = (config: SluiceConfig): number => config.secrets?.h
 export const revocationUntilS = (config: SluiceConfig, nowS: number): number => nowS + handleMaxTtlS(config) + REVOCATION_MARGIN_S;
 
 export function revocationLine(run: string, untilS: number): string {
-  if (!RUN_ID.test(run)) throw new Error('not a run id');
+  if (!RUN_ID.test(run)) throw new SluiceError('SLUICE_ERR_INVALID_ARGUMENT', 'not a run id');
   return `${JSON.stringify({ run, until: untilS })}\n`;
 }
 

@@ -4,6 +4,7 @@
 // where it was never meant to go.
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { decodeBase64urlStrict } from './base64url.js';
+import { SluiceError } from '../../firewall/errors.js';
 
 export const SEALED_PREFIX = 'sluice-sealed.v1.';
 export const NONCE_BYTES = 12;
@@ -20,8 +21,8 @@ export type OpenSealed =
 const associatedData = (credential: string) => Buffer.from(`${SEALED_PREFIX}${credential}`, 'utf8');
 
 export function sealSecret(sealKey: Buffer, credential: string, secret: Buffer, nonce: Buffer = randomBytes(NONCE_BYTES)): string {
-  if (nonce.length !== NONCE_BYTES) throw new Error('nonce must be 12 bytes');
-  if (secret.length === 0 || secret.length > MAX_SECRET_BYTES) throw new Error(`a secret is 1 to ${MAX_SECRET_BYTES} bytes`);
+  if (nonce.length !== NONCE_BYTES) throw new SluiceError('SLUICE_ERR_INVALID_ARGUMENT', 'nonce must be 12 bytes');
+  if (secret.length === 0 || secret.length > MAX_SECRET_BYTES) throw new SluiceError('SLUICE_ERR_INVALID_ARGUMENT', `a secret is 1 to ${MAX_SECRET_BYTES} bytes`);
   const cipher = createCipheriv('aes-256-gcm', sealKey, nonce, { authTagLength: TAG_BYTES });
   cipher.setAAD(associatedData(credential));
   const body = Buffer.concat([cipher.update(secret), cipher.final(), cipher.getAuthTag()]);

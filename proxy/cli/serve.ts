@@ -15,6 +15,7 @@ import { packageVersion } from './version.js';
 import { DEV_IDENTITY, withDevIdentity } from './dev-identity.js';
 import { type EphemeralCa, createEphemeralCa } from '../inspection/ephemeral.js';
 import { err, fail } from './output.js';
+import { SluiceError } from '../../firewall/errors.js';
 
 export async function serve(argv: string[]) {
   // A worker (config `workers` > 1) takes its config from the primary, never from the file.
@@ -43,7 +44,7 @@ export async function serve(argv: string[]) {
   // Production rules hold for reloads too: a config that would not start is not swapped in.
   const checkReload = (c: SluiceConfig) => {
     const problems = production ? productionProblems(c) : [];
-    if (problems.length) throw new Error(problems.map(formatIssue).join('; '));
+    if (problems.length) throw new SluiceError('SLUICE_ERR_CONFIG', problems.map(formatIssue).join('; '));
   };
   const announce = (bound: BoundListeners) => {
     const { http, socks5 } = bound;

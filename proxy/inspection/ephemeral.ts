@@ -8,6 +8,7 @@ import { rootCertificates } from 'node:tls';
 import { type InspectionCa, createCa } from './ca.js';
 import { renderBundle, trustLines } from './bundle.js';
 import { ephemeralCaProblem } from './problems.js';
+import { SluiceError } from '../../firewall/errors.js';
 
 export interface EphemeralCa {
   readonly ca: InspectionCa;
@@ -25,7 +26,7 @@ export interface EphemeralCa {
 
 export async function createEphemeralCa(opts: { readonly production: boolean; readonly parent?: string; readonly nowMs?: number }): Promise<EphemeralCa> {
   const refused = ephemeralCaProblem(opts.production);
-  if (refused) throw new Error(`${refused.message} (hint: ${refused.hint})`);
+  if (refused) throw new SluiceError('SLUICE_ERR_CONFIG', `${refused.message} (hint: ${refused.hint})`);
   // A development run lasts days at most; the CA outlives it by little.
   const { ca } = await createCa({ exportKey: false, ephemeral: true, days: 30, ...(opts.nowMs === undefined ? {} : { nowMs: opts.nowMs }) });
   const dir = mkdtempSync(join(opts.parent ?? tmpdir(), 'sluice-ca-'));

@@ -5,6 +5,7 @@
 //
 // Guarantees, for a stream of total weight W into k counters: every key seen more than W/k times holds a
 // counter; a counter's count overestimates its key's true count by at most its `error` (≤ W/k), never under.
+import { SluiceError } from '../../firewall/errors.js';
 
 export interface HeavyHitter {
   readonly key: string;
@@ -33,7 +34,7 @@ interface Counter {
 }
 
 export function createSpaceSaving(capacity: number): SpaceSaving {
-  if (!Number.isInteger(capacity) || capacity < 1) throw new Error(`space-saving capacity must be a positive integer, not ${capacity}`);
+  if (!Number.isInteger(capacity) || capacity < 1) throw new SluiceError('SLUICE_ERR_INVALID_ARGUMENT', `space-saving capacity must be a positive integer, not ${capacity}`);
   const counters = new Map<string, Counter>();
   let total = 0;
   return {

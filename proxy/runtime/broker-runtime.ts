@@ -10,6 +10,7 @@ import { appendLine, modeOrNull, readFileAsync, readFileOrNull } from '../broker
 import { loadBrokerMaterial } from '../broker/material.js';
 import { type RevocationWatcher, createRevocationWatcher } from '../broker/revocations.js';
 import { CREDENTIAL_DEFAULTS } from '../../firewall/credential-config.js';
+import { SluiceError } from '../../firewall/errors.js';
 
 export interface BrokerRuntimeDeps {
   readonly nowMs: () => number;
@@ -67,7 +68,7 @@ export function createBrokerRuntime(deps: BrokerRuntimeDeps, first: SluiceConfig
     },
   });
   const refuse = (issues: readonly ConfigIssue[]): never => {
-    throw new Error(issues.map(formatIssue).join('\n'));
+    throw new SluiceError('SLUICE_ERR_CONFIG', issues.map(formatIssue).join('\n'));
   };
 
   return {

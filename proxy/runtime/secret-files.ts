@@ -7,6 +7,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { type ConfigIssue, type SluiceConfig, formatIssue, isLoopbackListen } from '../../firewall/config.js';
 import { MIN_KEY_BYTES } from '../auth/run-token.js';
+import { SluiceError } from '../../firewall/errors.js';
 
 export const MIN_ADMIN_TOKEN_BYTES = 24;
 /** A CA bundle larger than this is not a CA bundle. */
@@ -143,7 +144,7 @@ function pemProblem(pem: string): string | null {
 /** Throws the issues' text (what the runtime says at start and on a reload that cannot use the files). */
 function throwIfErrors(issues: readonly ConfigIssue[]): void {
   const errors = issues.filter((i) => i.severity === 'error');
-  if (errors.length) throw new Error(errors.map(formatIssue).join('\n'));
+  if (errors.length) throw new SluiceError('SLUICE_ERR_CONFIG', errors.map(formatIssue).join('\n'));
 }
 
 const only = (config: SluiceConfig, keep: 'tokens' | 'admin' | 'upstream'): SluiceConfig => ({
@@ -155,7 +156,7 @@ const only = (config: SluiceConfig, keep: 'tokens' | 'admin' | 'upstream'): Slui
 });
 
 const vanished = (file: string): never => {
-  throw new Error(`${file}: disappeared while it was being read`);
+  throw new SluiceError('SLUICE_ERR_FILE_CHANGED', `${file}: disappeared while it was being read`);
 };
 
 export function readTokenKey(config: SluiceConfig): Buffer | null {

@@ -31,6 +31,7 @@ import { FLOW_KINDS, FLOW_KIND_NAMES, type Flow, type FlowRegistry, createFlowRe
 import { createTokenKeyWatch } from './token-key-file.js';
 import type { Broker } from '../broker/broker.js';
 import { type BrokerRuntime, createBrokerRuntime } from './broker-runtime.js';
+import { SluiceError } from '../../firewall/errors.js';
 
 export interface SluiceOptions {
   readonly config: SluiceConfig;
@@ -318,7 +319,7 @@ export function createSluice(opts: SluiceOptions): Sluice {
       const bound: BoundListeners = {};
       const { listen: l } = config;
       const exposed = exposureProblems(config, readSecretFile, generatedIdentity);
-      if (exposed.length) throw new Error(exposed.map(formatIssue).join('\n'));
+      if (exposed.length) throw new SluiceError('SLUICE_ERR_CONFIG', exposed.map(formatIssue).join('\n'));
       watchKillFile();
       if (!keyFromPrimary) keyWatch.follow(config.tokens?.keyFile ?? null, tokenKey);
       await brokers.follow(config);

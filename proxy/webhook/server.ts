@@ -11,6 +11,7 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { type InjectionConfig, loadInjectionConfig } from './injection-config.js';
 import { type Scope, review } from './inject.js';
+import { SluiceError } from '../../firewall/errors.js';
 
 /** The API server sends at most its request size limit (3 MiB); a bigger body is not a review. */
 export const MAX_BODY_BYTES = 4 * 1024 * 1024;
@@ -39,7 +40,7 @@ const PATHS: Record<string, Scope> = { '/inject/namespace': 'namespace', '/injec
 export async function startWebhookServer(o: WebhookServerOptions): Promise<WebhookServer> {
   const log = o.logger;
   const first = loadInjectionConfig(o.configFile);
-  if (!first.ok) throw new Error(`${o.configFile}: ${first.problems.join('; ')}`);
+  if (!first.ok) throw new SluiceError('SLUICE_ERR_CONFIG', `${o.configFile}: ${first.problems.join('; ')}`);
   let config: InjectionConfig = first.config;
   let configDigest = digest(readFileSync(o.configFile));
   let tls = { cert: readFileSync(o.certFile), key: readFileSync(o.keyFile) };

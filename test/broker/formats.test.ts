@@ -31,7 +31,7 @@ t.test('keys: problems, whitespace, distinct derivations', async (t) => {
   t.same(deriveBrokerKeys(material), keys, 'deterministic: any replica derives the same keys');
   t.not(keys.seal.toString('hex'), other.seal.toString('hex'));
   t.not(KEY_LABELS.seal, KEY_LABELS.handle);
-  t.throws(() => deriveBrokerKeys(Buffer.from('short')));
+  t.throws(() => deriveBrokerKeys(Buffer.from('short')), { code: 'SLUICE_ERR_INVALID_ARGUMENT' });
 });
 
 t.test('sealed envelope: format', async (t) => {
@@ -87,7 +87,7 @@ t.test('sealed envelope: every way to get it wrong', async (t) => {
     t.same(Buffer.from(alias, 'base64url'), Buffer.from(body!, 'base64url'), 'Node decodes the alias to the same bytes');
     if (alias !== body) t.same(openSealed(keys.seal, 'github', `${P}${nonce}.${alias}`), { ok: false, reason: 'malformed' }, 'but it is refused');
   }
-  t.throws(() => sealSecret(keys.seal, 'github', Buffer.alloc(0)));
+  t.throws(() => sealSecret(keys.seal, 'github', Buffer.alloc(0)), { code: 'SLUICE_ERR_INVALID_ARGUMENT' });
 });
 
 t.test('handles: round trip, opacity, randomness', async (t) => {
@@ -104,9 +104,9 @@ t.test('handles: round trip, opacity, randomness', async (t) => {
   t.same(openHandle(keys.seal, h), { ok: false, reason: 'unauthentic' }, 'the sealing key');
   const long = { run: 'r'.repeat(64), identity: 'i'.repeat(63), credential: 'c'.repeat(63), expS: 0xffffffff };
   t.same(openHandle(keys.handle, issueHandle(keys.handle, long)), { ok: true, claims: long }, 'the longest claims fit');
-  t.throws(() => issueHandle(keys.handle, { ...claims, run: 'has space' }));
-  t.throws(() => issueHandle(keys.handle, { ...claims, identity: 'Agent' }));
-  t.throws(() => issueHandle(keys.handle, { ...claims, expS: 2 ** 32 }));
+  t.throws(() => issueHandle(keys.handle, { ...claims, run: 'has space' }), { code: 'SLUICE_ERR_INVALID_ARGUMENT' });
+  t.throws(() => issueHandle(keys.handle, { ...claims, identity: 'Agent' }), { code: 'SLUICE_ERR_INVALID_ARGUMENT' });
+  t.throws(() => issueHandle(keys.handle, { ...claims, expS: 2 ** 32 }), { code: 'SLUICE_ERR_INVALID_ARGUMENT' });
   t.equal(handleId(h).length, 12);
   t.match(handleId(h), /^[0-9a-f]{12}$/);
   t.equal(handleId(h), handleId(h));

@@ -9,7 +9,7 @@ const eacces = () => Object.assign(new Error('no'), { code: 'EACCES' });
 
 t.test('the list format', async (t) => {
   t.equal(revocationLine('job-1', 100), '{"run":"job-1","until":100}\n');
-  t.throws(() => revocationLine('bad run', 1));
+  t.throws(() => revocationLine('bad run', 1), { code: 'SLUICE_ERR_INVALID_ARGUMENT' });
   const text = `${revocationLine('a', 100)}\n# a comment\n${revocationLine('b', 50)}${revocationLine('a', 200)}{"run":"c","unt`;
   const r = parseRevocations(Buffer.from(text), 60);
   t.ok(r.ok);

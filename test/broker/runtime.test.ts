@@ -43,16 +43,16 @@ if (isolate(t, import.meta.url)) {
     writeFileSync(otherSealed, canary.sealed.replace(/.$/, (c) => (c === 'A' ? 'B' : 'A')), { mode: 0o600 });
     const cred = (source: Record<string, unknown>) => ({ credentials: { [CREDENTIAL]: { integration: 'api', inject: { type: 'header', name: 'Authorization', template: 'Bearer {secret}' }, source } } });
 
-    t.throws(build(w.config(secrets({ keyFile: shortKey })), false), /secrets\.keyFile/, 'a short key, in any mode');
-    t.throws(build(w.config(secrets({ keyFile: join(w.dir, 'missing.key') })), false), /secrets\.keyFile/, 'a missing key');
-    t.throws(build(w.config(cred({ sealedFile: otherSealed })), false), /does not decrypt|not a sealed secret/, 'a credential that does not decrypt');
+    t.throws(build(w.config(secrets({ keyFile: shortKey })), false), { code: 'SLUICE_ERR_CONFIG', message: /secrets\.keyFile/ }, 'a short key, in any mode');
+    t.throws(build(w.config(secrets({ keyFile: join(w.dir, 'missing.key') })), false), { code: 'SLUICE_ERR_CONFIG', message: /secrets\.keyFile/ }, 'a missing key');
+    t.throws(build(w.config(cred({ sealedFile: otherSealed })), false), { code: 'SLUICE_ERR_CONFIG', message: /does not decrypt|not a sealed secret/ }, 'a credential that does not decrypt');
     const noMax = w.config(secrets({ handles: { revocationFile: w.files.revocations } }));
     t.doesNotThrow(build(noMax, false), 'no maximum TTL: a warning in development');
-    t.throws(build(noMax, true), /maxTtl/, 'production refuses a handle TTL without a maximum');
+    t.throws(build(noMax, true), { code: 'SLUICE_ERR_CONFIG', message: /maxTtl/ }, 'production refuses a handle TTL without a maximum');
     const tunnelled = w.config({ integrations: { api: { hosts: ['api.test'], tunnel: true }, other: { hosts: ['other.test'] } } });
-    t.throws(build(tunnelled, true), /opaque tunnels/, 'production refuses a credential behind uninspected tunnels');
+    t.throws(build(tunnelled, true), { code: 'SLUICE_ERR_CONFIG', message: /opaque tunnels/ }, 'production refuses a credential behind uninspected tunnels');
     const noList = w.config(secrets({ handles: { maxTtl: '8h' } }));
-    t.throws(build(noList, true), /revocationFile|reaches only/, 'production refuses revocation that reaches one replica');
+    t.throws(build(noList, true), { code: 'SLUICE_ERR_CONFIG', message: /revocationFile|reaches only/ }, 'production refuses revocation that reaches one replica');
     t.doesNotThrow(build(w.config(), true), 'the world config itself is production-ready as far as the broker goes');
 
     // `sluice check` reports the same (startIssues is what check and serve run).
@@ -68,7 +68,7 @@ if (isolate(t, import.meta.url)) {
     const bad = join(w.dir, 'garbage.sealed');
     writeFileSync(bad, 'sluice-sealed.v1.AAAA.BBBB', { mode: 0o600 });
     const next = validated(w.config({ credentials: { [CREDENTIAL]: { integration: 'api', inject: { type: 'header', name: 'Authorization', template: 'Bearer {secret}' }, source: { sealedFile: bad } } } }));
-    t.throws(() => h.sluice.state.swap(next), /credentials/);
+    t.throws(() => h.sluice.state.swap(next), { code: 'SLUICE_ERR_CONFIG', message: /credentials/ });
     const r = await viaProxy(h.port, { url: 'http://api.test/echo', headers: { authorization: `Bearer ${canary.handle}` }, auth: w.auth() });
     t.equal(r.status, 200);
     t.equal(w.api.requests.at(-1)!.headers.authorization, `Bearer ${canary.secret}`);

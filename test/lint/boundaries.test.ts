@@ -17,12 +17,13 @@ const MUST_FAIL: Record<string, readonly (readonly [string, number])[]> = {
   'proxy/edge/deep-undici.ts': [['no-restricted-imports', 3]],
   'proxy/edge/child-process.ts': [['no-restricted-imports', 1]],
   'proxy/edge/create-require.ts': [['no-restricted-imports', 1]],
-  'proxy/edge/dynamic-import.ts': [['no-restricted-syntax', 3]],
+  'proxy/edge/dynamic-import.ts': [['no-restricted-syntax', 3], ['no-restricted-syntax', 4], ['no-restricted-syntax', 5]],
   'proxy/edge/fetch-global.ts': [['no-restricted-globals', 1]],
   'proxy/edge/bindings.ts': [['no-restricted-properties', 2], ['no-restricted-properties', 2]],
   'proxy/edge/floating-promise.ts': [['@typescript-eslint/no-floating-promises', 7]],
   'proxy/edge/misused-promise.ts': [['@typescript-eslint/no-misused-promises', 3]],
   'proxy/edge/forged-plan.ts': [['no-restricted-syntax', 6], ['no-restricted-syntax', 6]],
+  'proxy/edge/bare-error.ts': [['no-restricted-syntax', 3], ['no-restricted-syntax', 4]],
   'firewall/io.ts': [['no-restricted-imports', 2], ['no-restricted-imports', 3], ['no-restricted-properties', 5]],
 };
 // Types, pure helpers, constants and handled promises; and the dialer, which may hold the sockets.

@@ -40,7 +40,7 @@ t.test('run tokens', async (t) => {
   t.match(verifyToken(KEY, `${p}${forged}.${mac}`, 1000), { ok: false, reason: 'invalid' }, 'payload swapped');
   t.match(verifyToken(KEY, `${p}${payload}.${mac.slice(0, -2)}`, 1000), { ok: false, reason: 'invalid' }, 'truncated mac');
   t.match(verifyToken(KEY, 'sluice.v1.', 1000), { ok: false });
-  t.throws(() => issueToken(Buffer.from('short'), { sub: 'a', ttlS: 1, nowS: 0 }), /at least 32 bytes/);
+  t.throws(() => issueToken(Buffer.from('short'), { sub: 'a', ttlS: 1, nowS: 0 }), { code: 'SLUICE_ERR_INVALID_ARGUMENT' });
 });
 
 t.test('run tokens are accepted only in the canonical base64url form issueToken writes', async (t) => {

@@ -68,7 +68,7 @@ t.test('contents: key length, admin token length, certificates that do not parse
   ]);
   t.match(issues[2], /^error \/upstream\/caFile: DIR\/broken\.pem: certificate 2 does not parse/);
   t.equal(fileIssues(c, { production: true })[1]!.severity, 'error', 'a short admin token is an error in production');
-  t.throws(() => readTokenKey(c), /short-key: holds 31 bytes of key/, 'the runtime reader says the same');
+  t.throws(() => readTokenKey(c), { code: 'SLUICE_ERR_CONFIG', message: /short-key: holds 31 bytes of key/ }, 'the runtime reader refuses it, saying the same');
 });
 
 t.test('not a regular file, and unreadable (injected: root reads anything)', async (t) => {

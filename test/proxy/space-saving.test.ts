@@ -50,7 +50,7 @@ t.test('bounded size under a flood of distinct keys', async (t) => {
   t.equal(s.size, 20);
   t.equal(s.top(50).length, 20, 'top never returns more than it holds');
   t.equal(s.top(5).length, 5);
-  t.throws(() => createSpaceSaving(0));
+  t.throws(() => createSpaceSaving(0), { code: 'SLUICE_ERR_INVALID_ARGUMENT' });
 });
 
 t.test('exact while under capacity; weights; stable order', async (t) => {

@@ -95,5 +95,5 @@ t.test('a rotated certificate and a changed config are swapped in place; a bad c
 
 t.test('start-up refuses an invalid config', async (t) => {
   writeFileSync(join(dir, 'bad.yaml'), 'mode: sidecar\n');
-  await t.rejects(startWebhookServer({ configFile: join(dir, 'bad.yaml'), certFile: join(dir, 'tls.crt'), keyFile: join(dir, 'tls.key'), host: '127.0.0.1', port: 0, logger }), /bad\.yaml/);
+  await t.rejects(startWebhookServer({ configFile: join(dir, 'bad.yaml'), certFile: join(dir, 'tls.crt'), keyFile: join(dir, 'tls.key'), host: '127.0.0.1', port: 0, logger }), { code: 'SLUICE_ERR_CONFIG', message: /bad\.yaml/ });
 });
