@@ -6,6 +6,7 @@
 export type HelloResult =
   | { readonly state: 'need-more' }
   | { readonly state: 'invalid'; readonly reason: string }
+  /** `ech`: the hello carries an encrypted name (ECH, its outer marker, or draft ESNI), so `sni` may be a front. */
   | { readonly state: 'ok'; readonly sni: string | null; readonly ech: boolean; readonly sniCount: number };
 
 export const MAX_HELLO_BYTES = 64 * 1024;
@@ -16,6 +17,9 @@ const invalid = (reason: string): HelloResult => ({ state: 'invalid', reason });
 const EXT_SERVER_NAME = 0x0000;
 const EXT_ECH = 0xfe0d;
 const EXT_ECH_OUTER = 0xfd00;
+// draft-ietf-tls-esni (≤ -02) "encrypted_server_name": the real name travels encrypted and server_name may
+// name a front, exactly as with ECH. Still sent by deployed clients; unreadable, so reported like ECH.
+const EXT_ESNI = 0xffce;
 
 export function parseClientHello(buf: Buffer): HelloResult {
   // Reassemble the handshake layer from consecutive handshake records.
@@ -84,7 +88,7 @@ function parseHelloBody(b: Buffer): HelloResult {
     if (!need(len)) return invalid('truncated extension');
     if (seen.has(type)) return invalid('duplicate extension');
     seen.add(type);
-    if (type === EXT_ECH || type === EXT_ECH_OUTER) ech = true;
+    if (type === EXT_ECH || type === EXT_ECH_OUTER || type === EXT_ESNI) ech = true;
     if (type === EXT_SERVER_NAME) {
       const r = parseServerName(b.subarray(p, p + len));
       if (typeof r === 'string') return invalid(r);

@@ -50,6 +50,15 @@ t.test('hand-built hellos', async (t) => {
   t.match(parseClientHello(hello([sniExt('a.example')]).subarray(0, 5)), { state: 'need-more' });
 });
 
+t.test('draft ESNI (0xffce) is reported like ECH: the server_name beside it may be a front (found by npm run fuzz)', async (t) => {
+  // Bytes of a hello with server_name "front.example" and an encrypted_server_name extension (draft-ietf-tls-esni-02).
+  const esni = ext(0xffce, Buffer.from([0x13, 0x01, 0x00, 0x1d, 0x00, 0x04, 1, 2, 3, 4]));
+  t.match(parseClientHello(hello([sniExt('front.example'), esni])), { state: 'ok', sni: 'front.example', ech: true });
+  t.match(parseClientHello(hello([esni])), { state: 'ok', sni: null, ech: true }, 'ESNI alone');
+  t.match(parseClientHello(hello([ext(0xfd00, Buffer.alloc(4))])), { state: 'ok', ech: true }, 'ECH outer marker');
+  t.match(parseClientHello(hello([ext(0xffcd, Buffer.alloc(4))])), { state: 'ok', ech: false }, 'a neighbouring code point is not ESNI');
+});
+
 t.test('garbage is invalid, never a hello', async (t) => {
   const rows: [string, Buffer][] = [
     ['plain HTTP', Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n')],
