@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { CODES, type Code, type Deny } from '../../firewall/codes.js';
 import type { AuditLogger } from './log-destination.js';
 import { pathForLog, scrubText } from './redact.js';
+import { CREDENTIAL_FIELD } from '../broker/audit-fields.js';
 
 export const AUDIT_MESSAGE = 'egress.decision';
 
@@ -32,7 +33,24 @@ export const FIELD = Object.freeze({
   close: 'close',
   tunnel: 'tunnel',
   inspected: 'inspected',
+  // The credential broker's (proxy/broker/audit-fields.ts): a name and a short handle id, never a handle or secret.
+  credentialName: CREDENTIAL_FIELD.name,
+  credentialHandle: CREDENTIAL_FIELD.handle,
+  credentialAction: CREDENTIAL_FIELD.action,
+  credentialScrubbed: CREDENTIAL_FIELD.scrubbed,
 } as const);
+
+/** What the credential broker did with a request (null: nothing, the common case). */
+export interface CredentialAudit {
+  /** Credential name(s), comma-separated when a request injected more than one; null when unknown. */
+  name: string | null;
+  /** handleId() (12 hex characters), never the handle. */
+  handle: string | null;
+  /** CREDENTIAL_ACTIONS: injected, exfiltration, denied, foreign-passed; 'scrubbed' when only the response was. */
+  action: string;
+  /** Replacements of a secret in the response. */
+  scrubbed: number;
+}
 
 export type Listener = 'http' | 'socks5';
 /** Why Sluice closed a flow (proxy/runtime/flows.ts); a flow that ended by itself has none. */
@@ -72,6 +90,7 @@ export interface AuditRecord {
   tunnel: string | null;
   /** The record is of an inspected tunnel or of a request read inside one. */
   inspected: boolean;
+  credential: CredentialAudit | null;
 }
 
 export type AuditObserver = (record: Readonly<AuditRecord>) => void;
@@ -132,6 +151,7 @@ export function createAudit(opts: {
         close: null,
         tunnel: null,
         inspected: false,
+        credential: null,
       };
     },
     denied(record, d) {
@@ -168,6 +188,10 @@ export function createAudit(opts: {
         [FIELD.close]: record.close,
         [FIELD.tunnel]: record.tunnel,
         [FIELD.inspected]: record.inspected,
+        [FIELD.credentialName]: record.credential?.name ?? null,
+        [FIELD.credentialHandle]: record.credential?.handle ?? null,
+        [FIELD.credentialAction]: record.credential?.action ?? null,
+        [FIELD.credentialScrubbed]: record.credential?.scrubbed ?? null,
       };
       if (record.verdict === 'allow') opts.logger.info(line, AUDIT_MESSAGE);
       else if (record.code === 'EGR_INTERNAL') opts.logger.error(line, AUDIT_MESSAGE);

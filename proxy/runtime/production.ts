@@ -17,6 +17,9 @@ const caFiles = (inspect: InspectFile): CaFileAccess => ({
     return f.kind === 'file' ? { mode: f.mode } : null;
   },
 });
+import { credentialProblems } from '../broker/credential-problems.js';
+import { modeOrNull, readFileOrNull } from '../broker/files.js';
+import { inspectedIntegration } from './broker-runtime.js';
 
 export { MIN_ADMIN_TOKEN_BYTES } from './secret-files.js';
 
@@ -96,6 +99,8 @@ export function startIssues(config: SluiceConfig, opts: StartCheck): ConfigIssue
     out.push(...exposureProblems(config, read, opts.generatedIdentity));
     // The inspection CA: unreadable, not a CA, a key group or others can read (an error in production), expired.
     out.push(...inspectionProblems(config, caFiles(inspect), { production: opts.production }));
+    // The broker's key and every credential's secret are loaded as serve would load them (CONTRACT §11).
+    out.push(...credentialProblems(config, { readFile: readFileOrNull, modeOf: modeOrNull, production: opts.production, inspected: inspectedIntegration(config) }));
   } else if (opts.generatedIdentity) {
     out.push(...exposureProblems({ ...config, listen: { ...config.listen, admin: null } }, () => null, true));
   }
