@@ -432,8 +432,10 @@ export function createSluice(opts: SluiceOptions): Sluice {
         server.close();
         (server as Partial<Server>).closeIdleConnections?.();
       }
-      // Flows with no natural end (tunnels, upgrades) are closed now; forwarded requests get drainMs to finish.
+      // Flows with no natural end (tunnels, upgrades) are closed now; forwarded requests get drainMs to finish,
+      // and inspected sessions end once the requests inside them have.
       flows.closeAll('shutdown', shutdownDeny, (kind) => FLOW_KINDS[kind].drain === 'close');
+      inspection?.inspector.drain();
       const until = nowMs() + drainMs;
       while (audit.inFlight > 0 && nowMs() < until) await new Promise((r) => setTimeout(r, 25));
       if (audit.inFlight > 0) logger.warn({ inFlight: audit.inFlight }, 'shutdown.drain_timeout: closing the rest');

@@ -18,7 +18,10 @@ const closed = (s: { destroyed: boolean; once(e: 'close', f: () => void): unknow
 
 if (isolate(t, import.meta.url)) {
   const w = await buildWorld(t);
-  const www = await startHttpsCanary('127.0.0.2', 443, w.pki, (req, res) => res.end(`www ${req.method} ${req.url}`));
+  const www = await startHttpsCanary('127.0.0.2', 443, w.pki, (req, res) => {
+    if (req.url.startsWith('/slow')) setTimeout(() => res.end(`www ${req.method} ${req.url}`), 500);
+    else res.end(`www ${req.method} ${req.url}`);
+  });
   t.teardown(() => www.close());
   const ca = await inspectionCaFiles();
   const cfg = (extra: Record<string, unknown> = {}) => worldConfig(w, { inspection: { caCertFile: ca.certFile, caKeyFile: ca.keyFile }, ...extra });
@@ -82,5 +85,22 @@ if (isolate(t, import.meta.url)) {
     t.equal((await sessionClient(before, 'public.test').request({ path: '/old' })).status, 200);
     before.destroy();
     (await after)!.destroy();
+  });
+
+  t.test('graceful shutdown: idle sessions end at once, a request in flight finishes first', async (t) => {
+    const h = await startSluice(t, cfg());
+    const idle = await inspectedSession(h.port, 'public.test', ca.certPem);
+    const busy = await inspectedSession(h.port, 'public.test', ca.certPem);
+    const slow = sessionClient(busy, 'public.test').request({ path: '/slow' });
+    await waitFor(() => www.requests.some((r) => r.url === '/slow'));
+    const draining = h.sluice.drain(5000);
+    await closed(idle);
+    t.notOk(busy.destroyed, 'the busy session is still open while its request runs');
+    const r = await slow;
+    t.equal(r.status, 200, 'the request in flight got its answer');
+    t.equal(r.headers.connection, 'close', 'with Connection: close');
+    await closed(busy);
+    await draining;
+    t.equal(h.sluice.state.flows.count('inspected'), 0);
   });
 }
