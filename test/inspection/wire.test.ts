@@ -159,6 +159,21 @@ if (isolate(t, import.meta.url)) {
     await waitFor(() => h.decisions().filter((d) => d.code === 'EGR_CLIENT_TLS').length >= 3);
   });
 
+  t.test('ALPN: h2 and http/1.1 offered → http/1.1; h2 alone → the handshake fails (no_application_protocol)', async (t) => {
+    const both = await openTunnel(h.port, 'public.test:443');
+    const tls = await handshake(both.socket, { servername: 'public.test', ca: ca.certPem, ALPNProtocols: ['h2', 'http/1.1'] });
+    if (tls instanceof Error) throw tls;
+    t.equal(tls.alpnProtocol, 'http/1.1');
+    tls.destroy();
+    const before = h.decisions().filter((d) => d.code === 'EGR_CLIENT_TLS').length;
+    const only = await openTunnel(h.port, 'public.test:443');
+    const err = await handshake(only.socket, { servername: 'public.test', ca: ca.certPem, ALPNProtocols: ['h2'] });
+    t.ok(err instanceof Error, 'an h2-only client gets no session');
+    only.socket.destroy();
+    const rec = await waitFor(() => h.decisions().filter((d) => d.code === 'EGR_CLIENT_TLS')[before]);
+    t.match(rec, { detail: /no_application_protocol/ });
+  });
+
   t.test('TLS 1.2 renegotiation is refused', async (t) => {
     const { socket } = await openTunnel(h.port, 'public.test:443');
     const tls = await handshake(socket, { servername: 'public.test', ca: ca.certPem, maxVersion: 'TLSv1.2' });
