@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { parse } from 'yaml';
-import type { IPodSpec } from 'kubernetes-models/v1';
+import type { IConfigMap, IPodSpec } from 'kubernetes-models/v1';
 import { CHART, MONITORING_APIS, type Manifest, find, helm, named, one, podSpec, render } from './helm.js';
 import { UNVALIDATED_KINDS, validateManifest } from './k8s-models.js';
 import { restrictedViolations } from './pod-security.js';
@@ -273,7 +273,7 @@ t.test('sidecar: native sidecar + iptables init container, and an example that u
 });
 
 t.test('values.schema.json refuses bad values', async (t) => {
-  const schema = JSON.parse(readFileSync(join(CHART, 'values.schema.json'), 'utf8'));
+  const schema = JSON.parse(readFileSync(join(CHART, 'values.schema.json'), 'utf8')) as { properties: { mode: { enum: unknown } } };
   t.same(schema.properties.mode.enum, ['gateway', 'sidecar']);
   const rows: [string, string[], RegExp][] = [
     ['an unknown mode', ['mode=bogus'], /mode/],
@@ -304,7 +304,7 @@ t.test('values.schema.json refuses bad values', async (t) => {
 });
 
 t.test('values.yaml documents what it sets', async (t) => {
-  const values = parse(readFileSync(join(CHART, 'values.yaml'), 'utf8'));
+  const values = parse(readFileSync(join(CHART, 'values.yaml'), 'utf8')) as { mode: unknown; networkPolicy: Record<string, unknown>; secrets: unknown };
   t.equal(values.mode, 'gateway', 'gateway is the default');
   t.equal(values.networkPolicy.enabled, true, 'NetworkPolicies on by default');
   t.equal(values.networkPolicy.allowClusterDNS, false, 'no DNS tunnel by default');
@@ -462,7 +462,7 @@ t.test('NOTES say plainly what is and is not contained', async (t) => {
   const notes = (set: string[], api: string[] = []) => {
     const r = helm(['template', 'egress', copy, '--namespace', NS, '--show-only', 'templates/zz-notes.yaml', ...set.flatMap((s) => ['--set', s]), ...api.flatMap((a) => ['--api-versions', a])]);
     if (r.status !== 0) throw new Error(r.stderr);
-    return String(parse(r.stdout).data.notes);
+    return String((parse(r.stdout) as IConfigMap).data!.notes);
   };
   t.match(notes([]), /NOT CONTAINED/, 'a default install says nothing is contained yet');
   t.match(notes(['networkPolicy.workloadNamespaces={agents}']), /Contained \(NetworkPolicy\): agents/);

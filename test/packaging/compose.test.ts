@@ -60,7 +60,7 @@ const policy = parse(policyText) as SluiceYaml;
 const { sluice, workload, firewall, selftest } = compose.services;
 
 function composeValidator() {
-  const schema = JSON.parse(readFileSync(join(dclintDir, 'schemas/compose.schema.json'), 'utf8'));
+  const schema = JSON.parse(readFileSync(join(dclintDir, 'schemas/compose.schema.json'), 'utf8')) as Record<string, unknown>;
   // The schema names the draft-07 meta-schema by an https URL ajv does not register; it is draft-07 all the same.
   delete schema.$schema;
   return new Ajv({ allErrors: true, strict: false }).compile(schema);

@@ -15,6 +15,7 @@ import { one, render } from '../packaging/helm.js';
 import { testPki } from '../helpers/pki.js';
 
 const FIXTURES = new URL('./fixtures/', import.meta.url).pathname;
+const uidOf = (review: string) => (JSON.parse(review) as { request: { uid: string } }).request.uid;
 const dir = mkdtempSync(join(tmpdir(), 'sluice-webhook-'));
 const pki = testPki(['egress-sluice-injector.sluice-system.svc']);
 writeFileSync(join(dir, 'tls.crt'), pki.certPem);
@@ -23,7 +24,7 @@ const injectYaml = one(render({ set: ['injector.enabled=true', 'mode=sidecar'] }
 writeFileSync(join(dir, 'inject.yaml'), injectYaml);
 
 const lines: Record<string, unknown>[] = [];
-const logger = pino({ level: 'info' }, new Writable({ write(c, _e, cb) { lines.push(JSON.parse(String(c))); cb(); } }));
+const logger = pino({ level: 'info' }, new Writable({ write(c, _e, cb) { lines.push(JSON.parse(String(c)) as Record<string, unknown>); cb(); } }));
 const server = await startWebhookServer({ configFile: join(dir, 'inject.yaml'), certFile: join(dir, 'tls.crt'), keyFile: join(dir, 'tls.key'), host: '127.0.0.1', port: 0, logger, pollMs: 3_600_000 });
 t.teardown(() => server.close());
 
@@ -48,11 +49,11 @@ t.test('injects, leaves alone, refuses: each answer is an AdmissionReview for th
   const r = await call('/inject/namespace', agent);
   t.equal(r.status, 200);
   t.equal(r.json!.kind, 'AdmissionReview');
-  t.equal(r.json!.response.uid, JSON.parse(agent).request.uid);
+  t.equal(r.json!.response.uid, uidOf(agent));
   t.equal(r.json!.response.allowed, true);
   t.equal(r.json!.response.patchType, 'JSONPatch');
   const bare = await call('/inject/pod', readFileSync(join(FIXTURES, 'bare-pod.json')));
-  t.same(bare.json!.response, { uid: JSON.parse(readFileSync(join(FIXTURES, 'bare-pod.json'), 'utf8')).request.uid, allowed: true }, 'an unlabelled pod is untouched');
+  t.same(bare.json!.response, { uid: uidOf(readFileSync(join(FIXTURES, 'bare-pod.json'), 'utf8')), allowed: true }, 'an unlabelled pod is untouched');
   const host = await call('/inject/namespace', readFileSync(join(FIXTURES, 'host-network-pod.json')));
   t.equal(host.json!.response.allowed, false);
   t.ok(lines.some((l) => l.msg === 'webhook.review' && l.result === 'injected' && l.namespace === 'agents'), 'each review is logged');
