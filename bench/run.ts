@@ -23,6 +23,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { runDecideBench, type DecideBench } from './decide-bench.js';
+import { runBrokerBench } from './broker-bench.js';
 import { INSPECTION_PACKAGES, cpuSeconds, ensureDir, ensurePackages, isAlive, rssKiB, sleep, versionOf } from './env.js';
 import { formatBudget, budget } from './profile-budget.js';
 import { formatSummary, summarise } from './profile-top.js';
@@ -322,6 +323,7 @@ async function main(): Promise<void> {
       bomb: null,
       flood: null,
       inspection: null,
+      broker: null,
     };
     const save = () => writeFileSync(join(workdir, 'results.json'), JSON.stringify(results, null, 2));
     await sleep(1000);
@@ -405,6 +407,10 @@ async function main(): Promise<void> {
     await study('decide', async () => {
       log('decide() micro-benchmark');
       results.decide = runDecideBench() satisfies DecideBench;
+    });
+    await study('broker', async () => {
+      log('credential broker micro-benchmarks');
+      results.broker = runBrokerBench();
     });
     results.loadAvg!.end = loadavg()[0]!;
     save();

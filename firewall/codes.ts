@@ -72,7 +72,7 @@ const table = {
   EGR_DENY_PORT: { status: 403, socks: R.notAllowed, proxyStatus: 'http_request_denied', kind: 'policy',
     summary: 'this port is not allowed for this kind of request' },
   EGR_DENY_SNI_MISMATCH: { status: 403, socks: R.notAllowed, proxyStatus: 'http_request_denied', kind: 'policy',
-    summary: 'the TLS ClientHello must name the tunnel host in its SNI (no ECH, no missing SNI)' },
+    summary: 'the TLS ClientHello must name the tunnel host in its SNI (no ECH or draft ESNI, no missing SNI)' },
   EGR_DENY_UPGRADE: { status: 403, socks: R.notAllowed, proxyStatus: 'http_request_denied', kind: 'policy',
     summary: 'an Upgrade opens an opaque channel, allowed only to an integration that lists the protocol in its upgrade setting' },
 

@@ -11,7 +11,7 @@ const USAGE = `usage: sluice <command> [options]
   serve [--config FILE]            run the proxy (no file: the embedded development default)
   check FILE                       validate a config; every problem with its path and a hint
   hash-password                    read a password on stdin, print a passwordHash for the config
-  token issue --config FILE --identity ID --ttl 30m [--integrations a,b]
+  token issue --config FILE --identity ID --ttl 30m [--integrations a,b] [--run RUN]
                                    mint a run token (an expiring credential narrowed from ID)
   secret seal --config FILE --credential NAME [--out FILE]
                                    read a credential's secret on stdin, print it sealed under secrets.keyFile

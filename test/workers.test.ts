@@ -174,10 +174,14 @@ if (isolate(t, import.meta.url)) {
     t.equal(open.pids.size, 2, 'on both workers (still two)');
 
     const reloads = (await adminCall(s.admin, 'GET', '/metrics')).body;
-    // The file watch may apply a change before (or besides) the signal: count what the primary logged.
-    const applied = logLines(s).filter((l) => String(l.msg).startsWith('config.reloaded')).length;
+    const counted = metricValue(reloads, /^sluice_policy_reloads_total\{result="success"\} (\d+)$/gm);
+    // The file watch may apply a change before (or besides) the signal: count what the primary logged — once its
+    // buffered log (flushed at 3 KiB or every second) has caught up with the metric.
+    const logged = () => logLines(s).filter((l) => String(l.msg).startsWith('config.reloaded')).length;
+    await eventually(() => logged() >= (counted[0] ?? 0), 5000);
+    const applied = logged();
     t.ok(applied >= 2);
-    t.same(metricValue(reloads, /^sluice_policy_reloads_total\{result="success"\} (\d+)$/gm), [applied], 'reloads are counted once, by the primary (not once per worker)');
+    t.same(counted, [applied], 'reloads are counted once, by the primary (not once per worker)');
 
     t.equal(await stopped(s), 0);
     t.ok(await eventually(() => [survivor, fresh].every((p) => !existsSync(`/proc/${p}`)), 10_000), 'no worker outlives the primary');

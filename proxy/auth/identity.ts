@@ -21,6 +21,10 @@ export interface Credentials {
 export interface Principal extends Rights {
   /** Run id of a run token (logs only), null for a configured identity. */
   readonly runId: string | null;
+  /** The orchestrator's run a run token was issued for (`sluice token issue --run`; a token without one is its
+   * own run, its jti): the run whose credential handles this request may use. Absent or null for a configured
+   * identity, whose password never ends with a run and so can carry no handle. */
+  readonly run?: string | null;
   /** Run tokens: when the token expires (ms since the epoch); the flows it opened are closed then. */
   readonly expiresAtMs?: number;
 }
@@ -160,7 +164,7 @@ export function createIdentityStore(deps: IdentityDeps): IdentityStore {
         if (!base) return refuse(addr, deny('EGR_AUTH_INVALID', 'identity.token', 'identity no longer exists'));
         // Narrow only: a token naming an integration its identity lacks gains nothing.
         const integrations = claims.int ? new Set(claims.int.filter((i) => base.integrations.has(i))) : base.integrations;
-        return { ...base, integrations, runId: claims.jti, expiresAtMs: claims.exp * 1000 };
+        return { ...base, integrations, runId: claims.jti, run: claims.run ?? claims.jti, expiresAtMs: claims.exp * 1000 };
       }
 
       // hasOwn: a username such as "constructor" must not find Object.prototype's members.

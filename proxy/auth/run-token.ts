@@ -2,6 +2,7 @@
 // `sluice.v1.<payload>.<mac>` where payload is base64url JSON and mac is HMAC-SHA256 under the shared key, so
 // any replica holding the key verifies it. A token can only narrow its identity's rights, never widen them.
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { RUN_ID } from '../broker/handle.js';
 import { SluiceError } from '../../firewall/errors.js';
 
 export const TOKEN_PREFIX = 'sluice.v1.';
@@ -17,6 +18,9 @@ export interface TokenClaims {
   readonly jti: string;
   /** Subset of the identity's integrations; absent means all of them. */
   readonly int?: readonly string[];
+  /** The orchestrator's run id (`--run`): credential handles issued for this run are honoured only on requests
+   * authenticated by a token carrying it. Absent: the token carries no handle. */
+  readonly run?: string;
 }
 
 export type TokenCheck =
@@ -25,14 +29,16 @@ export type TokenCheck =
 
 const mac = (key: Buffer, data: string) => createHmac('sha256', key).update(data).digest();
 
-export function issueToken(key: Buffer, claims: { sub: string; ttlS: number; int?: readonly string[]; nowS: number }): string {
+export function issueToken(key: Buffer, claims: { sub: string; ttlS: number; int?: readonly string[]; run?: string; nowS: number }): string {
   if (key.length < MIN_KEY_BYTES) throw new SluiceError('SLUICE_ERR_INVALID_ARGUMENT', `token key must be at least ${MIN_KEY_BYTES} bytes`);
+  if (claims.run !== undefined && !RUN_ID.test(claims.run)) throw new SluiceError('SLUICE_ERR_INVALID_ARGUMENT', 'not a run id');
   const body: TokenClaims = {
     sub: claims.sub,
     iat: claims.nowS,
     exp: claims.nowS + Math.floor(claims.ttlS),
     jti: randomBytes(9).toString('base64url'),
     ...(claims.int ? { int: [...claims.int] } : {}),
+    ...(claims.run !== undefined ? { run: claims.run } : {}),
   };
   const payload = Buffer.from(JSON.stringify(body)).toString('base64url');
   return `${TOKEN_PREFIX}${payload}.${mac(key, TOKEN_PREFIX + payload).toString('base64url')}`;
@@ -75,6 +81,7 @@ export function verifyToken(key: Buffer, token: string, nowS: number): TokenChec
   if (c.int !== undefined && (!Array.isArray(c.int) || !c.int.every((i) => typeof i === 'string'))) {
     return { ok: false, reason: 'invalid' };
   }
+  if (c.run !== undefined && (typeof c.run !== 'string' || !RUN_ID.test(c.run))) return { ok: false, reason: 'invalid' };
   if (nowS >= c.exp) return { ok: false, reason: 'expired' };
   return { ok: true, claims: c as TokenClaims };
 }

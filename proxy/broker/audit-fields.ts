@@ -19,6 +19,8 @@ export const CREDENTIAL_ACTIONS = Object.freeze({
   exfiltration: 'exfiltration',
   denied: 'denied',
   foreignPassed: 'foreign-passed',
+  /** No handle in the request, but a credential's host answered: its response was scanned. */
+  scrubbed: 'scrubbed',
 } as const);
 
 /** A pattern for log scrubbing (proxy/ops/redact.ts): handles are not secrets by themselves, but a handle in

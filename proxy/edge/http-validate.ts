@@ -98,13 +98,18 @@ export const unknownExpectation = (): Deny => deny('EGR_UNSUPPORTED', 'http.expe
 export const VIA_PSEUDONYM = 'sluice';
 const HIDDEN = 'hidden';
 
-/** `received-protocol` of each member of the Via lines, comments dropped (`HTTP/1.1 a (x, y)` → `1.1`). */
+/** `received-protocol = [ protocol-name "/" ] protocol-version`, the version as Via carries them (`1.1`, `HTTP/2`). */
+const VIA_PROTOCOL = /^(?:[A-Za-z][A-Za-z0-9+.-]{0,15}\/)?[0-9][0-9.]{0,7}$/;
+
+/** `received-protocol` of each member of the Via lines, comments dropped (`HTTP/1.1 a (x, y)` → `1.1`). A member
+ * that is not `protocol received-by` is dropped, not kept: its one token may be a host name from inside
+ * (`Via: build-runner-7`), which the protocol slot would otherwise carry out. */
 function viaProtocols(lines: readonly string[]): string[] {
   const out: string[] = [];
   for (const line of lines) {
     for (const member of line.replace(/\([^)]*\)/g, '').split(',')) {
-      const proto = member.trim().split(/[ \t]+/)[0];
-      if (!proto) continue;
+      const [proto, by] = member.trim().split(/[ \t]+/);
+      if (!proto || !by || !VIA_PROTOCOL.test(proto)) continue;
       // "HTTP/1.1" and "1.1" are the same protocol; another name keeps its name.
       out.push(/^http\//i.test(proto) ? proto.slice(5) : proto);
     }

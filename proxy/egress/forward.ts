@@ -5,12 +5,14 @@
 // with a protocol that was asked for (forwardUpgrade).
 import { type IncomingMessage, type ServerResponse, STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
-import type { Duplex } from 'node:stream';
+import { type Duplex, type Readable, type Writable, pipeline } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { type Deny, deny } from '../../firewall/codes.js';
 import { DialDenied } from './dialer.js';
 import { type FlowLink, splice } from './splice.js';
 import { requestVia, responseVia } from '../edge/http-validate.js';
+import type { ResponseScrubber } from '../broker/broker.js';
+import { HEADERS_INVALIDATED_BY_SCRUB } from '../broker/response-body.js';
 
 export interface ForwardPlan {
   /** `http://host:port` or `https://host:port`; the dialer resolves and validates `host` again on connect. */
@@ -19,6 +21,18 @@ export interface ForwardPlan {
   readonly method: string;
   /** `host[:port]` for the Host header. */
   readonly authority: string;
+  /** What the broker stage changed: headers and body to send instead of the client's, and the response scrubber. */
+  readonly brokered?: BrokeredRequest;
+}
+
+/** The credential broker's changes to a request (proxy/pipeline/broker-stage.ts). */
+export interface BrokeredRequest {
+  /** Client request headers to forward instead of the client's (the handle replaced, Accept-Encoding narrowed). */
+  readonly rawHeaders: readonly string[];
+  /** The body to send instead of the request stream (its peeked prefix first); null when there is none. */
+  readonly body: Readable | null;
+  /** Non-null when the response must be scrubbed. */
+  readonly scrub: ResponseScrubber | null;
 }
 
 export interface ForwardResult {
@@ -109,6 +123,26 @@ function bytesReadFor(req: IncomingMessage): number {
   return total - before;
 }
 
+function headerValues(headers: readonly string[], name: string): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < headers.length; i += 2) if (headers[i]!.length === name.length && headers[i]!.toLowerCase() === name) out.push(headers[i + 1]!);
+  return out;
+}
+
+/** Response headers after scrubbing: secrets replaced, and what a rewritten (or decoded) body invalidates dropped. */
+function scrubbedResponseHeaders(headers: readonly string[], kept: ReadonlySet<string>): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i]!.toLowerCase();
+    if (HEADERS_INVALIDATED_BY_SCRUB.includes(name) && !kept.has(name)) continue;
+    out.push(headers[i]!, headers[i + 1]!);
+  }
+  return out;
+}
+
+const KEEP_ENCODING: ReadonlySet<string> = new Set(['content-encoding']);
+const KEEP_NOTHING: ReadonlySet<string> = new Set();
+
 /** `flow`: the request's entry in the flow registry. Closing it (kill switch, expiry, revocation) aborts the
  * upstream request and the client's connection, an upload still arriving included; so does the idle timeout
  * (the listener's socket timeout, limits.idleTimeoutMs), reported through the flow. */
@@ -152,7 +186,12 @@ export function forwardHttp(agent: Pick<Dispatcher, 'dispatch'>, plan: ForwardPl
     res.on('timeout', onIdle);
     flow?.bind(cut);
     if (done) return;
-    const body = requestHasBody(req) ? req : null;
+    const brokered = plan.brokered;
+    const body = brokered?.body ?? (requestHasBody(req) ? req : null);
+    const scrub = brokered?.scrub ?? null;
+    // Without a scrubber the body goes straight to the client; with one, through its stages (bounded memory:
+    // backpressure runs from the client back to undici through them).
+    let sink: Writable = res;
     const handler: Dispatcher.DispatchHandler = {
       onConnect(abort) {
         abortUpstream = abort;
@@ -161,15 +200,39 @@ export function forwardHttp(agent: Pick<Dispatcher, 'dispatch'>, plan: ForwardPl
       onHeaders(statusCode, rawHeaders, resume, statusText) {
         if (statusCode < 200) return true;
         status = statusCode;
-        res.writeHead(statusCode, statusText, downstreamResponseHeaders(rawHeaders as unknown as Buffer[]));
-        res.on('drain', resume);
+        const headers = downstreamResponseHeaders(rawHeaders as unknown as Buffer[]);
+        if (!scrub) {
+          res.writeHead(statusCode, statusText, headers);
+          res.on('drain', resume);
+          return true;
+        }
+        // A credential's host answered: headers and body are scanned for the secret before any byte is sent.
+        const encoding = headerValues(headers, 'content-encoding');
+        const stages = scrub.bodyStages(encoding);
+        if (!Array.isArray(stages)) {
+          finish(deny('EGR_FAIL_UPSTREAM', 'credentials', (stages as { refuse: string }).refuse));
+          abortUpstream?.(new Error('unscannable response'));
+          return false;
+        }
+        const decoded = scrub.decodingOf(encoding) !== null;
+        res.writeHead(statusCode, statusText, scrubbedResponseHeaders(scrub.headers(headers), decoded ? KEEP_NOTHING : KEEP_ENCODING));
+        sink = stages[0]!;
+        sink.on('drain', resume);
+        // An error in a stage (a broken or bombing encoding) cuts the response: never let it through unscanned.
+        pipeline([...stages, res] as unknown as [NodeJS.ReadableStream, NodeJS.WritableStream], (err) => {
+          if (!err) return finish(result(false));
+          abortUpstream?.(new Error('response scrub failed'));
+          res.destroy();
+          finish(result(true));
+        });
         return true;
       },
       onData(chunk) {
         bytesDown += chunk.length;
-        return res.write(chunk);
+        return sink.write(chunk);
       },
       onComplete() {
+        if (sink !== res) return void sink.end();
         res.end();
         finish(result(false));
       },
@@ -185,7 +248,7 @@ export function forwardHttp(agent: Pick<Dispatcher, 'dispatch'>, plan: ForwardPl
           origin: plan.origin,
           path: plan.path,
           method: plan.method as Dispatcher.HttpMethod,
-          headers: upstreamRequestHeaders(req.rawHeaders, plan.authority, false, req.httpVersion),
+          headers: upstreamRequestHeaders(brokered?.rawHeaders ?? req.rawHeaders, plan.authority, false, req.httpVersion),
           body,
         },
         handler,
@@ -336,7 +399,7 @@ export function forwardUpgrade(agent: Pick<Dispatcher, 'dispatch'>, a: UpgradeAr
           path: plan.path,
           method: plan.method as Dispatcher.HttpMethod,
           // undici writes `connection: upgrade` and `upgrade` itself.
-          headers: upstreamRequestHeaders(a.req.rawHeaders, plan.authority, false, a.req.httpVersion),
+          headers: upstreamRequestHeaders(plan.brokered?.rawHeaders ?? a.req.rawHeaders, plan.authority, false, a.req.httpVersion),
           upgrade: a.upgrade,
           headersTimeout: a.idleTimeoutMs,
           bodyTimeout: a.idleTimeoutMs,

@@ -3,9 +3,13 @@
 // listener on its own address; the proxy refuses to reach it (the proxy's own addresses are denied).
 // GET /metrics (which names identities) and GET /v1/kill-switch need the token too when `admin.protectReads`
 // is on, the default beyond loopback; /healthz and /readyz never do (probes carry no secret, and say nothing).
+// The credential broker adds POST /v1/handles (issue a handle for a run) and POST /v1/runs/revoke (end a
+// run's handles), both behind the token; the handle appears in that one response and nowhere else.
 import { timingSafeEqual, createHash } from 'node:crypto';
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import type { Logger } from 'pino';
+import { parseDuration } from '../../firewall/config.js';
+import type { HandleRequest, IssueOutcome, RevokeOutcome } from '../broker/issue.js';
 
 export interface ReloadOutcome {
   readonly ok: boolean;
@@ -31,6 +35,26 @@ export interface AdminDeps {
   /** Resolves once every process that serves traffic applies it (with workers: each one has answered). */
   setKillSwitch(engaged: boolean): void | Promise<void>;
   reload(): Promise<ReloadOutcome>;
+  /** The credential broker's issue and revoke (absent or null: no credential configured → 404). */
+  readonly handles?: () => HandleAdmin | null;
+}
+
+export interface HandleAdmin {
+  issue(req: HandleRequest): IssueOutcome;
+  /** Resolves once every process that serves traffic has the revocation (with workers: each one answered). */
+  revoke(run: string): Promise<RevokeOutcome>;
+}
+
+const ADMIN_PATHS = new Set(['/v1/kill-switch', '/v1/reload', '/v1/handles', '/v1/runs/revoke']);
+
+function parseJson(body: string | null): Record<string, unknown> | null {
+  if (body === null) return null;
+  try {
+    const v: unknown = JSON.parse(body);
+    return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : null;
+  } catch {
+    return null;
+  }
 }
 
 const MAX_BODY = 4096;
@@ -110,8 +134,9 @@ export function createAdminListener(deps: AdminDeps): Server {
       return send(res, 404, { error: 'not found' });
     }
     if (req.method !== 'POST') return send(res, 405, { error: 'method not allowed' }, { allow: 'GET, HEAD, POST' });
-    if (path !== '/v1/kill-switch' && path !== '/v1/reload') return send(res, 404, { error: 'not found' });
+    if (!ADMIN_PATHS.has(path ?? '')) return send(res, 404, { error: 'not found' });
     if (refuseUnauthorised(req, res, path)) return;
+    if (path === '/v1/handles' || path === '/v1/runs/revoke') return handles(req, res, path);
     if (path === '/v1/kill-switch') {
       const body = await readBody(req);
       let engaged: unknown;
@@ -127,6 +152,31 @@ export function createAdminListener(deps: AdminDeps): Server {
     }
     const outcome = await deps.reload();
     return send(res, outcome.ok ? 200 : 422, { result: outcome.ok ? 'success' : 'error', issues: outcome.issues, restartRequired: outcome.restartRequired });
+  }
+
+  async function handles(req: IncomingMessage, res: ServerResponse, path: string) {
+    const admin = deps.handles?.() ?? null;
+    if (!admin) return send(res, 404, { error: 'no credentials are configured' });
+    const body = parseJson(await readBody(req));
+    if (!body) return send(res, 400, { error: 'body must be a JSON object' });
+    if (path === '/v1/runs/revoke') {
+      const r = await admin.revoke(typeof body.run === 'string' ? body.run : '');
+      if (!r.ok) return send(res, r.status, { error: r.error });
+      deps.logger.warn({ run: r.run, shared: r.shared }, 'admin.run_revoked');
+      return send(res, 200, { run: r.run, until: r.untilS, shared: r.shared });
+    }
+    const ttlS = typeof body.ttl === 'string' ? parseDuration(body.ttl) : typeof body.ttlSeconds === 'number' ? body.ttlSeconds : null;
+    if (ttlS === null) return send(res, 400, { error: 'ttl is required', hint: 'e.g. {"ttl": "30m"}' });
+    const r = admin.issue({
+      run: typeof body.run === 'string' ? body.run : '',
+      identity: typeof body.identity === 'string' ? body.identity : '',
+      credential: typeof body.credential === 'string' ? body.credential : '',
+      ttlS,
+    });
+    if (!r.ok) return send(res, r.status, r.hint === undefined ? { error: r.error } : { error: r.error, hint: r.hint });
+    // The handle goes to the caller only: the log names its id.
+    deps.logger.info({ run: body.run, credential: r.credential, 'credential.handle': r.handleId }, 'admin.handle_issued');
+    return send(res, 200, { handle: r.handle, handleId: r.handleId, credential: r.credential, integration: r.integration, expiresAt: r.expiresAtS });
   }
 
   return server;

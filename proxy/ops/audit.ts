@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { CODES, type Code, type Deny } from '../../firewall/codes.js';
 import type { AuditLogger } from './log-destination.js';
 import { pathForLog, scrubText } from './redact.js';
+import { CREDENTIAL_FIELD } from '../broker/audit-fields.js';
 
 export const AUDIT_MESSAGE = 'egress.decision';
 
@@ -30,7 +31,24 @@ export const FIELD = Object.freeze({
   durationMs: 'duration.ms',
   detail: 'detail',
   close: 'close',
+  // The credential broker's (proxy/broker/audit-fields.ts): a name and a short handle id, never a handle or secret.
+  credentialName: CREDENTIAL_FIELD.name,
+  credentialHandle: CREDENTIAL_FIELD.handle,
+  credentialAction: CREDENTIAL_FIELD.action,
+  credentialScrubbed: CREDENTIAL_FIELD.scrubbed,
 } as const);
+
+/** What the credential broker did with a request (null: nothing, the common case). */
+export interface CredentialAudit {
+  /** Credential name(s), comma-separated when a request injected more than one; null when unknown. */
+  name: string | null;
+  /** handleId() (12 hex characters), never the handle. */
+  handle: string | null;
+  /** CREDENTIAL_ACTIONS: injected, exfiltration, denied, foreign-passed; 'scrubbed' when only the response was. */
+  action: string;
+  /** Replacements of a secret in the response. */
+  scrubbed: number;
+}
 
 export type Listener = 'http' | 'socks5';
 /** Why Sluice closed a flow (proxy/runtime/flows.ts); a flow that ended by itself has none. */
@@ -66,6 +84,7 @@ export interface AuditRecord {
   detail: string | null;
   /** Why Sluice closed the flow (kill switch, idle, token expiry, revocation, shutdown); null when it ended by itself. */
   close: CloseReason | null;
+  credential: CredentialAudit | null;
 }
 
 export type AuditObserver = (record: Readonly<AuditRecord>) => void;
@@ -124,6 +143,7 @@ export function createAudit(opts: {
         durationMs: 0,
         detail: null,
         close: null,
+        credential: null,
       };
     },
     denied(record, d) {
@@ -158,6 +178,10 @@ export function createAudit(opts: {
         [FIELD.durationMs]: record.durationMs,
         [FIELD.detail]: record.detail === null ? null : scrubText(record.detail),
         [FIELD.close]: record.close,
+        [FIELD.credentialName]: record.credential?.name ?? null,
+        [FIELD.credentialHandle]: record.credential?.handle ?? null,
+        [FIELD.credentialAction]: record.credential?.action ?? null,
+        [FIELD.credentialScrubbed]: record.credential?.scrubbed ?? null,
       };
       if (record.verdict === 'allow') opts.logger.info(line, AUDIT_MESSAGE);
       else if (record.code === 'EGR_INTERNAL') opts.logger.error(line, AUDIT_MESSAGE);

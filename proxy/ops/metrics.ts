@@ -26,7 +26,18 @@ export const METRIC = Object.freeze({
   deniedRequests: 'sluice_denied_requests_total',
   deniedHostsTop: 'sluice_denied_hosts_top',
   tunnelDuration: 'sluice_tunnel_duration_seconds',
+  credentialInjections: 'sluice_credential_injections_total',
+  credentialDenials: 'sluice_credential_denials_total',
+  credentialScrubbed: 'sluice_credential_scrubbed_total',
 } as const);
+
+/** Why the broker refused a request: a fixed set (the label of sluice_credential_denials_total). */
+const CREDENTIAL_DENIAL_REASON: Readonly<Record<string, string>> = Object.freeze({
+  EGR_DENY_CREDENTIAL_SCOPE: 'scope',
+  EGR_DENY_CREDENTIAL_EXPIRED: 'expired',
+  EGR_DENY_CREDENTIAL_REVOKED: 'revoked',
+  EGR_DENY_CREDENTIAL_FOREIGN: 'foreign',
+});
 
 /** Every metric name Sluice exports, default process metrics aside (dashboards and alerts are checked against it). */
 export const METRIC_NAMES: readonly string[] = Object.freeze(Object.values(METRIC));
@@ -163,6 +174,15 @@ export function createMetrics(opts: MetricsOptions): Metrics {
       for (const h of topHosts.top(topN)) this.set(topLabels(h.key), h.count);
     },
   });
+  // Credential names come from the config (bounded), reasons from the table above; never a run or a handle.
+  const injections = new Counter({ name: METRIC.credentialInjections, help: 'Requests into which the broker injected a credential, by credential.', labelNames: ['credential'] as const, registers });
+  const credentialDenials = new Counter({
+    name: METRIC.credentialDenials,
+    help: 'Requests the broker refused, by reason (scope, expired, revoked, foreign, other); exfiltration="true" when a handle was seen where it must not go.',
+    labelNames: ['reason', 'exfiltration'] as const,
+    registers,
+  });
+  const scrubbed = new Counter({ name: METRIC.credentialScrubbed, help: 'Secrets replaced by their handle in responses (headers and bodies).', registers });
   build.set({ version: opts.version, node: process.version }, 1);
   kill.set(0);
   reloads.inc({ result: 'success' }, 0);
@@ -227,6 +247,14 @@ export function createMetrics(opts: MetricsOptions): Metrics {
       if (r.bytesDown) c.down.inc(r.bytesDown);
       if (r.verdict === 'deny') observeDenied(r, 'deny', r.code);
       else if (wouldDeny) observeDenied(r, 'would_deny', wouldDeny);
+      const cred = r.credential;
+      if (cred) {
+        if (cred.action === 'injected') for (const name of (cred.name ?? '').split(',')) if (name) injections.inc({ credential: name });
+        if (cred.action === 'exfiltration' || cred.action === 'denied') {
+          credentialDenials.inc({ reason: (r.code && CREDENTIAL_DENIAL_REASON[r.code]) ?? 'other', exfiltration: String(cred.action === 'exfiltration') });
+        }
+        if (cred.scrubbed) scrubbed.inc(cred.scrubbed);
+      }
     },
     dnsLookup: (ms) => dns.observe(ms / 1000),
     upstreamConnect: (ms) => connect.observe(ms / 1000),

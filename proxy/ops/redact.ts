@@ -1,6 +1,7 @@
 // Keeping secrets out of logs. Structured fields that can hold credentials are redacted by path (pino
 // `redact`); free text (error details, paths) goes through a scrubber for the token shapes that leak most
 // often. The scrubber is pre-filtered: one cheap test decides whether any pattern can match at all.
+import { HANDLE_TEXT, SEALED_TEXT } from '../broker/audit-fields.js';
 
 /** pino redact paths: credential-bearing headers and config secrets, wherever an object is logged. */
 export const REDACT_PATHS = Object.freeze([
@@ -25,7 +26,7 @@ export const REDACT_PATHS = Object.freeze([
 export const REDACTED = '[redacted]';
 
 // Cheap gate: every pattern below contains one of these fragments (case-insensitively).
-const GATE = /eyJ|gh[pousr]_|github_pat_|sk-|AKIA|ASIA|xox[abposr]-|bearer|basic |:\/\/[^/\s]*@|sluice\.v1\./i;
+const GATE = /eyJ|gh[pousr]_|github_pat_|sk-|AKIA|ASIA|xox[abposr]-|bearer|basic |:\/\/[^/\s]*@|sluice\.v1\.|sluice_h1_|sluice-sealed\.v1\./i;
 
 const PATTERNS: readonly RegExp[] = [
   /eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*/g, // JWT
@@ -35,6 +36,8 @@ const PATTERNS: readonly RegExp[] = [
   /\b(?:AKIA|ASIA)[A-Z0-9]{16}\b/g, // AWS access key ids
   /\bxox[abposr]-[A-Za-z0-9-]{10,}/g, // Slack
   /\bsluice\.v1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+/g, // our own run tokens
+  HANDLE_TEXT, // credential handles: a capability, logged only as handleId()
+  SEALED_TEXT, // sealed secrets
   /\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}/gi, // Authorization values
   /(:\/\/)[^/\s@]*@/g, // URL userinfo
 ];

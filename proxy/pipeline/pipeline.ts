@@ -1,6 +1,7 @@
 // The pipeline: the one place where the order of the stages is written down.
-//   listener → identity → normalise → decide() → flow registered → dialer (resolve → validate → connect)
-//   → forward | upgrade | tunnel → audit + metrics (always, in `finally`)
+//   listener → identity → normalise → decide() → flow registered → broker (HTTP only) → dialer (resolve →
+//   validate → connect) → forward (response scrubbed by the broker) | upgrade | tunnel → audit + metrics
+//   (always, in `finally`)
 // Every allowed request becomes a flow in the registry the moment decide() allows it, before any await, so a
 // kill switch, an expiry or a revocation that lands while it resolves or connects reaches it too.
 // A tunnel's target is asked of the edge after identity: SOCKS5 (RFC 1929) answers the credentials before
@@ -22,6 +23,8 @@ import type { Flow, FlowKind, FlowRegistry } from '../runtime/flows.js';
 import type { Credentials, IdentityStore, Principal } from '../auth/identity.js';
 import { scrubText } from '../ops/redact.js';
 import { runTunnel } from '../egress/tunnel.js';
+import type { Broker } from '../broker/broker.js';
+import { brokerStage } from './broker-stage.js';
 
 export interface PipelineDeps {
   readonly policy: () => Policy;
@@ -35,6 +38,8 @@ export interface PipelineDeps {
   readonly logger: Logger;
   readonly admission?: Admission;
   readonly timeouts: () => { readonly tunnelHelloTimeoutMs: number; readonly idleTimeoutMs: number };
+  /** The credential broker (null or absent: no credential configured). */
+  readonly broker?: () => Broker | null;
 }
 
 interface EdgeBase {
@@ -164,6 +169,26 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     rec.rule = decision.rule;
     rec.wouldDeny = decision.wouldDeny?.code ?? null;
     const flow = openFlow(kind, who, egress);
+    // ── broker stage (broker-stage.ts): a handle replaced or refused; never lifted by report mode ──
+    const broker = deps.broker?.() ?? null;
+    let brokered = null;
+    let { tls, port } = decision;
+    if (broker) {
+      const b = await brokerStage({
+        broker, principal: who.principal, req, host: target.target.host, path: target.path, method: egress.method,
+        upstreamTls: decision.tls, scheme: target.scheme, port: target.target.port, upgrade: egress.upgrade,
+        hasBody: egress.hasBody, peekTimeoutMs: deps.timeouts().idleTimeoutMs,
+      });
+      if (!b.ok) {
+        rec.credential = b.audit;
+        return { ...who, flow, d: b.deny };
+      }
+      brokered = b.brokered;
+      if (b.tlsUpgrade) ({ tls, port } = { tls: true, port: 443 });
+      rec.credential = brokered?.audit ?? null;
+      if (flow.closed?.deny) return { ...who, flow, d: flow.closed.deny };
+    }
+    // ── end broker stage ──
     // The name was judged above, before any resolver saw it: denied names never leak into DNS.
     const plan = await dialer.prepare(target.target);
     if (isDeny(plan)) return { ...who, flow, d: plan };
@@ -171,13 +196,14 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     if (flow.closed?.deny) return { ...who, flow, d: flow.closed.deny };
     rec.dnsMs = plan.dnsMs;
     rec.dialAddress = plan.addresses[0]?.address ?? null;
-    const upstreamTarget = { ...target.target, port: decision.port };
-    const authority = formatAuthority(upstreamTarget, decision.tls ? 443 : 80);
+    const upstreamTarget = { ...target.target, port };
+    const authority = formatAuthority(upstreamTarget, tls ? 443 : 80);
     const forward: ForwardPlan = {
-      origin: `${decision.tls ? 'https' : 'http'}://${formatAuthority(upstreamTarget)}`,
+      origin: `${tls ? 'https' : 'http'}://${formatAuthority(upstreamTarget)}`,
       path: target.path,
       method: egress.method,
       authority,
+      ...(brokered ? { brokered } : {}),
     };
     return { ...who, flow, d: null, plan, decision, forward, upgradeTo };
   }
@@ -287,6 +313,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       rec.bytesUp = result.bytesUp;
       rec.bytesDown = result.bytesDown;
       if (result.aborted) rec.detail = 'response cut short';
+      if (rec.credential && r.forward.brokered?.scrub) rec.credential.scrubbed = r.forward.brokered.scrub.replaced;
     } catch (err) {
       fail(edge, rec, internal(rec, err));
     } finally {

@@ -26,6 +26,11 @@ import { createReloader } from './reload.js';
 import { type BoundListeners, compileServingPolicy, readAdminToken, readSecretFile, readTokenKey, tokenKeyProblem } from './sluice.js';
 import { createTokenKeyWatch } from './token-key-file.js';
 import { type FromWorker, type ToWorker, encodeKey, isProtocolMessage } from './worker-protocol.js';
+import type { Broker } from '../broker/broker.js';
+import { RUN_ID } from '../broker/handle.js';
+import { revocationUntilS } from '../broker/revocations.js';
+import { type HandleAdmin } from '../ops/admin.js';
+import { createBrokerRuntime } from './broker-runtime.js';
 
 /** CPUs the container may use: cgroup v2 `cpu.max` (or v1's CFS quota), rounded up; null when unlimited. */
 export function cgroupCpuLimit(read: (path: string) => string = (p) => readFileSync(p, 'utf8')): number | null {
@@ -118,6 +123,14 @@ export async function runPrimary(opts: PrimaryOptions): Promise<void> {
   const destination = createLogDestination({ shared: true });
   const logger = createLogger(config.log.level, destination);
   const metrics = createMetrics({ version: opts.version, tunnels: () => 0 });
+  // The primary's broker serves the admin API (issue, revoke); each worker builds its own for its traffic.
+  const brokers = createBrokerRuntime({ nowMs: Date.now, production: process.env.SLUICE_ENV === 'production', logger }, config);
+  let broker: Broker | null = null;
+  try {
+    broker = brokers.build(config);
+  } catch (err) {
+    opts.fail((err as Error).message);
+  }
   const kill = { api: false, file: false };
   const engaged = () => kill.api || kill.file;
   let booted = false;
@@ -268,7 +281,10 @@ export async function runPrimary(opts: PrimaryOptions): Promise<void> {
     compileServingPolicy(kept);
     const nextKey = readTokenKey(kept);
     const nextAdmin = readAdminToken(kept);
+    const nextBroker = brokers.build(kept);
     config = kept;
+    broker = nextBroker;
+    void brokers.follow(kept);
     adminToken = nextAdmin;
     tokenKey = nextKey;
     killFile.follow(kept.killSwitch.file);
@@ -312,6 +328,18 @@ export async function runPrimary(opts: PrimaryOptions): Promise<void> {
     },
   };
 
+  /** Revoking through the primary: every worker has the run revoked before the answer; then the list. */
+  const handleAdmin = (b: Broker): HandleAdmin => ({
+    issue: (r) => b.issueHandle(r),
+    async revoke(run) {
+      if (RUN_ID.test(run)) {
+        const untilS = revocationUntilS(config, Math.floor(Date.now() / 1000));
+        await broadcast((seq) => ({ type: 'sluice.revoke', seq, run, untilS }));
+      }
+      return b.revokeRun(run);
+    },
+  });
+
   const admin: Server | null = config.listen.admin
     ? createAdminListener({
         metrics: aggregated,
@@ -322,6 +350,7 @@ export async function runPrimary(opts: PrimaryOptions): Promise<void> {
         killSwitch: engaged,
         setKillSwitch: (on) => setKillSwitch(on, 'api'),
         reload: () => reloader.reload('admin'),
+        handles: () => (broker ? handleAdmin(broker) : null),
       })
     : null;
   let adminBound: AddressInfo | null = null;
@@ -371,6 +400,7 @@ export async function runPrimary(opts: PrimaryOptions): Promise<void> {
     reloader.close();
     killFile.close();
     keyWatch.close();
+    brokers.close();
     admin?.close();
     admin?.closeAllConnections();
     logger.info('shutdown.complete');
@@ -392,6 +422,7 @@ export async function runPrimary(opts: PrimaryOptions): Promise<void> {
   }
   reloader.watch();
   keyWatch.follow(config.tokens?.keyFile ?? null, tokenKey);
+  await brokers.follow(config);
   const first = slots[0]!.bound ?? {};
   // Before the listening lines: whoever waits for those (a supervisor, a test) then knows the workers too.
   process.stderr.write(`Sluice runs ${n} workers (pids ${slots.map((s) => s.worker?.process.pid).join(', ')}); signal the primary, pid ${process.pid}.\n`);

@@ -4,6 +4,9 @@
 // and `sluice serve` report them the same way.
 import { type ConfigIssue, type SluiceConfig, isLoopbackListen } from '../../firewall/config.js';
 import { type InspectFile, MIN_ADMIN_TOKEN_BYTES, fileIssues, inspectFile } from './secret-files.js';
+import { credentialProblems } from '../broker/credential-problems.js';
+import { modeOrNull, readFileOrNull } from '../broker/files.js';
+import { inspectedIntegration } from './broker-runtime.js';
 
 export { MIN_ADMIN_TOKEN_BYTES } from './secret-files.js';
 
@@ -81,6 +84,8 @@ export function startIssues(config: SluiceConfig, opts: StartCheck): ConfigIssue
       return f.kind === 'file' && f.bytes ? Buffer.from(f.bytes.toString('utf8').trim()) : null;
     };
     out.push(...exposureProblems(config, read, opts.generatedIdentity));
+    // The broker's key and every credential's secret are loaded as serve would load them (CONTRACT §11).
+    out.push(...credentialProblems(config, { readFile: readFileOrNull, modeOf: modeOrNull, production: opts.production, inspected: inspectedIntegration(config) }));
   } else if (opts.generatedIdentity) {
     out.push(...exposureProblems({ ...config, listen: { ...config.listen, admin: null } }, () => null, true));
   }

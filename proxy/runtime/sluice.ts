@@ -29,6 +29,8 @@ import { createSocks5Listener } from '../edge/socks5-listener.js';
 import { MIN_KEY_BYTES } from '../auth/run-token.js';
 import { FLOW_KINDS, FLOW_KIND_NAMES, type Flow, type FlowRegistry, createFlowRegistry, judgeAgain } from './flows.js';
 import { createTokenKeyWatch } from './token-key-file.js';
+import type { Broker } from '../broker/broker.js';
+import { type BrokerRuntime, createBrokerRuntime } from './broker-runtime.js';
 import { SluiceError } from '../../firewall/errors.js';
 
 export interface SluiceOptions {
@@ -53,6 +55,8 @@ export interface SluiceOptions {
   readonly sharedStdout?: boolean;
   /** false: leave the admin listener to another process (the primary, with workers). */
   readonly serveAdmin?: boolean;
+  /** SLUICE_ENV=production rules for the credential broker (default: read from the environment). */
+  readonly production?: boolean;
 }
 
 export type KillSwitchSource = 'api' | 'file';
@@ -73,6 +77,10 @@ export interface RuntimeState {
   readonly flows: FlowRegistry;
   /** The admin bearer token, or null when none is configured. */
   readonly adminToken: () => Buffer | null;
+  /** The credential broker of the current config; null when no credential is configured. */
+  readonly broker: () => Broker | null;
+  /** A run revoked elsewhere in this replica (the primary's admin API): its handles end here at once. */
+  revokeLocal(run: string, untilS: number): void;
 }
 
 export type ListenerName = 'http' | 'socks5' | 'admin' | 'dns';
@@ -165,6 +173,10 @@ export function createSluice(opts: SluiceOptions): Sluice {
   const killSources = new Set<KillSwitchSource>();
   let killSwitch = false;
   const flows = createFlowRegistry();
+  // The broker is built with the config: one that cannot load its key or secrets never starts, and a reload
+  // that cannot build one is refused before anything is swapped (the last good broker stays).
+  const brokers: BrokerRuntime = createBrokerRuntime({ nowMs: wallClockMs, production: opts.production ?? process.env.SLUICE_ENV === 'production', logger }, config);
+  let broker = brokers.build(config);
   const shutdownDeny = deny('EGR_FAIL_UPSTREAM', 'shutdown', 'Sluice is shutting down');
 
   /** A run token checked under an older key: that key no longer grants anything. */
@@ -199,7 +211,10 @@ export function createSluice(opts: SluiceOptions): Sluice {
       const nextKey = key !== undefined ? key : readTokenKey(kept);
       const nextAdmin = readAdminToken(kept);
       const changed = changedCredentials(config, kept);
+      const nextBroker = brokers.build(kept);
       config = kept;
+      broker = nextBroker;
+      void brokers.follow(kept);
       policy = nextPolicy;
       useTokenKey(nextKey);
       adminToken = nextAdmin;
@@ -218,6 +233,8 @@ export function createSluice(opts: SluiceOptions): Sluice {
     },
     flows,
     adminToken: () => adminToken,
+    broker: () => broker,
+    revokeLocal: (run, untilS) => brokers.revocations.revokeLocal(run, untilS),
   };
 
   const killFile = createKillSwitchFile((engaged) => state.setKillSwitch(engaged, 'file'));
@@ -251,6 +268,7 @@ export function createSluice(opts: SluiceOptions): Sluice {
     audit,
     flows,
     tokenKeyGeneration: () => tokenKeyGeneration,
+    broker: state.broker,
     logger,
     admission,
     timeouts: () => ({ tunnelHelloTimeoutMs: config.upstream.tunnelHelloTimeoutMs, idleTimeoutMs: config.limits.idleTimeoutMs }),
@@ -271,6 +289,7 @@ export function createSluice(opts: SluiceOptions): Sluice {
     killSwitch: state.killSwitch,
     setKillSwitch: (engaged) => state.setKillSwitch(engaged, 'api'),
     reload: async () => (reloadHook ? reloadHook() : { ok: false, issues: ['reload is not wired in this process'], restartRequired: [] }),
+    handles: () => (broker ? { issue: (r) => broker!.issueHandle(r), revoke: (run) => broker!.revokeRun(run) } : null),
   };
   const reloadHook = opts.reload ?? null;
   // What is not a net.Server (the DNS guard's UDP socket) closes through these.
@@ -303,6 +322,7 @@ export function createSluice(opts: SluiceOptions): Sluice {
       if (exposed.length) throw new SluiceError('SLUICE_ERR_CONFIG', exposed.map(formatIssue).join('\n'));
       watchKillFile();
       if (!keyFromPrimary) keyWatch.follow(config.tokens?.keyFile ?? null, tokenKey);
+      await brokers.follow(config);
       expirySweep ??= setInterval(() => flows.expire(wallClockMs()), EXPIRY_SWEEP_MS);
       expirySweep.unref();
       if (l.admin && opts.serveAdmin !== false) bound.admin = await listen('admin', createAdminListener(adminDeps), l.admin);
@@ -344,6 +364,7 @@ export function createSluice(opts: SluiceOptions): Sluice {
       stopped = true;
       killFile.close();
       keyWatch.close();
+      brokers.close();
       if (expirySweep) clearInterval(expirySweep);
       expirySweep = null;
       const closing: Promise<unknown>[] = [];

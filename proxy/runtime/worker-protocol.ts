@@ -15,7 +15,10 @@ export type ToWorker =
   | { readonly type: 'sluice.token-key'; readonly seq: number; readonly tokenKey: string | null }
   | { readonly type: 'sluice.kill-switch'; readonly seq: number; readonly engaged: boolean }
   | { readonly type: 'sluice.metrics'; readonly seq: number }
-  | { readonly type: 'sluice.drain'; readonly drainMs: number };
+  | { readonly type: 'sluice.drain'; readonly drainMs: number }
+  /** A run revoked through the primary's admin API: in force in the worker at once, before its next poll of
+   * the revocation list (which the primary appended, if one is configured). */
+  | { readonly type: 'sluice.revoke'; readonly seq: number; readonly run: string; readonly untilS: number };
 
 export type FromWorker =
   /** The worker listens for messages now (one sent before would be lost): the primary answers with init. */
@@ -23,12 +26,12 @@ export type FromWorker =
   | { readonly type: 'sluice.ready'; readonly bound: BoundListeners }
   /** The worker could not start (a listener could not bind, a file could not be read); it exits. */
   | { readonly type: 'sluice.fatal'; readonly message: string }
-  /** A swap, token-key or kill-switch message applied (error null) or refused. */
+  /** A swap, token-key, kill-switch or revoke message applied (error null) or refused. */
   | { readonly type: 'sluice.ack'; readonly seq: number; readonly error: string | null }
   /** prom-client's getMetricsAsJSON() of the worker's registry. */
   | { readonly type: 'sluice.metrics'; readonly seq: number; readonly metrics: unknown[] };
 
-const TYPES = new Set(['sluice.init', 'sluice.swap', 'sluice.token-key', 'sluice.kill-switch', 'sluice.metrics', 'sluice.drain', 'sluice.hello', 'sluice.ready', 'sluice.fatal', 'sluice.ack']);
+const TYPES = new Set(['sluice.init', 'sluice.swap', 'sluice.token-key', 'sluice.kill-switch', 'sluice.metrics', 'sluice.drain', 'sluice.revoke', 'sluice.hello', 'sluice.ready', 'sluice.fatal', 'sluice.ack']);
 
 /** A message of this protocol (other modules may use the same channel, e.g. prom-client's cluster support). */
 export const encodeKey = (key: Buffer | null): string | null => (key ? key.toString('base64') : null);

@@ -72,6 +72,9 @@ export function runWorker(): void {
       case 'sluice.kill-switch':
         sluice!.state.setKillSwitch(msg.engaged, 'api');
         return send({ type: 'sluice.ack', seq: msg.seq, error: null });
+      case 'sluice.revoke':
+        sluice!.state.revokeLocal(msg.run, msg.untilS);
+        return send({ type: 'sluice.ack', seq: msg.seq, error: null });
       case 'sluice.metrics':
         void sluice!.metrics.registry.getMetricsAsJSON().then(
           (metrics) => send({ type: 'sluice.metrics', seq: msg.seq, metrics }),

@@ -203,6 +203,10 @@ if (isolate(t, import.meta.url)) {
     const seen = w.publicHttp.requests[before]!;
     t.equal(seen.headers.via, '1.0 hidden, 1.1 hidden, 1.1 sluice', 'the client\'s chain kept by protocol, its host names replaced');
     t.match(r.text, /^Via: 1\.1 sluice\r$/im, 'and on the response');
+    const malformed = w.publicHttp.requests.length;
+    await rawExchange(h.port, `GET ${pub}/via-malformed HTTP/1.1\r\nHost: public.test\r\n${auth}Via: build-runner-7.corp.internal, dev-box.corp.internal proxy, 2 edge\r\nConnection: close\r\n\r\n`);
+    t.equal(w.publicHttp.requests[malformed]?.headers.via, '2 hidden, 1.1 sluice',
+      'a member that is not "protocol received-by" is dropped: its lone token may be a name from inside');
     const plain = w.publicHttp.requests.length;
     await rawExchange(h.port, `GET ${pub}/via2 HTTP/1.0\r\nHost: public.test\r\n${auth}\r\n`);
     t.equal(w.publicHttp.requests[plain]?.headers.via, '1.0 sluice', 'the received protocol is the client\'s');
