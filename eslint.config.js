@@ -169,6 +169,15 @@ export default defineConfig(
       }],
     },
   },
+  // Tests and benchmarks: no `any`, so a test says the shape it reads (test/README.md). Untyped on purpose: tsc
+  // already checks these files, typed rules would be slow here and flag tap's un-awaited `t.test` calls.
+  {
+    files: ['test/**/*.ts', 'bench/**/*.ts'],
+    languageOptions: { parser: tseslint.parser },
+    plugins: { '@typescript-eslint': tseslint.plugin },
+    linterOptions: { reportUnusedDisableDirectives: 'error' },
+    rules: { '@typescript-eslint/no-explicit-any': 'error' },
+  },
   // The owners of the brands.
   { files: ['firewall/address-guard.ts'], rules: { 'no-restricted-syntax': ['error', ...FIREWALL_SYNTAX.filter((s) => s !== FORGE_ADDRESS_PASS)] } },
   { files: ['proxy/egress/dialer.ts'], rules: { 'no-restricted-syntax': ['error', ...SYNTAX.filter((s) => s !== FORGE_DIAL_PLAN)] } },

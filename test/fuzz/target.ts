@@ -11,7 +11,7 @@ export interface FuzzTarget {
   readonly weight: number;
   /** Runs in the seeded slice inside `npm test`. */
   readonly sliceRuns: number;
-  readonly property: () => fc.IRawProperty<any, boolean> | Promise<fc.IRawProperty<any, boolean>>;
+  readonly property: () => fc.IRawProperty<unknown, boolean> | Promise<fc.IRawProperty<unknown, boolean>>;
   /** A line on what the runs reached (printed by the runner), so a target that silently tests nothing shows. */
   readonly stats?: () => string;
   /** Closes what `property()` opened (listeners). */

@@ -7,12 +7,13 @@
 import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { type Server, createServer } from 'node:net';
 import { join } from 'node:path';
+import type { IContainer, ISecurityContext } from 'kubernetes-models/v1';
 import t, { type Test } from 'tap';
 import { type RawFirewallOptions, parseFirewallOptions, renderAll } from '../../iptables/render.js';
 import { addNetns, must, requirePrerequisites, run, runAsync, saved, tempDir, veth } from '../containment/topology.js';
 import { CLI_JS } from '../helpers/cli.js';
 import { isolate } from '../helpers/netns.js';
-import { one, render } from '../packaging/helm.js';
+import { named, one, podSpec, render } from '../packaging/helm.js';
 
 const SETUP = new URL('../../iptables/setup.sh', import.meta.url).pathname;
 const INET4 = '203.0.113.1';
@@ -126,7 +127,8 @@ if (isolate(t, import.meta.url) && requirePrerequisites(t, ['socat', 'ss'])) {
   /** The capability sets a container runtime gives a root container with this securityContext: bounding =
    * effective = permitted = the added capabilities (after drop ALL), inheritable and ambient empty (containerd
    * and CRI-O since CVE-2022-24769), no_new_privs with allowPrivilegeEscalation: false. */
-  const runtimeCaps = (sc: any): string[] => {
+  const runtimeCaps = (sc: ISecurityContext | undefined): string[] => {
+    if (!sc) throw new Error('expected a securityContext');
     if (sc.privileged) throw new Error('a privileged container has every capability');
     if (!(sc.capabilities?.drop ?? []).includes('ALL')) throw new Error('expected capabilities.drop: [ALL]');
     const add: string[] = sc.capabilities?.add ?? [];
@@ -137,14 +139,14 @@ if (isolate(t, import.meta.url) && requirePrerequisites(t, ['socat', 'ss'])) {
   /** The chart's sidecar init container, rendered by helm. */
   const chartInit = (set: string[] = []) => {
     const ms = render({ values: ['ci/sidecar-values.yaml'], set });
-    const pod = one(ms, 'Deployment', 'egress-sluice-example').spec.template.spec;
-    const c = pod.initContainers.find((x: any) => x.name === 'sluice-iptables');
-    return { container: c, config: one(ms, 'ConfigMap', 'egress-sluice').data['sluice.yaml'] as string };
+    const pod = podSpec(one(ms, 'Deployment', 'egress-sluice-example'));
+    const c = named(pod.initContainers, 'sluice-iptables');
+    return { container: c, config: one(ms, 'ConfigMap', 'egress-sluice').data!['sluice.yaml']! };
   };
 
   /** Runs the init container's command as the runtime would: its own capability set, UID 0, its env; only
    * the image's paths are mapped to the repository (each exactly once, so the command stays the chart's). */
-  const runInit = async (t: Test, ns: string, c: any, config: string) => {
+  const runInit = async (t: Test, ns: string, c: IContainer, config: string) => {
     const dir = tempDir('sluice-init-');
     writeFileSync(join(dir, 'sluice.yaml'), config);
     mkdirSync(join(dir, 'bin'));
@@ -152,13 +154,13 @@ if (isolate(t, import.meta.url) && requirePrerequisites(t, ['socat', 'ss'])) {
     chmodSync(join(dir, 'bin/sluice'), 0o755);
     chmodSync(dir, 0o755);
     const map: [string, string][] = [['/etc/sluice/sluice.yaml', join(dir, 'sluice.yaml')], ['/app/iptables/setup.sh', SETUP]];
-    const command = (c.command as string[]).map((arg) => {
+    const command = c.command!.map((arg) => {
       for (const [from, to] of map) arg = arg.split(from).join(to);
       return arg;
     });
-    for (const [from] of map) t.equal(c.command.join(' ').split(from).length, 2, `the command names ${from} once`);
-    t.equal(c.securityContext.runAsUser, 0);
-    const env: Record<string, string> = { PATH: `${join(dir, 'bin')}:${process.env.PATH}` };
+    for (const [from] of map) t.equal(c.command!.join(' ').split(from).length, 2, `the command names ${from} once`);
+    t.equal(c.securityContext!.runAsUser, 0);
+    const env: Record<string, string | undefined> = { PATH: `${join(dir, 'bin')}:${process.env.PATH}` };
     for (const e of c.env ?? []) env[e.name] = e.value;
     return runAsync(runtimeCaps(c.securityContext)[0]!, [...runtimeCaps(c.securityContext).slice(1), ...command], { ns, env });
   };
@@ -175,7 +177,7 @@ if (isolate(t, import.meta.url) && requirePrerequisites(t, ['socat', 'ss'])) {
     const ns = pod(t);
     podResolvConf(t, ns);
     const { container, config } = chartInit();
-    t.same(container.securityContext.capabilities, { drop: ['ALL'], add: ['NET_ADMIN', 'NET_RAW'] });
+    t.same(container.securityContext!.capabilities, { drop: ['ALL'], add: ['NET_ADMIN', 'NET_RAW'] });
     const caps = await runAsync('setpriv', [...runtimeCaps(container.securityContext).slice(1), 'grep', '^Cap', '/proc/self/status'], { ns });
     t.match(caps.stdout, /CapEff:\s+0000000000003000/, 'the probe really runs with CAP_NET_ADMIN and CAP_NET_RAW only');
     const before = hits;
@@ -234,7 +236,7 @@ if (isolate(t, import.meta.url) && requirePrerequisites(t, ['socat', 'ss'])) {
     t.match(off.stderr, /ok {3}direct \[2001:db8:5::1\]:80 as uid 65534: blocked/);
     t.equal(saved(6, ns), before[1], 'ip6tables untouched');
     const chart = chartInit(['firewall.ipv6=false']).container;
-    t.match(chart.command.join(' '), /setup\.sh apply \/tmp\/sluice\.rules --test-uid current --no-ipv6$/, 'the chart value becomes the flag');
+    t.match(chart.command!.join(' '), /setup\.sh apply \/tmp\/sluice\.rules --test-uid current --no-ipv6$/, 'the chart value becomes the flag');
     t.equal((await setup(ns, ['remove', '--no-ipv6'], noIp6)).status, 0);
   });
 

@@ -6,6 +6,14 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, renameSync, rmSync } fro
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { ICertificate, IIssuer } from '@kubernetes-models/cert-manager/cert-manager.io/v1';
+import type { IPodMonitor, IPrometheusRule, IServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1';
+import type { IMutatingWebhookConfiguration, IValidatingAdmissionPolicy, IValidatingAdmissionPolicyBinding } from 'kubernetes-models/admissionregistration.k8s.io/v1';
+import type { IDeployment } from 'kubernetes-models/apps/v1';
+import type { IHorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2';
+import type { INetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
+import type { IPodDisruptionBudget } from 'kubernetes-models/policy/v1';
+import type { IConfigMap, IPod, IPodSpec, ISecret, IService, IServiceAccount } from 'kubernetes-models/v1';
 import { parseAllDocuments } from 'yaml';
 
 export const REPO = fileURLToPath(new URL('../../', import.meta.url));
@@ -66,7 +74,73 @@ export function helm(args: readonly string[]): HelmRun {
   return { status: r.status, stdout: r.stdout ?? '', stderr: (r.stderr ?? '') + (r.error ? String(r.error) : '') };
 }
 
-export type Manifest = Record<string, any>;
+type ObjectMeta = NonNullable<IPod['metadata']>;
+
+/** What every rendered document has; `one`/`find` by kind give the kind's own type. */
+export interface Manifest {
+  readonly apiVersion: string;
+  readonly kind: string;
+  readonly metadata?: ObjectMeta;
+}
+
+interface LabelSelector {
+  readonly matchLabels?: Record<string, string>;
+  readonly matchExpressions?: readonly { key: string; operator: string; values?: string[] }[];
+}
+
+// The cluster-wide policy kinds no offline schema package covers (k8s-models.ts UNVALIDATED_KINDS): the fields
+// the chart tests read.
+export interface AdminNetworkPolicy extends Manifest {
+  readonly kind: 'AdminNetworkPolicy';
+  readonly spec: {
+    readonly subject: unknown;
+    readonly egress: readonly {
+      readonly action: string;
+      readonly to: readonly { pods?: { podSelector: LabelSelector }; namespaces?: LabelSelector; networks?: string[] }[];
+      readonly ports?: readonly { portNumber?: { port: number; protocol?: string } }[];
+    }[];
+  };
+}
+export interface CiliumClusterwideNetworkPolicy extends Manifest {
+  readonly kind: 'CiliumClusterwideNetworkPolicy';
+  readonly spec: {
+    readonly endpointSelector: LabelSelector;
+    readonly egress: readonly { toEndpoints: readonly LabelSelector[] }[];
+    readonly egressDeny: readonly { toEntities?: readonly string[]; toEndpoints?: readonly LabelSelector[] }[];
+  };
+}
+export interface GlobalNetworkPolicy extends Manifest {
+  readonly kind: 'GlobalNetworkPolicy';
+  readonly spec: {
+    readonly namespaceSelector: string;
+    readonly order: number;
+    readonly egress: readonly { action: string; destination?: { ports?: readonly (number | string)[] } }[];
+  };
+}
+
+/** Every kind the chart renders, by its `kind`. */
+export interface Kinds {
+  ConfigMap: IConfigMap;
+  Pod: IPod;
+  Secret: ISecret;
+  Service: IService;
+  ServiceAccount: IServiceAccount;
+  Deployment: IDeployment;
+  HorizontalPodAutoscaler: IHorizontalPodAutoscaler;
+  NetworkPolicy: INetworkPolicy;
+  PodDisruptionBudget: IPodDisruptionBudget;
+  MutatingWebhookConfiguration: IMutatingWebhookConfiguration;
+  ValidatingAdmissionPolicy: IValidatingAdmissionPolicy;
+  ValidatingAdmissionPolicyBinding: IValidatingAdmissionPolicyBinding;
+  Certificate: ICertificate;
+  Issuer: IIssuer;
+  ServiceMonitor: IServiceMonitor;
+  PodMonitor: IPodMonitor;
+  PrometheusRule: IPrometheusRule;
+  AdminNetworkPolicy: AdminNetworkPolicy;
+  CiliumClusterwideNetworkPolicy: CiliumClusterwideNetworkPolicy;
+  GlobalNetworkPolicy: GlobalNetworkPolicy;
+}
 
 /** `helm template` the chart; throws with helm's message when it fails. */
 /** APIs a cluster with the Prometheus operator serves (the chart renders monitors only where they exist). */
@@ -87,11 +161,26 @@ export function render(opts: { values?: string[]; set?: string[]; namespace?: st
     .filter((m): m is Manifest => m !== null);
 }
 
-export const find = (ms: Manifest[], kind: string, name?: string): Manifest[] =>
-  ms.filter((m) => m.kind === kind && (name === undefined || m.metadata?.name === name));
+/** The manifests of one kind (and name): typed by the kind, which the schema test validates (k8s-models.ts). */
+export const find = <K extends keyof Kinds>(ms: readonly Manifest[], kind: K, name?: string): Kinds[K][] =>
+  ms.filter((m) => m.kind === kind && (name === undefined || m.metadata?.name === name)) as Kinds[K][];
 
-export function one(ms: Manifest[], kind: string, name?: string): Manifest {
+export function one<K extends keyof Kinds>(ms: readonly Manifest[], kind: K, name?: string): Kinds[K] {
   const found = find(ms, kind, name);
   if (found.length !== 1) throw new Error(`expected one ${kind}${name ? ` ${name}` : ''}, rendered ${found.length}`);
   return found[0]!;
+}
+
+/** The pod spec of a Deployment or a Pod; throws when there is none. */
+export function podSpec(w: IDeployment | IPod): IPodSpec {
+  const spec = w.kind === 'Deployment' ? w.spec?.template.spec : w.spec;
+  if (!spec) throw new Error(`${w.kind} ${w.metadata?.name} has no pod spec`);
+  return spec;
+}
+
+/** The item of a Kubernetes list called `name` (containers, volumes, env, ports); throws when there is none. */
+export function named<T extends { readonly name?: string }>(items: readonly T[] | undefined, name: string): T {
+  const found = items?.find((i) => i.name === name);
+  if (!found) throw new Error(`no ${name} among [${(items ?? []).map((i) => i.name).join(', ')}]`);
+  return found;
 }

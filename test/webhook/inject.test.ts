@@ -6,25 +6,30 @@
 // contain and malformed reviews are refused (allowed: false), never crash and never pass.
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import jsonpatch from 'fast-json-patch';
-import { Pod } from 'kubernetes-models/v1';
-import t from 'tap';
+import jsonpatch, { type Operation } from 'fast-json-patch';
+import { type IContainer, type IPod, Pod } from 'kubernetes-models/v1';
+import t, { type Test } from 'tap';
 import { parse } from 'yaml';
-import { type Scope, review } from '../../proxy/webhook/inject.js';
+import { type AdmissionResponse, type Scope, review } from '../../proxy/webhook/inject.js';
 import { type InjectionConfig, parseInjectionConfig } from '../../proxy/webhook/injection-config.js';
-import { one, render } from '../packaging/helm.js';
+import { named, one, podSpec, render } from '../packaging/helm.js';
 import { restrictedViolations } from '../packaging/pod-security.js';
-import { checkSluiceConfig } from '../packaging/sluice-config.js';
+import { type SluiceYaml, checkSluiceConfig } from '../packaging/sluice-config.js';
 
 const FIXTURES = new URL('./fixtures/', import.meta.url).pathname;
-const fixture = (name: string) => JSON.parse(readFileSync(join(FIXTURES, name), 'utf8'));
+/** An AdmissionReview as the fixtures hold it (the last test checks each is one). */
+interface ReviewFixture {
+  apiVersion: string;
+  request: { uid: string; object: IPod; [field: string]: unknown };
+}
+const fixture = (name: string) => JSON.parse(readFileSync(join(FIXTURES, name), 'utf8')) as ReviewFixture;
 const CA_PEM = '-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n';
 
 /** The injector's config as the chart renders it into its ConfigMap. */
 function chartConfig(set: string[] = []): { config: InjectionConfig; manifests: ReturnType<typeof render> } {
   const manifests = render({ set: ['injector.enabled=true', ...set] });
   const cm = one(manifests, 'ConfigMap', 'egress-sluice-injector');
-  const r = parseInjectionConfig(cm.data['inject.yaml']);
+  const r = parseInjectionConfig(cm.data!['inject.yaml']!);
   if (!r.ok) throw new Error(`the chart's inject.yaml does not validate: ${r.problems.join('; ')}`);
   return { config: r.config, manifests };
 }
@@ -33,14 +38,14 @@ const sidecar = chartConfig(['mode=sidecar']);
 const gateway = chartConfig(['service.clusterIP=10.96.0.53']);
 
 /** Applies the response's patch to the review's pod, as the API server would. */
-function patched(body: any, response: any): any {
+function patched(body: ReviewFixture, response: AdmissionResponse): IPod {
   t.equal(response.patchType, 'JSONPatch');
-  const ops = JSON.parse(Buffer.from(response.patch, 'base64').toString('utf8'));
+  const ops = JSON.parse(Buffer.from(response.patch!, 'base64').toString('utf8')) as Operation[];
   t.equal(jsonpatch.validate(ops, structuredClone(body.request.object)), undefined, 'a valid RFC 6902 patch for this pod');
   return jsonpatch.applyPatch(structuredClone(body.request.object), ops, true, false).newDocument;
 }
 
-function validPod(t: any, pod: any, what: string) {
+function validPod(t: Test, pod: IPod, what: string) {
   try {
     new Pod(pod).validate();
     t.pass(`${what}: the patched pod validates against the Kubernetes schema`);
@@ -49,7 +54,7 @@ function validPod(t: any, pod: any, what: string) {
   }
 }
 
-const env = (c: any) => Object.fromEntries((c.env ?? []).map((e: any) => [e.name, e.value ?? e.valueFrom]));
+const env = (c: IContainer) => Object.fromEntries((c.env ?? []).map((e) => [e.name, e.value ?? e.valueFrom]));
 
 t.test('the chart renders a valid injection config for both modes', async (t) => {
   t.equal(sidecar.config.mode, 'sidecar');
@@ -74,37 +79,38 @@ t.test('sidecar: a Deployment\'s pod gets Sluice, the rules, the proxy variables
   const pod = patched(body, out.review.response);
   validPod(t, pod, 'agent');
 
-  t.same(pod.spec.initContainers.map((c: any) => c.name), ['sluice', 'sluice-iptables', 'fetch-deps'], 'Sluice and the rules before any of the pod\'s own code');
-  const [sl, ipt, own] = pod.spec.initContainers;
+  const inits = pod.spec!.initContainers!;
+  t.same(inits.map((c) => c.name), ['sluice', 'sluice-iptables', 'fetch-deps'], 'Sluice and the rules before any of the pod\'s own code');
+  const [sl, ipt, own] = [inits[0]!, inits[1]!, inits[2]!];
   t.equal(sl.restartPolicy, 'Always', 'a native sidecar');
   t.same(restrictedViolations({ securityContext: {}, containers: [sl] }), [], 'the sidecar is restricted');
   // The exact container the chart's example uses, which setup.test.ts runs with exactly these capabilities.
-  const example = one(render({ values: ['ci/sidecar-values.yaml'] }), 'Deployment', 'egress-sluice-example').spec.template.spec.initContainers[1];
+  const example = podSpec(one(render({ values: ['ci/sidecar-values.yaml'] }), 'Deployment', 'egress-sluice-example')).initContainers![1];
   t.same(ipt, example, 'the injected iptables container is the chart\'s own');
-  t.same(ipt.securityContext.capabilities, { drop: ['ALL'], add: ['NET_ADMIN', 'NET_RAW'] }, 'and exactly these capabilities');
-  t.match(ipt.command.join(' '), /setup\.sh apply \/tmp\/sluice\.rules --test-uid current/);
+  t.same(ipt.securityContext!.capabilities, { drop: ['ALL'], add: ['NET_ADMIN', 'NET_RAW'] }, 'and exactly these capabilities');
+  t.match(ipt.command!.join(' '), /setup\.sh apply \/tmp\/sluice\.rules --test-uid current/);
 
-  t.equal(pod.metadata.annotations['sluice.dev/status'], 'injected');
-  t.equal(pod.metadata.labels['sluice.dev/sidecar'], 'true', 'the label the PodMonitor selects');
-  t.equal(pod.metadata.labels.app, 'agent', 'the pod\'s own labels are kept');
-  t.same(checkSluiceConfig(pod.metadata.annotations['sluice.dev/config']).problems, []);
-  const cfgVol = pod.spec.volumes.find((v: any) => v.name === 'sluice-config');
-  t.same(cfgVol.downwardAPI.items[0].fieldRef.fieldPath, "metadata.annotations['sluice.dev/config']", 'the config is the pod\'s own annotation');
-  t.ok(pod.spec.volumes.some((v: any) => v.name === 'work') && pod.spec.volumes.some((v: any) => v.name === 'kube-api-access-x1'), 'the pod\'s volumes are kept');
+  t.equal(pod.metadata!.annotations!['sluice.dev/status'], 'injected');
+  t.equal(pod.metadata!.labels!['sluice.dev/sidecar'], 'true', 'the label the PodMonitor selects');
+  t.equal(pod.metadata!.labels!.app, 'agent', 'the pod\'s own labels are kept');
+  t.same(checkSluiceConfig(pod.metadata!.annotations!['sluice.dev/config']).problems, []);
+  const cfgVol = named(pod.spec!.volumes, 'sluice-config');
+  t.same(cfgVol.downwardAPI!.items![0]!.fieldRef!.fieldPath, "metadata.annotations['sluice.dev/config']", 'the config is the pod\'s own annotation');
+  t.ok(pod.spec!.volumes!.some((v) => v.name === 'work') && pod.spec!.volumes!.some((v) => v.name === 'kube-api-access-x1'), 'the pod\'s volumes are kept');
 
-  for (const c of [own, ...pod.spec.containers]) {
+  for (const c of [own, ...pod.spec!.containers]) {
     const e = env(c);
     for (const n of ['HTTP_PROXY', 'HTTPS_PROXY', 'http_proxy', 'https_proxy']) t.equal(e[n], 'http://$(SLUICE_IDENTITY):$(SLUICE_TOKEN)@127.0.0.1:3128', `${c.name} ${n}`);
     t.equal(e.NO_PROXY, 'localhost,127.0.0.1,::1');
     t.equal(e.no_proxy, 'localhost,127.0.0.1,::1');
     t.equal(e.NODE_USE_ENV_PROXY, '1');
     t.equal(e.SLUICE_IDENTITY, 'agent');
-    const names = c.env.map((x: any) => x.name);
+    const names = c.env!.map((x) => x.name);
     t.ok(names.indexOf('SLUICE_IDENTITY') < names.indexOf('HTTPS_PROXY'), 'defined before the variables that expand it');
-    t.ok(c.securityContext.capabilities.drop.includes('SETUID') && c.securityContext.capabilities.drop.includes('SETGID'), `${c.name} cannot switch to Sluice's UID`);
-    t.notOk((c.volumeMounts ?? []).some((m: any) => m.name === 'sluice-secrets'), `${c.name} cannot read Sluice's secrets`);
+    t.ok(c.securityContext!.capabilities!.drop!.includes('SETUID') && c.securityContext!.capabilities!.drop!.includes('SETGID'), `${c.name} cannot switch to Sluice's UID`);
+    t.notOk((c.volumeMounts ?? []).some((m) => m.name === 'sluice-secrets'), `${c.name} cannot read Sluice's secrets`);
   }
-  t.equal(env(pod.spec.containers[0]).LOG_LEVEL, 'info', 'the container\'s own variables are kept, first');
+  t.equal(env(pod.spec!.containers[0]!).LOG_LEVEL, 'info', 'the container\'s own variables are kept, first');
   t.ok(out.review.response.warnings?.some((w) => /no run token/.test(w)), 'no token source: a warning, and Sluice will answer 407');
 });
 
@@ -114,12 +120,12 @@ t.test('per-pod identity and token Secret; a pod labelled in an unlabelled names
   t.equal(out.result, 'injected');
   const pod = patched(body, out.review.response);
   validPod(t, pod, 'opted-in');
-  const e = env(pod.spec.containers[0]);
+  const e = env(pod.spec!.containers[0]!);
   t.equal(e.SLUICE_IDENTITY, 'ci');
   t.same(e.SLUICE_TOKEN, { secretKeyRef: { name: 'ci-run-token', key: 'value' } });
   t.equal(out.review.response.warnings, undefined);
   const bad = structuredClone(body);
-  bad.request.object.metadata.annotations['sluice.dev/token-secret'] = '../etc/passwd';
+  bad.request.object.metadata!.annotations!['sluice.dev/token-secret'] = '../etc/passwd';
   t.match(review(bad, 'pod', sidecar.config).review.response, { allowed: false, status: { code: 400 } });
 });
 
@@ -141,7 +147,7 @@ t.test('untouched: an unlabelled pod, an opted-out pod, a pod already injected',
   t.equal(second.result, 'skipped');
   t.equal(second.review.response.patch, undefined, 'never injected twice');
   const impostor = structuredClone(body);
-  impostor.request.object.spec.containers.push({ name: 'sluice', image: 'evil' });
+  impostor.request.object.spec!.containers.push({ name: 'sluice', image: 'evil' });
   t.match(review(impostor, 'namespace', sidecar.config).review.response, { allowed: false, status: { code: 409 } }, 'a container posing as the sidecar is refused');
 });
 
@@ -195,9 +201,9 @@ t.test('gateway mode: the proxy variables point at the gateway Service', async (
   t.equal(out.result, 'injected');
   const pod = patched(body, out.review.response);
   validPod(t, pod, 'gateway');
-  t.same(pod.spec.initContainers.map((c: any) => c.name), ['fetch-deps'], 'no sidecar');
-  t.equal(env(pod.spec.containers[0]).HTTPS_PROXY, 'http://$(SLUICE_IDENTITY):$(SLUICE_TOKEN)@10.96.0.53:3128', 'the pinned ClusterIP (no cluster DNS for workloads)');
-  t.equal(pod.spec.containers[0].securityContext.capabilities, undefined, 'capabilities untouched in gateway mode');
+  t.same(pod.spec!.initContainers!.map((c) => c.name), ['fetch-deps'], 'no sidecar');
+  t.equal(env(pod.spec!.containers[0]!).HTTPS_PROXY, 'http://$(SLUICE_IDENTITY):$(SLUICE_TOKEN)@10.96.0.53:3128', 'the pinned ClusterIP (no cluster DNS for workloads)');
+  t.equal(pod.spec!.containers[0]!.securityContext!.capabilities, undefined, 'capabilities untouched in gateway mode');
 });
 
 t.test('inspection: the CA certificate and bundle reach every container, never the key', async (t) => {
@@ -209,25 +215,26 @@ t.test('inspection: the CA certificate and bundle reach every container, never t
     const out = review(body, 'namespace', config, CA_PEM);
     const pod = patched(body, out.review.response);
     validPod(t, pod, `${mode} + inspection`);
-    t.equal(pod.metadata.annotations['sluice.dev/ca.crt'], CA_PEM);
-    const bundle = pod.spec.initContainers.find((c: any) => c.name === 'sluice-ca-bundle');
-    t.match(bundle.command.join(' '), /sluice ca bundle --ca-cert \/etc\/sluice-ca\/cert\/ca\.crt > \/etc\/sluice-ca\/bundle\/ca-bundle\.pem/);
-    t.ok(pod.spec.initContainers.findIndex((c: any) => c.name === 'sluice-ca-bundle') < pod.spec.initContainers.findIndex((c: any) => c.name === 'fetch-deps'), 'the bundle exists before the pod\'s own init containers run');
-    for (const c of [...pod.spec.containers, pod.spec.initContainers.find((x: any) => x.name === 'fetch-deps')]) {
+    t.equal(pod.metadata!.annotations!['sluice.dev/ca.crt'], CA_PEM);
+    const inits = pod.spec!.initContainers!;
+    const bundle = named(inits, 'sluice-ca-bundle');
+    t.match(bundle.command!.join(' '), /sluice ca bundle --ca-cert \/etc\/sluice-ca\/cert\/ca\.crt > \/etc\/sluice-ca\/bundle\/ca-bundle\.pem/);
+    t.ok(inits.findIndex((c) => c.name === 'sluice-ca-bundle') < inits.findIndex((c) => c.name === 'fetch-deps'), 'the bundle exists before the pod\'s own init containers run');
+    for (const c of [...pod.spec!.containers, named(inits, 'fetch-deps')]) {
       const e = env(c);
       for (const n of ['SSL_CERT_FILE', 'REQUESTS_CA_BUNDLE', 'PIP_CERT', 'CURL_CA_BUNDLE', 'GIT_SSL_CAINFO', 'NPM_CONFIG_CAFILE']) t.equal(e[n], '/etc/sluice-ca/bundle/ca-bundle.pem', `${c.name} ${n}`);
       t.equal(e.NODE_EXTRA_CA_CERTS, '/etc/sluice-ca/cert/ca.crt');
-      t.same(c.volumeMounts.filter((m: any) => m.name.startsWith('sluice-ca')).map((m: any) => m.mountPath), ['/etc/sluice-ca/cert', '/etc/sluice-ca/bundle']);
+      t.same(c.volumeMounts!.filter((m) => m.name.startsWith('sluice-ca')).map((m) => m.mountPath), ['/etc/sluice-ca/cert', '/etc/sluice-ca/bundle']);
     }
-    const certVol = pod.spec.volumes.find((v: any) => v.name === 'sluice-ca-cert');
-    t.same(certVol.downwardAPI.items, [{ path: 'ca.crt', fieldRef: { fieldPath: "metadata.annotations['sluice.dev/ca.crt']" } }], 'the certificate from the annotation, no Secret in the workload\'s reach');
+    const certVol = named(pod.spec!.volumes, 'sluice-ca-cert');
+    t.same(certVol.downwardAPI!.items, [{ path: 'ca.crt', fieldRef: { fieldPath: "metadata.annotations['sluice.dev/ca.crt']" } }], 'the certificate from the annotation, no Secret in the workload\'s reach');
     const dep = one(manifests, 'Deployment', 'egress-sluice-injector');
-    const caVol = dep.spec.template.spec.volumes.find((v: any) => v.name === 'ca-cert');
-    t.same(caVol.secret.items, [{ key: 'tls.crt', path: 'ca.crt' }], 'the injector itself mounts the certificate only');
+    const caVol = named(podSpec(dep).volumes, 'ca-cert');
+    t.same(caVol.secret!.items, [{ key: 'tls.crt', path: 'ca.crt' }], 'the injector itself mounts the certificate only');
     if (mode === 'sidecar') {
-      const secrets = pod.spec.volumes.find((v: any) => v.name === 'sluice-secrets').projected.sources.map((s: any) => s.secret);
+      const secrets = named(pod.spec!.volumes, 'sluice-secrets').projected!.sources!.map((s) => s.secret);
       t.same(secrets.at(-1), { name: 'sluice-inspection-ca', items: [{ key: 'tls.crt', path: 'sluice-ca/ca.crt' }, { key: 'tls.key', path: 'sluice-ca/ca.key' }] }, 'the key only in Sluice\'s own volume');
-      const cfg = parse(pod.metadata.annotations['sluice.dev/config']);
+      const cfg = parse(pod.metadata!.annotations!['sluice.dev/config']!) as SluiceYaml;
       t.same(cfg.inspection, { caCertFile: '/run/secrets/sluice-ca/ca.crt', caKeyFile: '/run/secrets/sluice-ca/ca.key' });
     }
   }
