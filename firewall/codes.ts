@@ -113,6 +113,10 @@ const table = {
     summary: 'connecting to the destination timed out' },
   EGR_FAIL_UPSTREAM: { status: 502, socks: R.generalFailure, proxyStatus: 'destination_unavailable', kind: 'upstream',
     summary: 'the destination failed (TLS verification, reset, or a broken response)' },
+  // TLS inspection and every TLS Sluice originates: the origin's certificate did not verify (or it offered
+  // TLS below 1.2). Never a downgrade: the request is not sent.
+  EGR_UPSTREAM_TLS: { status: 502, socks: R.generalFailure, proxyStatus: 'tls_certificate_error', kind: 'upstream',
+    summary: 'the destination\'s TLS certificate did not verify for its name, or it offered TLS below 1.2' },
 
   EGR_LIMIT_RATE: { status: 429, socks: R.notAllowed, proxyStatus: 'http_request_denied', kind: 'limit',
     summary: 'too many requests for this identity; retry after the given delay' },

@@ -26,6 +26,8 @@ export interface Policy {
   readonly integrationHosts: HostIndex<CompiledIntegration>;
   readonly globalDenyHosts: HostIndex<true>;
   readonly guard: CompiledGuard;
+  /** `inspection.opaque`: hosts whose tunnels stay opaque (never inspected) when inspection is on. */
+  readonly opaqueHosts: HostIndex<true>;
 }
 
 /** What one authenticated principal may do: an identity, possibly narrowed by a run token. */
@@ -54,11 +56,16 @@ export interface HttpEgress {
   readonly upgradeTo?: readonly string[] | null;
   /** Upper-cased value of X-HTTP-Method-Override / X-HTTP-Method / X-Method-Override, if any was sent. */
   readonly methodOverride: string | null;
+  /** A git smart-HTTP fetch (gitFetchOf): a POST that only reads. Judged as a read over https:// only. */
+  readonly gitFetch?: boolean;
 }
 
 export interface TunnelEgress {
   readonly kind: 'tunnel';
   readonly target: Target;
+  /** TLS inspection will terminate this tunnel and judge every request inside it (the caller decides: inspection
+   * is on, the target is a name, and not an `inspection.opaque` host). Absent: an opaque tunnel. */
+  readonly inspect?: boolean;
 }
 
 export type EgressRequest = HttpEgress | TunnelEgress;
@@ -117,6 +124,18 @@ export function upgradeProtocolsOf(headers: Readonly<Record<string, string | str
 }
 
 export const READ_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD']);
+
+/**
+ * git's smart-HTTP fetch (clone, fetch, ls-remote with protocol v2): `POST <repo>/git-upload-pack` with the
+ * upload-pack request content type. It reads: its body is the negotiation (wants, haves, capabilities), the
+ * answer is the pack. It is judged as a read over TLS only — a receive-pack (push) stays a write. Like a GET's
+ * URL, the negotiation can carry bytes the client chose to a host it may read from; that is what reads allow.
+ */
+export function gitFetchOf(method: string, path: string, contentType: string | undefined): boolean {
+  if (method !== 'POST' || contentType?.trim().toLowerCase() !== 'application/x-git-upload-pack-request') return false;
+  const q = path.indexOf('?');
+  return (q === -1 ? path : path.slice(0, q)).endsWith('/git-upload-pack');
+}
 export const WRITE_METHODS: ReadonlySet<string> = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
 export function compilePolicy(config: SluiceConfig, selfAddresses: Iterable<string> = []): Policy {
@@ -136,6 +155,7 @@ export function compilePolicy(config: SluiceConfig, selfAddresses: Iterable<stri
     integrationHosts: compileHostIndex(hostEntries),
     globalDenyHosts: hostSet(config.globalDeny.hosts),
     guard: compileGuard(config, selfAddresses),
+    opaqueHosts: hostSet(config.inspection?.opaque ?? []),
   });
 }
 
@@ -195,8 +215,9 @@ function decideHttp(policy: Policy, rights: Rights, req: HttpEgress): Decision {
 
 function decideHttpMethod(policy: Policy, rights: Rights, req: HttpEgress): Decision {
   const { method } = req;
-  const read = READ_METHODS.has(method);
-  const disguised = read && (req.hasBody || req.upgrade || req.methodOverride !== null);
+  const gitFetch = req.gitFetch === true && req.scheme === 'https';
+  const read = READ_METHODS.has(method) || gitFetch;
+  const disguised = read && ((req.hasBody && !gitFetch) || req.upgrade || req.methodOverride !== null);
 
   // The common case first, and without looking up integrations it does not need.
   if (read && !disguised && rights.reads === 'public') {
@@ -208,6 +229,9 @@ function decideHttpMethod(policy: Policy, rights: Rights, req: HttpEgress): Deci
   if (read && !disguised) {
     const g = granted.find((i) => i.methods.has(method));
     if (g) return integrationAllow(req, g);
+    // Registries are read by every identity (they were reachable by opaque tunnel before TLS inspection made
+    // them readable per request): GET and HEAD over TLS to 443, nothing else.
+    if (req.scheme === 'https' && req.target.port === 443 && hostMatches(policy.registries, req.target.host)) return allow('registries', true, 443);
     return deny('EGR_DENY_READ', readsRule(rights));
   }
 
@@ -232,7 +256,28 @@ function decideHttpMethod(policy: Policy, rights: Rights, req: HttpEgress): Deci
   return integrationAllow(req, g);
 }
 
+/**
+ * A tunnel TLS inspection terminates: it is allowed when some request inside could be — a granted integration,
+ * a registry, or a public read — because every request inside is then judged by decideHttp on its own.
+ */
+function decideInspectedTunnel(policy: Policy, rights: Rights, req: TunnelEgress): Decision {
+  const { host, port } = req.target;
+  const g = grantedIntegrations(policy, rights, host)[0];
+  const registry = hostMatches(policy.registries, host);
+  if (port === 443) {
+    if (g) return allow(g.rule, true, 443);
+    if (registry) return allow('registries', true, 443);
+  }
+  if (rights.reads === 'public') {
+    if (!readPortAllowed(port)) return deny('EGR_DENY_PORT', 'ports.read');
+    return allow(readsRule(rights), true, port);
+  }
+  if (g || registry) return deny('EGR_DENY_PORT', 'tunnel.port');
+  return deny('EGR_DENY_READ', readsRule(rights));
+}
+
 function decideTunnel(policy: Policy, rights: Rights, req: TunnelEgress): Decision {
+  if (req.inspect) return decideInspectedTunnel(policy, rights, req);
   const { host, port } = req.target;
   let rule: string | null = hostMatches(policy.registries, host) ? 'registries' : null;
   if (!rule) {
@@ -246,7 +291,7 @@ function decideTunnel(policy: Policy, rights: Rights, req: TunnelEgress): Decisi
 
 /** The transport a request would use if allowed; report mode needs it for requests it lets through. */
 function transportFor(req: EgressRequest): { tls: boolean; port: number } {
-  if (req.kind === 'tunnel') return { tls: false, port: req.target.port };
+  if (req.kind === 'tunnel') return { tls: req.inspect === true, port: req.target.port };
   if (READ_METHODS.has(req.method) && !req.hasBody && !req.upgrade && req.methodOverride === null) {
     return { tls: req.scheme === 'https', port: req.target.port };
   }
@@ -267,8 +312,12 @@ function transportFor(req: EgressRequest): { tls: boolean; port: number } {
  *     method only if the integration lists it (EGR_DENY_METHOD). A real upgrade (`upgradeTo`) also needs a
  *     granted integration that lists every protocol asked for in `upgrade:` (EGR_DENY_UPGRADE). Integration
  *     traffic is sent over TLS to 443.
+ *     A GET or HEAD to a registry over TLS (port 443) is allowed to every identity (rule `registries`).
  *  5. tunnels (CONNECT, SOCKS5): only registries and granted integrations with tunnel: true
  *     (EGR_DENY_TUNNEL), port 443 only (EGR_DENY_PORT); the SNI check happens on the first bytes, later.
+ *     An inspected tunnel (`inspect`) is allowed where a request inside could be: a granted integration or a
+ *     registry on 443, or any host for a `reads: public` identity on a read port (else EGR_DENY_READ /
+ *     EGR_DENY_PORT); each request inside is then judged by step 4.
  *  Report mode (global or per identity) turns a denial from steps 3–5 into an allow carrying `wouldDeny`.
  *  Steps 1 and 2 always enforce, like step 6, the address guard on every resolved address (in the dialer):
  *  a report-mode identity must not reach what the operator denied for everyone, and `globalDeny.hosts`

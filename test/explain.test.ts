@@ -81,7 +81,7 @@ if (isolate(t, import.meta.url)) {
   // from the origin, or an upstream failure after dialling).
   const outcome = (code: string | undefined): Code | 'dialled' => {
     if (code === undefined || !isCode(code)) return 'dialled';
-    return code.startsWith('EGR_FAIL_CONNECT') || code === 'EGR_FAIL_UPSTREAM' ? 'dialled' : code;
+    return code.startsWith('EGR_FAIL_CONNECT') || code === 'EGR_FAIL_UPSTREAM' || code === 'EGR_UPSTREAM_TLS' ? 'dialled' : code;
   };
   async function viaServe(who: string, method: string, target: string): Promise<Code | 'dialled'> {
     const auth = who === 'agent' ? AGENT_AUTH : basic(who, PASSWORD);

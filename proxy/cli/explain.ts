@@ -10,7 +10,8 @@ import { checkAddress, checkAnswerSet } from '../../firewall/address-guard.js';
 import { type Code, type Deny, deny, isDeny } from '../../firewall/codes.js';
 import type { SluiceConfig } from '../../firewall/config.js';
 import { type Target, parseAbsoluteTarget, parseAuthority } from '../../firewall/normalise.js';
-import { type EgressRequest, type Policy, type Rights, decide, methodOverrideOf, rightsFor, upgradeProtocolsOf } from '../../firewall/policy.js';
+import { hostMatches } from '../../firewall/host-match.js';
+import { type EgressRequest, type Policy, type Rights, decide, gitFetchOf, methodOverrideOf, rightsFor, upgradeProtocolsOf } from '../../firewall/policy.js';
 import { classifyAddress } from '../../firewall/ranges.js';
 import { type NameResolver, createResolver } from '../egress/resolver.js';
 import { compileServingPolicy } from '../runtime/sluice.js';
@@ -63,6 +64,7 @@ export function buildEgress(input: ExplainInput): { req: EgressRequest } | Deny 
       upgrade: input.headers.upgrade !== undefined,
       upgradeTo,
       methodOverride: methodOverrideOf(input.headers),
+      gitFetch: gitFetchOf(method, t.path, typeof input.headers['content-type'] === 'string' ? input.headers['content-type'] : undefined),
     },
   };
 }
@@ -75,7 +77,10 @@ export async function explain(policy: Policy, rights: Rights, input: ExplainInpu
     lines.push('verdict: deny', `code: ${built.code}`, `rule: ${built.rule}`, `why: ${built.detail ?? ''}`);
     return refused(built);
   }
-  const { req } = built;
+  // As serve does: with an inspection section, a tunnel to a name that is not `inspection.opaque` is inspected.
+  const req: EgressRequest = built.req.kind === 'tunnel' && policy.config.inspection && built.req.target.kind === 'name' && !hostMatches(policy.opaqueHosts, built.req.target.host)
+    ? { ...built.req, inspect: true }
+    : built.req;
   const target: Target = req.target;
   lines.push(`identity: ${rights.identity}`, `target: ${target.kind === 'ipv6' ? `[${target.host}]` : target.host}:${target.port} (${target.kind})`);
   const d = decide(policy, { killSwitch: false }, rights, req);
@@ -86,6 +91,7 @@ export async function explain(policy: Policy, rights: Rights, input: ExplainInpu
     return refused(d);
   }
   lines.push(`verdict: ${d.wouldDeny ? 'allow (report mode)' : 'allow'}`, `rule: ${d.rule}`);
+  if (req.kind === 'tunnel' && req.inspect) lines.push('inspected: each request inside is judged as METHOD https://host/path');
   if (d.wouldDeny) lines.push(`would deny: ${d.wouldDeny.code} (${d.wouldDeny.rule})`);
   lines.push(req.kind === 'tunnel' ? `transport: tunnel to port ${d.port}; first bytes must be a ClientHello with SNI ${target.host}` : `transport: ${d.tls ? 'TLS (originated by Sluice)' : 'cleartext'} to port ${d.port}`);
 

@@ -3,6 +3,7 @@
 import { parseArgs } from 'node:util';
 import { formatIssue } from '../../firewall/config.js';
 import { credentialProblems } from '../broker/credential-problems.js';
+import { integrationInspected } from '../inspection/problems.js';
 import { modeOrNull, readFileOrNull, writeFileAtomic } from '../broker/files.js';
 import { deriveBrokerKeys, keyMaterialOf, keyMaterialProblem } from '../broker/keys.js';
 import { sealSecret } from '../broker/sealed.js';
@@ -60,7 +61,7 @@ export function secretCheck(argv: string[]) {
     out(`${values.config}: no credentials configured`);
     return;
   }
-  const issues = credentialProblems(config, { readFile: readFileOrNull, modeOf: modeOrNull, production: process.env.SLUICE_ENV === 'production' });
+  const issues = credentialProblems(config, { readFile: readFileOrNull, modeOf: modeOrNull, production: process.env.SLUICE_ENV === 'production', inspected: (i) => integrationInspected(config, i) });
   for (const i of issues) out(formatIssue(i));
   // A key problem fails every credential; any other problem, the credential it names.
   const failed = new Set(issues.filter((i) => i.severity === 'error').map((i) => (i.path.startsWith('/secrets/keyFile') ? '*' : /^\/credentials\/([^/]+)/.exec(i.path)?.[1] ?? '')));

@@ -31,8 +31,8 @@ export async function serve(argv: string[]) {
   for (const i of issues) err(formatIssue(i));
   const errors = issues.filter((i) => i.severity === 'error').length;
   if (errors) fail(`${path ?? 'embedded default'}: ${errors} problem(s)${production ? ' with SLUICE_ENV=production' : ''}; nothing was started`);
-  // Development mode without an inspection section: a CA for this run only (production never makes one). It is
-  // built and announced here; the tunnels that would inspect with it are wired separately.
+  // Development mode without an inspection section: a CA for this run only (production never makes one), built
+  // and announced here and handed to the proxy (and, with workers, to each worker over IPC).
   let ephemeralCa: EphemeralCa | null = null;
   if (devPassword && !production && !loaded.inspection) {
     ephemeralCa = await createEphemeralCa({ production });
@@ -82,6 +82,7 @@ export async function serve(argv: string[]) {
       version: packageVersion(),
       announce,
       fail,
+      inspectionCa: ephemeralCa ? { certPem: ephemeralCa.ca.certPem, keyPem: ephemeralCa.keyPem } : null,
     });
   }
 
@@ -91,6 +92,7 @@ export async function serve(argv: string[]) {
     version: packageVersion(),
     generatedIdentity: devPassword !== null,
     reload: () => reloader!.reload('admin'),
+    inspectionCa: ephemeralCa?.ca ?? null,
   });
   reloader = createReloader({
     path,

@@ -75,10 +75,21 @@ export class DialDenied extends Error {
 
 const MAX_ATTEMPTS = 4;
 
+// OpenSSL's verification results (X509_V_ERR_*, as Node names them) and Node's own name check: the origin's
+// certificate is not one Sluice accepts. Never retried without verification.
+const CERT_ERRORS = new Set([
+  'UNABLE_TO_GET_ISSUER_CERT', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN', 'CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID',
+  'CERT_SIGNATURE_FAILURE', 'CERT_REVOKED', 'CERT_UNTRUSTED', 'CERT_REJECTED', 'INVALID_CA', 'PATH_LENGTH_EXCEEDED',
+  'INVALID_PURPOSE', 'HOSTNAME_MISMATCH', 'ERR_TLS_CERT_ALTNAME_INVALID', 'ERR_TLS_CERT_ALTNAME_FORMAT',
+  'ERR_SSL_UNSUPPORTED_PROTOCOL', 'ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION', 'ERR_SSL_WRONG_VERSION_NUMBER',
+]);
+
 const planOf = (p: Omit<DialPlan, typeof preparedByDialer>): DialPlan => p as DialPlan;
 
 function mapConnectError(err: unknown): Deny {
   const code = (err as { code?: string })?.code ?? '';
+  if (CERT_ERRORS.has(code)) return deny('EGR_UPSTREAM_TLS', 'dial.tls', code);
   switch (code) {
     case 'ECONNREFUSED':
       return deny('EGR_FAIL_CONNECT_REFUSED', 'dial');
@@ -121,7 +132,8 @@ export function createDialer(opts: DialerOptions): Dialer {
   // ~0.4 ms of CPU, and with `ca` (upstream.caFile: the whole root store plus the extra CA) ~45 ms, parsing
   // every root certificate again for each new connection. Verification is unchanged: the default context
   // trusts Node's root store, the other that store plus the extra CA.
-  const secureContext = createSecureContext(opts.extraCa ? { ca: [...rootCertificates, opts.extraCa] } : {});
+  // TLS 1.2 at least, whatever Node's default is (RFC 8996 deprecates 1.0 and 1.1).
+  const secureContext = createSecureContext({ minVersion: 'TLSv1.2', ...(opts.extraCa ? { ca: [...rootCertificates, opts.extraCa] } : {}) });
   // The latest validated plan per host, for undici's connect hook: forwarding connects to these addresses
   // rather than resolving the name a second time (which a rebinding DNS server would answer differently).
   // It also spares the per-request work: a resolver cache hit hands back the very answer array validated
@@ -237,7 +249,7 @@ export function createDialer(opts: DialerOptions): Dialer {
       if (!isDeny(r)) return r;
       last = r;
       // A certificate or protocol failure will not improve on another address of the same name.
-      if (r.code === 'EGR_FAIL_UPSTREAM') break;
+      if (r.code === 'EGR_FAIL_UPSTREAM' || r.code === 'EGR_UPSTREAM_TLS') break;
     }
     return last;
   }

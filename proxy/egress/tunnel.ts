@@ -43,8 +43,11 @@ function sniMatches(plan: DialPlan, sni: string | null): boolean {
   return name === plan.host.host;
 }
 
-/** Waits for a complete ClientHello and checks it; resolves with the bytes read so far and the SNI verdict. */
-function readHello(args: TunnelArgs): Promise<{ bytes: Buffer | null; sni: Deny | null }> {
+export type HelloArgs = Pick<TunnelArgs, 'client' | 'head' | 'plan' | 'helloTimeoutMs'>;
+
+/** Waits for a complete ClientHello and checks it; resolves with the bytes read so far and the SNI verdict.
+ * Inspected tunnels (proxy/inspection/tunnel.ts) make the same check before any leaf is minted. */
+export function readClientHello(args: HelloArgs): Promise<{ bytes: Buffer | null; sni: Deny | null }> {
   const { client, plan } = args;
   return new Promise((resolve) => {
     let buf = args.head;
@@ -91,7 +94,7 @@ export async function runTunnel(args: TunnelArgs): Promise<TunnelResult> {
   // Until the sockets are spliced, closing the flow closes the client: the ClientHello wait and the dial see it.
   args.flow?.bind(() => client.destroy());
   args.accept();
-  const hello = await readHello(args);
+  const hello = await readClientHello(args);
   // A client that never sent a byte, or left, gets nothing in report mode either.
   if (client.destroyed || !hello.bytes || hello.bytes.length === 0) return refused(hello.sni ?? deny('EGR_FAIL_UPSTREAM', 'tunnel', 'client went away'));
   if (hello.sni && args.sniMode === 'enforce') return refused(hello.sni);

@@ -165,7 +165,8 @@ export const BACKDATE_MS = 5 * 60_000;
 
 export interface CreatedCa {
   readonly ca: InspectionCa;
-  /** PKCS#8 PEM, only when asked for (`sluice ca init`); an ephemeral CA's key is never exported. */
+  /** PKCS#8 PEM, only when asked for: `sluice ca init` writes it; an ephemeral CA's stays in memory (a primary
+   * hands it to its workers over IPC) and is never written. */
   readonly keyPem: string | null;
 }
 

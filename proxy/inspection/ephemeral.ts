@@ -20,6 +20,8 @@ export interface EphemeralCa {
   readonly bundleFile: string;
   /** `NAME=path` lines for a workload's environment. */
   readonly trustLines: readonly string[];
+  /** The key, PKCS#8 PEM, in memory only: a primary hands it to its workers over IPC. Never written. */
+  readonly keyPem: string;
   /** Deletes the directory (on exit). */
   remove(): void;
 }
@@ -28,7 +30,7 @@ export async function createEphemeralCa(opts: { readonly production: boolean; re
   const refused = ephemeralCaProblem(opts.production);
   if (refused) throw new SluiceError('SLUICE_ERR_CONFIG', `${refused.message} (hint: ${refused.hint})`);
   // A development run lasts days at most; the CA outlives it by little.
-  const { ca } = await createCa({ exportKey: false, ephemeral: true, days: 30, ...(opts.nowMs === undefined ? {} : { nowMs: opts.nowMs }) });
+  const { ca, keyPem } = await createCa({ exportKey: true, ephemeral: true, days: 30, ...(opts.nowMs === undefined ? {} : { nowMs: opts.nowMs }) });
   const dir = mkdtempSync(join(opts.parent ?? tmpdir(), 'sluice-ca-'));
   chmodSync(dir, 0o700);
   const certFile = join(dir, 'ca.crt');
@@ -41,6 +43,7 @@ export async function createEphemeralCa(opts: { readonly production: boolean; re
     certFile,
     bundleFile,
     trustLines: trustLines(bundleFile, certFile),
+    keyPem: keyPem!,
     remove() {
       rmSync(dir, { recursive: true, force: true });
     },

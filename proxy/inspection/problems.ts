@@ -2,6 +2,7 @@
 // CA they hold once nothing is. Files are reached through an injected reader so that the checks are pure and
 // production start-up, `sluice check`-like tools and tests share them.
 import type { ConfigIssue, InspectionConfig, SluiceConfig } from '../../firewall/config.js';
+import { hostMatches, hostSet } from '../../firewall/host-match.js';
 import { type InspectionCa, checkCaMaterial, importCa } from './ca.js';
 
 export interface CaFileAccess {
@@ -73,4 +74,18 @@ export function ephemeralCaProblem(production: boolean): ConfigIssue | null {
   return production
     ? { severity: 'error', path: '/inspection', message: 'an ephemeral inspection CA is for development only', hint: 'make a CA with `sluice ca init --out DIR` and set inspection.caCertFile and inspection.caKeyFile' }
     : null;
+}
+
+/**
+ * Whether Sluice inspects the TLS of an integration's traffic: inspection is configured and none of the
+ * integration's host patterns is kept opaque (`inspection.opaque`). The credential broker asks this: a handle
+ * sent through a tunnel Sluice does not inspect is never replaced. Development mode's ephemeral CA is not
+ * configuration, so it does not count here.
+ */
+export function integrationInspected(config: SluiceConfig, integration: string): boolean {
+  const i = Object.hasOwn(config.integrations, integration) ? config.integrations[integration] : undefined;
+  if (!config.inspection || !i) return false;
+  const opaque = hostSet(config.inspection.opaque);
+  // A wildcard host is opaque if its subdomains are: asked with one of them.
+  return !i.hosts.some((h) => config.inspection!.opaque.includes(h) || hostMatches(opaque, h.startsWith('*.') ? `sluice-probe.${h.slice(2)}` : h));
 }

@@ -108,6 +108,9 @@ export interface Inspector {
   inspect(o: InspectOptions): InspectedSession | Deny;
   /** Sessions open now. */
   readonly sessions: number;
+  /** Graceful shutdown: sessions with no request in flight end now, the others once their last answer is sent
+   * (with `Connection: close`). */
+  drain(): void;
   /** Ends every session and stops the internal server. */
   close(): void;
 }
@@ -121,6 +124,8 @@ interface Live {
   readonly tls: TLSSocket;
   requests: number;
   inFlight: number;
+  /** Answers not yet finished (a graceful shutdown marks them Connection: close). */
+  readonly answering: Set<ServerResponse>;
   upgraded: boolean;
   headersTimer: NodeJS.Timeout | null;
   armHeaders(): void;
@@ -153,6 +158,7 @@ export function createInspector(opts: { readonly limits: InspectionLimits; reado
   const observer = opts.observer ?? NO_OBSERVER;
   const live = new WeakMap<object, Live>();
   const open = new Set<Live>();
+  let draining = false;
 
   const server: Server = createServer({
     // Host is checked against the tunnel here (checkAuthority), so that a missing one is a 421 the caller
@@ -192,9 +198,15 @@ export function createInspector(opts: { readonly limits: InspectionLimits; reado
       return refuse(s, req.socket, d);
     }
     s.inFlight++;
+    s.answering.add(res);
+    if (draining) res.shouldKeepAlive = false;
     res.once('close', () => {
       s.inFlight--;
-      if (s.inFlight === 0) s.armHeaders();
+      s.answering.delete(res);
+      if (s.inFlight === 0) {
+        if (draining && !s.upgraded) s.tls.destroy();
+        else s.armHeaders();
+      }
     });
     const { authority, path } = checkAuthority(req, s.facts);
     try {
@@ -281,6 +293,7 @@ export function createInspector(opts: { readonly limits: InspectionLimits; reado
         tls,
         requests: 0,
         inFlight: 0,
+        answering: new Set(),
         upgraded: false,
         headersTimer: null,
         armHeaders() {
@@ -352,6 +365,13 @@ export function createInspector(opts: { readonly limits: InspectionLimits; reado
     },
     get sessions() {
       return open.size;
+    },
+    drain() {
+      draining = true;
+      for (const s of open) {
+        if (s.inFlight === 0 && !s.upgraded) s.tls.destroy();
+        else for (const res of s.answering) if (!res.headersSent) res.shouldKeepAlive = false;
+      }
     },
     close() {
       for (const s of open) s.tls.destroy();

@@ -31,6 +31,8 @@ export const FIELD = Object.freeze({
   durationMs: 'duration.ms',
   detail: 'detail',
   close: 'close',
+  tunnel: 'tunnel',
+  inspected: 'inspected',
   // The credential broker's (proxy/broker/audit-fields.ts): a name and a short handle id, never a handle or secret.
   credentialName: CREDENTIAL_FIELD.name,
   credentialHandle: CREDENTIAL_FIELD.handle,
@@ -84,6 +86,10 @@ export interface AuditRecord {
   detail: string | null;
   /** Why Sluice closed the flow (kill switch, idle, token expiry, revocation, shutdown); null when it ended by itself. */
   close: CloseReason | null;
+  /** TLS inspection: the id of the inspected tunnel's own (CONNECT) record, on it and on every request inside. */
+  tunnel: string | null;
+  /** The record is of an inspected tunnel or of a request read inside one. */
+  inspected: boolean;
   credential: CredentialAudit | null;
 }
 
@@ -143,6 +149,8 @@ export function createAudit(opts: {
         durationMs: 0,
         detail: null,
         close: null,
+        tunnel: null,
+        inspected: false,
         credential: null,
       };
     },
@@ -178,6 +186,8 @@ export function createAudit(opts: {
         [FIELD.durationMs]: record.durationMs,
         [FIELD.detail]: record.detail === null ? null : scrubText(record.detail),
         [FIELD.close]: record.close,
+        [FIELD.tunnel]: record.tunnel,
+        [FIELD.inspected]: record.inspected,
         [FIELD.credentialName]: record.credential?.name ?? null,
         [FIELD.credentialHandle]: record.credential?.handle ?? null,
         [FIELD.credentialAction]: record.credential?.action ?? null,

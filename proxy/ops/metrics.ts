@@ -6,6 +6,7 @@ import { CODES, type Code } from '../../firewall/codes.js';
 import { type DestinationLists, classifyDestination } from '../../firewall/destination-class.js';
 import { compileHostIndex } from '../../firewall/host-match.js';
 import type { AuditRecord } from './audit.js';
+import { CLIENT_TLS_REASONS, INSPECTION_METRIC, type InspectionObserver } from '../inspection/observer.js';
 import { scrubText } from './redact.js';
 import { type HeavyHitter, createRollingTop, mergeTopLists } from './space-saving.js';
 
@@ -40,7 +41,7 @@ const CREDENTIAL_DENIAL_REASON: Readonly<Record<string, string>> = Object.freeze
 });
 
 /** Every metric name Sluice exports, default process metrics aside (dashboards and alerts are checked against it). */
-export const METRIC_NAMES: readonly string[] = Object.freeze(Object.values(METRIC));
+export const METRIC_NAMES: readonly string[] = Object.freeze([...Object.values(METRIC), ...Object.values(INSPECTION_METRIC)]);
 
 const NONE = 'none';
 
@@ -64,6 +65,8 @@ export interface Metrics {
   setKillSwitch(engaged: boolean): void;
   setContainment(ok: boolean | null): void;
   dnsGuardQuery(): void;
+  /** TLS inspection's counters (proxy/inspection/observer.ts names them). */
+  readonly inspection: InspectionObserver;
 }
 
 export interface MetricsOptions {
@@ -100,7 +103,8 @@ const aboutDestination = (code: Code | null): boolean => code !== null && code !
 /** The kind of opaque flow a record ends, if it ended one that was opened: its time is a lifetime, not a latency. */
 function opaqueKind(r: Readonly<AuditRecord>): 'tunnel' | 'upgrade' | null {
   // A tunnel's upstream connection is opened after the ClientHello check: connectMs says it was.
-  if (r.method === 'CONNECT') return r.connectMs !== null ? 'tunnel' : null;
+  // An inspected tunnel opens none of its own; the session it carried lasted as long as a tunnel does.
+  if (r.method === 'CONNECT') return r.connectMs !== null || (r.inspected && r.verdict === 'allow') ? 'tunnel' : null;
   return r.status === 101 ? 'upgrade' : null;
 }
 
@@ -132,7 +136,7 @@ export function createMetrics(opts: MetricsOptions): Metrics {
   });
   new Gauge({
     name: METRIC.activeFlows,
-    help: 'Open flows by kind: tunnel (CONNECT, SOCKS5), upgrade (an upgraded HTTP connection), forward (a forwarded request in flight).',
+    help: 'Open flows by kind: tunnel (CONNECT, SOCKS5), upgrade (an upgraded HTTP connection), forward (a forwarded request in flight), inspected (a TLS session Sluice terminates).',
     labelNames: ['kind'] as const,
     registers,
     collect() {
@@ -214,6 +218,14 @@ export function createMetrics(opts: MetricsOptions): Metrics {
     return c;
   };
 
+  const leafMints = new Counter({ name: INSPECTION_METRIC.leafMints, help: 'Leaf certificates minted for inspected hosts (leaf cache misses).', registers });
+  const leafHits = new Counter({ name: INSPECTION_METRIC.leafCacheHits, help: 'Leaf certificates served from the cache (or a mint already under way).', registers });
+  const leafMintDuration = new Histogram({ name: INSPECTION_METRIC.leafMintDuration, help: 'Time to mint one leaf (key, certificate, TLS context).', buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1], registers });
+  const handshakeFailures = new Counter({ name: INSPECTION_METRIC.clientHandshakeFailures, help: 'Client TLS handshakes with Sluice that failed, by reason (the alert the client sent, or how it ended).', labelNames: ['reason'] as const, registers });
+  // Every reason at 0 from the start: an alert on a rise needs the series to exist before the first failure.
+  for (const reason of CLIENT_TLS_REASONS) handshakeFailures.inc({ reason }, 0);
+  const inspectedSessions = new Counter({ name: INSPECTION_METRIC.sessions, help: 'Inspected TLS sessions whose handshake completed.', registers });
+  const innerRequests = new Counter({ name: INSPECTION_METRIC.requests, help: 'HTTP requests read inside inspected TLS sessions.', registers });
   const deniedChildren = new Map<string, ReturnType<typeof denied.labels>>();
   /** A denial or a would-be denial: by destination class, and its host into the sketch. */
   function observeDenied(r: Readonly<AuditRecord>, verdict: 'deny' | 'would_deny', code: Code | null): void {
@@ -234,6 +246,16 @@ export function createMetrics(opts: MetricsOptions): Metrics {
 
   return {
     registry,
+    inspection: {
+      leafMinted(seconds) {
+        leafMints.inc();
+        leafMintDuration.observe(seconds);
+      },
+      leafCacheHit: () => leafHits.inc(),
+      clientHandshakeFailed: (reason) => handshakeFailures.inc({ reason }),
+      sessionStarted: () => inspectedSessions.inc(),
+      requestInside: () => innerRequests.inc(),
+    },
     observe(r) {
       // Report mode let the request through; it is counted as what enforce mode would have done.
       const wouldDeny = r.wouldDeny !== null && r.verdict !== 'deny' ? r.wouldDeny : null;

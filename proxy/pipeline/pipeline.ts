@@ -6,6 +6,9 @@
 // kill switch, an expiry or a revocation that lands while it resolves or connects reaches it too.
 // A tunnel's target is asked of the edge after identity: SOCKS5 (RFC 1929) answers the credentials before
 // the client sends its request.
+// An inspected tunnel (TLS inspection on, a name that is not `inspection.opaque`) is decided as a tunnel, then each
+// request inside comes back through `http` / `upgrade` — the same stages as an absolute-form request — with
+// `inspected` on its edge.
 // Stages return `T | Deny` and never call each other; a thrown error is a bug, logged and turned into a
 // deny (EGR_INTERNAL). Listeners hand in an edge (their half of the conversation) and render any denial.
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -14,7 +17,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { type Deny, deny, isDeny } from '../../firewall/codes.js';
 import { type Target, formatAuthority, normaliseHost, parseAbsoluteTarget, parseAuthority } from '../../firewall/normalise.js';
-import { type Allow, type DecideState, type EgressRequest, type HttpEgress, type Policy, decide, methodOverrideOf, upgradeProtocolsOf } from '../../firewall/policy.js';
+import { type Allow, type DecideState, type EgressRequest, type HttpEgress, type Policy, decide, gitFetchOf, methodOverrideOf, upgradeProtocolsOf } from '../../firewall/policy.js';
 import type { Admission } from '../auth/admission.js';
 import type { Audit, AuditRecord, Listener } from '../ops/audit.js';
 import type { Dialer, DialPlan } from '../egress/dialer.js';
@@ -23,6 +26,8 @@ import type { Flow, FlowKind, FlowRegistry } from '../runtime/flows.js';
 import type { Credentials, IdentityStore, Principal } from '../auth/identity.js';
 import { scrubText } from '../ops/redact.js';
 import { runTunnel } from '../egress/tunnel.js';
+import { hostMatches } from '../../firewall/host-match.js';
+import { type InspectionRuntime, runInspected } from '../inspection/tunnel.js';
 import type { Broker } from '../broker/broker.js';
 import { brokerStage } from './broker-stage.js';
 
@@ -40,6 +45,18 @@ export interface PipelineDeps {
   readonly timeouts: () => { readonly tunnelHelloTimeoutMs: number; readonly idleTimeoutMs: number };
   /** The credential broker (null or absent: no credential configured). */
   readonly broker?: () => Broker | null;
+  /** TLS inspection's leaf issuer and session core; null (or absent): inspection is off, every tunnel is opaque. */
+  readonly inspection?: () => InspectionRuntime | null;
+}
+
+/** A request read inside an inspected tunnel (proxy/inspection/tunnel.ts). */
+export interface InspectedRequest {
+  /** The tunnel's own audit record id. */
+  readonly tunnelId: string;
+  /** `https://host[:port]/path`: what is judged, built from the tunnel's host, never from `Host`. */
+  readonly url: string;
+  /** Refused before any stage (Host not the tunnel's → EGR_MISDIRECTED; RFC 9110/9112 checks), else null. */
+  readonly refusal: Deny | null;
 }
 
 interface EdgeBase {
@@ -53,12 +70,14 @@ interface EdgeBase {
 export interface HttpEdge extends EdgeBase {
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
+  readonly inspected?: InspectedRequest;
 }
 
 export interface UpgradeEdge extends EdgeBase {
   readonly req: IncomingMessage;
   readonly socket: Duplex;
   readonly head: Buffer;
+  readonly inspected?: InspectedRequest;
 }
 
 export type RawTunnelTarget =
@@ -139,9 +158,17 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
   async function prepareHttp(edge: HttpEdge | UpgradeEdge, rec: AuditRecord, kind: 'forward' | 'upgrade'): Promise<Prepared | Deny | Refused> {
     const { req } = edge;
     rec.method = req.method ?? null;
+    // ── TLS inspection: a request inside an inspected tunnel ──
+    const inside = edge.inspected;
+    if (inside) {
+      rec.tunnel = inside.tunnelId;
+      rec.inspected = true;
+    }
+    // ── end TLS inspection ──
     const who = await identify(edge, rec);
     if (isDeny(who)) return who;
-    const target = parseAbsoluteTarget(req.url ?? '');
+    if (inside?.refusal) return { ...who, d: inside.refusal };
+    const target = parseAbsoluteTarget(inside?.url ?? req.url ?? '');
     if (isDeny(target)) return { ...who, d: target };
     rec.targetHost = target.target.host;
     rec.targetPort = target.target.port;
@@ -163,6 +190,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       upgrade: upgradeTo !== null || req.headers.upgrade !== undefined,
       upgradeTo,
       methodOverride: methodOverrideOf(req.headers),
+      gitFetch: gitFetchOf(req.method ?? '', target.path, req.headers['content-type']),
     };
     const decision = decide(deps.policy(), deps.state(), who.principal, egress);
     if (isDeny(decision)) return { ...who, d: decision };
@@ -211,7 +239,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
   type Prepared = Identified & { flow: Flow; d: null; plan: DialPlan; decision: Allow; forward: ForwardPlan; upgradeTo: readonly string[] | null };
   type Refused = Identified & { flow?: Flow; d: Deny };
 
-  return {
+  const self: Pipeline = {
     http: (edge) => httpLike(edge, 'forward', (r) => forwardHttp(dialer, r.forward, edge.req, edge.res, r.flow)),
 
     upgrade: (edge) =>
@@ -242,18 +270,48 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
         if (isDeny(target)) return fail(edge, rec, target);
         rec.targetHost = target.host;
         rec.targetPort = target.port;
-        const egress: EgressRequest = { kind: 'tunnel', target };
+        // ── TLS inspection: a name that is not `inspection.opaque` is inspected, never spliced ──
+        const inspection = deps.inspection?.() ?? null;
+        const inspect = inspection !== null && target.kind === 'name' && !hostMatches(deps.policy().opaqueHosts, target.host);
+        const egress: EgressRequest = inspect ? { kind: 'tunnel', target, inspect } : { kind: 'tunnel', target };
+        // ── end TLS inspection ──
         const decision = decide(deps.policy(), deps.state(), who.principal, egress);
         if (isDeny(decision)) return fail(edge, rec, decision);
         rec.rule = decision.rule;
         rec.wouldDeny = decision.wouldDeny?.code ?? null;
-        flow = openFlow('tunnel', who, egress);
+        flow = openFlow(inspect ? 'inspected' : 'tunnel', who, egress);
         const plan = await dialer.prepare(target);
         if (isDeny(plan)) return fail(edge, rec, plan);
         flow.addresses = plan.addresses;
         if (flow.closed?.deny) return fail(edge, rec, flow.closed.deny);
         rec.dnsMs = plan.dnsMs;
         const t = deps.timeouts();
+        // ── TLS inspection ──
+        if (inspect) {
+          rec.inspected = true;
+          rec.tunnel = rec.id;
+          const result = await runInspected({
+            client: edge.socket,
+            head: request.head,
+            plan,
+            host: target.host,
+            port: target.port,
+            tunnelId: rec.id,
+            helloTimeoutMs: t.tunnelHelloTimeoutMs,
+            accept: () => edge.accept(),
+            flow,
+            runtime: inspection!,
+            edge: { listener: edge.listener, clientAddr: edge.clientAddr, credentials: edge.credentials },
+            http: self.http,
+            upgrade: self.upgrade,
+            refused: (d) => refuseInside(rec, d),
+          });
+          // The bytes that went upstream are on the records of the requests inside; this one says how many there were.
+          rec.detail = `${result.requests} request(s) inside${result.protocol ? ` over ${result.protocol}` : ''}`;
+          if (result.deny) audit.denied(rec, flow.closed?.deny ?? result.deny);
+          return;
+        }
+        // ── end TLS inspection ──
         const mode = who.principal.mode ?? deps.policy().mode;
         const result = await runTunnel({
           client: edge.socket,
@@ -291,6 +349,21 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       return rec.id;
     },
   };
+  return self;
+
+  /** What an inspected session refused by itself: a record of its own, in the tunnel. */
+  function refuseInside(tunnel: AuditRecord, d: Deny): string {
+    const rec = audit.begin(tunnel.listener, tunnel.clientAddr);
+    rec.identity = tunnel.identity;
+    rec.run = tunnel.run;
+    rec.targetHost = tunnel.targetHost;
+    rec.targetPort = tunnel.targetPort;
+    rec.tunnel = tunnel.id;
+    rec.inspected = true;
+    audit.denied(rec, d);
+    audit.end(rec);
+    return rec.id;
+  }
 
   /** Plain requests and upgrades: the same stages, then their own way of forwarding. */
   async function httpLike(

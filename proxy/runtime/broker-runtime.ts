@@ -2,6 +2,7 @@
 // built for the current config, and the one revocation watcher that outlives reloads (a revocation made in
 // this process must survive a config swap). Building is synchronous so that a reload can refuse a config
 // whose broker cannot be built before anything is swapped: the last good broker stays.
+import { integrationInspected } from '../inspection/problems.js';
 import type { Logger } from 'pino';
 import { type ConfigIssue, type SluiceConfig, formatIssue } from '../../firewall/config.js';
 import { type Broker, createBroker } from '../broker/broker.js';
@@ -36,12 +37,7 @@ export interface BrokerRuntime {
 }
 
 /** Whether TLS to an integration's hosts is inspected: inspection configured and none of its hosts opaque. */
-export const inspectedIntegration = (config: SluiceConfig) => (integration: string): boolean => {
-  const inspection = config.inspection;
-  if (!inspection) return false;
-  const hosts = config.integrations[integration]?.hosts ?? [];
-  return !hosts.some((h) => inspection.opaque.includes(h));
-};
+export const inspectedIntegration = (config: SluiceConfig) => (integration: string): boolean => integrationInspected(config, integration);
 
 // Handles are refused at once when the list was never read, after max(5 s, 10 polls) when it was (revocations.ts).
 const UNREADABLE = 'broker.revocations_unreadable: handles are refused while it lasts';

@@ -24,6 +24,10 @@ export const FLOW_KINDS = Object.freeze({
   tunnel: { opaque: true, drain: 'close' },
   upgrade: { opaque: true, drain: 'close' },
   forward: { opaque: false, drain: 'finish' },
+  // A TLS session Sluice terminates: each request inside is judged and is a `forward` flow of its own. Closing
+  // it ends the session (and with it any request inside still in flight). At a graceful shutdown the inspector
+  // ends idle sessions at once and the others after their last answer (Inspector.drain), so it 'finish'es.
+  inspected: { opaque: false, drain: 'finish' },
 } as const satisfies Record<string, FlowKindSpec>);
 
 export type FlowKind = keyof typeof FLOW_KINDS;

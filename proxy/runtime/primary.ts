@@ -25,7 +25,7 @@ import { exposureProblems } from './production.js';
 import { createReloader } from './reload.js';
 import { type BoundListeners, compileServingPolicy, readAdminToken, readSecretFile, readTokenKey, tokenKeyProblem } from './sluice.js';
 import { createTokenKeyWatch } from './token-key-file.js';
-import { type FromWorker, type ToWorker, encodeKey, isProtocolMessage } from './worker-protocol.js';
+import { type FromWorker, type HandedCa, type ToWorker, encodeKey, isProtocolMessage } from './worker-protocol.js';
 import type { Broker } from '../broker/broker.js';
 import { RUN_ID } from '../broker/handle.js';
 import { revocationUntilS } from '../broker/revocations.js';
@@ -81,6 +81,8 @@ export interface PrimaryOptions {
   readonly announce: (bound: BoundListeners) => void;
   /** Start-up failure: prints and exits. */
   readonly fail: (message: string) => never;
+  /** Development mode's ephemeral inspection CA, handed to every worker (worker-protocol.ts). */
+  readonly inspectionCa?: HandedCa | null;
 }
 
 interface Slot {
@@ -174,7 +176,7 @@ export async function runPrimary(opts: PrimaryOptions): Promise<void> {
       case 'sluice.hello': {
         if (stopping) return void worker.process.kill('SIGKILL'); // it never served: nothing to drain
         // The state of this moment; every later change follows it on the same ordered channel.
-        const init: ToWorker = { type: 'sluice.init', config: configForWorker(config, n), tokenKey: encodeKey(tokenKey), killSwitch: engaged(), generatedIdentity: opts.generatedIdentity, version: opts.version };
+        const init: ToWorker = { type: 'sluice.init', config: configForWorker(config, n), tokenKey: encodeKey(tokenKey), killSwitch: engaged(), generatedIdentity: opts.generatedIdentity, version: opts.version, inspectionCa: opts.inspectionCa ?? null };
         worker.send(init);
         slot.initialised = true;
         return;

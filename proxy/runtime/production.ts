@@ -4,6 +4,19 @@
 // and `sluice serve` report them the same way.
 import { type ConfigIssue, type SluiceConfig, isLoopbackListen } from '../../firewall/config.js';
 import { type InspectFile, MIN_ADMIN_TOKEN_BYTES, fileIssues, inspectFile } from './secret-files.js';
+import { type CaFileAccess, inspectionProblems } from '../inspection/problems.js';
+
+/** The inspection CA files through the same injected file access as every other file check. */
+const caFiles = (inspect: InspectFile): CaFileAccess => ({
+  read(path) {
+    const f = inspect(path, true);
+    return f.kind === 'file' ? f.bytes : null;
+  },
+  stat(path) {
+    const f = inspect(path, false);
+    return f.kind === 'file' ? { mode: f.mode } : null;
+  },
+});
 import { credentialProblems } from '../broker/credential-problems.js';
 import { modeOrNull, readFileOrNull } from '../broker/files.js';
 import { inspectedIntegration } from './broker-runtime.js';
@@ -84,6 +97,8 @@ export function startIssues(config: SluiceConfig, opts: StartCheck): ConfigIssue
       return f.kind === 'file' && f.bytes ? Buffer.from(f.bytes.toString('utf8').trim()) : null;
     };
     out.push(...exposureProblems(config, read, opts.generatedIdentity));
+    // The inspection CA: unreadable, not a CA, a key group or others can read (an error in production), expired.
+    out.push(...inspectionProblems(config, caFiles(inspect), { production: opts.production }));
     // The broker's key and every credential's secret are loaded as serve would load them (CONTRACT §11).
     out.push(...credentialProblems(config, { readFile: readFileOrNull, modeOf: modeOrNull, production: opts.production, inspected: inspectedIntegration(config) }));
   } else if (opts.generatedIdentity) {

@@ -32,6 +32,12 @@ import { createTokenKeyWatch } from './token-key-file.js';
 import type { Broker } from '../broker/broker.js';
 import { type BrokerRuntime, createBrokerRuntime } from './broker-runtime.js';
 import { SluiceError } from '../../firewall/errors.js';
+import { type InspectionCa } from '../inspection/ca.js';
+import { createLeafIssuer } from '../inspection/leaves.js';
+import { type CaFileAccess, loadInspectionCa } from '../inspection/problems.js';
+import { createInspector } from '../inspection/session.js';
+import type { InspectionRuntime } from '../inspection/tunnel.js';
+import { readFileSync, statSync } from 'node:fs';
 
 export interface SluiceOptions {
   readonly config: SluiceConfig;
@@ -55,6 +61,9 @@ export interface SluiceOptions {
   readonly sharedStdout?: boolean;
   /** false: leave the admin listener to another process (the primary, with workers). */
   readonly serveAdmin?: boolean;
+  /** TLS inspection's CA when it does not come from the config's files: development mode's ephemeral CA (a
+   * worker gets it from its primary). Without it, a config with an `inspection` section has its CA read at start. */
+  readonly inspectionCa?: InspectionCa | Promise<InspectionCa | null> | null;
   /** SLUICE_ENV=production rules for the credential broker (default: read from the environment). */
   readonly production?: boolean;
 }
@@ -151,6 +160,24 @@ function changedCredentials(before: SluiceConfig, after: SluiceConfig): Set<stri
 /** How often open flows are checked for an expired run token. */
 const EXPIRY_SWEEP_MS = 1000;
 
+/** The CA files as they are on disk (modes after following symlinks, as Secret mounts need). */
+export const CA_FILES: CaFileAccess = {
+  read(path) {
+    try {
+      return readFileSync(path);
+    } catch {
+      return null;
+    }
+  },
+  stat(path) {
+    try {
+      return { mode: statSync(path).mode };
+    } catch {
+      return null;
+    }
+  },
+};
+
 
 
 export function createSluice(opts: SluiceOptions): Sluice {
@@ -225,6 +252,7 @@ export function createSluice(opts: SluiceOptions): Sluice {
       // Rights end with their grant: every open flow is judged again, as the request that opened it would be now.
       const closed = flows.rejudge((flow) => staleToken(flow) ?? judgeAgain(nextPolicy, flow, changed));
       if (closed) logger.warn({ flows: closed }, 'config.reload: closed the open flows the new config denies');
+      if (started) reloadInspection(kept);
     },
     setTokenKey(key) {
       if (!useTokenKey(key)) return;
@@ -260,6 +288,51 @@ export function createSluice(opts: SluiceOptions): Sluice {
   const admission = createAdmission({ limits: () => config.limits, nowMs });
   const identities = createIdentityStore({ policy: state.policy, tokenKey: () => tokenKey, nowMs: wallClockMs, throttle: admission });
   const audit = createAudit({ logger: auditLogger, nowMs, observers: [metrics.observe, ...(opts.observers ?? [])], redactPaths: () => config.log.redactPaths });
+  // ── TLS inspection: the CA (from the config's files, or handed in), the leaf issuer and the session core ──
+  const production = opts.production ?? process.env.SLUICE_ENV === 'production';
+  let inspection: InspectionRuntime | null = null;
+  /** The CA handed in (a worker imports its primary's while it starts), used when the config names no files. */
+  let handedCa: InspectionCa | null = null;
+  let inspectionKey = '';
+  const settingsKey = (c: SluiceConfig) => JSON.stringify(c.inspection ?? null);
+  const buildInspection = (ca: InspectionCa, c: SluiceConfig): InspectionRuntime => {
+    const l = c.limits;
+    return {
+      issuer: createLeafIssuer({
+        ca,
+        observer: metrics.inspection,
+        ...(c.inspection ? { validitySeconds: c.inspection.leafValiditySeconds, cacheSize: c.inspection.leafCacheSize } : {}),
+      }),
+      inspector: createInspector({
+        limits: { handshakeTimeoutMs: c.upstream.tunnelHelloTimeoutMs, headersTimeoutMs: l.headersTimeoutMs, idleTimeoutMs: l.idleTimeoutMs, maxHeaderBytes: l.maxHeaderBytes },
+        observer: metrics.inspection,
+      }),
+    };
+  };
+  const useInspection = (ca: InspectionCa | null, c: SluiceConfig) => {
+    // Sessions already open keep the inspector that serves them; new tunnels get the new one.
+    const old = inspection;
+    inspection = ca ? buildInspection(ca, c) : null;
+    inspectionKey = settingsKey(c);
+    if (old) setTimeout(() => old.inspector.close(), c.limits.idleTimeoutMs).unref();
+  };
+  /** Reads and checks the config's CA; throws with every problem when it is unusable (start refuses it). */
+  async function loadCa(c: SluiceConfig): Promise<InspectionCa | null> {
+    if (!c.inspection) return handedCa;
+    const loaded = await loadInspectionCa(c.inspection, CA_FILES, { production });
+    if (!loaded.ok) throw new SluiceError('SLUICE_ERR_CONFIG', loaded.issues.map(formatIssue).join('\n'));
+    return loaded.ca;
+  }
+  /** After a reload: the issuer is rebuilt when the inspection section changed (a new CA, validity or cache). */
+  function reloadInspection(c: SluiceConfig): void {
+    if (settingsKey(c) === inspectionKey) return;
+    loadCa(c).then(
+      (ca) => useInspection(ca, c),
+      (err: unknown) => logger.error({ err: String((err as Error)?.message ?? err) }, 'inspection.reload_failed: keeping the last good CA'),
+    );
+  }
+  // ── end TLS inspection ──
+
   const pipeline = createPipeline({
     policy: state.policy,
     state: () => ({ killSwitch }),
@@ -272,6 +345,7 @@ export function createSluice(opts: SluiceOptions): Sluice {
     logger,
     admission,
     timeouts: () => ({ tunnelHelloTimeoutMs: config.upstream.tunnelHelloTimeoutMs, idleTimeoutMs: config.limits.idleTimeoutMs }),
+    inspection: () => inspection,
   });
 
   // Every listener Sluice opens, so that stop() closes each of them.
@@ -320,6 +394,11 @@ export function createSluice(opts: SluiceOptions): Sluice {
       const { listen: l } = config;
       const exposed = exposureProblems(config, readSecretFile, generatedIdentity);
       if (exposed.length) throw new SluiceError('SLUICE_ERR_CONFIG', exposed.map(formatIssue).join('\n'));
+      if (!inspection) {
+        handedCa = (await opts.inspectionCa) ?? null;
+        const ca = await loadCa(config);
+        if (ca) useInspection(ca, config);
+      }
       watchKillFile();
       if (!keyFromPrimary) keyWatch.follow(config.tokens?.keyFile ?? null, tokenKey);
       await brokers.follow(config);
@@ -353,8 +432,10 @@ export function createSluice(opts: SluiceOptions): Sluice {
         server.close();
         (server as Partial<Server>).closeIdleConnections?.();
       }
-      // Flows with no natural end (tunnels, upgrades) are closed now; forwarded requests get drainMs to finish.
+      // Flows with no natural end (tunnels, upgrades) are closed now; forwarded requests get drainMs to finish,
+      // and inspected sessions end once the requests inside them have.
       flows.closeAll('shutdown', shutdownDeny, (kind) => FLOW_KINDS[kind].drain === 'close');
+      inspection?.inspector.drain();
       const until = nowMs() + drainMs;
       while (audit.inFlight > 0 && nowMs() < until) await new Promise((r) => setTimeout(r, 25));
       if (audit.inFlight > 0) logger.warn({ inFlight: audit.inFlight }, 'shutdown.drain_timeout: closing the rest');
@@ -377,6 +458,7 @@ export function createSluice(opts: SluiceOptions): Sluice {
       probe?.stop();
       probe = null;
       flows.closeAll('shutdown', shutdownDeny);
+      inspection?.inspector.close();
       await Promise.all(closing);
       await dialer.close();
     },

@@ -9,7 +9,7 @@ import type { BoundListeners } from './sluice.js';
 // the key file, so a worker never serves with a key the primary did not validate, and never reads one mid-write.
 export type ToWorker =
   /** The first message a worker gets, before it listens: the current config, token key and kill switch. */
-  | { readonly type: 'sluice.init'; readonly config: SluiceConfig; readonly tokenKey: string | null; readonly killSwitch: boolean; readonly generatedIdentity: boolean; readonly version: string }
+  | { readonly type: 'sluice.init'; readonly config: SluiceConfig; readonly tokenKey: string | null; readonly killSwitch: boolean; readonly generatedIdentity: boolean; readonly version: string; readonly inspectionCa?: HandedCa | null }
   | { readonly type: 'sluice.swap'; readonly seq: number; readonly config: SluiceConfig; readonly tokenKey: string | null }
   /** The key file changed (the config did not). */
   | { readonly type: 'sluice.token-key'; readonly seq: number; readonly tokenKey: string | null }
@@ -19,6 +19,14 @@ export type ToWorker =
   /** A run revoked through the primary's admin API: in force in the worker at once, before its next poll of
    * the revocation list (which the primary appended, if one is configured). */
   | { readonly type: 'sluice.revoke'; readonly seq: number; readonly run: string; readonly untilS: number };
+
+/** Development mode's ephemeral inspection CA, which exists only in the primary's memory: its certificate and
+ * key (PKCS#8 PEM) go to each worker over the IPC channel, never through a file. A CA from the config's files
+ * is read by each worker itself. */
+export interface HandedCa {
+  readonly certPem: string;
+  readonly keyPem: string;
+}
 
 export type FromWorker =
   /** The worker listens for messages now (one sent before would be lost): the primary answers with init. */

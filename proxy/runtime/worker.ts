@@ -4,7 +4,16 @@
 // learn of a kill switch). Signals are the primary's to handle: it drains every worker.
 import { deepFreeze } from '../../firewall/config.js';
 import { createSluice, type Sluice } from './sluice.js';
-import { type FromWorker, type ToWorker, decodeKey, isProtocolMessage } from './worker-protocol.js';
+import { type FromWorker, type HandedCa, type ToWorker, decodeKey, isProtocolMessage } from './worker-protocol.js';
+import { type InspectionCa, checkCaMaterial, importCa } from '../inspection/ca.js';
+import { SluiceError } from '../../firewall/errors.js';
+
+/** The primary's ephemeral CA, checked as any CA is before it signs a leaf here. */
+async function importHandedCa(h: HandedCa): Promise<InspectionCa> {
+  const { material, problems } = checkCaMaterial(h.certPem, h.keyPem, Date.now());
+  if (!material) throw new SluiceError('SLUICE_ERR_CONFIG', `the inspection CA from the primary is unusable: ${problems.map((p) => p.message).join('; ')}`);
+  return importCa(material, true);
+}
 
 export function runWorker(): void {
   let sluice: Sluice | null = null;
@@ -40,6 +49,7 @@ export function runWorker(): void {
             generatedIdentity: msg.generatedIdentity,
             sharedStdout: true,
             serveAdmin: false,
+            inspectionCa: msg.inspectionCa ? importHandedCa(msg.inspectionCa) : null,
           });
         } catch (err) {
           send({ type: 'sluice.fatal', message: (err as Error).message });

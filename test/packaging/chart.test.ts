@@ -212,7 +212,7 @@ t.test('monitoring: ServiceMonitor, PrometheusRule, dashboard ConfigMap', async 
   t.equal(sm.spec.selector.matchLabels!['app.kubernetes.io/component'], 'gateway-metrics');
   t.equal(sm.metadata!.labels!.release, 'prometheus');
   const rule = one(ms, 'PrometheusRule');
-  t.same(rule.spec.groups![0]!.rules!.map((r) => r.alert).sort(), ['SluiceAuthFailureFlood', 'SluiceContainmentBroken', 'SluiceDNSGuardQueries', 'SluiceDeniedEgressSpike', 'SluiceDown', 'SluiceKillSwitchEngaged', 'SluiceMetadataAccessDenied', 'SluicePolicyReloadFailed', 'SluiceReplicaDown', 'SluiceUpstreamErrors']);
+  t.same(rule.spec.groups![0]!.rules!.map((r) => r.alert).sort(), ['SluiceAuthFailureFlood', 'SluiceContainmentBroken', 'SluiceDNSGuardQueries', 'SluiceDeniedEgressSpike', 'SluiceDown', 'SluiceInspectionHandshakeFailures', 'SluiceKillSwitchEngaged', 'SluiceMetadataAccessDenied', 'SluicePolicyReloadFailed', 'SluiceReplicaDown', 'SluiceUpstreamErrors']);
   t.match(rule.spec.groups![0]!.rules!.find((r) => r.alert === 'SluiceDown')!.expr, `job="${FULL}-metrics"`, 'the ServiceMonitor\'s job (the metrics Service)');
   const bare = render({ values: ['ci/gateway-values.yaml'], namespace: NS, apiVersions: [] });
   t.equal(find(bare, 'ServiceMonitor').length + find(bare, 'PrometheusRule').length, 0, 'a cluster without the Prometheus operator gets no monitor objects it would reject');

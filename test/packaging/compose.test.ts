@@ -93,7 +93,7 @@ t.test('the sandbox network has no way out but Sluice', async (t) => {
   t.same(workload.networks, ['sandbox'], 'the workload is on the sandbox only');
   for (const [name, svc] of Object.entries(compose.services)) {
     if (name === 'sluice' || name === 'firewall') continue;
-    t.equal(svc.network_mode, undefined, `${name} is not on the host network`);
+    t.ok(svc.network_mode === undefined || svc.network_mode === 'none', `${name} is not on the host network`);
     const nets = Array.isArray(svc.networks) ? svc.networks : Object.keys(svc.networks ?? {});
     t.notOk(nets.includes('egress'), `${name} cannot reach the egress network`);
     t.notOk(svc.ports, `${name} publishes nothing`);
@@ -109,6 +109,10 @@ t.test('the workload: proxy variables in both cases, Node opt-in, DNS guard, har
   }
   for (const name of ['NO_PROXY', 'no_proxy']) t.equal(env[name], 'localhost,127.0.0.1,::1', name);
   t.equal(env.NODE_USE_ENV_PROXY, '1');
+  for (const name of ['SSL_CERT_FILE', 'REQUESTS_CA_BUNDLE', 'PIP_CERT', 'CURL_CA_BUNDLE', 'GIT_SSL_CAINFO', 'NPM_CONFIG_CAFILE']) t.equal(env[name], '/etc/sluice-trust/bundle.pem', `${name}: the trust bundle`);
+  t.equal(env.NODE_EXTRA_CA_CERTS, '/etc/sluice-trust/ca.crt');
+  t.ok(workload.volumes!.includes('sluice-trust:/etc/sluice-trust:ro'));
+  t.same(workload.depends_on!.trust, { condition: 'service_completed_successfully' });
   t.same(workload.dns, [sandboxIp], 'the resolver is the DNS guard on Sluice');
   t.equal(policy.listen!.dns, `${sandboxIp}:53`, 'and the DNS guard listens there');
   t.equal(policy.listen!.http, `${sandboxIp}:${httpPort}`, 'the proxy listens on the sandbox address only');
@@ -132,7 +136,9 @@ t.test('Sluice: UID 10001, read-only, secrets at the shared paths, healthcheck, 
   t.ok(sluice.volumes!.includes('./sluice.yaml:/etc/sluice/sluice.yaml:ro'));
   t.equal(sluice.build!.target, 'runtime');
   // compose mounts a secret at /run/secrets/<name>.
-  t.same(sluice.secrets!.map((s: string) => `/run/secrets/${s}`).sort(), [policy.admin!.tokenFile, policy.tokens!.keyFile].sort());
+  t.same(sluice.secrets!.map((s: string) => `/run/secrets/${s}`).sort(), [policy.admin!.tokenFile, policy.tokens!.keyFile, policy.inspection!.caCertFile, '/run/secrets/sluice-inspection-ca-key'].sort());
+  t.match(sluice.entrypoint!.join(' '), /install -m 0600 \/run\/secrets\/sluice-inspection-ca-key \/tmp\/inspection-ca\.key && exec node /, 'the CA key reaches Sluice 0600, node replaces the shell');
+  t.equal(policy.inspection!.caKeyFile, '/tmp/inspection-ca.key');
   for (const s of sluice.secrets!) t.ok(compose.secrets[s]!.file.startsWith('./secrets/'), `${s} comes from a file on the host`);
   t.same(sluice.ports, ['127.0.0.1:9090:9090'], 'metrics published on the host loopback only');
   const egressIp = sluice.networks.egress.ipv4_address;

@@ -95,6 +95,8 @@ t.test('the dashboard shows what operators watch', async (t) => {
   has(/sluice_denied_requests_total\{[^}]*verdict="would_deny"/, 'report mode would-be denials');
   has(/histogram_quantile\(0\.99, sum by \(le, kind\) \(rate\(sluice_tunnel_duration_seconds_bucket/, 'tunnel lifetimes');
   has(/sluice_denied_requests_total\{[^}]*destination="metadata"/, 'metadata access attempts');
+  has(/sum by \(reason\) \(rate\(sluice_inspection_client_handshake_failures_total/, 'inspection handshake failures by reason');
+  has(/sluice_inspection_leaf_mints_total/, 'leaf mints');
   const ids = dashboard.panels.map((p) => p.id);
   t.equal(new Set(ids).size, ids.length, 'panel ids are unique');
 });
@@ -122,7 +124,7 @@ t.test('alerts: runbooks, no absent(), one replica down is not no egress', async
       t.ok(anchors.has(r.alert!.toLowerCase()), `docs/runbooks.md has a section for ${r.alert}`);
       t.notMatch(r.expr, /absent\(/, `${r.alert}: never absent(), which fires forever where nothing scrapes Sluice`);
     }
-    for (const a of ['SluiceDNSGuardQueries', 'SluiceUpstreamErrors', 'SluiceAuthFailureFlood', 'SluiceMetadataAccessDenied']) t.ok(rules.some((r) => r.alert === a), `${values}: ${a}`);
+    for (const a of ['SluiceDNSGuardQueries', 'SluiceUpstreamErrors', 'SluiceAuthFailureFlood', 'SluiceMetadataAccessDenied', 'SluiceInspectionHandshakeFailures']) t.ok(rules.some((r) => r.alert === a), `${values}: ${a}`);
   }
   const gw = one(render({ values: ['ci/gateway-values.yaml'] }), 'PrometheusRule').spec.groups![0]!.rules!;
   const down = gw.find((r) => r.alert === 'SluiceDown')!;

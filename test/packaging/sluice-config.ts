@@ -12,7 +12,7 @@ export interface SluiceYaml {
   readonly admin?: { readonly tokenFile?: string };
   readonly identities?: Readonly<Record<string, unknown>>;
   readonly integrations?: Readonly<Record<string, { readonly hosts?: readonly string[] }>>;
-  readonly inspection?: unknown;
+  readonly inspection?: { readonly caCertFile?: string; readonly caKeyFile?: string };
 }
 
 export interface ConfigCheck {

@@ -45,7 +45,7 @@ if (isolate(t, import.meta.url)) {
     t.equal(ok.status, 200);
     const wrongName = await viaProxy(h.port, { url: 'https://wrongcert.test/' });
     t.equal(wrongName.status, 502);
-    t.equal(codeOf(wrongName), 'EGR_FAIL_UPSTREAM', 'a certificate that does not name the host is an upstream failure');
+    t.equal(codeOf(wrongName), 'EGR_UPSTREAM_TLS', 'a certificate that does not name the host is an upstream TLS failure');
   });
 
   t.test('writes to anything else are denied before any connection or lookup', async (t) => {

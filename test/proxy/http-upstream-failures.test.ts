@@ -50,7 +50,7 @@ if (isolate(t, import.meta.url)) {
     const h2 = await startSluice(t, worldConfig(w, { upstream: { connectTimeoutMs: 800 } })); // no test CA
     const r = await viaProxy(h2.port, { method: 'POST', url: 'http://api.test/x', body: 'x' });
     t.equal(r.status, 502);
-    t.equal(codeOf(r), 'EGR_FAIL_UPSTREAM');
+    t.equal(codeOf(r), 'EGR_UPSTREAM_TLS');
     t.equal(w.integration.requests.filter((q) => q.url === '/x').length, 0, 'the body never reached the unverified peer');
   });
 

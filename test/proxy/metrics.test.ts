@@ -8,7 +8,7 @@ import type { AuditRecord } from '../../proxy/ops/audit.js';
 const record = (over: Partial<AuditRecord>): AuditRecord => ({
   id: 'x', listener: 'http', clientAddr: '127.0.0.1', startedMs: 0, identity: 'agent', run: 'run-123', method: 'GET',
   targetHost: 'secret-host.example', targetPort: 443, targetPath: '/p',  verdict: 'allow', code: null, rule: 'r', wouldDeny: null,
-  dialAddress: '93.184.216.34', dnsMs: 1, connectMs: 1, status: 200, bytesUp: 10, bytesDown: 20, durationMs: 5, detail: null, close: null, credential: null, ...over,
+  dialAddress: '93.184.216.34', dnsMs: 1, connectMs: 1, status: 200, bytesUp: 10, bytesDown: 20, durationMs: 5, detail: null, close: null, credential: null, tunnel: null, inspected: false, ...over,
 });
 
 t.test('requests are counted with bounded labels only', async (t) => {

@@ -43,7 +43,8 @@ export interface Clients {
   decision(host: string, code: string | null, listener?: 'http' | 'socks5'): Promise<Record<string, unknown>>;
 }
 
-export async function startClients(t: Test, served: Served = {}): Promise<Clients> {
+/** `extra`: config sections added to the clients' Sluice (test/e2e/inspection.test.ts adds `inspection`). */
+export async function startClients(t: Test, served: Served = {}, extra: Record<string, unknown> = {}): Promise<Clients> {
   const topo = await createTopology(t, { proxyPorts: [HTTP_PORT, SOCKS5_PORT], dnsPort: DNS_PORT });
   const world = await startStandIns(t, served);
   const sluice = await startSluice(t, {
@@ -56,6 +57,7 @@ export async function startClients(t: Test, served: Served = {}): Promise<Client
     identities: { agent: { password: PASSWORD, integrations: ['api'], reads: 'public' } },
     // Loopback stands in for the internet; the exception is bound to the test names only.
     addressGuard: { allow: [{ cidr: '127.0.0.0/8', hosts: ['*.test'] }] },
+    ...extra,
   });
   // Before any client runs: the docker rules are in place as rendered, the direct path is blocked from the
   // workload and Sluice answers it. Without that, the tests' "nothing bypasses Sluice" checks would be moot.
