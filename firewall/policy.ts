@@ -125,14 +125,22 @@ export function upgradeProtocolsOf(headers: Readonly<Record<string, string | str
 
 export const READ_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD']);
 
+/** The largest git fetch negotiation judged as a read (gitFetchOf): some 1,300 wanted refs. */
+export const GIT_FETCH_MAX_BODY_BYTES = 64 * 1024;
+
 /**
  * git's smart-HTTP fetch (clone, fetch, ls-remote with protocol v2): `POST <repo>/git-upload-pack` with the
  * upload-pack request content type. It reads: its body is the negotiation (wants, haves, capabilities), the
  * answer is the pack. It is judged as a read over TLS only — a receive-pack (push) stays a write. Like a GET's
  * URL, the negotiation can carry bytes the client chose to a host it may read from; that is what reads allow.
  */
-export function gitFetchOf(method: string, path: string, contentType: string | undefined): boolean {
+export function gitFetchOf(method: string, path: string, contentType: string | undefined, contentLength: string | undefined): boolean {
   if (method !== 'POST' || contentType?.trim().toLowerCase() !== 'application/x-git-upload-pack-request') return false;
+  // Bounded like what a GET's head may carry: the negotiation of a clone is wants and haves (about 50 bytes a
+  // ref), sent with a Content-Length below git's 1 MiB postBuffer. A chunked body, or one over the bound, is
+  // judged as what it then is: a write (a POST of any size to any readable host would be an upload channel).
+  if (contentLength === undefined || !/^[0-9]{1,7}$/.test(contentLength.trim())) return false;
+  if (Number(contentLength.trim()) > GIT_FETCH_MAX_BODY_BYTES) return false;
   const q = path.indexOf('?');
   return (q === -1 ? path : path.slice(0, q)).endsWith('/git-upload-pack');
 }

@@ -64,7 +64,8 @@ export function buildEgress(input: ExplainInput): { req: EgressRequest } | Deny 
       upgrade: input.headers.upgrade !== undefined,
       upgradeTo,
       methodOverride: methodOverrideOf(input.headers),
-      gitFetch: gitFetchOf(method, t.path, typeof input.headers['content-type'] === 'string' ? input.headers['content-type'] : undefined),
+      gitFetch: gitFetchOf(method, t.path, typeof input.headers['content-type'] === 'string' ? input.headers['content-type'] : undefined,
+        typeof input.headers['content-length'] === 'string' ? input.headers['content-length'] : undefined),
     },
   };
 }

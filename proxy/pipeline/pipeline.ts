@@ -190,7 +190,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       upgrade: upgradeTo !== null || req.headers.upgrade !== undefined,
       upgradeTo,
       methodOverride: methodOverrideOf(req.headers),
-      gitFetch: gitFetchOf(req.method ?? '', target.path, req.headers['content-type']),
+      gitFetch: gitFetchOf(req.method ?? '', target.path, req.headers['content-type'], req.headers['content-length']),
     };
     const decision = decide(deps.policy(), deps.state(), who.principal, egress);
     if (isDeny(decision)) return { ...who, d: decision };

@@ -4,7 +4,7 @@ import t from 'tap';
 import { validateConfig } from '../../firewall/config.js';
 import { isDeny } from '../../firewall/codes.js';
 import { parseAbsoluteTarget, parseAuthority } from '../../firewall/normalise.js';
-import { type EgressRequest, compilePolicy, decide, gitFetchOf, rightsFor } from '../../firewall/policy.js';
+import { type EgressRequest, GIT_FETCH_MAX_BODY_BYTES, compilePolicy, decide, gitFetchOf, rightsFor } from '../../firewall/policy.js';
 import { hostMatches } from '../../firewall/host-match.js';
 
 const r = validateConfig({
@@ -66,11 +66,16 @@ t.test('registries: read by all over TLS, never written', async (t) => {
 });
 
 t.test('git fetch (upload-pack) is a read over https; push (receive-pack) a write', async (t) => {
-  t.ok(gitFetchOf('POST', '/o/r.git/git-upload-pack', 'application/x-git-upload-pack-request'));
-  t.ok(gitFetchOf('POST', '/o/r.git/git-upload-pack?x=1', ' Application/X-Git-Upload-Pack-Request '));
-  t.notOk(gitFetchOf('POST', '/o/r.git/git-receive-pack', 'application/x-git-receive-pack-request'));
-  t.notOk(gitFetchOf('POST', '/o/r.git/git-upload-pack', 'application/octet-stream'));
-  t.notOk(gitFetchOf('PUT', '/o/r.git/git-upload-pack', 'application/x-git-upload-pack-request'));
+  t.ok(gitFetchOf('POST', '/o/r.git/git-upload-pack', 'application/x-git-upload-pack-request', '200'));
+  t.ok(gitFetchOf('POST', '/o/r.git/git-upload-pack?x=1', ' Application/X-Git-Upload-Pack-Request ', '1000'));
+  t.ok(gitFetchOf('POST', '/o/r.git/git-upload-pack', 'application/x-git-upload-pack-request', String(GIT_FETCH_MAX_BODY_BYTES)));
+  t.notOk(gitFetchOf('POST', '/o/r.git/git-receive-pack', 'application/x-git-receive-pack-request', '200'));
+  t.notOk(gitFetchOf('POST', '/o/r.git/git-upload-pack', 'application/octet-stream', '200'));
+  t.notOk(gitFetchOf('PUT', '/o/r.git/git-upload-pack', 'application/x-git-upload-pack-request', '200'));
+  // The body is bounded like a head: chunked (no Content-Length) or larger is an upload, judged as the write it is.
+  t.notOk(gitFetchOf('POST', '/o/r.git/git-upload-pack', 'application/x-git-upload-pack-request', undefined), 'chunked');
+  t.notOk(gitFetchOf('POST', '/o/r.git/git-upload-pack', 'application/x-git-upload-pack-request', String(GIT_FETCH_MAX_BODY_BYTES + 1)), 'over the bound');
+  t.notOk(gitFetchOf('POST', '/o/r.git/git-upload-pack', 'application/x-git-upload-pack-request', '1e3'), 'not a plain length');
   const fetch = (url: string) => http('POST', url, { body: true, gitFetch: true });
   t.equal(verdict('agent', fetch('https://git.example/r.git/git-upload-pack')), 'allow identities.agent.reads tls:443');
   t.equal(verdict('sealed', fetch('https://registry.npmjs.org/r.git/git-upload-pack')), 'allow registries tls:443');

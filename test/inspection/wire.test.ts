@@ -55,6 +55,21 @@ if (isolate(t, import.meta.url)) {
     t.equal(inner[0]![FIELD.dialAddress], '127.0.0.2', 'forwarded through the dialer to the validated address');
   });
 
+  t.test('a git fetch negotiation is a read only while it is as small as one: a large or chunked one is a write', async (t) => {
+    const tls = await inspectedSession(h.port, 'public.test', ca.certPem);
+    const c = sessionClient(tls, 'public.test');
+    const type = { 'content-type': 'application/x-git-upload-pack-request' };
+    const before = www.requests.length;
+    const small = await c.request({ method: 'POST', path: '/r.git/git-upload-pack', headers: type, body: '0032want 0123456789012345678901234567890123456789\n00000009done\n' });
+    t.equal(small.status, 200, 'a clone-sized negotiation reads');
+    const big = await c.request({ method: 'POST', path: '/r.git/git-upload-pack', headers: type, body: 'x'.repeat(64 * 1024 + 1) });
+    t.equal(proxyCode(big), 'EGR_DENY_WRITE', 'over 64 KiB: an upload to a host the identity may only read');
+    const chunked = await c.request({ method: 'POST', path: '/r.git/git-upload-pack', headers: { ...type, 'transfer-encoding': 'chunked' }, body: 'data' });
+    t.equal(proxyCode(chunked), 'EGR_DENY_WRITE', 'a body of no declared length: a write');
+    t.equal(www.requests.length, before + 1, 'only the small negotiation reached the origin');
+    tls.destroy();
+  });
+
   t.test('an integration (tunnel: false) is inspected: its writes pass, judged per request', async (t) => {
     const tls = await inspectedSession(h.port, 'api.test', ca.certPem);
     const c = sessionClient(tls, 'api.test');
