@@ -4,7 +4,7 @@
 // between the check and the connection.
 import { createRequire } from 'node:module';
 import { connect as netConnect, type OnReadOpts, type Socket } from 'node:net';
-import { type ConnectionOptions, connect as tlsConnect, createSecureContext, rootCertificates, type TLSSocket } from 'node:tls';
+import { type ConnectionOptions, type SecureContext, connect as tlsConnect, createSecureContext, rootCertificates, type TLSSocket } from 'node:tls';
 import { LRUCache } from 'lru-cache';
 import type { Agent as UndiciAgent, Dispatcher } from 'undici';
 import { type AddressPass, type CompiledGuard, checkAddress, checkAnswerSet } from '../../firewall/address-guard.js';
@@ -133,7 +133,11 @@ export function createDialer(opts: DialerOptions): Dialer {
   // every root certificate again for each new connection. Verification is unchanged: the default context
   // trusts Node's root store, the other that store plus the extra CA.
   // TLS 1.2 at least, whatever Node's default is (RFC 8996 deprecates 1.0 and 1.1).
-  const secureContext = createSecureContext({ minVersion: 'TLSv1.2', ...(opts.extraCa ? { ca: [...rootCertificates, opts.extraCa] } : {}) });
+  // Made on the first TLS connection, not at start: parsing the root store is tens of ms of a sidecar's time to
+  // ready, and a replica that only tunnels never needs it.
+  let secureContextMade: SecureContext | null = null;
+  const secureContext = (): SecureContext =>
+    (secureContextMade ??= createSecureContext({ minVersion: 'TLSv1.2', ...(opts.extraCa ? { ca: [...rootCertificates, opts.extraCa] } : {}) }));
   // The latest validated plan per host, for undici's connect hook: forwarding connects to these addresses
   // rather than resolving the name a second time (which a rebinding DNS server would answer differently).
   // It also spares the per-request work: a resolver cache hit hands back the very answer array validated
@@ -217,7 +221,7 @@ export function createDialer(opts: DialerOptions): Dialer {
             port,
             // SNI and certificate identity are the validated name; an IP literal target is checked against IP SANs.
             ...(plan.host.kind === 'name' ? { servername: plan.host.host } : {}),
-            secureContext,
+            secureContext: secureContext(),
             ALPNProtocols: ['http/1.1'],
             rejectUnauthorized: true,
             noDelay: true,
