@@ -1,6 +1,6 @@
 // Starts a real Sluice on 127.0.0.1:0 with a test config and captures its log lines.
 import { request as httpRequest } from 'node:http';
-import { connect } from 'node:net';
+import { type Socket, connect } from 'node:net';
 import type { Test } from 'tap';
 import { formatIssue, validateConfig } from '../../firewall/config.js';
 import { type Sluice, type SluiceOptions, createSluice } from '../../proxy/runtime/sluice.js';
@@ -112,4 +112,26 @@ export async function settles(p: Promise<unknown>, timeoutMs = 10_000): Promise<
 /** Like `waitFor`, but answers whether `check` came true in time, for `t.ok(await eventually(...), 'what')`. */
 export async function eventually(check: () => unknown, timeoutMs = 5000): Promise<boolean> {
   return waitFor(() => Boolean(check()) || undefined, timeoutMs).then(() => true, () => false);
+}
+
+/** Sends CONNECT and resolves with the response head and the socket (positioned after the head). */
+export function openTunnel(port: number, authority: string, auth: string | null = AGENT_AUTH): Promise<{ head: string; socket: Socket }> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1', () => {
+      socket.write(`CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n${auth ? `Proxy-Authorization: ${auth}\r\n` : ''}\r\n`);
+    });
+    let buf = Buffer.alloc(0);
+    const onData = (c: Buffer) => {
+      buf = Buffer.concat([buf, c]);
+      const end = buf.indexOf('\r\n\r\n');
+      if (end === -1) return;
+      socket.removeListener('data', onData);
+      socket.pause();
+      const rest = buf.subarray(end + 4);
+      if (rest.length) socket.unshift(rest);
+      resolve({ head: buf.subarray(0, end).toString('latin1'), socket });
+    };
+    socket.on('data', onData);
+    socket.on('error', reject);
+  });
 }

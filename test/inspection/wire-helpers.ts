@@ -11,7 +11,9 @@ import type { Test } from 'tap';
 import { createCa } from '../../proxy/inspection/ca.js';
 import { renderBundle } from '../../proxy/inspection/bundle.js';
 import { rootCertificates } from 'node:tls';
-import { AGENT_AUTH, type Harness, startSluice } from '../helpers/harness.js';
+import { AGENT_AUTH, type Harness, openTunnel, startSluice } from '../helpers/harness.js';
+
+export { openTunnel };
 import { type Canary, startHttpsCanary } from '../helpers/canary.js';
 import { type World, buildWorld, worldConfig } from '../helpers/world.js';
 
@@ -58,28 +60,6 @@ export async function startInspectingSluice(t: Test, extra: Record<string, unkno
     ...extra,
   }));
   return { w, h, ca, www };
-}
-
-/** Sends CONNECT and resolves with the response head and the socket (positioned after the head). */
-export function openTunnel(port: number, authority: string, auth: string | null = AGENT_AUTH): Promise<{ head: string; socket: Socket }> {
-  return new Promise((resolve, reject) => {
-    const socket = connect(port, '127.0.0.1', () => {
-      socket.write(`CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n${auth ? `Proxy-Authorization: ${auth}\r\n` : ''}\r\n`);
-    });
-    let buf = Buffer.alloc(0);
-    const onData = (c: Buffer) => {
-      buf = Buffer.concat([buf, c]);
-      const end = buf.indexOf('\r\n\r\n');
-      if (end === -1) return;
-      socket.removeListener('data', onData);
-      socket.pause();
-      const rest = buf.subarray(end + 4);
-      if (rest.length) socket.unshift(rest);
-      resolve({ head: buf.subarray(0, end).toString('latin1'), socket });
-    };
-    socket.on('data', onData);
-    socket.on('error', reject);
-  });
 }
 
 /** TLS over an open tunnel; resolves with the socket once the handshake completed, or the error. */

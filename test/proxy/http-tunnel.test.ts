@@ -3,31 +3,9 @@
 import { connect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import t from 'tap';
-import { AGENT_AUTH, rawExchange, startSluice, settles, waitFor } from '../helpers/harness.js';
+import { AGENT_AUTH, openTunnel, rawExchange, startSluice, settles, waitFor } from '../helpers/harness.js';
 import { isolate } from '../helpers/netns.js';
 import { buildWorld, worldConfig } from '../helpers/world.js';
-
-/** Sends CONNECT and resolves with the response head and the socket (positioned after the head). */
-function openTunnel(port: number, authority: string, auth: string | null = AGENT_AUTH): Promise<{ head: string; socket: Socket }> {
-  return new Promise((resolve, reject) => {
-    const socket = connect(port, '127.0.0.1', () => {
-      socket.write(`CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n${auth ? `Proxy-Authorization: ${auth}\r\n` : ''}\r\n`);
-    });
-    let buf = Buffer.alloc(0);
-    const onData = (c: Buffer) => {
-      buf = Buffer.concat([buf, c]);
-      const end = buf.indexOf('\r\n\r\n');
-      if (end === -1) return;
-      socket.removeListener('data', onData);
-      socket.pause();
-      const rest = buf.subarray(end + 4);
-      if (rest.length) socket.unshift(rest);
-      resolve({ head: buf.subarray(0, end).toString('latin1'), socket });
-    };
-    socket.on('data', onData);
-    socket.on('error', reject);
-  });
-}
 
 const closed = (s: Socket) => new Promise<void>((r) => (s.destroyed ? r() : s.once('close', () => r())));
 
