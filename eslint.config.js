@@ -59,9 +59,11 @@ function boundaryImports(holds = {}) {
     if (own === '*') continue;
     const allowImportNames = [...everywhere, ...(own ?? [])];
     for (const name of [mod, `node:${mod}`]) {
-      paths.push(allowImportNames.length > 0
-        ? { name, allowImportNames, allowTypeImports: true, message: WHY }
-        : { name, allowTypeImports: true, message: WHY });
+      paths.push(
+        allowImportNames.length > 0
+          ? { name, allowImportNames, allowTypeImports: true, message: WHY }
+          : { name, allowTypeImports: true, message: WHY },
+      );
     }
   }
   const patterns = [];
@@ -87,8 +89,9 @@ const NO_REQUIRE = {
 // AddressPass and DialPlan carry a type-only brand (firewall/address-guard.ts, proxy/egress/dialer.ts): no
 // other module can write one as a literal. A cast, or a renamed import to hide one, is the way left.
 const forged = (type, owner) => ({
-  selector: `:matches(TSAsExpression, TSTypeAssertion) :matches(TSTypeReference[typeName.name='${type}'], `
-    + `TSTypeReference[typeName.right.name='${type}']), ImportSpecifier[imported.name='${type}'][local.name!='${type}']`,
+  selector:
+    `:matches(TSAsExpression, TSTypeAssertion) :matches(TSTypeReference[typeName.name='${type}'], ` +
+    `TSTypeReference[typeName.right.name='${type}']), ImportSpecifier[imported.name='${type}'][local.name!='${type}']`,
   message: `only ${owner} makes ${type} values; a cast would stand for a check that never ran`,
 });
 const FORGE_ADDRESS_PASS = forged('AddressPass', 'the address guard (firewall/address-guard.ts)');
@@ -109,11 +112,26 @@ const NETWORK_PROPERTIES = [
 
 // firewall/ decides; it does no I/O, reads no clock, logs nothing and knows nothing of proxy/ (CONTRACT §3).
 const PURE = 'firewall/ is pure: no I/O, clock, logger, environment or proxy/ (docs/ARCHITECTURE.md "Boundaries")';
-const FIREWALL_SYNTAX = [...SYNTAX, { selector: "NewExpression[callee.name='Date'][arguments.length=0]", message: PURE }];
+const FIREWALL_SYNTAX = [
+  ...SYNTAX,
+  { selector: "NewExpression[callee.name='Date'][arguments.length=0]", message: PURE },
+];
 const firewallImportsHolding = (holds) => {
   const [, { paths, patterns }] = boundaryImports(holds);
-  const banned = ['fs', 'fs/promises', 'os', 'perf_hooks', 'timers', 'timers/promises', 'process', 'readline', 'stream', 'vm'];
-  for (const mod of banned) for (const name of [mod, `node:${mod}`]) paths.push({ name, allowTypeImports: true, message: PURE });
+  const banned = [
+    'fs',
+    'fs/promises',
+    'os',
+    'perf_hooks',
+    'timers',
+    'timers/promises',
+    'process',
+    'readline',
+    'stream',
+    'vm',
+  ];
+  for (const mod of banned)
+    for (const name of [mod, `node:${mod}`]) paths.push({ name, allowTypeImports: true, message: PURE });
   for (const name of ['pino', 'prom-client', 'undici']) paths.push({ name, allowTypeImports: true, message: PURE });
   // firewall/ is one flat folder: any `../` leaves it.
   patterns.push({ regex: '^\\.\\./', message: PURE });
@@ -145,14 +163,21 @@ export default defineConfig(
       'no-restricted-properties': ['error', ...NETWORK_PROPERTIES],
     },
   },
-  ...Object.entries(HOLDERS).map(([file, holds]) => ({ files: [file], rules: { 'no-restricted-imports': boundaryImports(holds) } })),
+  ...Object.entries(HOLDERS).map(([file, holds]) => ({
+    files: [file],
+    rules: { 'no-restricted-imports': boundaryImports(holds) },
+  })),
   {
     files: ['firewall/**/*.ts'],
     rules: {
       'no-restricted-imports': firewallImports,
-      'no-restricted-globals': ['error', ...NETWORK_GLOBALS,
-        ...['setTimeout', 'setInterval', 'setImmediate', 'queueMicrotask', 'performance', 'process', 'console']
-          .map((name) => ({ name, message: PURE }))],
+      'no-restricted-globals': [
+        'error',
+        ...NETWORK_GLOBALS,
+        ...['setTimeout', 'setInterval', 'setImmediate', 'queueMicrotask', 'performance', 'process', 'console'].map(
+          (name) => ({ name, message: PURE }),
+        ),
+      ],
       'no-restricted-properties': ['error', ...NETWORK_PROPERTIES, { object: 'Date', property: 'now', message: PURE }],
       'no-restricted-syntax': ['error', ...FIREWALL_SYNTAX],
     },
@@ -163,10 +188,14 @@ export default defineConfig(
     files: ['firewall/config-validator.ts'],
     rules: {
       'no-restricted-imports': firewallImportsHolding({ module: ['createRequire'] }),
-      'no-restricted-syntax': ['error', ...FIREWALL_SYNTAX.filter((s) => s !== NO_REQUIRE), {
-        selector: "CallExpression[callee.name='require'][arguments.0.type!='Literal']",
-        message: `require() of a computed name escapes the import boundaries (${PURE})`,
-      }],
+      'no-restricted-syntax': [
+        'error',
+        ...FIREWALL_SYNTAX.filter((s) => s !== NO_REQUIRE),
+        {
+          selector: "CallExpression[callee.name='require'][arguments.0.type!='Literal']",
+          message: `require() of a computed name escapes the import boundaries (${PURE})`,
+        },
+      ],
     },
   },
   // Tests and benchmarks: no `any`, so a test says the shape it reads (test/README.md). Untyped on purpose: tsc
@@ -178,7 +207,31 @@ export default defineConfig(
     linterOptions: { reportUnusedDisableDirectives: 'error' },
     rules: { '@typescript-eslint/no-explicit-any': 'error' },
   },
+  // One line width for code and comments (Prettier formats code to it; comments are wrapped by hand). Strings,
+  // templates, regular expressions and URLs may run over: breaking an error message or a hint hurts grep.
+  {
+    files: ['**/*.ts', '**/*.js', '**/*.mjs', '**/*.cjs'],
+    rules: {
+      'max-len': [
+        'error',
+        {
+          code: 120,
+          tabWidth: 2,
+          ignoreStrings: true,
+          ignoreTemplateLiterals: true,
+          ignoreRegExpLiterals: true,
+          ignoreUrls: true,
+        },
+      ],
+    },
+  },
   // The owners of the brands.
-  { files: ['firewall/address-guard.ts'], rules: { 'no-restricted-syntax': ['error', ...FIREWALL_SYNTAX.filter((s) => s !== FORGE_ADDRESS_PASS)] } },
-  { files: ['proxy/egress/dialer.ts'], rules: { 'no-restricted-syntax': ['error', ...SYNTAX.filter((s) => s !== FORGE_DIAL_PLAN)] } },
+  {
+    files: ['firewall/address-guard.ts'],
+    rules: { 'no-restricted-syntax': ['error', ...FIREWALL_SYNTAX.filter((s) => s !== FORGE_ADDRESS_PASS)] },
+  },
+  {
+    files: ['proxy/egress/dialer.ts'],
+    rules: { 'no-restricted-syntax': ['error', ...SYNTAX.filter((s) => s !== FORGE_DIAL_PLAN)] },
+  },
 );

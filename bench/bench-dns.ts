@@ -38,12 +38,19 @@ export async function startBenchDns(host = '127.0.0.1'): Promise<BenchDns> {
     const name = q.name.toLowerCase();
     const entry = fixed.get(name) ?? (bomb && name.endsWith(BOMB_SUFFIX) ? bomb : null);
     const answers: dnsPacket.Answer[] = [];
-    if (entry && q.type === 'A') for (const a of entry.a) answers.push({ type: 'A', name: q.name, ttl: entry.ttl, class: 'IN', data: a });
+    if (entry && q.type === 'A')
+      for (const a of entry.a) answers.push({ type: 'A', name: q.name, ttl: entry.ttl, class: 'IN', data: a });
     const flags = dnsPacket.RECURSION_DESIRED | dnsPacket.RECURSION_AVAILABLE | (entry ? 0 : 3);
     const out = dnsPacket.encode({ id: query.id, type: 'response', flags, questions: query.questions, answers });
     if (udp && out.length > UDP_MAX) {
       stats.truncated++;
-      return dnsPacket.encode({ id: query.id, type: 'response', flags: flags | dnsPacket.TRUNCATED_RESPONSE, questions: query.questions, answers: [] });
+      return dnsPacket.encode({
+        id: query.id,
+        type: 'response',
+        flags: flags | dnsPacket.TRUNCATED_RESPONSE,
+        questions: query.questions,
+        answers: [],
+      });
     }
     return out;
   };

@@ -52,8 +52,10 @@ export interface CycleResult {
 
 const args = JSON.parse(process.argv[2] ?? '{}') as ConnectClientArgs;
 const ca = readFileSync(args.caFile);
-const connectHead = (name: string) => `CONNECT ${name}:${args.origin.port} HTTP/1.1\r\nHost: ${name}:${args.origin.port}\r\n${args.auth ? `Proxy-Authorization: ${args.auth}\r\n` : ''}\r\n`;
-const getRequest = (name: string, close: boolean) => `GET ${args.path} HTTP/1.1\r\nHost: ${name}\r\n${close ? 'Connection: close\r\n' : ''}\r\n`;
+const connectHead = (name: string) =>
+  `CONNECT ${name}:${args.origin.port} HTTP/1.1\r\nHost: ${name}:${args.origin.port}\r\n${args.auth ? `Proxy-Authorization: ${args.auth}\r\n` : ''}\r\n`;
+const getRequest = (name: string, close: boolean) =>
+  `GET ${args.path} HTTP/1.1\r\nHost: ${name}\r\n${close ? 'Connection: close\r\n' : ''}\r\n`;
 let nameIndex = 0;
 const nextName = () => (args.names?.length ? args.names[nameIndex++ % args.names.length]! : args.origin.name);
 
@@ -88,13 +90,17 @@ function tunnel(name: string): Promise<Socket> {
 function handshake(socket: Socket | null, name: string): Promise<TLSSocket> {
   return new Promise((resolve, reject) => {
     const opts = { servername: name, ca, ALPNProtocols: ['http/1.1'] };
-    const t = socket ? tlsConnect({ ...opts, socket }) : tlsConnect({ ...opts, host: args.origin.address, port: args.origin.port });
+    const t = socket
+      ? tlsConnect({ ...opts, socket })
+      : tlsConnect({ ...opts, host: args.origin.address, port: args.origin.port });
     t.once('secureConnect', () => resolve(t));
     t.once('error', reject);
   });
 }
 
-async function openOne(name = nextName()): Promise<{ tls: TLSSocket; establishedMs: number; tlsMs: number; started: number; name: string }> {
+async function openOne(
+  name = nextName(),
+): Promise<{ tls: TLSSocket; establishedMs: number; tlsMs: number; started: number; name: string }> {
   const started = performance.now();
   const raw = args.proxy ? await tunnel(name) : null;
   const establishedMs = args.proxy ? performance.now() - started : 0;
@@ -231,27 +237,38 @@ async function inside(): Promise<InsideResult> {
     firstError ??= String((e as Error).message ?? e);
   };
   // All tunnels open before the clock starts: this measures requests inside established tunnels.
-  const open = await Promise.all(Array.from({ length: args.concurrency }, () => openOne().catch((e: unknown) => (fail(e), null))));
+  const open = await Promise.all(
+    Array.from({ length: args.concurrency }, () => openOne().catch((e: unknown) => (fail(e), null))),
+  );
   const t0 = performance.now();
   const until = t0 + (args.durationMs ?? 5000);
-  await Promise.all(open.map(async (o) => {
-    let conn = o;
-    while (performance.now() < until) {
-      try {
-        conn ??= await openOne();
-        const s = performance.now();
-        await getKeepAlive(conn.tls, conn.name);
-        latencies.push(performance.now() - s);
-      } catch (e) {
-        fail(e);
-        conn?.tls.destroy();
-        conn = null;
+  await Promise.all(
+    open.map(async (o) => {
+      let conn = o;
+      while (performance.now() < until) {
+        try {
+          conn ??= await openOne();
+          const s = performance.now();
+          await getKeepAlive(conn.tls, conn.name);
+          latencies.push(performance.now() - s);
+        } catch (e) {
+          fail(e);
+          conn?.tls.destroy();
+          conn = null;
+        }
       }
-    }
-    conn?.tls.destroy();
-  }));
+      conn?.tls.destroy();
+    }),
+  );
   const seconds = (performance.now() - t0) / 1000;
-  return { requests: latencies.length, errors, firstError, seconds, p50Ms: pct(latencies, 50), p99Ms: pct(latencies, 99) };
+  return {
+    requests: latencies.length,
+    errors,
+    firstError,
+    seconds,
+    p50Ms: pct(latencies, 50),
+    p99Ms: pct(latencies, 99),
+  };
 }
 
 if (args.mode === 'cycle') {

@@ -105,6 +105,9 @@ export function runDecideBench(opts: { hosts?: number; batch?: number; batches?:
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const r = runDecideBench();
-  for (const c of r.cases) process.stdout.write(`${c.medianNs.toFixed(0).padStart(6)} ns (fastest batch ${c.minNs.toFixed(0).padStart(5)} ns)  ${c.name}: ${c.outcome}\n`);
+  for (const c of r.cases)
+    process.stdout.write(
+      `${c.medianNs.toFixed(0).padStart(6)} ns (fastest batch ${c.minNs.toFixed(0).padStart(5)} ns)  ${c.name}: ${c.outcome}\n`,
+    );
   process.stdout.write(`median ${r.medianNs.toFixed(0)} ns over ${r.hosts} hosts\n`);
 }

@@ -110,15 +110,32 @@ export interface Foreground {
 /** Starts a program in the foreground with a raised fd limit and its output in `logDir/name.{out,err}`.
  * `hosts`: run it in a private mount namespace whose /etc/hosts is that file (the peers' resolvers read it;
  * the host's own /etc/hosts is never touched). */
-export function startForeground(name: string, argv: readonly string[], opts: { logDir: string; hosts?: string; binds?: readonly (readonly [string, string])[]; env?: NodeJS.ProcessEnv }): Foreground {
+export function startForeground(
+  name: string,
+  argv: readonly string[],
+  opts: { logDir: string; hosts?: string; binds?: readonly (readonly [string, string])[]; env?: NodeJS.ProcessEnv },
+): Foreground {
   const out = openSync(join(opts.logDir, `${name}.out`), 'a');
   const err = openSync(join(opts.logDir, `${name}.err`), 'a');
   // prlimit and unshare exec the program, so the PID we hold is the program's own.
   let cmd = ['prlimit', `--nofile=${NOFILE}:${NOFILE}`, '--', ...argv];
   if (opts.hosts) {
     // `binds`: more bind mounts in the same private namespace (e.g. a run directory of Squid's own).
-    const extra = (opts.binds ?? []).map(([src, dst]) => `mkdir -p '${dst}' && mount --bind '${src}' '${dst}' && `).join('');
-    cmd = ['unshare', '--mount', '--propagation', 'private', '--', 'sh', '-c', `${extra}mount --bind "$0" /etc/hosts && exec "$@"`, opts.hosts, ...cmd];
+    const extra = (opts.binds ?? [])
+      .map(([src, dst]) => `mkdir -p '${dst}' && mount --bind '${src}' '${dst}' && `)
+      .join('');
+    cmd = [
+      'unshare',
+      '--mount',
+      '--propagation',
+      'private',
+      '--',
+      'sh',
+      '-c',
+      `${extra}mount --bind "$0" /etc/hosts && exec "$@"`,
+      opts.hosts,
+      ...cmd,
+    ];
   }
   const child = spawn(cmd[0]!, cmd.slice(1), { stdio: ['ignore', out, err], env: opts.env ?? process.env });
   if (child.pid === undefined) throw new Error(`${name}: could not start ${argv[0]}`);

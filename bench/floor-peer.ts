@@ -34,27 +34,51 @@ function floorResolve(name: string): Promise<string> {
   return p;
 }
 
-function floorDial(connectOpts: { hostname: string; port: string; protocol: string }, callback: (err: Error | null, socket: Socket | null) => void): void {
+function floorDial(
+  connectOpts: { hostname: string; port: string; protocol: string },
+  callback: (err: Error | null, socket: Socket | null) => void,
+): void {
   const tls = connectOpts.protocol === 'https:';
   const port = Number(connectOpts.port) || (tls ? 443 : 80);
-  floorResolve(connectOpts.hostname).then((address) => {
-    const socket = tls
-      ? tlsConnect({ host: address, port, servername: connectOpts.hostname, secureContext, ALPNProtocols: ['http/1.1'], rejectUnauthorized: true, noDelay: true } as ConnectionOptions)
-      : netConnect({ host: address, port, noDelay: true });
-    const onError = (err: Error) => callback(err, null);
-    socket.once('error', onError);
-    socket.once(tls ? 'secureConnect' : 'connect', () => {
-      socket.removeListener('error', onError);
-      callback(null, socket);
-    });
-  }, (err: Error) => callback(err, null));
+  floorResolve(connectOpts.hostname).then(
+    (address) => {
+      const socket = tls
+        ? tlsConnect({
+            host: address,
+            port,
+            servername: connectOpts.hostname,
+            secureContext,
+            ALPNProtocols: ['http/1.1'],
+            rejectUnauthorized: true,
+            noDelay: true,
+          } as ConnectionOptions)
+        : netConnect({ host: address, port, noDelay: true });
+      const onError = (err: Error) => callback(err, null);
+      socket.once('error', onError);
+      socket.once(tls ? 'secureConnect' : 'connect', () => {
+        socket.removeListener('error', onError);
+        callback(null, socket);
+      });
+    },
+    (err: Error) => callback(err, null),
+  );
 }
 
 const agent = new Agent({ keepAliveTimeout: 4000, keepAliveMaxTimeout: 60_000, connect: floorDial as never });
 
 const HOP_BY_HOP = new Set([
-  'connection', 'keep-alive', 'proxy-authorization', 'proxy-authenticate', 'proxy-connection', 'te', 'trailer',
-  'transfer-encoding', 'upgrade', 'host', 'expect', 'http2-settings',
+  'connection',
+  'keep-alive',
+  'proxy-authorization',
+  'proxy-authenticate',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'host',
+  'expect',
+  'http2-settings',
 ]);
 
 function floorRequestHeaders(raw: readonly string[], authority: string): string[] {
@@ -99,30 +123,45 @@ function floorForward(req: IncomingMessage, res: ServerResponse): void {
       else res.destroy();
     },
   };
-  agent.dispatch({ origin: target.origin, path: `${target.pathname}${target.search}`, method: req.method as Dispatcher.HttpMethod, headers: floorRequestHeaders(req.rawHeaders, target.host), body }, handler);
+  agent.dispatch(
+    {
+      origin: target.origin,
+      path: `${target.pathname}${target.search}`,
+      method: req.method as Dispatcher.HttpMethod,
+      headers: floorRequestHeaders(req.rawHeaders, target.host),
+      body,
+    },
+    handler,
+  );
 }
 
 function floorTunnel(req: IncomingMessage, client: Duplex, head: Buffer): void {
   const url = req.url ?? '';
   const colon = url.lastIndexOf(':');
   client.on('error', () => client.destroy());
-  floorResolve(url.slice(0, colon)).then(function floorTunnelDial(address) {
-    const upstream = netConnect({ host: address, port: Number(url.slice(colon + 1)), noDelay: true }, function floorTunnelOpen() {
-      client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
-      if (head.length) upstream.write(head);
-      upstream.pipe(client);
-      client.pipe(upstream);
-    });
-    upstream.on('error', function floorTunnelUpstreamError() {
-      client.destroy();
-    });
-    client.on('close', function floorTunnelClientClose() {
-      upstream.destroy();
-    });
-    upstream.on('close', function floorTunnelUpstreamClose() {
-      client.destroy();
-    });
-  }, () => client.destroy());
+  floorResolve(url.slice(0, colon)).then(
+    function floorTunnelDial(address) {
+      const upstream = netConnect(
+        { host: address, port: Number(url.slice(colon + 1)), noDelay: true },
+        function floorTunnelOpen() {
+          client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+          if (head.length) upstream.write(head);
+          upstream.pipe(client);
+          client.pipe(upstream);
+        },
+      );
+      upstream.on('error', function floorTunnelUpstreamError() {
+        client.destroy();
+      });
+      client.on('close', function floorTunnelClientClose() {
+        upstream.destroy();
+      });
+      upstream.on('close', function floorTunnelUpstreamClose() {
+        client.destroy();
+      });
+    },
+    () => client.destroy(),
+  );
 }
 
 // Sluice's listener options (proxy's http-listener with the default limits).
@@ -139,5 +178,7 @@ const server = createServer({
 server.timeout = 600_000;
 server.on('request', floorForward);
 server.on('connect', floorTunnel);
-server.listen({ host, port: Number(portText), backlog: 1024 }, () => process.stderr.write(`floor-peer listening on ${host}:${portText}\n`));
+server.listen({ host, port: Number(portText), backlog: 1024 }, () =>
+  process.stderr.write(`floor-peer listening on ${host}:${portText}\n`),
+);
 process.on('SIGTERM', () => process.exit(0));

@@ -59,12 +59,22 @@ class Recorder {
     this.statuses[status] = (this.statuses[status] ?? 0) + 1;
   }
   summary(): Latencies {
-    return { n: this.ms.length, p50Ms: pct(this.ms, 50), p99Ms: pct(this.ms, 99), maxMs: this.ms.length ? Math.max(...this.ms) : NaN, statuses: this.statuses };
+    return {
+      n: this.ms.length,
+      p50Ms: pct(this.ms, 50),
+      p99Ms: pct(this.ms, 99),
+      maxMs: this.ms.length ? Math.max(...this.ms) : NaN,
+      statuses: this.statuses,
+    };
   }
 }
 
 /** One request through the proxy; resolves with the status (or an error name) and the time it took. */
-function send(url: string, auth: string, opts: { agent: Agent | false; localAddress?: string }): Promise<{ status: string; ms: number; at: number }> {
+function send(
+  url: string,
+  auth: string,
+  opts: { agent: Agent | false; localAddress?: string },
+): Promise<{ status: string; ms: number; at: number }> {
   const started = performance.now();
   return new Promise((resolve) => {
     let settled = false;
@@ -74,20 +84,23 @@ function send(url: string, auth: string, opts: { agent: Agent | false; localAddr
       const at = performance.now();
       resolve({ status, ms: at - started, at });
     };
-    const req = request({
-      host: args.proxy.host,
-      port: args.proxy.port,
-      method: 'GET',
-      path: url,
-      headers: { host: new URL(url).host, 'proxy-authorization': auth },
-      agent: opts.agent,
-      ...(opts.localAddress ? { localAddress: opts.localAddress } : {}),
-      timeout: timeoutMs,
-    }, (res: IncomingMessage) => {
-      res.resume();
-      res.once('end', () => done(String(res.statusCode)));
-      res.once('error', () => done('error'));
-    });
+    const req = request(
+      {
+        host: args.proxy.host,
+        port: args.proxy.port,
+        method: 'GET',
+        path: url,
+        headers: { host: new URL(url).host, 'proxy-authorization': auth },
+        agent: opts.agent,
+        ...(opts.localAddress ? { localAddress: opts.localAddress } : {}),
+        timeout: timeoutMs,
+      },
+      (res: IncomingMessage) => {
+        res.resume();
+        res.once('end', () => done(String(res.statusCode)));
+        res.once('error', () => done('error'));
+      },
+    );
     req.once('timeout', () => {
       req.destroy();
       done('timeout');
@@ -128,13 +141,18 @@ async function bomb() {
   await sleep(500);
   let next = 0;
   const t0 = performance.now();
-  await Promise.all(Array.from({ length: args.concurrency ?? 16 }, async () => {
-    while (next < names.length) {
-      const name = names[next++]!;
-      const r = await send(`http://${name}:${args.bombPort ?? 80}/small`, args.auth, { agent, localAddress: '127.0.0.1' });
-      rec.add(r.ms, r.status);
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: args.concurrency ?? 16 }, async () => {
+      while (next < names.length) {
+        const name = names[next++]!;
+        const r = await send(`http://${name}:${args.bombPort ?? 80}/small`, args.auth, {
+          agent,
+          localAddress: '127.0.0.1',
+        });
+        rec.add(r.ms, r.status);
+      }
+    }),
+  );
   const seconds = (performance.now() - t0) / 1000;
   const probeResult = await p.stop();
   agent.destroy();
@@ -151,9 +169,11 @@ async function killSwitchLatency(localAddress: string): Promise<{ engageMs: numb
     let found: number | null = null;
     const inflight: Promise<void>[] = [];
     while (found === null && performance.now() - t0 < timeoutMs) {
-      inflight.push(send(args.probeUrl, args.auth, { agent: false, localAddress }).then((r) => {
-        if (want(r.status) && found === null) found = r.at - t0;
-      }));
+      inflight.push(
+        send(args.probeUrl, args.auth, { agent: false, localAddress }).then((r) => {
+          if (want(r.status) && found === null) found = r.at - t0;
+        }),
+      );
       await sleep(5);
     }
     await Promise.race([Promise.all(inflight), sleep(1000)]);
@@ -169,12 +189,17 @@ async function killSwitchLatency(localAddress: string): Promise<{ engageMs: numb
 /** `concurrency` loops of wrong passwords from one address, each on a new connection, while `running()`. */
 function startFlood(rec: Recorder, running: () => boolean, localAddress: string): Promise<void[]> {
   let wrong = 0;
-  return Promise.all(Array.from({ length: args.floodConcurrency ?? 200 }, async () => {
-    while (running()) {
-      const r = await send(args.probeUrl, basic(args.user ?? 'bench', `wrong-password-${wrong++}`), { agent: false, localAddress });
-      rec.add(r.ms, r.status);
-    }
-  }));
+  return Promise.all(
+    Array.from({ length: args.floodConcurrency ?? 200 }, async () => {
+      while (running()) {
+        const r = await send(args.probeUrl, basic(args.user ?? 'bench', `wrong-password-${wrong++}`), {
+          agent: false,
+          localAddress,
+        });
+        rec.add(r.ms, r.status);
+      }
+    }),
+  );
 }
 
 async function flood() {
@@ -192,7 +217,7 @@ async function flood() {
   await sleep(Math.min(1000, floodMs / 4));
   // (a) first logins of other identities from another address, spread over the flood.
   const victimRec = new Recorder();
-  const spacing = Math.max(50, (floodMs / 2) / Math.max(1, victims.length));
+  const spacing = Math.max(50, floodMs / 2 / Math.max(1, victims.length));
   const victimRuns = victims.map(async (v, i) => {
     await sleep(i * spacing);
     const r = await send(args.probeUrl, basic(v.user, v.pass), { agent: false, localAddress: '127.0.0.2' });

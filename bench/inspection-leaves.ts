@@ -10,14 +10,41 @@ import { parseArgs } from 'node:util';
 import { type InspectionCa, checkCaMaterial, createCa, importCa } from '../proxy/inspection/ca.js';
 import { createLeafIssuer } from '../proxy/inspection/leaves.js';
 
-const { values } = parseArgs({ options: { ca: { type: 'string', default: 'ec' }, n: { type: 'string', default: '400' } } });
+const { values } = parseArgs({
+  options: { ca: { type: 'string', default: 'ec' }, n: { type: 'string', default: '400' } },
+});
 const N = Number(values.n);
 
 async function rsaCa(): Promise<InspectionCa> {
   const dir = mkdtempSync(join(tmpdir(), 'sluice-bench-ca-'));
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '30', '-subj', '/CN=bench',
-    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign'], { cwd: dir, stdio: 'ignore' });
-  const { material } = checkCaMaterial(readFileSync(join(dir, 'ca.crt'), 'utf8'), readFileSync(join(dir, 'ca.key'), 'utf8'), Date.now());
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      'ca.key',
+      '-out',
+      'ca.crt',
+      '-days',
+      '30',
+      '-subj',
+      '/CN=bench',
+      '-addext',
+      'basicConstraints=critical,CA:TRUE',
+      '-addext',
+      'keyUsage=critical,keyCertSign',
+    ],
+    { cwd: dir, stdio: 'ignore' },
+  );
+  const { material } = checkCaMaterial(
+    readFileSync(join(dir, 'ca.crt'), 'utf8'),
+    readFileSync(join(dir, 'ca.key'), 'utf8'),
+    Date.now(),
+  );
   return importCa(material!);
 }
 
@@ -32,7 +59,17 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 
 const ca = values.ca === 'rsa' ? await rsaCa() : (await createCa({ exportKey: false })).ca;
 const mints: number[] = [];
-const issuer = createLeafIssuer({ ca, cacheSize: 100_000, observer: { leafMinted: (s) => mints.push(s * 1000), leafCacheHit() {}, clientHandshakeFailed() {}, sessionStarted() {}, requestInside() {} } });
+const issuer = createLeafIssuer({
+  ca,
+  cacheSize: 100_000,
+  observer: {
+    leafMinted: (s) => mints.push(s * 1000),
+    leafCacheHit() {},
+    clientHandshakeFailed() {},
+    sessionStarted() {},
+    requestInside() {},
+  },
+});
 
 // Warm-up: JIT and the WebCrypto thread pool.
 for (let i = 0; i < 50; i++) await issuer.leafFor(`warm${i}.example`);
@@ -63,13 +100,23 @@ for (let i = 0; i < HITS; i++) await issuer.leafFor(`host${i % N}.example.com`);
 const hitUs = ((performance.now() - t0) * 1000) / HITS;
 
 const perLeafKiB = (k: 'rss' | 'heapUsed' | 'external') => (m1[k] - m0[k]) / N / 1024;
-console.log(JSON.stringify({
-  node: process.version,
-  ca: ca.keyType,
-  leaves: N,
-  mintMsSequential: +sequentialMs.toFixed(2),
-  mintMsMedian: +median(sequentialMints).toFixed(2),
-  mintsPerSecond32Concurrent: Math.round(concurrentPerSec),
-  cacheHitMicroseconds: +hitUs.toFixed(2),
-  perLeafKiB: { rss: +perLeafKiB('rss').toFixed(1), heapUsed: +perLeafKiB('heapUsed').toFixed(1), external: +perLeafKiB('external').toFixed(1) },
-}, null, 2));
+console.log(
+  JSON.stringify(
+    {
+      node: process.version,
+      ca: ca.keyType,
+      leaves: N,
+      mintMsSequential: +sequentialMs.toFixed(2),
+      mintMsMedian: +median(sequentialMints).toFixed(2),
+      mintsPerSecond32Concurrent: Math.round(concurrentPerSec),
+      cacheHitMicroseconds: +hitUs.toFixed(2),
+      perLeafKiB: {
+        rss: +perLeafKiB('rss').toFixed(1),
+        heapUsed: +perLeafKiB('heapUsed').toFixed(1),
+        external: +perLeafKiB('external').toFixed(1),
+      },
+    },
+    null,
+    2,
+  ),
+);

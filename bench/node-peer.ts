@@ -10,7 +10,12 @@ import httpProxy from 'http-proxy';
 // argv: HOST:PORT [CA-FILE] — the CA is trusted for https:// targets (absolute-form https reads and writes).
 const [host, portText] = (process.argv[2] ?? '127.0.0.1:0').split(':');
 const agent = new Agent({ keepAlive: true, maxSockets: 1024, maxFreeSockets: 1024 });
-const httpsAgent = new HttpsAgent({ keepAlive: true, maxSockets: 1024, maxFreeSockets: 1024, ...(process.argv[3] ? { ca: readFileSync(process.argv[3]) } : {}) });
+const httpsAgent = new HttpsAgent({
+  keepAlive: true,
+  maxSockets: 1024,
+  maxFreeSockets: 1024,
+  ...(process.argv[3] ? { ca: readFileSync(process.argv[3]) } : {}),
+});
 const proxy = httpProxy.createProxyServer({ agent, changeOrigin: true, xfwd: false });
 proxy.on('error', (_err, _req, res) => {
   if ('writeHead' in res && !res.headersSent) {
@@ -30,7 +35,13 @@ const server = createServer((req, res) => {
     res.end();
     return;
   }
-  proxy.web(req, res, target.protocol === 'https:' ? { target: target.origin, agent: httpsAgent, secure: true } : { target: target.origin });
+  proxy.web(
+    req,
+    res,
+    target.protocol === 'https:'
+      ? { target: target.origin, agent: httpsAgent, secure: true }
+      : { target: target.origin },
+  );
 });
 
 server.on('connect', (req, client, head) => {

@@ -47,10 +47,22 @@ export type Stage = (typeof STAGES)[number];
 function strong(fn: string, url: string): Stage | null {
   if (fn === '(garbage collector)') return 'GC';
   if (!url || url.startsWith('node:')) return null;
-  if (/\/node_modules\/(pino|pino-std-serializers|sonic-boom|fast-redact|@pinojs|thread-stream|quick-format-unescaped|atomic-sleep|on-exit-leak-free|safe-stable-stringify)\//.test(url)) return 'audit record + log write';
-  if (url.includes('/node_modules/prom-client/') || url.includes('/node_modules/tdigest/') || url.includes('/node_modules/bintrees/')) return 'metrics';
+  if (
+    /\/node_modules\/(pino|pino-std-serializers|sonic-boom|fast-redact|@pinojs|thread-stream|quick-format-unescaped|atomic-sleep|on-exit-leak-free|safe-stable-stringify)\//.test(
+      url,
+    )
+  )
+    return 'audit record + log write';
+  if (
+    url.includes('/node_modules/prom-client/') ||
+    url.includes('/node_modules/tdigest/') ||
+    url.includes('/node_modules/bintrees/')
+  )
+    return 'metrics';
   if (url.includes('/node_modules/undici/')) {
-    return /\/dispatcher\/(agent|pool|pool-base|dispatcher-base|dispatcher|client)\.js$|\/core\/connect\.js$|\/util\/timers\.js$/.test(url)
+    return /\/dispatcher\/(agent|pool|pool-base|dispatcher-base|dispatcher|client)\.js$|\/core\/connect\.js$|\/util\/timers\.js$/.test(
+      url,
+    )
       ? 'dial/pool'
       : 'forward: upstream request/response (undici)';
   }
@@ -106,10 +118,25 @@ function strong(fn: string, url: string): Stage | null {
 /** Node internals, used only when no strong frame is on the stack; the higher the rank, the more specific. */
 function weak(fn: string, url: string): { stage: Stage; rank: number } | null {
   if (url === 'node:_http_outgoing') return { stage: 'forward: response to client', rank: 3 };
-  if (url === 'node:_http_server' || url === 'node:_http_incoming' || url === 'node:_http_common') return { stage: 'listener/parse', rank: 2 };
+  if (url === 'node:_http_server' || url === 'node:_http_incoming' || url === 'node:_http_common')
+    return { stage: 'listener/parse', rank: 2 };
   if (url === 'node:internal/timers' || url === 'node:timers') return { stage: 'timers', rank: 1 };
-  if (url === 'node:net' || url.startsWith('node:internal/stream') || url === 'node:stream' || url.startsWith('node:internal/streams') || url === 'node:_tls_wrap' || url === 'node:tls') return { stage: 'socket I/O, unattributed', rank: 1 };
-  if (!url && /^(writev|writeBuffer|writeUtf8String|writeLatin1String|writeAsciiString|readStop|readStart|shutdown|close|onStreamRead)$/.test(fn)) return { stage: 'socket I/O, unattributed', rank: 0 };
+  if (
+    url === 'node:net' ||
+    url.startsWith('node:internal/stream') ||
+    url === 'node:stream' ||
+    url.startsWith('node:internal/streams') ||
+    url === 'node:_tls_wrap' ||
+    url === 'node:tls'
+  )
+    return { stage: 'socket I/O, unattributed', rank: 1 };
+  if (
+    !url &&
+    /^(writev|writeBuffer|writeUtf8String|writeLatin1String|writeAsciiString|readStop|readStart|shutdown|close|onStreamRead)$/.test(
+      fn,
+    )
+  )
+    return { stage: 'socket I/O, unattributed', rank: 0 };
   return null;
 }
 
@@ -186,7 +213,10 @@ export function budget(path: string, skipMs = 0, untilMs = Infinity): Budget {
     stage,
     ms: ms.get(stage)! / 1000,
     percent: (100 * ms.get(stage)!) / Math.max(1, busy),
-    top: [...frames.get(stage)!.entries()].sort((a, b) => b[1] - a[1]).slice(0, 3).map(([frame, us]) => ({ frame, percent: (100 * us) / Math.max(1, busy) })),
+    top: [...frames.get(stage)!.entries()]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, 3)
+      .map(([frame, us]) => ({ frame, percent: (100 * us) / Math.max(1, busy) })),
   }));
   return { busyMs: busy / 1000, stages };
 }
@@ -208,8 +238,16 @@ export interface BudgetRow {
 /** Stage shares × the main thread's CPU per request, plus the other threads as one row. */
 export function perRequest(b: Budget, run: CpuOfRun): BudgetRow[] {
   const mainUs = (run.mainCpuS * 1e6) / Math.max(1, run.requests);
-  const rows: BudgetRow[] = b.stages.map((s) => ({ stage: s.stage, percent: s.percent, usPerRequest: (s.percent / 100) * mainUs }));
-  rows.push({ stage: 'other threads (GC helpers, libuv pool, compiler, profiler)', percent: null, usPerRequest: ((run.totalCpuS - run.mainCpuS) * 1e6) / Math.max(1, run.requests) });
+  const rows: BudgetRow[] = b.stages.map((s) => ({
+    stage: s.stage,
+    percent: s.percent,
+    usPerRequest: (s.percent / 100) * mainUs,
+  }));
+  rows.push({
+    stage: 'other threads (GC helpers, libuv pool, compiler, profiler)',
+    percent: null,
+    usPerRequest: ((run.totalCpuS - run.mainCpuS) * 1e6) / Math.max(1, run.requests),
+  });
   return rows;
 }
 
@@ -218,13 +256,17 @@ export function formatBudget(b: Budget, run?: CpuOfRun): string {
   const rows = run ? perRequest(b, run) : null;
   for (const s of b.stages) {
     const us = rows?.find((r) => r.stage === s.stage)?.usPerRequest;
-    lines.push(`  ${s.percent.toFixed(1).padStart(5)}%  ${us === undefined ? '' : `${us.toFixed(1).padStart(6)} µs  `}${s.stage}`);
+    lines.push(
+      `  ${s.percent.toFixed(1).padStart(5)}%  ${us === undefined ? '' : `${us.toFixed(1).padStart(6)} µs  `}${s.stage}`,
+    );
     for (const f of s.top) lines.push(`           ${f.percent.toFixed(1).padStart(5)}%  ${f.frame}`);
   }
   if (rows) {
     const other = rows[rows.length - 1]!;
     lines.push(`          ${other.usPerRequest.toFixed(1).padStart(6)} µs  ${other.stage}`);
-    lines.push(`  total ${(((run!.totalCpuS * 1e6) / Math.max(1, run!.requests))).toFixed(1)} µs/request over ${run!.requests} requests`);
+    lines.push(
+      `  total ${((run!.totalCpuS * 1e6) / Math.max(1, run!.requests)).toFixed(1)} µs/request over ${run!.requests} requests`,
+    );
   }
   return lines.join('\n');
 }
@@ -232,10 +274,21 @@ export function formatBudget(b: Budget, run?: CpuOfRun): string {
 if (import.meta.url === `file://${process.argv[1]}`) {
   const { values, positionals } = parseArgs({
     allowPositionals: true,
-    options: { 'skip-ms': { type: 'string' }, requests: { type: 'string' }, 'main-cpu': { type: 'string' }, 'total-cpu': { type: 'string' } },
+    options: {
+      'skip-ms': { type: 'string' },
+      requests: { type: 'string' },
+      'main-cpu': { type: 'string' },
+      'total-cpu': { type: 'string' },
+    },
   });
-  const run = values.requests && values['main-cpu'] && values['total-cpu']
-    ? { requests: Number(values.requests), mainCpuS: Number(values['main-cpu']), totalCpuS: Number(values['total-cpu']) }
-    : undefined;
-  for (const path of positionals) process.stdout.write(`${path}\n${formatBudget(budget(path, Number(values['skip-ms'] ?? 0)), run)}\n\n`);
+  const run =
+    values.requests && values['main-cpu'] && values['total-cpu']
+      ? {
+          requests: Number(values.requests),
+          mainCpuS: Number(values['main-cpu']),
+          totalCpuS: Number(values['total-cpu']),
+        }
+      : undefined;
+  for (const path of positionals)
+    process.stdout.write(`${path}\n${formatBudget(budget(path, Number(values['skip-ms'] ?? 0)), run)}\n\n`);
 }

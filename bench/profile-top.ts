@@ -32,7 +32,12 @@ function area(url: string, fn: string): string {
   if (fn === '(garbage collector)') return 'GC';
   if (fn === '(program)' || fn === '(idle)' || fn === '(root)') return fn;
   if (url.includes('/node_modules/undici/')) return 'undici';
-  if (url.includes('/node_modules/pino') || url.includes('/node_modules/sonic-boom/') || url.includes('/node_modules/fast-redact/')) return 'pino';
+  if (
+    url.includes('/node_modules/pino') ||
+    url.includes('/node_modules/sonic-boom/') ||
+    url.includes('/node_modules/fast-redact/')
+  )
+    return 'pino';
   if (url.includes('/node_modules/prom-client/')) return 'prom-client';
   if (url.includes('/node_modules/')) return 'other dependencies';
   if (url.includes('/dist/proxy/') || url.includes('/dist/firewall/')) return 'sluice';
@@ -80,11 +85,13 @@ export function formatSummary(s: ProfileSummary): string {
   const lines = [`busy ${s.busyMs.toFixed(0)} ms of ${s.totalMs.toFixed(0)} ms sampled`, '', 'self time by area:'];
   for (const f of s.byArea) lines.push(`  ${f.percent.toFixed(1).padStart(5)}%  ${f.frame}`);
   lines.push('', 'top frames by self time (% of busy time):');
-  for (const f of s.top) lines.push(`  ${f.percent.toFixed(1).padStart(5)}%  ${f.selfMs.toFixed(0).padStart(6)} ms  ${f.frame}`);
+  for (const f of s.top)
+    lines.push(`  ${f.percent.toFixed(1).padStart(5)}%  ${f.selfMs.toFixed(0).padStart(6)} ms  ${f.frame}`);
   return lines.join('\n');
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const skip = Number(process.env.SKIP_MS ?? 0);
-  for (const path of process.argv.slice(2)) process.stdout.write(`${path}\n${formatSummary(summarise(path, 25, skip))}\n\n`);
+  for (const path of process.argv.slice(2))
+    process.stdout.write(`${path}\n${formatSummary(summarise(path, 25, skip))}\n\n`);
 }

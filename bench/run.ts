@@ -24,7 +24,16 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { runDecideBench, type DecideBench } from './decide-bench.js';
 import { runBrokerBench } from './broker-bench.js';
-import { INSPECTION_PACKAGES, cpuSeconds, ensureDir, ensurePackages, isAlive, rssKiB, sleep, versionOf } from './env.js';
+import {
+  INSPECTION_PACKAGES,
+  cpuSeconds,
+  ensureDir,
+  ensurePackages,
+  isAlive,
+  rssKiB,
+  sleep,
+  versionOf,
+} from './env.js';
 import { formatBudget, budget } from './profile-budget.js';
 import { formatSummary, summarise } from './profile-top.js';
 import { STUDIES, renderResults, type Results, type Study, WORKLOADS, type Workload } from './results.js';
@@ -62,7 +71,8 @@ const want = (w: Workload | Study) => !only || only.has(w);
 if (only) {
   const known = new Set<string>([...WORKLOADS, ...STUDIES]);
   const unknown = [...only].filter((w) => !known.has(w));
-  if (unknown.length && !values.profile) throw new Error(`--only: unknown workload(s) ${unknown.join(', ')}; known: ${[...known].join(' ')}`);
+  if (unknown.length && !values.profile)
+    throw new Error(`--only: unknown workload(s) ${unknown.join(', ')}; known: ${[...known].join(' ')}`);
 }
 const sluiceVia = values.sluice === 'cli' ? 'cli' : 'child';
 const workdir = values.workdir ?? join(repo, 'bench/.work');
@@ -121,7 +131,11 @@ async function ensureUp(p: Proxy): Promise<void> {
   }
 }
 
-async function reloadUnderLoad(world: World, durationS: number, running = false): Promise<NonNullable<Results['reload']>> {
+async function reloadUnderLoad(
+  world: World,
+  durationS: number,
+  running = false,
+): Promise<NonNullable<Results['reload']>> {
   const sluice = world.proxies.get('sluice')!;
   if (!running) {
     await sluice.stop();
@@ -215,18 +229,23 @@ async function profile(world: World, flags: string[], which: readonly string[], 
     await sluice.start();
     await keepAliveGet(sluice, 10, 1); // warm-up, left out of the summary
     const skipMs = Date.now() - started;
-    const r = w === 'ka50'
-      ? await keepAliveGet(sluice, 50, seconds * 2)
-      : w === 'conn32'
-        ? await connectCycle(sluice, world.caFile, 32, seconds * 2)
-        : w === 'bulk-tunnel'
-          ? await bulk(sluice, world.caFile, 'tunnel', 20)
-          : await reloadUnderLoad(world, seconds * 2, true);
+    const r =
+      w === 'ka50'
+        ? await keepAliveGet(sluice, 50, seconds * 2)
+        : w === 'conn32'
+          ? await connectCycle(sluice, world.caFile, 32, seconds * 2)
+          : w === 'bulk-tunnel'
+            ? await bulk(sluice, world.caFile, 'tunnel', 20)
+            : await reloadUnderLoad(world, seconds * 2, true);
     await sluice.stop();
     flags.splice(0, flags.length);
-    const file = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile')).sort()[0];
+    const file = readdirSync(dir)
+      .filter((f) => f.endsWith('.cpuprofile'))
+      .sort()[0];
     if (!file) throw new Error(`no profile written in ${dir}`);
-    reports.push(`## ${PROFILED[w]}\n${JSON.stringify(r)}\n${join(dir, file)}\n${formatSummary(summarise(join(dir, file), 25, skipMs))}\n\nstages (bench/profile-budget.ts):\n${formatBudget(budget(join(dir, file), skipMs))}\n`);
+    reports.push(
+      `## ${PROFILED[w]}\n${JSON.stringify(r)}\n${join(dir, file)}\n${formatSummary(summarise(join(dir, file), 25, skipMs))}\n\nstages (bench/profile-budget.ts):\n${formatBudget(budget(join(dir, file), skipMs))}\n`,
+    );
   }
   await sluice.start();
   // The per-request budget with CPU per stage, Sluice and the floor in the same run (ka50, conn32).
@@ -235,7 +254,10 @@ async function profile(world: World, flags: string[], which: readonly string[], 
     for (const t of ['sluice', 'floor'] as const) {
       const b = await profileBudget(ctx, t, w);
       if ('error' in b) reports.push(`## budget ${t} ${w}: ${b.error}`);
-      else reports.push(`## budget ${t} ${w} (${b.usPerUnit.toFixed(1)} µs per ${w === 'ka50' ? 'request' : 'connection'})\n${b.rows.map((r) => `  ${r.percent === null ? '     ' : `${r.percent.toFixed(1).padStart(5)}%`}  ${r.usPerRequest.toFixed(1).padStart(7)} µs  ${r.stage}`).join('\n')}\n  ${b.profile}\n`);
+      else
+        reports.push(
+          `## budget ${t} ${w} (${b.usPerUnit.toFixed(1)} µs per ${w === 'ka50' ? 'request' : 'connection'})\n${b.rows.map((r) => `  ${r.percent === null ? '     ' : `${r.percent.toFixed(1).padStart(5)}%`}  ${r.usPerRequest.toFixed(1).padStart(7)} µs  ${r.stage}`).join('\n')}\n  ${b.profile}\n`,
+        );
     }
   }
   return reports.join('\n');
@@ -263,13 +285,22 @@ function versions(): Results['versions'] {
   return {
     node: process.version,
     nginx: versionOf('nginx', ['-v'], /nginx\/(\S+)/),
-    squid: versionOf(existsSync(join(workdir, 'squid-openssl/usr/sbin/squid')) ? join(workdir, 'squid-openssl/usr/sbin/squid') : 'squid', ['-v'], /Version (\S+)/),
+    squid: versionOf(
+      existsSync(join(workdir, 'squid-openssl/usr/sbin/squid'))
+        ? join(workdir, 'squid-openssl/usr/sbin/squid')
+        : 'squid',
+      ['-v'],
+      /Version (\S+)/,
+    ),
     tinyproxy: versionOf('tinyproxy', ['-v'], /tinyproxy (\S+)/),
     wrk: versionOf('wrk', ['-v'], /wrk (\S+)/),
     curl: versionOf('curl', ['--version'], /curl (\S+)/),
     openssl: versionOf('openssl', ['version'], /OpenSSL (\S+)/),
-    httpProxy: (JSON.parse(readFileSync(join(repo, 'node_modules/http-proxy/package.json'), 'utf8')) as { version: string }).version,
-    undici: (JSON.parse(readFileSync(join(repo, 'node_modules/undici/package.json'), 'utf8')) as { version: string }).version,
+    httpProxy: (
+      JSON.parse(readFileSync(join(repo, 'node_modules/http-proxy/package.json'), 'utf8')) as { version: string }
+    ).version,
+    undici: (JSON.parse(readFileSync(join(repo, 'node_modules/undici/package.json'), 'utf8')) as { version: string })
+      .version,
     mitmproxy: versionOf('mitmdump', ['--version'], /Mitmproxy: (\S+)/),
   };
 }
@@ -289,8 +320,14 @@ async function main(): Promise<void> {
   if (want('dns-bomb') || want('login-flood')) lazy.add('sluice-hostile');
   if (inspect) lazy.add('squid-bump').add('mitmproxy').add('sluice-inspect');
   const world = await startWorld({
-    dir: workdir, sluiceVia, sluiceNodeFlags: sluiceFlags, compareNodeFlags: values.compare ? extraFlags : [],
-    compareDist: values.compare ?? null, workers: Number(values.workers ?? 1), log, lazy,
+    dir: workdir,
+    sluiceVia,
+    sluiceNodeFlags: sluiceFlags,
+    compareNodeFlags: values.compare ? extraFlags : [],
+    compareDist: values.compare ?? null,
+    workers: Number(values.workers ?? 1),
+    log,
+    lazy,
     flagsFor: (name) => flags.get(name) ?? [],
   });
   const ctx: Ctx = { world, seconds, rounds, quick, log, flags };
@@ -311,7 +348,9 @@ async function main(): Promise<void> {
       options: { rounds, seconds, tunnels, sluiceVia, quick, only: values.only ?? null },
       idleKiB: {},
       loadAvg: { start: loadavg()[0]!, end: null },
-      failedToStart: Object.fromEntries([...world.proxies.values()].filter((p) => p.failed).map((p) => [p.name, p.failed!])),
+      failedToStart: Object.fromEntries(
+        [...world.proxies.values()].filter((p) => p.failed).map((p) => [p.name, p.failed!]),
+      ),
       runs: {},
       memory: null,
       reload: null,
@@ -334,7 +373,8 @@ async function main(): Promise<void> {
     const workloads = WORKLOADS.filter((w) => want(w));
     if (workloads.length) {
       log('warm-up');
-      for (const p of world.proxies.values()) if (!p.lazy && !p.failed) await keepAliveGet(p, 10, 1).catch(() => undefined);
+      for (const p of world.proxies.values())
+        if (!p.lazy && !p.failed) await keepAliveGet(p, 10, 1).catch(() => undefined);
     }
     for (let r = 0; r < rounds; r++) {
       for (const w of workloads) {
@@ -372,8 +412,10 @@ async function main(): Promise<void> {
       // Profiles in interleaved rounds too (each a fresh process); the table takes the median per stage. The
       // same Sluice with no audit lines written (log level warn) says what the log costs, other threads included.
       for (let r = 0; r < rounds; r++) {
-        for (const t of rotate(['sluice', 'floor', 'sluice-quiet'] as const, r)) results.budget.push(await profileBudget(ctx, t, 'ka50'));
-        for (const t of rotate(['sluice', 'floor'] as const, r)) results.budget.push(await profileBudget(ctx, t, 'conn32'));
+        for (const t of rotate(['sluice', 'floor', 'sluice-quiet'] as const, r))
+          results.budget.push(await profileBudget(ctx, t, 'ka50'));
+        for (const t of rotate(['sluice', 'floor'] as const, r))
+          results.budget.push(await profileBudget(ctx, t, 'conn32'));
       }
     });
     await study('stalls', async () => {

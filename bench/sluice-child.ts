@@ -45,7 +45,10 @@ async function serve(): Promise<void> {
   process.on('SIGUSR2', () => {
     (globalThis as { gc?: () => void }).gc?.();
     process.stderr.write(`sluice-child memory ${JSON.stringify(process.memoryUsage())}\n`);
-    if (process.env.BENCH_HEAP_SNAPSHOTS) process.stderr.write(`sluice-child snapshot ${writeHeapSnapshot(join(process.env.BENCH_HEAP_SNAPSHOTS, `${Date.now()}.heapsnapshot`))}\n`);
+    if (process.env.BENCH_HEAP_SNAPSHOTS)
+      process.stderr.write(
+        `sluice-child snapshot ${writeHeapSnapshot(join(process.env.BENCH_HEAP_SNAPSHOTS, `${Date.now()}.heapsnapshot`))}\n`,
+      );
   });
 
   let stopping = false;

@@ -29,7 +29,11 @@ function findEsbuild(): EsbuildApi | null {
 /** Returns the snapshot blob's path, or why it could not be built. */
 export async function buildSnapshot(workdir: string): Promise<{ blob: string } | { notBuilt: string }> {
   const esbuild = findEsbuild();
-  if (!esbuild) return { notBuilt: 'needs a bundler: set BENCH_ESBUILD to a directory with node_modules/esbuild (Sluice is ESM; a Node 20–24 startup snapshot holds one CommonJS script, user-land modules bundled in)' };
+  if (!esbuild)
+    return {
+      notBuilt:
+        'needs a bundler: set BENCH_ESBUILD to a directory with node_modules/esbuild (Sluice is ESM; a Node 20–24 startup snapshot holds one CommonJS script, user-land modules bundled in)',
+    };
   const dir = ensureDir(join(workdir, 'snapshot'));
   const bundle = join(dir, 'sluice-bundle.cjs');
   const blob = join(dir, 'sluice.blob');
@@ -43,20 +47,34 @@ export async function buildSnapshot(workdir: string): Promise<{ blob: string } |
       outfile: bundle,
       logLevel: 'error',
       nodePaths: [join(repo, 'node_modules')],
-      plugins: [{
-        name: 'dialer-require',
-        setup(build: { onLoad(o: { filter: RegExp }, cb: (a: { path: string }) => { contents: string; loader: string }): void }) {
-          build.onLoad({ filter: /[/\\]proxy[/\\](egress[/\\])?dialer\.js$/ }, (a) => ({
-            contents: readFileSync(a.path, 'utf8').replace(/createRequire\(import\.meta\.url\)\((['"][^'"]+['"])\)/, 'require($1)'),
-            loader: 'js',
-          }));
+      plugins: [
+        {
+          name: 'dialer-require',
+          setup(build: {
+            onLoad(o: { filter: RegExp }, cb: (a: { path: string }) => { contents: string; loader: string }): void;
+          }) {
+            build.onLoad({ filter: /[/\\]proxy[/\\](egress[/\\])?dialer\.js$/ }, (a) => ({
+              contents: readFileSync(a.path, 'utf8').replace(
+                /createRequire\(import\.meta\.url\)\((['"][^'"]+['"])\)/,
+                'require($1)',
+              ),
+              loader: 'js',
+            }));
+          },
         },
-      }],
+      ],
     });
-    execFileSync(process.execPath, ['--snapshot-blob', blob, '--build-snapshot', bundle], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'], timeout: 120_000 });
+    execFileSync(process.execPath, ['--snapshot-blob', blob, '--build-snapshot', bundle], {
+      cwd: dir,
+      stdio: ['ignore', 'ignore', 'pipe'],
+      timeout: 120_000,
+    });
     return { blob };
   } catch (e) {
-    const lines = String((e as { stderr?: Buffer }).stderr ?? (e as Error).message).split('\n').map((l) => l.trim()).filter(Boolean);
+    const lines = String((e as { stderr?: Buffer }).stderr ?? (e as Error).message)
+      .split('\n')
+      .map((l) => l.trim())
+      .filter(Boolean);
     const error = lines.find((l) => /Error\b/.test(l)) ?? lines[0] ?? 'unknown error';
     const at = lines.find((l) => l.startsWith('at ') && l.includes('node:')) ?? '';
     return { notBuilt: `node --build-snapshot ${process.version} failed: ${error}${at ? ` (${at})` : ''}` };

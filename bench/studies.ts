@@ -8,7 +8,17 @@ import { get } from 'node:http';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { cpuSeconds, ensureDir, freePort, rssKiB, rssSampler, sleep, startForeground, threadCpuSeconds, waitForPort } from './env.js';
+import {
+  cpuSeconds,
+  ensureDir,
+  freePort,
+  rssKiB,
+  rssSampler,
+  sleep,
+  startForeground,
+  threadCpuSeconds,
+  waitForPort,
+} from './env.js';
 import type { HostileArgs, Latencies } from './hostile-client.js';
 import { type BudgetRow, type CpuOfRun, budget, perRequest } from './profile-budget.js';
 import { MITM_HOSTS, ORIGIN, type Proxy, type ProxyName, SMALL_PATH, type World, bombHost, mitmHost } from './world.js';
@@ -20,7 +30,11 @@ const here = fileURLToPath(new URL('.', import.meta.url));
 const distDir = fileURLToPath(new URL('..', import.meta.url));
 
 export type Failed = { error: string };
-const failed = (e: unknown): Failed => ({ error: String((e as Error)?.message ?? e).split('\n')[0]!.slice(0, 300) });
+const failed = (e: unknown): Failed => ({
+  error: String((e as Error)?.message ?? e)
+    .split('\n')[0]!
+    .slice(0, 300),
+});
 
 export interface Ctx {
   readonly world: World;
@@ -40,10 +54,15 @@ function jsonLine<T>(out: string, tag = 'BENCH_JSON'): T {
 
 function runNode(script: string, args: unknown, timeoutMs = 600_000): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile(process.execPath, [join(here, script), JSON.stringify(args)], { timeout: timeoutMs, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`${script} failed: ${err.message}\n${stderr}`));
-      else resolve(stdout);
-    });
+    execFile(
+      process.execPath,
+      [join(here, script), JSON.stringify(args)],
+      { timeout: timeoutMs, maxBuffer: 64 << 20 },
+      (err, stdout, stderr) => {
+        if (err) reject(new Error(`${script} failed: ${err.message}\n${stderr}`));
+        else resolve(stdout);
+      },
+    );
   });
 }
 
@@ -65,7 +84,11 @@ export interface BudgetResult {
 }
 
 /** node --cpu-prof on a fresh process, the workload after a warm-up; the samples of the workload window only. */
-export async function profileBudget(ctx: Ctx, target: ProxyName, workload: 'ka50' | 'conn32'): Promise<BudgetResult | Failed> {
+export async function profileBudget(
+  ctx: Ctx,
+  target: ProxyName,
+  workload: 'ka50' | 'conn32',
+): Promise<BudgetResult | Failed> {
   const p = ctx.world.proxies.get(target);
   if (!p || p.failed) return { error: `${target} is not running` };
   const dir = ensureDir(join(ctx.world.dir, `prof-${target}-${workload}`));
@@ -92,17 +115,29 @@ export async function profileBudget(ctx: Ctx, target: ProxyName, workload: 'ka50
       totalCpuS: cpuSeconds(pid) - total0,
     };
     await p.stop();
-    const file = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile')).sort()[0];
+    const file = readdirSync(dir)
+      .filter((f) => f.endsWith('.cpuprofile'))
+      .sort()[0];
     if (!file) return { error: `no profile written in ${dir}` };
     // The profile's clock starts when the process does, a little after spawn: a few ms of slack either side.
     const b = budget(join(dir, file), skipMs, untilMs);
-    return { target, workload, run, usPerUnit: (run.totalCpuS * 1e6) / Math.max(1, run.requests), rows: perRequest(b, run), profile: join(dir, file) };
+    return {
+      target,
+      workload,
+      run,
+      usPerUnit: (run.totalCpuS * 1e6) / Math.max(1, run.requests),
+      rows: perRequest(b, run),
+      profile: join(dir, file),
+    };
   } catch (e) {
     return failed(e);
   } finally {
     ctx.flags.set(target, before);
     await p.stop().catch(() => undefined);
-    if (!p.lazy) await p.start().catch((e: unknown) => ctx.log(`${target} did not come back after profiling: ${(e as Error).message}`));
+    if (!p.lazy)
+      await p
+        .start()
+        .catch((e: unknown) => ctx.log(`${target} did not come back after profiling: ${(e as Error).message}`));
   }
 }
 
@@ -110,7 +145,15 @@ export async function profileBudget(ctx: Ctx, target: ProxyName, workload: 'ka50
 
 export interface LoopStats {
   readonly seconds: number;
-  readonly loopDelayMs: { p50: number; p90: number; p99: number; p999: number; max: number; mean: number; samples: number };
+  readonly loopDelayMs: {
+    p50: number;
+    p90: number;
+    p99: number;
+    p999: number;
+    max: number;
+    mean: number;
+    samples: number;
+  };
   readonly utilisation: number;
   readonly gc: Record<string, { count: number; totalMs: number; maxMs: number; over1ms: number }>;
   readonly activeResources: Record<string, number>;
@@ -148,7 +191,9 @@ export const STALL_TARGETS: readonly ProxyName[] = ['sluice', 'sluice-quiet', 's
  * the loop monitor preloaded; keep-alive GETs at 1 and 50 connections in interleaved rounds, with loop delay and
  * GC pauses recorded over each run. Then a short run of Sluice with --trace-sync-io counts synchronous calls.
  */
-export async function stalls(ctx: Ctx): Promise<{ runs: StallResult[]; syncIo: { warnings: number; top: string[]; requests: number } | Failed }> {
+export async function stalls(
+  ctx: Ctx,
+): Promise<{ runs: StallResult[]; syncIo: { warnings: number; top: string[]; requests: number } | Failed }> {
   const preload = ['--import', `file://${join(here, 'loop-monitor.js')}`];
   const up: Proxy[] = [];
   const saved = new Map<ProxyName, string[]>();
@@ -176,7 +221,14 @@ export async function stalls(ctx: Ctx): Promise<{ runs: StallResult[]; syncIo: {
             const pid = p.proc().pid;
             await loopDump(pid); // reset
             const load = await keepAliveGet(p, w === 'ka1' ? 1 : 50, ctx.seconds);
-            runs.push({ target: p.name, workload: w, load, loop: await loopDump(pid), syncIoWarnings: null, syncIoTop: [] });
+            runs.push({
+              target: p.name,
+              workload: w,
+              load,
+              loop: await loopDump(pid),
+              syncIoWarnings: null,
+              syncIoTop: [],
+            });
           } catch (e) {
             ctx.log(`  failed: ${failed(e).error}`);
           }
@@ -187,7 +239,8 @@ export async function stalls(ctx: Ctx): Promise<{ runs: StallResult[]; syncIo: {
     for (const p of up) {
       ctx.flags.set(p.name, saved.get(p.name) ?? []);
       await p.stop();
-      if (!p.lazy) await p.start().catch((e: unknown) => ctx.log(`${p.name} did not come back: ${(e as Error).message}`));
+      if (!p.lazy)
+        await p.start().catch((e: unknown) => ctx.log(`${p.name} did not come back: ${(e as Error).message}`));
     }
   }
   return { runs, syncIo: await syncIo(ctx) };
@@ -209,11 +262,24 @@ async function syncIo(ctx: Ctx): Promise<{ warnings: number; top: string[]; requ
     const parts = text.split('WARNING: Detected use of sync API').slice(1);
     const tops = new Map<string, number>();
     for (const part of parts) {
-      const lines = part.split('\n').map((l) => l.trim()).filter((l) => l.startsWith('at '));
-      const key = `${lines[0] ?? '?'} ← ${lines.find((l) => l.includes('/dist/')) ?? '?'}`.replace(/file:\/\/\S*\/dist\//g, 'dist/');
+      const lines = part
+        .split('\n')
+        .map((l) => l.trim())
+        .filter((l) => l.startsWith('at '));
+      const key = `${lines[0] ?? '?'} ← ${lines.find((l) => l.includes('/dist/')) ?? '?'}`.replace(
+        /file:\/\/\S*\/dist\//g,
+        'dist/',
+      );
       tops.set(key, (tops.get(key) ?? 0) + 1);
     }
-    return { warnings: parts.length, requests: load.requests, top: [...tops.entries()].sort((a, b) => b[1] - a[1]).slice(0, 5).map(([f, n]) => `${n}× ${f}`) };
+    return {
+      warnings: parts.length,
+      requests: load.requests,
+      top: [...tops.entries()]
+        .sort((a, b) => b[1] - a[1])
+        .slice(0, 5)
+        .map(([f, n]) => `${n}× ${f}`),
+    };
   } catch (e) {
     return failed(e);
   } finally {
@@ -230,13 +296,19 @@ export interface StartupResult {
   /** RSS one second after ready, KiB, each start. */
   readonly sluiceIdleKiB: number[];
   /** The same with a V8 startup snapshot, when one could be built (else why not). */
-  readonly snapshot: { readyMs: number[]; idleKiB: number[]; /** The same entry point without the snapshot. */ plainMs: number[] } | { notBuilt: string };
+  readonly snapshot:
+    | { readyMs: number[]; idleKiB: number[]; /** The same entry point without the snapshot. */ plainMs: number[] }
+    | { notBuilt: string };
   /** Node alone: spawn → a bare node:http server accepts. */
   readonly nodeReadyMs: number[];
   /** The floor peer: spawn → accepts (Node + undici's Agent). */
   readonly floorReadyMs: number[];
   /** Where `sluice serve`'s start-up CPU goes (self time by area, from one --cpu-prof start). */
-  readonly startupProfile: { busyMs: number; areas: { area: string; ms: number }[]; topModules: { module: string; ms: number }[] } | null;
+  readonly startupProfile: {
+    busyMs: number;
+    areas: { area: string; ms: number }[];
+    topModules: { module: string; ms: number }[];
+  } | null;
 }
 
 function httpStatus(port: number, path: string): Promise<number> {
@@ -254,13 +326,20 @@ function httpStatus(port: number, path: string): Promise<number> {
 }
 
 /** Spawns argv and measures until `ready()` says so; then the RSS a second later; then stops it. */
-async function timeStart(argv: string[], ready: () => Promise<boolean>, logDir: string, name: string, env?: Record<string, string>): Promise<{ ms: number; idleKiB: number }> {
+async function timeStart(
+  argv: string[],
+  ready: () => Promise<boolean>,
+  logDir: string,
+  name: string,
+  env?: Record<string, string>,
+): Promise<{ ms: number; idleKiB: number }> {
   const t0 = performance.now();
   const fg = startForeground(name, argv, { logDir, ...(env ? { env: { ...process.env, ...env } } : {}) });
   try {
     for (;;) {
       if (await ready()) break;
-      if (fg.child.exitCode !== null) throw new Error(`${name} exited (${fg.child.exitCode}); see ${logDir}/${name}.err`);
+      if (fg.child.exitCode !== null)
+        throw new Error(`${name} exited (${fg.child.exitCode}); see ${logDir}/${name}.err`);
       if (performance.now() - t0 > 30_000) throw new Error(`${name} not ready after 30 s`);
       await sleep(2);
     }
@@ -272,7 +351,11 @@ async function timeStart(argv: string[], ready: () => Promise<boolean>, logDir: 
   }
 }
 
-const accepts = (port: number) => () => waitForPort('127.0.0.1', port, 1).then(() => true, () => false);
+const accepts = (port: number) => () =>
+  waitForPort('127.0.0.1', port, 1).then(
+    () => true,
+    () => false,
+  );
 
 export async function startup(ctx: Ctx, starts: number): Promise<StartupResult | Failed> {
   try {
@@ -292,9 +375,27 @@ export async function startup(ctx: Ctx, starts: number): Promise<StartupResult |
       sluiceReadyMs.push(s.ms);
       sluiceIdleKiB.push(s.idleKiB);
       const nodePort = await freePort();
-      nodeReadyMs.push((await timeStart([process.execPath, '-e', `require('node:http').createServer().listen(${nodePort}, '127.0.0.1')`], accepts(nodePort), logDir, 'node-startup')).ms);
+      nodeReadyMs.push(
+        (
+          await timeStart(
+            [process.execPath, '-e', `require('node:http').createServer().listen(${nodePort}, '127.0.0.1')`],
+            accepts(nodePort),
+            logDir,
+            'node-startup',
+          )
+        ).ms,
+      );
       const floorPort = await freePort();
-      floorReadyMs.push((await timeStart([process.execPath, join(here, 'floor-peer.js'), `127.0.0.1:${floorPort}`], accepts(floorPort), logDir, 'floor-startup')).ms);
+      floorReadyMs.push(
+        (
+          await timeStart(
+            [process.execPath, join(here, 'floor-peer.js'), `127.0.0.1:${floorPort}`],
+            accepts(floorPort),
+            logDir,
+            'floor-startup',
+          )
+        ).ms,
+      );
     }
     const snapshot = await snapshotStarts(ctx, config, admin, starts, ready);
     const startupProfile = await startupCpuProfile(ctx, config, admin);
@@ -309,7 +410,13 @@ export async function startup(ctx: Ctx, starts: number): Promise<StartupResult |
  * built from it) against the same entry point without one, in the same starts. When the snapshot cannot be
  * built, says why.
  */
-async function snapshotStarts(ctx: Ctx, config: string, admin: number, starts: number, ready: () => Promise<boolean>): Promise<StartupResult['snapshot']> {
+async function snapshotStarts(
+  ctx: Ctx,
+  config: string,
+  admin: number,
+  starts: number,
+  ready: () => Promise<boolean>,
+): Promise<StartupResult['snapshot']> {
   const built = await buildSnapshot(ctx.world.dir);
   if ('notBuilt' in built) return built;
   const logDir = join(ctx.world.dir, 'logs');
@@ -321,7 +428,17 @@ async function snapshotStarts(ctx: Ctx, config: string, admin: number, starts: n
     const s = await timeStart([process.execPath, '--snapshot-blob', built.blob], ready, logDir, 'sluice-snapshot', env);
     readyMs.push(s.ms);
     idleKiB.push(s.idleKiB);
-    plainMs.push((await timeStart([process.execPath, join(here, 'snapshot-entry.js')], ready, logDir, 'sluice-snapshot-entry', env)).ms);
+    plainMs.push(
+      (
+        await timeStart(
+          [process.execPath, join(here, 'snapshot-entry.js')],
+          ready,
+          logDir,
+          'sluice-snapshot-entry',
+          env,
+        )
+      ).ms,
+    );
   }
   void admin;
   return { readyMs, idleKiB, plainMs };
@@ -330,10 +447,27 @@ async function snapshotStarts(ctx: Ctx, config: string, admin: number, starts: n
 async function startupCpuProfile(ctx: Ctx, config: string, admin: number): Promise<StartupResult['startupProfile']> {
   const dir = ensureDir(join(ctx.world.dir, 'prof-startup'));
   for (const f of readdirSync(dir)) rmSync(join(dir, f));
-  await timeStart([process.execPath, '--cpu-prof', `--cpu-prof-dir=${dir}`, join(distDir, 'proxy/cli.js'), 'serve', '--config', config], async () => (await httpStatus(admin, '/readyz')) === 200, join(ctx.world.dir, 'logs'), 'sluice-startup-prof');
+  await timeStart(
+    [
+      process.execPath,
+      '--cpu-prof',
+      `--cpu-prof-dir=${dir}`,
+      join(distDir, 'proxy/cli.js'),
+      'serve',
+      '--config',
+      config,
+    ],
+    async () => (await httpStatus(admin, '/readyz')) === 200,
+    join(ctx.world.dir, 'logs'),
+    'sluice-startup-prof',
+  );
   const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
   if (!file) return null;
-  const p = JSON.parse(readFileSync(join(dir, file), 'utf8')) as { nodes: { id: number; callFrame: { functionName: string; url: string }; children?: number[] }[]; samples: number[]; timeDeltas: number[] };
+  const p = JSON.parse(readFileSync(join(dir, file), 'utf8')) as {
+    nodes: { id: number; callFrame: { functionName: string; url: string }; children?: number[] }[];
+    samples: number[];
+    timeDeltas: number[];
+  };
   const byId = new Map(p.nodes.map((n) => [n.id, n]));
   const parent = new Map<number, number>();
   for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
@@ -360,14 +494,20 @@ async function startupCpuProfile(ctx: Ctx, config: string, admin: number): Promi
     const m = moduleOf(n.id);
     ms.set(m, (ms.get(m) ?? 0) + dt);
   }
-  const areaOf = (m: string) => (m.startsWith('sluice ') ? 'sluice' : ['node internals', 'GC', '(program: V8/Node native)'].includes(m) ? m : m);
+  const areaOf = (m: string) =>
+    m.startsWith('sluice ') ? 'sluice' : ['node internals', 'GC', '(program: V8/Node native)'].includes(m) ? m : m;
   const areas = new Map<string, number>();
   for (const [m, us] of ms) areas.set(areaOf(m), (areas.get(areaOf(m)) ?? 0) + us);
   const sorted = (m: Map<string, number>) => [...m.entries()].sort((a, b) => b[1] - a[1]);
   return {
     busyMs: busy / 1000,
-    areas: sorted(areas).slice(0, 12).map(([area, us]) => ({ area, ms: us / 1000 })),
-    topModules: sorted(ms).filter(([m]) => m.startsWith('sluice ')).slice(0, 8).map(([module, us]) => ({ module, ms: us / 1000 })),
+    areas: sorted(areas)
+      .slice(0, 12)
+      .map(([area, us]) => ({ area, ms: us / 1000 })),
+    topModules: sorted(ms)
+      .filter(([m]) => m.startsWith('sluice '))
+      .slice(0, 8)
+      .map(([module, us]) => ({ module, ms: us / 1000 })),
   };
 }
 
@@ -534,14 +674,24 @@ export interface InspectResult {
   /** Per target: a new intercepted tunnel per request, 32 concurrent. */
   readonly conn32: Record<string, ConnectResult[]>;
   /** Per target: RSS idle, and after one connection to each of MITM_HOSTS distinct hosts (leaves cached). */
-  readonly memory: Record<string, { idleKiB: number; withLeavesKiB: number; hosts: number; errors: number; firstError: string | null } | Failed>;
+  readonly memory: Record<
+    string,
+    { idleKiB: number; withLeavesKiB: number; hosts: number; errors: number; firstError: string | null } | Failed
+  >;
   readonly errors: Record<string, string>;
   /** Whether Sluice took part (it does once it has `inspection`). */
   readonly sluice: boolean;
 }
 
-export async function inspection(ctx: Ctx, which: ReadonlySet<'mitm-ka50' | 'mitm-conn32' | 'mitm-memory'>): Promise<InspectResult> {
-  const names: ProxyName[] = ['squid-bump', 'mitmproxy', ...(ctx.world.sluiceInspects ? (['sluice-inspect'] as const) : [])];
+export async function inspection(
+  ctx: Ctx,
+  which: ReadonlySet<'mitm-ka50' | 'mitm-conn32' | 'mitm-memory'>,
+): Promise<InspectResult> {
+  const names: ProxyName[] = [
+    'squid-bump',
+    'mitmproxy',
+    ...(ctx.world.sluiceInspects ? (['sluice-inspect'] as const) : []),
+  ];
   const res: InspectResult = { ka50: {}, conn32: {}, memory: {}, errors: {}, sluice: ctx.world.sluiceInspects };
   const up: Proxy[] = [];
   for (const n of names) {
@@ -601,9 +751,18 @@ export async function inspection(ctx: Ctx, which: ReadonlySet<'mitm-ka50' | 'mit
         await restart(p);
         await sleep(1000);
         const idleKiB = rssKiB(p.proc().pid);
-        const r = await connectCycle(p, mitmCa, 16, 600, { count: hosts, names: Array.from({ length: hosts }, (_, i) => mitmHost(i)) });
+        const r = await connectCycle(p, mitmCa, 16, 600, {
+          count: hosts,
+          names: Array.from({ length: hosts }, (_, i) => mitmHost(i)),
+        });
         await sleep(2000);
-        res.memory[p.name] = { idleKiB, withLeavesKiB: rssKiB(p.proc().pid), hosts: r.connections, errors: r.errors, firstError: r.firstError };
+        res.memory[p.name] = {
+          idleKiB,
+          withLeavesKiB: rssKiB(p.proc().pid),
+          hosts: r.connections,
+          errors: r.errors,
+          firstError: r.firstError,
+        };
       } catch (e) {
         res.memory[p.name] = failed(e);
       }
@@ -612,4 +771,3 @@ export async function inspection(ctx: Ctx, which: ReadonlySet<'mitm-ka50' | 'mit
   for (const p of up) await p.stop();
   return res;
 }
-

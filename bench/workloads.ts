@@ -28,10 +28,15 @@ export interface WrkResult extends Measured {
 
 function run(cmd: string, args: readonly string[], env?: NodeJS.ProcessEnv, timeoutMs = 120_000): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile(cmd, args, { env: { ...process.env, ...env }, timeout: timeoutMs, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`${cmd} failed: ${err.message}\n${stderr}`));
-      else resolve(stdout);
-    });
+    execFile(
+      cmd,
+      args,
+      { env: { ...process.env, ...env }, timeout: timeoutMs, maxBuffer: 16 << 20 },
+      (err, stdout, stderr) => {
+        if (err) reject(new Error(`${cmd} failed: ${err.message}\n${stderr}`));
+        else resolve(stdout);
+      },
+    );
   });
 }
 
@@ -58,7 +63,10 @@ export function keepAliveGet(proxy: Proxy | null, connections: number, seconds: 
 }
 
 /** A small JSON body, as an API write carries. */
-export const WRITE_BODY = JSON.stringify({ event: 'bench', items: Array.from({ length: 8 }, (_, i) => ({ id: i, value: 'x'.repeat(16) })) });
+export const WRITE_BODY = JSON.stringify({
+  event: 'bench',
+  items: Array.from({ length: 8 }, (_, i) => ({ id: i, value: 'x'.repeat(16) })),
+});
 
 /**
  * Writes to an integration: keep-alive POSTs of a small JSON body. Sluice gets `POST http://api.bench.test/echo`
@@ -92,7 +100,12 @@ interface KeepAliveSpec {
   readonly body?: string;
 }
 
-export async function keepAlive(proxy: Proxy | null, connections: number, seconds: number, spec: KeepAliveSpec): Promise<WrkResult> {
+export async function keepAlive(
+  proxy: Proxy | null,
+  connections: number,
+  seconds: number,
+  spec: KeepAliveSpec,
+): Promise<WrkResult> {
   const threads = Math.min(2, connections);
   const url = proxy ? `http://127.0.0.1:${proxy.port}/` : spec.direct.url;
   const env = {
@@ -102,8 +115,22 @@ export async function keepAlive(proxy: Proxy | null, connections: number, second
     BENCH_BODY: spec.body ?? '',
   };
   const r = await measured(proxy, async () => {
-    const out = await run('wrk', ['-t', String(threads), '-c', String(connections), '-d', `${seconds}s`, '--timeout', '5s', '-s', LUA, url], env);
-    return jsonLine(out, 'BENCH_JSON') as { requests: number; durationUs: number; connect: number; read: number; write: number; status: number; timeout: number; p50Us: number; p99Us: number };
+    const out = await run(
+      'wrk',
+      ['-t', String(threads), '-c', String(connections), '-d', `${seconds}s`, '--timeout', '5s', '-s', LUA, url],
+      env,
+    );
+    return jsonLine(out, 'BENCH_JSON') as {
+      requests: number;
+      durationUs: number;
+      connect: number;
+      read: number;
+      write: number;
+      status: number;
+      timeout: number;
+      p50Us: number;
+      p99Us: number;
+    };
   });
   const errors = r.connect + r.read + r.write + r.status + r.timeout;
   return {
@@ -138,9 +165,22 @@ export interface ConnectResult extends CycleResult, Measured {
 
 /** CONNECT + TLS handshake + one GET per connection, `concurrency` loops for `seconds` (or `count`
  * connections, rotating over `names`). */
-export async function connectCycle(proxy: Proxy | null, caFile: string, concurrency: number, seconds: number, more: Partial<ConnectClientArgs> = {}): Promise<ConnectResult> {
+export async function connectCycle(
+  proxy: Proxy | null,
+  caFile: string,
+  concurrency: number,
+  seconds: number,
+  more: Partial<ConnectClientArgs> = {},
+): Promise<ConnectResult> {
   const args = clientArgs(proxy, caFile, { mode: 'cycle', concurrency, durationMs: seconds * 1000, ...more });
-  const r = await measured(proxy, async () => jsonLine(await run(process.execPath, [join(here, 'connect-client.js'), JSON.stringify(args)]), 'BENCH_JSON') as CycleResult);
+  const r = await measured(
+    proxy,
+    async () =>
+      jsonLine(
+        await run(process.execPath, [join(here, 'connect-client.js'), JSON.stringify(args)]),
+        'BENCH_JSON',
+      ) as CycleResult,
+  );
   return {
     ...r,
     perSecond: r.connections / r.seconds,
@@ -154,9 +194,15 @@ export interface BulkResult extends Measured {
 }
 
 /** Downloads the 10 MiB file `times` times with curl, through a CONNECT tunnel (https) or by forwarding (http). */
-export async function bulk(proxy: Proxy | null, caFile: string, kind: 'tunnel' | 'forward', times: number): Promise<BulkResult> {
+export async function bulk(
+  proxy: Proxy | null,
+  caFile: string,
+  kind: 'tunnel' | 'forward',
+  times: number,
+): Promise<BulkResult> {
   const o = kind === 'tunnel' ? ORIGIN.tls : ORIGIN.http;
-  const url = kind === 'tunnel' ? `https://${o.name}${BULK_PATH}` : `http://${proxy ? o.name : o.address}:${o.port}${BULK_PATH}`;
+  const url =
+    kind === 'tunnel' ? `https://${o.name}${BULK_PATH}` : `http://${proxy ? o.name : o.address}:${o.port}${BULK_PATH}`;
   const args = ['-sS', '-o', '/dev/null', '-w', '%{size_download} %{time_total}\n', '--cacert', caFile];
   if (proxy) {
     args.push('--proxy', `http://127.0.0.1:${proxy.port}`);
@@ -177,7 +223,12 @@ export async function bulk(proxy: Proxy | null, caFile: string, kind: 'tunnel' |
     return { bytes, secs };
   });
   const mib = r.bytes / (1024 * 1024);
-  return { mbPerS: r.bytes / 1e6 / r.secs, cpuMsPerMiB: r.cpuS === null ? null : (r.cpuS * 1000) / mib, cpuS: r.cpuS, rssPeakKiB: r.rssPeakKiB };
+  return {
+    mbPerS: r.bytes / 1e6 / r.secs,
+    cpuMsPerMiB: r.cpuS === null ? null : (r.cpuS * 1000) / mib,
+    cpuS: r.cpuS,
+    rssPeakKiB: r.rssPeakKiB,
+  };
 }
 
 export interface HoldResult {
@@ -194,7 +245,9 @@ export async function holdTunnels(proxy: Proxy, caFile: string, count: number, s
   const pid = proxy.proc().pid;
   const baselineKiB = rssKiB(pid);
   const args = clientArgs(proxy, caFile, { mode: 'hold', concurrency: 64, count });
-  const child = spawn(process.execPath, [join(here, 'connect-client.js'), JSON.stringify(args)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [join(here, 'connect-client.js'), JSON.stringify(args)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   try {
     const ready = await new Promise<{ open: number; errors: number; firstError: string | null }>((resolve, reject) => {
       let out = '';

@@ -46,12 +46,33 @@ export const BENCH_USER = 'bench';
  * an admin listener and victim identities), and two diagnosis variants for the stall study: `sluice-quiet`
  * (log level warn: no audit lines written) and `sluice-young` (a 16 MiB young generation: fewer scavenges). */
 export type TargetName =
-  | 'direct' | 'sluice' | 'squid' | 'tinyproxy' | 'node' | 'floor' | 'sluice-b'
-  | 'sluice-smp' | 'squid-smp' | 'squid-bump' | 'mitmproxy' | 'sluice-hostile' | 'sluice-inspect'
-  | 'sluice-quiet' | 'sluice-young';
+  | 'direct'
+  | 'sluice'
+  | 'squid'
+  | 'tinyproxy'
+  | 'node'
+  | 'floor'
+  | 'sluice-b'
+  | 'sluice-smp'
+  | 'squid-smp'
+  | 'squid-bump'
+  | 'mitmproxy'
+  | 'sluice-hostile'
+  | 'sluice-inspect'
+  | 'sluice-quiet'
+  | 'sluice-young';
 export type ProxyName = Exclude<TargetName, 'direct'>;
 export const PROXIES: readonly ProxyName[] = ['sluice', 'squid', 'tinyproxy', 'node', 'floor'];
-export const LAZY: readonly ProxyName[] = ['sluice-smp', 'squid-smp', 'squid-bump', 'mitmproxy', 'sluice-hostile', 'sluice-inspect', 'sluice-quiet', 'sluice-young'];
+export const LAZY: readonly ProxyName[] = [
+  'sluice-smp',
+  'squid-smp',
+  'squid-bump',
+  'mitmproxy',
+  'sluice-hostile',
+  'sluice-inspect',
+  'sluice-quiet',
+  'sluice-young',
+];
 
 export interface Proxy {
   readonly name: ProxyName;
@@ -122,10 +143,29 @@ function writeCert(dir: string): { cert: string; key: string } {
   const key = join(dir, 'tls-key.pem');
   // ECDSA P-256: the handshake cost a modern origin has; the certificate lives only in the work directory.
   const san = `subjectAltName=DNS:${ORIGIN.tls.name},DNS:${INTEGRATION.name},DNS:*.${MITM_DOMAIN}`;
-  execFileSync('openssl', [
-    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2',
-    '-subj', `/CN=${ORIGIN.tls.name}`, '-addext', san, '-keyout', key, '-out', cert,
-  ], { stdio: 'ignore' });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-days',
+      '2',
+      '-subj',
+      `/CN=${ORIGIN.tls.name}`,
+      '-addext',
+      san,
+      '-keyout',
+      key,
+      '-out',
+      cert,
+    ],
+    { stdio: 'ignore' },
+  );
   return { cert, key };
 }
 
@@ -133,11 +173,31 @@ function writeCert(dir: string): { cert: string; key: string } {
 function writeMitmCa(dir: string): { cert: string; key: string } {
   const cert = join(dir, 'mitm-ca.pem');
   const key = join(dir, 'mitm-ca.key');
-  execFileSync('openssl', [
-    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2',
-    '-subj', '/CN=Sluice bench interception CA', '-addext', 'basicConstraints=critical,CA:TRUE',
-    '-addext', 'keyUsage=critical,keyCertSign,cRLSign', '-keyout', key, '-out', cert,
-  ], { stdio: 'ignore' });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-days',
+      '2',
+      '-subj',
+      '/CN=Sluice bench interception CA',
+      '-addext',
+      'basicConstraints=critical,CA:TRUE',
+      '-addext',
+      'keyUsage=critical,keyCertSign,cRLSign',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+    ],
+    { stdio: 'ignore' },
+  );
   return { cert, key };
 }
 
@@ -186,7 +246,11 @@ http {
 
 /** `workers`: Squid's SMP mode (kids share the port; needs shared memory and a writable run directory, which
  * startSquid provides). `bump`: squid-openssl intercepting every CONNECT with leaves signed by the bench's CA. */
-function squidConf(dir: string, port: number, opts: { caFile: string; workers?: number; bump?: { cert: string; key: string; certgen: string } }): string {
+function squidConf(
+  dir: string,
+  port: number,
+  opts: { caFile: string; workers?: number; bump?: { cert: string; key: string; certgen: string } },
+): string {
   const bump = opts.bump
     ? `http_port 127.0.0.1:${port} ssl-bump tls-cert=${opts.bump.cert} tls-key=${opts.bump.key} generate-host-certificates=on dynamic_cert_mem_cache_size=64MB
 sslcrtd_program ${opts.bump.certgen} -s ${join(dir, 'ssl_db')} -M 64MB
@@ -266,7 +330,8 @@ export async function startWorld(opts: WorldOptions): Promise<World> {
     `${ORIGIN.http.address} ${ORIGIN.http.name}`,
     `${ORIGIN.tls.address} ${ORIGIN.tls.name} ${INTEGRATION.name}`,
   ];
-  for (let i = 0; i < MITM_HOSTS; i += 8) hostLines.push(`${ORIGIN.tls.address} ${Array.from({ length: 8 }, (_, k) => mitmHost(i + k)).join(' ')}`);
+  for (let i = 0; i < MITM_HOSTS; i += 8)
+    hostLines.push(`${ORIGIN.tls.address} ${Array.from({ length: 8 }, (_, k) => mitmHost(i + k)).join(' ')}`);
   writeFileSync(hosts, hostLines.join('\n') + '\n');
   chmodSync(hosts, 0o644);
 
@@ -303,7 +368,10 @@ export async function startWorld(opts: WorldOptions): Promise<World> {
     listen: { http: `127.0.0.1:${o.port}`, socks5: null, admin: o.adminPort ? `127.0.0.1:${o.adminPort}` : null },
     registries: o.flip ? [ORIGIN.tls.name, 'registry.npmjs.org'] : [ORIGIN.tls.name],
     integrations: { 'bench-api': { hosts: [INTEGRATION.name], methods: ['GET', 'POST'] } },
-    identities: { [BENCH_USER]: { passwordHash, integrations: ['bench-api'], reads: 'public' }, ...(o.extraIdentities ?? {}) },
+    identities: {
+      [BENCH_USER]: { passwordHash, integrations: ['bench-api'], reads: 'public' },
+      ...(o.extraIdentities ?? {}),
+    },
     addressGuard: {
       allow: [
         { cidr: `${ORIGIN.http.address}/32`, hosts: [ORIGIN.http.name, `*${BOMB_SUFFIX}`] },
@@ -329,12 +397,20 @@ export async function startWorld(opts: WorldOptions): Promise<World> {
   };
   const workers = opts.workers ?? 1;
   const sluiceWorkers = opts.compareDist ? 1 : workers;
-  const writeSluiceConfig = (flip: boolean) => writeConfig(sluiceConfig, { port: sluicePort, flip, workers: sluiceWorkers });
+  const writeSluiceConfig = (flip: boolean) =>
+    writeConfig(sluiceConfig, { port: sluicePort, flip, workers: sluiceWorkers });
   writeSluiceConfig(false);
-  const smpWorkers = Number(execFileSync(process.execPath, ['-p', 'require("node:os").availableParallelism()']).toString().trim()) || 2;
+  const smpWorkers =
+    Number(execFileSync(process.execPath, ['-p', 'require("node:os").availableParallelism()']).toString().trim()) || 2;
 
   const proxies = new Map<ProxyName, Proxy>();
-  const add = (name: ProxyName, port: number, launch: () => Foreground, auth: { user: string; pass: string } | null, ready?: () => Promise<void>) => {
+  const add = (
+    name: ProxyName,
+    port: number,
+    launch: () => Foreground,
+    auth: { user: string; pass: string } | null,
+    ready?: () => Promise<void>,
+  ) => {
     let current: Foreground | null = null;
     const p: Proxy = {
       name,
@@ -349,7 +425,11 @@ export async function startWorld(opts: WorldOptions): Promise<World> {
       },
       async start() {
         current = launch();
-        const exited = new Promise<never>((_, reject) => current!.child.once('exit', (code, sig) => reject(new Error(`${name} exited (${code ?? sig}) before listening; see ${join(logDir, name)}.err`))));
+        const exited = new Promise<never>((_, reject) =>
+          current!.child.once('exit', (code, sig) =>
+            reject(new Error(`${name} exited (${code ?? sig}) before listening; see ${join(logDir, name)}.err`)),
+          ),
+        );
         exited.catch(() => undefined);
         try {
           await Promise.race([(ready ?? (() => waitForPort('127.0.0.1', port, 30_000)))(), exited]);
@@ -371,20 +451,32 @@ export async function startWorld(opts: WorldOptions): Promise<World> {
   const allFlags = (name: ProxyName) => [...(opts.flagsFor?.(name) ?? [])];
   // Workers are the CLI's (the primary forks them and relays SIGHUP as a reload), so a run with workers
   // starts `sluice serve` whatever --sluice says.
-  const launchSluice = (name: ProxyName, dist: string, config: string, viaCli: boolean, flags: readonly string[]) => () => {
-    const argv = opts.sluiceVia === 'cli' || viaCli
-      ? [node, ...allFlags(name), ...flags, join(dist, 'proxy/cli.js'), 'serve', '--config', config]
-      : [node, ...allFlags(name), ...flags, join(dist, 'bench/sluice-child.js'), config];
-    // stdout is the audit log (pino's normal destination), kept in a file.
-    return startForeground(name, argv, { logDir });
-  };
+  const launchSluice =
+    (name: ProxyName, dist: string, config: string, viaCli: boolean, flags: readonly string[]) => () => {
+      const argv =
+        opts.sluiceVia === 'cli' || viaCli
+          ? [node, ...allFlags(name), ...flags, join(dist, 'proxy/cli.js'), 'serve', '--config', config]
+          : [node, ...allFlags(name), ...flags, join(dist, 'bench/sluice-child.js'), config];
+      // stdout is the audit log (pino's normal destination), kept in a file.
+      return startForeground(name, argv, { logDir });
+    };
   const sluiceAuth = { user: BENCH_USER, pass: password };
-  add('sluice', sluicePort, launchSluice('sluice', distDir, sluiceConfig, sluiceWorkers > 1, opts.sluiceNodeFlags ?? []), sluiceAuth);
+  add(
+    'sluice',
+    sluicePort,
+    launchSluice('sluice', distDir, sluiceConfig, sluiceWorkers > 1, opts.sluiceNodeFlags ?? []),
+    sluiceAuth,
+  );
   if (opts.compareDist) {
     const portB = await freePort();
     const configB = join(dir, 'sluice-b.yaml');
     writeConfig(configB, { port: portB, workers });
-    add('sluice-b', portB, launchSluice('sluice-b', opts.compareDist, configB, workers > 1, opts.compareNodeFlags ?? []), sluiceAuth);
+    add(
+      'sluice-b',
+      portB,
+      launchSluice('sluice-b', opts.compareDist, configB, workers > 1, opts.compareNodeFlags ?? []),
+      sluiceAuth,
+    );
   }
   if (lazy.has('sluice-smp')) {
     const port = await freePort();
@@ -402,13 +494,23 @@ export async function startWorld(opts: WorldOptions): Promise<World> {
     const port = await freePort();
     const config = join(dir, 'sluice-young.yaml');
     writeConfig(config, { port });
-    add('sluice-young', port, launchSluice('sluice-young', distDir, config, false, ['--max-semi-space-size=16']), sluiceAuth);
+    add(
+      'sluice-young',
+      port,
+      launchSluice('sluice-young', distDir, config, false, ['--max-semi-space-size=16']),
+      sluiceAuth,
+    );
   }
   const hostile = { killFile: join(dir, 'hostile-kill-switch'), adminPort: await freePort() };
   if (lazy.has('sluice-hostile')) {
     const port = await freePort();
     const config = join(dir, 'sluice-hostile.yaml');
-    writeConfig(config, { port, adminPort: hostile.adminPort, killFile: hostile.killFile, extraIdentities: victimIdentities });
+    writeConfig(config, {
+      port,
+      adminPort: hostile.adminPort,
+      killFile: hostile.killFile,
+      extraIdentities: victimIdentities,
+    });
     add('sluice-hostile', port, launchSluice('sluice-hostile', distDir, config, true, []), sluiceAuth);
   }
   const sluiceInspects = inspectionSupported();
@@ -422,7 +524,10 @@ export async function startWorld(opts: WorldOptions): Promise<World> {
   // Squid drops root for its cache_effective_user (Debian: proxy); it must be able to write its directories.
   const proxyUser = (() => {
     try {
-      return { uid: Number(execFileSync('id', ['-u', 'proxy']).toString().trim()), gid: Number(execFileSync('id', ['-g', 'proxy']).toString().trim()) };
+      return {
+        uid: Number(execFileSync('id', ['-u', 'proxy']).toString().trim()),
+        gid: Number(execFileSync('id', ['-g', 'proxy']).toString().trim()),
+      };
     } catch {
       return null;
     }
@@ -443,12 +548,19 @@ export async function startWorld(opts: WorldOptions): Promise<World> {
     squidBin = sq.squid;
     squidCertgen = sq.certgen;
   } catch (e) {
-    log(`squid-openssl is not available (${(e as Error).message.split('\n')[0]}): Squid's https:// rows will fail and ssl_bump is left out`);
+    log(
+      `squid-openssl is not available (${(e as Error).message.split('\n')[0]}): Squid's https:// rows will fail and ssl_bump is left out`,
+    );
   }
   const squidPort = await freePort();
   const squidDir = squidDirFor('squid');
   writeFileSync(join(squidDir, 'squid.conf'), squidConf(squidDir, squidPort, { caFile: tls.cert }));
-  add('squid', squidPort, () => startForeground('squid', [squidBin, '-N', '-f', join(squidDir, 'squid.conf')], { logDir, hosts }), null);
+  add(
+    'squid',
+    squidPort,
+    () => startForeground('squid', [squidBin, '-N', '-f', join(squidDir, 'squid.conf')], { logDir, hosts }),
+    null,
+  );
 
   if (lazy.has('squid-smp')) {
     const port = await freePort();
@@ -457,7 +569,17 @@ export async function startWorld(opts: WorldOptions): Promise<World> {
     // private mount namespace gets a run directory of its own (the host's /run/squid is never touched).
     const run = squidDirFor('squid-smp/run');
     writeFileSync(join(d, 'squid.conf'), squidConf(d, port, { caFile: tls.cert, workers: smpWorkers }));
-    add('squid-smp', port, () => startForeground('squid-smp', [squidBin, '--foreground', '-f', join(d, 'squid.conf')], { logDir, hosts, binds: [[run, '/run/squid']] }), null);
+    add(
+      'squid-smp',
+      port,
+      () =>
+        startForeground('squid-smp', [squidBin, '--foreground', '-f', join(d, 'squid.conf')], {
+          logDir,
+          hosts,
+          binds: [[run, '/run/squid']],
+        }),
+      null,
+    );
   }
   if (lazy.has('squid-bump') && squidCertgen) {
     const port = await freePort();
@@ -468,29 +590,84 @@ export async function startWorld(opts: WorldOptions): Promise<World> {
     if (proxyUser) execFileSync('chown', ['-R', `${proxyUser.uid}:${proxyUser.gid}`, db]);
     // The CA key must be readable by the proxy user Squid drops to (a throwaway key in the work directory).
     chmodSync(mitmCa.key, 0o644);
-    writeFileSync(join(d, 'squid.conf'), squidConf(d, port, { caFile: tls.cert, bump: { cert: mitmCa.cert, key: mitmCa.key, certgen: squidCertgen } }));
-    add('squid-bump', port, () => startForeground('squid-bump', [squidBin, '-N', '-f', join(d, 'squid.conf')], { logDir, hosts }), null);
+    writeFileSync(
+      join(d, 'squid.conf'),
+      squidConf(d, port, { caFile: tls.cert, bump: { cert: mitmCa.cert, key: mitmCa.key, certgen: squidCertgen } }),
+    );
+    add(
+      'squid-bump',
+      port,
+      () => startForeground('squid-bump', [squidBin, '-N', '-f', join(d, 'squid.conf')], { logDir, hosts }),
+      null,
+    );
   }
   if (lazy.has('mitmproxy')) {
     const port = await freePort();
     const conf = mitmConfdir(dir, mitmCa);
-    add('mitmproxy', port, () => startForeground('mitmproxy', [
-      'mitmdump', '--quiet', '--mode', 'regular', '--listen-host', '127.0.0.1', '--listen-port', String(port),
-      '--set', `confdir=${conf}`, '--set', `ssl_verify_upstream_trusted_ca=${tls.cert}`, '--set', 'http2=false',
-    ], { logDir, hosts }), null);
+    add(
+      'mitmproxy',
+      port,
+      () =>
+        startForeground(
+          'mitmproxy',
+          [
+            'mitmdump',
+            '--quiet',
+            '--mode',
+            'regular',
+            '--listen-host',
+            '127.0.0.1',
+            '--listen-port',
+            String(port),
+            '--set',
+            `confdir=${conf}`,
+            '--set',
+            `ssl_verify_upstream_trusted_ca=${tls.cert}`,
+            '--set',
+            'http2=false',
+          ],
+          { logDir, hosts },
+        ),
+      null,
+    );
   }
 
   const tinyDir = ensureDir(join(dir, 'tinyproxy'));
   chmodSync(tinyDir, 0o777);
   const tinyPort = await freePort();
   writeFileSync(join(tinyDir, 'tinyproxy.conf'), tinyproxyConf(tinyDir, tinyPort));
-  add('tinyproxy', tinyPort, () => startForeground('tinyproxy', ['tinyproxy', '-d', '-c', join(tinyDir, 'tinyproxy.conf')], { logDir, hosts }), null);
+  add(
+    'tinyproxy',
+    tinyPort,
+    () => startForeground('tinyproxy', ['tinyproxy', '-d', '-c', join(tinyDir, 'tinyproxy.conf')], { logDir, hosts }),
+    null,
+  );
 
   const nodePort = await freePort();
-  add('node', nodePort, () => startForeground('node-peer', [node, ...allFlags('node'), join(distDir, 'bench/node-peer.js'), `127.0.0.1:${nodePort}`, tls.cert], { logDir, hosts }), null);
+  add(
+    'node',
+    nodePort,
+    () =>
+      startForeground(
+        'node-peer',
+        [node, ...allFlags('node'), join(distDir, 'bench/node-peer.js'), `127.0.0.1:${nodePort}`, tls.cert],
+        { logDir, hosts },
+      ),
+    null,
+  );
   const floorPort = await freePort();
   // The floor gets the same Proxy-Authorization bytes as Sluice (and drops them unread, as hop-by-hop).
-  add('floor', floorPort, () => startForeground('floor-peer', [node, ...allFlags('floor'), join(distDir, 'bench/floor-peer.js'), `127.0.0.1:${floorPort}`, tls.cert], { logDir, hosts }), sluiceAuth);
+  add(
+    'floor',
+    floorPort,
+    () =>
+      startForeground(
+        'floor-peer',
+        [node, ...allFlags('floor'), join(distDir, 'bench/floor-peer.js'), `127.0.0.1:${floorPort}`, tls.cert],
+        { logDir, hosts },
+      ),
+    sluiceAuth,
+  );
 
   const close = async () => {
     for (const p of proxies.values()) await p.stop();

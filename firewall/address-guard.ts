@@ -53,7 +53,10 @@ const OVERRIDABLE: ReadonlySet<AddressClass> = new Set(['private', 'loopback', '
 
 // Every prefix goes through parseRulePrefix: an IPv4-mapped rule (`::ffff:8.8.8.8/128`) is compiled as the
 // IPv4 prefix it spells, because classifyAddress judges mapped addresses as IPv4 (CONTRACT §6).
-export function compileGuard(config: Pick<SluiceConfig, 'addressGuard' | 'globalDeny'>, selfAddresses: Iterable<string>): CompiledGuard {
+export function compileGuard(
+  config: Pick<SluiceConfig, 'addressGuard' | 'globalDeny'>,
+  selfAddresses: Iterable<string>,
+): CompiledGuard {
   const prefix = (cidr: string): Prefix => {
     const p = parseRulePrefix(cidr);
     if (!p) throw new SluiceError('SLUICE_ERR_INVARIANT', `unvalidated CIDR reached the guard: ${cidr}`);
@@ -66,7 +69,11 @@ export function compileGuard(config: Pick<SluiceConfig, 'addressGuard' | 'global
     self.push(p);
   }
   return {
-    allow: config.addressGuard.allow.map((e, i) => ({ prefix: prefix(e.cidr), hosts: hostSet(e.hosts), rule: `addressGuard.allow[${i}]` })),
+    allow: config.addressGuard.allow.map((e, i) => ({
+      prefix: prefix(e.cidr),
+      hosts: hostSet(e.hosts),
+      rule: `addressGuard.allow[${i}]`,
+    })),
     deny: config.addressGuard.deny.map((c, i) => ({ prefix: prefix(c), rule: `addressGuard.deny[${i}]` })),
     globalDeny: config.globalDeny.cidrs.map((c, i) => ({ prefix: prefix(c), rule: `globalDeny.cidrs[${i}]` })),
     allowHosts: hostSet(config.addressGuard.allow.flatMap((e) => e.hosts)),
@@ -80,10 +87,14 @@ const pass = (p: Omit<AddressPass, typeof checkedByGuard>): AddressPass => p as 
 export function checkAddress(guard: CompiledGuard, ip: string, host: string): AddressPass | Deny {
   const c = classifyAddress(ip);
   if (!c) return deny('EGR_DENY_ADDRESS_RESERVED', 'addressGuard.parse', 'not an IP address');
-  for (const p of guard.self) if (prefixContains(p, c.family, c.bytes)) return deny('EGR_DENY_ADDRESS_SELF', 'addressGuard.self');
-  for (const r of guard.globalDeny) if (prefixContains(r.prefix, c.family, c.bytes)) return deny('EGR_DENY_GLOBAL', r.rule);
-  for (const r of guard.deny) if (prefixContains(r.prefix, c.family, c.bytes)) return deny('EGR_DENY_ADDRESS_RULE', r.rule);
-  if (c.class === 'public') return pass({ verdict: 'allow', address: c.address, family: c.family, class: c.class, rule: 'unicast' });
+  for (const p of guard.self)
+    if (prefixContains(p, c.family, c.bytes)) return deny('EGR_DENY_ADDRESS_SELF', 'addressGuard.self');
+  for (const r of guard.globalDeny)
+    if (prefixContains(r.prefix, c.family, c.bytes)) return deny('EGR_DENY_GLOBAL', r.rule);
+  for (const r of guard.deny)
+    if (prefixContains(r.prefix, c.family, c.bytes)) return deny('EGR_DENY_ADDRESS_RULE', r.rule);
+  if (c.class === 'public')
+    return pass({ verdict: 'allow', address: c.address, family: c.family, class: c.class, rule: 'unicast' });
   if (OVERRIDABLE.has(c.class)) {
     for (const r of guard.allow) {
       if (prefixContains(r.prefix, c.family, c.bytes) && hostMatches(r.hosts, host)) {

@@ -4,7 +4,9 @@
 const hostPattern = { type: 'string', minLength: 1, maxLength: 255 } as const;
 const hostList = { type: 'array', items: hostPattern, uniqueItems: true } as const;
 const cidr = { type: 'string', minLength: 1, maxLength: 64 } as const;
-const listenAddr = { anyOf: [{ type: 'string', minLength: 3, maxLength: 64 }, { type: 'null' }, { const: false }] } as const;
+const listenAddr = {
+  anyOf: [{ type: 'string', minLength: 3, maxLength: 64 }, { type: 'null' }, { const: false }],
+} as const;
 const method = { type: 'string', pattern: '^[A-Z][A-Z0-9_-]{0,31}$' } as const;
 const duration = { type: 'string', pattern: '^[0-9]+(ms|s|m|h|d)$' } as const;
 const positiveInt = { type: 'integer', minimum: 1 } as const;
@@ -105,7 +107,11 @@ export const CONFIG_SCHEMA = {
           methods: { type: 'array', items: method, minItems: 1, uniqueItems: true },
           tunnel: { type: 'boolean' },
           // Protocol names (RFC 9110 §7.8 tokens, no version) an Upgrade may switch to; off when absent.
-          upgrade: { type: 'array', items: { type: 'string', pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$" }, uniqueItems: true },
+          upgrade: {
+            type: 'array',
+            items: { type: 'string', pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$" },
+            uniqueItems: true,
+          },
         },
       },
     },

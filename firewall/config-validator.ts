@@ -35,7 +35,8 @@ export function loadConfigValidator(): { validate: SchemaValidator; source: Vali
   const require = createRequire(import.meta.url);
   try {
     const mod = require('./config-validator.cjs') as { validate?: SchemaValidator; stamp?: string };
-    if (typeof mod.validate === 'function' && mod.stamp === schemaStamp()) return { validate: mod.validate, source: 'precompiled' };
+    if (typeof mod.validate === 'function' && mod.stamp === schemaStamp())
+      return { validate: mod.validate, source: 'precompiled' };
   } catch {
     // No precompiled file next to this module: compile below.
   }

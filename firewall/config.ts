@@ -8,7 +8,14 @@ import { CONFIG_SCHEMA, TOP_LEVEL_KEYS } from './config-schema.js';
 import { loadConfigValidator } from './config-validator.js';
 import { hostMatches, hostSet } from './host-match.js';
 import { normaliseHost } from './normalise.js';
-import { type Prefix, coversMappedRange, embeddedRangeOf, parsePrefix, parseRulePrefix, prefixContains } from './ranges.js';
+import {
+  type Prefix,
+  coversMappedRange,
+  embeddedRangeOf,
+  parsePrefix,
+  parseRulePrefix,
+  prefixContains,
+} from './ranges.js';
 import { specialNameOf } from './special-names.js';
 // The credential broker's sections live in their own module; this file only calls it.
 import { type CredentialConfig, type SecretsConfig, validateCredentialSections } from './credential-config.js';
@@ -201,7 +208,9 @@ function didYouMean(word: string, options: readonly string[]): string | undefine
     const d = distance(word.toLowerCase(), o.toLowerCase());
     if (d < bestD) [best, bestD] = [o, d];
   }
-  return best !== undefined && bestD <= Math.max(2, Math.floor(word.length / 3)) ? `did you mean "${best}"?` : undefined;
+  return best !== undefined && bestD <= Math.max(2, Math.floor(word.length / 3))
+    ? `did you mean "${best}"?`
+    : undefined;
 }
 
 function schemaIssue(e: ErrorObject): ConfigIssue {
@@ -219,20 +228,51 @@ function schemaIssue(e: ErrorObject): ConfigIssue {
       };
     }
     case 'enum':
-      return { severity: 'error', path, message: e.message ?? 'invalid value',
-        hint: `use one of: ${(e.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(', ')}` };
+      return {
+        severity: 'error',
+        path,
+        message: e.message ?? 'invalid value',
+        hint: `use one of: ${(e.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(', ')}`,
+      };
     case 'required':
-      return { severity: 'error', path, message: `missing "${(e.params as { missingProperty: string }).missingProperty}"` };
+      return {
+        severity: 'error',
+        path,
+        message: `missing "${(e.params as { missingProperty: string }).missingProperty}"`,
+      };
     case 'propertyNames':
-      return { severity: 'error', path, message: 'invalid name',
-        hint: 'names are lowercase letters, digits, "-" and "_", starting with a letter' };
+      return {
+        severity: 'error',
+        path,
+        message: 'invalid name',
+        hint: 'names are lowercase letters, digits, "-" and "_", starting with a letter',
+      };
     case 'anyOf':
-      if (path === '/workers') return { severity: 'error', path, message: 'not a worker count', hint: 'use a whole number from 1 to 256, or "auto" (one per CPU)' };
+      if (path === '/workers')
+        return {
+          severity: 'error',
+          path,
+          message: 'not a worker count',
+          hint: 'use a whole number from 1 to 256, or "auto" (one per CPU)',
+        };
       return { severity: 'error', path, message: e.message ?? 'invalid value' };
     case 'pattern':
-      if (/\/methods\//.test(path)) return { severity: 'error', path, message: 'not an HTTP method', hint: 'use an upper-case method such as "POST"' };
-      if (/(maxTtl|leafValidity)$/.test(path)) return { severity: 'error', path, message: 'not a duration', hint: 'use e.g. "30m", "2h", "1d"' };
-      if (/\/upgrade\//.test(path)) return { severity: 'error', path, message: 'not a protocol name', hint: 'use the name an Upgrade header carries, without a version, e.g. "websocket"' };
+      if (/\/methods\//.test(path))
+        return {
+          severity: 'error',
+          path,
+          message: 'not an HTTP method',
+          hint: 'use an upper-case method such as "POST"',
+        };
+      if (/(maxTtl|leafValidity)$/.test(path))
+        return { severity: 'error', path, message: 'not a duration', hint: 'use e.g. "30m", "2h", "1d"' };
+      if (/\/upgrade\//.test(path))
+        return {
+          severity: 'error',
+          path,
+          message: 'not a protocol name',
+          hint: 'use the name an Upgrade header carries, without a version, e.g. "websocket"',
+        };
       return { severity: 'error', path, message: e.message ?? 'invalid value' };
     default:
       return { severity: 'error', path, message: e.message ?? 'invalid value' };
@@ -245,11 +285,22 @@ export function normalisePattern(raw: string): { pattern: string } | { message: 
   const body = wildcard ? raw.slice(2) : raw;
   if (body.includes('*')) {
     const fix = raw.replace(/^\*+\.?/, '').replace(/\.\*$/, '');
-    return { message: `"${raw}" is not a supported pattern`, hint: `wildcards are a leading "*." only: use "*.${fix.replace(/\*/g, '').replace(/^\./, '') || 'example.com'}"` };
+    return {
+      message: `"${raw}" is not a supported pattern`,
+      hint: `wildcards are a leading "*." only: use "*.${fix.replace(/\*/g, '').replace(/^\./, '') || 'example.com'}"`,
+    };
   }
   const host = normaliseHost(body.startsWith('[') || isIP(body) !== 6 ? body : `[${body}]`);
-  if ('verdict' in host) return { message: `"${raw}" is not a valid host name`, hint: 'use a DNS name such as "api.example.com" or "*.example.com"' };
-  if (wildcard && host.kind !== 'name') return { message: `"${raw}" puts a wildcard on an IP address`, hint: 'use a CIDR in addressGuard or globalDeny.cidrs' };
+  if ('verdict' in host)
+    return {
+      message: `"${raw}" is not a valid host name`,
+      hint: 'use a DNS name such as "api.example.com" or "*.example.com"',
+    };
+  if (wildcard && host.kind !== 'name')
+    return {
+      message: `"${raw}" puts a wildcard on an IP address`,
+      hint: 'use a CIDR in addressGuard or globalDeny.cidrs',
+    };
   return { pattern: wildcard ? `*.${host.host}` : host.host };
 }
 
@@ -271,10 +322,16 @@ export function pathPatternProblem(source: string): { message: string; hint: str
   try {
     re = new RegExp(source, 'gd');
   } catch (e) {
-    problem = { message: `not a regular expression: ${(e as Error).message}`, hint: 'write a JavaScript regular expression, e.g. "^/hooks/([^/]+)"' };
+    problem = {
+      message: `not a regular expression: ${(e as Error).message}`,
+      hint: 'write a JavaScript regular expression, e.g. "^/hooks/([^/]+)"',
+    };
   }
   if (re && !source.startsWith('^')) {
-    problem = { message: 'the pattern is not anchored', hint: `start it with "^/", e.g. "^${source.startsWith('/') ? source : `/${source}`}"` };
+    problem = {
+      message: 'the pattern is not anchored',
+      hint: `start it with "^/", e.g. "^${source.startsWith('/') ? source : `/${source}`}"`,
+    };
   } else if (re && re.test('')) {
     problem = { message: 'the pattern matches the empty string', hint: 'make it match at least one character' };
   } else if (re) {
@@ -284,7 +341,11 @@ export function pathPatternProblem(source: string): { message: string; hint: str
     } catch {
       safe = false;
     }
-    if (!safe) problem = { message: 'the pattern can backtrack catastrophically (ReDoS)', hint: 'avoid nested or adjacent quantifiers over the same characters: use "[^/]+" for a segment, e.g. "^/hooks/([^/]+)"' };
+    if (!safe)
+      problem = {
+        message: 'the pattern can backtrack catastrophically (ReDoS)',
+        hint: 'avoid nested or adjacent quantifiers over the same characters: use "[^/]+" for a segment, e.g. "^/hooks/([^/]+)"',
+      };
   }
   if (patternVerdicts.size > 1024) patternVerdicts.clear();
   patternVerdicts.set(source, problem);
@@ -331,7 +392,17 @@ export function validateConfig(input: unknown): ConfigResult {
   const issues: ConfigIssue[] = [];
   const raw = input ?? {};
   if (typeof raw !== 'object' || Array.isArray(raw)) {
-    return { ok: false, issues: [{ severity: 'error', path: '/', message: 'the config must be a mapping', hint: 'start from the example in the README' }] };
+    return {
+      ok: false,
+      issues: [
+        {
+          severity: 'error',
+          path: '/',
+          message: 'the config must be a mapping',
+          hint: 'start from the example in the README',
+        },
+      ],
+    };
   }
   if (!validateSchema(raw)) {
     for (const e of validateSchema.errors ?? []) {
@@ -341,8 +412,10 @@ export function validateConfig(input: unknown): ConfigResult {
     }
   }
   const r = raw as Raw;
-  const err = (path: string, message: string, hint?: string) => issues.push(hint ? { severity: 'error', path, message, hint } : { severity: 'error', path, message });
-  const warn = (path: string, message: string, hint?: string) => issues.push(hint ? { severity: 'warning', path, message, hint } : { severity: 'warning', path, message });
+  const err = (path: string, message: string, hint?: string) =>
+    issues.push(hint ? { severity: 'error', path, message, hint } : { severity: 'error', path, message });
+  const warn = (path: string, message: string, hint?: string) =>
+    issues.push(hint ? { severity: 'warning', path, message, hint } : { severity: 'warning', path, message });
 
   // Names the policy would match but decide() refuses before DNS (special-names.ts): checked once the
   // addressGuard.allow names are known, since those lift the local-use ones.
@@ -373,10 +446,19 @@ export function validateConfig(input: unknown): ConfigResult {
       out.push(item);
       const embedded = embeddedRangeOf(p);
       if (embedded) {
-        warn(`${path}/${i}`, `"${item}" lies in ${embedded.name} space, which the address guard always denies; it does not match the IPv4 address it embeds`,
-          embedded.ipv4 ? `to deny that IPv4 address, write "${embedded.ipv4}"` : 'write the IPv4 address it embeds as an IPv4 CIDR');
+        warn(
+          `${path}/${i}`,
+          `"${item}" lies in ${embedded.name} space, which the address guard always denies; it does not match the IPv4 address it embeds`,
+          embedded.ipv4
+            ? `to deny that IPv4 address, write "${embedded.ipv4}"`
+            : 'write the IPv4 address it embeds as an IPv4 CIDR',
+        );
       } else if (coversMappedRange(p)) {
-        warn(`${path}/${i}`, `"${item}" matches IPv6 destinations only: an IPv4-mapped address is judged as the IPv4 address it holds`, 'add the IPv4 prefix too (e.g. "0.0.0.0/0") if you mean IPv4 destinations');
+        warn(
+          `${path}/${i}`,
+          `"${item}" matches IPv6 destinations only: an IPv4-mapped address is judged as the IPv4 address it holds`,
+          'add the IPv4 prefix too (e.g. "0.0.0.0/0") if you mean IPv4 destinations',
+        );
       }
     });
     return out;
@@ -406,10 +488,12 @@ export function validateConfig(input: unknown): ConfigResult {
     if (!l || l.port === 0) continue;
     const k = `${l.port}`;
     const prev = used.get(k);
-    if (prev) err(`/listen/${key}`, `port ${l.port} is already used by listen.${prev}`, 'give each listener its own port');
+    if (prev)
+      err(`/listen/${key}`, `port ${l.port} is already used by listen.${prev}`, 'give each listener its own port');
     else used.set(k, key);
   }
-  if (!listen.http && !listen.socks5) err('/listen', 'no proxy listener is enabled', 'set listen.http, listen.socks5 or both');
+  if (!listen.http && !listen.socks5)
+    err('/listen', 'no proxy listener is enabled', 'set listen.http, listen.socks5 or both');
 
   // registries
   const registries = r.registries === undefined ? [...DEFAULT_REGISTRIES] : patterns(r.registries, '/registries');
@@ -423,18 +507,29 @@ export function validateConfig(input: unknown): ConfigResult {
     const methods = Array.isArray(v.methods) ? v.methods.filter(str) : null;
     const tunnel = v.tunnel === true;
     if (tunnel && methods && !DEFAULT_METHODS.every((m) => methods.includes(m))) {
-      err(`${path}/tunnel`, 'tunnel: true with restricted methods cannot be enforced: an opaque tunnel hides the method',
-        'set "tunnel: false" to police methods, or drop "methods" to allow all of them');
+      err(
+        `${path}/tunnel`,
+        'tunnel: true with restricted methods cannot be enforced: an opaque tunnel hides the method',
+        'set "tunnel: false" to police methods, or drop "methods" to allow all of them',
+      );
     }
-    if (methods?.includes('CONNECT')) err(`${path}/methods`, 'CONNECT is not a method an integration can list', 'use "tunnel: true"');
+    if (methods?.includes('CONNECT'))
+      err(`${path}/methods`, 'CONNECT is not a method an integration can list', 'use "tunnel: true"');
     const upgrade = [...new Set((Array.isArray(v.upgrade) ? v.upgrade.filter(str) : []).map((p) => p.toLowerCase()))];
     // h2c carries HTTP requests inside the upgraded connection, where Sluice no longer sees their methods.
     if (upgrade.includes('h2c') && methods && !DEFAULT_METHODS.every((m) => methods.includes(m))) {
-      err(`${path}/upgrade`, 'an h2c upgrade with restricted methods cannot be enforced: the requests inside it are not judged',
-        'drop "h2c" from "upgrade" to police methods, or drop "methods" to allow all of them');
+      err(
+        `${path}/upgrade`,
+        'an h2c upgrade with restricted methods cannot be enforced: the requests inside it are not judged',
+        'drop "h2c" from "upgrade" to police methods, or drop "methods" to allow all of them',
+      );
     }
     if (upgrade.length && methods && !methods.includes('GET')) {
-      warn(`${path}/upgrade`, 'upgrades are asked for with GET (WebSocket, RFC 6455), which "methods" does not allow', 'add "GET" to "methods"');
+      warn(
+        `${path}/upgrade`,
+        'upgrades are asked for with GET (WebSocket, RFC 6455), which "methods" does not allow',
+        'add "GET" to "methods"',
+      );
     }
     integrations[name] = { hosts, methods, tunnel, upgrade };
   }
@@ -449,12 +544,25 @@ export function validateConfig(input: unknown): ConfigResult {
     const password = str(v.password) ? v.password : null;
     if (passwordHash && password) err(path, 'both "password" and "passwordHash" are set', 'keep only "passwordHash"');
     if (!passwordHash && !password) err(path, 'no credential', 'add "passwordHash" from `sluice hash-password`');
-    if (passwordHash && !PASSWORD_HASH.test(passwordHash)) err(`${path}/passwordHash`, 'not a Sluice scrypt hash', 'generate one with `sluice hash-password`');
-    if (password) warn(`${path}/password`, 'plaintext password (refused when SLUICE_ENV=production)', 'replace with "passwordHash" from `sluice hash-password`');
+    if (passwordHash && !PASSWORD_HASH.test(passwordHash))
+      err(`${path}/passwordHash`, 'not a Sluice scrypt hash', 'generate one with `sluice hash-password`');
+    if (password)
+      warn(
+        `${path}/password`,
+        'plaintext password (refused when SLUICE_ENV=production)',
+        'replace with "passwordHash" from `sluice hash-password`',
+      );
     const grants = arr(v.integrations).filter(str);
     grants.forEach((g, i) => {
       if (!Object.hasOwn(integrations, g)) {
-        err(`${path}/integrations/${i}`, `unknown integration "${g}"`, didYouMean(g, integrationNames) ?? (integrationNames.length ? `defined integrations: ${integrationNames.join(', ')}` : 'define it under "integrations"'));
+        err(
+          `${path}/integrations/${i}`,
+          `unknown integration "${g}"`,
+          didYouMean(g, integrationNames) ??
+            (integrationNames.length
+              ? `defined integrations: ${integrationNames.join(', ')}`
+              : 'define it under "integrations"'),
+        );
       }
     });
     identities[name] = {
@@ -476,7 +584,10 @@ export function validateConfig(input: unknown): ConfigResult {
 
   // globalDeny and addressGuard
   const gd = obj(r.globalDeny);
-  const globalDeny = { hosts: patterns(gd.hosts, '/globalDeny/hosts', false), cidrs: cidrs(gd.cidrs, '/globalDeny/cidrs') };
+  const globalDeny = {
+    hosts: patterns(gd.hosts, '/globalDeny/hosts', false),
+    cidrs: cidrs(gd.cidrs, '/globalDeny/cidrs'),
+  };
   const ag = obj(r.addressGuard);
   const allow: { cidr: string; hosts: string[] }[] = [];
   arr(ag.allow).forEach((entry, i) => {
@@ -491,15 +602,29 @@ export function validateConfig(input: unknown): ConfigResult {
     }
     // Metadata services live in link-local space; no exception may open it.
     const linkLocal = p.family === 4 ? LINK_LOCAL_V4 : LINK_LOCAL_V6;
-    const overlaps = p.bits <= linkLocal.bits ? prefixContains(p, linkLocal.family, linkLocal.bytes) : prefixContains(linkLocal, p.family, p.bytes);
-    if (overlaps) err(`${path}/cidr`, `"${e.cidr}" overlaps link-local space, where metadata services live`, 'narrow the CIDR to the service you need');
+    const overlaps =
+      p.bits <= linkLocal.bits
+        ? prefixContains(p, linkLocal.family, linkLocal.bytes)
+        : prefixContains(linkLocal, p.family, p.bytes);
+    if (overlaps)
+      err(
+        `${path}/cidr`,
+        `"${e.cidr}" overlaps link-local space, where metadata services live`,
+        'narrow the CIDR to the service you need',
+      );
     // Nor may one open an IPv6 form that embeds IPv4: an entry wholly inside one could never apply.
     const embedded = embeddedRangeOf(p);
     if (embedded) {
-      err(`${path}/cidr`, `"${e.cidr}" lies in ${embedded.name} space, which no exception can open`,
-        embedded.ipv4 ? `to allow the IPv4 address it embeds, write "${embedded.ipv4}"` : 'write the IPv4 address it embeds as an IPv4 CIDR');
+      err(
+        `${path}/cidr`,
+        `"${e.cidr}" lies in ${embedded.name} space, which no exception can open`,
+        embedded.ipv4
+          ? `to allow the IPv4 address it embeds, write "${embedded.ipv4}"`
+          : 'write the IPv4 address it embeds as an IPv4 CIDR',
+      );
     }
-    if ((p.family === 4 && p.bits < 8) || (p.family === 6 && p.bits < 16)) warn(`${path}/cidr`, `"${e.cidr}" is very broad`, 'bind exceptions to the narrowest CIDR that holds the service');
+    if ((p.family === 4 && p.bits < 8) || (p.family === 6 && p.bits < 16))
+      warn(`${path}/cidr`, `"${e.cidr}" is very broad`, 'bind exceptions to the narrowest CIDR that holds the service');
     allow.push({ cidr: e.cidr, hosts: patterns(e.hosts, `${path}/hosts`) });
   });
   const addressGuard = { allow, deny: cidrs(ag.deny, '/addressGuard/deny') };
@@ -509,8 +634,13 @@ export function validateConfig(input: unknown): ConfigResult {
     const sample = pattern.startsWith('*.') ? `x.${pattern.slice(2)}` : pattern;
     const s = specialNameOf(sample);
     if (!s || (s.kind === 'local-use' && hostMatches(allowNames, sample))) continue;
-    warn(path, `"${pattern}" is a special-use name (.${s.suffix}) that Sluice never resolves: every request to it is refused`,
-      s.kind === 'local-use' ? 'bind an addressGuard.allow entry to the name to reach a private service by it' : 'use a name that exists in the public DNS, or an IP literal exception');
+    warn(
+      path,
+      `"${pattern}" is a special-use name (.${s.suffix}) that Sluice never resolves: every request to it is refused`,
+      s.kind === 'local-use'
+        ? 'bind an addressGuard.allow entry to the name to reach a private service by it'
+        : 'use a name that exists in the public DNS, or an IP literal exception',
+    );
   }
 
   // dns
@@ -537,7 +667,8 @@ export function validateConfig(input: unknown): ConfigResult {
   const upstream = {
     caFile: str(u.caFile) ? u.caFile : null,
     connectTimeoutMs: typeof u.connectTimeoutMs === 'number' ? u.connectTimeoutMs : DEFAULTS.upstream.connectTimeoutMs,
-    tunnelHelloTimeoutMs: typeof u.tunnelHelloTimeoutMs === 'number' ? u.tunnelHelloTimeoutMs : DEFAULTS.upstream.tunnelHelloTimeoutMs,
+    tunnelHelloTimeoutMs:
+      typeof u.tunnelHelloTimeoutMs === 'number' ? u.tunnelHelloTimeoutMs : DEFAULTS.upstream.tunnelHelloTimeoutMs,
   };
   const lim = obj(r.limits);
   const num = (v: unknown, fallback: number) => (typeof v === 'number' ? v : fallback);
@@ -555,7 +686,8 @@ export function validateConfig(input: unknown): ConfigResult {
     authFailuresPerMinute: num(lim.authFailuresPerMinute, D.authFailuresPerMinute),
     drainMs: num(lim.drainMs, D.drainMs),
   };
-  if (lim.burst !== undefined && requestsPerSecond === null) warn('/limits/burst', 'burst has no effect without requestsPerSecond', 'set limits.requestsPerSecond');
+  if (lim.burst !== undefined && requestsPerSecond === null)
+    warn('/limits/burst', 'burst has no effect without requestsPerSecond', 'set limits.requestsPerSecond');
   const adminRaw = obj(r.admin);
   const adminBeyondLoopback = listen.admin ? !isLoopbackListen(listen.admin) : false;
   const admin = {
@@ -566,8 +698,11 @@ export function validateConfig(input: unknown): ConfigResult {
     err('/admin/protectReads', 'protectReads needs a token to check', 'set admin.tokenFile');
   }
   if (adminRaw.protectReads === false && adminBeyondLoopback) {
-    warn('/admin/protectReads', `anyone who reaches ${listen.admin!.text} reads /metrics (which name identities) and the kill switch state`,
-      'leave protectReads unset (true beyond loopback) and give Prometheus the admin token');
+    warn(
+      '/admin/protectReads',
+      `anyone who reaches ${listen.admin!.text} reads /metrics (which name identities) and the kill switch state`,
+      'leave protectReads unset (true beyond loopback) and give Prometheus the admin token',
+    );
   }
   const killSwitch = { file: str(obj(r.killSwitch).file) ? (obj(r.killSwitch).file as string) : null };
   const logRaw = obj(r.log);
@@ -587,9 +722,22 @@ export function validateConfig(input: unknown): ConfigResult {
   if (str(pr.target)) {
     const target = parseListen(pr.target);
     if (!target || target.port === 0) {
-      err('/containment/probe/target', `"${pr.target}" is not an address:port`, 'use an IP literal and port that answer when nothing blocks them, e.g. "203.0.113.10:443" or "[2001:db8::10]:443"');
-    } else if (target.host.startsWith('127.') || target.host === '::1' || target.host === '0.0.0.0' || target.host === '::') {
-      err('/containment/probe/target', `"${pr.target}" is local: it proves nothing about the way out`, 'probe an address outside the host, one the workload could reach without the rules');
+      err(
+        '/containment/probe/target',
+        `"${pr.target}" is not an address:port`,
+        'use an IP literal and port that answer when nothing blocks them, e.g. "203.0.113.10:443" or "[2001:db8::10]:443"',
+      );
+    } else if (
+      target.host.startsWith('127.') ||
+      target.host === '::1' ||
+      target.host === '0.0.0.0' ||
+      target.host === '::'
+    ) {
+      err(
+        '/containment/probe/target',
+        `"${pr.target}" is local: it proves nothing about the way out`,
+        'probe an address outside the host, one the workload could reach without the rules',
+      );
     } else {
       probe = {
         host: target.host,
@@ -617,7 +765,12 @@ export function validateConfig(input: unknown): ConfigResult {
   if (issues.some((i) => i.severity === 'error')) return { ok: false, issues };
   const config: SluiceConfig = {
     mode: r.mode === 'report' ? 'report' : 'enforce',
-    listen: { http: listen.http ?? null, socks5: listen.socks5 ?? null, admin: listen.admin ?? null, dns: listen.dns ?? null },
+    listen: {
+      http: listen.http ?? null,
+      socks5: listen.socks5 ?? null,
+      admin: listen.admin ?? null,
+      dns: listen.dns ?? null,
+    },
     registries,
     integrations,
     identities,
@@ -662,7 +815,11 @@ type IssueSink = (path: string, message: string, hint?: string) => void;
 
 function validateInspection(
   raw: unknown,
-  sink: { readonly err: IssueSink; readonly warn: IssueSink; readonly patterns: (list: unknown, path: string) => string[] },
+  sink: {
+    readonly err: IssueSink;
+    readonly warn: IssueSink;
+    readonly patterns: (list: unknown, path: string) => string[];
+  },
   registries: readonly string[],
   integrations: Readonly<Record<string, IntegrationConfig>>,
 ): InspectionConfig | null {
@@ -670,19 +827,35 @@ function validateInspection(
   const v = obj(raw);
   const validityText = str(v.leafValidity) ? v.leafValidity : INSPECTION_DEFAULTS.leafValidity;
   const leafValiditySeconds = parseDuration(validityText) ?? 0;
-  if (str(v.leafValidity) && parseDuration(v.leafValidity) !== null
-    && (leafValiditySeconds < LEAF_VALIDITY_BOUNDS_S.min || leafValiditySeconds > LEAF_VALIDITY_BOUNDS_S.max)) {
-    sink.err('/inspection/leafValidity', `"${v.leafValidity}" is outside 1h–7d`, 'leaves are short-lived by design: use e.g. "24h"');
+  if (
+    str(v.leafValidity) &&
+    parseDuration(v.leafValidity) !== null &&
+    (leafValiditySeconds < LEAF_VALIDITY_BOUNDS_S.min || leafValiditySeconds > LEAF_VALIDITY_BOUNDS_S.max)
+  ) {
+    sink.err(
+      '/inspection/leafValidity',
+      `"${v.leafValidity}" is outside 1h–7d`,
+      'leaves are short-lived by design: use e.g. "24h"',
+    );
   }
   const opaque = sink.patterns(v.opaque, '/inspection/opaque');
   // An opaque host is still a tunnel: reachable only if it is a registry or a `tunnel: true` integration.
-  const tunnelPatterns = new Set([...registries, ...Object.values(integrations).filter((i) => i.tunnel).flatMap((i) => i.hosts)]);
-  const coveredBy = (p: string) => tunnelPatterns.has(p)
-    || (!p.startsWith('*.') && [...tunnelPatterns].some((t) => t.startsWith('*.') && p.endsWith(t.slice(1))));
+  const tunnelPatterns = new Set([
+    ...registries,
+    ...Object.values(integrations)
+      .filter((i) => i.tunnel)
+      .flatMap((i) => i.hosts),
+  ]);
+  const coveredBy = (p: string) =>
+    tunnelPatterns.has(p) ||
+    (!p.startsWith('*.') && [...tunnelPatterns].some((t) => t.startsWith('*.') && p.endsWith(t.slice(1))));
   opaque.forEach((p) => {
     if (!coveredBy(p)) {
-      sink.warn('/inspection/opaque', `"${p}" is neither a registry nor a tunnel: true integration host, so no tunnel reaches it`,
-        'list the host under "registries" or in an integration with "tunnel: true", or drop it from inspection.opaque');
+      sink.warn(
+        '/inspection/opaque',
+        `"${p}" is neither a registry nor a tunnel: true integration host, so no tunnel reaches it`,
+        'list the host under "registries" or in an integration with "tunnel: true", or drop it from inspection.opaque',
+      );
     }
   });
   if (!str(v.caCertFile) || !str(v.caKeyFile)) return null;

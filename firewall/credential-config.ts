@@ -25,8 +25,7 @@ export const INJECT_TYPES: readonly InjectType[] = Object.freeze(['header', 'bas
 /** Where the secret comes from: a blob sealed under `secrets.keyFile`, or a plaintext file mounted by the
  * platform (a Kubernetes or Docker secret). */
 export type SecretSource =
-  | { readonly kind: 'sealedFile'; readonly path: string }
-  | { readonly kind: 'file'; readonly path: string };
+  { readonly kind: 'sealedFile'; readonly path: string } | { readonly kind: 'file'; readonly path: string };
 
 export type ReplaceForeign = 'deny' | 'pass';
 
@@ -63,9 +62,21 @@ export const SECRET_PLACEHOLDER = '{secret}';
 
 // Headers a credential may not be injected into: framing, routing and the proxy's own.
 const FORBIDDEN_HEADERS = new Set([
-  'host', 'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'proxy-authorization',
-  'proxy-authenticate', 'proxy-connection', 'te', 'trailer', 'upgrade', 'expect', 'http2-settings',
-  'accept-encoding', 'content-encoding',
+  'host',
+  'content-length',
+  'transfer-encoding',
+  'connection',
+  'keep-alive',
+  'proxy-authorization',
+  'proxy-authenticate',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'upgrade',
+  'expect',
+  'http2-settings',
+  'accept-encoding',
+  'content-encoding',
 ]);
 
 // Shapes of real secrets. A config file is read by many people and tools (git, CI logs, ConfigMaps); a
@@ -101,18 +112,34 @@ export function secretShapeOf(text: string, options: { path?: boolean } = {}): s
   if (options.path) {
     // A path is judged by its words: `/tmp/sluice-cli-fdljK2/key` (a mkdtemp name) is fine; a bare token
     // pasted where the path goes, or a 20-character random word inside one, is not.
-    if (!text.includes('/') && [...text.matchAll(RANDOM_RUN)].some((m) => m[0].length === text.length && looksRandom(m[0]))) return 'a long random string';
+    if (
+      !text.includes('/') &&
+      [...text.matchAll(RANDOM_RUN)].some((m) => m[0].length === text.length && looksRandom(m[0]))
+    )
+      return 'a long random string';
     for (const m of text.matchAll(RANDOM_PIECE)) if (looksRandom(m[0])) return 'a long random string';
     return null;
   }
-  for (const m of text.split(SECRET_PLACEHOLDER).join(' ').matchAll(RANDOM_RUN)) if (looksRandom(m[0])) return 'a long random string';
+  for (const m of text.split(SECRET_PLACEHOLDER).join(' ').matchAll(RANDOM_RUN))
+    if (looksRandom(m[0])) return 'a long random string';
   return null;
 }
 
-const PLAINTEXT_HINT = 'secret values never go in the config file: seal it with `sluice secret seal --config FILE --credential NAME < token` and name the file in source.sealedFile, or mount it as a file and name it in source.file';
+const PLAINTEXT_HINT =
+  'secret values never go in the config file: seal it with `sluice secret seal --config FILE --credential NAME < token` and name the file in source.sealedFile, or mount it as a file and name it in source.file';
 
 // Keys someone would reach for to put the secret itself in a credential; the schema has no such field.
-const PLAINTEXT_KEYS = new Set(['secret', 'value', 'token', 'password', 'key', 'apikey', 'api_key', 'api-key', 'plaintext']);
+const PLAINTEXT_KEYS = new Set([
+  'secret',
+  'value',
+  'token',
+  'password',
+  'key',
+  'apikey',
+  'api_key',
+  'api-key',
+  'plaintext',
+]);
 
 type Raw = Record<string, unknown>;
 const obj = (v: unknown): Raw => (v && typeof v === 'object' && !Array.isArray(v) ? (v as Raw) : {});
@@ -145,13 +172,18 @@ export function validateCredentialSections(raw: Raw, ctx: SectionContext): Crede
     if (str(s.keyFile)) {
       refuseSecret('/secrets/keyFile', s.keyFile, true);
       if (ctx.tokensKeyFile !== null && s.keyFile === ctx.tokensKeyFile) {
-        warn('/secrets/keyFile', 'the broker and run tokens share one key file', 'give secrets.keyFile its own key: a leak of one should not forge the other');
+        warn(
+          '/secrets/keyFile',
+          'the broker and run tokens share one key file',
+          'give secrets.keyFile its own key: a leak of one should not forge the other',
+        );
       }
     }
     let maxTtlS: number | null = null;
     if (str(h.maxTtl)) {
       maxTtlS = ctx.parseDuration(h.maxTtl);
-      if (maxTtlS !== null && maxTtlS < 1) err('/secrets/handles/maxTtl', 'maxTtl must be at least 1s', 'use e.g. "8h"');
+      if (maxTtlS !== null && maxTtlS < 1)
+        err('/secrets/handles/maxTtl', 'maxTtl must be at least 1s', 'use e.g. "8h"');
     }
     if (str(h.revocationFile)) refuseSecret('/secrets/handles/revocationFile', h.revocationFile, true);
     secrets = {
@@ -172,7 +204,8 @@ export function validateCredentialSections(raw: Raw, ctx: SectionContext): Crede
     if (refuseSecret(path, name)) continue;
     const c = obj(value);
     for (const key of Object.keys(c)) {
-      if (PLAINTEXT_KEYS.has(key.toLowerCase())) err(`${path}/${key}`, `"${key}" would hold a secret value, and the config never does`, PLAINTEXT_HINT);
+      if (PLAINTEXT_KEYS.has(key.toLowerCase()))
+        err(`${path}/${key}`, `"${key}" would hold a secret value, and the config never does`, PLAINTEXT_HINT);
     }
     // Every string anywhere under the credential, whatever key it sits at (unknown keys included).
     const walk = (v: unknown, at: string) => {
@@ -185,32 +218,66 @@ export function validateCredentialSections(raw: Raw, ctx: SectionContext): Crede
     const integration = str(c.integration) ? c.integration : '';
     if (integration && !Object.hasOwn(ctx.integrations, integration)) {
       ok = false;
-      err(`${path}/integration`, `unknown integration "${integration}"`,
-        ctx.suggest(integration, integrationNames) ?? (integrationNames.length ? `defined integrations: ${integrationNames.join(', ')}` : 'define it under "integrations"'));
+      err(
+        `${path}/integration`,
+        `unknown integration "${integration}"`,
+        ctx.suggest(integration, integrationNames) ??
+          (integrationNames.length
+            ? `defined integrations: ${integrationNames.join(', ')}`
+            : 'define it under "integrations"'),
+      );
     } else if (integration && ctx.integrations[integration]!.tunnel) {
-      warn(`${path}/integration`, `integration "${integration}" allows opaque tunnels (tunnel: true): a handle sent through a tunnel Sluice does not inspect is never replaced, and responses are never scanned`,
-        'set "tunnel: false" on the integration, or inspect its TLS');
+      warn(
+        `${path}/integration`,
+        `integration "${integration}" allows opaque tunnels (tunnel: true): a handle sent through a tunnel Sluice does not inspect is never replaced, and responses are never scanned`,
+        'set "tunnel: false" on the integration, or inspect its TLS',
+      );
     }
 
     const inj = obj(c.inject);
     let inject: InjectConfig | null = null;
     if (inj.type === 'header') {
-      if (inj.username !== undefined) err(`${path}/inject/username`, 'username belongs to type: basic', 'remove it, or use "type: basic"');
+      if (inj.username !== undefined)
+        err(`${path}/inject/username`, 'username belongs to type: basic', 'remove it, or use "type: basic"');
       const header = str(inj.name) ? inj.name.toLowerCase() : null;
       const template = str(inj.template) ? inj.template : null;
       if (header === null) err(`${path}/inject`, 'missing "name"', 'the header to inject, e.g. name: Authorization');
-      else if (FORBIDDEN_HEADERS.has(header) || header.startsWith('proxy-')) err(`${path}/inject/name`, `a credential cannot be injected into ${header}`, 'use the header the integration reads credentials from, e.g. Authorization');
+      else if (FORBIDDEN_HEADERS.has(header) || header.startsWith('proxy-'))
+        err(
+          `${path}/inject/name`,
+          `a credential cannot be injected into ${header}`,
+          'use the header the integration reads credentials from, e.g. Authorization',
+        );
       if (template === null) err(`${path}/inject`, 'missing "template"', 'e.g. template: "Bearer {secret}"');
-      else if (template.split(SECRET_PLACEHOLDER).length !== 2) err(`${path}/inject/template`, 'the template must hold {secret} exactly once', 'e.g. "Bearer {secret}" or "token {secret}"');
-      else if (CONTROL.test(template)) err(`${path}/inject/template`, 'the template holds a control character', 'a header value is one line of printable text');
+      else if (template.split(SECRET_PLACEHOLDER).length !== 2)
+        err(
+          `${path}/inject/template`,
+          'the template must hold {secret} exactly once',
+          'e.g. "Bearer {secret}" or "token {secret}"',
+        );
+      else if (CONTROL.test(template))
+        err(
+          `${path}/inject/template`,
+          'the template holds a control character',
+          'a header value is one line of printable text',
+        );
       if (header !== null && template !== null) inject = { type: 'header', name: header, template };
     } else if (inj.type === 'basic') {
       for (const k of ['name', 'template'] as const) {
-        if (inj[k] !== undefined) err(`${path}/inject/${k}`, `${k} belongs to type: header`, 'remove it: Basic auth sends the secret as the password');
+        if (inj[k] !== undefined)
+          err(
+            `${path}/inject/${k}`,
+            `${k} belongs to type: header`,
+            'remove it: Basic auth sends the secret as the password',
+          );
       }
       const username = str(inj.username) ? inj.username : null;
       if (username !== null && (username.includes(':') || CONTROL.test(username))) {
-        err(`${path}/inject/username`, 'a Basic username cannot hold ":" or control characters (RFC 7617)', 'e.g. "x-access-token"');
+        err(
+          `${path}/inject/username`,
+          'a Basic username cannot hold ":" or control characters (RFC 7617)',
+          'e.g. "x-access-token"',
+        );
       }
       inject = { type: 'basic', username };
     }
@@ -222,10 +289,19 @@ export function validateCredentialSections(raw: Raw, ctx: SectionContext): Crede
 
     if (!secrets) {
       ok = false;
-      err(path, 'credentials need secrets.keyFile', 'add `secrets: { keyFile: /run/secrets/sluice-broker-key, handles: { maxTtl: 8h } }` (at least 32 random bytes: head -c 48 /dev/urandom | base64)');
+      err(
+        path,
+        'credentials need secrets.keyFile',
+        'add `secrets: { keyFile: /run/secrets/sluice-broker-key, handles: { maxTtl: 8h } }` (at least 32 random bytes: head -c 48 /dev/urandom | base64)',
+      );
     }
     if (ok && integration && inject && source) {
-      credentials[name] = { integration, inject, source, replaceForeign: c.replaceForeign === 'pass' ? 'pass' : CREDENTIAL_DEFAULTS.replaceForeign };
+      credentials[name] = {
+        integration,
+        inject,
+        source,
+        replaceForeign: c.replaceForeign === 'pass' ? 'pass' : CREDENTIAL_DEFAULTS.replaceForeign,
+      };
     }
   }
   return { secrets, credentials };

@@ -62,7 +62,13 @@ const METADATA_ADDRESSES: ReadonlySet<string> = new Set([
 
 // Names the metadata services answer to: GCE resolves `metadata` and `metadata.google.internal` (and serves
 // `metadata.goog`), EC2 `instance-data` and `instance-data.ec2.internal`.
-const METADATA_NAMES: ReadonlySet<string> = new Set(['metadata', 'metadata.google.internal', 'metadata.goog', 'instance-data', 'instance-data.ec2.internal']);
+const METADATA_NAMES: ReadonlySet<string> = new Set([
+  'metadata',
+  'metadata.google.internal',
+  'metadata.goog',
+  'instance-data',
+  'instance-data.ec2.internal',
+]);
 
 // A name the address guard refused is classed by what it resolved to: the code says which space.
 const ADDRESS_CODE_CLASS: Readonly<Partial<Record<Code, DestinationClass>>> = {
@@ -93,7 +99,8 @@ export function classifyDestination(lists: DestinationLists, host: string | null
   } else {
     if (METADATA_NAMES.has(host)) return of('metadata');
     const special = specialNameOf(host);
-    if (special) return of(special.kind === 'loopback' ? 'loopback' : special.kind === 'local-use' ? 'private' : 'unresolvable');
+    if (special)
+      return of(special.kind === 'loopback' ? 'loopback' : special.kind === 'local-use' ? 'private' : 'unresolvable');
     const byAddress = code === null ? undefined : ADDRESS_CODE_CLASS[code];
     if (byAddress) return of(byAddress);
   }

@@ -100,7 +100,10 @@ export function parsePort(raw: string): number | null {
 
 /** `host:port` or `[v6]:port` (CONNECT's authority-form, RFC 9112 §3.2.3). A port is required unless a
  * default is given. Userinfo is refused. */
-export function parseAuthority(authority: string, defaultPort?: number): { target: Target; explicitPort: boolean } | Deny {
+export function parseAuthority(
+  authority: string,
+  defaultPort?: number,
+): { target: Target; explicitPort: boolean } | Deny {
   if (authority.length === 0) return invalid('empty authority');
   if (authority.length > MAX_HOST_LENGTH + 8) return invalid('authority too long');
   if (authority.includes('@')) return invalid('userinfo is not allowed in a target');

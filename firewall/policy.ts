@@ -87,7 +87,11 @@ export interface DecideState {
 }
 
 /** Headers by which a client asks the origin to treat a request as another method (a write in disguise). */
-export const METHOD_OVERRIDE_HEADERS = Object.freeze(['x-http-method-override', 'x-http-method', 'x-method-override'] as const);
+export const METHOD_OVERRIDE_HEADERS = Object.freeze([
+  'x-http-method-override',
+  'x-http-method',
+  'x-method-override',
+] as const);
 
 export function methodOverrideOf(headers: Readonly<Record<string, string | string[] | undefined>>): string | null {
   for (const name of METHOD_OVERRIDE_HEADERS) {
@@ -105,7 +109,9 @@ const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
  * `Connection` too): lower-case names without versions, in the order asked. null: not an upgrade. 'invalid':
  * an Upgrade value that is not a list of protocol tokens.
  */
-export function upgradeProtocolsOf(headers: Readonly<Record<string, string | string[] | undefined>>): readonly string[] | null | 'invalid' {
+export function upgradeProtocolsOf(
+  headers: Readonly<Record<string, string | string[] | undefined>>,
+): readonly string[] | null | 'invalid' {
   const up = headers.upgrade;
   const conn = headers.connection;
   if (up === undefined || conn === undefined) return null;
@@ -134,7 +140,12 @@ export const GIT_FETCH_MAX_BODY_BYTES = 64 * 1024;
  * answer is the pack. It is judged as a read over TLS only — a receive-pack (push) stays a write. Like a GET's
  * URL, the negotiation can carry bytes the client chose to a host it may read from; that is what reads allow.
  */
-export function gitFetchOf(method: string, path: string, contentType: string | undefined, contentLength: string | undefined): boolean {
+export function gitFetchOf(
+  method: string,
+  path: string,
+  contentType: string | undefined,
+  contentLength: string | undefined,
+): boolean {
   if (method !== 'POST' || contentType?.trim().toLowerCase() !== 'application/x-git-upload-pack-request') return false;
   // Bounded like what a GET's head may carry: the negotiation of a clone is wants and haves (about 50 bytes a
   // ref), sent with a Content-Length below git's 1 MiB postBuffer. A chunked body, or one over the bound, is
@@ -151,7 +162,14 @@ export function compilePolicy(config: SluiceConfig, selfAddresses: Iterable<stri
   const hostEntries: [string, CompiledIntegration][] = [];
   for (const [name, i] of Object.entries(config.integrations)) {
     const rule = `integrations.${name}`;
-    const compiled = Object.freeze({ name, methods: new Set(i.methods ?? DEFAULT_METHODS), tunnel: i.tunnel, upgrade: new Set(i.upgrade), rule, methodsRule: `${rule}.methods` });
+    const compiled = Object.freeze({
+      name,
+      methods: new Set(i.methods ?? DEFAULT_METHODS),
+      tunnel: i.tunnel,
+      upgrade: new Set(i.upgrade),
+      rule,
+      methodsRule: `${rule}.methods`,
+    });
     integrations.set(name, compiled);
     for (const h of i.hosts) hostEntries.push([h, compiled]);
   }
@@ -178,7 +196,13 @@ export function rightsFor(policy: Policy, identity: string): Rights | null {
   if (!byName) rightsCache.set(policy, (byName = new Map()));
   let rights = byName.get(identity);
   if (!rights) {
-    rights = Object.freeze({ identity, integrations: new Set(id.integrations), reads: id.reads, mode: id.mode, readsRule: `identities.${identity}.reads` });
+    rights = Object.freeze({
+      identity,
+      integrations: new Set(id.integrations),
+      reads: id.reads,
+      mode: id.mode,
+      readsRule: `identities.${identity}.reads`,
+    });
     byName.set(identity, rights);
   }
   return rights;
@@ -188,7 +212,13 @@ export function rightsFor(policy: Policy, identity: string): Rights | null {
 // 5432 too…) are where non-HTTP services listen; plain reads have no business there.
 const readPortAllowed = (port: number): boolean => port === 80 || port === 443 || port >= 1025;
 
-const allow = (rule: string, tls: boolean, port: number): Allow => ({ verdict: 'allow', rule, tls, port, wouldDeny: null });
+const allow = (rule: string, tls: boolean, port: number): Allow => ({
+  verdict: 'allow',
+  rule,
+  tls,
+  port,
+  wouldDeny: null,
+});
 
 /** Integration traffic always leaves over TLS to 443; `http://host` is how a client hands Sluice a write. */
 function integrationAllow(req: HttpEgress, i: CompiledIntegration): Decision {
@@ -216,7 +246,12 @@ function decideHttp(policy: Policy, rights: Rights, req: HttpEgress): Decision {
   const { method, methodOverride } = req;
   const granted = grantedIntegrations(policy, rights, req.target.host);
   const protocols = req.upgradeTo;
-  const g = granted.find((i) => i.methods.has(method) && (methodOverride === null || i.methods.has(methodOverride)) && protocols.every((p) => i.upgrade.has(p)));
+  const g = granted.find(
+    (i) =>
+      i.methods.has(method) &&
+      (methodOverride === null || i.methods.has(methodOverride)) &&
+      protocols.every((p) => i.upgrade.has(p)),
+  );
   if (!g) return deny('EGR_DENY_UPGRADE', granted.length ? `${granted[0]!.rule}.upgrade` : 'upgrade');
   return integrationAllow(req, g);
 }
@@ -239,7 +274,8 @@ function decideHttpMethod(policy: Policy, rights: Rights, req: HttpEgress): Deci
     if (g) return integrationAllow(req, g);
     // Registries are read by every identity (they were reachable by opaque tunnel before TLS inspection made
     // them readable per request): GET and HEAD over TLS to 443, nothing else.
-    if (req.scheme === 'https' && req.target.port === 443 && hostMatches(policy.registries, req.target.host)) return allow('registries', true, 443);
+    if (req.scheme === 'https' && req.target.port === 443 && hostMatches(policy.registries, req.target.host))
+      return allow('registries', true, 443);
     return deny('EGR_DENY_READ', readsRule(rights));
   }
 
@@ -254,12 +290,16 @@ function decideHttpMethod(policy: Policy, rights: Rights, req: HttpEgress): Deci
 
   if (WRITE_METHODS.has(method)) {
     if (granted.length === 0) return deny('EGR_DENY_WRITE', 'integrations');
-    const g = granted.find((i) => i.methods.has(method) && (req.methodOverride === null || i.methods.has(req.methodOverride)));
+    const g = granted.find(
+      (i) => i.methods.has(method) && (req.methodOverride === null || i.methods.has(req.methodOverride)),
+    );
     if (!g) return deny('EGR_DENY_METHOD', granted[0]!.methodsRule);
     return integrationAllow(req, g);
   }
 
-  const g = granted.find((i) => i.methods.has(method) && (req.methodOverride === null || i.methods.has(req.methodOverride)));
+  const g = granted.find(
+    (i) => i.methods.has(method) && (req.methodOverride === null || i.methods.has(req.methodOverride)),
+  );
   if (!g) return deny('EGR_DENY_METHOD', granted.length ? granted[0]!.methodsRule : 'methods');
   return integrationAllow(req, g);
 }
@@ -352,6 +392,7 @@ function decideAlways(policy: Policy, target: Target): Deny | null {
 
 function decidePolicy(policy: Policy, rights: Rights, req: EgressRequest): Decision {
   const { target } = req;
-  if (target.kind !== 'name' && !literalException(policy.guard, target.host)) return deny('EGR_DENY_IP_LITERAL', 'ipLiteral');
+  if (target.kind !== 'name' && !literalException(policy.guard, target.host))
+    return deny('EGR_DENY_IP_LITERAL', 'ipLiteral');
   return req.kind === 'http' ? decideHttp(policy, rights, req) : decideTunnel(policy, rights, req);
 }

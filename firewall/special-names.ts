@@ -73,6 +73,10 @@ export function checkSpecialName(host: string, exceptions: HostIndex<unknown>): 
       return deny('EGR_FAIL_DNS', rule, 'a special-use name that the DNS never resolves; not looked up');
     case 'local-use':
       if (hostMatches(exceptions, host)) return null;
-      return deny('EGR_DENY_ADDRESS_PRIVATE', rule, 'a local-use name; bind an addressGuard.allow entry to it to resolve it');
+      return deny(
+        'EGR_DENY_ADDRESS_PRIVATE',
+        rule,
+        'a local-use name; bind an addressGuard.allow entry to it to resolve it',
+      );
   }
 }

@@ -59,11 +59,12 @@ export interface RawFirewallOptions {
   readonly bridge?: string | undefined;
   readonly subnet?: string | undefined;
   readonly subnet6?: string | undefined;
-  readonly 'proxy'?: string | undefined;
-  readonly 'proxy6'?: string | undefined;
+  readonly proxy?: string | undefined;
+  readonly proxy6?: string | undefined;
 }
 
-export type OptionsResult = { readonly ok: true; readonly options: FirewallOptions } | { readonly ok: false; readonly errors: readonly string[] };
+export type OptionsResult =
+  { readonly ok: true; readonly options: FirewallOptions } | { readonly ok: false; readonly errors: readonly string[] };
 
 const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/;
 
@@ -87,7 +88,8 @@ function canonicalSubnet(text: string, family: Family): string | null {
   }
 }
 
-const id = (text: string): number | null => (/^[0-9]{1,10}$/.test(text) && Number(text) <= 0xfffffffe ? Number(text) : null);
+const id = (text: string): number | null =>
+  /^[0-9]{1,10}$/.test(text) && Number(text) <= 0xfffffffe ? Number(text) : null;
 
 function portList(text: string): number[] | null {
   const out: number[] = [];
@@ -105,22 +107,32 @@ function portList(text: string): number[] | null {
 export function parseFirewallOptions(raw: RawFirewallOptions): OptionsResult {
   const errors: string[] = [];
   const mode = raw.mode;
-  if (mode !== 'sidecar' && mode !== 'docker') errors.push('--mode must be "sidecar" (workload and Sluice share a network namespace) or "docker" (host rules for a compose deployment)');
+  if (mode !== 'sidecar' && mode !== 'docker')
+    errors.push(
+      '--mode must be "sidecar" (workload and Sluice share a network namespace) or "docker" (host rules for a compose deployment)',
+    );
 
   const uid = raw.uid === undefined ? SLUICE_UID : id(raw.uid);
   if (uid === null) errors.push(`--uid "${raw.uid}" is not a numeric UID`);
   // Root's traffic would be exempt: every process a root workload runs would go around Sluice.
-  else if (uid === 0) errors.push('--uid 0 would exempt everything root runs; run Sluice as its own unprivileged UID (10001 in the image)');
+  else if (uid === 0)
+    errors.push(
+      '--uid 0 would exempt everything root runs; run Sluice as its own unprivileged UID (10001 in the image)',
+    );
   const workloadUid = raw['workload-uid'] === undefined ? null : id(raw['workload-uid']);
-  if (raw['workload-uid'] !== undefined && workloadUid === null) errors.push(`--workload-uid "${raw['workload-uid']}" is not a numeric UID`);
+  if (raw['workload-uid'] !== undefined && workloadUid === null)
+    errors.push(`--workload-uid "${raw['workload-uid']}" is not a numeric UID`);
   if (uid !== null && workloadUid !== null && uid === workloadUid) {
-    errors.push(`--workload-uid equals --uid (${uid}): traffic owned by Sluice's UID is exempt, so a workload with that UID would go around Sluice; run the workload as another UID`);
+    errors.push(
+      `--workload-uid equals --uid (${uid}): traffic owned by Sluice's UID is exempt, so a workload with that UID would go around Sluice; run the workload as another UID`,
+    );
   }
 
   const ports = raw.ports === undefined ? [...DEFAULT_PROXY_PORTS] : portList(raw.ports);
   if (!ports) errors.push(`--ports "${raw.ports}" is not a comma-separated list of ports (e.g. 3128,1080)`);
   const dnsPort = raw['dns-port'] === undefined ? null : (portList(raw['dns-port'])?.[0] ?? null);
-  if (raw['dns-port'] !== undefined && (dnsPort === null || raw['dns-port'].includes(','))) errors.push(`--dns-port "${raw['dns-port']}" is not a port`);
+  if (raw['dns-port'] !== undefined && (dnsPort === null || raw['dns-port'].includes(',')))
+    errors.push(`--dns-port "${raw['dns-port']}" is not a port`);
   const loopbackPorts = raw['loopback-ports'] === undefined ? [] : portList(raw['loopback-ports']);
   if (!loopbackPorts) errors.push(`--loopback-ports "${raw['loopback-ports']}" is not a comma-separated list of ports`);
 
@@ -131,20 +143,33 @@ export function parseFirewallOptions(raw: RawFirewallOptions): OptionsResult {
   let proxy6: string | null = null;
   const dockerOnly = (['bridge', 'subnet', 'subnet6', 'proxy', 'proxy6'] as const).filter((k) => raw[k] !== undefined);
   const sidecarOnly = (['workload-uid', 'loopback-ports', 'uid'] as const).filter((k) => raw[k] !== undefined);
-  const only = (keys: readonly string[]) => `${keys.map((k) => `--${k}`).join(', ')} ${keys.length === 1 ? 'applies' : 'apply'} only to`;
+  const only = (keys: readonly string[]) =>
+    `${keys.map((k) => `--${k}`).join(', ')} ${keys.length === 1 ? 'applies' : 'apply'} only to`;
   if (mode === 'sidecar' && dockerOnly.length) errors.push(`${only(dockerOnly)} --mode docker`);
   if (mode === 'docker') {
-    if (sidecarOnly.length) errors.push(`${only(sidecarOnly)} --mode sidecar (docker mode filters by interface and address, not by UID)`);
-    if (raw.bridge === undefined) errors.push('--mode docker needs --bridge: the workload network\'s bridge interface (docker network inspect -f \'{{.Id}}\' NET → br-<first 12 characters>, or set com.docker.network.bridge.name)');
-    else if (!IFNAME.test(raw.bridge)) errors.push(`--bridge "${raw.bridge}" is not an interface name (at most 15 of A-Z a-z 0-9 _ . -)`);
+    if (sidecarOnly.length)
+      errors.push(`${only(sidecarOnly)} --mode sidecar (docker mode filters by interface and address, not by UID)`);
+    if (raw.bridge === undefined)
+      errors.push(
+        "--mode docker needs --bridge: the workload network's bridge interface (docker network inspect -f '{{.Id}}' NET → br-<first 12 characters>, or set com.docker.network.bridge.name)",
+      );
+    else if (!IFNAME.test(raw.bridge))
+      errors.push(`--bridge "${raw.bridge}" is not an interface name (at most 15 of A-Z a-z 0-9 _ . -)`);
     else bridge = raw.bridge;
-    if (raw['proxy'] === undefined) errors.push('--mode docker needs --proxy: Sluice\'s IPv4 address on the workload network');
-    else if (!(proxy4 = canonicalAddress(raw['proxy'], 4))) errors.push(`--proxy "${raw['proxy']}" is not an IPv4 address`);
-    if (raw['proxy6'] !== undefined && !(proxy6 = canonicalAddress(raw['proxy6'], 6))) errors.push(`--proxy6 "${raw['proxy6']}" is not an IPv6 address`);
-    if (raw.subnet !== undefined && !(subnet4 = canonicalSubnet(raw.subnet, 4))) errors.push(`--subnet "${raw.subnet}" is not an IPv4 network (e.g. 172.30.0.0/24, host bits zero)`);
-    if (raw.subnet6 !== undefined && !(subnet6 = canonicalSubnet(raw.subnet6, 6))) errors.push(`--subnet6 "${raw.subnet6}" is not an IPv6 network (e.g. fd30::/64, host bits zero)`);
-    if (proxy4 && subnet4 && !ipaddr.parse(proxy4).match(ipaddr.parseCIDR(subnet4))) errors.push(`--proxy ${proxy4} is outside --subnet ${subnet4}`);
-    if (proxy6 && subnet6 && !ipaddr.parse(proxy6).match(ipaddr.parseCIDR(subnet6))) errors.push(`--proxy6 ${proxy6} is outside --subnet6 ${subnet6}`);
+    if (raw['proxy'] === undefined)
+      errors.push("--mode docker needs --proxy: Sluice's IPv4 address on the workload network");
+    else if (!(proxy4 = canonicalAddress(raw['proxy'], 4)))
+      errors.push(`--proxy "${raw['proxy']}" is not an IPv4 address`);
+    if (raw['proxy6'] !== undefined && !(proxy6 = canonicalAddress(raw['proxy6'], 6)))
+      errors.push(`--proxy6 "${raw['proxy6']}" is not an IPv6 address`);
+    if (raw.subnet !== undefined && !(subnet4 = canonicalSubnet(raw.subnet, 4)))
+      errors.push(`--subnet "${raw.subnet}" is not an IPv4 network (e.g. 172.30.0.0/24, host bits zero)`);
+    if (raw.subnet6 !== undefined && !(subnet6 = canonicalSubnet(raw.subnet6, 6)))
+      errors.push(`--subnet6 "${raw.subnet6}" is not an IPv6 network (e.g. fd30::/64, host bits zero)`);
+    if (proxy4 && subnet4 && !ipaddr.parse(proxy4).match(ipaddr.parseCIDR(subnet4)))
+      errors.push(`--proxy ${proxy4} is outside --subnet ${subnet4}`);
+    if (proxy6 && subnet6 && !ipaddr.parse(proxy6).match(ipaddr.parseCIDR(subnet6)))
+      errors.push(`--proxy6 ${proxy6} is outside --subnet6 ${subnet6}`);
   }
   if (ports && loopbackPorts) {
     const clash = loopbackPorts.filter((p) => ports.includes(p) || p === dnsPort);
@@ -153,7 +178,19 @@ export function parseFirewallOptions(raw: RawFirewallOptions): OptionsResult {
   if (errors.length || !ports || !loopbackPorts || uid === null) return { ok: false, errors };
   return {
     ok: true,
-    options: Object.freeze({ mode: mode as FirewallMode, uid, workloadUid, ports, dnsPort, loopbackPorts, bridge, subnet4, subnet6, proxy4, proxy6 }),
+    options: Object.freeze({
+      mode: mode as FirewallMode,
+      uid,
+      workloadUid,
+      ports,
+      dnsPort,
+      loopbackPorts,
+      bridge,
+      subnet4,
+      subnet6,
+      proxy4,
+      proxy6,
+    }),
   };
 }
 
@@ -176,8 +213,20 @@ export function describeOptions(o: FirewallOptions): string {
 }
 
 const FAMILY = {
-  4: { name: 'IPv4', restore: 'iptables-restore', loopback: '127.0.0.1/32', reject: 'icmp-admin-prohibited', icmp: 'icmp' },
-  6: { name: 'IPv6', restore: 'ip6tables-restore', loopback: '::1/128', reject: 'icmp6-adm-prohibited', icmp: 'ipv6-icmp' },
+  4: {
+    name: 'IPv4',
+    restore: 'iptables-restore',
+    loopback: '127.0.0.1/32',
+    reject: 'icmp-admin-prohibited',
+    icmp: 'icmp',
+  },
+  6: {
+    name: 'IPv6',
+    restore: 'ip6tables-restore',
+    loopback: '::1/128',
+    reject: 'icmp6-adm-prohibited',
+    icmp: 'ipv6-icmp',
+  },
 } as const;
 
 const host = (a: string, family: Family) => `${a}/${family === 4 ? 32 : 128}`;
@@ -185,7 +234,8 @@ const host = (a: string, family: Family) => `${a}/${family === 4 ? 32 : 128}`;
 // Administratively prohibited (not a TCP reset): tools fail at once, and a probe can tell "the firewall
 // refused" (EHOSTUNREACH on IPv4, EACCES on IPv6) from "something on the direct path answered" (ECONNREFUSED).
 const reject = (family: Family) => `-j REJECT --reject-with ${FAMILY[family].reject}`;
-const tcpTo = (ports: readonly number[]) => (ports.length === 1 ? `-p tcp -m tcp --dport ${ports[0]}` : `-p tcp -m multiport --dports ${ports.join(',')}`);
+const tcpTo = (ports: readonly number[]) =>
+  ports.length === 1 ? `-p tcp -m tcp --dport ${ports[0]}` : `-p tcp -m multiport --dports ${ports.join(',')}`;
 
 // IPv6 neighbour discovery (RS, RA, NS, NA), hop limit 255 as RFC 4861 requires of it. Without it nothing
 // IPv6 works: the kernel could not resolve the next hop for Sluice, nor the workload for the REJECT's errors.
@@ -194,7 +244,9 @@ const tcpTo = (ports: readonly number[]) => (ports.length === 1 ? `-p tcp -m tcp
 // docker: only between ports of the bridge (and to the host on it), where it stays on the link.
 const NDP_TYPES = [133, 134, 135, 136] as const;
 const ndp = (chain: string, match: string, tail = '') =>
-  NDP_TYPES.map((t) => `-A ${chain} ${match}-p ipv6-icmp -m icmp6 --icmpv6-type ${t} -m hl --hl-eq 255${tail} -j RETURN`);
+  NDP_TYPES.map(
+    (t) => `-A ${chain} ${match}-p ipv6-icmp -m icmp6 --icmpv6-type ${t} -m hl --hl-eq 255${tail} -j RETURN`,
+  );
 const KERNEL_ONLY = ' -m owner ! --uid-owner 0-4294967294';
 
 function sidecarRules(o: FirewallOptions, family: Family): string[] {
@@ -214,7 +266,9 @@ function sidecarRules(o: FirewallOptions, family: Family): string[] {
     rules.push(`-A ${c} -o lo -d ${lo} ${tcpTo(o.loopbackPorts)} -j RETURN`);
   }
   if (family === 6) {
-    rules.push('# Neighbour discovery sent by the kernel itself (no process owns it), for Sluice\'s traffic and the REJECT\'s.');
+    rules.push(
+      "# Neighbour discovery sent by the kernel itself (no process owns it), for Sluice's traffic and the REJECT's.",
+    );
     rules.push(...ndp(c, '', KERNEL_ONLY));
   }
   rules.push(`# Everything else: TCP, UDP (DNS included), ICMP, raw IP, to any address.`);
@@ -235,9 +289,12 @@ function dockerRules(o: FirewallOptions, family: Family): { forward: string[]; i
   if (proxy) {
     forward.push(`# The workload reaches Sluice's listeners, and nothing else.`);
     forward.push(`-A ${f} -i ${br} ${src}-d ${host(proxy, family)} ${tcpTo(o.ports)} -j RETURN`);
-    if (o.dnsPort !== null) forward.push(`-A ${f} -i ${br} ${src}-d ${host(proxy, family)} -p udp -m udp --dport ${o.dnsPort} -j RETURN`);
+    if (o.dnsPort !== null)
+      forward.push(`-A ${f} -i ${br} ${src}-d ${host(proxy, family)} -p udp -m udp --dport ${o.dnsPort} -j RETURN`);
     if (family === 6) {
-      forward.push('# Neighbour discovery between the workload and Sluice on the bridge (seen here when br_netfilter is on).');
+      forward.push(
+        '# Neighbour discovery between the workload and Sluice on the bridge (seen here when br_netfilter is on).',
+      );
       forward.push(...ndp(f, `-i ${br} -o ${br} `));
     }
   } else {
@@ -252,7 +309,9 @@ function dockerRules(o: FirewallOptions, family: Family): { forward: string[]; i
     `-A ${CHAIN.input} -i ${br} -m conntrack --ctstate ESTABLISHED,RELATED -j RETURN`,
   ];
   if (family === 6) {
-    input.push('# Neighbour discovery with the host on the bridge: without it the host cannot deliver the REJECT\'s errors.');
+    input.push(
+      "# Neighbour discovery with the host on the bridge: without it the host cannot deliver the REJECT's errors.",
+    );
     input.push(...ndp(CHAIN.input, `-i ${br} `));
   }
   input.push(`-A ${CHAIN.input} -i ${br} ${reject(family)}`);
@@ -261,7 +320,9 @@ function dockerRules(o: FirewallOptions, family: Family): { forward: string[]; i
 
 /** The hook rules: `-I <built-in> 1 -j <ours>`. setup.sh recognises exactly this form. */
 function hooks(mode: FirewallMode): string[] {
-  return mode === 'sidecar' ? [`-I OUTPUT 1 -j ${CHAIN.output}`] : [`-I DOCKER-USER 1 -j ${CHAIN.forward}`, `-I INPUT 1 -j ${CHAIN.input}`];
+  return mode === 'sidecar'
+    ? [`-I OUTPUT 1 -j ${CHAIN.output}`]
+    : [`-I DOCKER-USER 1 -j ${CHAIN.forward}`, `-I INPUT 1 -j ${CHAIN.input}`];
 }
 
 export function chainsOf(mode: FirewallMode): string[] {
@@ -271,7 +332,14 @@ export function chainsOf(mode: FirewallMode): string[] {
 /** The first line of each family's text: what iptables/setup.sh reads (key=value, never sourced). */
 export function machineHeader(o: FirewallOptions, family: Family): string {
   const port = o.ports[0]!;
-  const proxy = o.mode === 'sidecar' ? `${family === 4 ? '127.0.0.1' : '[::1]'}:${port}` : family === 4 ? `${o.proxy4}:${port}` : o.proxy6 ? `[${o.proxy6}]:${port}` : '';
+  const proxy =
+    o.mode === 'sidecar'
+      ? `${family === 4 ? '127.0.0.1' : '[::1]'}:${port}`
+      : family === 4
+        ? `${o.proxy4}:${port}`
+        : o.proxy6
+          ? `[${o.proxy6}]:${port}`
+          : '';
   return `# sluice-firewall family=${family} mode=${o.mode} uid=${o.mode === 'sidecar' ? o.uid : ''} proxy=${proxy}`;
 }
 
@@ -308,6 +376,7 @@ export function optionsFromConfig(listen: SluiceConfig['listen'], mode: string |
   if (ports.length) out.ports = ports.join(',');
   if (listen.dns && listen.dns.port > 0) out['dns-port'] = String(listen.dns.port);
   const host = listen.http?.host ?? listen.socks5?.host;
-  if (mode === 'docker' && host && host !== '0.0.0.0' && host !== '::') out[isIP(host) === 6 ? 'proxy6' : 'proxy'] = host;
+  if (mode === 'docker' && host && host !== '0.0.0.0' && host !== '::')
+    out[isIP(host) === 6 ? 'proxy6' : 'proxy'] = host;
   return out;
 }

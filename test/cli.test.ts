@@ -20,21 +20,30 @@ const file = (name: string, text: string) => {
   return p;
 };
 const keyFile = file('token.key', 'z'.repeat(48));
-const good = file('good.yaml', `
+const good = file(
+  'good.yaml',
+  `
 integrations:
   github: { hosts: [api.github.com], tunnel: true }
   slack: { hosts: [slack.com], methods: [GET, POST] }
 identities:
   agent: { password: not-a-secret-1, integrations: [github, slack] }
 tokens: { keyFile: ${keyFile} }
-`);
+`,
+);
 
 t.test('check', async (t) => {
   const ok = run(['check', good]);
   t.equal(ok.code, 0);
   t.match(ok.out, /good\.yaml: ok/);
   t.match(ok.out, /warning: \/identities\/agent\/password/);
-  const bad = run(['check', file('bad.yaml', 'registries: ["example.*"]\nintegratons: {}\nidentities:\n  a: { integrations: [nope], passwordHash: x }\n')]);
+  const bad = run([
+    'check',
+    file(
+      'bad.yaml',
+      'registries: ["example.*"]\nintegratons: {}\nidentities:\n  a: { integrations: [nope], passwordHash: x }\n',
+    ),
+  ]);
   t.equal(bad.code, 1);
   t.match(bad.out, /error: \/registries\/0: .*\(hint: wildcards are a leading "\*\." only/);
   t.match(bad.out, /error: \/integratons: unknown key "integratons" \(hint: did you mean "integrations"\?\)/);
@@ -45,15 +54,18 @@ t.test('check', async (t) => {
 });
 
 t.test('check and serve verify every file the config refers to, and report every problem at once', async (t) => {
-  const cfg = file('files.yaml', [
-    'listen: { http: "127.0.0.1:0", socks5: null, admin: "127.0.0.1:0" }',
-    'identities: { agent: { password: not-a-secret-1 } }',
-    `tokens: { keyFile: ${join(dir, 'nope-key')} }`,
-    `admin: { tokenFile: ${join(dir, 'nope-admin')} }`,
-    `upstream: { caFile: ${file('not-pem.pem', 'hello')} }`,
-    `killSwitch: { file: ${join(dir, 'nope-dir', 'kill')} }`,
-    '',
-  ].join('\n'));
+  const cfg = file(
+    'files.yaml',
+    [
+      'listen: { http: "127.0.0.1:0", socks5: null, admin: "127.0.0.1:0" }',
+      'identities: { agent: { password: not-a-secret-1 } }',
+      `tokens: { keyFile: ${join(dir, 'nope-key')} }`,
+      `admin: { tokenFile: ${join(dir, 'nope-admin')} }`,
+      `upstream: { caFile: ${file('not-pem.pem', 'hello')} }`,
+      `killSwitch: { file: ${join(dir, 'nope-dir', 'kill')} }`,
+      '',
+    ].join('\n'),
+  );
   const expected = [
     /error: \/tokens\/keyFile: \S+nope-key: no such file \(hint: create it: head -c 48 \/dev\/urandom/,
     /error: \/admin\/tokenFile: \S+nope-admin: no such file \(hint: create it/,
@@ -88,17 +100,36 @@ t.test('hash-password', async (t) => {
   const short = run(['hash-password'], 'elevenchars\n');
   t.equal(short.code, 2);
   t.match(short.err, /at least 12 characters/);
-  t.match(readFileSync(new URL('../README.md', import.meta.url), 'utf8'), /`sluice hash-password` reads a password of \*\*at least 12 characters\*\*/, 'the README says so too');
+  t.match(
+    readFileSync(new URL('../README.md', import.meta.url), 'utf8'),
+    /`sluice hash-password` reads a password of \*\*at least 12 characters\*\*/,
+    'the README says so too',
+  );
   t.equal(run(['hash-password'], 'twelve chars\n').code, 0, '12 is enough');
 });
 
 t.test('token issue', async (t) => {
-  const r = run(['token', 'issue', '--config', good, '--identity', 'agent', '--ttl', '30m', '--integrations', 'github']);
+  const r = run([
+    'token',
+    'issue',
+    '--config',
+    good,
+    '--identity',
+    'agent',
+    '--ttl',
+    '30m',
+    '--integrations',
+    'github',
+  ]);
   t.equal(r.code, 0, r.err);
   const check = verifyToken(Buffer.from('z'.repeat(48)), r.out.trim(), Math.floor(Date.now() / 1000));
   t.match(check, { ok: true, claims: { sub: 'agent', int: ['github'] } });
   if (check.ok) t.ok(check.claims.exp - check.claims.iat === 1800);
-  t.equal(run(['token', 'issue', '--config', good, '--identity', 'agent', '--ttl', '30m', '--integrations', 'stripe']).code, 2, 'cannot widen');
+  t.equal(
+    run(['token', 'issue', '--config', good, '--identity', 'agent', '--ttl', '30m', '--integrations', 'stripe']).code,
+    2,
+    'cannot widen',
+  );
   t.equal(run(['token', 'issue', '--config', good, '--identity', 'ghost', '--ttl', '30m']).code, 2);
   t.equal(run(['token', 'issue', '--config', good, '--identity', 'agent', '--ttl', 'soon']).code, 2);
   t.equal(run(['token', 'issue', '--config', good, '--identity', 'agent', '--ttl', '30d']).code, 2, 'over maxTtl');
@@ -113,7 +144,17 @@ t.test('explain', async (t) => {
   t.match(write.out, /verdict: deny\ncode: EGR_DENY_WRITE\nrule: integrations/);
   const gh = run(['explain', '--config', good, '--as', 'agent', 'POST', 'http://api.github.com/repos']);
   t.match(gh.out, /transport: TLS \(originated by Sluice\) to port 443/);
-  const disguised = run(['explain', '--config', good, '--as', 'agent', 'GET', 'http://example.com/', '-H', 'X-HTTP-Method-Override: DELETE']);
+  const disguised = run([
+    'explain',
+    '--config',
+    good,
+    '--as',
+    'agent',
+    'GET',
+    'http://example.com/',
+    '-H',
+    'X-HTTP-Method-Override: DELETE',
+  ]);
   t.match(disguised.out, /EGR_DENY_DISGUISED_WRITE/);
   const tunnel = run(['explain', '--as', 'dev', 'CONNECT', 'registry.npmjs.org:443']);
   t.equal(tunnel.code, 0, 'the embedded default allows registry tunnels');
@@ -128,7 +169,17 @@ t.test('explain', async (t) => {
   t.teardown(() => dns.close());
   dns.set('mixed.example', { a: ['93.184.216.34', '10.1.2.3'] });
   const cfg = file('dns.yaml', `dns: { servers: ["${dns.server}"] }\n`);
-  const resolved = spawn(process.execPath, [...cliArgv(), 'explain', '--config', cfg, '--as', 'dev', 'GET', 'http://mixed.example/', '--resolve']);
+  const resolved = spawn(process.execPath, [
+    ...cliArgv(),
+    'explain',
+    '--config',
+    cfg,
+    '--as',
+    'dev',
+    'GET',
+    'http://mixed.example/',
+    '--resolve',
+  ]);
   let out = '';
   resolved.stdout.on('data', (c) => (out += c));
   const code = await new Promise((r) => resolved.on('close', r));
@@ -136,7 +187,16 @@ t.test('explain', async (t) => {
   t.match(out, /93\.184\.216\.34 {2}public \(unicast\) {2}ok/);
   t.match(out, /10\.1\.2\.3 {2}private \(rfc1918\) {2}DENIED EGR_DENY_ADDRESS_PRIVATE/);
   t.match(out, /final: deny/);
-  const denied = run(['explain', '--config', cfg, '--as', 'dev', 'POST', 'http://never-resolved.example/', '--resolve']);
+  const denied = run([
+    'explain',
+    '--config',
+    cfg,
+    '--as',
+    'dev',
+    'POST',
+    'http://never-resolved.example/',
+    '--resolve',
+  ]);
   t.match(denied.out, /not resolved/);
   t.equal(dns.asked('never-resolved.example'), 0);
 
@@ -144,17 +204,24 @@ t.test('explain', async (t) => {
   // opens loopback, and the config comes from SLUICE_CONFIG when --config is not given, as for serve.
   dns.set('self.example', { a: ['127.0.0.1'] });
   dns.set('localhost', { a: ['93.184.216.34'] });
-  const selfCfg = file('self.yaml', `listen: { http: "127.0.0.1:3128", socks5: null, admin: null }
+  const selfCfg = file(
+    'self.yaml',
+    `listen: { http: "127.0.0.1:3128", socks5: null, admin: null }
 dns: { servers: ["${dns.server}"] }
 addressGuard: { allow: [{ cidr: 127.0.0.0/8, hosts: [self.example] }] }
-`);
-  const explainAsync = (args: string[], env: NodeJS.ProcessEnv = process.env) => new Promise<{ code: number | null; out: string }>((resolve) => {
-    const child = spawn(process.execPath, [...cliArgv(), 'explain', ...args], { env });
-    let out = '';
-    child.stdout.on('data', (c) => (out += c));
-    child.on('close', (code) => resolve({ code, out }));
+`,
+  );
+  const explainAsync = (args: string[], env: NodeJS.ProcessEnv = process.env) =>
+    new Promise<{ code: number | null; out: string }>((resolve) => {
+      const child = spawn(process.execPath, [...cliArgv(), 'explain', ...args], { env });
+      let out = '';
+      child.stdout.on('data', (c) => (out += c));
+      child.on('close', (code) => resolve({ code, out }));
+    });
+  const self = await explainAsync(['--as', 'dev', 'GET', 'http://self.example:8080/', '--resolve'], {
+    ...process.env,
+    SLUICE_CONFIG: selfCfg,
   });
-  const self = await explainAsync(['--as', 'dev', 'GET', 'http://self.example:8080/', '--resolve'], { ...process.env, SLUICE_CONFIG: selfCfg });
   t.equal(self.code, 1, self.out);
   t.match(self.out, /127\.0\.0\.1 {2}loopback \(loopback\) {2}DENIED EGR_DENY_ADDRESS_SELF/);
   t.match(self.out, /code: EGR_DENY_ADDRESS_SELF\nfinal: deny/);
@@ -166,7 +233,9 @@ addressGuard: { allow: [{ cidr: 127.0.0.0/8, hosts: [self.example] }] }
 
 t.test('serve on the embedded default prints a ready HTTPS_PROXY line once', async (t) => {
   const cfg = file('dev.yaml', 'listen: { http: "127.0.0.1:0", socks5: null, admin: null }\n');
-  const child: ChildProcess = spawn(process.execPath, [...cliArgv(), 'serve', '--config', cfg], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child: ChildProcess = spawn(process.execPath, [...cliArgv(), 'serve', '--config', cfg], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   t.teardown(() => child.kill('SIGKILL'));
   let err = '';
   let logs = '';

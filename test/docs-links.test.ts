@@ -11,12 +11,22 @@ const ROOT = resolve(import.meta.dirname, '..');
 // Null outside a git checkout (an unpacked tarball): existence is all that can be checked.
 const git = spawnSync('git', ['ls-files', '-z'], { cwd: ROOT, encoding: 'utf8' });
 const TRACKED = git.status === 0 ? new Set(git.stdout.split('\0').filter(Boolean)) : null;
-const inClone = (rel: string) => TRACKED === null || rel === '' || TRACKED.has(rel) || [...TRACKED].some((f) => f.startsWith(rel.endsWith('/') ? rel : `${rel}/`));
+const inClone = (rel: string) =>
+  TRACKED === null ||
+  rel === '' ||
+  TRACKED.has(rel) ||
+  [...TRACKED].some((f) => f.startsWith(rel.endsWith('/') ? rel : `${rel}/`));
 
 const DOCS = [
   'README.md',
-  ...readdirSync(join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`),
-  ...['firewall', 'proxy', 'iptables', 'test', 'bench'].flatMap((d) => readdirSync(join(ROOT, d)).filter((f) => f.endsWith('.md')).map((f) => `${d}/${f}`)),
+  ...readdirSync(join(ROOT, 'docs'))
+    .filter((f) => f.endsWith('.md'))
+    .map((f) => `docs/${f}`),
+  ...['firewall', 'proxy', 'iptables', 'test', 'bench'].flatMap((d) =>
+    readdirSync(join(ROOT, d))
+      .filter((f) => f.endsWith('.md'))
+      .map((f) => `${d}/${f}`),
+  ),
 ];
 
 /** GitHub's heading anchors: lower case, punctuation dropped (not `-` and `_`), spaces to `-`, duplicates -1, -2. */
@@ -59,8 +69,20 @@ export function relativeLinks(markdown: string): { target: string; line: number 
 }
 
 t.test('the slugger agrees with GitHub on the shapes these docs use', async (t) => {
-  const slugs = headingSlugs('# Sluice\n## Quick start (60 seconds)\n### `iptables/setup.sh apply | verify | remove`\n## Workers (`workers: N`)\n## Tests\n## Tests\n```\n# not a heading\n```\n');
-  t.same([...slugs], ['sluice', 'quick-start-60-seconds', 'iptablessetupsh-apply--verify--remove', 'workers-workers-n', 'tests', 'tests-1']);
+  const slugs = headingSlugs(
+    '# Sluice\n## Quick start (60 seconds)\n### `iptables/setup.sh apply | verify | remove`\n## Workers (`workers: N`)\n## Tests\n## Tests\n```\n# not a heading\n```\n',
+  );
+  t.same(
+    [...slugs],
+    [
+      'sluice',
+      'quick-start-60-seconds',
+      'iptablessetupsh-apply--verify--remove',
+      'workers-workers-n',
+      'tests',
+      'tests-1',
+    ],
+  );
 });
 
 for (const doc of DOCS) {

@@ -18,7 +18,16 @@ const PUBLIC = '93.184.216.34';
 const MAPPED_DENIED = '8.8.8.8';
 
 // Names a resolver must never be asked about, each answered (if asked) with a public address that works.
-const NEVER_ASKED = ['localhost', 'api.localhost', 'printer.local', 'metadata.google.internal', 'x.onion', 'example.invalid', 'router.home.arpa', 'blocked.test'];
+const NEVER_ASKED = [
+  'localhost',
+  'api.localhost',
+  'printer.local',
+  'metadata.google.internal',
+  'x.onion',
+  'example.invalid',
+  'router.home.arpa',
+  'blocked.test',
+];
 
 if (isolate(t, import.meta.url)) {
   const w = await buildWorld(t);
@@ -34,15 +43,18 @@ if (isolate(t, import.meta.url)) {
   w.dns.set('selfreg.test', { a: ['127.0.0.1'] });
   w.dns.set('empty.test', { a: [] });
 
-  const h = await startSluice(t, worldConfig(w, {
-    registries: ['registry.test', 'selfreg.test'],
-    identities: {
-      agent: { password: PASSWORD, integrations: ['api', 'gh'] },
-      sealed: { password: PASSWORD, reads: 'none' },
-      auditor: { password: PASSWORD, reads: 'none', mode: 'report' },
-    },
-    addressGuard: { allow: [{ cidr: '127.0.0.0/8', hosts: ['*.test'] }], deny: ['::ffff:8.8.8.8/128'] },
-  }));
+  const h = await startSluice(
+    t,
+    worldConfig(w, {
+      registries: ['registry.test', 'selfreg.test'],
+      identities: {
+        agent: { password: PASSWORD, integrations: ['api', 'gh'] },
+        sealed: { password: PASSWORD, reads: 'none' },
+        auditor: { password: PASSWORD, reads: 'none', mode: 'report' },
+      },
+      addressGuard: { allow: [{ cidr: '127.0.0.0/8', hosts: ['*.test'] }], deny: ['::ffff:8.8.8.8/128'] },
+    }),
+  );
   const port = w.publicHttp.port;
 
   type Row = [who: string, method: string, target: string, expected: Code | 'dialled'];
@@ -81,12 +93,18 @@ if (isolate(t, import.meta.url)) {
   // from the origin, or an upstream failure after dialling).
   const outcome = (code: string | undefined): Code | 'dialled' => {
     if (code === undefined || !isCode(code)) return 'dialled';
-    return code.startsWith('EGR_FAIL_CONNECT') || code === 'EGR_FAIL_UPSTREAM' || code === 'EGR_UPSTREAM_TLS' ? 'dialled' : code;
+    return code.startsWith('EGR_FAIL_CONNECT') || code === 'EGR_FAIL_UPSTREAM' || code === 'EGR_UPSTREAM_TLS'
+      ? 'dialled'
+      : code;
   };
   async function viaServe(who: string, method: string, target: string): Promise<Code | 'dialled'> {
     const auth = who === 'agent' ? AGENT_AUTH : basic(who, PASSWORD);
     if (method !== 'CONNECT') return outcome(codeOf(await viaProxy(h.port, { method, url: target, auth })));
-    const r = await rawExchange(h.port, `CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\nProxy-Authorization: ${auth}\r\n\r\n`, 1500);
+    const r = await rawExchange(
+      h.port,
+      `CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\nProxy-Authorization: ${auth}\r\n\r\n`,
+      1500,
+    );
     return outcome(/details="([A-Z_]+)"/.exec(r.text)?.[1]);
   }
 
@@ -102,14 +120,25 @@ if (isolate(t, import.meta.url)) {
       t.equal(explained, served, `${who} ${method} ${target}: explain ${explained}, serve ${served}`);
       t.equal(served, expected, `${who} ${method} ${target}`);
       t.equal(e.allowed, explained === 'dialled');
-      if (explained !== 'dialled') t.ok(e.lines.some((l) => l.includes(explained)), 'explain prints the code');
+      if (explained !== 'dialled')
+        t.ok(
+          e.lines.some((l) => l.includes(explained)),
+          'explain prints the code',
+        );
       if (explained !== 'dialled') t.ok(CODES[explained], 'a code of the table');
     }
   });
 
-  t.test('special-use and globally denied names never reach a DNS server; denied addresses are never dialled', async (t) => {
-    for (const n of NEVER_ASKED) t.equal(w.dns.asked(n), 0, `${n} was never asked`);
-    t.equal(mappedDenied.connections, 0, 'the address denied by a mapped rule was never dialled');
-    t.same(publicReal.requests.map((r) => r.url).sort(), ['/a', '/d'], 'the public address was reached only by the rows that were allowed');
-  });
+  t.test(
+    'special-use and globally denied names never reach a DNS server; denied addresses are never dialled',
+    async (t) => {
+      for (const n of NEVER_ASKED) t.equal(w.dns.asked(n), 0, `${n} was never asked`);
+      t.equal(mappedDenied.connections, 0, 'the address denied by a mapped rule was never dialled');
+      t.same(
+        publicReal.requests.map((r) => r.url).sort(),
+        ['/a', '/d'],
+        'the public address was reached only by the rows that were allowed',
+      );
+    },
+  );
 }

@@ -40,19 +40,27 @@ if (isolate(t, import.meta.url)) {
     const r = run(['check', cfg]);
     t.equal(r.code, 1);
     const errors = r.out.split('\n').filter((l) => l.startsWith('error: '));
-    t.same(errors.map((l) => l.split(':').slice(0, 2).join(':')), [
-      'error: /identities/agent/passwordHash',
-      'error: /tokens/keyFile',
-      'error: /admin/tokenFile',
-      'error: /killSwitch/file',
-    ], r.out);
+    t.same(
+      errors.map((l) => l.split(':').slice(0, 2).join(':')),
+      [
+        'error: /identities/agent/passwordHash',
+        'error: /tokens/keyFile',
+        'error: /admin/tokenFile',
+        'error: /killSwitch/file',
+      ],
+      r.out,
+    );
     for (const l of errors) t.match(l, /\(hint: .+\)$/, 'each with a hint');
   });
 
   t.test("the README's commands make the files; with the hash pasted in, check passes and serve starts", async (t) => {
     // The commands as written (paths relocated), except that `npx sluice` is this build's CLI.
     const sh = relocate(commands!).replace(/npx sluice/g, `"${process.execPath}" "${cliArgv()[0]}"`);
-    const made = spawnSync('sh', ['-ec', sh], { env: { ...process.env, AGENT_PASSWORD: 'correct horse battery staple' }, encoding: 'utf8', timeout: 60_000 });
+    const made = spawnSync('sh', ['-ec', sh], {
+      env: { ...process.env, AGENT_PASSWORD: 'correct horse battery staple' },
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
     t.equal(made.status, 0, made.stderr);
     const hash = made.stdout.trim().split('\n').at(-1)!;
     t.match(hash, /^scrypt\$/);
@@ -61,7 +69,9 @@ if (isolate(t, import.meta.url)) {
     t.equal(ok.code, 0, ok.out);
     t.match(ok.out, /sluice\.yaml: ok/);
 
-    const child: ChildProcess = spawn(process.execPath, [...cliArgv(), 'serve', '--config', cfg], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child: ChildProcess = spawn(process.execPath, [...cliArgv(), 'serve', '--config', cfg], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     t.teardown(() => child.kill('SIGKILL'));
     let err = '';
     child.stdout!.resume();

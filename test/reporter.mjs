@@ -4,7 +4,11 @@
 import { Transform } from 'node:stream';
 import { Parser } from 'tap-parser';
 
-const indent = (text, pad) => text.split('\n').map((l) => pad + l).join('\n');
+const indent = (text, pad) =>
+  text
+    .split('\n')
+    .map((l) => pad + l)
+    .join('\n');
 
 export default class SummaryReporter extends Transform {
   #parser;

@@ -44,7 +44,11 @@ t.test('hot reload', async (t) => {
 
   writeFileSync(path, configText(dns.server, ['site.test']));
   s.child.kill('SIGHUP');
-  t.equal(codeOf(await waitForCode(s.http, url, 'EGR_DENY_GLOBAL')), 'EGR_DENY_GLOBAL', 'SIGHUP: the next request sees the new policy');
+  t.equal(
+    codeOf(await waitForCode(s.http, url, 'EGR_DENY_GLOBAL')),
+    'EGR_DENY_GLOBAL',
+    'SIGHUP: the next request sees the new policy',
+  );
 
   writeFileSync(path, configText(dns.server, []));
   t.equal((await waitForStatus(s.http, url, 200)).status, 200, 'a change of the file reloads by itself');
@@ -60,10 +64,19 @@ t.test('hot reload', async (t) => {
   // The log is buffered for up to a second.
   t.ok(await eventually(() => /config\.reload_failed/.test(s.stdout())), 'the failed reload is logged');
 
-  writeFileSync(path, configText(dns.server, ['site.test']).replace('admin: "127.0.0.1:0"', 'admin: "127.0.0.1:0"').replace('socks5: null', 'socks5: "127.0.0.1:0"'));
+  writeFileSync(
+    path,
+    configText(dns.server, ['site.test'])
+      .replace('admin: "127.0.0.1:0"', 'admin: "127.0.0.1:0"')
+      .replace('socks5: null', 'socks5: "127.0.0.1:0"'),
+  );
   const restart = await adminCall(s.admin, 'POST', '/v1/reload', ADMIN_TOKEN);
   t.equal(restart.status, 200);
-  t.match(JSON.parse(restart.body), { result: 'success', restartRequired: ['listen'] }, 'listener changes are reported as needing a restart');
+  t.match(
+    JSON.parse(restart.body),
+    { result: 'success', restartRequired: ['listen'] },
+    'listener changes are reported as needing a restart',
+  );
   t.equal(codeOf(await viaProxy(s.http, { url, auth: AUTH })), 'EGR_DENY_GLOBAL', 'while the policy part applies');
 
   t.equal((await adminCall(s.admin, 'POST', '/v1/reload')).status, 401, 'reload needs the token');
@@ -129,20 +142,42 @@ t.test('production start-up refuses insecure configs', async (t) => {
   const hash = 'scrypt$32768$8$1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2g=';
   const rows: [string, string, RegExp][] = [
     ['no identities', `tokens: { keyFile: ${key} }\nadmin: { tokenFile: ${adminTokenFile} }\n`, /no identities/],
-    ['plaintext password', `identities: { a: { password: x } }\ntokens: { keyFile: ${key} }\nadmin: { tokenFile: ${adminTokenFile} }\n`, /plaintext password/],
-    ['no token key', `identities: { a: { passwordHash: "${hash}" } }\nadmin: { tokenFile: ${adminTokenFile} }\n`, /tokens\.keyFile is not set/],
-    ['admin without token', `identities: { a: { passwordHash: "${hash}" } }\ntokens: { keyFile: ${key} }\n`, /admin API has no token/],
+    [
+      'plaintext password',
+      `identities: { a: { password: x } }\ntokens: { keyFile: ${key} }\nadmin: { tokenFile: ${adminTokenFile} }\n`,
+      /plaintext password/,
+    ],
+    [
+      'no token key',
+      `identities: { a: { passwordHash: "${hash}" } }\nadmin: { tokenFile: ${adminTokenFile} }\n`,
+      /tokens\.keyFile is not set/,
+    ],
+    [
+      'admin without token',
+      `identities: { a: { passwordHash: "${hash}" } }\ntokens: { keyFile: ${key} }\n`,
+      /admin API has no token/,
+    ],
   ];
   for (const [name, text, re] of rows) {
     const p = join(dir, `prod-${name.replace(/\W/g, '-')}.yaml`);
     writeFileSync(p, `listen: { http: "127.0.0.1:0", socks5: null, admin: "127.0.0.1:0" }\n${text}`);
-    const r = spawnSync(process.execPath, [...cliArgv(), 'serve', '--config', p], { env: { ...process.env, SLUICE_ENV: 'production' }, encoding: 'utf8', timeout: 60_000 });
+    const r = spawnSync(process.execPath, [...cliArgv(), 'serve', '--config', p], {
+      env: { ...process.env, SLUICE_ENV: 'production' },
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
     t.equal(r.status, 2, `${name}: refuses to start`);
     t.match(r.stderr, re, name);
   }
   const exposed = join(dir, 'exposed.yaml');
-  writeFileSync(exposed, 'listen: { http: "127.0.0.1:0", socks5: null, admin: "0.0.0.0:0" }\nidentities: { a: { password: x } }\n');
-  const r = spawnSync(process.execPath, [...cliArgv(), 'serve', '--config', exposed], { encoding: 'utf8', timeout: 60_000 });
+  writeFileSync(
+    exposed,
+    'listen: { http: "127.0.0.1:0", socks5: null, admin: "0.0.0.0:0" }\nidentities: { a: { password: x } }\n',
+  );
+  const r = spawnSync(process.execPath, [...cliArgv(), 'serve', '--config', exposed], {
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
   t.equal(r.status, 2, 'even outside production, the admin listener refuses to bind beyond loopback without a token');
   t.match(r.stderr, /beyond loopback without an admin token/);
 });

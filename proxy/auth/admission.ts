@@ -85,8 +85,10 @@ export function createAdmission(opts: { limits: () => AdmissionLimits; nowMs: ()
       const rate = takeToken(id, l);
       if (rate) return rate;
       const mine = perIdentity.get(id) ?? 0;
-      if (global >= l.maxConnections) return { ...deny('EGR_LIMIT_CONCURRENCY', 'limits.maxConnections'), retryAfterS: 1 };
-      if (mine >= l.maxConnectionsPerIdentity) return { ...deny('EGR_LIMIT_CONCURRENCY', 'limits.maxConnectionsPerIdentity'), retryAfterS: 1 };
+      if (global >= l.maxConnections)
+        return { ...deny('EGR_LIMIT_CONCURRENCY', 'limits.maxConnections'), retryAfterS: 1 };
+      if (mine >= l.maxConnectionsPerIdentity)
+        return { ...deny('EGR_LIMIT_CONCURRENCY', 'limits.maxConnectionsPerIdentity'), retryAfterS: 1 };
       global++;
       perIdentity.set(id, mine + 1);
       let released = false;
@@ -105,7 +107,8 @@ export function createAdmission(opts: { limits: () => AdmissionLimits; nowMs: ()
       if (done >= limit) return throttled(addr);
       const inProgress = checking.get(addr) ?? 0;
       // Checks in progress may all fail: they hold their slots until they are known to be good.
-      if (done + inProgress >= limit) return { ...deny('EGR_LIMIT_RATE', 'limits.authFailuresPerMinute'), retryAfterS: 1 };
+      if (done + inProgress >= limit)
+        return { ...deny('EGR_LIMIT_RATE', 'limits.authFailuresPerMinute'), retryAfterS: 1 };
       checking.set(addr, inProgress + 1);
       let ended = false;
       return {

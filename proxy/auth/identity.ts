@@ -73,7 +73,8 @@ const DEFAULT_DUMMY = dummyHash(1 << 15, 8, 1, 32);
 function dummyFor(policy: Policy): string {
   let shared: string | null = null;
   for (const id of Object.values(policy.config.identities)) {
-    const w = id.passwordHash ? workFactors(id.passwordHash) : workFactors(DEFAULT_DUMMY); // plaintext: hashed with the defaults
+    // plaintext: hashed with the defaults
+    const w = id.passwordHash ? workFactors(id.passwordHash) : workFactors(DEFAULT_DUMMY);
     if (!w) return DEFAULT_DUMMY;
     const d = dummyHash(w.n, w.r, w.p, w.keyLen);
     if (shared !== null && shared !== d) return DEFAULT_DUMMY;
@@ -83,7 +84,11 @@ function dummyFor(policy: Policy): string {
 }
 
 export function createIdentityStore(deps: IdentityDeps): IdentityStore {
-  const verified = new LRUCache<string, true>({ max: deps.cacheMax ?? 10_000, ttl: deps.cacheTtlMs ?? 5 * 60_000, ...lruClock(deps.nowMs) });
+  const verified = new LRUCache<string, true>({
+    max: deps.cacheMax ?? 10_000,
+    ttl: deps.cacheTtlMs ?? 5 * 60_000,
+    ...lruClock(deps.nowMs),
+  });
   const inflight = new Map<string, Promise<boolean>>();
   const queue = createVerifyQueue(deps.verifyLimits, deps.verify ?? verifyPassword);
   // A plaintext (development) password is checked like a hashed one: against an scrypt hash of it, made once in
@@ -107,7 +112,8 @@ export function createIdentityStore(deps: IdentityDeps): IdentityStore {
     if (policy === seen) return;
     seen = policy;
     dummy = dummyFor(policy);
-    for (const id of Object.values(policy.config.identities)) if (id.password !== null && !id.passwordHash) void plainHash(id.password);
+    for (const id of Object.values(policy.config.identities))
+      if (id.password !== null && !id.passwordHash) void plainHash(id.password);
   };
   observe(deps.policy());
 
@@ -119,7 +125,13 @@ export function createIdentityStore(deps: IdentityDeps): IdentityStore {
     return d;
   };
 
-  async function checkPassword(user: string, pass: string, encoded: string, known: boolean, addr: string): Promise<boolean | Deny> {
+  async function checkPassword(
+    user: string,
+    pass: string,
+    encoded: string,
+    known: boolean,
+    addr: string,
+  ): Promise<boolean | Deny> {
     const key = hash('sha256', `${user}\0${pass}\0${encoded}`, 'base64');
     if (known && verified.get(key)) return true;
     // Concurrent checks of one credential share one scrypt run; only the first takes a slot (the others add
@@ -147,7 +159,8 @@ export function createIdentityStore(deps: IdentityDeps): IdentityStore {
   return {
     async authenticate(credentials, addr = '') {
       if (!credentials) return deny('EGR_AUTH_REQUIRED', 'identity');
-      if (credentials === 'malformed') return refuse(addr, deny('EGR_AUTH_INVALID', 'identity', 'malformed credentials'));
+      if (credentials === 'malformed')
+        return refuse(addr, deny('EGR_AUTH_INVALID', 'identity', 'malformed credentials'));
       const { user, pass } = credentials;
       if (user.length > 256 || pass.length > MAX_CREDENTIAL) return refuse(addr, deny('EGR_AUTH_INVALID', 'identity'));
       const policy = deps.policy();
@@ -157,14 +170,27 @@ export function createIdentityStore(deps: IdentityDeps): IdentityStore {
         const key = deps.tokenKey();
         if (!key) return refuse(addr, deny('EGR_AUTH_INVALID', 'identity.token', 'run tokens are not configured'));
         const check = verifyToken(key, pass, Math.floor(deps.nowMs() / 1000));
-        if (!check.ok) return refuse(addr, deny(check.reason === 'expired' ? 'EGR_AUTH_EXPIRED' : 'EGR_AUTH_INVALID', 'identity.token'));
+        if (!check.ok)
+          return refuse(
+            addr,
+            deny(check.reason === 'expired' ? 'EGR_AUTH_EXPIRED' : 'EGR_AUTH_INVALID', 'identity.token'),
+          );
         const { claims } = check;
-        if (claims.sub !== user) return refuse(addr, deny('EGR_AUTH_INVALID', 'identity.token', 'username does not match the token'));
+        if (claims.sub !== user)
+          return refuse(addr, deny('EGR_AUTH_INVALID', 'identity.token', 'username does not match the token'));
         const base = rightsFor(policy, claims.sub);
         if (!base) return refuse(addr, deny('EGR_AUTH_INVALID', 'identity.token', 'identity no longer exists'));
         // Narrow only: a token naming an integration its identity lacks gains nothing.
-        const integrations = claims.int ? new Set(claims.int.filter((i) => base.integrations.has(i))) : base.integrations;
-        return { ...base, integrations, runId: claims.jti, run: claims.run ?? claims.jti, expiresAtMs: claims.exp * 1000 };
+        const integrations = claims.int
+          ? new Set(claims.int.filter((i) => base.integrations.has(i)))
+          : base.integrations;
+        return {
+          ...base,
+          integrations,
+          runId: claims.jti,
+          run: claims.run ?? claims.jti,
+          expiresAtMs: claims.exp * 1000,
+        };
       }
 
       // hasOwn: a username such as "constructor" must not find Object.prototype's members.

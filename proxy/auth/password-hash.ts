@@ -14,7 +14,9 @@ const maxmemFor = (n: number, r: number) => 128 * n * r * 2;
 
 function derive(password: string, salt: Buffer, n: number, r: number, p: number, len: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    scrypt(password, salt, len, { N: n, r, p, maxmem: maxmemFor(n, r) }, (err, key) => (err ? reject(err) : resolve(key)));
+    scrypt(password, salt, len, { N: n, r, p, maxmem: maxmemFor(n, r) }, (err, key) =>
+      err ? reject(err) : resolve(key),
+    );
   });
 }
 
@@ -107,9 +109,21 @@ export function createVerifyQueue(
 
   return {
     verify(source, password, encoded) {
-      if (total >= limits.total) return { ...deny('EGR_LIMIT_RATE', 'identity.verifications', 'too many password checks in progress'), retryAfterS: 1 };
+      if (total >= limits.total)
+        return {
+          ...deny('EGR_LIMIT_RATE', 'identity.verifications', 'too many password checks in progress'),
+          retryAfterS: 1,
+        };
       const mine = admitted.get(source) ?? 0;
-      if (mine >= limits.perSource) return { ...deny('EGR_LIMIT_RATE', 'identity.verificationsPerAddress', 'too many password checks in progress for this address'), retryAfterS: 1 };
+      if (mine >= limits.perSource)
+        return {
+          ...deny(
+            'EGR_LIMIT_RATE',
+            'identity.verificationsPerAddress',
+            'too many password checks in progress for this address',
+          ),
+          retryAfterS: 1,
+        };
       total++;
       admitted.set(source, mine + 1);
       return new Promise<boolean>((resolve) => {

@@ -24,14 +24,18 @@ export interface TokenClaims {
 }
 
 export type TokenCheck =
-  | { readonly ok: true; readonly claims: TokenClaims }
-  | { readonly ok: false; readonly reason: 'invalid' | 'expired' };
+  { readonly ok: true; readonly claims: TokenClaims } | { readonly ok: false; readonly reason: 'invalid' | 'expired' };
 
 const mac = (key: Buffer, data: string) => createHmac('sha256', key).update(data).digest();
 
-export function issueToken(key: Buffer, claims: { sub: string; ttlS: number; int?: readonly string[]; run?: string; nowS: number }): string {
-  if (key.length < MIN_KEY_BYTES) throw new SluiceError('SLUICE_ERR_INVALID_ARGUMENT', `token key must be at least ${MIN_KEY_BYTES} bytes`);
-  if (claims.run !== undefined && !RUN_ID.test(claims.run)) throw new SluiceError('SLUICE_ERR_INVALID_ARGUMENT', 'not a run id');
+export function issueToken(
+  key: Buffer,
+  claims: { sub: string; ttlS: number; int?: readonly string[]; run?: string; nowS: number },
+): string {
+  if (key.length < MIN_KEY_BYTES)
+    throw new SluiceError('SLUICE_ERR_INVALID_ARGUMENT', `token key must be at least ${MIN_KEY_BYTES} bytes`);
+  if (claims.run !== undefined && !RUN_ID.test(claims.run))
+    throw new SluiceError('SLUICE_ERR_INVALID_ARGUMENT', 'not a run id');
   const body: TokenClaims = {
     sub: claims.sub,
     iat: claims.nowS,
@@ -75,13 +79,19 @@ export function verifyToken(key: Buffer, token: string, nowS: number): TokenChec
     return { ok: false, reason: 'invalid' };
   }
   const c = claims as Partial<TokenClaims>;
-  if (typeof c.sub !== 'string' || typeof c.exp !== 'number' || typeof c.iat !== 'number' || typeof c.jti !== 'string') {
+  if (
+    typeof c.sub !== 'string' ||
+    typeof c.exp !== 'number' ||
+    typeof c.iat !== 'number' ||
+    typeof c.jti !== 'string'
+  ) {
     return { ok: false, reason: 'invalid' };
   }
   if (c.int !== undefined && (!Array.isArray(c.int) || !c.int.every((i) => typeof i === 'string'))) {
     return { ok: false, reason: 'invalid' };
   }
-  if (c.run !== undefined && (typeof c.run !== 'string' || !RUN_ID.test(c.run))) return { ok: false, reason: 'invalid' };
+  if (c.run !== undefined && (typeof c.run !== 'string' || !RUN_ID.test(c.run)))
+    return { ok: false, reason: 'invalid' };
   if (nowS >= c.exp) return { ok: false, reason: 'expired' };
   return { ok: true, claims: c as TokenClaims };
 }

@@ -19,7 +19,15 @@ import {
 } from './request-check.js';
 import { type BodyScrubOptions, type Decoding, bodyScrubStages, decodingFor } from './response-body.js';
 import type { RevocationWatcher } from './revocations.js';
-import { type ScanPattern, type SecretForm, SecretScanner, patternsOf, placeholderFor, scrubHeaders, secretForms } from './secret-scanner.js';
+import {
+  type ScanPattern,
+  type SecretForm,
+  SecretScanner,
+  patternsOf,
+  placeholderFor,
+  scrubHeaders,
+  secretForms,
+} from './secret-scanner.js';
 
 export interface BrokerDeps {
   readonly config: SluiceConfig;
@@ -103,10 +111,17 @@ export function createBroker(deps: BrokerDeps): Broker {
       return new PlannedScrub(patternsFor(plan), deps.body);
     },
     issueHandle(req) {
-      return issueHandleFor(config, material.keys.handle, req, { nowS: nowS(), runStatus: (run, at) => deps.revocations.status(run, at) });
+      return issueHandleFor(config, material.keys.handle, req, {
+        nowS: nowS(),
+        runStatus: (run, at) => deps.revocations.status(run, at),
+      });
     },
     revokeRun(run) {
-      return revokeRunFor(config, run, { nowS: nowS(), append: deps.append, revokeLocal: (r, until) => deps.revocations.revokeLocal(r, until) });
+      return revokeRunFor(config, run, {
+        nowS: nowS(),
+        append: deps.append,
+        revokeLocal: (r, until) => deps.revocations.revokeLocal(r, until),
+      });
     },
   };
 }

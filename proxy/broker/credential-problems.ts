@@ -18,19 +18,31 @@ export function credentialProblems(config: SluiceConfig, deps: CredentialProblem
   const strict = deps.production ? 'error' : 'warning';
   const handles = config.secrets?.handles;
   if (handles && handles.maxTtlS === null) {
-    issues.push({ severity: strict, path: '/secrets/handles/maxTtl', message: 'handles have no maximum TTL',
-      hint: 'set secrets.handles.maxTtl (e.g. "8h", no longer than a run); without it, handles are capped at 24h' });
+    issues.push({
+      severity: strict,
+      path: '/secrets/handles/maxTtl',
+      message: 'handles have no maximum TTL',
+      hint: 'set secrets.handles.maxTtl (e.g. "8h", no longer than a run); without it, handles are capped at 24h',
+    });
   }
   if (handles && handles.revocationFile === null) {
-    issues.push({ severity: strict, path: '/secrets/handles/revocationFile', message: 'revoking a run reaches only the replica that was asked',
-      hint: 'set secrets.handles.revocationFile to a file every replica mounts (a ConfigMap or shared volume)' });
+    issues.push({
+      severity: strict,
+      path: '/secrets/handles/revocationFile',
+      message: 'revoking a run reaches only the replica that was asked',
+      hint: 'set secrets.handles.revocationFile to a file every replica mounts (a ConfigMap or shared volume)',
+    });
   }
   // The list is appended by the revokers (Sluice, the orchestrator), which may share a group; anyone else who
   // can write it can truncate it, and un-revoke every run.
-  const listMode = handles?.revocationFile ? deps.modeOf?.(handles.revocationFile) ?? null : null;
+  const listMode = handles?.revocationFile ? (deps.modeOf?.(handles.revocationFile) ?? null) : null;
   if (listMode !== null && (listMode & 0o002) !== 0) {
-    issues.push({ severity: strict, path: '/secrets/handles/revocationFile', message: `${handles!.revocationFile}: writable by others (mode ${(listMode & 0o777).toString(8)})`,
-      hint: `chmod o-w ${handles!.revocationFile}: whoever can truncate it can lift every revocation` });
+    issues.push({
+      severity: strict,
+      path: '/secrets/handles/revocationFile',
+      message: `${handles!.revocationFile}: writable by others (mode ${(listMode & 0o777).toString(8)})`,
+      hint: `chmod o-w ${handles!.revocationFile}: whoever can truncate it can lift every revocation`,
+    });
   }
   const inspected = deps.inspected ?? (() => false);
   const reported = new Set<string>();
@@ -39,9 +51,12 @@ export function credentialProblems(config: SluiceConfig, deps: CredentialProblem
     const i = config.integrations[integration];
     if (!i?.tunnel || inspected(integration) || reported.has(integration)) continue;
     reported.add(integration);
-    issues.push({ severity: strict, path: `/integrations/${integration}/tunnel`,
+    issues.push({
+      severity: strict,
+      path: `/integrations/${integration}/tunnel`,
       message: `integration "${integration}" carries credential "${name}" but allows opaque tunnels: a handle sent through one is never replaced, and responses are never scanned`,
-      hint: 'set "tunnel: false" (clients then send http:// and Sluice originates TLS), or inspect TLS to its hosts' });
+      hint: 'set "tunnel: false" (clients then send http:// and Sluice originates TLS), or inspect TLS to its hosts',
+    });
   }
   return issues;
 }

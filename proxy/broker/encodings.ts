@@ -14,7 +14,9 @@ export function base64Core(bytes: Buffer, shift: 0 | 1 | 2, alphabet: 'base64' |
 export const SHIFTS = [0, 1, 2] as const;
 
 /** Every distinct base64 core of `bytes` (both alphabets, three alignments), with how it was made. */
-export function base64Cores(bytes: Buffer): { readonly text: string; readonly shift: 0 | 1 | 2; readonly alphabet: 'base64' | 'base64url' }[] {
+export function base64Cores(
+  bytes: Buffer,
+): { readonly text: string; readonly shift: 0 | 1 | 2; readonly alphabet: 'base64' | 'base64url' }[] {
   const out: { text: string; shift: 0 | 1 | 2; alphabet: 'base64' | 'base64url' }[] = [];
   const seen = new Set<string>();
   for (const shift of SHIFTS) {
@@ -48,4 +50,6 @@ export const percentDecode = (text: string): string =>
 
 /** Decodes JSON `\uXXXX` and `\/` escapes one level. */
 export const jsonUnescape = (text: string): string =>
-  text.replace(/\\u([0-9A-Fa-f]{4})|\\\//g, (_m, h: string | undefined) => (h ? String.fromCharCode(parseInt(h, 16)) : '/'));
+  text.replace(/\\u([0-9A-Fa-f]{4})|\\\//g, (_m, h: string | undefined) =>
+    h ? String.fromCharCode(parseInt(h, 16)) : '/',
+  );

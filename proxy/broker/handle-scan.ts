@@ -60,7 +60,8 @@ function scan(text: string, place: Place, header: number, encoding: Encoding, de
   }
   for (const core of PREFIX_CORES) {
     for (let i = text.indexOf(core); i !== -1; i = text.indexOf(core, i + 1)) {
-      for (const handle of inBase64(text, i)) out.push({ place, header, encoding: encoding === 'raw' ? 'base64' : encoding, handle });
+      for (const handle of inBase64(text, i))
+        out.push({ place, header, encoding: encoding === 'raw' ? 'base64' : encoding, handle });
     }
   }
   if (depth >= MAX_DEPTH) return;

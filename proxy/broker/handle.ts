@@ -19,7 +19,7 @@ const NONCE = 12;
 const TAG = 16;
 const MAX_LEN = 255;
 /** Longest handle text. */
-export const MAX_HANDLE_CHARS = HANDLE_PREFIX.length + (MAX_LEN - (MAX_LEN % 3)) / 3 * 4;
+export const MAX_HANDLE_CHARS = HANDLE_PREFIX.length + ((MAX_LEN - (MAX_LEN % 3)) / 3) * 4;
 
 /** Run ids: what an orchestrator names a run (a job id, a UUID). Printable, short, and never a metric label. */
 export const RUN_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/;
@@ -42,9 +42,12 @@ export type OpenHandle =
 const aad = (len: number) => Buffer.from([...Buffer.from(HANDLE_PREFIX, 'latin1'), len]);
 
 export function issueHandle(handleKey: Buffer, claims: HandleClaims, nonce: Buffer = randomBytes(NONCE)): string {
-  if (!RUN_ID.test(claims.run)) throw new SluiceError('SLUICE_ERR_INVALID_ARGUMENT', 'run id must match ' + RUN_ID.source);
-  if (!NAME.test(claims.identity) || !NAME.test(claims.credential)) throw new SluiceError('SLUICE_ERR_INVALID_ARGUMENT', 'identity and credential must be config names');
-  if (!Number.isInteger(claims.expS) || claims.expS < 0 || claims.expS > 0xffffffff) throw new SluiceError('SLUICE_ERR_INVALID_ARGUMENT', 'expS out of range');
+  if (!RUN_ID.test(claims.run))
+    throw new SluiceError('SLUICE_ERR_INVALID_ARGUMENT', 'run id must match ' + RUN_ID.source);
+  if (!NAME.test(claims.identity) || !NAME.test(claims.credential))
+    throw new SluiceError('SLUICE_ERR_INVALID_ARGUMENT', 'identity and credential must be config names');
+  if (!Number.isInteger(claims.expS) || claims.expS < 0 || claims.expS > 0xffffffff)
+    throw new SluiceError('SLUICE_ERR_INVALID_ARGUMENT', 'expS out of range');
   if (nonce.length !== NONCE) throw new SluiceError('SLUICE_ERR_INVALID_ARGUMENT', 'nonce must be 12 bytes');
   const fields = [claims.run, claims.identity, claims.credential].map((s) => Buffer.from(s, 'latin1'));
   let plainLen = 4 + fields.reduce((n, f) => n + 1 + f.length, 0);

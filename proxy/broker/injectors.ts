@@ -88,7 +88,9 @@ function basicInjector(username: string | null): Injector {
     },
     render(ctx) {
       const user = username ?? ctx.slot.user ?? '';
-      return [['authorization', `Basic ${Buffer.from(`${user}:${ctx.secret.revealText()}`, 'utf8').toString('base64')}`]];
+      return [
+        ['authorization', `Basic ${Buffer.from(`${user}:${ctx.secret.revealText()}`, 'utf8').toString('base64')}`],
+      ];
     },
   };
 }
@@ -100,6 +102,9 @@ export function createInjector(config: InjectConfig): Injector {
     case 'basic':
       return basicInjector(config.username);
     default:
-      throw new SluiceError('SLUICE_ERR_INVARIANT', `unknown inject type ${(config satisfies never as { type: string }).type}`);
+      throw new SluiceError(
+        'SLUICE_ERR_INVARIANT',
+        `unknown inject type ${(config satisfies never as { type: string }).type}`,
+      );
   }
 }

@@ -34,26 +34,51 @@ export function keyMaterialOf(fileBytes: Buffer): Buffer {
 }
 
 // Words that mark a key somebody copied from an example rather than generated.
-const PLACEHOLDERS = ['changeme', 'change-me', 'change_me', 'replaceme', 'replace-me', 'replace_me', 'example',
-  'placeholder', 'default', 'insecure', 'dummy', 'do-not-use', 'donotuse', 'notasecret', 'not-a-secret',
-  'your-key', 'yourkey', 'secretkey', 'secret-key', 'password', 'sluice-broker-key'];
+const PLACEHOLDERS = [
+  'changeme',
+  'change-me',
+  'change_me',
+  'replaceme',
+  'replace-me',
+  'replace_me',
+  'example',
+  'placeholder',
+  'default',
+  'insecure',
+  'dummy',
+  'do-not-use',
+  'donotuse',
+  'notasecret',
+  'not-a-secret',
+  'your-key',
+  'yourkey',
+  'secretkey',
+  'secret-key',
+  'password',
+  'sluice-broker-key',
+];
 
 /** Why this key material must not be used, or null. Never quotes the key. */
 export function keyMaterialProblem(material: Buffer | null): { message: string; hint: string } | null {
   const hint = 'generate one: head -c 48 /dev/urandom | base64 > sluice-broker-key';
-  if (material === null) return { message: 'cannot be read', hint: 'check the path and that Sluice\'s user may read it' };
-  if (material.length < MIN_BROKER_KEY_BYTES) return { message: `holds ${material.length} bytes; at least ${MIN_BROKER_KEY_BYTES} are required`, hint };
+  if (material === null)
+    return { message: 'cannot be read', hint: "check the path and that Sluice's user may read it" };
+  if (material.length < MIN_BROKER_KEY_BYTES)
+    return { message: `holds ${material.length} bytes; at least ${MIN_BROKER_KEY_BYTES} are required`, hint };
   const distinct = new Set(material).size;
-  if (distinct === 1) return { message: material[0] === 0 || material[0] === 0x30 ? 'is all zeros' : 'repeats a single byte', hint };
+  if (distinct === 1)
+    return { message: material[0] === 0 || material[0] === 0x30 ? 'is all zeros' : 'repeats a single byte', hint };
   const lower = material.toString('latin1').toLowerCase();
-  if (PLACEHOLDERS.some((p) => lower.includes(p))) return { message: 'is a placeholder or example key, not a generated one', hint };
+  if (PLACEHOLDERS.some((p) => lower.includes(p)))
+    return { message: 'is a placeholder or example key, not a generated one', hint };
   // 32 random bytes, or their base64/hex text, hold far more than 8 distinct values; a repeated pattern does not.
   if (distinct < 8) return { message: `has only ${distinct} distinct byte values: it is not random`, hint };
   return null;
 }
 
 export function deriveBrokerKeys(material: Buffer): BrokerKeys {
-  if (material.length < MIN_BROKER_KEY_BYTES) throw new SluiceError('SLUICE_ERR_INVALID_ARGUMENT', `broker key must be at least ${MIN_BROKER_KEY_BYTES} bytes`);
+  if (material.length < MIN_BROKER_KEY_BYTES)
+    throw new SluiceError('SLUICE_ERR_INVALID_ARGUMENT', `broker key must be at least ${MIN_BROKER_KEY_BYTES} bytes`);
   const derive = (label: string) => Buffer.from(hkdfSync('sha256', material, SALT, label, 32));
   return Object.freeze({ seal: derive(KEY_LABELS.seal), handle: derive(KEY_LABELS.handle) });
 }

@@ -32,7 +32,14 @@ const issue = (severity: ConfigIssue['severity'], path: string, message: string,
 function writable(issues: ConfigIssue[], deps: MaterialDeps, at: string, file: string): void {
   const mode = deps.modeOf?.(file) ?? null;
   if (mode === null || (mode & 0o022) === 0) return;
-  issues.push(issue(deps.production ? 'error' : 'warning', at, `${file}: writable by group or others (mode ${(mode & 0o777).toString(8)})`, `chmod go-w ${file}`));
+  issues.push(
+    issue(
+      deps.production ? 'error' : 'warning',
+      at,
+      `${file}: writable by group or others (mode ${(mode & 0o777).toString(8)})`,
+      `chmod go-w ${file}`,
+    ),
+  );
 }
 
 /** The broker's keys and secrets; null material when no credential is configured. Never quotes a secret. */
@@ -48,7 +55,9 @@ export function loadBrokerMaterial(config: SluiceConfig, deps: MaterialDeps): Ma
   const material = raw === null ? null : keyMaterialOf(raw);
   const keyProblem = keyMaterialProblem(material);
   if (keyProblem) {
-    issues.push(issue('error', '/secrets/keyFile', `secrets.keyFile ${keyFile} ${keyProblem.message}`, keyProblem.hint));
+    issues.push(
+      issue('error', '/secrets/keyFile', `secrets.keyFile ${keyFile} ${keyProblem.message}`, keyProblem.hint),
+    );
     return { ok: false, issues };
   }
   writable(issues, deps, '/secrets/keyFile', keyFile);
@@ -59,7 +68,14 @@ export function loadBrokerMaterial(config: SluiceConfig, deps: MaterialDeps): Ma
     const path = `/credentials/${name}/source`;
     const bytes = deps.readFile(c.source.path);
     if (bytes === null) {
-      issues.push(issue('error', path, `${c.source.kind} ${c.source.path} cannot be read`, 'check the path and that Sluice\'s user may read it'));
+      issues.push(
+        issue(
+          'error',
+          path,
+          `${c.source.kind} ${c.source.path} cannot be read`,
+          "check the path and that Sluice's user may read it",
+        ),
+      );
       continue;
     }
     writable(issues, deps, path, c.source.path);
@@ -67,10 +83,21 @@ export function loadBrokerMaterial(config: SluiceConfig, deps: MaterialDeps): Ma
     if (c.source.kind === 'sealedFile') {
       const opened = openSealed(keys.seal, name, bytes.toString('latin1'));
       if (!opened.ok) {
-        issues.push(opened.reason === 'malformed'
-          ? issue('error', path, `${c.source.path} is not a sealed secret`, `seal it with \`sluice secret seal --config FILE --credential ${name}\``)
-          : issue('error', path, `${c.source.path} does not decrypt for credential "${name}"`,
-            `it was sealed under another secrets.keyFile or for another credential (the name is bound to the blob); seal it again with \`sluice secret seal --config FILE --credential ${name}\``));
+        issues.push(
+          opened.reason === 'malformed'
+            ? issue(
+                'error',
+                path,
+                `${c.source.path} is not a sealed secret`,
+                `seal it with \`sluice secret seal --config FILE --credential ${name}\``,
+              )
+            : issue(
+                'error',
+                path,
+                `${c.source.path} does not decrypt for credential "${name}"`,
+                `it was sealed under another secrets.keyFile or for another credential (the name is bound to the blob); seal it again with \`sluice secret seal --config FILE --credential ${name}\``,
+              ),
+        );
         continue;
       }
       secret = opened.secret;
@@ -78,9 +105,14 @@ export function loadBrokerMaterial(config: SluiceConfig, deps: MaterialDeps): Ma
       secret = secretOfFile(bytes);
       const mode = deps.modeOf?.(c.source.path) ?? null;
       if (mode !== null && (mode & 0o044) !== 0) {
-        issues.push(issue(deps.production ? 'error' : 'warning', path,
-          `${c.source.path} is readable by ${mode & 0o004 ? 'every user' : 'its group'} (mode ${mode.toString(8).padStart(4, '0')})`,
-          'chmod 0400 and let only Sluice\'s user own it; under Kubernetes, use source.sealedFile (Secret volumes are root-owned and world-readable to non-root containers)'));
+        issues.push(
+          issue(
+            deps.production ? 'error' : 'warning',
+            path,
+            `${c.source.path} is readable by ${mode & 0o004 ? 'every user' : 'its group'} (mode ${mode.toString(8).padStart(4, '0')})`,
+            "chmod 0400 and let only Sluice's user own it; under Kubernetes, use source.sealedFile (Secret volumes are root-owned and world-readable to non-root containers)",
+          ),
+        );
       }
     }
     const problem = secretProblem(secret);

@@ -129,9 +129,24 @@ export interface CredentialDeny extends Deny {
 
 const EMPTY: readonly never[] = Object.freeze([]);
 
-function refuse(code: Code, rule: string, detail: string, credential: string | null, handle: string | null, exfiltration: boolean): CredentialDeny {
+function refuse(
+  code: Code,
+  rule: string,
+  detail: string,
+  credential: string | null,
+  handle: string | null,
+  exfiltration: boolean,
+): CredentialDeny {
   // Denials are rare: the id is computed here rather than looked up.
-  return { verdict: 'deny', code, rule, detail, credential, handleId: handle === null ? null : handleId(handle), exfiltration };
+  return {
+    verdict: 'deny',
+    code,
+    rule,
+    detail,
+    credential,
+    handleId: handle === null ? null : handleId(handle),
+    exfiltration,
+  };
 }
 
 const PLACE: Record<Place, string> = { header: 'a header', path: 'the URL', body: 'the body', host: 'the host name' };
@@ -139,7 +154,8 @@ const PLACE: Record<Place, string> = { header: 'a header', path: 'the URL', body
 function sightingDetail(s: Sighting, rawHeaders: readonly string[]): string {
   // A header name is client data like any other: it is named only when it looks like a header name.
   const name = s.place === 'header' ? rawHeaders[s.header]!.toLowerCase() : '';
-  const where = s.place === 'header' ? (/^[a-z0-9-]{1,40}$/.test(name) ? `header ${name}` : 'a header name') : PLACE[s.place];
+  const where =
+    s.place === 'header' ? (/^[a-z0-9-]{1,40}$/.test(name) ? `header ${name}` : 'a header name') : PLACE[s.place];
   return `handle in ${where}${s.encoding === 'raw' ? '' : ` (${s.encoding}-encoded)`}`;
 }
 
@@ -153,7 +169,11 @@ function narrowAcceptEncoding(headers: string[]): void {
 }
 
 /** The check itself. See the header of this file for the outcomes. */
-export function checkRequest(compiled: CompiledCredentials, req: BrokerRequest, ctx: CheckContext): BrokerAllow | CredentialDeny {
+export function checkRequest(
+  compiled: CompiledCredentials,
+  req: BrokerRequest,
+  ctx: CheckContext,
+): BrokerAllow | CredentialDeny {
   const sightings = findHandles(req);
   const here = lookupHost(compiled.byHost, req.host);
   if (sightings.length === 0 && here.length === 0) {
@@ -170,40 +190,77 @@ export function checkRequest(compiled: CompiledCredentials, req: BrokerRequest, 
       else slotHeaders.set(s.header, [s]);
       continue;
     }
-    const credential = s.handle ? ctx.open(s.handle)?.claims.credential ?? null : null;
-    return refuse('EGR_DENY_CREDENTIAL_SCOPE', credential ? `credentials.${credential}` : 'credentials', sightingDetail(s, raw), credential, s.handle, true);
+    const credential = s.handle ? (ctx.open(s.handle)?.claims.credential ?? null) : null;
+    return refuse(
+      'EGR_DENY_CREDENTIAL_SCOPE',
+      credential ? `credentials.${credential}` : 'credentials',
+      sightingDetail(s, raw),
+      credential,
+      s.handle,
+      true,
+    );
   }
 
-  const injections: { index: number; credential: CompiledCredential; handle: string; id: string; user: string | null }[] = [];
+  const injections: {
+    index: number;
+    credential: CompiledCredential;
+    handle: string;
+    id: string;
+    user: string | null;
+  }[] = [];
   for (const [index, list] of slotHeaders) {
     const first = list[0]!;
     const opened = ctx.open(first.handle!);
     if (!opened) {
-      return refuse('EGR_DENY_CREDENTIAL_SCOPE', 'credentials', `${sightingDetail(first, raw)} that this deployment did not issue (or that was altered)`, null, first.handle, true);
+      return refuse(
+        'EGR_DENY_CREDENTIAL_SCOPE',
+        'credentials',
+        `${sightingDetail(first, raw)} that this deployment did not issue (or that was altered)`,
+        null,
+        first.handle,
+        true,
+      );
     }
     const { claims } = opened;
     const c = compiled.byName.get(claims.credential);
     const rule = `credentials.${claims.credential}`;
-    const scope = (detail: string, exfiltration = true) => refuse('EGR_DENY_CREDENTIAL_SCOPE', rule, detail, claims.credential, first.handle, exfiltration);
+    const scope = (detail: string, exfiltration = true) =>
+      refuse('EGR_DENY_CREDENTIAL_SCOPE', rule, detail, claims.credential, first.handle, exfiltration);
     if (!c) return scope(`${sightingDetail(first, raw)} for a credential that is no longer configured`, false);
-    if (!here.includes(c)) return scope(`${sightingDetail(first, raw)} toward a host outside integration ${c.integration}`);
+    if (!here.includes(c))
+      return scope(`${sightingDetail(first, raw)} toward a host outside integration ${c.integration}`);
     const name = raw[index]!.toLowerCase();
     const parsed = name === c.injector.slot ? c.injector.parse(raw[index + 1]!) : null;
     if (!parsed || list.some((s) => s.handle !== parsed.handle)) {
-      return scope(`${sightingDetail(first, raw)}, not where credential ${c.name} is injected (${c.injector.type} ${c.injector.slot})`);
+      return scope(
+        `${sightingDetail(first, raw)}, not where credential ${c.name} is injected (${c.injector.type} ${c.injector.slot})`,
+      );
     }
-    if (req.principal.run === null) return scope('a handle needs a run token: this request was authenticated by a configured identity');
-    if (claims.run !== req.principal.run || claims.identity !== req.principal.identity) return scope('the handle belongs to another run');
-    if (!req.principal.integrations.has(c.integration)) return scope(`the run is not granted integration ${c.integration}`, false);
-    if (!req.upstreamTls) return scope('a secret is never sent in cleartext: this request does not leave over TLS', false);
+    if (req.principal.run === null)
+      return scope('a handle needs a run token: this request was authenticated by a configured identity');
+    if (claims.run !== req.principal.run || claims.identity !== req.principal.identity)
+      return scope('the handle belongs to another run');
+    if (!req.principal.integrations.has(c.integration))
+      return scope(`the run is not granted integration ${c.integration}`, false);
+    if (!req.upstreamTls)
+      return scope('a secret is never sent in cleartext: this request does not leave over TLS', false);
     // After a protocol switch the connection is spliced raw: its responses could return the secret unscanned.
     if (req.upgrade) return scope('a secret is never injected into a request that switches protocols (Upgrade)', false);
     const status = ctx.runStatus(claims.run, ctx.nowS);
     if (status === 'unknown') {
-      return refuse('EGR_INTERNAL', 'secrets.handles.revocationFile', 'the revocation list cannot be read: handles are refused until it can', c.name, first.handle, false);
+      return refuse(
+        'EGR_INTERNAL',
+        'secrets.handles.revocationFile',
+        'the revocation list cannot be read: handles are refused until it can',
+        c.name,
+        first.handle,
+        false,
+      );
     }
-    if (status === 'revoked') return refuse('EGR_DENY_CREDENTIAL_REVOKED', rule, 'the run was revoked', c.name, first.handle, false);
-    if (ctx.nowS >= claims.expS) return refuse('EGR_DENY_CREDENTIAL_EXPIRED', rule, 'the handle expired', c.name, first.handle, false);
+    if (status === 'revoked')
+      return refuse('EGR_DENY_CREDENTIAL_REVOKED', rule, 'the run was revoked', c.name, first.handle, false);
+    if (ctx.nowS >= claims.expS)
+      return refuse('EGR_DENY_CREDENTIAL_EXPIRED', rule, 'the handle expired', c.name, first.handle, false);
     injections.push({ index, credential: c, handle: parsed.handle, id: opened.id, user: parsed.user });
   }
 
@@ -219,11 +276,25 @@ export function checkRequest(compiled: CompiledCredentials, req: BrokerRequest, 
       if (!filled.has(i)) foreign = true;
     }
     if (count > 1 && filled.size > 0 && injections.some((j) => j.credential.injector.slot === c.injector.slot)) {
-      return refuse('EGR_DENY_CREDENTIAL_SCOPE', c.rule, `header ${c.injector.slot} appears ${count} times beside a handle`, c.name, null, true);
+      return refuse(
+        'EGR_DENY_CREDENTIAL_SCOPE',
+        c.rule,
+        `header ${c.injector.slot} appears ${count} times beside a handle`,
+        c.name,
+        null,
+        true,
+      );
     }
     if (!foreign || injections.some((j) => j.credential.injector.slot === c.injector.slot)) continue;
     if (c.replaceForeign === 'deny') {
-      return refuse('EGR_DENY_CREDENTIAL_FOREIGN', c.rule, `header ${c.injector.slot} carries a token that is not a handle`, c.name, null, false);
+      return refuse(
+        'EGR_DENY_CREDENTIAL_FOREIGN',
+        c.rule,
+        `header ${c.injector.slot} carries a token that is not a handle`,
+        c.name,
+        null,
+        false,
+      );
     }
     if (!foreignPassed.includes(c.name)) foreignPassed.push(c.name);
   }
@@ -244,9 +315,22 @@ export function checkRequest(compiled: CompiledCredentials, req: BrokerRequest, 
     }
     const secret = ctx.secret(j.credential.name);
     if (!secret) {
-      return refuse('EGR_INTERNAL', j.credential.rule, 'the credential\'s secret is not loaded', j.credential.name, j.handle, false);
+      return refuse(
+        'EGR_INTERNAL',
+        j.credential.rule,
+        "the credential's secret is not loaded",
+        j.credential.name,
+        j.handle,
+        false,
+      );
     }
-    for (const [n, v] of j.credential.injector.render({ slot: { handle: j.handle, user: j.user }, secret, method: req.method, path: req.path, rawHeaders: raw })) {
+    for (const [n, v] of j.credential.injector.render({
+      slot: { handle: j.handle, user: j.user },
+      secret,
+      method: req.method,
+      path: req.path,
+      rawHeaders: raw,
+    })) {
       headers.push(n, v);
     }
     handles.set(j.credential.name, j.handle);

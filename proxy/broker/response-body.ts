@@ -5,16 +5,29 @@
 // bounded amount of CPU before the response is cut. Codings Node cannot decode (zstd on Node 20, compress,
 // stacked codings) are refused: an unscanned body from a credential's host never reaches the workload.
 import type { Transform } from 'node:stream';
-import { type BrotliDecompress, type Gunzip, type Inflate, createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
+import {
+  type BrotliDecompress,
+  type Gunzip,
+  type Inflate,
+  createBrotliDecompress,
+  createGunzip,
+  createInflate,
+} from 'node:zlib';
 import { Transform as TransformStream } from 'node:stream';
 import { type SecretScanner, createScrubStream } from './secret-scanner.js';
 
 export type Decoding = 'gzip' | 'deflate' | 'br' | null;
 
 /** How a response body with this Content-Encoding is scanned, or why it cannot be. */
-export function decodingFor(contentEncoding: string | readonly string[] | undefined): { readonly decode: Decoding } | { readonly refuse: string } {
-  const values = contentEncoding === undefined ? [] : typeof contentEncoding === 'string' ? [contentEncoding] : contentEncoding;
-  const codings = values.flatMap((v) => v.split(',')).map((v) => v.trim().toLowerCase()).filter((v) => v !== '' && v !== 'identity');
+export function decodingFor(
+  contentEncoding: string | readonly string[] | undefined,
+): { readonly decode: Decoding } | { readonly refuse: string } {
+  const values =
+    contentEncoding === undefined ? [] : typeof contentEncoding === 'string' ? [contentEncoding] : contentEncoding;
+  const codings = values
+    .flatMap((v) => v.split(','))
+    .map((v) => v.trim().toLowerCase())
+    .filter((v) => v !== '' && v !== 'identity');
   if (codings.length === 0) return { decode: null };
   if (codings.length > 1) return { refuse: 'stacked content codings cannot be scanned' };
   switch (codings[0]) {
@@ -32,7 +45,15 @@ export function decodingFor(contentEncoding: string | readonly string[] | undefi
 
 /** Response headers that no longer hold once the body is decoded or rewritten (lower-case). The body's
  * length changes with every replacement, so it is re-framed (chunked) by the server side. */
-export const HEADERS_INVALIDATED_BY_SCRUB = Object.freeze(['content-length', 'content-encoding', 'content-md5', 'digest', 'repr-digest', 'content-digest', 'etag']);
+export const HEADERS_INVALIDATED_BY_SCRUB = Object.freeze([
+  'content-length',
+  'content-encoding',
+  'content-md5',
+  'digest',
+  'repr-digest',
+  'content-digest',
+  'etag',
+]);
 
 export interface BodyScrubOptions {
   /** Decoded bytes allowed per encoded byte, beyond `floorBytes` (a decompression bomb's bound). */
@@ -73,6 +94,7 @@ export function bodyScrubStages(scanner: SecretScanner, decode: Decoding, opts: 
       done(null, chunk);
     },
   });
-  const decoder: Gunzip | Inflate | BrotliDecompress = decode === 'gzip' ? createGunzip() : decode === 'deflate' ? createInflate() : createBrotliDecompress();
+  const decoder: Gunzip | Inflate | BrotliDecompress =
+    decode === 'gzip' ? createGunzip() : decode === 'deflate' ? createInflate() : createBrotliDecompress();
   return [count, decoder, bounded(opts, counter), scrub];
 }

@@ -26,10 +26,12 @@ export const REVOCATION_MARGIN_S = 3600;
 
 export type RunStatus = 'active' | 'revoked' | 'unknown';
 
-export const handleMaxTtlS = (config: SluiceConfig): number => config.secrets?.handles.maxTtlS ?? DEFAULT_HANDLE_MAX_TTL_S;
+export const handleMaxTtlS = (config: SluiceConfig): number =>
+  config.secrets?.handles.maxTtlS ?? DEFAULT_HANDLE_MAX_TTL_S;
 
 /** Until when a revocation made now must be kept. */
-export const revocationUntilS = (config: SluiceConfig, nowS: number): number => nowS + handleMaxTtlS(config) + REVOCATION_MARGIN_S;
+export const revocationUntilS = (config: SluiceConfig, nowS: number): number =>
+  nowS + handleMaxTtlS(config) + REVOCATION_MARGIN_S;
 
 export function revocationLine(run: string, untilS: number): string {
   if (!RUN_ID.test(run)) throw new SluiceError('SLUICE_ERR_INVALID_ARGUMENT', 'not a run id');
@@ -37,13 +39,13 @@ export function revocationLine(run: string, untilS: number): string {
 }
 
 export type ParsedRevocations =
-  | { readonly ok: true; readonly entries: Map<string, number> }
-  | { readonly ok: false; readonly message: string };
+  { readonly ok: true; readonly entries: Map<string, number> } | { readonly ok: false; readonly message: string };
 
 /** Entries still in force at nowS. A last line without its newline is an append in progress and is left for
  * the next read; any other line that is not an entry fails the whole list (the caller fails closed). */
 export function parseRevocations(bytes: Buffer, nowS: number): ParsedRevocations {
-  if (bytes.length > MAX_REVOCATION_BYTES) return { ok: false, message: `larger than ${MAX_REVOCATION_BYTES} bytes (prune it: sluice handle prune)` };
+  if (bytes.length > MAX_REVOCATION_BYTES)
+    return { ok: false, message: `larger than ${MAX_REVOCATION_BYTES} bytes (prune it: sluice handle prune)` };
   const text = bytes.toString('utf8');
   const complete = text.slice(0, text.lastIndexOf('\n') + 1);
   const entries = new Map<string, number>();
@@ -59,12 +61,20 @@ export function parseRevocations(bytes: Buffer, nowS: number): ParsedRevocations
       return { ok: false, message: `line ${lineNo} is not JSON` };
     }
     const e = v as { run?: unknown; until?: unknown };
-    if (typeof e !== 'object' || e === null || typeof e.run !== 'string' || !RUN_ID.test(e.run) || typeof e.until !== 'number' || !Number.isFinite(e.until)) {
+    if (
+      typeof e !== 'object' ||
+      e === null ||
+      typeof e.run !== 'string' ||
+      !RUN_ID.test(e.run) ||
+      typeof e.until !== 'number' ||
+      !Number.isFinite(e.until)
+    ) {
       return { ok: false, message: `line ${lineNo} is not {"run": "<run id>", "until": <unix seconds>}` };
     }
     if (e.until <= nowS) continue;
     entries.set(e.run, Math.max(entries.get(e.run) ?? 0, e.until));
-    if (entries.size > MAX_REVOCATION_ENTRIES) return { ok: false, message: `more than ${MAX_REVOCATION_ENTRIES} runs in force` };
+    if (entries.size > MAX_REVOCATION_ENTRIES)
+      return { ok: false, message: `more than ${MAX_REVOCATION_ENTRIES} runs in force` };
   }
   return { ok: true, entries };
 }

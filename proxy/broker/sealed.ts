@@ -20,9 +20,15 @@ export type OpenSealed =
 
 const associatedData = (credential: string) => Buffer.from(`${SEALED_PREFIX}${credential}`, 'utf8');
 
-export function sealSecret(sealKey: Buffer, credential: string, secret: Buffer, nonce: Buffer = randomBytes(NONCE_BYTES)): string {
+export function sealSecret(
+  sealKey: Buffer,
+  credential: string,
+  secret: Buffer,
+  nonce: Buffer = randomBytes(NONCE_BYTES),
+): string {
   if (nonce.length !== NONCE_BYTES) throw new SluiceError('SLUICE_ERR_INVALID_ARGUMENT', 'nonce must be 12 bytes');
-  if (secret.length === 0 || secret.length > MAX_SECRET_BYTES) throw new SluiceError('SLUICE_ERR_INVALID_ARGUMENT', `a secret is 1 to ${MAX_SECRET_BYTES} bytes`);
+  if (secret.length === 0 || secret.length > MAX_SECRET_BYTES)
+    throw new SluiceError('SLUICE_ERR_INVALID_ARGUMENT', `a secret is 1 to ${MAX_SECRET_BYTES} bytes`);
   const cipher = createCipheriv('aes-256-gcm', sealKey, nonce, { authTagLength: TAG_BYTES });
   cipher.setAAD(associatedData(credential));
   const body = Buffer.concat([cipher.update(secret), cipher.final(), cipher.getAuthTag()]);
@@ -37,7 +43,8 @@ export function openSealed(sealKey: Buffer, credential: string, text: string): O
   if (parts.length !== 2) return { ok: false, reason: 'malformed' };
   const nonce = decodeBase64urlStrict(parts[0]!);
   const body = decodeBase64urlStrict(parts[1]!);
-  if (!nonce || !body || nonce.length !== NONCE_BYTES || body.length <= TAG_BYTES) return { ok: false, reason: 'malformed' };
+  if (!nonce || !body || nonce.length !== NONCE_BYTES || body.length <= TAG_BYTES)
+    return { ok: false, reason: 'malformed' };
   try {
     const decipher = createDecipheriv('aes-256-gcm', sealKey, nonce, { authTagLength: TAG_BYTES });
     decipher.setAAD(associatedData(credential));

@@ -52,7 +52,8 @@ export function patternsOf(forms: readonly SecretForm[], replacement: string): S
 }
 
 /** The patterns for one secret, replaced by `replacement`. */
-export const patternsForSecret = (secret: Buffer, replacement: string): ScanPattern[] => patternsOf(secretForms(secret), replacement);
+export const patternsForSecret = (secret: Buffer, replacement: string): ScanPattern[] =>
+  patternsOf(secretForms(secret), replacement);
 
 interface Match {
   readonly start: number;
@@ -154,11 +155,16 @@ export function scrubValue(patterns: readonly ScanPattern[], value: string): { v
   if (!patterns.some((p) => value.includes(p.text))) return { value, replaced: 0 };
   const s = new SecretScanner(patterns);
   const parts = [...s.write(Buffer.from(value, 'latin1')), ...s.end()];
-  return s.replaced === 0 ? { value, replaced: 0 } : { value: Buffer.concat(parts).toString('latin1'), replaced: s.replaced };
+  return s.replaced === 0
+    ? { value, replaced: 0 }
+    : { value: Buffer.concat(parts).toString('latin1'), replaced: s.replaced };
 }
 
 /** Response headers with every value scrubbed (flat name/value list); the same array when nothing matched. */
-export function scrubHeaders(patterns: readonly ScanPattern[], rawHeaders: readonly string[]): { rawHeaders: readonly string[]; replaced: number } {
+export function scrubHeaders(
+  patterns: readonly ScanPattern[],
+  rawHeaders: readonly string[],
+): { rawHeaders: readonly string[]; replaced: number } {
   let out: string[] | null = null;
   let replaced = 0;
   for (let i = 1; i < rawHeaders.length; i += 2) {

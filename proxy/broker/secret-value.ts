@@ -46,9 +46,11 @@ export const MAX_SECRET_TEXT = 4096;
  * printable ASCII (no CR/LF: a secret must not be able to add a header line); and the response scanner
  * replaces every occurrence, so a very short one would rewrite ordinary text. Never quotes the secret. */
 export function secretProblem(secret: Buffer): string | null {
-  if (secret.length < MIN_SECRET_BYTES) return `is ${secret.length} bytes; at least ${MIN_SECRET_BYTES} are required (a shorter one cannot be told apart from ordinary text in responses)`;
+  if (secret.length < MIN_SECRET_BYTES)
+    return `is ${secret.length} bytes; at least ${MIN_SECRET_BYTES} are required (a shorter one cannot be told apart from ordinary text in responses)`;
   if (secret.length > MAX_SECRET_TEXT) return `is longer than ${MAX_SECRET_TEXT} bytes`;
-  for (const b of secret) if (b < 0x20 || b > 0x7e) return 'holds a byte that is not printable ASCII (a header value cannot carry it)';
+  for (const b of secret)
+    if (b < 0x20 || b > 0x7e) return 'holds a byte that is not printable ASCII (a header value cannot carry it)';
   return null;
 }
 

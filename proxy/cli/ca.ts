@@ -27,15 +27,21 @@ export async function caCommand(argv: string[]) {
 }
 
 async function caInit(argv: string[]) {
-  const { values } = parseArgs({ args: argv, options: { out: { type: 'string', short: 'o' }, days: { type: 'string' } } });
+  const { values } = parseArgs({
+    args: argv,
+    options: { out: { type: 'string', short: 'o' }, days: { type: 'string' } },
+  });
   if (!values.out) fail(CA_USAGE);
   const days = values.days === undefined ? DEFAULT_CA_DAYS : Number(values.days);
-  if (!Number.isInteger(days) || days < 1 || days > 3650) fail(`--days ${values.days} is not a whole number of days from 1 to 3650`);
+  if (!Number.isInteger(days) || days < 1 || days > 3650)
+    fail(`--days ${values.days} is not a whole number of days from 1 to 3650`);
   const dir = resolve(values.out);
   const certFile = join(dir, 'ca.crt');
   const keyFile = join(dir, 'ca.key');
   // Never replace a CA: every workload that trusts the old one would break, and its key would be lost.
-  for (const f of [certFile, keyFile]) if (existsSync(f)) fail(`${f} exists; refusing to overwrite a CA (hint: choose another --out, or remove both files deliberately)`);
+  for (const f of [certFile, keyFile])
+    if (existsSync(f))
+      fail(`${f} exists; refusing to overwrite a CA (hint: choose another --out, or remove both files deliberately)`);
   mkdirSync(dir, { recursive: true });
   const { ca, keyPem } = await createCa({ exportKey: true, days });
   // 'wx': created here or not at all, even if another process raced us to the name.
@@ -53,19 +59,26 @@ async function caInit(argv: string[]) {
 }
 
 function caBundle(argv: string[]) {
-  const { values } = parseArgs({ args: argv, options: { config: { type: 'string', short: 'c' }, 'ca-cert': { type: 'string' }, roots: { type: 'string' } } });
+  const { values } = parseArgs({
+    args: argv,
+    options: { config: { type: 'string', short: 'c' }, 'ca-cert': { type: 'string' }, roots: { type: 'string' } },
+  });
   if ((values.config === undefined) === (values['ca-cert'] === undefined)) fail(CA_USAGE);
   let caFile = values['ca-cert'];
   if (values.config !== undefined) {
     const config = requireConfig(values.config);
-    if (!config.inspection) fail(`${values.config} has no inspection section (hint: inspection: { caCertFile: …, caKeyFile: … }, or use --ca-cert FILE)`);
+    if (!config.inspection)
+      fail(
+        `${values.config} has no inspection section (hint: inspection: { caCertFile: …, caKeyFile: … }, or use --ca-cert FILE)`,
+      );
     caFile = config.inspection.caCertFile;
   }
   const text = readText(caFile!);
   if (text === null) fail(`${caFile} cannot be read`);
   const certs = pemCertificates(text);
   if (certs.length !== 1) fail(`${caFile} must hold exactly one PEM certificate (found ${certs.length})`);
-  if (!new X509Certificate(certs[0]!).ca) fail(`${caFile} is not a CA certificate (hint: make one with \`sluice ca init --out DIR\`)`);
+  if (!new X509Certificate(certs[0]!).ca)
+    fail(`${caFile} is not a CA certificate (hint: make one with \`sluice ca init --out DIR\`)`);
   const roots = values.roots ?? 'node';
   const source: RootsSource = roots === 'node' || roots === 'system' ? { kind: roots } : { kind: 'file', path: roots };
   const found = readRoots(source, readText);

@@ -45,7 +45,9 @@ const FILE_KEYS = ['listen', 'tokens', 'admin', 'upstream', 'killSwitch'] as con
 /** The file problems of a config that failed validation, from the keys that name files (when those validate). */
 function filesOfInvalid(raw: unknown, production: boolean): ConfigIssue[] {
   if (!raw || typeof raw !== 'object' || Array.isArray(raw)) return [];
-  const sub = Object.fromEntries(FILE_KEYS.filter((k) => k in raw).map((k) => [k, (raw as Record<string, unknown>)[k]]));
+  const sub = Object.fromEntries(
+    FILE_KEYS.filter((k) => k in raw).map((k) => [k, (raw as Record<string, unknown>)[k]]),
+  );
   const v = validateConfig(sub);
   return v.ok ? fileIssues(v.config, { production }) : [];
 }

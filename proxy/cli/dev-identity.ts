@@ -19,4 +19,3 @@ export function withDevIdentity(config: SluiceConfig, password: string): SluiceC
     },
   };
 }
-

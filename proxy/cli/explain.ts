@@ -11,7 +11,16 @@ import { type Code, type Deny, deny, isDeny } from '../../firewall/codes.js';
 import type { SluiceConfig } from '../../firewall/config.js';
 import { type Target, parseAbsoluteTarget, parseAuthority } from '../../firewall/normalise.js';
 import { hostMatches } from '../../firewall/host-match.js';
-import { type EgressRequest, type Policy, type Rights, decide, gitFetchOf, methodOverrideOf, rightsFor, upgradeProtocolsOf } from '../../firewall/policy.js';
+import {
+  type EgressRequest,
+  type Policy,
+  type Rights,
+  decide,
+  gitFetchOf,
+  methodOverrideOf,
+  rightsFor,
+  upgradeProtocolsOf,
+} from '../../firewall/policy.js';
 import { classifyAddress } from '../../firewall/ranges.js';
 import { type NameResolver, createResolver } from '../egress/resolver.js';
 import { compileServingPolicy } from '../runtime/sluice.js';
@@ -35,10 +44,15 @@ export interface ExplainOutput {
 }
 
 /** The compiled policy and (with --resolve) resolver that serve would build from this config. */
-export function prepareExplain(config: SluiceConfig, opts: { readonly resolve: boolean }): { policy: Policy; resolver: NameResolver | null } {
+export function prepareExplain(
+  config: SluiceConfig,
+  opts: { readonly resolve: boolean },
+): { policy: Policy; resolver: NameResolver | null } {
   return {
     policy: compileServingPolicy(config),
-    resolver: opts.resolve ? createResolver({ ...config.dns, nowMs: () => performance.timeOrigin + performance.now() }) : null,
+    resolver: opts.resolve
+      ? createResolver({ ...config.dns, nowMs: () => performance.timeOrigin + performance.now() })
+      : null,
   };
 }
 
@@ -64,13 +78,22 @@ export function buildEgress(input: ExplainInput): { req: EgressRequest } | Deny 
       upgrade: input.headers.upgrade !== undefined,
       upgradeTo,
       methodOverride: methodOverrideOf(input.headers),
-      gitFetch: gitFetchOf(method, t.path, typeof input.headers['content-type'] === 'string' ? input.headers['content-type'] : undefined,
-        typeof input.headers['content-length'] === 'string' ? input.headers['content-length'] : undefined),
+      gitFetch: gitFetchOf(
+        method,
+        t.path,
+        typeof input.headers['content-type'] === 'string' ? input.headers['content-type'] : undefined,
+        typeof input.headers['content-length'] === 'string' ? input.headers['content-length'] : undefined,
+      ),
     },
   };
 }
 
-export async function explain(policy: Policy, rights: Rights, input: ExplainInput, resolver: NameResolver | null): Promise<ExplainOutput> {
+export async function explain(
+  policy: Policy,
+  rights: Rights,
+  input: ExplainInput,
+  resolver: NameResolver | null,
+): Promise<ExplainOutput> {
   const lines: string[] = [];
   const refused = (d: Deny): ExplainOutput => ({ allowed: false, code: d.code, lines });
   const built = buildEgress(input);
@@ -79,11 +102,18 @@ export async function explain(policy: Policy, rights: Rights, input: ExplainInpu
     return refused(built);
   }
   // As serve does: with an inspection section, a tunnel to a name that is not `inspection.opaque` is inspected.
-  const req: EgressRequest = built.req.kind === 'tunnel' && policy.config.inspection && built.req.target.kind === 'name' && !hostMatches(policy.opaqueHosts, built.req.target.host)
-    ? { ...built.req, inspect: true }
-    : built.req;
+  const req: EgressRequest =
+    built.req.kind === 'tunnel' &&
+    policy.config.inspection &&
+    built.req.target.kind === 'name' &&
+    !hostMatches(policy.opaqueHosts, built.req.target.host)
+      ? { ...built.req, inspect: true }
+      : built.req;
   const target: Target = req.target;
-  lines.push(`identity: ${rights.identity}`, `target: ${target.kind === 'ipv6' ? `[${target.host}]` : target.host}:${target.port} (${target.kind})`);
+  lines.push(
+    `identity: ${rights.identity}`,
+    `target: ${target.kind === 'ipv6' ? `[${target.host}]` : target.host}:${target.port} (${target.kind})`,
+  );
   const d = decide(policy, { killSwitch: false }, rights, req);
   if (isDeny(d)) {
     lines.push('verdict: deny', `code: ${d.code}`, `rule: ${d.rule}`);
@@ -92,16 +122,23 @@ export async function explain(policy: Policy, rights: Rights, input: ExplainInpu
     return refused(d);
   }
   lines.push(`verdict: ${d.wouldDeny ? 'allow (report mode)' : 'allow'}`, `rule: ${d.rule}`);
-  if (req.kind === 'tunnel' && req.inspect) lines.push('inspected: each request inside is judged as METHOD https://host/path');
+  if (req.kind === 'tunnel' && req.inspect)
+    lines.push('inspected: each request inside is judged as METHOD https://host/path');
   if (d.wouldDeny) lines.push(`would deny: ${d.wouldDeny.code} (${d.wouldDeny.rule})`);
-  lines.push(req.kind === 'tunnel' ? `transport: tunnel to port ${d.port}; first bytes must be a ClientHello with SNI ${target.host}` : `transport: ${d.tls ? 'TLS (originated by Sluice)' : 'cleartext'} to port ${d.port}`);
+  lines.push(
+    req.kind === 'tunnel'
+      ? `transport: tunnel to port ${d.port}; first bytes must be a ClientHello with SNI ${target.host}`
+      : `transport: ${d.tls ? 'TLS (originated by Sluice)' : 'cleartext'} to port ${d.port}`,
+  );
 
   // What the dialer does next (proxy/egress/dialer.ts prepare()): a literal is checked as itself; a name is
   // resolved and its whole answer set checked, one denied address denying the set.
   let verdict: Deny | null = null;
   if (target.kind !== 'name') {
     const c = checkAddress(policy.guard, target.host, target.host);
-    lines.push(`address: ${target.host} ${isDeny(c) ? `denied ${c.code} (${c.rule})` : `${c.class} allowed (${c.rule})`}`);
+    lines.push(
+      `address: ${target.host} ${isDeny(c) ? `denied ${c.code} (${c.rule})` : `${c.class} allowed (${c.rule})`}`,
+    );
     if (isDeny(c)) verdict = c;
   } else if (resolver) {
     const r = await resolver.resolve(target.host);
@@ -115,7 +152,9 @@ export async function explain(policy: Policy, rights: Rights, input: ExplainInpu
       for (const a of r.addresses) {
         const c = checkAddress(policy.guard, a, target.host);
         const cls = classifyAddress(a);
-        lines.push(`  ${a}  ${cls ? `${cls.class} (${cls.range})` : 'unparsable'}  ${isDeny(c) ? `DENIED ${c.code}` : `ok (${c.rule})`}`);
+        lines.push(
+          `  ${a}  ${cls ? `${cls.class} (${cls.range})` : 'unparsable'}  ${isDeny(c) ? `DENIED ${c.code}` : `ok (${c.rule})`}`,
+        );
       }
       if (isDeny(set) && r.addresses.length) lines.push('one denied address denies the whole answer set');
     }
@@ -139,7 +178,8 @@ export async function explainCommand(argv: string[]) {
       body: { type: 'boolean', default: false },
     },
   });
-  if (!values.as || positionals.length !== 2) fail('usage: sluice explain [--config FILE] --as ID METHOD URL [--resolve]');
+  if (!values.as || positionals.length !== 2)
+    fail('usage: sluice explain [--config FILE] --as ID METHOD URL [--resolve]');
   // The file serve would read: --config, else SLUICE_CONFIG, else the embedded default.
   let config = requireConfig(values.config ?? process.env.SLUICE_CONFIG);
   if (Object.keys(config.identities).length === 0) config = withDevIdentity(config, randomBytes(8).toString('hex'));
@@ -152,8 +192,12 @@ export async function explainCommand(argv: string[]) {
     if (i <= 0) fail(`bad header "${h}" (hint: -H 'Upgrade: websocket')`);
     headers[h.slice(0, i).trim().toLowerCase()] = h.slice(i + 1).trim();
   }
-  const r = await explain(policy, rights, { method: positionals[0]!, target: positionals[1]!, headers, body: values.body }, resolver);
+  const r = await explain(
+    policy,
+    rights,
+    { method: positionals[0]!, target: positionals[1]!, headers, body: values.body },
+    resolver,
+  );
   for (const l of r.lines) out(l);
   process.exit(r.allowed ? 0 : 1);
 }
-

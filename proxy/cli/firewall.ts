@@ -1,6 +1,12 @@
 // `sluice firewall render`: the kernel rules (iptables/render.ts) for a deployment, from options or the config.
 import { parseArgs } from 'node:util';
-import { type RawFirewallOptions, optionsFromConfig, parseFirewallOptions, renderAll, renderRules } from '../../iptables/render.js';
+import {
+  type RawFirewallOptions,
+  optionsFromConfig,
+  parseFirewallOptions,
+  renderAll,
+  renderRules,
+} from '../../iptables/render.js';
 import { requireConfig } from './load-config.js';
 import { err, fail } from './output.js';
 
@@ -9,8 +15,19 @@ export function firewallRender(argv: string[]) {
   const { values } = parseArgs({
     args: argv,
     options: {
-      mode: text, config: text, family: text, uid: text, 'workload-uid': text, ports: text, 'dns-port': text, 'loopback-ports': text,
-      bridge: text, subnet: text, subnet6: text, proxy: text, proxy6: text,
+      mode: text,
+      config: text,
+      family: text,
+      uid: text,
+      'workload-uid': text,
+      ports: text,
+      'dns-port': text,
+      'loopback-ports': text,
+      bridge: text,
+      subnet: text,
+      subnet6: text,
+      proxy: text,
+      proxy6: text,
     },
   });
   const { family, config: configPath, ...given } = values;
@@ -22,6 +39,7 @@ export function firewallRender(argv: string[]) {
     fail('firewall render: invalid options (nothing rendered)');
   }
   if (family !== undefined && family !== '4' && family !== '6') fail('--family must be 4 or 6 (default: both)');
-  process.stdout.write(family === '4' ? renderRules(r.options, 4) : family === '6' ? renderRules(r.options, 6) : renderAll(r.options));
+  process.stdout.write(
+    family === '4' ? renderRules(r.options, 4) : family === '6' ? renderRules(r.options, 6) : renderAll(r.options),
+  );
 }
-

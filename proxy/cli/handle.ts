@@ -41,7 +41,10 @@ function runStatusNow(config: SluiceConfig): (run: string, at: number) => RunSta
 
 function brokerConfig(path: string): SluiceConfig & { secrets: NonNullable<SluiceConfig['secrets']> } {
   const config = requireConfig(path);
-  if (!config.secrets) fail('the config has no secrets section (hint: secrets: { keyFile: /run/secrets/sluice-broker-key, handles: { maxTtl: 8h, revocationFile: … } })');
+  if (!config.secrets)
+    fail(
+      'the config has no secrets section (hint: secrets: { keyFile: /run/secrets/sluice-broker-key, handles: { maxTtl: 8h, revocationFile: … } })',
+    );
   return config as SluiceConfig & { secrets: NonNullable<SluiceConfig['secrets']> };
 }
 
@@ -64,28 +67,43 @@ export function handleIssue(argv: string[]) {
   const material = raw === null ? null : keyMaterialOf(raw);
   const problem = keyMaterialProblem(material);
   if (problem) fail(`secrets.keyFile ${config.secrets.keyFile} ${problem.message} (hint: ${problem.hint})`);
-  const r = issueHandleFor(config, deriveBrokerKeys(material!).handle, {
-    run: values.run,
-    identity: values.identity,
-    credential: values.credential,
-    ttlS: Math.floor(ttlS),
-  }, { nowS: nowS(), runStatus: runStatusNow(config) });
+  const r = issueHandleFor(
+    config,
+    deriveBrokerKeys(material!).handle,
+    {
+      run: values.run,
+      identity: values.identity,
+      credential: values.credential,
+      ttlS: Math.floor(ttlS),
+    },
+    { nowS: nowS(), runStatus: runStatusNow(config) },
+  );
   if (!r.ok) fail(`${r.error}${r.hint ? ` (hint: ${r.hint})` : ''}`);
   out(r.handle);
-  err(`handle ${r.handleId} for credential ${r.credential} (integration ${r.integration}), run ${values.run}, identity ${values.identity}; expires ${iso(r.expiresAtS)}`);
+  err(
+    `handle ${r.handleId} for credential ${r.credential} (integration ${r.integration}), run ${values.run}, identity ${values.identity}; expires ${iso(r.expiresAtS)}`,
+  );
   err(`honoured only on requests authenticated with a run token of run ${values.run}`);
 }
 
 export async function handleRevoke(argv: string[]) {
-  const { values } = parseArgs({ args: argv, options: { config: { type: 'string', short: 'c' }, run: { type: 'string' } } });
+  const { values } = parseArgs({
+    args: argv,
+    options: { config: { type: 'string', short: 'c' }, run: { type: 'string' } },
+  });
   if (!values.config || !values.run) fail(HANDLE_USAGE);
   const config = brokerConfig(values.config);
   const file = config.secrets.handles.revocationFile;
-  if (file === null) fail('secrets.handles.revocationFile is not set: a revocation from the command line would reach no replica (hint: set it, or use the admin API of each replica)');
+  if (file === null)
+    fail(
+      'secrets.handles.revocationFile is not set: a revocation from the command line would reach no replica (hint: set it, or use the admin API of each replica)',
+    );
   const r = await revokeRunFor(config, values.run, { nowS: nowS(), append: appendLine, revokeLocal: () => undefined });
   if (!r.ok) fail(r.error);
   out(`run ${r.run} revoked (entry kept until ${iso(r.untilS)})`);
-  err(`every replica refuses its handles within secrets.handles.pollMs (${config.secrets.handles.pollMs} ms) of ${file} changing on its volume`);
+  err(
+    `every replica refuses its handles within secrets.handles.pollMs (${config.secrets.handles.pollMs} ms) of ${file} changing on its volume`,
+  );
 }
 
 /** Drops the entries no longer in force. A rewrite, not an append: run it from one place (the orchestrator),
@@ -104,7 +122,8 @@ export function handlePrune(argv: string[]) {
     fail(`${file} cannot be read (${(e as NodeJS.ErrnoException).code})`);
   }
   const parsed = parseRevocations(bytes, nowS());
-  if (!parsed.ok) fail(`${file}: ${parsed.message} (hint: fix or remove that line; until then every replica refuses all handles)`);
+  if (!parsed.ok)
+    fail(`${file}: ${parsed.message} (hint: fix or remove that line; until then every replica refuses all handles)`);
   writeFileAtomic(file, renderRevocations(parsed.entries), 0o644);
   out(`${file}: ${parsed.entries.size} revocation(s) in force`);
 }

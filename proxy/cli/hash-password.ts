@@ -5,8 +5,9 @@ import { fail, out } from './output.js';
 export async function hashPasswordCommand() {
   const chunks: Buffer[] = [];
   for await (const c of process.stdin) chunks.push(c as Buffer);
-  const password = Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+  const password = Buffer.concat(chunks)
+    .toString('utf8')
+    .replace(/\r?\n$/, '');
   if (password.length < 12) fail('password must be at least 12 characters');
   out(await hashPassword(password));
 }
-

@@ -11,7 +11,8 @@ import { secretOfFile, secretProblem } from '../broker/secret-value.js';
 import { requireConfig } from './load-config.js';
 import { err, fail, out } from './output.js';
 
-export const SECRET_USAGE = 'usage: sluice secret seal --config FILE --credential NAME [--out FILE] < secret\n       sluice secret check --config FILE';
+export const SECRET_USAGE =
+  'usage: sluice secret seal --config FILE --credential NAME [--out FILE] < secret\n       sluice secret check --config FILE';
 
 async function readStdin(): Promise<Buffer> {
   const chunks: Buffer[] = [];
@@ -27,13 +28,19 @@ async function readStdin(): Promise<Buffer> {
 export async function secretSeal(argv: string[]) {
   const { values } = parseArgs({
     args: argv,
-    options: { config: { type: 'string', short: 'c' }, credential: { type: 'string' }, out: { type: 'string', short: 'o' } },
+    options: {
+      config: { type: 'string', short: 'c' },
+      credential: { type: 'string' },
+      out: { type: 'string', short: 'o' },
+    },
   });
   if (!values.config || !values.credential) fail(SECRET_USAGE);
   const config = requireConfig(values.config);
   const names = Object.keys(config.credentials);
   if (!Object.hasOwn(config.credentials, values.credential)) {
-    fail(`unknown credential "${values.credential}" (hint: ${names.length ? `configured credentials: ${names.join(', ')}` : 'add it under "credentials" first: the name is sealed into the blob'})`);
+    fail(
+      `unknown credential "${values.credential}" (hint: ${names.length ? `configured credentials: ${names.join(', ')}` : 'add it under "credentials" first: the name is sealed into the blob'})`,
+    );
   }
   if (!config.secrets) fail('the config has no secrets.keyFile');
   const raw = readFileOrNull(config.secrets.keyFile);
@@ -46,7 +53,9 @@ export async function secretSeal(argv: string[]) {
   const blob = sealSecret(deriveBrokerKeys(material!).seal, values.credential, secret);
   if (values.out) {
     writeFileAtomic(values.out, `${blob}\n`, 0o600);
-    err(`sealed credential "${values.credential}" into ${values.out} (mode 0600); name it in credentials.${values.credential}.source.sealedFile`);
+    err(
+      `sealed credential "${values.credential}" into ${values.out} (mode 0600); name it in credentials.${values.credential}.source.sealedFile`,
+    );
   } else {
     out(blob);
   }
@@ -61,10 +70,19 @@ export function secretCheck(argv: string[]) {
     out(`${values.config}: no credentials configured`);
     return;
   }
-  const issues = credentialProblems(config, { readFile: readFileOrNull, modeOf: modeOrNull, production: process.env.SLUICE_ENV === 'production', inspected: (i) => integrationInspected(config, i) });
+  const issues = credentialProblems(config, {
+    readFile: readFileOrNull,
+    modeOf: modeOrNull,
+    production: process.env.SLUICE_ENV === 'production',
+    inspected: (i) => integrationInspected(config, i),
+  });
   for (const i of issues) out(formatIssue(i));
   // A key problem fails every credential; any other problem, the credential it names.
-  const failed = new Set(issues.filter((i) => i.severity === 'error').map((i) => (i.path.startsWith('/secrets/keyFile') ? '*' : /^\/credentials\/([^/]+)/.exec(i.path)?.[1] ?? '')));
+  const failed = new Set(
+    issues
+      .filter((i) => i.severity === 'error')
+      .map((i) => (i.path.startsWith('/secrets/keyFile') ? '*' : (/^\/credentials\/([^/]+)/.exec(i.path)?.[1] ?? ''))),
+  );
   for (const name of names) out(`credential ${name}: ${failed.has(name) || failed.has('*') ? 'FAILED' : 'ok'}`);
   const errors = issues.filter((i) => i.severity === 'error').length;
   if (errors) {

@@ -30,7 +30,10 @@ export async function serve(argv: string[]) {
   const issues = startIssues(loaded, { production, generatedIdentity: devPassword !== null });
   for (const i of issues) err(formatIssue(i));
   const errors = issues.filter((i) => i.severity === 'error').length;
-  if (errors) fail(`${path ?? 'embedded default'}: ${errors} problem(s)${production ? ' with SLUICE_ENV=production' : ''}; nothing was started`);
+  if (errors)
+    fail(
+      `${path ?? 'embedded default'}: ${errors} problem(s)${production ? ' with SLUICE_ENV=production' : ''}; nothing was started`,
+    );
   // Development mode without an inspection section: a CA for this run only (production never makes one), built
   // and announced here and handed to the proxy (and, with workers, to each worker over IPC).
   let ephemeralCa: EphemeralCa | null = null;
@@ -135,4 +138,3 @@ export async function serve(argv: string[]) {
   process.on('SIGINT', () => void stop());
   process.on('SIGTERM', () => void stop());
 }
-

@@ -4,8 +4,8 @@ import { existsSync, readFileSync } from 'node:fs';
 export function packageVersion(): string {
   for (let url = new URL('./', import.meta.url); url.pathname !== '/'; url = new URL('../', url)) {
     const candidate = new URL('package.json', url);
-    if (existsSync(candidate)) return (JSON.parse(readFileSync(candidate, 'utf8')) as { version?: string }).version ?? 'unknown';
+    if (existsSync(candidate))
+      return (JSON.parse(readFileSync(candidate, 'utf8')) as { version?: string }).version ?? 'unknown';
   }
   return 'unknown';
 }
-

@@ -10,7 +10,10 @@ const USAGE = 'usage: sluice webhook serve --config FILE --tls-cert FILE --tls-k
 export async function webhookCommand(argv: string[]) {
   if (argv[0] !== 'serve') fail(USAGE);
   const text = { type: 'string' } as const;
-  const { values } = parseArgs({ args: argv.slice(1), options: { config: text, 'tls-cert': text, 'tls-key': text, listen: text, 'log-level': text } });
+  const { values } = parseArgs({
+    args: argv.slice(1),
+    options: { config: text, 'tls-cert': text, 'tls-key': text, listen: text, 'log-level': text },
+  });
   if (!values.config || !values['tls-cert'] || !values['tls-key']) fail(USAGE);
   const listen = values.listen ?? '0.0.0.0:8443';
   const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(listen);
@@ -18,7 +21,14 @@ export async function webhookCommand(argv: string[]) {
   const logger = createLogger(values['log-level'] ?? 'info', createLogDestination({ shared: false }));
   let server;
   try {
-    server = await startWebhookServer({ configFile: values.config, certFile: values['tls-cert'], keyFile: values['tls-key'], host: m[1] ?? m[2]!, port: Number(m[3]), logger });
+    server = await startWebhookServer({
+      configFile: values.config,
+      certFile: values['tls-cert'],
+      keyFile: values['tls-key'],
+      host: m[1] ?? m[2]!,
+      port: Number(m[3]),
+      logger,
+    });
   } catch (err) {
     fail(`webhook: ${(err as Error).message}`);
   }

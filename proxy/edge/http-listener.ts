@@ -45,7 +45,8 @@ const credentialsOf = (req: IncomingMessage, keepAlive = true) => {
 const badVersion = (req: IncomingMessage) => req.httpVersionMajor !== 1;
 
 /** Why a request (plain or Upgrade) is refused before any other stage, or null. */
-const malformed = (req: IncomingMessage): Deny | null => (badVersion(req) ? deny('EGR_BAD_REQUEST', 'http.version') : requestRefusal(req));
+const malformed = (req: IncomingMessage): Deny | null =>
+  badVersion(req) ? deny('EGR_BAD_REQUEST', 'http.version') : requestRefusal(req);
 
 export function createHttpListener(pipeline: Pipeline, limits: HttpListenerLimits): Server {
   const refuse = (socket: Duplex, d: Deny) => {

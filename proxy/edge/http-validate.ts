@@ -8,7 +8,8 @@ import { type Deny, deny } from '../../firewall/codes.js';
 
 // RFC 9110 §7.2: Host = uri-host [ ":" port ], uri-host from RFC 3986 (IP-literal, IPv4address or reg-name).
 // Empty is valid syntax (a target without authority); userinfo, paths, spaces and lists are not.
-const HOST_VALUE = /^(?:\[(?:[0-9A-Fa-f:.]+|v[0-9A-Fa-f]+\.[A-Za-z0-9\-._~!$&'()*+,;=:]+)\]|(?:[A-Za-z0-9\-._~!$&'()*+,;=]|%[0-9A-Fa-f]{2})*)(?::[0-9]*)?$/;
+const HOST_VALUE =
+  /^(?:\[(?:[0-9A-Fa-f:.]+|v[0-9A-Fa-f]+\.[A-Za-z0-9\-._~!$&'()*+,;=:]+)\]|(?:[A-Za-z0-9\-._~!$&'()*+,;=]|%[0-9A-Fa-f]{2})*)(?::[0-9]*)?$/;
 
 /** Sluice's own maximum for Max-Forwards (RFC 9110 §7.6.2 lets a recipient cap the decremented value). */
 export const MAX_FORWARDS_CAP = 255;
@@ -44,7 +45,8 @@ function transferRefusal(req: IncomingMessage): Deny | null {
   for (const line of lines) {
     for (const member of line.split(',')) {
       const coding = member.split(';')[0]!.trim().toLowerCase();
-      if (coding !== '' && coding !== 'chunked') return deny('EGR_UNSUPPORTED', 'http.framing', 'transfer coding other than chunked');
+      if (coding !== '' && coding !== 'chunked')
+        return deny('EGR_UNSUPPORTED', 'http.framing', 'transfer coding other than chunked');
     }
   }
   return null;
@@ -90,7 +92,8 @@ export function connectRefusal(req: IncomingMessage): Deny | null {
 }
 
 /** RFC 9110 §10.1.1: the only expectation is 100-continue; Sluice answers any other with 501. */
-export const unknownExpectation = (): Deny => deny('EGR_UNSUPPORTED', 'http.expect', 'expectation other than 100-continue');
+export const unknownExpectation = (): Deny =>
+  deny('EGR_UNSUPPORTED', 'http.expect', 'expectation other than 100-continue');
 
 // RFC 9110 §7.6.3: a proxy MUST send Via on each message it forwards. Sluice uses a pseudonym, never a host
 // name or version, and as a portal out of a private network it replaces the received-by of every member the

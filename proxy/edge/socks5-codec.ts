@@ -69,7 +69,10 @@ export const encodeAuthStatus = (success: boolean): Buffer => Buffer.from([AUTH_
 export const SOCKS4_REJECT = Buffer.from([0x00, 0x5b, 0, 0, 0, 0, 0, 0]);
 
 /** An RFC 1928 §6 reply: 10 bytes with an IPv4 BND.ADDR, 22 with an IPv6 one. */
-export function encodeReply(rep: number, bound: { readonly address: string; readonly port: number } = { address: '0.0.0.0', port: 0 }): Buffer {
+export function encodeReply(
+  rep: number,
+  bound: { readonly address: string; readonly port: number } = { address: '0.0.0.0', port: 0 },
+): Buffer {
   const v6 = isIP(bound.address) === 6 ? ipaddr.IPv6.parse(bound.address).toByteArray() : null;
   const out = Buffer.alloc(v6 ? 22 : 10);
   out[0] = SOCKS5_VERSION;
@@ -98,7 +101,8 @@ const formatIpv6 = (b: Uint8Array): string => {
 /** RFC 1928 §3: VER NMETHODS METHODS… — Sluice selects username/password or nothing. */
 export function decodeGreeting(buf: Uint8Array): Decoded<Greeting> {
   if (buf.length < 1) return NEED_MORE;
-  if (buf[0] === SOCKS4_VERSION) return error(deny('EGR_UNSUPPORTED', 'socks5.greeting', 'SOCKS4/4a is not supported'), SOCKS4_REJECT);
+  if (buf[0] === SOCKS4_VERSION)
+    return error(deny('EGR_UNSUPPORTED', 'socks5.greeting', 'SOCKS4/4a is not supported'), SOCKS4_REJECT);
   if (buf[0] !== SOCKS5_VERSION) return error(deny('EGR_BAD_REQUEST', 'socks5.greeting', 'not a SOCKS greeting'), null);
   if (buf.length < 2) return NEED_MORE;
   const n = buf[1]!;
@@ -107,7 +111,8 @@ export function decodeGreeting(buf: Uint8Array): Decoded<Greeting> {
   if (buf.length < 2 + n) return NEED_MORE;
   const methods = [...buf.subarray(2, 2 + n)];
   // Credentials are how a request gets an identity: a client offering only "no auth" gets nothing.
-  if (!methods.includes(METHOD.userPass)) return error(deny('EGR_AUTH_REQUIRED', 'socks5.greeting', 'username/password not offered'), refuse);
+  if (!methods.includes(METHOD.userPass))
+    return error(deny('EGR_AUTH_REQUIRED', 'socks5.greeting', 'username/password not offered'), refuse);
   return ok({ methods }, 2 + n);
 }
 
@@ -138,7 +143,14 @@ export function decodeRequest(buf: Uint8Array): Decoded<ConnectRequest> {
   if (buf.length < 2) return NEED_MORE;
   const cmd = buf[1]!;
   // BIND and UDP ASSOCIATE would open paths the tunnel rules cannot see.
-  if (cmd !== CMD.connect) return fail(deny('EGR_UNSUPPORTED', 'socks5.request', cmd === CMD.bind ? 'BIND' : cmd === CMD.udpAssociate ? 'UDP ASSOCIATE' : 'unknown command'));
+  if (cmd !== CMD.connect)
+    return fail(
+      deny(
+        'EGR_UNSUPPORTED',
+        'socks5.request',
+        cmd === CMD.bind ? 'BIND' : cmd === CMD.udpAssociate ? 'UDP ASSOCIATE' : 'unknown command',
+      ),
+    );
   if (buf.length < 3) return NEED_MORE;
   if (buf[2] !== 0x00) return fail(deny('EGR_BAD_REQUEST', 'socks5.request', 'reserved byte is not zero'));
   if (buf.length < 4) return NEED_MORE;

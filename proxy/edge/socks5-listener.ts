@@ -140,10 +140,15 @@ export function createSocks5Listener(pipeline: Pipeline, limits: Socks5ListenerL
       timer = deadline();
       const r = await reader.next(decodeRequest);
       clearTimeout(timer);
-      if (r.state === 'ok') return { target: { kind: 'host-port', host: r.value.host, port: r.value.port } as const, head: reader.rest() };
+      if (r.state === 'ok')
+        return { target: { kind: 'host-port', host: r.value.host, port: r.value.port } as const, head: reader.rest() };
       if (r.state === 'error') return r.deny;
       if (r.state === 'too-large') return deny('EGR_BAD_REQUEST', 'socks5.request', 'handshake too large');
-      return deny('EGR_BAD_REQUEST', 'socks5.request', timedOut ? 'no request in time' : 'client closed before its request');
+      return deny(
+        'EGR_BAD_REQUEST',
+        'socks5.request',
+        timedOut ? 'no request in time' : 'client closed before its request',
+      );
     };
 
     await pipeline.tunnel({

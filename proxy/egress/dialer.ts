@@ -4,7 +4,14 @@
 // between the check and the connection.
 import { createRequire } from 'node:module';
 import { connect as netConnect, type OnReadOpts, type Socket } from 'node:net';
-import { type ConnectionOptions, type SecureContext, connect as tlsConnect, createSecureContext, rootCertificates, type TLSSocket } from 'node:tls';
+import {
+  type ConnectionOptions,
+  type SecureContext,
+  connect as tlsConnect,
+  createSecureContext,
+  rootCertificates,
+  type TLSSocket,
+} from 'node:tls';
 import { LRUCache } from 'lru-cache';
 import type { Agent as UndiciAgent, Dispatcher } from 'undici';
 import { type AddressPass, type CompiledGuard, checkAddress, checkAnswerSet } from '../../firewall/address-guard.js';
@@ -78,11 +85,26 @@ const MAX_ATTEMPTS = 4;
 // OpenSSL's verification results (X509_V_ERR_*, as Node names them) and Node's own name check: the origin's
 // certificate is not one Sluice accepts. Never retried without verification.
 const CERT_ERRORS = new Set([
-  'UNABLE_TO_GET_ISSUER_CERT', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN', 'CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID',
-  'CERT_SIGNATURE_FAILURE', 'CERT_REVOKED', 'CERT_UNTRUSTED', 'CERT_REJECTED', 'INVALID_CA', 'PATH_LENGTH_EXCEEDED',
-  'INVALID_PURPOSE', 'HOSTNAME_MISMATCH', 'ERR_TLS_CERT_ALTNAME_INVALID', 'ERR_TLS_CERT_ALTNAME_FORMAT',
-  'ERR_SSL_UNSUPPORTED_PROTOCOL', 'ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION', 'ERR_SSL_WRONG_VERSION_NUMBER',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_SIGNATURE_FAILURE',
+  'CERT_REVOKED',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+  'INVALID_CA',
+  'PATH_LENGTH_EXCEEDED',
+  'INVALID_PURPOSE',
+  'HOSTNAME_MISMATCH',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+  'ERR_TLS_CERT_ALTNAME_FORMAT',
+  'ERR_SSL_UNSUPPORTED_PROTOCOL',
+  'ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION',
+  'ERR_SSL_WRONG_VERSION_NUMBER',
 ]);
 
 const planOf = (p: Omit<DialPlan, typeof preparedByDialer>): DialPlan => p as DialPlan;
@@ -137,7 +159,10 @@ export function createDialer(opts: DialerOptions): Dialer {
   // ready, and a replica that only tunnels never needs it.
   let secureContextMade: SecureContext | null = null;
   const secureContext = (): SecureContext =>
-    (secureContextMade ??= createSecureContext({ minVersion: 'TLSv1.2', ...(opts.extraCa ? { ca: [...rootCertificates, opts.extraCa] } : {}) }));
+    (secureContextMade ??= createSecureContext({
+      minVersion: 'TLSv1.2',
+      ...(opts.extraCa ? { ca: [...rootCertificates, opts.extraCa] } : {}),
+    }));
   // The latest validated plan per host, for undici's connect hook: forwarding connects to these addresses
   // rather than resolving the name a second time (which a rebinding DNS server would answer differently).
   // It also spares the per-request work: a resolver cache hit hands back the very answer array validated
@@ -159,7 +184,13 @@ export function createDialer(opts: DialerOptions): Dialer {
     const ttl = resolved?.ttlMs === undefined ? 0 : Math.max(resolved.ttlMs, PIN_MIN_TTL_MS);
     pinned.set(
       host.host,
-      { plan, guard, answers: resolved?.addresses ?? null, truncated: resolved?.truncated === true, reuse: plan.dnsMs === 0 ? plan : planOf({ ...plan, dnsMs: 0 }) },
+      {
+        plan,
+        guard,
+        answers: resolved?.addresses ?? null,
+        truncated: resolved?.truncated === true,
+        reuse: plan.dnsMs === 0 ? plan : planOf({ ...plan, dnsMs: 0 }),
+      },
       { ttl },
     );
   };
@@ -178,7 +209,8 @@ export function createDialer(opts: DialerOptions): Dialer {
       // The guard as of now: a reload may have landed while the name was being resolved.
       let guard = opts.policy().guard;
       const last = pinned.get(host.host);
-      if (last && last.guard === guard && last.answers === resolved.addresses) return resolved.ms === 0 ? last.reuse : last.plan;
+      if (last && last.guard === guard && last.answers === resolved.addresses)
+        return resolved.ms === 0 ? last.reuse : last.plan;
       if (resolved.truncated && !resolved.all) {
         // A cached answer that was cut to size, and no plan made from it under this guard: the addresses it
         // dropped were checked under another guard (or the plan was evicted). One blocked answer blocks the
@@ -207,11 +239,21 @@ export function createDialer(opts: DialerOptions): Dialer {
     if (p.guard === guard) return p.plan;
     // Part of that answer was dropped and never seen by this guard: judge the whole set again.
     if (p.truncated) return prepare(host);
-    const checked = checkAnswerSet(guard, p.plan.addresses.map((a) => a.address), host.host);
+    const checked = checkAnswerSet(
+      guard,
+      p.plan.addresses.map((a) => a.address),
+      host.host,
+    );
     return isDeny(checked) ? checked : p.plan;
   }
 
-  function attempt(plan: DialPlan, target: AddressPass, port: number, tls: boolean, onread?: OnReadOpts): Promise<Connected | Deny> {
+  function attempt(
+    plan: DialPlan,
+    target: AddressPass,
+    port: number,
+    tls: boolean,
+    onread?: OnReadOpts,
+  ): Promise<Connected | Deny> {
     const started = opts.nowMs();
     return new Promise((resolve) => {
       let settled = false;
@@ -226,7 +268,13 @@ export function createDialer(opts: DialerOptions): Dialer {
             rejectUnauthorized: true,
             noDelay: true,
           } as ConnectionOptions)
-        : netConnect({ host: target.address, port, family: target.family, noDelay: true, ...(onread ? { onread } : {}) });
+        : netConnect({
+            host: target.address,
+            port,
+            family: target.family,
+            noDelay: true,
+            ...(onread ? { onread } : {}),
+          });
       const timer = setTimeout(() => finish(deny('EGR_FAIL_CONNECT_TIMEOUT', 'dial')), opts.connectTimeoutMs);
       const finish = (result: Connected | Deny) => {
         if (settled) return;
@@ -281,26 +329,27 @@ export function createDialer(opts: DialerOptions): Dialer {
     return true;
   };
 
-  const newAgent = () => new Agent({
-    keepAliveTimeout: opts.keepAliveTimeoutMs ?? 4000,
-    keepAliveMaxTimeout: 60_000,
-    connect(connectOpts, callback) {
-      const raw = connectOpts.hostname;
-      const host = normaliseHost(raw.includes(':') && !raw.startsWith('[') ? `[${raw}]` : raw);
-      const tls = connectOpts.protocol === 'https:';
-      const port = Number(connectOpts.port) || (tls ? 443 : 80);
-      const fail = (d: Deny) => callback(new DialDenied(d), null);
-      if (isDeny(host)) return fail(host);
-      planFor(host)
-        .then((plan) => (isDeny(plan) ? plan : connect(plan, port, tls)))
-        .then((r) => {
-          if (isDeny(r)) return fail(r);
-          track(host.host, r.address);
-          callback(null, r.socket);
-        })
-        .catch((err: unknown) => fail(deny('EGR_INTERNAL', 'dial', String(err))));
-    },
-  });
+  const newAgent = () =>
+    new Agent({
+      keepAliveTimeout: opts.keepAliveTimeoutMs ?? 4000,
+      keepAliveMaxTimeout: 60_000,
+      connect(connectOpts, callback) {
+        const raw = connectOpts.hostname;
+        const host = normaliseHost(raw.includes(':') && !raw.startsWith('[') ? `[${raw}]` : raw);
+        const tls = connectOpts.protocol === 'https:';
+        const port = Number(connectOpts.port) || (tls ? 443 : 80);
+        const fail = (d: Deny) => callback(new DialDenied(d), null);
+        if (isDeny(host)) return fail(host);
+        planFor(host)
+          .then((plan) => (isDeny(plan) ? plan : connect(plan, port, tls)))
+          .then((r) => {
+            if (isDeny(r)) return fail(r);
+            track(host.host, r.address);
+            callback(null, r.socket);
+          })
+          .catch((err: unknown) => fail(deny('EGR_INTERNAL', 'dial', String(err))));
+      },
+    });
 
   let agent = newAgent();
 

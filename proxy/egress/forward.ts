@@ -45,8 +45,18 @@ export interface ForwardResult {
 
 // RFC 9110 §7.6.1 hop-by-hop fields, the proxy's own, and the ones undici manages itself.
 const HOP_BY_HOP = new Set([
-  'connection', 'keep-alive', 'proxy-authorization', 'proxy-authenticate', 'proxy-connection', 'te', 'trailer',
-  'transfer-encoding', 'upgrade', 'host', 'expect', 'http2-settings',
+  'connection',
+  'keep-alive',
+  'proxy-authorization',
+  'proxy-authenticate',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'host',
+  'expect',
+  'http2-settings',
 ]);
 
 function connectionTokens(raw: readonly string[]): Set<string> | null {
@@ -64,7 +74,12 @@ function connectionTokens(raw: readonly string[]): Set<string> | null {
 
 /** Client request headers as they go upstream (flat name/value list, duplicates and order kept). `Via` is
  * replaced by Sluice's (RFC 9110 §7.6.3, http-validate.ts). */
-export function upstreamRequestHeaders(raw: readonly string[], authority: string, keepUpgrade = false, httpVersion = '1.1'): string[] {
+export function upstreamRequestHeaders(
+  raw: readonly string[],
+  authority: string,
+  keepUpgrade = false,
+  httpVersion = '1.1',
+): string[] {
   const extra = connectionTokens(raw);
   const out: string[] = ['host', authority];
   for (let i = 0; i < raw.length; i += 2) {
@@ -101,7 +116,8 @@ function mapUpstreamError(err: unknown): Deny {
   if (err instanceof DialDenied) return err.deny;
   const code = (err as { code?: string })?.code ?? '';
   if (code === 'UND_ERR_CONNECT_TIMEOUT') return deny('EGR_FAIL_CONNECT_TIMEOUT', 'forward');
-  if (code === 'UND_ERR_INVALID_ARG' || code === 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH') return deny('EGR_BAD_REQUEST', 'forward', code);
+  if (code === 'UND_ERR_INVALID_ARG' || code === 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH')
+    return deny('EGR_BAD_REQUEST', 'forward', code);
   return deny('EGR_FAIL_UPSTREAM', 'forward', code || String((err as Error)?.message ?? err).slice(0, 120));
 }
 
@@ -125,7 +141,8 @@ function bytesReadFor(req: IncomingMessage): number {
 
 function headerValues(headers: readonly string[], name: string): string[] {
   const out: string[] = [];
-  for (let i = 0; i < headers.length; i += 2) if (headers[i]!.length === name.length && headers[i]!.toLowerCase() === name) out.push(headers[i + 1]!);
+  for (let i = 0; i < headers.length; i += 2)
+    if (headers[i]!.length === name.length && headers[i]!.toLowerCase() === name) out.push(headers[i + 1]!);
   return out;
 }
 
@@ -146,7 +163,13 @@ const KEEP_NOTHING: ReadonlySet<string> = new Set();
 /** `flow`: the request's entry in the flow registry. Closing it (kill switch, expiry, revocation) aborts the
  * upstream request and the client's connection, an upload still arriving included; so does the idle timeout
  * (the listener's socket timeout, limits.idleTimeoutMs), reported through the flow. */
-export function forwardHttp(agent: Pick<Dispatcher, 'dispatch'>, plan: ForwardPlan, req: IncomingMessage, res: ServerResponse, flow?: FlowLink): Promise<ForwardResult | Deny> {
+export function forwardHttp(
+  agent: Pick<Dispatcher, 'dispatch'>,
+  plan: ForwardPlan,
+  req: IncomingMessage,
+  res: ServerResponse,
+  flow?: FlowLink,
+): Promise<ForwardResult | Deny> {
   return new Promise((resolve) => {
     let bytesDown = 0;
     let status = 0;
@@ -160,7 +183,12 @@ export function forwardHttp(agent: Pick<Dispatcher, 'dispatch'>, plan: ForwardPl
       resolve(r);
     };
     // Only the first finish counts: a late error after completion must not charge this request's bytes twice.
-    const result = (aborted: boolean): ForwardResult => ({ status, bytesUp: done ? 0 : bytesReadFor(req), bytesDown, aborted });
+    const result = (aborted: boolean): ForwardResult => ({
+      status,
+      bytesUp: done ? 0 : bytesReadFor(req),
+      bytesDown,
+      aborted,
+    });
     const onClientClose = () => {
       if (res.writableFinished) return;
       abortUpstream?.(new Error('client closed'));
@@ -215,7 +243,11 @@ export function forwardHttp(agent: Pick<Dispatcher, 'dispatch'>, plan: ForwardPl
           return false;
         }
         const decoded = scrub.decodingOf(encoding) !== null;
-        res.writeHead(statusCode, statusText, scrubbedResponseHeaders(scrub.headers(headers), decoded ? KEEP_NOTHING : KEEP_ENCODING));
+        res.writeHead(
+          statusCode,
+          statusText,
+          scrubbedResponseHeaders(scrub.headers(headers), decoded ? KEEP_NOTHING : KEEP_ENCODING),
+        );
         sink = stages[0]!;
         sink.on('drain', resume);
         // An error in a stage (a broken or bombing encoding) cuts the response: never let it through unscanned.
@@ -248,7 +280,12 @@ export function forwardHttp(agent: Pick<Dispatcher, 'dispatch'>, plan: ForwardPl
           origin: plan.origin,
           path: plan.path,
           method: plan.method as Dispatcher.HttpMethod,
-          headers: upstreamRequestHeaders(brokered?.rawHeaders ?? req.rawHeaders, plan.authority, false, req.httpVersion),
+          headers: upstreamRequestHeaders(
+            brokered?.rawHeaders ?? req.rawHeaders,
+            plan.authority,
+            false,
+            req.httpVersion,
+          ),
           body,
         },
         handler,
@@ -277,7 +314,8 @@ export interface UpgradeArgs {
 const LINGER_MS = 2000;
 
 function headerValue(raw: readonly Buffer[], name: string): string | null {
-  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.toString('latin1').toLowerCase() === name) return raw[i + 1]!.toString('latin1');
+  for (let i = 0; i < raw.length; i += 2)
+    if (raw[i]!.toString('latin1').toLowerCase() === name) return raw[i + 1]!.toString('latin1');
   return null;
 }
 
@@ -351,7 +389,13 @@ export function forwardUpgrade(agent: Pick<Dispatcher, 'dispatch'>, a: UpgradeAr
         if (statusCode < 200) return true;
         status = statusCode;
         answered = true;
-        client.write(responseHead(statusCode, downstreamResponseHeaders(rawHeaders as unknown as Buffer[]), 'connection: close\r\n'));
+        client.write(
+          responseHead(
+            statusCode,
+            downstreamResponseHeaders(rawHeaders as unknown as Buffer[]),
+            'connection: close\r\n',
+          ),
+        );
         resumeUpstream = resume;
         client.on('drain', resume);
         return true;
@@ -373,7 +417,9 @@ export function forwardUpgrade(agent: Pick<Dispatcher, 'dispatch'>, a: UpgradeAr
         if (done) return void upstream.destroy();
         if (statusCode !== 101 || !a.protocols.includes(chosen)) {
           upstream.destroy();
-          return finish(deny('EGR_FAIL_UPSTREAM', 'upgrade', 'the origin switched to a protocol that was not asked for'));
+          return finish(
+            deny('EGR_FAIL_UPSTREAM', 'upgrade', 'the origin switched to a protocol that was not asked for'),
+          );
         }
         status = 101;
         answered = true;
@@ -384,7 +430,8 @@ export function forwardUpgrade(agent: Pick<Dispatcher, 'dispatch'>, a: UpgradeAr
         if (a.head.length) upstream.write(a.head);
         client.removeListener('close', onClientClose);
         void splice(client, upstream, { idleTimeoutMs: a.idleTimeoutMs, flow: a.flow }).then((s) =>
-          finish({ status: 101, bytesUp: s.bytesUp - w0, bytesDown: s.bytesDown - r0, aborted: false }));
+          finish({ status: 101, bytesUp: s.bytesUp - w0, bytesDown: s.bytesDown - r0, aborted: false }),
+        );
       },
       onError(err) {
         if (!answered) return finish(mapUpstreamError(err));
@@ -399,7 +446,12 @@ export function forwardUpgrade(agent: Pick<Dispatcher, 'dispatch'>, a: UpgradeAr
           path: plan.path,
           method: plan.method as Dispatcher.HttpMethod,
           // undici writes `connection: upgrade` and `upgrade` itself.
-          headers: upstreamRequestHeaders(plan.brokered?.rawHeaders ?? a.req.rawHeaders, plan.authority, false, a.req.httpVersion),
+          headers: upstreamRequestHeaders(
+            plan.brokered?.rawHeaders ?? a.req.rawHeaders,
+            plan.authority,
+            false,
+            a.req.httpVersion,
+          ),
           upgrade: a.upgrade,
           headersTimeout: a.idleTimeoutMs,
           bodyTimeout: a.idleTimeoutMs,

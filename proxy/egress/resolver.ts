@@ -135,7 +135,9 @@ export function createResolver(opts: ResolverOptions): NameResolver {
       // The lowest TTL of the whole answer, dropped records included: the set is one answer.
       const ttl = clamp(minTtl);
       store(name, addresses, ttl, truncated);
-      const all = truncated ? settled.flatMap((s) => (s.status === 'fulfilled' ? (s.value as Answer).map((a) => a.address) : [])) : undefined;
+      const all = truncated
+        ? settled.flatMap((s) => (s.status === 'fulfilled' ? (s.value as Answer).map((a) => a.address) : []))
+        : undefined;
       return { addresses, ms, cached: false, ttlMs: ttl * 1000, ...(truncated ? { truncated, all } : {}) };
     }
     if (errors.includes('ETIMEOUT')) return deny('EGR_FAIL_DNS_TIMEOUT', 'dns', 'resolver timed out');
@@ -152,14 +154,23 @@ export function createResolver(opts: ResolverOptions): NameResolver {
         if (hit) {
           if (isDeny(hit.result)) return Promise.resolve(hit.result);
           const ttlMs = cache.getRemainingTTL(name);
-          return Promise.resolve({ addresses: hit.result, ms: 0, cached: true, ttlMs, ...(hit.truncated ? { truncated: true } : {}) });
+          return Promise.resolve({
+            addresses: hit.result,
+            ms: 0,
+            cached: true,
+            ttlMs,
+            ...(hit.truncated ? { truncated: true } : {}),
+          });
         }
       }
       let p = inflight.get(name);
       if (!p) {
         // Each lookup holds its whole answer (up to 64 KiB on the wire, several times that parsed) until it ends.
         if (inflight.size >= maxInflight) {
-          return Promise.resolve({ ...deny('EGR_LIMIT_CONCURRENCY', 'dns.inflight', 'too many names being resolved at once'), retryAfterS: 1 });
+          return Promise.resolve({
+            ...deny('EGR_LIMIT_CONCURRENCY', 'dns.inflight', 'too many names being resolved at once'),
+            retryAfterS: 1,
+          });
         }
         p = query(name).finally(() => inflight.delete(name));
         inflight.set(name, p);

@@ -65,10 +65,18 @@ export function readClientHello(args: HelloArgs): Promise<{ bytes: Buffer | null
       if (buf.length === 0) return;
       const hello = parseClientHello(buf);
       if (hello.state === 'need-more') return;
-      if (hello.state === 'invalid') return finish(deny('EGR_DENY_SNI_MISMATCH', 'tunnel.sni', `not a ClientHello: ${hello.reason}`));
+      if (hello.state === 'invalid')
+        return finish(deny('EGR_DENY_SNI_MISMATCH', 'tunnel.sni', `not a ClientHello: ${hello.reason}`));
       if (hello.ech) return finish(deny('EGR_DENY_SNI_MISMATCH', 'tunnel.sni', 'encrypted ClientHello'));
       if (hello.sniCount > 1) return finish(deny('EGR_DENY_SNI_MISMATCH', 'tunnel.sni', 'several server names'));
-      if (!sniMatches(plan, hello.sni)) return finish(deny('EGR_DENY_SNI_MISMATCH', 'tunnel.sni', hello.sni === null ? 'no SNI' : 'SNI differs from the tunnel host'));
+      if (!sniMatches(plan, hello.sni))
+        return finish(
+          deny(
+            'EGR_DENY_SNI_MISMATCH',
+            'tunnel.sni',
+            hello.sni === null ? 'no SNI' : 'SNI differs from the tunnel host',
+          ),
+        );
       finish(null);
     };
     const onData = (chunk: Buffer) => {
@@ -76,7 +84,10 @@ export function readClientHello(args: HelloArgs): Promise<{ bytes: Buffer | null
       check();
     };
     const onClose = () => finish(deny('EGR_DENY_SNI_MISMATCH', 'tunnel.sni', 'client closed before a ClientHello'));
-    const timer = setTimeout(() => finish(deny('EGR_DENY_SNI_MISMATCH', 'tunnel.sni', 'no ClientHello in time')), args.helloTimeoutMs);
+    const timer = setTimeout(
+      () => finish(deny('EGR_DENY_SNI_MISMATCH', 'tunnel.sni', 'no ClientHello in time')),
+      args.helloTimeoutMs,
+    );
     client.on('data', onData);
     client.once('close', onClose);
     client.resume();
@@ -96,7 +107,8 @@ export async function runTunnel(args: TunnelArgs): Promise<TunnelResult> {
   args.accept();
   const hello = await readClientHello(args);
   // A client that never sent a byte, or left, gets nothing in report mode either.
-  if (client.destroyed || !hello.bytes || hello.bytes.length === 0) return refused(hello.sni ?? deny('EGR_FAIL_UPSTREAM', 'tunnel', 'client went away'));
+  if (client.destroyed || !hello.bytes || hello.bytes.length === 0)
+    return refused(hello.sni ?? deny('EGR_FAIL_UPSTREAM', 'tunnel', 'client went away'));
   if (hello.sni && args.sniMode === 'enforce') return refused(hello.sni);
   const conn = await args.dialer.connect(args.plan, args.port, false, SPLICE_READS);
   if (isDeny(conn)) return refused(conn);
@@ -110,6 +122,10 @@ export async function runTunnel(args: TunnelArgs): Promise<TunnelResult> {
   upstream.write(hello.bytes);
   // The tunnel may stay open for hours; its first bytes need not stay with it.
   hello.bytes = null;
-  const spliced = await splice(client, upstream as Socket, { idleTimeoutMs: args.idleTimeoutMs, flow: args.flow, upstreamReads: SPLICE_READS });
+  const spliced = await splice(client, upstream as Socket, {
+    idleTimeoutMs: args.idleTimeoutMs,
+    flow: args.flow,
+    upstreamReads: SPLICE_READS,
+  });
   return { deny: null, wouldDeny: hello.sni, address: conn.address, connectMs: conn.connectMs, ...spliced };
 }

@@ -27,7 +27,14 @@ export const SYSTEM_BUNDLE_PATHS = Object.freeze([
  * adds to its built-in roots and so takes the CA alone.
  */
 export const TRUST_ENV = Object.freeze({
-  bundle: Object.freeze(['SSL_CERT_FILE', 'REQUESTS_CA_BUNDLE', 'PIP_CERT', 'CURL_CA_BUNDLE', 'GIT_SSL_CAINFO', 'NPM_CONFIG_CAFILE']),
+  bundle: Object.freeze([
+    'SSL_CERT_FILE',
+    'REQUESTS_CA_BUNDLE',
+    'PIP_CERT',
+    'CURL_CA_BUNDLE',
+    'GIT_SSL_CAINFO',
+    'NPM_CONFIG_CAFILE',
+  ]),
   caCert: Object.freeze(['NODE_EXTRA_CA_CERTS']),
 });
 
@@ -51,7 +58,10 @@ export function pemCertificates(text: string): string[] {
 }
 
 /** The roots from `source`, or a reason they cannot be had. */
-export function readRoots(source: RootsSource, read: (path: string) => string | null): string[] | { readonly error: string } {
+export function readRoots(
+  source: RootsSource,
+  read: (path: string) => string | null,
+): string[] | { readonly error: string } {
   if (source.kind === 'node') return rootCertificates.map((c) => c.trim());
   const paths = source.kind === 'file' ? [source.path] : SYSTEM_BUNDLE_PATHS;
   for (const p of paths) {
@@ -61,7 +71,12 @@ export function readRoots(source: RootsSource, read: (path: string) => string | 
     if (certs.length > 0) return certs;
     if (source.kind === 'file') return { error: `${p} holds no PEM certificate` };
   }
-  return { error: source.kind === 'file' ? `${source.path} cannot be read` : `no system bundle found (looked in ${SYSTEM_BUNDLE_PATHS.join(', ')})` };
+  return {
+    error:
+      source.kind === 'file'
+        ? `${source.path} cannot be read`
+        : `no system bundle found (looked in ${SYSTEM_BUNDLE_PATHS.join(', ')})`,
+  };
 }
 
 /** Roots, then the CA, PEM only: nothing between blocks, since some tools split the file on the END line. */

@@ -49,7 +49,13 @@ export interface CaMaterial {
   readonly keyType: CaKeyType;
 }
 
-const ALGORITHMS: Record<CaKeyType, { readonly import: { name: string; namedCurve?: string; hash?: string }; readonly sign: { name: string; hash: string } }> = {
+const ALGORITHMS: Record<
+  CaKeyType,
+  {
+    readonly import: { name: string; namedCurve?: string; hash?: string };
+    readonly sign: { name: string; hash: string };
+  }
+> = {
   'ec-p256': { import: { name: 'ECDSA', namedCurve: 'P-256' }, sign: { name: 'ECDSA', hash: 'SHA-256' } },
   'ec-p384': { import: { name: 'ECDSA', namedCurve: 'P-384' }, sign: { name: 'ECDSA', hash: 'SHA-384' } },
   rsa: { import: { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' }, sign: { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' } },
@@ -58,8 +64,12 @@ const ALGORITHMS: Record<CaKeyType, { readonly import: { name: string; namedCurv
 const P256 = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
 const PEM_CERT = /-----BEGIN CERTIFICATE-----/g;
 
-const problem = (severity: CaProblem['severity'], file: CaProblem['file'], message: string, hint?: string): CaProblem =>
-  hint === undefined ? { severity, file, message } : { severity, file, message, hint };
+const problem = (
+  severity: CaProblem['severity'],
+  file: CaProblem['file'],
+  message: string,
+  hint?: string,
+): CaProblem => (hint === undefined ? { severity, file, message } : { severity, file, message, hint });
 
 function keyTypeOf(key: KeyObject): CaKeyType | string {
   const d = key.asymmetricKeyDetails ?? {};
@@ -68,7 +78,8 @@ function keyTypeOf(key: KeyObject): CaKeyType | string {
     if (d.namedCurve === 'secp384r1') return 'ec-p384';
     return `EC ${d.namedCurve ?? 'unknown curve'}`;
   }
-  if (key.asymmetricKeyType === 'rsa') return (d.modulusLength ?? 0) >= MIN_RSA_BITS ? 'rsa' : `RSA-${d.modulusLength ?? 0}`;
+  if (key.asymmetricKeyType === 'rsa')
+    return (d.modulusLength ?? 0) >= MIN_RSA_BITS ? 'rsa' : `RSA-${d.modulusLength ?? 0}`;
   return key.asymmetricKeyType ?? 'unknown';
 }
 
@@ -79,59 +90,152 @@ const isCaKeyType = (t: string): t is CaKeyType => t === 'ec-p256' || t === 'ec-
  * keyUsage), valid now, and a private key — PKCS#8, SEC1 "EC PRIVATE KEY" or PKCS#1, unencrypted — of a type
  * Sluice signs with, that matches the certificate. Sync and free of I/O: the caller reads the files.
  */
-export function checkCaMaterial(certPem: string, keyPem: string, nowMs: number): { material: CaMaterial | null; problems: CaProblem[] } {
+export function checkCaMaterial(
+  certPem: string,
+  keyPem: string,
+  nowMs: number,
+): { material: CaMaterial | null; problems: CaProblem[] } {
   const problems: CaProblem[] = [];
   let cert: X509Certificate | null = null;
   const certCount = certPem.match(PEM_CERT)?.length ?? 0;
   if (certCount === 0) {
-    problems.push(problem('error', 'caCertFile', 'holds no PEM certificate', 'give the CA certificate in PEM ("-----BEGIN CERTIFICATE-----"), e.g. from `sluice ca init`'));
+    problems.push(
+      problem(
+        'error',
+        'caCertFile',
+        'holds no PEM certificate',
+        'give the CA certificate in PEM ("-----BEGIN CERTIFICATE-----"), e.g. from `sluice ca init`',
+      ),
+    );
   } else if (certCount > 1) {
-    problems.push(problem('error', 'caCertFile', `holds ${certCount} certificates`, 'give the CA certificate alone: it is the one that signs the leaves'));
+    problems.push(
+      problem(
+        'error',
+        'caCertFile',
+        `holds ${certCount} certificates`,
+        'give the CA certificate alone: it is the one that signs the leaves',
+      ),
+    );
   } else {
     try {
       cert = new X509Certificate(certPem);
     } catch {
-      problems.push(problem('error', 'caCertFile', 'is not a readable X.509 certificate', 'give the CA certificate in PEM, e.g. from `sluice ca init`'));
+      problems.push(
+        problem(
+          'error',
+          'caCertFile',
+          'is not a readable X.509 certificate',
+          'give the CA certificate in PEM, e.g. from `sluice ca init`',
+        ),
+      );
     }
   }
   if (cert) {
     if (!cert.ca) {
-      problems.push(problem('error', 'caCertFile', 'is not a CA certificate (basicConstraints CA:TRUE is missing)', 'make a CA with `sluice ca init --out DIR`'));
+      problems.push(
+        problem(
+          'error',
+          'caCertFile',
+          'is not a CA certificate (basicConstraints CA:TRUE is missing)',
+          'make a CA with `sluice ca init --out DIR`',
+        ),
+      );
     }
     const usage = new x509.X509Certificate(cert.raw).getExtension(x509.KeyUsagesExtension);
     if (usage && (usage.usages & x509.KeyUsageFlags.keyCertSign) === 0) {
-      problems.push(problem('error', 'caCertFile', 'its keyUsage does not allow signing certificates (keyCertSign)', 'issue the CA with keyUsage keyCertSign, cRLSign'));
+      problems.push(
+        problem(
+          'error',
+          'caCertFile',
+          'its keyUsage does not allow signing certificates (keyCertSign)',
+          'issue the CA with keyUsage keyCertSign, cRLSign',
+        ),
+      );
     }
     const notBefore = Date.parse(cert.validFrom);
     const notAfter = Date.parse(cert.validTo);
-    if (notBefore > nowMs) problems.push(problem('error', 'caCertFile', `is not valid before ${new Date(notBefore).toISOString()}`, 'check the clock, or issue a CA valid from now'));
-    if (notAfter <= nowMs) problems.push(problem('error', 'caCertFile', `expired on ${new Date(notAfter).toISOString()}`, 'make a new CA and redistribute the trust bundle'));
+    if (notBefore > nowMs)
+      problems.push(
+        problem(
+          'error',
+          'caCertFile',
+          `is not valid before ${new Date(notBefore).toISOString()}`,
+          'check the clock, or issue a CA valid from now',
+        ),
+      );
+    if (notAfter <= nowMs)
+      problems.push(
+        problem(
+          'error',
+          'caCertFile',
+          `expired on ${new Date(notAfter).toISOString()}`,
+          'make a new CA and redistribute the trust bundle',
+        ),
+      );
     else if (notAfter - nowMs < CA_EXPIRY_WARNING_DAYS * 86_400_000) {
-      problems.push(problem('warning', 'caCertFile', `expires on ${new Date(notAfter).toISOString()}`, 'make a new CA and redistribute the trust bundle before then'));
+      problems.push(
+        problem(
+          'warning',
+          'caCertFile',
+          `expires on ${new Date(notAfter).toISOString()}`,
+          'make a new CA and redistribute the trust bundle before then',
+        ),
+      );
     }
     if (cert.subject !== cert.issuer) {
-      problems.push(problem('warning', 'caCertFile', 'is not self-signed', 'workloads must trust this certificate itself: OpenSSL-based clients do not accept an intermediate as a trust anchor without its root'));
+      problems.push(
+        problem(
+          'warning',
+          'caCertFile',
+          'is not self-signed',
+          'workloads must trust this certificate itself: OpenSSL-based clients do not accept an intermediate as a trust anchor without its root',
+        ),
+      );
     }
   }
 
   let key: KeyObject | null = null;
   let keyType: CaKeyType | null = null;
   if (/-----BEGIN ENCRYPTED PRIVATE KEY-----|Proc-Type: 4,ENCRYPTED/.test(keyPem)) {
-    problems.push(problem('error', 'caKeyFile', 'is encrypted', 'store it unencrypted in a file only Sluice can read: `openssl pkey -in KEY -out ca.key` (mode 0600)'));
+    problems.push(
+      problem(
+        'error',
+        'caKeyFile',
+        'is encrypted',
+        'store it unencrypted in a file only Sluice can read: `openssl pkey -in KEY -out ca.key` (mode 0600)',
+      ),
+    );
   } else {
     try {
       key = createPrivateKey({ key: keyPem, format: 'pem' });
     } catch {
-      problems.push(problem('error', 'caKeyFile', 'is not a readable private key', 'give a PEM key: PKCS#8 ("PRIVATE KEY"), SEC1 ("EC PRIVATE KEY") or PKCS#1 ("RSA PRIVATE KEY")'));
+      problems.push(
+        problem(
+          'error',
+          'caKeyFile',
+          'is not a readable private key',
+          'give a PEM key: PKCS#8 ("PRIVATE KEY"), SEC1 ("EC PRIVATE KEY") or PKCS#1 ("RSA PRIVATE KEY")',
+        ),
+      );
     }
   }
   if (key) {
     const t = keyTypeOf(key);
     if (isCaKeyType(t)) keyType = t;
-    else problems.push(problem('error', 'caKeyFile', `is a ${t} key, which Sluice does not sign with`, `use ECDSA P-256 (\`sluice ca init\`), P-384, or RSA of at least ${MIN_RSA_BITS} bits`));
+    else
+      problems.push(
+        problem(
+          'error',
+          'caKeyFile',
+          `is a ${t} key, which Sluice does not sign with`,
+          `use ECDSA P-256 (\`sluice ca init\`), P-384, or RSA of at least ${MIN_RSA_BITS} bits`,
+        ),
+      );
   }
   if (cert && key && !cert.checkPrivateKey(key)) {
-    problems.push(problem('error', 'caKeyFile', 'does not match the CA certificate', 'give the key the certificate was issued for'));
+    problems.push(
+      problem('error', 'caKeyFile', 'does not match the CA certificate', 'give the key the certificate was issued for'),
+    );
   }
   const ok = cert !== null && key !== null && keyType !== null && !problems.some((p) => p.severity === 'error');
   return { material: ok ? { certPem, cert: cert!, key: key!, keyType: keyType! } : null, problems };
@@ -175,7 +279,12 @@ export interface CreatedCa {
  * keyUsage keyCertSign + cRLSign (critical), a subjectKeyIdentifier, and a name that says it is Sluice's with a
  * random suffix so that two deployments' CAs are told apart in a trust store.
  */
-export async function createCa(opts: { readonly nowMs?: number; readonly days?: number; readonly exportKey: boolean; readonly ephemeral?: boolean }): Promise<CreatedCa> {
+export async function createCa(opts: {
+  readonly nowMs?: number;
+  readonly days?: number;
+  readonly exportKey: boolean;
+  readonly ephemeral?: boolean;
+}): Promise<CreatedCa> {
   const now = opts.nowMs ?? Date.now();
   const days = opts.days ?? DEFAULT_CA_DAYS;
   const keys = await subtle.generateKey(P256, true, ['sign', 'verify']);

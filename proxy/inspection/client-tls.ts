@@ -35,7 +35,10 @@ const CLOSED = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED', 'ERR_STREAM_PREMA
 const isReason = (s: string): s is ClientTlsReason => (CLIENT_TLS_REASONS as readonly string[]).includes(s);
 
 /** Names a handshake error. `null` error: the connection closed (or timed out) before the handshake finished. */
-export function classifyClientTlsError(err: { readonly code?: string | undefined } | null, ended: 'closed' | 'timeout' = 'closed'): ClientTlsFailure {
+export function classifyClientTlsError(
+  err: { readonly code?: string | undefined } | null,
+  ended: 'closed' | 'timeout' = 'closed',
+): ClientTlsFailure {
   const code = err?.code ?? '';
   let reason: ClientTlsReason = 'other';
   let alert: string | null = null;

@@ -26,11 +26,20 @@ export interface EphemeralCa {
   remove(): void;
 }
 
-export async function createEphemeralCa(opts: { readonly production: boolean; readonly parent?: string; readonly nowMs?: number }): Promise<EphemeralCa> {
+export async function createEphemeralCa(opts: {
+  readonly production: boolean;
+  readonly parent?: string;
+  readonly nowMs?: number;
+}): Promise<EphemeralCa> {
   const refused = ephemeralCaProblem(opts.production);
   if (refused) throw new SluiceError('SLUICE_ERR_CONFIG', `${refused.message} (hint: ${refused.hint})`);
   // A development run lasts days at most; the CA outlives it by little.
-  const { ca, keyPem } = await createCa({ exportKey: true, ephemeral: true, days: 30, ...(opts.nowMs === undefined ? {} : { nowMs: opts.nowMs }) });
+  const { ca, keyPem } = await createCa({
+    exportKey: true,
+    ephemeral: true,
+    days: 30,
+    ...(opts.nowMs === undefined ? {} : { nowMs: opts.nowMs }),
+  });
   const dir = mkdtempSync(join(opts.parent ?? tmpdir(), 'sluice-ca-'));
   chmodSync(dir, 0o700);
   const certFile = join(dir, 'ca.crt');

@@ -55,14 +55,19 @@ const generateKeyPairAsync = promisify(generateKeyPair);
 
 // node:crypto rather than WebCrypto for the leaf key: one thread-pool job gives both encodings the certificate
 // and the TLS context need, where WebCrypto would take three (generate, export SPKI, export PKCS#8).
-const leafKeyPair = () => generateKeyPairAsync('ec', {
-  namedCurve: 'P-256',
-  publicKeyEncoding: { type: 'spki', format: 'der' },
-  privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
-});
+const leafKeyPair = () =>
+  generateKeyPairAsync('ec', {
+    namedCurve: 'P-256',
+    publicKeyEncoding: { type: 'spki', format: 'der' },
+    privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+  });
 
-/** A cached leaf stops being served this long before it expires (at most an hour, a quarter of its life for short ones). */
-export const reuseWindowMs = (validityMs: number): number => validityMs - Math.min(3_600_000, Math.floor(validityMs / 4));
+/**
+ * A cached leaf stops being served this long before it expires (at most an hour, a quarter of its life for short
+ * ones).
+ */
+export const reuseWindowMs = (validityMs: number): number =>
+  validityMs - Math.min(3_600_000, Math.floor(validityMs / 4));
 
 /** Refuses anything that is not already a normalised DNS name: a leaf names exactly what was decided on. */
 export function leafNameProblem(host: string): Deny | null {
@@ -149,13 +154,15 @@ export function createLeafIssuer(opts: LeafIssuerOptions): LeafIssuer {
       }
       const refused = leafNameProblem(host);
       if (refused) return refused;
-      const p = mint(host).then(
-        (leaf) => {
-          cache.set(host, leaf);
-          return leaf;
-        },
-        (e: unknown) => deny('EGR_INTERNAL', RULE, `leaf mint failed: ${(e as Error)?.message ?? String(e)}`),
-      ).finally(() => inFlight.delete(host));
+      const p = mint(host)
+        .then(
+          (leaf) => {
+            cache.set(host, leaf);
+            return leaf;
+          },
+          (e: unknown) => deny('EGR_INTERNAL', RULE, `leaf mint failed: ${(e as Error)?.message ?? String(e)}`),
+        )
+        .finally(() => inFlight.delete(host));
       inFlight.set(host, p);
       return p;
     },

@@ -25,8 +25,20 @@ function check(inspection: InspectionConfig, files: CaFileAccess, opts: Inspecti
   const at = (file: 'caCertFile' | 'caKeyFile') => `/inspection/${file}`;
   const cert = files.read(inspection.caCertFile);
   const key = files.read(inspection.caKeyFile);
-  if (!cert) issues.push({ severity: 'error', path: at('caCertFile'), message: `${inspection.caCertFile} cannot be read`, hint: 'make a CA with `sluice ca init --out DIR` and point caCertFile at DIR/ca.crt' });
-  if (!key) issues.push({ severity: 'error', path: at('caKeyFile'), message: `${inspection.caKeyFile} cannot be read`, hint: 'point caKeyFile at the CA key (DIR/ca.key from `sluice ca init`), readable by Sluice' });
+  if (!cert)
+    issues.push({
+      severity: 'error',
+      path: at('caCertFile'),
+      message: `${inspection.caCertFile} cannot be read`,
+      hint: 'make a CA with `sluice ca init --out DIR` and point caCertFile at DIR/ca.crt',
+    });
+  if (!key)
+    issues.push({
+      severity: 'error',
+      path: at('caKeyFile'),
+      message: `${inspection.caKeyFile} cannot be read`,
+      hint: 'point caKeyFile at the CA key (DIR/ca.key from `sluice ca init`), readable by Sluice',
+    });
   if (key) {
     const st = files.stat(inspection.caKeyFile);
     // The CA key can mint a certificate for any name that every workload trusts: only its owner may read it.
@@ -43,9 +55,11 @@ function check(inspection: InspectionConfig, files: CaFileAccess, opts: Inspecti
   const checked = checkCaMaterial(cert.toString('utf8'), key.toString('utf8'), opts.nowMs ?? Date.now());
   for (const p of checked.problems) {
     const file = p.file === 'caCertFile' ? inspection.caCertFile : inspection.caKeyFile;
-    issues.push(p.hint === undefined
-      ? { severity: p.severity, path: at(p.file), message: `${file} ${p.message}` }
-      : { severity: p.severity, path: at(p.file), message: `${file} ${p.message}`, hint: p.hint });
+    issues.push(
+      p.hint === undefined
+        ? { severity: p.severity, path: at(p.file), message: `${file} ${p.message}` }
+        : { severity: p.severity, path: at(p.file), message: `${file} ${p.message}`, hint: p.hint },
+    );
   }
   return { issues, material: checked.material };
 }
@@ -54,7 +68,11 @@ function check(inspection: InspectionConfig, files: CaFileAccess, opts: Inspecti
  * Everything wrong with the config's inspection CA (none when inspection is off). Errors stop a start; in
  * production (`opts.production`) a key file that group or others can read is an error too.
  */
-export function inspectionProblems(config: SluiceConfig, files: CaFileAccess, opts: InspectionCheckOptions): ConfigIssue[] {
+export function inspectionProblems(
+  config: SluiceConfig,
+  files: CaFileAccess,
+  opts: InspectionCheckOptions,
+): ConfigIssue[] {
   return config.inspection ? check(config.inspection, files, opts).issues : [];
 }
 
@@ -63,7 +81,11 @@ export type LoadedCa =
   | { readonly ok: false; readonly issues: readonly ConfigIssue[] };
 
 /** Reads, checks and imports the operator's CA. */
-export async function loadInspectionCa(inspection: InspectionConfig, files: CaFileAccess, opts: InspectionCheckOptions): Promise<LoadedCa> {
+export async function loadInspectionCa(
+  inspection: InspectionConfig,
+  files: CaFileAccess,
+  opts: InspectionCheckOptions,
+): Promise<LoadedCa> {
   const { issues, material } = check(inspection, files, opts);
   if (!material || issues.some((i) => i.severity === 'error')) return { ok: false, issues };
   return { ok: true, ca: await importCa(material), warnings: issues };
@@ -72,7 +94,12 @@ export async function loadInspectionCa(inspection: InspectionConfig, files: CaFi
 /** Production never runs on a CA made for one run: workloads would have to trust a new CA on every start. */
 export function ephemeralCaProblem(production: boolean): ConfigIssue | null {
   return production
-    ? { severity: 'error', path: '/inspection', message: 'an ephemeral inspection CA is for development only', hint: 'make a CA with `sluice ca init --out DIR` and set inspection.caCertFile and inspection.caKeyFile' }
+    ? {
+        severity: 'error',
+        path: '/inspection',
+        message: 'an ephemeral inspection CA is for development only',
+        hint: 'make a CA with `sluice ca init --out DIR` and set inspection.caCertFile and inspection.caKeyFile',
+      }
     : null;
 }
 
@@ -87,5 +114,9 @@ export function integrationInspected(config: SluiceConfig, integration: string):
   if (!config.inspection || !i) return false;
   const opaque = hostSet(config.inspection.opaque);
   // A wildcard host is opaque if its subdomains are: asked with one of them.
-  return !i.hosts.some((h) => config.inspection!.opaque.includes(h) || hostMatches(opaque, h.startsWith('*.') ? `sluice-probe.${h.slice(2)}` : h));
+  return !i.hosts.some(
+    (h) =>
+      config.inspection!.opaque.includes(h) ||
+      hostMatches(opaque, h.startsWith('*.') ? `sluice-probe.${h.slice(2)}` : h),
+  );
 }

@@ -27,8 +27,7 @@ export interface SessionFacts {
 
 /** Whether a request inside names the tunnel's host. Not ok → the caller answers 421 (EGR_MISDIRECTED). */
 export type AuthorityCheck =
-  | { readonly ok: true }
-  | { readonly ok: false; readonly reason: 'missing' | 'multiple' | 'invalid' | 'other-host' };
+  { readonly ok: true } | { readonly ok: false; readonly reason: 'missing' | 'multiple' | 'invalid' | 'other-host' };
 
 export interface InnerRequest {
   readonly req: IncomingMessage;
@@ -70,7 +69,10 @@ export interface SessionSummary {
 }
 
 export interface InspectedSession {
-  /** Settles once: the handshake completed, or the client's failure (EGR_CLIENT_TLS with reason and alert). Never rejects. */
+  /**
+   * Settles once: the handshake completed, or the client's failure (EGR_CLIENT_TLS with reason and alert). Never
+   * rejects.
+   */
   readonly handshake: Promise<HandshakeOutcome>;
   /** Settles when the session is over, whoever ended it. Never rejects. */
   readonly closed: Promise<SessionSummary>;
@@ -153,7 +155,10 @@ export function checkAuthority(req: IncomingMessage, facts: SessionFacts): { aut
 
 const originOf = (f: SessionFacts) => (f.port === 443 ? `https://${f.host}` : `https://${f.host}:${f.port}`);
 
-export function createInspector(opts: { readonly limits: InspectionLimits; readonly observer?: InspectionObserver }): Inspector {
+export function createInspector(opts: {
+  readonly limits: InspectionLimits;
+  readonly observer?: InspectionObserver;
+}): Inspector {
   const { limits } = opts;
   const observer = opts.observer ?? NO_OBSERVER;
   const live = new WeakMap<object, Live>();
@@ -194,7 +199,10 @@ export function createInspector(opts: { readonly limits: InspectionLimits; reado
     track(s);
     // llhttp accepts HTTP/0.9 lines and reads "PRI * HTTP/2.0" (the h2 preface) as a request: only 1.x here.
     if (req.httpVersionMajor !== 1 || req.method === 'PRI') {
-      const d = req.method === 'PRI' ? deny('EGR_UNSUPPORTED', RULE, 'HTTP/2 preface in an HTTP/1.1 session') : deny('EGR_BAD_REQUEST', RULE, 'not HTTP/1.x');
+      const d =
+        req.method === 'PRI'
+          ? deny('EGR_UNSUPPORTED', RULE, 'HTTP/2 preface in an HTTP/1.1 session')
+          : deny('EGR_BAD_REQUEST', RULE, 'not HTTP/1.x');
       return refuse(s, req.socket, d);
     }
     s.inFlight++;
@@ -210,7 +218,15 @@ export function createInspector(opts: { readonly limits: InspectionLimits; reado
     });
     const { authority, path } = checkAuthority(req, s.facts);
     try {
-      s.handlers.request({ req, res, session: s.facts, index: s.requests, url: originOf(s.facts) + path, path, authority });
+      s.handlers.request({
+        req,
+        res,
+        session: s.facts,
+        index: s.requests,
+        url: originOf(s.facts) + path,
+        path,
+        authority,
+      });
     } catch (e) {
       // A bug in the handler is a denial of this request, never a crash of every session.
       refuse(s, req.socket, deny('EGR_INTERNAL', RULE, `request handler threw: ${(e as Error)?.message ?? String(e)}`));
@@ -226,10 +242,20 @@ export function createInspector(opts: { readonly limits: InspectionLimits; reado
     track(s);
     s.upgraded = true;
     if (req.httpVersionMajor !== 1) return refuse(s, socket, deny('EGR_BAD_REQUEST', RULE, 'not HTTP/1.x'));
-    if (!s.handlers.upgrade) return refuse(s, socket, deny('EGR_UNSUPPORTED', RULE, 'upgrade inside an inspected session'));
+    if (!s.handlers.upgrade)
+      return refuse(s, socket, deny('EGR_UNSUPPORTED', RULE, 'upgrade inside an inspected session'));
     const { authority, path } = checkAuthority(req, s.facts);
     try {
-      s.handlers.upgrade({ req, socket, head, session: s.facts, index: s.requests, url: originOf(s.facts) + path, path, authority });
+      s.handlers.upgrade({
+        req,
+        socket,
+        head,
+        session: s.facts,
+        index: s.requests,
+        url: originOf(s.facts) + path,
+        path,
+        authority,
+      });
     } catch (e) {
       refuse(s, socket, deny('EGR_INTERNAL', RULE, `upgrade handler threw: ${(e as Error)?.message ?? String(e)}`));
     }
@@ -250,9 +276,10 @@ export function createInspector(opts: { readonly limits: InspectionLimits; reado
       return;
     }
     // llhttp stops at the h2 preface ("PRI * HTTP/2.0") with a pause of its own.
-    const d = code === 'HPE_PAUSED_H2_UPGRADE'
-      ? deny('EGR_UNSUPPORTED', RULE, 'HTTP/2 preface in an HTTP/1.1 session')
-      : deny('EGR_BAD_REQUEST', RULE, code);
+    const d =
+      code === 'HPE_PAUSED_H2_UPGRADE'
+        ? deny('EGR_UNSUPPORTED', RULE, 'HTTP/2 preface in an HTTP/1.1 session')
+        : deny('EGR_BAD_REQUEST', RULE, code);
     refuse(s, socket, d);
   });
 
@@ -271,7 +298,8 @@ export function createInspector(opts: { readonly limits: InspectionLimits; reado
       if (hello.sniCount !== 1 || hello.ech || sni === null || 'verdict' in sni || sni.host !== facts.host) {
         return refuseInputs(socket, deny('EGR_DENY_SNI_MISMATCH', RULE, 'ClientHello does not name the tunnel host'));
       }
-      if (leaf.host !== facts.host) return refuseInputs(socket, deny('EGR_INTERNAL', RULE, 'leaf minted for another host'));
+      if (leaf.host !== facts.host)
+        return refuseInputs(socket, deny('EGR_INTERNAL', RULE, 'leaf minted for another host'));
 
       socket.unshift(o.head);
       const tls = new TLSSocket(socket as Socket, {
@@ -328,7 +356,8 @@ export function createInspector(opts: { readonly limits: InspectionLimits; reado
         tls.on('error', () => tls.destroy());
         const protocol = tls.getProtocol() ?? '';
         // minVersion in the leaf's context already refuses these; checked again because it is the promise.
-        if (protocol !== 'TLSv1.2' && protocol !== 'TLSv1.3') return fail(classifyClientTlsError({ code: 'ERR_SSL_UNSUPPORTED_PROTOCOL' }));
+        if (protocol !== 'TLSv1.2' && protocol !== 'TLSv1.3')
+          return fail(classifyClientTlsError({ code: 'ERR_SSL_UNSUPPORTED_PROTOCOL' }));
         outcome = { ok: true, protocol, cipher: tls.getCipher()?.name ?? '', alpn: tls.alpnProtocol ?? false };
         observer.sessionStarted();
         live.set(tls, s);

@@ -40,11 +40,18 @@ export interface InspectedTunnelArgs {
   readonly flow: FlowLink;
   readonly runtime: InspectionRuntime;
   /** Who opened the tunnel: each request inside is authenticated again with the same credentials. */
-  readonly edge: { readonly listener: Listener; readonly clientAddr: string; readonly credentials: Credentials | null | 'malformed' };
+  readonly edge: {
+    readonly listener: Listener;
+    readonly clientAddr: string;
+    readonly credentials: Credentials | null | 'malformed';
+  };
   /** The pipeline's own paths, the very ones absolute-form requests take. */
   readonly http: (edge: HttpEdge) => Promise<void>;
   readonly upgrade: (edge: UpgradeEdge) => Promise<void>;
-  /** Audits something the session refused by itself (h2 preface, broken framing, CONNECT inside); returns the record id. */
+  /**
+   * Audits something the session refused by itself (h2 preface, broken framing, CONNECT inside); returns the
+   * record id.
+   */
   readonly refused: (d: Deny) => string;
 }
 
@@ -75,26 +82,50 @@ export async function runInspected(a: InspectedTunnelArgs): Promise<InspectedTun
   a.flow.bind(() => client.destroy());
   a.accept();
   const hello = await readClientHello({ client, head: a.head, plan: a.plan, helloTimeoutMs: a.helloTimeoutMs });
-  if (client.destroyed || !hello.bytes || hello.bytes.length === 0) return ended(hello.sni ?? deny('EGR_FAIL_UPSTREAM', 'inspection', 'client went away'));
+  if (client.destroyed || !hello.bytes || hello.bytes.length === 0)
+    return ended(hello.sni ?? deny('EGR_FAIL_UPSTREAM', 'inspection', 'client went away'));
   if (hello.sni) return ended(hello.sni);
   const leaf = await a.runtime.issuer.leafFor(a.host);
   if (isDeny(leaf)) return ended(leaf);
   if (client.destroyed) return ended(deny('EGR_FAIL_UPSTREAM', 'inspection', 'client went away'));
 
-  const inside = (r: InnerRequest | InnerUpgrade): InspectedRequest => ({ tunnelId: a.tunnelId, url: r.url, refusal: refusalOf(r) });
+  const inside = (r: InnerRequest | InnerUpgrade): InspectedRequest => ({
+    tunnelId: a.tunnelId,
+    url: r.url,
+    refusal: refusalOf(r),
+  });
   const handlers: SessionHandlers = {
     request(r) {
       // RFC 9112 §9.3: no persistent connection with an HTTP/1.0 client.
       if (r.req.httpVersionMinor === 0) r.res.shouldKeepAlive = false;
-      void a.http({ ...a.edge, req: r.req, res: r.res, reject: (d, id) => renderDeny(r.res, d, id), inspected: inside(r) });
+      void a.http({
+        ...a.edge,
+        req: r.req,
+        res: r.res,
+        reject: (d, id) => renderDeny(r.res, d, id),
+        inspected: inside(r),
+      });
     },
     upgrade(u) {
       u.socket.on('error', () => u.socket.destroy());
-      void a.upgrade({ ...a.edge, req: u.req, socket: u.socket, head: u.head, reject: (d, id) => renderDenyRaw(u.socket, d, id), inspected: inside(u) });
+      void a.upgrade({
+        ...a.edge,
+        req: u.req,
+        socket: u.socket,
+        head: u.head,
+        reject: (d, id) => renderDenyRaw(u.socket, d, id),
+        inspected: inside(u),
+      });
     },
     refused: (d) => a.refused(d),
   };
-  const session = a.runtime.inspector.inspect({ socket: client, head: hello.bytes, leaf, facts: { host: a.host, port: a.port, tunnelId: a.tunnelId }, handlers });
+  const session = a.runtime.inspector.inspect({
+    socket: client,
+    head: hello.bytes,
+    leaf,
+    facts: { host: a.host, port: a.port, tunnelId: a.tunnelId },
+    handlers,
+  });
   // The ClientHello bytes now belong to the TLS layer; the tunnel may stay open for hours without them.
   hello.bytes = null;
   if (isDeny(session)) return ended(session);
@@ -102,5 +133,11 @@ export async function runInspected(a: InspectedTunnelArgs): Promise<InspectedTun
   const handshake = await session.handshake;
   const summary = await session.closed;
   const protocol = handshake.ok ? handshake.protocol : null;
-  return { deny: handshake.ok ? null : handshake, protocol, requests: summary.requests, bytesUp: client.bytesRead, bytesDown: client.bytesWritten };
+  return {
+    deny: handshake.ok ? null : handshake,
+    protocol,
+    requests: summary.requests,
+    bytesUp: client.bytesRead,
+    bytesDown: client.bytesWritten,
+  };
 }

@@ -124,7 +124,12 @@ export function createAdminListener(deps: AdminDeps): Server {
     if (req.method === 'GET' || req.method === 'HEAD') {
       if (path === '/healthz') return send(res, 200, 'ok\n');
       if (path === '/readyz') return deps.ready() ? send(res, 200, 'ready\n') : send(res, 503, 'not ready\n');
-      if ((path === '/metrics' || path === '/v1/kill-switch') && deps.protectReads() && refuseUnauthorised(req, res, path)) return;
+      if (
+        (path === '/metrics' || path === '/v1/kill-switch') &&
+        deps.protectReads() &&
+        refuseUnauthorised(req, res, path)
+      )
+        return;
       if (path === '/metrics') {
         const text = await deps.metrics.metrics();
         res.writeHead(200, { 'content-type': deps.metrics.contentType, 'cache-control': 'no-store' });
@@ -151,7 +156,11 @@ export function createAdminListener(deps: AdminDeps): Server {
       return send(res, 200, { engaged: deps.killSwitch() });
     }
     const outcome = await deps.reload();
-    return send(res, outcome.ok ? 200 : 422, { result: outcome.ok ? 'success' : 'error', issues: outcome.issues, restartRequired: outcome.restartRequired });
+    return send(res, outcome.ok ? 200 : 422, {
+      result: outcome.ok ? 'success' : 'error',
+      issues: outcome.issues,
+      restartRequired: outcome.restartRequired,
+    });
   }
 
   async function handles(req: IncomingMessage, res: ServerResponse, path: string) {
@@ -165,7 +174,12 @@ export function createAdminListener(deps: AdminDeps): Server {
       deps.logger.warn({ run: r.run, shared: r.shared }, 'admin.run_revoked');
       return send(res, 200, { run: r.run, until: r.untilS, shared: r.shared });
     }
-    const ttlS = typeof body.ttl === 'string' ? parseDuration(body.ttl) : typeof body.ttlSeconds === 'number' ? body.ttlSeconds : null;
+    const ttlS =
+      typeof body.ttl === 'string'
+        ? parseDuration(body.ttl)
+        : typeof body.ttlSeconds === 'number'
+          ? body.ttlSeconds
+          : null;
     if (ttlS === null) return send(res, 400, { error: 'ttl is required', hint: 'e.g. {"ttl": "30m"}' });
     const r = admin.issue({
       run: typeof body.run === 'string' ? body.run : '',
@@ -175,8 +189,17 @@ export function createAdminListener(deps: AdminDeps): Server {
     });
     if (!r.ok) return send(res, r.status, r.hint === undefined ? { error: r.error } : { error: r.error, hint: r.hint });
     // The handle goes to the caller only: the log names its id.
-    deps.logger.info({ run: body.run, credential: r.credential, 'credential.handle': r.handleId }, 'admin.handle_issued');
-    return send(res, 200, { handle: r.handle, handleId: r.handleId, credential: r.credential, integration: r.integration, expiresAt: r.expiresAtS });
+    deps.logger.info(
+      { run: body.run, credential: r.credential, 'credential.handle': r.handleId },
+      'admin.handle_issued',
+    );
+    return send(res, 200, {
+      handle: r.handle,
+      handleId: r.handleId,
+      credential: r.credential,
+      integration: r.integration,
+      expiresAt: r.expiresAtS,
+    });
   }
 
   return server;

@@ -84,7 +84,10 @@ export interface AuditRecord {
   bytesDown: number;
   durationMs: number;
   detail: string | null;
-  /** Why Sluice closed the flow (kill switch, idle, token expiry, revocation, shutdown); null when it ended by itself. */
+  /**
+   * Why Sluice closed the flow (kill switch, idle, token expiry, revocation, shutdown); null when it ended by
+   * itself.
+   */
   close: CloseReason | null;
   /** TLS inspection: the id of the inspected tunnel's own (CONNECT) record, on it and on every request inside. */
   tunnel: string | null;

@@ -50,8 +50,14 @@ export function judgeProbe(o: ProbeOutcome): ProbeVerdict {
     case 'timeout':
       return { ok: true, reason: 'the direct connection got no answer (dropped)' };
     case 'error':
-      if (CLOSED.has(o.code)) return { ok: true, reason: `the direct connection was refused by the network (${o.code})` };
-      if (o.code === 'ECONNREFUSED') return { ok: false, reason: 'something on the direct path answered (ECONNREFUSED): the packet got through; choose a probe target that listens' };
+      if (CLOSED.has(o.code))
+        return { ok: true, reason: `the direct connection was refused by the network (${o.code})` };
+      if (o.code === 'ECONNREFUSED')
+        return {
+          ok: false,
+          reason:
+            'something on the direct path answered (ECONNREFUSED): the packet got through; choose a probe target that listens',
+        };
       return { ok: false, reason: `the probe failed in an unexpected way (${o.code})` };
     case 'probe-failed':
       return { ok: false, reason: o.reason };
@@ -88,7 +94,10 @@ export function runProbeChild(spec: ProbeSpec): Promise<ProbeOutcome> {
         stdio: ['ignore', 'pipe', 'ignore'],
       });
     } catch (e) {
-      resolve({ outcome: 'probe-failed', reason: `cannot start the probe as uid ${spec.uid}: ${(e as Error).message} (Sluice needs CAP_SETUID and CAP_SETGID)` });
+      resolve({
+        outcome: 'probe-failed',
+        reason: `cannot start the probe as uid ${spec.uid}: ${(e as Error).message} (Sluice needs CAP_SETUID and CAP_SETGID)`,
+      });
       return;
     }
     const timer = setTimeout(() => {
@@ -100,8 +109,12 @@ export function runProbeChild(spec: ProbeSpec): Promise<ProbeOutcome> {
       if (out.length < 1024) out += d.toString();
     });
     child.on('error', (e: NodeJS.ErrnoException) => {
-      const hint = e.code === 'EPERM' ? ' (Sluice needs CAP_SETUID and CAP_SETGID to run the probe as another UID)' : '';
-      finish({ outcome: 'probe-failed', reason: `cannot start the probe as uid ${spec.uid}: ${e.code ?? e.message}${hint}` });
+      const hint =
+        e.code === 'EPERM' ? ' (Sluice needs CAP_SETUID and CAP_SETGID to run the probe as another UID)' : '';
+      finish({
+        outcome: 'probe-failed',
+        reason: `cannot start the probe as uid ${spec.uid}: ${e.code ?? e.message}${hint}`,
+      });
     });
     child.on('close', (code) => {
       try {
@@ -144,7 +157,10 @@ export function createContainmentProbe(opts: ContainmentProbeOptions): Containme
   const once = async (): Promise<ProbeVerdict> => {
     let outcome: ProbeOutcome;
     if (opts.ownUid !== undefined && opts.ownUid === spec.uid) {
-      outcome = { outcome: 'probe-failed', reason: `containment.probe.uid ${spec.uid} is Sluice's own UID, whose traffic the firewall exempts; use another` };
+      outcome = {
+        outcome: 'probe-failed',
+        reason: `containment.probe.uid ${spec.uid} is Sluice's own UID, whose traffic the firewall exempts; use another`,
+      };
     } else {
       try {
         outcome = await run(spec);
@@ -154,7 +170,13 @@ export function createContainmentProbe(opts: ContainmentProbeOptions): Containme
     }
     const verdict = judgeProbe(outcome);
     opts.setContainment(verdict.ok);
-    const fields = { ok: verdict.ok, outcome: outcome.outcome, 'probe.target': `${spec.host}:${spec.port}`, 'probe.uid': spec.uid, reason: verdict.reason };
+    const fields = {
+      ok: verdict.ok,
+      outcome: outcome.outcome,
+      'probe.target': `${spec.host}:${spec.port}`,
+      'probe.uid': spec.uid,
+      reason: verdict.reason,
+    };
     // A failure is logged every time (it is an incident); success once when it starts being true.
     if (!verdict.ok) opts.logger.error(fields, PROBE_LOG);
     else if (last !== true) opts.logger.info(fields, PROBE_LOG);

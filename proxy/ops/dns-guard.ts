@@ -86,7 +86,8 @@ export function createDnsGuard(opts: DnsGuardOptions): DnsGuard {
   const roll = () => {
     const now = opts.nowMs();
     if (now - windowStart < windowMs) return;
-    if (suppressed > 0) opts.logger.warn({ 'dns.suppressed': suppressed, 'dns.windowMs': windowMs }, DNS_GUARD_LOG.suppressed);
+    if (suppressed > 0)
+      opts.logger.warn({ 'dns.suppressed': suppressed, 'dns.windowMs': windowMs }, DNS_GUARD_LOG.suppressed);
     windowStart = now;
     seen = new Set();
     suppressed = 0;

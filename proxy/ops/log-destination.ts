@@ -35,7 +35,10 @@ export function fitLine(line: string, max = PIPE_BUF): string {
   let record: Record<string, unknown>;
   try {
     const parsed: unknown = JSON.parse(body);
-    record = parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : { msg: String(parsed) };
+    record =
+      parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed)
+        ? (parsed as Record<string, unknown>)
+        : { msg: String(parsed) };
   } catch {
     record = { msg: 'log.unparseable_line' };
   }
@@ -49,7 +52,9 @@ export function fitLine(line: string, max = PIPE_BUF): string {
   // Many fields each under the budget can still add up: keep only the fields every log line has.
   if (byteLength(text) + 1 > max) {
     const keep = ['level', 'time', 'pid', 'hostname', 'msg'];
-    text = JSON.stringify(Object.fromEntries([...keep.filter((k) => k in out).map((k) => [k, out[k]]), ['truncated', true]]));
+    text = JSON.stringify(
+      Object.fromEntries([...keep.filter((k) => k in out).map((k) => [k, out[k]]), ['truncated', true]]),
+    );
   }
   if (byteLength(text) + 1 > max) text = JSON.stringify({ msg: 'log.line_too_long', truncated: true });
   return text + '\n';
@@ -61,7 +66,13 @@ export function fitLine(line: string, max = PIPE_BUF): string {
 export function createLogDestination(opts: { shared: boolean; fd?: number }): LogDestination {
   const fd = opts.fd ?? 1;
   const boom = opts.shared
-    ? pino.destination({ dest: fd, sync: false, minLength: PIPE_BUF - 1024, maxWrite: PIPE_BUF, periodicFlush: FLUSH_MS })
+    ? pino.destination({
+        dest: fd,
+        sync: false,
+        minLength: PIPE_BUF - 1024,
+        maxWrite: PIPE_BUF,
+        periodicFlush: FLUSH_MS,
+      })
     : pino.destination({ dest: fd, sync: false, minLength: PIPE_BUF, periodicFlush: FLUSH_MS });
   // A UTF-16 unit is at most 3 bytes of UTF-8: shorter strings need no byte count.
   const limit = Math.floor(PIPE_BUF / 3);
@@ -97,7 +108,15 @@ export interface AuditLogger {
 }
 
 /** pino's numeric levels (a line at or above the configured level is written). */
-const LEVELS: Readonly<Record<string, number>> = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60, silent: Infinity };
+const LEVELS: Readonly<Record<string, number>> = {
+  trace: 10,
+  debug: 20,
+  info: 30,
+  warn: 40,
+  error: 50,
+  fatal: 60,
+  silent: Infinity,
+};
 
 /**
  * The audit log's writer: the same destination, level and line shape as pino's

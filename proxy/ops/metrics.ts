@@ -41,7 +41,10 @@ const CREDENTIAL_DENIAL_REASON: Readonly<Record<string, string>> = Object.freeze
 });
 
 /** Every metric name Sluice exports, default process metrics aside (dashboards and alerts are checked against it). */
-export const METRIC_NAMES: readonly string[] = Object.freeze([...Object.values(METRIC), ...Object.values(INSPECTION_METRIC)]);
+export const METRIC_NAMES: readonly string[] = Object.freeze([
+  ...Object.values(METRIC),
+  ...Object.values(INSPECTION_METRIC),
+]);
 
 const NONE = 'none';
 
@@ -85,7 +88,10 @@ export interface MetricsOptions {
   readonly topHosts?: { readonly n?: number; readonly capacity?: number; readonly windowMs?: number };
 }
 
-const NO_LISTS: DestinationLists = Object.freeze({ registries: compileHostIndex<true>([]), integrationHosts: compileHostIndex<{ readonly name: string }>([]) });
+const NO_LISTS: DestinationLists = Object.freeze({
+  registries: compileHostIndex<true>([]),
+  integrationHosts: compileHostIndex<{ readonly name: string }>([]),
+});
 
 // The sketch key of a denied host: its three labels joined by a character no normalised host or label holds.
 const SEP = ' ';
@@ -98,7 +104,8 @@ function topLabels(key: string): { verdict: string; destination: string; host: s
 
 /** Whether a denial says something about its destination: the kill switch and the limits refuse any host, and
  * would fill the top list with the hosts workloads normally reach. They are still counted by destination. */
-const aboutDestination = (code: Code | null): boolean => code !== null && code !== 'EGR_DENY_KILL_SWITCH' && CODES[code].kind !== 'limit' && CODES[code].kind !== 'auth';
+const aboutDestination = (code: Code | null): boolean =>
+  code !== null && code !== 'EGR_DENY_KILL_SWITCH' && CODES[code].kind !== 'limit' && CODES[code].kind !== 'auth';
 
 /** The kind of opaque flow a record ends, if it ended one that was opened: its time is a lifetime, not a latency. */
 function opaqueKind(r: Readonly<AuditRecord>): 'tunnel' | 'upgrade' | null {
@@ -112,7 +119,12 @@ export function createMetrics(opts: MetricsOptions): Metrics {
   const registry = new Registry();
   if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry });
   const registers = [registry];
-  const requests = new Counter({ name: METRIC.requests, help: 'Requests by listener, verdict, code and identity.', labelNames: ['listener', 'verdict', 'code', 'identity'] as const, registers });
+  const requests = new Counter({
+    name: METRIC.requests,
+    help: 'Requests by listener, verdict, code and identity.',
+    labelNames: ['listener', 'verdict', 'code', 'identity'] as const,
+    registers,
+  });
   const duration = new Histogram({
     name: METRIC.requestDuration,
     help: 'Time from the first byte of a request to its audit record; opened tunnels and upgrades are in sluice_tunnel_duration_seconds instead.',
@@ -120,8 +132,18 @@ export function createMetrics(opts: MetricsOptions): Metrics {
     buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
     registers,
   });
-  const dns = new Histogram({ name: METRIC.dnsLookup, help: 'Upstream DNS resolution time (cache misses).', buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers });
-  const connect = new Histogram({ name: METRIC.upstreamConnect, help: 'Upstream TCP (and TLS) connect time.', buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers });
+  const dns = new Histogram({
+    name: METRIC.dnsLookup,
+    help: 'Upstream DNS resolution time (cache misses).',
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers,
+  });
+  const connect = new Histogram({
+    name: METRIC.upstreamConnect,
+    help: 'Upstream TCP (and TLS) connect time.',
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers,
+  });
   const opaque = new Set(opts.opaqueKinds ?? ['tunnel', 'upgrade']);
   new Gauge({
     name: METRIC.activeTunnels,
@@ -144,15 +166,45 @@ export function createMetrics(opts: MetricsOptions): Metrics {
       for (const [kind, count] of Object.entries(opts.flows())) this.set({ kind }, count);
     },
   });
-  const bytes = new Counter({ name: METRIC.bytes, help: 'Bytes sent upstream (up) and received from upstream (down).', labelNames: ['listener', 'direction'] as const, registers });
-  const reloads = new Counter({ name: METRIC.policyReloads, help: 'Config reloads by result.', labelNames: ['result'] as const, registers });
+  const bytes = new Counter({
+    name: METRIC.bytes,
+    help: 'Bytes sent upstream (up) and received from upstream (down).',
+    labelNames: ['listener', 'direction'] as const,
+    registers,
+  });
+  const reloads = new Counter({
+    name: METRIC.policyReloads,
+    help: 'Config reloads by result.',
+    labelNames: ['result'] as const,
+    registers,
+  });
   // `aggregator`: how the primary merges its workers' series (workers: N); counters and the tunnel gauge sum.
-  const kill = new Gauge({ name: METRIC.killSwitch, help: '1 while the kill switch denies all egress.', registers, aggregator: 'max' });
-  const build = new Gauge({ name: METRIC.buildInfo, help: 'Build information.', labelNames: ['version', 'node'] as const, registers, aggregator: 'first' });
+  const kill = new Gauge({
+    name: METRIC.killSwitch,
+    help: '1 while the kill switch denies all egress.',
+    registers,
+    aggregator: 'max',
+  });
+  const build = new Gauge({
+    name: METRIC.buildInfo,
+    help: 'Build information.',
+    labelNames: ['version', 'node'] as const,
+    registers,
+    aggregator: 'first',
+  });
   // Registered only once a probe reports: an unlabelled gauge reads 0 from birth, which would raise the
   // "containment broken" alert on every deployment that runs no probe.
-  const containment = new Gauge({ name: METRIC.containmentOk, help: '1 when a direct connection around Sluice fails as it should; 0 when it succeeds or the probe cannot tell (containment not proven).', registers: [], aggregator: 'min' });
-  const dnsGuard = new Counter({ name: METRIC.dnsGuardQueries, help: 'DNS queries answered REFUSED by the DNS guard (workloads need no resolver).', registers });
+  const containment = new Gauge({
+    name: METRIC.containmentOk,
+    help: '1 when a direct connection around Sluice fails as it should; 0 when it succeeds or the probe cannot tell (containment not proven).',
+    registers: [],
+    aggregator: 'min',
+  });
+  const dnsGuard = new Counter({
+    name: METRIC.dnsGuardQueries,
+    help: 'DNS queries answered REFUSED by the DNS guard (workloads need no resolver).',
+    registers,
+  });
   const denied = new Counter({
     name: METRIC.deniedRequests,
     help: 'Denied requests (verdict deny) and report mode\'s would-be denials (would_deny) by code, identity and destination class (firewall/destination-class.ts); integration names the integration when destination="integration".',
@@ -167,7 +219,11 @@ export function createMetrics(opts: MetricsOptions): Metrics {
     registers,
   });
   const topN = Math.min(opts.topHosts?.n ?? TOP_HOSTS_N, 50);
-  const topHosts = createRollingTop({ capacity: Math.max(opts.topHosts?.capacity ?? TOP_HOSTS_CAPACITY, topN), windowMs: opts.topHosts?.windowMs ?? TOP_HOSTS_WINDOW_MS, nowMs: opts.nowMs ?? Date.now });
+  const topHosts = createRollingTop({
+    capacity: Math.max(opts.topHosts?.capacity ?? TOP_HOSTS_CAPACITY, topN),
+    windowMs: opts.topHosts?.windowMs ?? TOP_HOSTS_WINDOW_MS,
+    nowMs: opts.nowMs ?? Date.now,
+  });
   new Gauge({
     name: METRIC.deniedHostsTop,
     help: `Most denied hosts of the last 10 to 20 minutes (at most ${TOP_HOSTS_N}; a space-saving sketch, so a count may overestimate by the smallest count's share).`,
@@ -179,14 +235,23 @@ export function createMetrics(opts: MetricsOptions): Metrics {
     },
   });
   // Credential names come from the config (bounded), reasons from the table above; never a run or a handle.
-  const injections = new Counter({ name: METRIC.credentialInjections, help: 'Requests into which the broker injected a credential, by credential.', labelNames: ['credential'] as const, registers });
+  const injections = new Counter({
+    name: METRIC.credentialInjections,
+    help: 'Requests into which the broker injected a credential, by credential.',
+    labelNames: ['credential'] as const,
+    registers,
+  });
   const credentialDenials = new Counter({
     name: METRIC.credentialDenials,
     help: 'Requests the broker refused, by reason (scope, expired, revoked, foreign, other); exfiltration="true" when a handle was seen where it must not go.',
     labelNames: ['reason', 'exfiltration'] as const,
     registers,
   });
-  const scrubbed = new Counter({ name: METRIC.credentialScrubbed, help: 'Secrets replaced by their handle in responses (headers and bodies).', registers });
+  const scrubbed = new Counter({
+    name: METRIC.credentialScrubbed,
+    help: 'Secrets replaced by their handle in responses (headers and bodies).',
+    registers,
+  });
   build.set({ version: opts.version, node: process.version }, 1);
   kill.set(0);
   reloads.inc({ result: 'success' }, 0);
@@ -218,14 +283,40 @@ export function createMetrics(opts: MetricsOptions): Metrics {
     return c;
   };
 
-  const leafMints = new Counter({ name: INSPECTION_METRIC.leafMints, help: 'Leaf certificates minted for inspected hosts (leaf cache misses).', registers });
-  const leafHits = new Counter({ name: INSPECTION_METRIC.leafCacheHits, help: 'Leaf certificates served from the cache (or a mint already under way).', registers });
-  const leafMintDuration = new Histogram({ name: INSPECTION_METRIC.leafMintDuration, help: 'Time to mint one leaf (key, certificate, TLS context).', buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1], registers });
-  const handshakeFailures = new Counter({ name: INSPECTION_METRIC.clientHandshakeFailures, help: 'Client TLS handshakes with Sluice that failed, by reason (the alert the client sent, or how it ended).', labelNames: ['reason'] as const, registers });
+  const leafMints = new Counter({
+    name: INSPECTION_METRIC.leafMints,
+    help: 'Leaf certificates minted for inspected hosts (leaf cache misses).',
+    registers,
+  });
+  const leafHits = new Counter({
+    name: INSPECTION_METRIC.leafCacheHits,
+    help: 'Leaf certificates served from the cache (or a mint already under way).',
+    registers,
+  });
+  const leafMintDuration = new Histogram({
+    name: INSPECTION_METRIC.leafMintDuration,
+    help: 'Time to mint one leaf (key, certificate, TLS context).',
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+    registers,
+  });
+  const handshakeFailures = new Counter({
+    name: INSPECTION_METRIC.clientHandshakeFailures,
+    help: 'Client TLS handshakes with Sluice that failed, by reason (the alert the client sent, or how it ended).',
+    labelNames: ['reason'] as const,
+    registers,
+  });
   // Every reason at 0 from the start: an alert on a rise needs the series to exist before the first failure.
   for (const reason of CLIENT_TLS_REASONS) handshakeFailures.inc({ reason }, 0);
-  const inspectedSessions = new Counter({ name: INSPECTION_METRIC.sessions, help: 'Inspected TLS sessions whose handshake completed.', registers });
-  const innerRequests = new Counter({ name: INSPECTION_METRIC.requests, help: 'HTTP requests read inside inspected TLS sessions.', registers });
+  const inspectedSessions = new Counter({
+    name: INSPECTION_METRIC.sessions,
+    help: 'Inspected TLS sessions whose handshake completed.',
+    registers,
+  });
+  const innerRequests = new Counter({
+    name: INSPECTION_METRIC.requests,
+    help: 'HTTP requests read inside inspected TLS sessions.',
+    registers,
+  });
   const deniedChildren = new Map<string, ReturnType<typeof denied.labels>>();
   /** A denial or a would-be denial: by destination class, and its host into the sketch. */
   function observeDenied(r: Readonly<AuditRecord>, verdict: 'deny' | 'would_deny', code: Code | null): void {
@@ -240,8 +331,10 @@ export function createMetrics(opts: MetricsOptions): Metrics {
       deniedChildren.set(key, c);
     }
     c.inc();
-    // Hosts are the client's choice: scrubbed of token shapes (data smuggled out in a label), cut to a DNS name's length.
-    if (r.targetHost && aboutDestination(code)) topHosts.offer(topKey(verdict, d.class, scrubText(r.targetHost).slice(0, 253)));
+    // Hosts are the client's choice: scrubbed of token shapes (data smuggled out in a label), cut to a DNS name's
+    // length.
+    if (r.targetHost && aboutDestination(code))
+      topHosts.offer(topKey(verdict, d.class, scrubText(r.targetHost).slice(0, 253)));
   }
 
   return {
@@ -271,9 +364,13 @@ export function createMetrics(opts: MetricsOptions): Metrics {
       else if (wouldDeny) observeDenied(r, 'would_deny', wouldDeny);
       const cred = r.credential;
       if (cred) {
-        if (cred.action === 'injected') for (const name of (cred.name ?? '').split(',')) if (name) injections.inc({ credential: name });
+        if (cred.action === 'injected')
+          for (const name of (cred.name ?? '').split(',')) if (name) injections.inc({ credential: name });
         if (cred.action === 'exfiltration' || cred.action === 'denied') {
-          credentialDenials.inc({ reason: (r.code && CREDENTIAL_DENIAL_REASON[r.code]) ?? 'other', exfiltration: String(cred.action === 'exfiltration') });
+          credentialDenials.inc({
+            reason: (r.code && CREDENTIAL_DENIAL_REASON[r.code]) ?? 'other',
+            exfiltration: String(cred.action === 'exfiltration'),
+          });
         }
         if (cred.scrubbed) scrubbed.inc(cred.scrubbed);
       }
@@ -318,12 +415,19 @@ export function mergeDeniedHosts(parts: readonly (readonly unknown[])[], n: numb
       const list: HeavyHitter[] = [];
       for (const v of metric.values ?? []) {
         const l = v.labels ?? {};
-        if (typeof v.value !== 'number' || typeof l.verdict !== 'string' || typeof l.destination !== 'string' || typeof l.host !== 'string') continue;
+        if (
+          typeof v.value !== 'number' ||
+          typeof l.verdict !== 'string' ||
+          typeof l.destination !== 'string' ||
+          typeof l.host !== 'string'
+        )
+          continue;
         list.push({ key: topKey(l.verdict, l.destination, l.host), count: v.value, error: 0 });
       }
       lists.push(list);
       return false;
-    }));
+    }),
+  );
   if (template && out.length > 0) {
     const values = mergeTopLists(lists, Math.min(n, 50)).map((h) => ({ labels: topLabels(h.key), value: h.count }));
     out[0]!.push({ ...(template as object), values });

@@ -26,7 +26,8 @@ export const REDACT_PATHS = Object.freeze([
 export const REDACTED = '[redacted]';
 
 // Cheap gate: every pattern below contains one of these fragments (case-insensitively).
-const GATE = /eyJ|gh[pousr]_|github_pat_|sk-|AKIA|ASIA|xox[abposr]-|bearer|basic |:\/\/[^/\s]*@|sluice\.v1\.|sluice_h1_|sluice-sealed\.v1\./i;
+const GATE =
+  /eyJ|gh[pousr]_|github_pat_|sk-|AKIA|ASIA|xox[abposr]-|bearer|basic |:\/\/[^/\s]*@|sluice\.v1\.|sluice_h1_|sluice-sealed\.v1\./i;
 
 const PATTERNS: readonly RegExp[] = [
   /eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*/g, // JWT
@@ -176,7 +177,11 @@ function segmentForLog(seg: string): string {
   if (semi === -1) return secretLike(seg) ? REDACTED : seg;
   // RFC 3986 §3.3 matrix parameters: `name;param=value;param2=value2`.
   const head = seg.slice(0, semi);
-  const params = seg.slice(semi + 1).split(';').filter(Boolean).map(nameOnly);
+  const params = seg
+    .slice(semi + 1)
+    .split(';')
+    .filter(Boolean)
+    .map(nameOnly);
   return [secretLike(head) ? REDACTED : head, ...params].join(';');
 }
 
@@ -221,7 +226,15 @@ export function pathForLog(path: string, operator: readonly string[] = [], max =
   if (operator.length) p = applyOperatorPatterns(p, operator);
   // Fast path: no segment long enough to be a secret and no matrix parameters.
   if (p.includes(';') || longSegment(p)) p = p.split('/').map(segmentForLog).join('/');
-  work = q === -1 ? p : `${p}?${work.slice(q + 1).split('&').filter(Boolean).map(nameOnly).join('&')}`;
+  work =
+    q === -1
+      ? p
+      : `${p}?${work
+          .slice(q + 1)
+          .split('&')
+          .filter(Boolean)
+          .map(nameOnly)
+          .join('&')}`;
   work = scrubText(work);
   return work.length > max || cut ? `${work.slice(0, max)}…` : work;
 }

@@ -26,7 +26,8 @@ export interface SpaceSaving {
   top(n?: number): HeavyHitter[];
 }
 
-const byWeight = (a: HeavyHitter, b: HeavyHitter): number => b.count - a.count || a.error - b.error || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
+const byWeight = (a: HeavyHitter, b: HeavyHitter): number =>
+  b.count - a.count || a.error - b.error || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
 
 interface Counter {
   count: number;
@@ -34,7 +35,11 @@ interface Counter {
 }
 
 export function createSpaceSaving(capacity: number): SpaceSaving {
-  if (!Number.isInteger(capacity) || capacity < 1) throw new SluiceError('SLUICE_ERR_INVALID_ARGUMENT', `space-saving capacity must be a positive integer, not ${capacity}`);
+  if (!Number.isInteger(capacity) || capacity < 1)
+    throw new SluiceError(
+      'SLUICE_ERR_INVALID_ARGUMENT',
+      `space-saving capacity must be a positive integer, not ${capacity}`,
+    );
   const counters = new Map<string, Counter>();
   let total = 0;
   return {
@@ -106,7 +111,11 @@ export interface RollingTop {
 }
 
 /** Two space-saving sketches in turn, each covering `windowMs`: a host denied an hour ago leaves the list. */
-export function createRollingTop(opts: { readonly capacity: number; readonly windowMs: number; readonly nowMs: () => number }): RollingTop {
+export function createRollingTop(opts: {
+  readonly capacity: number;
+  readonly windowMs: number;
+  readonly nowMs: () => number;
+}): RollingTop {
   let current = createSpaceSaving(opts.capacity);
   let previous: SpaceSaving | null = null;
   let start = opts.nowMs();

@@ -96,11 +96,18 @@ const auditOfDeny = (d: CredentialDeny): CredentialAudit => ({
 
 function auditOfAllow(a: BrokerAllow): CredentialAudit | null {
   if (a.injected.length) {
-    return { name: a.injected.map((i) => i.credential).join(','), handle: a.injected.map((i) => i.handleId).join(','), action: CREDENTIAL_ACTIONS.injected, scrubbed: 0 };
+    return {
+      name: a.injected.map((i) => i.credential).join(','),
+      handle: a.injected.map((i) => i.handleId).join(','),
+      action: CREDENTIAL_ACTIONS.injected,
+      scrubbed: 0,
+    };
   }
-  if (a.foreignPassed.length) return { name: a.foreignPassed.join(','), handle: null, action: CREDENTIAL_ACTIONS.foreignPassed, scrubbed: 0 };
+  if (a.foreignPassed.length)
+    return { name: a.foreignPassed.join(','), handle: null, action: CREDENTIAL_ACTIONS.foreignPassed, scrubbed: 0 };
   // A credential's host answered a request that carried no handle: its response is still scrubbed.
-  if (a.scrub) return { name: a.scrub.credentials.join(','), handle: null, action: CREDENTIAL_ACTIONS.scrubbed, scrubbed: 0 };
+  if (a.scrub)
+    return { name: a.scrub.credentials.join(','), handle: null, action: CREDENTIAL_ACTIONS.scrubbed, scrubbed: 0 };
   return null;
 }
 
@@ -118,7 +125,11 @@ export async function brokerStage(i: BrokerStageInput): Promise<BrokerStageResul
   if (i.hasBody && !i.upgrade) {
     const p = await peekBody(i.req, BODY_PREFIX_BYTES, i.peekTimeoutMs);
     if (p === 'timeout') {
-      return { ok: false, deny: deny('EGR_BAD_REQUEST', 'credentials', 'the body did not arrive in time to be checked for handles'), audit: { name: null, handle: null, action: CREDENTIAL_ACTIONS.denied, scrubbed: 0 } };
+      return {
+        ok: false,
+        deny: deny('EGR_BAD_REQUEST', 'credentials', 'the body did not arrive in time to be checked for handles'),
+        audit: { name: null, handle: null, action: CREDENTIAL_ACTIONS.denied, scrubbed: 0 },
+      };
     }
     peeked = p;
   }

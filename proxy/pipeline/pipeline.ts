@@ -16,12 +16,34 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { type Deny, deny, isDeny } from '../../firewall/codes.js';
-import { type Target, formatAuthority, normaliseHost, parseAbsoluteTarget, parseAuthority } from '../../firewall/normalise.js';
-import { type Allow, type DecideState, type EgressRequest, type HttpEgress, type Policy, decide, gitFetchOf, methodOverrideOf, upgradeProtocolsOf } from '../../firewall/policy.js';
+import {
+  type Target,
+  formatAuthority,
+  normaliseHost,
+  parseAbsoluteTarget,
+  parseAuthority,
+} from '../../firewall/normalise.js';
+import {
+  type Allow,
+  type DecideState,
+  type EgressRequest,
+  type HttpEgress,
+  type Policy,
+  decide,
+  gitFetchOf,
+  methodOverrideOf,
+  upgradeProtocolsOf,
+} from '../../firewall/policy.js';
 import type { Admission } from '../auth/admission.js';
 import type { Audit, AuditRecord, Listener } from '../ops/audit.js';
 import type { Dialer, DialPlan } from '../egress/dialer.js';
-import { type ForwardPlan, type ForwardResult, forwardHttp, forwardUpgrade, requestHasBody } from '../egress/forward.js';
+import {
+  type ForwardPlan,
+  type ForwardResult,
+  forwardHttp,
+  forwardUpgrade,
+  requestHasBody,
+} from '../egress/forward.js';
 import type { Flow, FlowKind, FlowRegistry } from '../runtime/flows.js';
 import type { Credentials, IdentityStore, Principal } from '../auth/identity.js';
 import { scrubText } from '../ops/redact.js';
@@ -112,7 +134,8 @@ function normaliseTunnelTarget(t: RawTunnelTarget): Target | Deny {
     const r = parseAuthority(t.authority);
     return isDeny(r) ? r : r.target;
   }
-  if (!Number.isInteger(t.port) || t.port < 1 || t.port > 65535) return deny('EGR_INVALID_TARGET', 'normalise', 'bad port');
+  if (!Number.isInteger(t.port) || t.port < 1 || t.port > 65535)
+    return deny('EGR_INVALID_TARGET', 'normalise', 'bad port');
   const host = normaliseHost(t.host.includes(':') ? `[${t.host}]` : t.host);
   return isDeny(host) ? host : { ...host, port: t.port };
 }
@@ -145,7 +168,8 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     const closed = flow?.closed;
     if (!closed) return;
     rec.close = closed.reason;
-    if (closed.deny && rec.verdict === 'allow') rec.detail = closed.deny.detail ? `${closed.deny.code}: ${closed.deny.detail}` : closed.deny.code;
+    if (closed.deny && rec.verdict === 'allow')
+      rec.detail = closed.deny.detail ? `${closed.deny.code}: ${closed.deny.detail}` : closed.deny.code;
   }
 
   function internal(rec: AuditRecord, err: unknown): Deny {
@@ -155,7 +179,11 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
   }
 
   /** Stages shared by plain and upgrade requests, up to a validated dial plan. */
-  async function prepareHttp(edge: HttpEdge | UpgradeEdge, rec: AuditRecord, kind: 'forward' | 'upgrade'): Promise<Prepared | Deny | Refused> {
+  async function prepareHttp(
+    edge: HttpEdge | UpgradeEdge,
+    rec: AuditRecord,
+    kind: 'forward' | 'upgrade',
+  ): Promise<Prepared | Deny | Refused> {
     const { req } = edge;
     rec.method = req.method ?? null;
     // ── TLS inspection: a request inside an inspected tunnel ──
@@ -176,9 +204,11 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     let upgradeTo: readonly string[] | null = null;
     if (kind === 'upgrade') {
       const protocols = upgradeProtocolsOf(req.headers);
-      if (protocols === null || protocols === 'invalid') return { ...who, d: deny('EGR_BAD_REQUEST', 'http.upgrade', 'Upgrade is not a list of protocols') };
+      if (protocols === null || protocols === 'invalid')
+        return { ...who, d: deny('EGR_BAD_REQUEST', 'http.upgrade', 'Upgrade is not a list of protocols') };
       // The bytes after an upgrade request's head belong to the new protocol; a body there would be smuggled.
-      if (requestHasBody(req)) return { ...who, d: deny('EGR_UNSUPPORTED', 'http.upgrade', 'an upgrade request with a body') };
+      if (requestHasBody(req))
+        return { ...who, d: deny('EGR_UNSUPPORTED', 'http.upgrade', 'an upgrade request with a body') };
       upgradeTo = protocols;
     }
     const egress: HttpEgress = {
@@ -203,9 +233,18 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     let { tls, port } = decision;
     if (broker) {
       const b = await brokerStage({
-        broker, principal: who.principal, req, host: target.target.host, path: target.path, method: egress.method,
-        upstreamTls: decision.tls, scheme: target.scheme, port: target.target.port, upgrade: egress.upgrade,
-        hasBody: egress.hasBody, peekTimeoutMs: deps.timeouts().idleTimeoutMs,
+        broker,
+        principal: who.principal,
+        req,
+        host: target.target.host,
+        path: target.path,
+        method: egress.method,
+        upstreamTls: decision.tls,
+        scheme: target.scheme,
+        port: target.target.port,
+        upgrade: egress.upgrade,
+        hasBody: egress.hasBody,
+        peekTimeoutMs: deps.timeouts().idleTimeoutMs,
       });
       if (!b.ok) {
         rec.credential = b.audit;
@@ -236,7 +275,14 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     return { ...who, flow, d: null, plan, decision, forward, upgradeTo };
   }
 
-  type Prepared = Identified & { flow: Flow; d: null; plan: DialPlan; decision: Allow; forward: ForwardPlan; upgradeTo: readonly string[] | null };
+  type Prepared = Identified & {
+    flow: Flow;
+    d: null;
+    plan: DialPlan;
+    decision: Allow;
+    forward: ForwardPlan;
+    upgradeTo: readonly string[] | null;
+  };
   type Refused = Identified & { flow?: Flow; d: Deny };
 
   const self: Pipeline = {
@@ -253,7 +299,8 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
           head: edge.head,
           idleTimeoutMs: deps.timeouts().idleTimeoutMs,
           flow: r.flow,
-        })),
+        }),
+      ),
 
     async tunnel(edge) {
       const rec = audit.begin(edge.listener, edge.clientAddr);
@@ -272,7 +319,8 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
         rec.targetPort = target.port;
         // ── TLS inspection: a name that is not `inspection.opaque` is inspected, never spliced ──
         const inspection = deps.inspection?.() ?? null;
-        const inspect = inspection !== null && target.kind === 'name' && !hostMatches(deps.policy().opaqueHosts, target.host);
+        const inspect =
+          inspection !== null && target.kind === 'name' && !hostMatches(deps.policy().opaqueHosts, target.host);
         const egress: EgressRequest = inspect ? { kind: 'tunnel', target, inspect } : { kind: 'tunnel', target };
         // ── end TLS inspection ──
         const decision = decide(deps.policy(), deps.state(), who.principal, egress);

@@ -37,7 +37,10 @@ export interface BrokerRuntime {
 }
 
 /** Whether TLS to an integration's hosts is inspected: inspection configured and none of its hosts opaque. */
-export const inspectedIntegration = (config: SluiceConfig) => (integration: string): boolean => integrationInspected(config, integration);
+export const inspectedIntegration =
+  (config: SluiceConfig) =>
+  (integration: string): boolean =>
+    integrationInspected(config, integration);
 
 // Handles are refused at once when the list was never read, after max(5 s, 10 polls) when it was (revocations.ts).
 const UNREADABLE = 'broker.revocations_unreadable: handles are refused while it lasts';
@@ -71,7 +74,12 @@ export function createBrokerRuntime(deps: BrokerRuntimeDeps, first: SluiceConfig
     revocations,
     build(config) {
       if (Object.keys(config.credentials).length === 0) return null;
-      const problems = credentialProblems(config, { readFile, modeOf, production: deps.production, inspected: inspectedIntegration(config) });
+      const problems = credentialProblems(config, {
+        readFile,
+        modeOf,
+        production: deps.production,
+        inspected: inspectedIntegration(config),
+      });
       const errors = problems.filter((i) => i.severity === 'error');
       if (errors.length) refuse(errors);
       const loaded = loadBrokerMaterial(config, { readFile, modeOf, production: deps.production });
@@ -82,7 +90,9 @@ export function createBrokerRuntime(deps: BrokerRuntimeDeps, first: SluiceConfig
       return createBroker({ config, material, revocations, nowMs: deps.nowMs, append: deps.append ?? appendLine });
     },
     async follow(config) {
-      await revocations.follow(Object.keys(config.credentials).length ? config.secrets?.handles.revocationFile ?? null : null);
+      await revocations.follow(
+        Object.keys(config.credentials).length ? (config.secrets?.handles.revocationFile ?? null) : null,
+      );
       // A list unreadable from its first read never changes health (it was "not read yet" before): say so here.
       const problem = revocations.problem;
       if (problem !== null && !failing) {

@@ -28,17 +28,29 @@ export function parseConfigText(text: string): ParsedConfig {
   } catch (err) {
     // yaml throws (not reports) when aliases expand past maxAliasCount, a "billion laughs" document: an issue
     // like any other, never an exception that would crash a reload.
-    return { ok: false, issues: [{ severity: 'error', path: '/', message: (err as Error).message, hint: 'expand the aliases (&name / *name) by hand' }] };
+    return {
+      ok: false,
+      issues: [
+        {
+          severity: 'error',
+          path: '/',
+          message: (err as Error).message,
+          hint: 'expand the aliases (&name / *name) by hand',
+        },
+      ],
+    };
   }
   if (value === null || value === undefined) {
     return {
       ok: false,
-      issues: [{
-        severity: 'error',
-        path: '/',
-        message: 'the file holds no settings (it is empty or only comments)',
-        hint: 'write at least one setting (`{}` is the embedded default); to run on the embedded default, start without a file',
-      }],
+      issues: [
+        {
+          severity: 'error',
+          path: '/',
+          message: 'the file holds no settings (it is empty or only comments)',
+          hint: 'write at least one setting (`{}` is the embedded default); to run on the embedded default, start without a file',
+        },
+      ],
     };
   }
   return { ...validateConfig(value), raw: value };
@@ -55,11 +67,25 @@ export function loadConfigFile(path: string): LoadedConfig {
   try {
     buf = readFileSync(path);
   } catch (err) {
-    return { ok: false, digest: '', issues: [{ severity: 'error', path: '/', message: `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}` }] };
+    return {
+      ok: false,
+      digest: '',
+      issues: [
+        {
+          severity: 'error',
+          path: '/',
+          message: `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
+        },
+      ],
+    };
   }
   const digest = digestBytes(buf);
   if (buf.length > MAX_CONFIG_BYTES) {
-    return { ok: false, digest, issues: [{ severity: 'error', path: '/', message: `${path} is larger than ${MAX_CONFIG_BYTES} bytes` }] };
+    return {
+      ok: false,
+      digest,
+      issues: [{ severity: 'error', path: '/', message: `${path} is larger than ${MAX_CONFIG_BYTES} bytes` }],
+    };
   }
   return { ...parseConfigText(buf.toString('utf8')), digest };
 }

@@ -198,7 +198,8 @@ export function judgeAgain(policy: Policy, flow: Flow, changedCredentials: Reado
   if (!base) return deny('EGR_AUTH_INVALID', 'identity', 'the identity was removed');
   let rights: Rights = base;
   if (principal.runId === null) {
-    if (changedCredentials.has(principal.identity)) return deny('EGR_AUTH_INVALID', 'identity', 'the credential was changed');
+    if (changedCredentials.has(principal.identity))
+      return deny('EGR_AUTH_INVALID', 'identity', 'the credential was changed');
   } else {
     // A run token keeps its narrowing: it can lose integrations with its identity, never gain any.
     rights = { ...base, integrations: new Set([...base.integrations].filter((i) => principal.integrations.has(i))) };
@@ -208,7 +209,11 @@ export function judgeAgain(policy: Policy, flow: Flow, changedCredentials: Reado
   const lifted = (flow as Partial<OpenFlow>).lifted;
   if (lifted && (rights.mode ?? policy.mode) !== 'report') return lifted;
   if (flow.addresses.length) {
-    const checked = checkAnswerSet(policy.guard, flow.addresses.map((a) => a.address), request.target.host);
+    const checked = checkAnswerSet(
+      policy.guard,
+      flow.addresses.map((a) => a.address),
+      request.target.host,
+    );
     if (isDeny(checked)) return checked;
   }
   return null;

@@ -23,7 +23,14 @@ import { createLogDestination, createLogger } from '../ops/log-destination.js';
 import { createMetrics, mergeDeniedHosts } from '../ops/metrics.js';
 import { exposureProblems } from './production.js';
 import { createReloader } from './reload.js';
-import { type BoundListeners, compileServingPolicy, readAdminToken, readSecretFile, readTokenKey, tokenKeyProblem } from './sluice.js';
+import {
+  type BoundListeners,
+  compileServingPolicy,
+  readAdminToken,
+  readSecretFile,
+  readTokenKey,
+  tokenKeyProblem,
+} from './sluice.js';
 import { createTokenKeyWatch } from './token-key-file.js';
 import { type FromWorker, type HandedCa, type ToWorker, encodeKey, isProtocolMessage } from './worker-protocol.js';
 import type { Broker } from '../broker/broker.js';
@@ -53,7 +60,11 @@ export function cgroupCpuLimit(read: (path: string) => string = (p) => readFileS
 }
 
 /** `workers: auto` is one worker per CPU this process may run on, bounded by the container's CPU limit. */
-export function resolveWorkers(setting: number | 'auto', cpus = availableParallelism(), limit: number | null = cgroupCpuLimit()): number {
+export function resolveWorkers(
+  setting: number | 'auto',
+  cpus = availableParallelism(),
+  limit: number | null = cgroupCpuLimit(),
+): number {
   if (setting !== 'auto') return setting;
   return Math.max(1, Math.min(cpus, limit ?? cpus));
 }
@@ -126,7 +137,10 @@ export async function runPrimary(opts: PrimaryOptions): Promise<void> {
   const logger = createLogger(config.log.level, destination);
   const metrics = createMetrics({ version: opts.version, tunnels: () => 0 });
   // The primary's broker serves the admin API (issue, revoke); each worker builds its own for its traffic.
-  const brokers = createBrokerRuntime({ nowMs: Date.now, production: process.env.SLUICE_ENV === 'production', logger }, config);
+  const brokers = createBrokerRuntime(
+    { nowMs: Date.now, production: process.env.SLUICE_ENV === 'production', logger },
+    config,
+  );
   let broker: Broker | null = null;
   try {
     broker = brokers.build(config);
@@ -141,7 +155,16 @@ export async function runPrimary(opts: PrimaryOptions): Promise<void> {
   /** Pending acknowledgements and metrics replies, by `${worker.id}:${seq}`. */
   const waiting = new Map<string, (reply: FromWorker | null) => void>();
 
-  const slots: Slot[] = Array.from({ length: n }, (_, index) => ({ index, worker: null, initialised: false, ready: false, bound: null, startedMs: 0, failures: 0, restart: null }));
+  const slots: Slot[] = Array.from({ length: n }, (_, index) => ({
+    index,
+    worker: null,
+    initialised: false,
+    ready: false,
+    bound: null,
+    startedMs: 0,
+    failures: 0,
+    restart: null,
+  }));
   const live = () => slots.filter((s) => s.worker && s.initialised && s.worker.isConnected() && !s.worker.isDead());
 
   // Measured on the benchmark (bench/RESULTS.md): see docs/ARCHITECTURE.md "Workers". The environment
@@ -176,7 +199,15 @@ export async function runPrimary(opts: PrimaryOptions): Promise<void> {
       case 'sluice.hello': {
         if (stopping) return void worker.process.kill('SIGKILL'); // it never served: nothing to drain
         // The state of this moment; every later change follows it on the same ordered channel.
-        const init: ToWorker = { type: 'sluice.init', config: configForWorker(config, n), tokenKey: encodeKey(tokenKey), killSwitch: engaged(), generatedIdentity: opts.generatedIdentity, version: opts.version, inspectionCa: opts.inspectionCa ?? null };
+        const init: ToWorker = {
+          type: 'sluice.init',
+          config: configForWorker(config, n),
+          tokenKey: encodeKey(tokenKey),
+          killSwitch: engaged(),
+          generatedIdentity: opts.generatedIdentity,
+          version: opts.version,
+          inspectionCa: opts.inspectionCa ?? null,
+        };
         worker.send(init);
         slot.initialised = true;
         return;
@@ -220,7 +251,10 @@ export async function runPrimary(opts: PrimaryOptions): Promise<void> {
     if (nowMs() - slot.startedMs >= HEALTHY_MS) slot.failures = 0;
     const delayMs = Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** slot.failures);
     slot.failures++;
-    logger.error({ worker: slot.index, workerPid: worker.process.pid, code, signal, restartInMs: delayMs }, 'worker.exit: replacing it');
+    logger.error(
+      { worker: slot.index, workerPid: worker.process.pid, code, signal, restartInMs: delayMs },
+      'worker.exit: replacing it',
+    );
     slot.restart = setTimeout(() => fork(slot), delayMs);
   }
 
@@ -293,7 +327,12 @@ export async function runPrimary(opts: PrimaryOptions): Promise<void> {
     keyWatch.follow(kept.tokens?.keyFile ?? null, nextKey);
     // From here the new config is the one in force: a worker that does not take it is replaced by one that
     // starts with it. So the reload succeeded; saying it failed would claim the old config still holds.
-    const failed = await broadcast((seq) => ({ type: 'sluice.swap', seq, config: configForWorker(kept, n), tokenKey: encodeKey(nextKey) }));
+    const failed = await broadcast((seq) => ({
+      type: 'sluice.swap',
+      seq,
+      config: configForWorker(kept, n),
+      tokenKey: encodeKey(nextKey),
+    }));
     if (failed.length) logger.warn({ workers: failed }, 'config.reload: some workers were replaced to apply it');
   }
 
@@ -312,7 +351,16 @@ export async function runPrimary(opts: PrimaryOptions): Promise<void> {
     },
   });
 
-  const reloader = createReloader({ path: opts.path, load: loadConfigFile, digest: opts.digest, prepare: opts.prepare, current: () => config, swap, metrics, logger });
+  const reloader = createReloader({
+    path: opts.path,
+    load: loadConfigFile,
+    digest: opts.digest,
+    prepare: opts.prepare,
+    current: () => config,
+    swap,
+    metrics,
+    logger,
+  });
 
   /** /metrics: the primary's own series (reloads, kill switch, its process) and every worker's, merged by
    * prom-client's aggregator (counters and tunnels summed); the denied-hosts top lists are merged into one first
@@ -321,12 +369,14 @@ export async function runPrimary(opts: PrimaryOptions): Promise<void> {
     contentType: metrics.registry.contentType,
     async metrics() {
       const seq = ++seqNo;
-      const parts = await Promise.all(live().map(async (slot) => {
-        const reply = await ask(slot.worker!, seq, { type: 'sluice.metrics', seq }, METRICS_TIMEOUT_MS);
-        return reply?.type === 'sluice.metrics' ? reply.metrics : [];
-      }));
+      const parts = await Promise.all(
+        live().map(async (slot) => {
+          const reply = await ask(slot.worker!, seq, { type: 'sluice.metrics', seq }, METRICS_TIMEOUT_MS);
+          return reply?.type === 'sluice.metrics' ? reply.metrics : [];
+        }),
+      );
       const own = await metrics.registry.getMetricsAsJSON();
-      return AggregatorRegistry.aggregate(mergeDeniedHosts([own, ...parts]) as typeof own[]).metrics();
+      return AggregatorRegistry.aggregate(mergeDeniedHosts([own, ...parts]) as (typeof own)[]).metrics();
     },
   };
 
@@ -427,7 +477,9 @@ export async function runPrimary(opts: PrimaryOptions): Promise<void> {
   await brokers.follow(config);
   const first = slots[0]!.bound ?? {};
   // Before the listening lines: whoever waits for those (a supervisor, a test) then knows the workers too.
-  process.stderr.write(`Sluice runs ${n} workers (pids ${slots.map((s) => s.worker?.process.pid).join(', ')}); signal the primary, pid ${process.pid}.\n`);
+  process.stderr.write(
+    `Sluice runs ${n} workers (pids ${slots.map((s) => s.worker?.process.pid).join(', ')}); signal the primary, pid ${process.pid}.\n`,
+  );
   opts.announce({ ...first, ...(adminBound ? { admin: adminBound } : {}) });
   logger.info({ workers: n, pids: slots.map((s) => s.worker?.process.pid) }, 'workers.ready');
 }

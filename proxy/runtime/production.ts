@@ -26,7 +26,11 @@ export { MIN_ADMIN_TOKEN_BYTES } from './secret-files.js';
 export type ReadSecret = (path: string) => Buffer | null;
 
 /** Problems that must stop any start, production or not: they would expose Sluice beyond loopback. */
-export function exposureProblems(config: SluiceConfig, readSecret: ReadSecret, generatedIdentity: boolean): ConfigIssue[] {
+export function exposureProblems(
+  config: SluiceConfig,
+  readSecret: ReadSecret,
+  generatedIdentity: boolean,
+): ConfigIssue[] {
   const out: ConfigIssue[] = [];
   const admin = config.listen.admin;
   if (admin && !isLoopbackListen(admin)) {
@@ -41,9 +45,17 @@ export function exposureProblems(config: SluiceConfig, readSecret: ReadSecret, g
     }
   }
   if (generatedIdentity) {
-    for (const [name, l] of [['http', config.listen.http], ['socks5', config.listen.socks5]] as const) {
+    for (const [name, l] of [
+      ['http', config.listen.http],
+      ['socks5', config.listen.socks5],
+    ] as const) {
       if (l && !isLoopbackListen(l)) {
-        out.push({ severity: 'error', path: `/listen/${name}`, message: `${l.text} is beyond loopback with only a generated development credential`, hint: 'configure identities' });
+        out.push({
+          severity: 'error',
+          path: `/listen/${name}`,
+          message: `${l.text} is beyond loopback with only a generated development credential`,
+          hint: 'configure identities',
+        });
       }
     }
   }
@@ -55,17 +67,38 @@ export function exposureProblems(config: SluiceConfig, readSecret: ReadSecret, g
 export function productionProblems(config: SluiceConfig, inspect?: InspectFile, files = true): ConfigIssue[] {
   const out: ConfigIssue[] = [];
   const ids = Object.entries(config.identities);
-  if (ids.length === 0) out.push({ severity: 'error', path: '/identities', message: 'no identities are configured', hint: 'add identities with passwordHash from `sluice hash-password`' });
+  if (ids.length === 0)
+    out.push({
+      severity: 'error',
+      path: '/identities',
+      message: 'no identities are configured',
+      hint: 'add identities with passwordHash from `sluice hash-password`',
+    });
   for (const [name, id] of ids) {
     if (id.password !== null) {
-      out.push({ severity: 'error', path: `/identities/${name}/password`, message: 'a plaintext password', hint: 'replace it with passwordHash from `sluice hash-password`' });
+      out.push({
+        severity: 'error',
+        path: `/identities/${name}/password`,
+        message: 'a plaintext password',
+        hint: 'replace it with passwordHash from `sluice hash-password`',
+      });
     }
   }
   if (!config.tokens) {
-    out.push({ severity: 'error', path: '/tokens/keyFile', message: 'tokens.keyFile is not set', hint: 'tokens: { keyFile: /run/secrets/sluice-token-key }, at least 32 random bytes' });
+    out.push({
+      severity: 'error',
+      path: '/tokens/keyFile',
+      message: 'tokens.keyFile is not set',
+      hint: 'tokens: { keyFile: /run/secrets/sluice-token-key }, at least 32 random bytes',
+    });
   }
   if (config.listen.admin && !config.admin.tokenFile) {
-    out.push({ severity: 'error', path: '/admin/tokenFile', message: 'the admin API has no token', hint: 'admin: { tokenFile: /run/secrets/sluice-admin-token }' });
+    out.push({
+      severity: 'error',
+      path: '/admin/tokenFile',
+      message: 'the admin API has no token',
+      hint: 'admin: { tokenFile: /run/secrets/sluice-admin-token }',
+    });
   }
   if (files) {
     for (const issue of fileIssues(config, { production: true, ...(inspect ? { inspect } : {}) })) {
@@ -100,7 +133,14 @@ export function startIssues(config: SluiceConfig, opts: StartCheck): ConfigIssue
     // The inspection CA: unreadable, not a CA, a key group or others can read (an error in production), expired.
     out.push(...inspectionProblems(config, caFiles(inspect), { production: opts.production }));
     // The broker's key and every credential's secret are loaded as serve would load them (CONTRACT §11).
-    out.push(...credentialProblems(config, { readFile: readFileOrNull, modeOf: modeOrNull, production: opts.production, inspected: inspectedIntegration(config) }));
+    out.push(
+      ...credentialProblems(config, {
+        readFile: readFileOrNull,
+        modeOf: modeOrNull,
+        production: opts.production,
+        inspected: inspectedIntegration(config),
+      }),
+    );
   } else if (opts.generatedIdentity) {
     out.push(...exposureProblems({ ...config, listen: { ...config.listen, admin: null } }, () => null, true));
   }

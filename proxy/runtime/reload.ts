@@ -68,7 +68,8 @@ export function createReloader(deps: ReloaderDeps): Reloader {
 
   /** settled: for the file watch, the digest that held still; any other content is left to the next poll. */
   async function reloadOnce(trigger: string, settled?: string): Promise<ReloadOutcome> {
-    if (!deps.path) return { ok: true, issues: ['no config file: running on the embedded default'], restartRequired: [] };
+    if (!deps.path)
+      return { ok: true, issues: ['no config file: running on the embedded default'], restartRequired: [] };
     const result = deps.load(deps.path);
     // A change seen by the file watch while a signalled reload of the same file was being applied: done already.
     // Content other than what settled is a newer write, perhaps still under way: its own poll will come.
@@ -97,7 +98,8 @@ export function createReloader(deps: ReloaderDeps): Reloader {
     refused = null;
     deps.metrics.reload('success');
     const warnings = result.warnings.map(formatIssue);
-    if (restart.length) deps.logger.warn({ trigger, restartRequired: restart }, 'config.reloaded: some changes need a restart');
+    if (restart.length)
+      deps.logger.warn({ trigger, restartRequired: restart }, 'config.reloaded: some changes need a restart');
     else deps.logger.info({ trigger, warnings }, 'config.reloaded');
     return { ok: true, issues: warnings, restartRequired: restart };
   }

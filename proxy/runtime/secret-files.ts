@@ -51,11 +51,23 @@ const warning = (out: Issues, path: string, message: string, hint?: string) =>
   out.push(hint ? { severity: 'warning', path, message, hint } : { severity: 'warning', path, message });
 
 /** The problem with a path that must be a readable regular file, or null with its state. */
-function requireFile(out: Issues, at: string, file: string, inspect: InspectFile, create: string): (FileState & { kind: 'file' }) | null {
+function requireFile(
+  out: Issues,
+  at: string,
+  file: string,
+  inspect: InspectFile,
+  create: string,
+): (FileState & { kind: 'file' }) | null {
   const f = inspect(file, true);
   if (f.kind === 'file') return f;
   if (f.kind === 'missing') error(out, at, `${file}: no such file`, create);
-  else if (f.kind === 'unreadable') error(out, at, `${file}: cannot be read (${f.code})`, 'make it readable by the user Sluice runs as (UID 10001 in the image)');
+  else if (f.kind === 'unreadable')
+    error(
+      out,
+      at,
+      `${file}: cannot be read (${f.code})`,
+      'make it readable by the user Sluice runs as (UID 10001 in the image)',
+    );
   else error(out, at, `${file}: not a regular file`, 'point at the file itself, not a directory');
   return null;
 }
@@ -83,7 +95,13 @@ export function fileIssues(config: SluiceConfig, opts: FileCheckOptions): Config
     const f = requireFile(out, at, file, inspect, `create it: head -c 48 /dev/urandom | base64 > ${file}`);
     if (f?.bytes) {
       const key = secretOf(f.bytes);
-      if (key.length < MIN_KEY_BYTES) error(out, at, `${file}: holds ${key.length} bytes of key; at least ${MIN_KEY_BYTES} are required`, `head -c 48 /dev/urandom | base64 > ${file}`);
+      if (key.length < MIN_KEY_BYTES)
+        error(
+          out,
+          at,
+          `${file}: holds ${key.length} bytes of key; at least ${MIN_KEY_BYTES} are required`,
+          `head -c 48 /dev/urandom | base64 > ${file}`,
+        );
       checkWritable(out, at, file, f.mode, opts.production);
     }
   }
@@ -96,7 +114,12 @@ export function fileIssues(config: SluiceConfig, opts: FileCheckOptions): Config
       const exposed = config.listen.admin !== null && !isLoopbackListen(config.listen.admin);
       if (token.length === 0) error(out, at, `${file}: is empty`, `openssl rand -hex 32 > ${file}`);
       else if (token.length < MIN_ADMIN_TOKEN_BYTES) {
-        (opts.production || exposed ? error : warning)(out, at, `${file}: holds ${token.length} bytes; at least ${MIN_ADMIN_TOKEN_BYTES} are required in production and beyond loopback`, `openssl rand -hex 32 > ${file}`);
+        (opts.production || exposed ? error : warning)(
+          out,
+          at,
+          `${file}: holds ${token.length} bytes; at least ${MIN_ADMIN_TOKEN_BYTES} are required in production and beyond loopback`,
+          `openssl rand -hex 32 > ${file}`,
+        );
       }
       checkWritable(out, at, file, f.mode, opts.production);
     }
@@ -104,10 +127,18 @@ export function fileIssues(config: SluiceConfig, opts: FileCheckOptions): Config
   if (config.upstream.caFile) {
     const at = '/upstream/caFile';
     const file = config.upstream.caFile;
-    const f = requireFile(out, at, file, inspect, 'point it at a PEM bundle of the extra CAs upstream servers use, or remove upstream.caFile');
+    const f = requireFile(
+      out,
+      at,
+      file,
+      inspect,
+      'point it at a PEM bundle of the extra CAs upstream servers use, or remove upstream.caFile',
+    );
     if (f?.bytes) {
-      const problem = f.bytes.length > MAX_CA_BYTES ? `larger than ${MAX_CA_BYTES} bytes` : pemProblem(f.bytes.toString('utf8'));
-      if (problem) error(out, at, `${file}: ${problem}`, 'it must hold one or more "-----BEGIN CERTIFICATE-----" blocks');
+      const problem =
+        f.bytes.length > MAX_CA_BYTES ? `larger than ${MAX_CA_BYTES} bytes` : pemProblem(f.bytes.toString('utf8'));
+      if (problem)
+        error(out, at, `${file}: ${problem}`, 'it must hold one or more "-----BEGIN CERTIFICATE-----" blocks');
     }
   }
   if (config.killSwitch.file) {
@@ -115,13 +146,29 @@ export function fileIssues(config: SluiceConfig, opts: FileCheckOptions): Config
     const file = config.killSwitch.file;
     const dir = inspect(dirname(file), false);
     if (dir.kind === 'missing' || dir.kind === 'file' || dir.kind === 'other') {
-      error(out, at, `${dirname(file)}: ${dir.kind === 'missing' ? 'no such directory' : 'not a directory'}, so the kill-switch file could never be created`, `mkdir -p ${dirname(file)}`);
+      error(
+        out,
+        at,
+        `${dirname(file)}: ${dir.kind === 'missing' ? 'no such directory' : 'not a directory'}, so the kill-switch file could never be created`,
+        `mkdir -p ${dirname(file)}`,
+      );
     } else if (dir.kind === 'unreadable') {
-      warning(out, at, `${dirname(file)}: cannot be searched (${dir.code}); the kill switch counts as engaged while ${file} cannot be checked`);
+      warning(
+        out,
+        at,
+        `${dirname(file)}: cannot be searched (${dir.code}); the kill switch counts as engaged while ${file} cannot be checked`,
+      );
     } else {
       const f = inspect(file, false);
-      if (f.kind === 'unreadable') warning(out, at, `${file}: cannot be checked (${f.code}); the kill switch counts as engaged`);
-      else if (f.kind !== 'missing') warning(out, at, `${file} exists: the kill switch is engaged and every request will be denied`, `rm ${file} to disengage`);
+      if (f.kind === 'unreadable')
+        warning(out, at, `${file}: cannot be checked (${f.code}); the kill switch counts as engaged`);
+      else if (f.kind !== 'missing')
+        warning(
+          out,
+          at,
+          `${file} exists: the kill switch is engaged and every request will be denied`,
+          `rm ${file} to disengage`,
+        );
     }
   }
   return out;

@@ -123,7 +123,8 @@ export function selfAddresses(listens: readonly (ListenAddress | null)[]): strin
     if (l.host === '0.0.0.0' || l.host === '::') {
       out.add('127.0.0.0/8');
       out.add('::1/128');
-      for (const list of Object.values(networkInterfaces())) for (const i of list ?? []) out.add(i.address.split('%')[0]!);
+      for (const list of Object.values(networkInterfaces()))
+        for (const i of list ?? []) out.add(i.address.split('%')[0]!);
     } else {
       out.add(l.host);
     }
@@ -143,7 +144,9 @@ export { readAdminToken, readSecretFile, readTokenKey } from './secret-files.js'
 
 /** Why a token key file's (trimmed) content is not a usable key, or null. */
 export const tokenKeyProblem = (key: Buffer): string | null =>
-  key.length < MIN_KEY_BYTES ? `tokens.keyFile must hold at least ${MIN_KEY_BYTES} bytes of key (found ${key.length})` : null;
+  key.length < MIN_KEY_BYTES
+    ? `tokens.keyFile must hold at least ${MIN_KEY_BYTES} bytes of key (found ${key.length})`
+    : null;
 
 const sameKey = (a: Buffer | null, b: Buffer | null): boolean => (a === null || b === null ? a === b : a.equals(b));
 
@@ -178,8 +181,6 @@ export const CA_FILES: CaFileAccess = {
   },
 };
 
-
-
 export function createSluice(opts: SluiceOptions): Sluice {
   const generatedIdentity = opts.generatedIdentity ?? false;
   const nowMs = opts.nowMs ?? (() => performance.timeOrigin + performance.now());
@@ -202,7 +203,10 @@ export function createSluice(opts: SluiceOptions): Sluice {
   const flows = createFlowRegistry();
   // The broker is built with the config: one that cannot load its key or secrets never starts, and a reload
   // that cannot build one is refused before anything is swapped (the last good broker stays).
-  const brokers: BrokerRuntime = createBrokerRuntime({ nowMs: wallClockMs, production: opts.production ?? process.env.SLUICE_ENV === 'production', logger }, config);
+  const brokers: BrokerRuntime = createBrokerRuntime(
+    { nowMs: wallClockMs, production: opts.production ?? process.env.SLUICE_ENV === 'production', logger },
+    config,
+  );
   let broker = brokers.build(config);
   const shutdownDeny = deny('EGR_FAIL_UPSTREAM', 'shutdown', 'Sluice is shutting down');
 
@@ -281,13 +285,36 @@ export function createSluice(opts: SluiceOptions): Sluice {
   let expirySweep: NodeJS.Timeout | null = null;
 
   const flowCounts = () => Object.fromEntries(FLOW_KIND_NAMES.map((k) => [k, flows.count(k)]));
-  const metrics = createMetrics({ version: opts.version ?? 'dev', flows: flowCounts, opaqueKinds: FLOW_KIND_NAMES.filter((k) => FLOW_KINDS[k].opaque), destinations: state.policy, nowMs });
+  const metrics = createMetrics({
+    version: opts.version ?? 'dev',
+    flows: flowCounts,
+    opaqueKinds: FLOW_KIND_NAMES.filter((k) => FLOW_KINDS[k].opaque),
+    destinations: state.policy,
+    nowMs,
+  });
   const resolver = createResolver({ ...config.dns, nowMs, onLookup: metrics.dnsLookup });
   const extraCa = readCaFile(config);
-  const dialer = createDialer({ resolver, policy: state.policy, connectTimeoutMs: config.upstream.connectTimeoutMs, extraCa, nowMs, onConnect: metrics.upstreamConnect });
+  const dialer = createDialer({
+    resolver,
+    policy: state.policy,
+    connectTimeoutMs: config.upstream.connectTimeoutMs,
+    extraCa,
+    nowMs,
+    onConnect: metrics.upstreamConnect,
+  });
   const admission = createAdmission({ limits: () => config.limits, nowMs });
-  const identities = createIdentityStore({ policy: state.policy, tokenKey: () => tokenKey, nowMs: wallClockMs, throttle: admission });
-  const audit = createAudit({ logger: auditLogger, nowMs, observers: [metrics.observe, ...(opts.observers ?? [])], redactPaths: () => config.log.redactPaths });
+  const identities = createIdentityStore({
+    policy: state.policy,
+    tokenKey: () => tokenKey,
+    nowMs: wallClockMs,
+    throttle: admission,
+  });
+  const audit = createAudit({
+    logger: auditLogger,
+    nowMs,
+    observers: [metrics.observe, ...(opts.observers ?? [])],
+    redactPaths: () => config.log.redactPaths,
+  });
   // ── TLS inspection: the CA (from the config's files, or handed in), the leaf issuer and the session core ──
   const production = opts.production ?? process.env.SLUICE_ENV === 'production';
   let inspection: InspectionRuntime | null = null;
@@ -301,10 +328,17 @@ export function createSluice(opts: SluiceOptions): Sluice {
       issuer: createLeafIssuer({
         ca,
         observer: metrics.inspection,
-        ...(c.inspection ? { validitySeconds: c.inspection.leafValiditySeconds, cacheSize: c.inspection.leafCacheSize } : {}),
+        ...(c.inspection
+          ? { validitySeconds: c.inspection.leafValiditySeconds, cacheSize: c.inspection.leafCacheSize }
+          : {}),
       }),
       inspector: createInspector({
-        limits: { handshakeTimeoutMs: c.upstream.tunnelHelloTimeoutMs, headersTimeoutMs: l.headersTimeoutMs, idleTimeoutMs: l.idleTimeoutMs, maxHeaderBytes: l.maxHeaderBytes },
+        limits: {
+          handshakeTimeoutMs: c.upstream.tunnelHelloTimeoutMs,
+          headersTimeoutMs: l.headersTimeoutMs,
+          idleTimeoutMs: l.idleTimeoutMs,
+          maxHeaderBytes: l.maxHeaderBytes,
+        },
         observer: metrics.inspection,
       }),
     };
@@ -328,7 +362,11 @@ export function createSluice(opts: SluiceOptions): Sluice {
     if (settingsKey(c) === inspectionKey) return;
     loadCa(c).then(
       (ca) => useInspection(ca, c),
-      (err: unknown) => logger.error({ err: String((err as Error)?.message ?? err) }, 'inspection.reload_failed: keeping the last good CA'),
+      (err: unknown) =>
+        logger.error(
+          { err: String((err as Error)?.message ?? err) },
+          'inspection.reload_failed: keeping the last good CA',
+        ),
     );
   }
   // ── end TLS inspection ──
@@ -344,7 +382,10 @@ export function createSluice(opts: SluiceOptions): Sluice {
     broker: state.broker,
     logger,
     admission,
-    timeouts: () => ({ tunnelHelloTimeoutMs: config.upstream.tunnelHelloTimeoutMs, idleTimeoutMs: config.limits.idleTimeoutMs }),
+    timeouts: () => ({
+      tunnelHelloTimeoutMs: config.upstream.tunnelHelloTimeoutMs,
+      idleTimeoutMs: config.limits.idleTimeoutMs,
+    }),
     inspection: () => inspection,
   });
 
@@ -362,7 +403,8 @@ export function createSluice(opts: SluiceOptions): Sluice {
     ready: () => started && !draining,
     killSwitch: state.killSwitch,
     setKillSwitch: (engaged) => state.setKillSwitch(engaged, 'api'),
-    reload: async () => (reloadHook ? reloadHook() : { ok: false, issues: ['reload is not wired in this process'], restartRequired: [] }),
+    reload: async () =>
+      reloadHook ? reloadHook() : { ok: false, issues: ['reload is not wired in this process'], restartRequired: [] },
     handles: () => (broker ? { issue: (r) => broker!.issueHandle(r), revoke: (run) => broker!.revokeRun(run) } : null),
   };
   const reloadHook = opts.reload ?? null;
@@ -404,7 +446,8 @@ export function createSluice(opts: SluiceOptions): Sluice {
       await brokers.follow(config);
       expirySweep ??= setInterval(() => flows.expire(wallClockMs()), EXPIRY_SWEEP_MS);
       expirySweep.unref();
-      if (l.admin && opts.serveAdmin !== false) bound.admin = await listen('admin', createAdminListener(adminDeps), l.admin);
+      if (l.admin && opts.serveAdmin !== false)
+        bound.admin = await listen('admin', createAdminListener(adminDeps), l.admin);
       if (l.http) bound.http = await listen('http', createHttpListener(pipeline, config.limits), l.http);
       if (l.socks5) bound.socks5 = await listen('socks5', createSocks5Listener(pipeline, config.limits), l.socks5);
       if (l.dns) {
@@ -415,7 +458,13 @@ export function createSluice(opts: SluiceOptions): Sluice {
       const p = config.containment.probe;
       if (p && !probe) {
         const spec = { host: p.host, port: p.port, uid: p.uid, gid: p.gid, timeoutMs: p.timeoutMs };
-        probe = createContainmentProbe({ spec, intervalMs: p.intervalS * 1000, logger, setContainment: metrics.setContainment, ownUid: process.getuid?.() });
+        probe = createContainmentProbe({
+          spec,
+          intervalMs: p.intervalS * 1000,
+          logger,
+          setContainment: metrics.setContainment,
+          ownUid: process.getuid?.(),
+        });
         probe.start();
       }
       started = true;

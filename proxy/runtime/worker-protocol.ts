@@ -9,8 +9,21 @@ import type { BoundListeners } from './sluice.js';
 // the key file, so a worker never serves with a key the primary did not validate, and never reads one mid-write.
 export type ToWorker =
   /** The first message a worker gets, before it listens: the current config, token key and kill switch. */
-  | { readonly type: 'sluice.init'; readonly config: SluiceConfig; readonly tokenKey: string | null; readonly killSwitch: boolean; readonly generatedIdentity: boolean; readonly version: string; readonly inspectionCa?: HandedCa | null }
-  | { readonly type: 'sluice.swap'; readonly seq: number; readonly config: SluiceConfig; readonly tokenKey: string | null }
+  | {
+      readonly type: 'sluice.init';
+      readonly config: SluiceConfig;
+      readonly tokenKey: string | null;
+      readonly killSwitch: boolean;
+      readonly generatedIdentity: boolean;
+      readonly version: string;
+      readonly inspectionCa?: HandedCa | null;
+    }
+  | {
+      readonly type: 'sluice.swap';
+      readonly seq: number;
+      readonly config: SluiceConfig;
+      readonly tokenKey: string | null;
+    }
   /** The key file changed (the config did not). */
   | { readonly type: 'sluice.token-key'; readonly seq: number; readonly tokenKey: string | null }
   | { readonly type: 'sluice.kill-switch'; readonly seq: number; readonly engaged: boolean }
@@ -39,7 +52,19 @@ export type FromWorker =
   /** prom-client's getMetricsAsJSON() of the worker's registry. */
   | { readonly type: 'sluice.metrics'; readonly seq: number; readonly metrics: unknown[] };
 
-const TYPES = new Set(['sluice.init', 'sluice.swap', 'sluice.token-key', 'sluice.kill-switch', 'sluice.metrics', 'sluice.drain', 'sluice.revoke', 'sluice.hello', 'sluice.ready', 'sluice.fatal', 'sluice.ack']);
+const TYPES = new Set([
+  'sluice.init',
+  'sluice.swap',
+  'sluice.token-key',
+  'sluice.kill-switch',
+  'sluice.metrics',
+  'sluice.drain',
+  'sluice.revoke',
+  'sluice.hello',
+  'sluice.ready',
+  'sluice.fatal',
+  'sluice.ack',
+]);
 
 /** A message of this protocol (other modules may use the same channel, e.g. prom-client's cluster support). */
 export const encodeKey = (key: Buffer | null): string | null => (key ? key.toString('base64') : null);

@@ -11,7 +11,11 @@ import { SluiceError } from '../../firewall/errors.js';
 /** The primary's ephemeral CA, checked as any CA is before it signs a leaf here. */
 async function importHandedCa(h: HandedCa): Promise<InspectionCa> {
   const { material, problems } = checkCaMaterial(h.certPem, h.keyPem, Date.now());
-  if (!material) throw new SluiceError('SLUICE_ERR_CONFIG', `the inspection CA from the primary is unusable: ${problems.map((p) => p.message).join('; ')}`);
+  if (!material)
+    throw new SluiceError(
+      'SLUICE_ERR_CONFIG',
+      `the inspection CA from the primary is unusable: ${problems.map((p) => p.message).join('; ')}`,
+    );
   return importCa(material, true);
 }
 

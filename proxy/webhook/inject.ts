@@ -55,13 +55,27 @@ const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !
 /** RFC 6901: `~` and `/` inside a key. */
 export const pointer = (key: string): string => key.replace(/~/g, '~0').replace(/\//g, '~1');
 
-const respond = (uid: string, r: Omit<AdmissionResponse, 'uid'>): AdmissionReviewOut => ({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: { uid, ...r } });
+const respond = (uid: string, r: Omit<AdmissionResponse, 'uid'>): AdmissionReviewOut => ({
+  apiVersion: 'admission.k8s.io/v1',
+  kind: 'AdmissionReview',
+  response: { uid, ...r },
+});
 
 function refuse(uid: string, code: number, reason: string, result: 'refused' | 'malformed' = 'refused'): ReviewOutcome {
-  return { review: respond(uid, { allowed: false, status: { code, message: `sluice injector: ${reason}` } }), result, reason, patch: [] };
+  return {
+    review: respond(uid, { allowed: false, status: { code, message: `sluice injector: ${reason}` } }),
+    result,
+    reason,
+    patch: [],
+  };
 }
 
-const skip = (uid: string, reason: string): ReviewOutcome => ({ review: respond(uid, { allowed: true }), result: 'skipped', reason, patch: [] });
+const skip = (uid: string, reason: string): ReviewOutcome => ({
+  review: respond(uid, { allowed: true }),
+  result: 'skipped',
+  reason,
+  patch: [],
+});
 
 const SECRET_REF = /^([a-z0-9]([-a-z0-9.]*[a-z0-9])?)(?:\/([-._a-zA-Z0-9]+))?$/;
 const IDENTITY = /^[^:@/\s]{1,128}$/;
@@ -73,49 +87,70 @@ function podOf(body: unknown): { uid: string; pod: Obj; namespace: string } | { 
   if (!isObj(body)) return { uid: '', error: 'the body is not a JSON object' };
   const req = body.request;
   const uid = isObj(req) && typeof req.uid === 'string' ? req.uid : '';
-  if (body.apiVersion !== 'admission.k8s.io/v1' || body.kind !== 'AdmissionReview') return { uid, error: 'not an admission.k8s.io/v1 AdmissionReview' };
+  if (body.apiVersion !== 'admission.k8s.io/v1' || body.kind !== 'AdmissionReview')
+    return { uid, error: 'not an admission.k8s.io/v1 AdmissionReview' };
   if (!isObj(req) || !uid) return { uid, error: 'the review has no request.uid' };
   const kind = req.kind;
-  if (!isObj(kind) || kind.group !== '' || kind.version !== 'v1' || kind.kind !== 'Pod') return { uid, error: 'the review is not about a v1 Pod' };
+  if (!isObj(kind) || kind.group !== '' || kind.version !== 'v1' || kind.kind !== 'Pod')
+    return { uid, error: 'the review is not about a v1 Pod' };
   if (req.subResource) return { uid, error: `unexpected subresource ${String(req.subResource)}` };
-  if (req.operation !== 'CREATE') return { uid, error: `unexpected operation ${String(req.operation)} (the injector handles CREATE)` };
+  if (req.operation !== 'CREATE')
+    return { uid, error: `unexpected operation ${String(req.operation)} (the injector handles CREATE)` };
   const pod = req.object;
-  if (!isObj(pod) || !isObj(pod.spec) || !Array.isArray(pod.spec.containers)) return { uid, error: 'request.object is not a pod with spec.containers' };
+  if (!isObj(pod) || !isObj(pod.spec) || !Array.isArray(pod.spec.containers))
+    return { uid, error: 'request.object is not a pod with spec.containers' };
   for (const list of ['containers', 'initContainers'] as const) {
     const cs = pod.spec[list];
     if (cs === undefined) continue;
-    if (!Array.isArray(cs) || !cs.every((c) => isObj(c) && typeof c.name === 'string')) return { uid, error: `spec.${list} is malformed` };
+    if (!Array.isArray(cs) || !cs.every((c) => isObj(c) && typeof c.name === 'string'))
+      return { uid, error: `spec.${list} is malformed` };
   }
-  if (pod.spec.volumes !== undefined && (!Array.isArray(pod.spec.volumes) || !pod.spec.volumes.every((v: unknown) => isObj(v) && typeof v.name === 'string'))) return { uid, error: 'spec.volumes is malformed' };
+  if (
+    pod.spec.volumes !== undefined &&
+    (!Array.isArray(pod.spec.volumes) ||
+      !pod.spec.volumes.every((v: unknown) => isObj(v) && typeof v.name === 'string'))
+  )
+    return { uid, error: 'spec.volumes is malformed' };
   if (pod.metadata !== undefined && !isObj(pod.metadata)) return { uid, error: 'metadata is malformed' };
   const namespace = typeof req.namespace === 'string' ? req.namespace : String(pod.metadata?.namespace ?? '');
   return { uid, pod, namespace };
 }
 
-const stringMap = (v: unknown): Record<string, string> => (isObj(v) ? Object.fromEntries(Object.entries(v).filter(([, x]) => typeof x === 'string')) as Record<string, string> : {});
+const stringMap = (v: unknown): Record<string, string> =>
+  isObj(v)
+    ? (Object.fromEntries(Object.entries(v).filter(([, x]) => typeof x === 'string')) as Record<string, string>)
+    : {};
 
 /** Why the pod cannot be contained, or null. */
 function uncontainable(pod: Obj, config: InjectionConfig): string | null {
   const spec = pod.spec;
-  if (spec.hostNetwork === true) return 'the pod uses the host network: neither a sidecar\'s rules nor NetworkPolicies would contain it (and the rules would land on the node)';
+  if (spec.hostNetwork === true)
+    return "the pod uses the host network: neither a sidecar's rules nor NetworkPolicies would contain it (and the rules would land on the node)";
   if (config.mode !== 'sidecar') return null;
-  if (spec.shareProcessNamespace === true) return 'shareProcessNamespace would put Sluice\'s process in reach of the workload; remove it';
-  if (spec.hostPID === true || spec.hostIPC === true) return 'hostPID/hostIPC would put the node\'s processes in reach of the workload';
+  if (spec.shareProcessNamespace === true)
+    return "shareProcessNamespace would put Sluice's process in reach of the workload; remove it";
+  if (spec.hostPID === true || spec.hostIPC === true)
+    return "hostPID/hostIPC would put the node's processes in reach of the workload";
   const podUid = spec.securityContext?.runAsUser;
   for (const c of [...(spec.initContainers ?? []), ...spec.containers] as Obj[]) {
     const sc: Obj = isObj(c.securityContext) ? c.securityContext : {};
     const uid = sc.runAsUser ?? podUid;
-    if (uid === config.sluiceUid) return `container "${c.name}" runs as UID ${config.sluiceUid}, Sluice's UID, whose traffic the rules exempt; pick another UID`;
+    if (uid === config.sluiceUid)
+      return `container "${c.name}" runs as UID ${config.sluiceUid}, Sluice's UID, whose traffic the rules exempt; pick another UID`;
     if (sc.privileged === true) return `container "${c.name}" is privileged: it could rewrite the rules`;
     const added: unknown[] = Array.isArray(sc.capabilities?.add) ? sc.capabilities.add : [];
     const bad = added.map((x) => String(x).toUpperCase().replace(/^CAP_/, '')).filter((x) => ESCAPE_CAPS.has(x));
-    if (bad.length) return `container "${c.name}" adds ${bad.join(', ')}: enough to rewrite the rules or take Sluice's UID`;
+    if (bad.length)
+      return `container "${c.name}" adds ${bad.join(', ')}: enough to rewrite the rules or take Sluice's UID`;
   }
   return null;
 }
 
 /** The names this pod gives the proxy settings, from its annotations or the defaults; or why they are bad. */
-function credentials(annotations: Record<string, string>, config: InjectionConfig): { identity: string; token: { name: string; key: string } | null } | string {
+function credentials(
+  annotations: Record<string, string>,
+  config: InjectionConfig,
+): { identity: string; token: { name: string; key: string } | null } | string {
   const identity = annotations[ANNOTATION_IDENTITY] ?? config.identity;
   if (!IDENTITY.test(identity)) return `annotation ${ANNOTATION_IDENTITY} "${identity}" is not an identity name`;
   const ref = annotations[ANNOTATION_TOKEN_SECRET];
@@ -126,7 +161,12 @@ function credentials(annotations: Record<string, string>, config: InjectionConfi
 }
 
 /** One container with the proxy settings, the CA mounts and the dropped capabilities added. */
-function mutateContainer(c: Obj, env: readonly K8sObject[], mounts: readonly K8sObject[], drop: readonly string[]): Obj | string {
+function mutateContainer(
+  c: Obj,
+  env: readonly K8sObject[],
+  mounts: readonly K8sObject[],
+  drop: readonly string[],
+): Obj | string {
   const out: Obj = structuredClone(c);
   const have = new Set((Array.isArray(out.env) ? out.env : []).map((e: Obj) => e?.name));
   // Appended after the container's own variables: `$(SLUICE_TOKEN)` in the proxy URL expands only from
@@ -136,7 +176,8 @@ function mutateContainer(c: Obj, env: readonly K8sObject[], mounts: readonly K8s
   if (mounts.length) {
     const existing: Obj[] = Array.isArray(out.volumeMounts) ? out.volumeMounts : [];
     for (const m of mounts) {
-      if (existing.some((x) => x?.mountPath === m.mountPath || x?.name === m.name)) return `container "${c.name}" already mounts ${String(m.mountPath)} or a volume named ${String(m.name)}`;
+      if (existing.some((x) => x?.mountPath === m.mountPath || x?.name === m.name))
+        return `container "${c.name}" already mounts ${String(m.mountPath)} or a volume named ${String(m.name)}`;
     }
     out.volumeMounts = [...existing, ...structuredClone(mounts as K8sObject[])];
   }
@@ -153,7 +194,12 @@ function mutateContainer(c: Obj, env: readonly K8sObject[], mounts: readonly K8s
 }
 
 /** Decide and build the response for one review body. `caCert` is the PEM the config's caCertFile held. */
-export function review(body: unknown, scope: Scope, config: InjectionConfig, caCert: string | null = null): ReviewOutcome {
+export function review(
+  body: unknown,
+  scope: Scope,
+  config: InjectionConfig,
+  caCert: string | null = null,
+): ReviewOutcome {
   const p = podOf(body);
   if ('error' in p) return refuse(p.uid, 400, `malformed review: ${p.error}`, 'malformed');
   const { uid, pod } = p;
@@ -169,20 +215,33 @@ export function review(body: unknown, scope: Scope, config: InjectionConfig, caC
     return skip(uid, 'already injected');
   }
   const clash = allContainers.find((c) => ours.has(c.name));
-  if (clash) return refuse(uid, 409, `the pod already has a container named "${clash.name}" without the ${ANNOTATION_STATUS} annotation; rename it`);
+  if (clash)
+    return refuse(
+      uid,
+      409,
+      `the pod already has a container named "${clash.name}" without the ${ANNOTATION_STATUS} annotation; rename it`,
+    );
   const volumeClash = (pod.spec.volumes ?? []).find((v: Obj) => config.inject.volumes.some((o) => o.name === v.name));
   if (volumeClash) return refuse(uid, 409, `the pod already has a volume named "${volumeClash.name}"; rename it`);
   const why = uncontainable(pod, config);
   if (why) return refuse(uid, 403, why);
   const creds = credentials(annotations, config);
   if (typeof creds === 'string') return refuse(uid, 400, creds);
-  if (config.caCertFile && !caCert) return refuse(uid, 503, `the CA certificate (${config.caCertFile}) is not readable yet; the pod would not trust Sluice's inspection`);
+  if (config.caCertFile && !caCert)
+    return refuse(
+      uid,
+      503,
+      `the CA certificate (${config.caCertFile}) is not readable yet; the pod would not trust Sluice's inspection`,
+    );
 
   const warnings: string[] = [];
   const env: K8sObject[] = [{ name: 'SLUICE_IDENTITY', value: creds.identity }];
-  if (creds.token) env.push({ name: 'SLUICE_TOKEN', valueFrom: { secretKeyRef: { name: creds.token.name, key: creds.token.key } } });
+  if (creds.token)
+    env.push({ name: 'SLUICE_TOKEN', valueFrom: { secretKeyRef: { name: creds.token.name, key: creds.token.key } } });
   else if (!allContainers.every((c) => (c.env ?? []).some((e: Obj) => e?.name === 'SLUICE_TOKEN'))) {
-    warnings.push(`no run token: set annotation ${ANNOTATION_TOKEN_SECRET}=SECRET[/KEY] or SLUICE_TOKEN in each container; until then Sluice answers 407`);
+    warnings.push(
+      `no run token: set annotation ${ANNOTATION_TOKEN_SECRET}=SECRET[/KEY] or SLUICE_TOKEN in each container; until then Sluice answers 407`,
+    );
   }
   env.push(...config.inject.env);
 
@@ -199,7 +258,9 @@ export function review(body: unknown, scope: Scope, config: InjectionConfig, caC
   const addMap = (parent: string, existing: unknown, entries: Record<string, string>) => {
     if (!Object.keys(entries).length) return;
     if (!isObj(existing)) patch.push({ op: 'add', path: parent, value: entries });
-    else for (const [k, v] of Object.entries(entries)) patch.push({ op: 'add', path: `${parent}/${pointer(k)}`, value: v });
+    else
+      for (const [k, v] of Object.entries(entries))
+        patch.push({ op: 'add', path: `${parent}/${pointer(k)}`, value: v });
   };
   if (!isObj(pod.metadata)) patch.push({ op: 'add', path: '/metadata', value: {} });
   const newAnnotations: Record<string, string> = { ...config.inject.annotations, [ANNOTATION_STATUS]: 'injected' };
@@ -209,11 +270,18 @@ export function review(body: unknown, scope: Scope, config: InjectionConfig, caC
   // Whole lists: the injected init containers go first (Sluice up, rules applied before any of the pod's own
   // code runs, its init containers included), and every container is rewritten anyway. `add` on an existing
   // member replaces it (RFC 6902 §4.1).
-  patch.push({ op: 'add', path: '/spec/initContainers', value: [...structuredClone(config.inject.initContainers as K8sObject[]), ...ownInit] });
+  patch.push({
+    op: 'add',
+    path: '/spec/initContainers',
+    value: [...structuredClone(config.inject.initContainers as K8sObject[]), ...ownInit],
+  });
   patch.push({ op: 'add', path: '/spec/containers', value: apps });
   if (config.inject.volumes.length) {
-    if (!Array.isArray(pod.spec.volumes)) patch.push({ op: 'add', path: '/spec/volumes', value: structuredClone(config.inject.volumes as K8sObject[]) });
-    else for (const v of config.inject.volumes) patch.push({ op: 'add', path: '/spec/volumes/-', value: structuredClone(v) });
+    if (!Array.isArray(pod.spec.volumes))
+      patch.push({ op: 'add', path: '/spec/volumes', value: structuredClone(config.inject.volumes as K8sObject[]) });
+    else
+      for (const v of config.inject.volumes)
+        patch.push({ op: 'add', path: '/spec/volumes/-', value: structuredClone(v) });
   }
   const review = respond(uid, {
     allowed: true,

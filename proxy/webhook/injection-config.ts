@@ -43,7 +43,17 @@ const SCHEMA = {
     mode: { enum: ['sidecar', 'gateway'] },
     sluiceUid: { type: 'integer', minimum: 1 },
     identity: { type: 'string', minLength: 1, pattern: '^[^:@/\\s]+$' },
-    tokenSecret: { anyOf: [{ type: 'null' }, { type: 'object', additionalProperties: false, required: ['name', 'key'], properties: { name: NAME, key: { type: 'string', pattern: '^[-._a-zA-Z0-9]+$' } } }] },
+    tokenSecret: {
+      anyOf: [
+        { type: 'null' },
+        {
+          type: 'object',
+          additionalProperties: false,
+          required: ['name', 'key'],
+          properties: { name: NAME, key: { type: 'string', pattern: '^[-._a-zA-Z0-9]+$' } },
+        },
+      ],
+    },
     caCertFile: { anyOf: [{ type: 'null' }, { type: 'string', minLength: 1 }] },
     inject: {
       type: 'object',
@@ -54,7 +64,10 @@ const SCHEMA = {
         labels: STRING_MAP,
         initContainers: { type: 'array', items: { type: 'object', required: ['name'], properties: { name: NAME } } },
         volumes: { type: 'array', items: { type: 'object', required: ['name'], properties: { name: NAME } } },
-        env: { type: 'array', items: { type: 'object', required: ['name'], properties: { name: { type: 'string', minLength: 1 } } } },
+        env: {
+          type: 'array',
+          items: { type: 'object', required: ['name'], properties: { name: { type: 'string', minLength: 1 } } },
+        },
         volumeMounts: { type: 'array', items: { type: 'object', required: ['name', 'mountPath'] } },
         dropCapabilities: { type: 'array', items: { type: 'string', pattern: '^[A-Z_]+$' } },
       },
@@ -64,7 +77,9 @@ const SCHEMA = {
 
 const validate = new Ajv({ allErrors: true, strict: false }).compile(SCHEMA);
 
-export type ConfigLoad = { readonly ok: true; readonly config: InjectionConfig } | { readonly ok: false; readonly problems: readonly string[] };
+export type ConfigLoad =
+  | { readonly ok: true; readonly config: InjectionConfig }
+  | { readonly ok: false; readonly problems: readonly string[] };
 
 function deepFreeze<T>(v: T): T {
   if (v && typeof v === 'object') {
@@ -83,7 +98,8 @@ export function parseInjectionConfig(text: string): ConfigLoad {
   } catch (err) {
     return { ok: false, problems: [(err as Error).message] };
   }
-  if (!validate(raw)) return { ok: false, problems: (validate.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message}`) };
+  if (!validate(raw))
+    return { ok: false, problems: (validate.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message}`) };
   const r = raw as any;
   const config: InjectionConfig = {
     mode: r.mode,

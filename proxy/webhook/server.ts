@@ -58,7 +58,9 @@ export async function startWebhookServer(o: WebhookServerOptions): Promise<Webho
   };
   caCert = readCa();
 
-  const server: Server = createServer({ cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2' }, (req, res) => handle(req, res));
+  const server: Server = createServer({ cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2' }, (req, res) =>
+    handle(req, res),
+  );
   server.headersTimeout = 10_000;
   server.requestTimeout = 15_000;
 
@@ -96,11 +98,23 @@ export async function startWebhookServer(o: WebhookServerOptions): Promise<Webho
         // A bug in the injector must not let a pod through uncontained: deny, and say so.
         log.error({ err }, 'webhook.internal_error');
         const uid = typeof (body as any)?.request?.uid === 'string' ? (body as any).request.uid : '';
-        return send(res, 200, { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: { uid, allowed: false, status: { code: 500, message: 'sluice injector: internal error' } } });
+        return send(res, 200, {
+          apiVersion: 'admission.k8s.io/v1',
+          kind: 'AdmissionReview',
+          response: { uid, allowed: false, status: { code: 500, message: 'sluice injector: internal error' } },
+        });
       }
       const req0 = (body as any)?.request;
       log[outcome.result === 'injected' || outcome.result === 'skipped' ? 'info' : 'warn'](
-        { 'review.uid': outcome.review.response.uid, namespace: typeof req0?.namespace === 'string' ? req0.namespace : undefined, pod: req0?.object?.metadata?.name ?? req0?.object?.metadata?.generateName, scope, result: outcome.result, reason: outcome.reason, bytes: tooBig ? size : undefined },
+        {
+          'review.uid': outcome.review.response.uid,
+          namespace: typeof req0?.namespace === 'string' ? req0.namespace : undefined,
+          pod: req0?.object?.metadata?.name ?? req0?.object?.metadata?.generateName,
+          scope,
+          result: outcome.result,
+          reason: outcome.reason,
+          bytes: tooBig ? size : undefined,
+        },
         'webhook.review',
       );
       send(res, 200, outcome.review);

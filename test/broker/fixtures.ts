@@ -25,9 +25,22 @@ export function brokerConfig(over: Record<string, unknown> = {}): SluiceConfig {
     },
     secrets: { keyFile: '/keys/broker', handles: { maxTtl: '8h', revocationFile: '/lists/revoked.jsonl' } },
     credentials: {
-      'github-api': { integration: 'github', inject: { type: 'header', name: 'Authorization', template: 'Bearer {secret}' }, source: { sealedFile: '/creds/github-api' } },
-      'github-git': { integration: 'github', inject: { type: 'basic', username: 'x-access-token' }, source: { sealedFile: '/creds/github-git' } },
-      'slack-bot': { integration: 'slack', inject: { type: 'header', name: 'X-Slack-Token', template: '{secret}' }, source: { file: '/creds/slack' }, replaceForeign: 'pass' },
+      'github-api': {
+        integration: 'github',
+        inject: { type: 'header', name: 'Authorization', template: 'Bearer {secret}' },
+        source: { sealedFile: '/creds/github-api' },
+      },
+      'github-git': {
+        integration: 'github',
+        inject: { type: 'basic', username: 'x-access-token' },
+        source: { sealedFile: '/creds/github-git' },
+      },
+      'slack-bot': {
+        integration: 'slack',
+        inject: { type: 'header', name: 'X-Slack-Token', template: '{secret}' },
+        source: { file: '/creds/slack' },
+        replaceForeign: 'pass',
+      },
     },
     ...over,
   });
@@ -38,7 +51,15 @@ export function brokerConfig(over: Record<string, unknown> = {}): SluiceConfig {
 export const keys: BrokerKeys = deriveBrokerKeys(KEY_MATERIAL);
 export const secrets = new Map(Object.entries(SECRETS).map(([k, v]) => [k, new SecretValue(Buffer.from(v))]));
 
-export const handleFor = (credential: string, o: { run?: string; identity?: string; expS?: number; key?: Buffer } = {}) =>
-  issueHandle(o.key ?? keys.handle, { run: o.run ?? 'run-1', identity: o.identity ?? 'agent', credential, expS: o.expS ?? NOW_S + 3600 });
+export const handleFor = (
+  credential: string,
+  o: { run?: string; identity?: string; expS?: number; key?: Buffer } = {},
+) =>
+  issueHandle(o.key ?? keys.handle, {
+    run: o.run ?? 'run-1',
+    identity: o.identity ?? 'agent',
+    credential,
+    expS: o.expS ?? NOW_S + 3600,
+  });
 
 export const basic = (user: string, pass: string) => `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}`;

@@ -1,7 +1,14 @@
 // Byte-level tests of the broker's formats: the key derivation, the sealed envelope and the handle.
 import { createCipheriv } from 'node:crypto';
 import t from 'tap';
-import { HANDLE_PREFIX, MAX_HANDLE_CHARS, handleAt, handleId, issueHandle, openHandle } from '../../proxy/broker/handle.js';
+import {
+  HANDLE_PREFIX,
+  MAX_HANDLE_CHARS,
+  handleAt,
+  handleId,
+  issueHandle,
+  openHandle,
+} from '../../proxy/broker/handle.js';
 import { KEY_LABELS, deriveBrokerKeys, keyMaterialOf, keyMaterialProblem } from '../../proxy/broker/keys.js';
 import { SEALED_PREFIX, openSealed, sealSecret } from '../../proxy/broker/sealed.js';
 
@@ -24,9 +31,15 @@ t.test('keys: problems, whitespace, distinct derivations', async (t) => {
   t.match(keyMaterialProblem(Buffer.from('0'.repeat(64))), { message: 'is all zeros' });
   t.match(keyMaterialProblem(Buffer.from('a'.repeat(40))), { message: /single byte/ });
   t.match(keyMaterialProblem(Buffer.from('abcabcabcabcabcabcabcabcabcabcabcabc')), { message: /distinct byte values/ });
-  t.match(keyMaterialProblem(Buffer.from('CHANGEME-please-generate-a-real-key-0123456789')), { message: /placeholder/ });
+  t.match(keyMaterialProblem(Buffer.from('CHANGEME-please-generate-a-real-key-0123456789')), {
+    message: /placeholder/,
+  });
   t.equal(keyMaterialProblem(material), null);
-  t.equal(keyMaterialOf(Buffer.from(`  ${material}\n`)).toString(), material.toString(), 'a trailing newline is not key');
+  t.equal(
+    keyMaterialOf(Buffer.from(`  ${material}\n`)).toString(),
+    material.toString(),
+    'a trailing newline is not key',
+  );
   t.not(keys.seal.toString('hex'), keys.handle.toString('hex'), 'one key per purpose');
   t.same(deriveBrokerKeys(material), keys, 'deterministic: any replica derives the same keys');
   t.not(keys.seal.toString('hex'), other.seal.toString('hex'));
@@ -46,14 +59,22 @@ t.test('sealed envelope: format', async (t) => {
   t.equal(body, Buffer.concat([c.update(SECRET), c.final(), c.getAuthTag()]).toString('base64url'));
   t.notMatch(blob, /ghp_/, 'the secret is not visible');
   t.not(sealSecret(keys.seal, 'github', SECRET), sealSecret(keys.seal, 'github', SECRET), 'a random nonce each time');
-  t.same(openSealed(keys.seal, 'github', `${blob}\n`), { ok: true, secret: SECRET }, 'a file\'s trailing newline is fine');
+  t.same(
+    openSealed(keys.seal, 'github', `${blob}\n`),
+    { ok: true, secret: SECRET },
+    "a file's trailing newline is fine",
+  );
 });
 
 t.test('sealed envelope: every way to get it wrong', async (t) => {
   const blob = sealSecret(keys.seal, 'github', SECRET);
   t.same(openSealed(keys.seal, 'gitlab', blob), { ok: false, reason: 'unauthentic' }, 'moved to another credential');
   t.same(openSealed(other.seal, 'github', blob), { ok: false, reason: 'unauthentic' }, 'another key');
-  t.same(openSealed(keys.handle, 'github', blob), { ok: false, reason: 'unauthentic' }, 'the handle key cannot open it');
+  t.same(
+    openSealed(keys.handle, 'github', blob),
+    { ok: false, reason: 'unauthentic' },
+    'the handle key cannot open it',
+  );
   // Every character of nonce, ciphertext and tag.
   let tampered = 0;
   for (let i = SEALED_PREFIX.length; i < blob.length; i++) {
@@ -62,7 +83,8 @@ t.test('sealed envelope: every way to get it wrong', async (t) => {
     if (!r.ok) tampered++;
   }
   t.equal(tampered, blob.length - SEALED_PREFIX.length - 1, 'any changed character fails');
-  for (let n = 0; n < blob.length; n++) t.notOk(openSealed(keys.seal, 'github', blob.slice(0, n)).ok, `truncated to ${n}`);
+  for (let n = 0; n < blob.length; n++)
+    t.notOk(openSealed(keys.seal, 'github', blob.slice(0, n)).ok, `truncated to ${n}`);
   const [nonce, body] = blob.slice(SEALED_PREFIX.length).split('.');
   const P = SEALED_PREFIX;
   const malformed = [
@@ -76,7 +98,8 @@ t.test('sealed envelope: every way to get it wrong', async (t) => {
     `${P}${nonce} .${body}`,
     `${P}AAAAAAAAAAAAAAAAAAAA.${body}`,
   ];
-  for (const m of malformed) t.same(openSealed(keys.seal, 'github', m), { ok: false, reason: 'malformed' }, m.slice(0, 40));
+  for (const m of malformed)
+    t.same(openSealed(keys.seal, 'github', m), { ok: false, reason: 'malformed' }, m.slice(0, 40));
   // Non-canonical base64url: the same bytes spelled with non-zero trailing bits.
   const last = body!.length - 1;
   const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
@@ -84,8 +107,17 @@ t.test('sealed envelope: every way to get it wrong', async (t) => {
   const bits = body!.length % 4 === 2 ? 4 : body!.length % 4 === 3 ? 2 : 0;
   if (bits) {
     const alias = body!.slice(0, last) + alphabet[v | ((1 << bits) - 1)]!;
-    t.same(Buffer.from(alias, 'base64url'), Buffer.from(body!, 'base64url'), 'Node decodes the alias to the same bytes');
-    if (alias !== body) t.same(openSealed(keys.seal, 'github', `${P}${nonce}.${alias}`), { ok: false, reason: 'malformed' }, 'but it is refused');
+    t.same(
+      Buffer.from(alias, 'base64url'),
+      Buffer.from(body!, 'base64url'),
+      'Node decodes the alias to the same bytes',
+    );
+    if (alias !== body)
+      t.same(
+        openSealed(keys.seal, 'github', `${P}${nonce}.${alias}`),
+        { ok: false, reason: 'malformed' },
+        'but it is refused',
+      );
   }
   t.throws(() => sealSecret(keys.seal, 'github', Buffer.alloc(0)), { code: 'SLUICE_ERR_INVALID_ARGUMENT' });
 });
@@ -98,9 +130,10 @@ t.test('handles: round trip, opacity, randomness', async (t) => {
   t.equal((h.length - HANDLE_PREFIX.length) % 4, 0, 'whole base64 groups: one canonical spelling');
   t.ok(h.length <= MAX_HANDLE_CHARS);
   t.same(openHandle(keys.handle, h), { ok: true, claims });
-  for (const word of ['job-4711', 'agent', 'github', 'am9i', 'YWdlbnQ']) t.notOk(h.slice(10).includes(word), `does not reveal ${word}`);
+  for (const word of ['job-4711', 'agent', 'github', 'am9i', 'YWdlbnQ'])
+    t.notOk(h.slice(10).includes(word), `does not reveal ${word}`);
   t.not(issueHandle(keys.handle, claims), h, 'two handles for the same claims differ');
-  t.same(openHandle(other.handle, h), { ok: false, reason: 'unauthentic' }, 'another deployment\'s key');
+  t.same(openHandle(other.handle, h), { ok: false, reason: 'unauthentic' }, "another deployment's key");
   t.same(openHandle(keys.seal, h), { ok: false, reason: 'unauthentic' }, 'the sealing key');
   const long = { run: 'r'.repeat(64), identity: 'i'.repeat(63), credential: 'c'.repeat(63), expS: 0xffffffff };
   t.same(openHandle(keys.handle, issueHandle(keys.handle, long)), { ok: true, claims: long }, 'the longest claims fit');

@@ -1,6 +1,12 @@
 // Revocation: the list format, and the watcher driven by an injected reader and clock.
 import t from 'tap';
-import { createRevocationWatcher, parseRevocations, renderRevocations, revocationLine, revocationUntilS } from '../../proxy/broker/revocations.js';
+import {
+  createRevocationWatcher,
+  parseRevocations,
+  renderRevocations,
+  revocationLine,
+  revocationUntilS,
+} from '../../proxy/broker/revocations.js';
 import { revokeRunFor } from '../../proxy/broker/issue.js';
 import { brokerConfig } from './fixtures.js';
 
@@ -13,12 +19,28 @@ t.test('the list format', async (t) => {
   const text = `${revocationLine('a', 100)}\n# a comment\n${revocationLine('b', 50)}${revocationLine('a', 200)}{"run":"c","unt`;
   const r = parseRevocations(Buffer.from(text), 60);
   t.ok(r.ok);
-  if (r.ok) t.same([...r.entries], [['a', 200]], 'expired entries dropped, the latest until kept, a partial last line left for later');
-  t.match(parseRevocations(Buffer.from('{"run":"a","until":100}\nnot json\n'), 0), { ok: false, message: /line 2 is not JSON/ });
+  if (r.ok)
+    t.same(
+      [...r.entries],
+      [['a', 200]],
+      'expired entries dropped, the latest until kept, a partial last line left for later',
+    );
+  t.match(parseRevocations(Buffer.from('{"run":"a","until":100}\nnot json\n'), 0), {
+    ok: false,
+    message: /line 2 is not JSON/,
+  });
   t.match(parseRevocations(Buffer.from('{"run":"a b","until":100}\n'), 0), { ok: false });
   t.match(parseRevocations(Buffer.from('{"run":"a","until":"100"}\n'), 0), { ok: false });
   t.match(parseRevocations(Buffer.from('[]\n'), 0), { ok: false });
-  t.equal(renderRevocations(new Map([['a', 5], ['b', 6]])), '{"run":"a","until":5}\n{"run":"b","until":6}\n');
+  t.equal(
+    renderRevocations(
+      new Map([
+        ['a', 5],
+        ['b', 6],
+      ]),
+    ),
+    '{"run":"a","until":5}\n{"run":"b","until":6}\n',
+  );
   const config = brokerConfig();
   t.equal(revocationUntilS(config, 1000), 1000 + 8 * 3600 + 3600, 'until: now + maxTtl + the margin');
 });
@@ -76,7 +98,11 @@ t.test('the watcher: absent, revoked, expired entries, and fail-closed when unre
   x.set(Buffer.from(revocationLine('r3', x.nowS() + 600)));
   await x.w.poll();
   t.equal(x.w.status('r4', x.nowS()), 'active', 'recovered');
-  t.same(x.health.map((h) => h[0]), [false, true, false, true], 'health reported on each change');
+  t.same(
+    x.health.map((h) => h[0]),
+    [false, true, false, true],
+    'health reported on each change',
+  );
   x.w.close();
 });
 
@@ -103,13 +129,33 @@ t.test('revokeRunFor: local at once, then one appended line', async (t) => {
   const config = brokerConfig();
   const lines: [string, string][] = [];
   const local: [string, number][] = [];
-  const r = await revokeRunFor(config, 'job-7', { nowS: 1000, append: async (p, l) => void lines.push([p, l]), revokeLocal: (run, u) => void local.push([run, u]) });
+  const r = await revokeRunFor(config, 'job-7', {
+    nowS: 1000,
+    append: async (p, l) => void lines.push([p, l]),
+    revokeLocal: (run, u) => void local.push([run, u]),
+  });
   t.same(r, { ok: true, run: 'job-7', untilS: 1000 + 8 * 3600 + 3600, shared: true });
   t.same(lines, [['/lists/revoked.jsonl', revocationLine('job-7', 1000 + 8 * 3600 + 3600)]]);
   t.same(local, [['job-7', 1000 + 8 * 3600 + 3600]]);
-  const failed = await revokeRunFor(config, 'job-8', { nowS: 1000, append: async () => { throw eacces(); }, revokeLocal: () => undefined });
+  const failed = await revokeRunFor(config, 'job-8', {
+    nowS: 1000,
+    append: async () => {
+      throw eacces();
+    },
+    revokeLocal: () => undefined,
+  });
   t.match(failed, { ok: false, status: 500, error: /EACCES.*this replica has revoked the run, others have not/ });
-  t.match(await revokeRunFor(config, '../etc', { nowS: 1, append: async () => undefined, revokeLocal: () => undefined }), { ok: false, status: 400 });
+  t.match(
+    await revokeRunFor(config, '../etc', { nowS: 1, append: async () => undefined, revokeLocal: () => undefined }),
+    { ok: false, status: 400 },
+  );
   const noFile = brokerConfig({ secrets: { keyFile: '/k', handles: { maxTtl: '1h' } } });
-  t.match(await revokeRunFor(noFile, 'job-9', { nowS: 1, append: async () => void t.fail('no file to append to'), revokeLocal: () => undefined }), { ok: true, shared: false });
+  t.match(
+    await revokeRunFor(noFile, 'job-9', {
+      nowS: 1,
+      append: async () => void t.fail('no file to append to'),
+      revokeLocal: () => undefined,
+    }),
+    { ok: true, shared: false },
+  );
 });

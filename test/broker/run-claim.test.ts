@@ -16,17 +16,24 @@ t.test('a token issued for a run carries it, and verifies with it', async (t) =>
   const plain = issueToken(KEY, { sub: 'agent', ttlS: 60, nowS: 1000 });
   const check = verifyToken(KEY, plain, 1001);
   t.ok(check.ok && check.claims.run === undefined, 'no --run: no run claim');
-  t.throws(() => issueToken(KEY, { sub: 'agent', ttlS: 60, nowS: 1000, run: 'no spaces' }), { code: 'SLUICE_ERR_INVALID_ARGUMENT' });
+  t.throws(() => issueToken(KEY, { sub: 'agent', ttlS: 60, nowS: 1000, run: 'no spaces' }), {
+    code: 'SLUICE_ERR_INVALID_ARGUMENT',
+  });
 });
 
 t.test('a signed token whose run claim is not a run id is invalid', async (t) => {
-  const payload = Buffer.from(JSON.stringify({ sub: 'agent', iat: 1000, exp: 2000, jti: 'x', run: ['job'] })).toString('base64url');
+  const payload = Buffer.from(JSON.stringify({ sub: 'agent', iat: 1000, exp: 2000, jti: 'x', run: ['job'] })).toString(
+    'base64url',
+  );
   const mac = createHmac('sha256', KEY).update(`sluice.v1.${payload}`).digest('base64url');
   t.match(verifyToken(KEY, `sluice.v1.${payload}.${mac}`, 1001), { ok: false, reason: 'invalid' });
 });
 
 t.test('the principal of a token names its run; a configured identity has none', async (t) => {
-  const r = validateConfig({ identities: { agent: { password: 'agent-password-123', integrations: [] } }, tokens: { keyFile: '/dev/null' } });
+  const r = validateConfig({
+    identities: { agent: { password: 'agent-password-123', integrations: [] } },
+    tokens: { keyFile: '/dev/null' },
+  });
   if (!r.ok) throw new Error('config');
   const policy = compilePolicy(r.config, []);
   const store = createIdentityStore({ policy: () => policy, tokenKey: () => KEY, nowMs: () => 1_001_000 });

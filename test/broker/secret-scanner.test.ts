@@ -7,7 +7,13 @@ import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
 import t from 'tap';
 import { base64Core } from '../../proxy/broker/encodings.js';
 import { bodyScrubStages, decodingFor } from '../../proxy/broker/response-body.js';
-import { SecretScanner, patternsForSecret, scrubHeaders, scrubValue, secretForms } from '../../proxy/broker/secret-scanner.js';
+import {
+  SecretScanner,
+  patternsForSecret,
+  scrubHeaders,
+  scrubValue,
+  secretForms,
+} from '../../proxy/broker/secret-scanner.js';
 
 const SECRET = Buffer.from('ghp_R8x2Kq9LmN4pZ7vB1cD3eF5gH6jK0aS2dF4g');
 const HANDLE = 'sluice_h1_ThisStandsInForTheHandle';
@@ -28,16 +34,23 @@ function stream(input: Buffer, sizes: (i: number) => number): { out: Buffer; rep
 
 const decodesWithout = (text: string) => {
   for (const alphabet of ['base64', 'base64url'] as const) {
-    for (let o = 0; o < 4; o++) t.notOk(Buffer.from(text.slice(o), alphabet).includes(SECRET), `no secret in base64 (${alphabet}, offset ${o})`);
+    for (let o = 0; o < 4; o++)
+      t.notOk(Buffer.from(text.slice(o), alphabet).includes(SECRET), `no secret in base64 (${alphabet}, offset ${o})`);
   }
 };
 
 t.test('the forms of a secret', async (t) => {
   const forms = secretForms(SECRET).map((f) => f.bytes.toString());
   t.ok(forms.includes(SECRET.toString()));
-  for (const shift of [0, 1, 2] as const) t.ok(forms.includes(base64Core(SECRET, shift, 'base64')), `base64 at alignment ${shift}`);
+  for (const shift of [0, 1, 2] as const)
+    t.ok(forms.includes(base64Core(SECRET, shift, 'base64')), `base64 at alignment ${shift}`);
   const odd = secretForms(Buffer.from('p@ss/w"rd\\with+odd&chars')).map((f) => f.bytes.toString());
-  for (const f of ['p%40ss%2Fw%22rd%5Cwith%2Bodd%26chars', 'p%40ss%2fw%22rd%5cwith%2bodd%26chars', 'p@ss/w\\"rd\\\\with+odd&chars', 'p@ss\\/w\\"rd\\\\with+odd&chars']) {
+  for (const f of [
+    'p%40ss%2Fw%22rd%5Cwith%2Bodd%26chars',
+    'p%40ss%2fw%22rd%5cwith%2bodd%26chars',
+    'p@ss/w\\"rd\\\\with+odd&chars',
+    'p@ss\\/w\\"rd\\\\with+odd&chars',
+  ]) {
     t.ok(odd.includes(f), `has ${f}`);
   }
 });
@@ -58,7 +71,14 @@ t.test('one shot: every encoding is replaced, nothing else is touched', async (t
       t.match(back, /\*{30,}/, 'and decodes to stars where the secret was');
     }
   }
-  const headers = scrubHeaders(patterns, ['X-Echo', `Bearer ${SECRET}`, 'Location', `https://x/?t=${SECRET}`, 'Date', 'now']);
+  const headers = scrubHeaders(patterns, [
+    'X-Echo',
+    `Bearer ${SECRET}`,
+    'Location',
+    `https://x/?t=${SECRET}`,
+    'Date',
+    'now',
+  ]);
   t.same(headers.rawHeaders, ['X-Echo', `Bearer ${HANDLE}`, 'Location', `https://x/?t=${HANDLE}`, 'Date', 'now']);
   t.equal(headers.replaced, 2);
   const untouched = ['A', 'b'];
@@ -66,7 +86,9 @@ t.test('one shot: every encoding is replaced, nothing else is touched', async (t
 });
 
 t.test('streaming equals one shot across every chunk boundary', async (t) => {
-  const doc = Buffer.from(`head ${SECRET} mid ${Buffer.from(`u:${SECRET}`).toString('base64')} ${encodeURIComponent(`a/${SECRET}`)} ${SECRET}${SECRET} end`);
+  const doc = Buffer.from(
+    `head ${SECRET} mid ${Buffer.from(`u:${SECRET}`).toString('base64')} ${encodeURIComponent(`a/${SECRET}`)} ${SECRET}${SECRET} end`,
+  );
   const expected = scrubValue(patterns, doc.toString('latin1')).value;
   t.notMatch(expected, /ghp_R8x2/);
   // Two chunks, split at every byte.
@@ -84,16 +106,18 @@ t.test('streaming equals one shot across every chunk boundary', async (t) => {
   for (const spread of [13, 130]) {
     for (let seed = 0; seed < 200; seed++) {
       const sizes = Array.from({ length: 400 }, (_, i) => ((seed * 7919 + i * 104729) % spread) + 1);
-      if (stream(doc, (i) => sizes[i % sizes.length]!).out.toString('latin1') !== expected) t.fail(`random chunking ${seed} (up to ${spread})`);
+      if (stream(doc, (i) => sizes[i % sizes.length]!).out.toString('latin1') !== expected)
+        t.fail(`random chunking ${seed} (up to ${spread})`);
     }
   }
   t.pass('400 random chunkings');
   const big = Buffer.concat(Array.from({ length: 50 }, () => doc));
   const bigExpected = scrubValue(patterns, big.toString('latin1')).value;
-  for (const size of [53, 64, 100, 1000, 4096]) t.equal(stream(big, () => size).out.toString('latin1'), bigExpected, `${size}-byte chunks`);
+  for (const size of [53, 64, 100, 1000, 4096])
+    t.equal(stream(big, () => size).out.toString('latin1'), bigExpected, `${size}-byte chunks`);
 });
 
-t.test('fuzz: random documents seeded with the secret\'s forms, random chunking, equal to one shot', async (t) => {
+t.test("fuzz: random documents seeded with the secret's forms, random chunking, equal to one shot", async (t) => {
   const forms = secretForms(SECRET).map((f) => f.bytes);
   let bad = 0;
   for (let round = 0; round < 150; round++) {
@@ -130,7 +154,9 @@ t.test('bounded memory: at most the longest pattern − 1 bytes held back', asyn
   const s = new SecretScanner(patterns);
   const longest = Math.max(...patterns.map((p) => p.bytes.length));
   t.equal(s.holdBack, longest - 1);
-  const chunk = randomBytes(4096).toString('base64').replace(/[A-Za-z0-9+/=]/g, (c) => (c === 'g' ? 'G' : c)); // no 'ghp_' by luck
+  const chunk = randomBytes(4096)
+    .toString('base64')
+    .replace(/[A-Za-z0-9+/=]/g, (c) => (c === 'g' ? 'G' : c)); // no 'ghp_' by luck
   let held = 0;
   let out = 0;
   for (let i = 0; i < 2000; i++) {
@@ -157,12 +183,16 @@ async function throughStages(stages: ReturnType<typeof bodyScrubStages>, input: 
   const parts: Buffer[] = [];
   const chunks: Buffer[] = [];
   for (let i = 0; i < input.length; i += chunk) chunks.push(input.subarray(i, i + chunk));
-  await pipeline(Readable.from(chunks), ...(stages as [ReturnType<typeof bodyScrubStages>[0]]), new Writable({
-    write(c: Buffer, _e, done) {
-      parts.push(c);
-      done();
-    },
-  }));
+  await pipeline(
+    Readable.from(chunks),
+    ...(stages as [ReturnType<typeof bodyScrubStages>[0]]),
+    new Writable({
+      write(c: Buffer, _e, done) {
+        parts.push(c);
+        done();
+      },
+    }),
+  );
   return Buffer.concat(parts);
 }
 
@@ -176,8 +206,14 @@ t.test('compressed responses: decoded, scanned, bounded', async (t) => {
   t.match(decodingFor('zstd'), { refuse: /cannot decode/ });
   t.match(decodingFor('gzip, br'), { refuse: /stacked/ });
   t.match(decodingFor(['gzip', 'gzip']), { refuse: /stacked/ });
-  const body = Buffer.from(`{"echo":"Bearer ${SECRET}","b64":"${Buffer.from(`x:${SECRET}`).toString('base64')}"}`.repeat(50));
-  for (const [name, encode] of [['gzip', gzipSync], ['deflate', deflateSync], ['br', brotliCompressSync]] as const) {
+  const body = Buffer.from(
+    `{"echo":"Bearer ${SECRET}","b64":"${Buffer.from(`x:${SECRET}`).toString('base64')}"}`.repeat(50),
+  );
+  for (const [name, encode] of [
+    ['gzip', gzipSync],
+    ['deflate', deflateSync],
+    ['br', brotliCompressSync],
+  ] as const) {
     const s = new SecretScanner(patterns);
     const out = await throughStages(bodyScrubStages(s, name), encode(body), 37);
     t.notOk(out.includes(SECRET), `${name}: no secret`);
@@ -186,8 +222,18 @@ t.test('compressed responses: decoded, scanned, bounded', async (t) => {
   }
   const bomb = gzipSync(Buffer.alloc(64 * 1024 * 1024));
   t.ok(bomb.length < 100_000, 'a 64 MiB bomb in under 100 KB');
-  await t.rejects(throughStages(bodyScrubStages(new SecretScanner(patterns), 'gzip', { maxRatio: 100, floorBytes: 1024 * 1024 }), bomb, 1000), { name: 'DecodedTooLarge' });
-  await t.rejects(throughStages(bodyScrubStages(new SecretScanner(patterns), 'gzip'), Buffer.from('not gzip at all')), 'a broken encoding is an error, not a pass-through');
+  await t.rejects(
+    throughStages(
+      bodyScrubStages(new SecretScanner(patterns), 'gzip', { maxRatio: 100, floorBytes: 1024 * 1024 }),
+      bomb,
+      1000,
+    ),
+    { name: 'DecodedTooLarge' },
+  );
+  await t.rejects(
+    throughStages(bodyScrubStages(new SecretScanner(patterns), 'gzip'), Buffer.from('not gzip at all')),
+    'a broken encoding is an error, not a pass-through',
+  );
   const plain = await throughStages(bodyScrubStages(new SecretScanner(patterns), null), body, 7);
   t.notOk(plain.includes(SECRET));
 });

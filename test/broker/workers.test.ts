@@ -21,18 +21,30 @@ if (isolate(t, import.meta.url)) {
 
   t.test('workers: issue through the primary, revoke reaches every worker at once', async (t) => {
     const path = join(w.dir, 'workers.json');
-    writeFileSync(path, JSON.stringify(w.config({
-      workers: 2,
-      listen: { http: '127.0.0.1:0', admin: '127.0.0.1:0', socks5: null },
-      admin: { tokenFile: adminTokenFile },
-      secrets: { keyFile: w.files.key, handles: { maxTtl: '8h', pollMs: 60_000 } },
-    })));
+    writeFileSync(
+      path,
+      JSON.stringify(
+        w.config({
+          workers: 2,
+          listen: { http: '127.0.0.1:0', admin: '127.0.0.1:0', socks5: null },
+          admin: { tokenFile: adminTokenFile },
+          secrets: { keyFile: w.files.key, handles: { maxTtl: '8h', pollMs: 60_000 } },
+        }),
+      ),
+    );
     const s = await serve(t, path, { NODE_CLUSTER_SCHED_POLICY: 'rr' });
-    const issued = await adminCall(s.admin, 'POST', '/v1/handles', ADMIN_TOKEN, JSON.stringify({ run: 'run-w', identity: 'agent', credential: CREDENTIAL, ttl: '1h' }));
+    const issued = await adminCall(
+      s.admin,
+      'POST',
+      '/v1/handles',
+      ADMIN_TOKEN,
+      JSON.stringify({ run: 'run-w', identity: 'agent', credential: CREDENTIAL, ttl: '1h' }),
+    );
     t.equal(issued.status, 200, issued.body);
     const { handle } = JSON.parse(issued.body) as { handle: string };
     const auth = w.auth({ run: 'run-w' });
-    const use = () => viaProxy(s.http, { url: 'http://api.test/echo', headers: { authorization: `Bearer ${handle}` }, auth });
+    const use = () =>
+      viaProxy(s.http, { url: 'http://api.test/echo', headers: { authorization: `Bearer ${handle}` }, auth });
     for (let i = 0; i < 6; i++) {
       const r = await use();
       t.equal(r.status, 200, `request ${i}`);
@@ -41,19 +53,30 @@ if (isolate(t, import.meta.url)) {
     const revoked = await adminCall(s.admin, 'POST', '/v1/runs/revoke', ADMIN_TOKEN, JSON.stringify({ run: 'run-w' }));
     t.equal(revoked.status, 200, revoked.body);
     t.match(JSON.parse(revoked.body), { shared: false });
-    for (let i = 0; i < 6; i++) t.equal(codeOf(await use()), 'EGR_DENY_CREDENTIAL_REVOKED', `request ${i} after the revocation`);
+    for (let i = 0; i < 6; i++)
+      t.equal(codeOf(await use()), 'EGR_DENY_CREDENTIAL_REVOKED', `request ${i} after the revocation`);
     t.same(w.canary.leaks(s.stdout() + s.stderr()), [], 'no secret, key, sealed blob or handle in any log line');
     t.notOk((s.stdout() + s.stderr()).includes(handle));
   });
 
   t.test('serve refuses what production refuses', async (t) => {
     const path = join(w.dir, 'prod.json');
-    writeFileSync(path, JSON.stringify(w.config({ secrets: { keyFile: w.files.key, handles: { revocationFile: w.files.revocations } } })));
-    const r = spawnSync(process.execPath, [...cliArgv(), 'serve', '--config', path], { env: { ...process.env, SLUICE_ENV: 'production' }, encoding: 'utf8', timeout: 30_000 });
+    writeFileSync(
+      path,
+      JSON.stringify(w.config({ secrets: { keyFile: w.files.key, handles: { revocationFile: w.files.revocations } } })),
+    );
+    const r = spawnSync(process.execPath, [...cliArgv(), 'serve', '--config', path], {
+      env: { ...process.env, SLUICE_ENV: 'production' },
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
     t.not(r.status, 0);
     t.match(r.stderr, /\/secrets\/handles\/maxTtl/);
     t.match(r.stderr, /nothing was started/);
-    const check = spawnSync(process.execPath, [...cliArgv(), 'check', path, '--production'], { encoding: 'utf8', timeout: 30_000 });
+    const check = spawnSync(process.execPath, [...cliArgv(), 'check', path, '--production'], {
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
     t.equal(check.status, 1);
     t.match(check.stdout, /\/secrets\/handles\/maxTtl/);
     t.same(w.canary.leaks(r.stderr + check.stdout), []);

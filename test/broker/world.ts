@@ -8,7 +8,14 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import type { Test } from 'tap';
 import { issueToken } from '../../proxy/auth/run-token.js';
-import { type BrokerCanary, type Canary, type Handler, brokerCanary, startHttpCanary, startHttpsCanary } from '../helpers/canary.js';
+import {
+  type BrokerCanary,
+  type Canary,
+  type Handler,
+  brokerCanary,
+  startHttpCanary,
+  startHttpsCanary,
+} from '../helpers/canary.js';
 import { type FakeDns, startFakeDns } from '../helpers/fake-dns.js';
 import { basic } from '../helpers/harness.js';
 import { type TestPki, testPki } from '../helpers/pki.js';
@@ -26,7 +33,12 @@ export interface BrokerWorld {
   readonly other: Canary;
   readonly publicHttp: Canary;
   readonly canary: BrokerCanary;
-  readonly files: { readonly key: string; readonly sealed: string; readonly tokenKey: string; readonly revocations: string };
+  readonly files: {
+    readonly key: string;
+    readonly sealed: string;
+    readonly tokenKey: string;
+    readonly revocations: string;
+  };
   /** Proxy-Authorization for a run token of `run` (default RUN) as `identity` (default agent). */
   auth(o?: { run?: string | null; identity?: string; ttlS?: number }): string;
   config(extra?: Record<string, unknown>): Record<string, unknown>;
@@ -80,7 +92,10 @@ function apiHandler(secret: () => string): Handler {
       return;
     }
     // The echo: what a reflecting endpoint returns (headers and body), which must never hand back the secret.
-    res.writeHead(200, { 'content-type': 'application/json', 'x-echo-authorization': String(req.headers.authorization ?? '') });
+    res.writeHead(200, {
+      'content-type': 'application/json',
+      'x-echo-authorization': String(req.headers.authorization ?? ''),
+    });
     res.end(JSON.stringify({ method: req.method, url: req.url, headers: req.headers, body: req.body }));
   };
 }
@@ -90,13 +105,28 @@ export async function buildBrokerWorld(t: Test): Promise<BrokerWorld> {
   const pki = testPki(['api.test', 'other.test', 'git.test'], []);
   const dns = await startFakeDns();
   const canary = brokerCanary({ credential: CREDENTIAL, run: RUN, identity: 'agent' });
-  const api = await startHttpsCanary('127.0.0.3', 443, pki, apiHandler(() => canary.secret));
-  const other = await startHttpsCanary('127.0.0.4', 443, pki, apiHandler(() => canary.secret));
+  const api = await startHttpsCanary(
+    '127.0.0.3',
+    443,
+    pki,
+    apiHandler(() => canary.secret),
+  );
+  const other = await startHttpsCanary(
+    '127.0.0.4',
+    443,
+    pki,
+    apiHandler(() => canary.secret),
+  );
   const publicHttp = await startHttpCanary('127.0.0.5', 80);
   dns.set('api.test', { a: ['127.0.0.3'] });
   dns.set('other.test', { a: ['127.0.0.4'] });
   dns.set('public.test', { a: ['127.0.0.5'] });
-  const files = { key: join(dir, 'broker.key'), sealed: join(dir, `${CREDENTIAL}.sealed`), tokenKey: join(dir, 'token.key'), revocations: join(dir, 'revoked.jsonl') };
+  const files = {
+    key: join(dir, 'broker.key'),
+    sealed: join(dir, `${CREDENTIAL}.sealed`),
+    tokenKey: join(dir, 'token.key'),
+    revocations: join(dir, 'revoked.jsonl'),
+  };
   writeFileSync(files.key, canary.keyMaterial, { mode: 0o600 });
   writeFileSync(files.sealed, canary.sealed, { mode: 0o600 });
   writeFileSync(files.tokenKey, TOKEN_KEY, { mode: 0o600 });
@@ -116,7 +146,12 @@ export async function buildBrokerWorld(t: Test): Promise<BrokerWorld> {
     auth(o = {}) {
       const identity = o.identity ?? 'agent';
       const run = o.run === undefined ? RUN : o.run;
-      const token = issueToken(Buffer.from(TOKEN_KEY), { sub: identity, ttlS: o.ttlS ?? 600, nowS: Math.floor(Date.now() / 1000), ...(run === null ? {} : { run }) });
+      const token = issueToken(Buffer.from(TOKEN_KEY), {
+        sub: identity,
+        ttlS: o.ttlS ?? 600,
+        nowS: Math.floor(Date.now() / 1000),
+        ...(run === null ? {} : { run }),
+      });
       return basic(identity, token);
     },
     config(extra = {}) {
@@ -132,7 +167,11 @@ export async function buildBrokerWorld(t: Test): Promise<BrokerWorld> {
         addressGuard: { allow: [{ cidr: '127.0.0.0/8', hosts: ['*.test'] }] },
         secrets: { keyFile: files.key, handles: { maxTtl: '8h', revocationFile: files.revocations, pollMs: 100 } },
         credentials: {
-          [CREDENTIAL]: { integration: 'api', inject: { type: 'header', name: 'Authorization', template: 'Bearer {secret}' }, source: { sealedFile: files.sealed } },
+          [CREDENTIAL]: {
+            integration: 'api',
+            inject: { type: 'header', name: 'Authorization', template: 'Bearer {secret}' },
+            source: { sealedFile: files.sealed },
+          },
         },
         ...extra,
       };

@@ -13,7 +13,12 @@ import { METRIC, createMetrics } from '../../proxy/ops/metrics.js';
 import { createSluice } from '../../proxy/runtime/sluice.js';
 
 const query = (name: string, opts: { id?: number; type?: dnsPacket.RecordType; rd?: boolean } = {}) =>
-  dnsPacket.encode({ id: opts.id ?? 0x1234, type: 'query', flags: opts.rd === false ? 0 : dnsPacket.RECURSION_DESIRED, questions: [{ type: opts.type ?? 'A', name }] });
+  dnsPacket.encode({
+    id: opts.id ?? 0x1234,
+    type: 'query',
+    flags: opts.rd === false ? 0 : dnsPacket.RECURSION_DESIRED,
+    questions: [{ type: opts.type ?? 'A', name }],
+  });
 
 // dns-packet decodes the RCODE, but its types do not declare it.
 const rcodeOf = (b: Buffer) => (dnsPacket.decode(b) as { rcode?: string }).rcode;
@@ -43,10 +48,22 @@ t.test('refusedReply: byte-level cases', async (t) => {
   t.equal(d.type, 'response');
   t.equal(rcodeOf(r), 'REFUSED');
   t.equal(r.readUInt16BE(2), 0x8105, 'QR, RD echoed, RCODE 5; no AA, TC or RA');
-  t.same(d.questions, [{ name: 'example.com', type: 'A', class: 'IN' }], 'the question echoed (stub resolvers match on it)');
-  t.same([d.answers, d.authorities, d.additionals].map((x) => x?.length ?? 0), [0, 0, 0], 'no records, so nothing to exfiltrate back either');
+  t.same(
+    d.questions,
+    [{ name: 'example.com', type: 'A', class: 'IN' }],
+    'the question echoed (stub resolvers match on it)',
+  );
+  t.same(
+    [d.answers, d.authorities, d.additionals].map((x) => x?.length ?? 0),
+    [0, 0, 0],
+    'no records, so nothing to exfiltrate back either',
+  );
   t.ok(r.length <= q.length, 'no amplification');
-  t.equal(refusedReply(query('x.example', { rd: false }))!.readUInt16BE(2), 0x8005, 'RD clear when the query had it clear');
+  t.equal(
+    refusedReply(query('x.example', { rd: false }))!.readUInt16BE(2),
+    0x8005,
+    'RD clear when the query had it clear',
+  );
 
   t.equal(refusedReply(Buffer.alloc(11)), null, 'shorter than a header: ignored');
   const response = Buffer.from(q);
@@ -55,20 +72,32 @@ t.test('refusedReply: byte-level cases', async (t) => {
   const notify = Buffer.from(q);
   notify.writeUInt16BE(0x2000, 2); // opcode NOTIFY
   t.equal(refusedReply(notify)!.readUInt16BE(2) & 0x7800, 0x2000, 'the opcode is echoed');
-  const garbage = Buffer.concat([Buffer.from([0xab, 0xcd, 0x01, 0x00, 0x00, 0x01, 0, 0, 0, 0, 0, 0]), Buffer.from([0x3f, 0x41])]);
+  const garbage = Buffer.concat([
+    Buffer.from([0xab, 0xcd, 0x01, 0x00, 0x00, 0x01, 0, 0, 0, 0, 0, 0]),
+    Buffer.from([0x3f, 0x41]),
+  ]);
   const bare = refusedReply(garbage)!;
   t.equal(bare.length, 12, 'an undecodable question: a bare header');
   t.equal(bare.readUInt16BE(0), 0xabcd);
   t.equal(bare.readUInt16BE(2) & 0x800f, 0x8005);
   t.equal(bare.readUInt16BE(4), 0, 'QDCOUNT 0');
-  const withEdns = dnsPacket.encode({ id: 7, type: 'query', flags: 0, questions: [{ type: 'TXT', name: 'a.b' }], additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 4096 } as dnsPacket.Answer] });
+  const withEdns = dnsPacket.encode({
+    id: 7,
+    type: 'query',
+    flags: 0,
+    questions: [{ type: 'TXT', name: 'a.b' }],
+    additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 4096 } as dnsPacket.Answer],
+  });
   t.ok(refusedReply(withEdns)!.length < withEdns.length, 'EDNS is not echoed');
 });
 
 t.test('refusedReply: fuzz (never throws, never amplifies, never answers a response)', async (t) => {
   let answered = 0;
   for (let i = 0; i < 5000; i++) {
-    const buf = i % 2 ? randomBytes(1 + (i % 300)) : Buffer.concat([query(`n${i}.example`).subarray(0, 12 + (i % 20)), randomBytes(i % 40)]);
+    const buf =
+      i % 2
+        ? randomBytes(1 + (i % 300))
+        : Buffer.concat([query(`n${i}.example`).subarray(0, 12 + (i % 20)), randomBytes(i % 40)]);
     let r: Buffer | null = null;
     try {
       r = refusedReply(buf);
@@ -91,7 +120,13 @@ t.test('the guard: REFUSED, counted, logged once per name per window, names cut 
   let now = 1_000_000;
   const { logs, logger } = captureLogs();
   const metrics = createMetrics({ version: 't', tunnels: () => 0, defaultMetrics: false });
-  const guard = createDnsGuard({ logger, onQuery: metrics.dnsGuardQuery, nowMs: () => now, windowMs: 60_000, maxNamesPerWindow: 3 });
+  const guard = createDnsGuard({
+    logger,
+    onQuery: metrics.dnsGuardQuery,
+    nowMs: () => now,
+    windowMs: 60_000,
+    maxNamesPerWindow: 3,
+  });
   const { port } = await guard.listen({ host: '127.0.0.1', port: 0, text: '127.0.0.1:0' });
   t.teardown(() => guard.close());
 
@@ -104,7 +139,13 @@ t.test('the guard: REFUSED, counted, logged once per name per window, names cut 
   await ask(port, query('DB.internal'));
   const logged = () => logs.filter((l) => l.msg === DNS_GUARD_LOG.query);
   t.equal(logged().length, 1, 'the same name: logged once per window');
-  t.match(logged()[0], { level: 40, 'dns.name': 'db.internal', 'dns.type': 'A', 'client.addr': '127.0.0.1', 'dns.nameLength': 11 });
+  t.match(logged()[0], {
+    level: 40,
+    'dns.name': 'db.internal',
+    'dns.type': 'A',
+    'client.addr': '127.0.0.1',
+    'dns.nameLength': 11,
+  });
   await ask(port, query('db.internal', { type: 'TXT' }));
   t.equal(logged().length, 2, 'another type is another signal');
 
@@ -120,7 +161,11 @@ t.test('the guard: REFUSED, counted, logged once per name per window, names cut 
   now += 60_001;
   await ask(port, query('db.internal'));
   t.equal(logged().length, 4, 'a new window logs the name again');
-  t.match(logs.find((l) => l.msg === DNS_GUARD_LOG.suppressed), { 'dns.suppressed': 3 }, 'what was not logged is summarised');
+  t.match(
+    logs.find((l) => l.msg === DNS_GUARD_LOG.suppressed),
+    { 'dns.suppressed': 3 },
+    'what was not logged is summarised',
+  );
   t.match(await metrics.registry.metrics(), new RegExp(`${METRIC.dnsGuardQueries} 9\\b`), 'every query counted');
 
   const resp = query('db.internal');

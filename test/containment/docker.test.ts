@@ -9,7 +9,20 @@ import { chmodSync, writeFileSync } from 'node:fs';
 import t from 'tap';
 import { isolate } from '../helpers/netns.js';
 import {
-  AUTH, CANARY_NAMES, INET, type Attack, type SluiceProcess, attack, buildInternet, directAttacks, leaks, rawAttacks, renderTo, setupSh, startSluiceProcess, waitForLog,
+  AUTH,
+  CANARY_NAMES,
+  INET,
+  type Attack,
+  type SluiceProcess,
+  attack,
+  buildInternet,
+  directAttacks,
+  leaks,
+  rawAttacks,
+  renderTo,
+  setupSh,
+  startSluiceProcess,
+  waitForLog,
   writeProofConfig,
 } from './proof.js';
 import { addDockerHost, addNetns, must, requirePrerequisites, runAsync, tempDir, veth } from './topology.js';
@@ -24,10 +37,16 @@ if (isolate(t, import.meta.url) && requirePrerequisites(t, ['ping', 'socat'])) {
   const host = addDockerHost(t, 'dockerhost', BRIDGE, { v4: `${GW.v4}/24`, v6: `${GW.v6}/64` });
   const wl = addNetns(t, 'workload');
   const px = addNetns(t, 'sluice');
-  veth({ ns: null, dev: 'inet0', v4: `${INET.v4}/24`, v6: `${INET.v6}/64` }, { ns: host, dev: 'up0', v4: '203.0.113.2/24', v6: '2001:db8:1::2/64' });
+  veth(
+    { ns: null, dev: 'inet0', v4: `${INET.v4}/24`, v6: `${INET.v6}/64` },
+    { ns: host, dev: 'up0', v4: '203.0.113.2/24', v6: '2001:db8:1::2/64' },
+  );
   veth({ ns: wl, dev: 'eth0', v4: '172.30.1.10/24', v6: 'fd30:1::10/64' }, { ns: host, dev: 'wl0', master: BRIDGE });
   veth({ ns: px, dev: 'eth0', v4: `${PROXY.v4}/24`, v6: `${PROXY.v6}/64` }, { ns: host, dev: 'px0', master: BRIDGE });
-  veth({ ns: px, dev: 'eth1', v4: '172.30.2.2/24', v6: 'fd30:2::2/64' }, { ns: host, dev: 'pxe0', v4: '172.30.2.1/24', v6: 'fd30:2::1/64' });
+  veth(
+    { ns: px, dev: 'eth1', v4: '172.30.2.2/24', v6: 'fd30:2::2/64' },
+    { ns: host, dev: 'pxe0', v4: '172.30.2.1/24', v6: 'fd30:2::1/64' },
+  );
   must('ip', ['route', 'add', 'default', 'via', GW.v4], wl);
   must('ip', ['-6', 'route', 'add', 'default', 'via', GW.v6], wl);
   must('ip', ['route', 'add', 'default', 'via', '172.30.2.1'], px);
@@ -35,48 +54,104 @@ if (isolate(t, import.meta.url) && requirePrerequisites(t, ['ping', 'socat'])) {
   must('ip', ['route', 'add', '172.30.0.0/16', 'via', '203.0.113.2']);
   must('ip', ['-6', 'route', 'add', 'fd30::/16', 'via', '2001:db8:1::2']);
   must('sysctl', ['-qw', 'net.ipv4.ip_unprivileged_port_start=0'], px);
-  const brnf = must('sh', ['-c', 'cat /proc/sys/net/bridge/bridge-nf-call-iptables 2>/dev/null || echo absent'], host).trim();
+  const brnf = must(
+    'sh',
+    ['-c', 'cat /proc/sys/net/bridge/bridge-nf-call-iptables 2>/dev/null || echo absent'],
+    host,
+  ).trim();
   t.comment(`br_netfilter in the host namespace: bridge-nf-call-iptables=${brnf}`);
 
   const internet = await buildInternet(t, CANARY_NAMES);
 
   // The host's own services: a canary listening on every host address.
   let hostHits = 0;
-  const hostCanary: ChildProcess = spawn('ip', ['netns', 'exec', host, process.execPath, new URL('./fixtures/host-canary.mjs', import.meta.url).pathname, String(HOST_PORT)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const hostCanary: ChildProcess = spawn(
+    'ip',
+    [
+      'netns',
+      'exec',
+      host,
+      process.execPath,
+      new URL('./fixtures/host-canary.mjs', import.meta.url).pathname,
+      String(HOST_PORT),
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   t.teardown(() => void hostCanary.kill('SIGKILL'));
-  await new Promise<void>((resolve) => hostCanary.stdout!.on('data', (d: Buffer) => {
-    for (const line of d.toString().split('\n')) {
-      if (line === 'ready') resolve();
-      else if (line) hostHits++;
-    }
-  }));
+  await new Promise<void>((resolve) =>
+    hostCanary.stdout!.on('data', (d: Buffer) => {
+      for (const line of d.toString().split('\n')) {
+        if (line === 'ready') resolve();
+        else if (line) hostHits++;
+      }
+    }),
+  );
   const hostAttacks: Attack[] = [];
-  for (const h of [GW.v4, '203.0.113.2', '172.30.2.1', GW.v6]) hostAttacks.push({ kind: 'tcp', host: h, port: HOST_PORT }, { kind: 'udp', host: h, port: HOST_PORT });
+  for (const h of [GW.v4, '203.0.113.2', '172.30.2.1', GW.v6])
+    hostAttacks.push({ kind: 'tcp', host: h, port: HOST_PORT }, { kind: 'udp', host: h, port: HOST_PORT });
   // Sluice's egress leg is not the workload's way out either.
-  const lateral: Attack[] = [{ kind: 'tcp', host: '172.30.2.2', port: 3128 }, { kind: 'tcp', host: 'fd30:2::2', port: 3128 }];
+  const lateral: Attack[] = [
+    { kind: 'tcp', host: '172.30.2.2', port: 3128 },
+    { kind: 'tcp', host: 'fd30:2::2', port: 3128 },
+  ];
 
   // Sluice runs without CAP_SETUID here: its probe must say 0, never a false 1.
   const config = writeProofConfig({ http: '[::]:3128', dns: '[::]:53' });
-  const proxied = (h: string, name: string): Attack => ({ kind: 'proxy', host: h, port: 3128, url: `http://${name}/`, auth: AUTH });
-  const rules = renderTo({ mode: 'docker', bridge: BRIDGE, proxy: PROXY.v4, proxy6: PROXY.v6, subnet: '172.30.1.0/24', subnet6: 'fd30:1::/64', 'dns-port': '53' });
+  const proxied = (h: string, name: string): Attack => ({
+    kind: 'proxy',
+    host: h,
+    port: 3128,
+    url: `http://${name}/`,
+    auth: AUTH,
+  });
+  const rules = renderTo({
+    mode: 'docker',
+    bridge: BRIDGE,
+    proxy: PROXY.v4,
+    proxy6: PROXY.v6,
+    subnet: '172.30.1.0/24',
+    subnet6: 'fd30:1::/64',
+    'dns-port': '53',
+  });
   const selfTest = ['--test-netns', wl, '--probe', `${INET.v4}:9000`, '--probe', `[${INET.v6}]:9000`];
 
   t.test('without the rules the workload would leak, to the internet and to the host', async (t) => {
     const before = internet.hits();
     const hb = hostHits;
-    const out = await attack(wl, [{ kind: 'tcp', host: INET.v4, port: 9000 }, { kind: 'tcp', host: INET.v6, port: 9000 }, { kind: 'tcp', host: GW.v4, port: HOST_PORT }]);
-    t.same(out.map((o) => o.outcome), ['connected', 'connected', 'connected']);
+    const out = await attack(wl, [
+      { kind: 'tcp', host: INET.v4, port: 9000 },
+      { kind: 'tcp', host: INET.v6, port: 9000 },
+      { kind: 'tcp', host: GW.v4, port: HOST_PORT },
+    ]);
+    t.same(
+      out.map((o) => o.outcome),
+      ['connected', 'connected', 'connected'],
+    );
     const raw = await rawAttacks(wl);
     t.equal(raw.ping4!.status, 0, 'ping crosses the host');
     const after = internet.hits();
-    for (const k of ['tcp9000', 'kernel.syn4', 'kernel.syn6', 'kernel.icmp4', 'kernel.icmp6', 'kernel.raw4', 'kernel.raw6', 'kernel.ndp6']) t.ok(after[k]! > before[k]!, `${k} counts it`);
+    for (const k of [
+      'tcp9000',
+      'kernel.syn4',
+      'kernel.syn6',
+      'kernel.icmp4',
+      'kernel.icmp6',
+      'kernel.raw4',
+      'kernel.raw6',
+      'kernel.ndp6',
+    ])
+      t.ok(after[k]! > before[k]!, `${k} counts it`);
     t.ok(hostHits > hb, 'the host canary counts it');
   });
 
   t.test('apply the docker rules on the host', async (t) => {
     const r = await setupSh(host, ['apply', rules, ...selfTest]);
     t.equal(r.status, 0, r.stderr);
-    t.match(r.stderr, /ok {3}Sluice 172\.30\.1\.2:3128 as uid 65534: refused/, 'the path to Sluice is open (not listening yet)');
+    t.match(
+      r.stderr,
+      /ok {3}Sluice 172\.30\.1\.2:3128 as uid 65534: refused/,
+      'the path to Sluice is open (not listening yet)',
+    );
     t.match(r.stderr, /self-test passed/);
   });
 
@@ -99,17 +174,32 @@ if (isolate(t, import.meta.url) && requirePrerequisites(t, ['ping', 'socat'])) {
     const hb = hostHits;
     const out = await attack(wl, allDirect());
     t.same(leaks(out), [], 'no direct attempt connected, got a reply or an answer');
-    for (const o of out.filter((o) => o.kind === 'tcp')) t.match(o.outcome, /^error:(EHOSTUNREACH|EACCES|ENETUNREACH)$/, `${o.host}:${o.port} refused at once (${o.outcome})`);
-    const raw = { ...(await rawAttacks(wl)), pingHost: await runAsync('setpriv', ['--reuid=10002', '--regid=10002', '--clear-groups', 'ping', '-n', '-c', '1', '-W', '1', GW.v4], { ns: wl }) };
+    for (const o of out.filter((o) => o.kind === 'tcp'))
+      t.match(
+        o.outcome,
+        /^error:(EHOSTUNREACH|EACCES|ENETUNREACH)$/,
+        `${o.host}:${o.port} refused at once (${o.outcome})`,
+      );
+    const raw = {
+      ...(await rawAttacks(wl)),
+      pingHost: await runAsync(
+        'setpriv',
+        ['--reuid=10002', '--regid=10002', '--clear-groups', 'ping', '-n', '-c', '1', '-W', '1', GW.v4],
+        { ns: wl },
+      ),
+    };
     for (const [name, r] of Object.entries(raw)) {
       if (name.startsWith('ping')) t.not(r.status, 0, `${name}: no echo reply`);
     }
     t.same(internet.hits(), quiet, 'zero hits on every internet canary and counter (raw IP included)');
-    t.equal(hostHits, hb, 'zero hits on the host\'s services');
+    t.equal(hostHits, hb, "zero hits on the host's services");
   });
 
-  t.test('the DNS guard on Sluice\'s address answers REFUSED; the probe without CAP_SETUID says 0', async (t) => {
-    const [g4, g6] = await attack(wl, [{ kind: 'guard', host: PROXY.v4, port: 53 }, { kind: 'guard', host: PROXY.v6, port: 53 }]);
+  t.test("the DNS guard on Sluice's address answers REFUSED; the probe without CAP_SETUID says 0", async (t) => {
+    const [g4, g6] = await attack(wl, [
+      { kind: 'guard', host: PROXY.v4, port: 53 },
+      { kind: 'guard', host: PROXY.v6, port: 53 },
+    ]);
     t.equal(g4!.outcome, 'reply:5');
     t.equal(g6!.outcome, 'reply:5');
     const line = await waitForLog(sluice, (l) => l.msg === 'containment.probe');
@@ -140,11 +230,18 @@ if (isolate(t, import.meta.url) && requirePrerequisites(t, ['ping', 'socat'])) {
     t.equal((await setupSh(host, ['remove'])).status, 0);
     const dir = tempDir('sluice-inject-');
     const failing = join(dir, 'ip6tables-restore');
-    writeFileSync(failing, '#!/bin/sh\nin=$(cat)\ncase "$in" in *"stage=guard"*) printf \'%s\\n\' "$in" | ip6tables-restore "$@" ;; *) echo injected >&2; exit 1 ;; esac\n');
+    writeFileSync(
+      failing,
+      '#!/bin/sh\nin=$(cat)\ncase "$in" in *"stage=guard"*) printf \'%s\\n\' "$in" | ip6tables-restore "$@" ;; *) echo injected >&2; exit 1 ;; esac\n',
+    );
     chmodSync(failing, 0o755);
     const r = await setupSh(host, ['apply', rules, ...selfTest], { IP6TABLES_RESTORE: failing });
     t.equal(r.status, 1, 'apply fails');
-    t.equal(must('ip6tables', ['-S', 'SLUICE-FORWARD'], host), `-N SLUICE-FORWARD\n-A SLUICE-FORWARD -i ${BRIDGE} -j DROP\n-A SLUICE-FORWARD -o ${BRIDGE} -j DROP\n`, 'IPv6: the guard');
+    t.equal(
+      must('ip6tables', ['-S', 'SLUICE-FORWARD'], host),
+      `-N SLUICE-FORWARD\n-A SLUICE-FORWARD -i ${BRIDGE} -j DROP\n-A SLUICE-FORWARD -o ${BRIDGE} -j DROP\n`,
+      'IPv6: the guard',
+    );
     const quiet = internet.hits();
     const hb = hostHits;
     const out = await attack(wl, allDirect());

@@ -5,7 +5,13 @@ import { type Server, createServer } from 'node:net';
 import t from 'tap';
 import { captureLogs } from '../helpers/log-capture.js';
 import { validateConfig } from '../../firewall/config.js';
-import { type ProbeOutcome, PROBE_LOG, createContainmentProbe, judgeProbe, runProbeChild } from '../../proxy/ops/containment-probe.js';
+import {
+  type ProbeOutcome,
+  PROBE_LOG,
+  createContainmentProbe,
+  judgeProbe,
+  runProbeChild,
+} from '../../proxy/ops/containment-probe.js';
 import { METRIC, createMetrics } from '../../proxy/ops/metrics.js';
 import { otherUidsBlocked } from '../helpers/other-uids.js';
 
@@ -34,23 +40,50 @@ t.test('the metric: absent until a probe reports, then 1 or 0', async (t) => {
   t.notMatch(await text(), METRIC.containmentOk, 'no probe configured: no metric (never a false 0 or 1)');
   const outcomes: ProbeOutcome[] = [{ outcome: 'error', code: 'EHOSTUNREACH' }, { outcome: 'connected' }];
   const { logs, logger } = captureLogs();
-  const probe = createContainmentProbe({ spec: SPEC, intervalMs: 60_000, logger, setContainment: metrics.setContainment, run: async () => outcomes.shift()! });
+  const probe = createContainmentProbe({
+    spec: SPEC,
+    intervalMs: 60_000,
+    logger,
+    setContainment: metrics.setContainment,
+    run: async () => outcomes.shift()!,
+  });
   t.match(await probe.check(), { ok: true });
   t.match(await text(), new RegExp(`^${METRIC.containmentOk} 1$`, 'm'));
   t.match(await probe.check(), { ok: false });
   t.match(await text(), new RegExp(`^${METRIC.containmentOk} 0$`, 'm'));
-  t.match(logs.find((l) => l.msg === PROBE_LOG && l.ok === false), { level: 50, outcome: 'connected', 'probe.target': '203.0.113.10:443', 'probe.uid': 65534 });
+  t.match(
+    logs.find((l) => l.msg === PROBE_LOG && l.ok === false),
+    { level: 50, outcome: 'connected', 'probe.target': '203.0.113.10:443', 'probe.uid': 65534 },
+  );
   metrics.setContainment(null);
   t.notMatch(await text(), METRIC.containmentOk, 'null takes it away again');
 });
 
-t.test('fails closed: a throwing probe, or a probe as Sluice\'s own UID, is 0', async (t) => {
+t.test("fails closed: a throwing probe, or a probe as Sluice's own UID, is 0", async (t) => {
   const seen: (boolean | null)[] = [];
   const { logger } = captureLogs();
-  const throwing = createContainmentProbe({ spec: SPEC, intervalMs: 60_000, logger, setContainment: (ok) => seen.push(ok), run: async () => { throw new Error('boom'); } });
+  const throwing = createContainmentProbe({
+    spec: SPEC,
+    intervalMs: 60_000,
+    logger,
+    setContainment: (ok) => seen.push(ok),
+    run: async () => {
+      throw new Error('boom');
+    },
+  });
   t.match(await throwing.check(), { ok: false, reason: 'boom' });
   let ran = false;
-  const self = createContainmentProbe({ spec: SPEC, intervalMs: 60_000, logger, setContainment: (ok) => seen.push(ok), ownUid: 65534, run: async () => { ran = true; return { outcome: 'timeout' }; } });
+  const self = createContainmentProbe({
+    spec: SPEC,
+    intervalMs: 60_000,
+    logger,
+    setContainment: (ok) => seen.push(ok),
+    ownUid: 65534,
+    run: async () => {
+      ran = true;
+      return { outcome: 'timeout' };
+    },
+  });
   t.match(await self.check(), { ok: false, reason: /Sluice's own UID/ });
   t.notOk(ran, 'a probe as the exempt UID is not even tried');
   t.same(seen, [false, false]);
@@ -61,8 +94,16 @@ t.test('one probe at a time; start() probes at once and then on its interval', a
   let release: (() => void) | null = null;
   const { logger } = captureLogs();
   const probe = createContainmentProbe({
-    spec: SPEC, intervalMs: 60_000, logger, setContainment: () => undefined,
-    run: () => { calls++; return new Promise((r) => { release = () => r({ outcome: 'timeout' }); }); },
+    spec: SPEC,
+    intervalMs: 60_000,
+    logger,
+    setContainment: () => undefined,
+    run: () => {
+      calls++;
+      return new Promise((r) => {
+        release = () => r({ outcome: 'timeout' });
+      });
+    },
   });
   probe.start();
   const a = probe.check();
@@ -76,7 +117,15 @@ t.test('one probe at a time; start() probes at once and then on its interval', a
 t.test('config: containment.probe', async (t) => {
   const ok = validateConfig({ containment: { probe: { target: '[2001:db8::10]:443', intervalS: 30 } } });
   t.ok(ok.ok);
-  if (ok.ok) t.same(ok.config.containment.probe, { host: '2001:db8::10', port: 443, intervalS: 30, timeoutMs: 3000, uid: 65534, gid: 65534 });
+  if (ok.ok)
+    t.same(ok.config.containment.probe, {
+      host: '2001:db8::10',
+      port: 443,
+      intervalS: 30,
+      timeoutMs: 3000,
+      uid: 65534,
+      gid: 65534,
+    });
   const off = validateConfig({});
   t.ok(off.ok && off.config.containment.probe === null, 'off by default');
   for (const [raw, re] of [
@@ -89,26 +138,34 @@ t.test('config: containment.probe', async (t) => {
   ] as const) {
     const r = validateConfig({ containment: { probe: raw } });
     t.notOk(r.ok, JSON.stringify(raw));
-    if (!r.ok) t.ok(r.issues.some((i) => re.test(i.message)), r.issues.map((i) => i.message).join(' | '));
+    if (!r.ok)
+      t.ok(
+        r.issues.some((i) => re.test(i.message)),
+        r.issues.map((i) => i.message).join(' | '),
+      );
   }
 });
 
-t.test('the real child, as another UID', { skip: process.getuid?.() !== 0 ? 'LOUD: needs root to switch UID; SKIPPED' : false }, async (t) => {
-  const blocked = otherUidsBlocked();
-  if (blocked) return void t.fail(blocked);
-  const listening: Server = createServer((s) => s.destroy());
-  await new Promise<void>((r) => listening.listen(0, '127.0.0.1', r));
-  t.teardown(() => listening.close());
-  const port = (listening.address() as { port: number }).port;
-  const spec = { host: '127.0.0.1', port, uid: 65534, gid: 65534, timeoutMs: 2000 };
-  t.same(await runProbeChild(spec), { outcome: 'connected' }, 'an open path is seen as open');
-  const closed = createServer();
-  await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
-  const closedPort = (closed.address() as { port: number }).port;
-  await new Promise((r) => closed.close(r));
-  const refused = await runProbeChild({ ...spec, port: closedPort });
-  t.same(refused, { outcome: 'error', code: 'ECONNREFUSED' });
-  t.notOk(judgeProbe(refused).ok, 'a refusal from the far end is not containment');
-  const bad = await runProbeChild({ ...spec, uid: 4294967295 });
-  t.equal(bad.outcome, 'probe-failed', 'a UID the kernel refuses: the probe failed, and says so');
-});
+t.test(
+  'the real child, as another UID',
+  { skip: process.getuid?.() !== 0 ? 'LOUD: needs root to switch UID; SKIPPED' : false },
+  async (t) => {
+    const blocked = otherUidsBlocked();
+    if (blocked) return void t.fail(blocked);
+    const listening: Server = createServer((s) => s.destroy());
+    await new Promise<void>((r) => listening.listen(0, '127.0.0.1', r));
+    t.teardown(() => listening.close());
+    const port = (listening.address() as { port: number }).port;
+    const spec = { host: '127.0.0.1', port, uid: 65534, gid: 65534, timeoutMs: 2000 };
+    t.same(await runProbeChild(spec), { outcome: 'connected' }, 'an open path is seen as open');
+    const closed = createServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+    const closedPort = (closed.address() as { port: number }).port;
+    await new Promise((r) => closed.close(r));
+    const refused = await runProbeChild({ ...spec, port: closedPort });
+    t.same(refused, { outcome: 'error', code: 'ECONNREFUSED' });
+    t.notOk(judgeProbe(refused).ok, 'a refusal from the far end is not containment');
+    const bad = await runProbeChild({ ...spec, uid: 4294967295 });
+    t.equal(bad.outcome, 'probe-failed', 'a UID the kernel refuses: the probe failed, and says so');
+  },
+);

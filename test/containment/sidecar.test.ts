@@ -5,8 +5,22 @@
 import t from 'tap';
 import { isolate } from '../helpers/netns.js';
 import {
-  AUTH, CANARY_NAMES, INET, SLUICE_UID, type SluiceProcess, WORKLOAD_UID, attack, buildInternet, directAttacks, leaks, rawAttacks, renderTo, setupSh,
-  startSluiceProcess, waitForLog, writeProofConfig,
+  AUTH,
+  CANARY_NAMES,
+  INET,
+  SLUICE_UID,
+  type SluiceProcess,
+  WORKLOAD_UID,
+  attack,
+  buildInternet,
+  directAttacks,
+  leaks,
+  rawAttacks,
+  renderTo,
+  setupSh,
+  startSluiceProcess,
+  waitForLog,
+  writeProofConfig,
 } from './proof.js';
 import { addNetns, must, requirePrerequisites, veth } from './topology.js';
 
@@ -14,29 +28,63 @@ if (isolate(t, import.meta.url) && requirePrerequisites(t, ['ping', 'socat'])) {
   // Sluice outlives the subtest that starts it; its safety-net teardown belongs to the whole file.
   const top = t;
   const pod = addNetns(t, 'pod');
-  veth({ ns: null, dev: 'inet0', v4: `${INET.v4}/24`, v6: `${INET.v6}/64` }, { ns: pod, dev: 'eth0', v4: '203.0.113.2/24', v6: '2001:db8:1::2/64' });
+  veth(
+    { ns: null, dev: 'inet0', v4: `${INET.v4}/24`, v6: `${INET.v6}/64` },
+    { ns: pod, dev: 'eth0', v4: '203.0.113.2/24', v6: '2001:db8:1::2/64' },
+  );
   // The DNS guard listens on port 53 as an unprivileged UID, as Docker allows containers by default.
   must('sysctl', ['-qw', 'net.ipv4.ip_unprivileged_port_start=0'], pod);
   const internet = await buildInternet(t, CANARY_NAMES);
 
   const config = writeProofConfig({ http: '127.0.0.1:3128', dns: '127.0.0.1:53' });
-  const proxied = (host: string) => ({ kind: 'proxy' as const, host: '127.0.0.1', port: 3128, url: `http://${host}/`, auth: AUTH });
+  const proxied = (host: string) => ({
+    kind: 'proxy' as const,
+    host: '127.0.0.1',
+    port: 3128,
+    url: `http://${host}/`,
+    auth: AUTH,
+  });
 
   t.test('without the rules the pod would leak: the canaries and counters do see a direct attempt', async (t) => {
     const before = internet.hits();
-    const out = await attack(pod, [{ kind: 'tcp', host: INET.v4, port: 9000 }, { kind: 'tcp', host: INET.v6, port: 9000 }, { kind: 'udp', host: INET.v4, port: 9000 }, { kind: 'dns-udp', host: INET.v4, port: 53 }]);
-    t.same(out.map((o) => o.outcome.split(':')[0]), ['connected', 'connected', 'no-reply', 'reply']);
+    const out = await attack(pod, [
+      { kind: 'tcp', host: INET.v4, port: 9000 },
+      { kind: 'tcp', host: INET.v6, port: 9000 },
+      { kind: 'udp', host: INET.v4, port: 9000 },
+      { kind: 'dns-udp', host: INET.v4, port: 53 },
+    ]);
+    t.same(
+      out.map((o) => o.outcome.split(':')[0]),
+      ['connected', 'connected', 'no-reply', 'reply'],
+    );
     const raw = await rawAttacks(pod);
     t.equal(raw.ping4!.status, 0, 'ping gets through without the rules');
     t.equal(raw.ping6!.status, 0);
     const after = internet.hits();
-    for (const k of ['tcp9000', 'udp4', 'dns4', 'kernel.syn4', 'kernel.syn6', 'kernel.udp4', 'kernel.icmp4', 'kernel.icmp6', 'kernel.raw4', 'kernel.raw6', 'kernel.ndp6']) {
+    for (const k of [
+      'tcp9000',
+      'udp4',
+      'dns4',
+      'kernel.syn4',
+      'kernel.syn6',
+      'kernel.udp4',
+      'kernel.icmp4',
+      'kernel.icmp6',
+      'kernel.raw4',
+      'kernel.raw6',
+      'kernel.ndp6',
+    ]) {
       t.ok(after[k]! > before[k]!, `${k} counts a direct attempt (so a zero later means something)`);
     }
   });
 
   t.test('apply the sidecar rules', async (t) => {
-    const rules = renderTo({ mode: 'sidecar', uid: String(SLUICE_UID), 'workload-uid': String(WORKLOAD_UID), 'dns-port': '53' });
+    const rules = renderTo({
+      mode: 'sidecar',
+      uid: String(SLUICE_UID),
+      'workload-uid': String(WORKLOAD_UID),
+      'dns-port': '53',
+    });
     const r = await setupSh(pod, ['apply', rules, '--probe', `${INET.v4}:9000`, '--probe', `[${INET.v6}]:9000`]);
     t.equal(r.status, 0, r.stderr);
     t.match(r.stderr, /self-test passed/);
@@ -58,9 +106,15 @@ if (isolate(t, import.meta.url) && requirePrerequisites(t, ['ping', 'socat'])) {
     const quiet = internet.hits();
     const out = await attack(pod, directAttacks());
     t.same(leaks(out), [], 'no direct attempt connected, got a reply or an answer');
-    for (const o of out.filter((o) => o.kind === 'tcp' || o.kind === 'dns-tcp')) t.match(o.outcome, /^error:(EHOSTUNREACH|EACCES|EPERM|ENETUNREACH)$/, `${o.kind} ${o.host}:${o.port} fails at once (${o.outcome})`);
+    for (const o of out.filter((o) => o.kind === 'tcp' || o.kind === 'dns-tcp'))
+      t.match(
+        o.outcome,
+        /^error:(EHOSTUNREACH|EACCES|EPERM|ENETUNREACH)$/,
+        `${o.kind} ${o.host}:${o.port} fails at once (${o.outcome})`,
+      );
     const raw = await rawAttacks(pod);
-    for (const [name, r] of Object.entries(raw)) t.not(r.status, 0, `${name} fails (${r.stderr.trim().split('\n').at(-1)})`);
+    for (const [name, r] of Object.entries(raw))
+      t.not(r.status, 0, `${name} fails (${r.stderr.trim().split('\n').at(-1)})`);
     t.same(internet.hits(), quiet, 'zero hits on every canary and counter (NDP made by the workload included)');
   });
 
@@ -92,7 +146,12 @@ if (isolate(t, import.meta.url) && requirePrerequisites(t, ['ping', 'socat'])) {
     sluice = await startSluiceProcess(top, pod, config, { caps: true });
     const [r] = await attack(pod, [proxied('canary4.test')]);
     t.match(r!.outcome, /^status:200/);
-    const v = await setupSh(pod, ['verify', renderTo({ mode: 'sidecar', 'workload-uid': String(WORKLOAD_UID), 'dns-port': '53' }), '--probe', `${INET.v4}:9000`]);
+    const v = await setupSh(pod, [
+      'verify',
+      renderTo({ mode: 'sidecar', 'workload-uid': String(WORKLOAD_UID), 'dns-port': '53' }),
+      '--probe',
+      `${INET.v4}:9000`,
+    ]);
     t.equal(v.status, 0, v.stderr);
     t.match(v.stderr, /ok {3}Sluice 127\.0\.0\.1:3128 as uid 65534: open/);
   });

@@ -9,7 +9,18 @@ import { join } from 'node:path';
 import type { Test } from 'tap';
 import { otherUidsBlocked } from '../helpers/other-uids.js';
 
-const REQUIRED = ['ip', 'iptables', 'ip6tables', 'iptables-restore', 'ip6tables-restore', 'iptables-save', 'ip6tables-save', 'setpriv', 'timeout', 'bash'];
+const REQUIRED = [
+  'ip',
+  'iptables',
+  'ip6tables',
+  'iptables-restore',
+  'ip6tables-restore',
+  'iptables-save',
+  'ip6tables-save',
+  'setpriv',
+  'timeout',
+  'bash',
+];
 
 const temporary: string[] = [];
 process.on('exit', () => {
@@ -60,12 +71,20 @@ export function run(cmd: string, args: readonly string[], opts: SpawnSyncOptions
   const { ns, ...rest } = opts;
   const [c, a] = ns ? ['ip', ['netns', 'exec', ns, cmd, ...args]] : [cmd, [...args]];
   const r = spawnSync(c, a, { encoding: 'utf8', timeout: 120_000, ...rest });
-  return { status: r.status, stdout: String(r.stdout ?? ''), stderr: String(r.stderr ?? '') + (r.error ? String(r.error) : '') };
+  return {
+    status: r.status,
+    stdout: String(r.stdout ?? ''),
+    stderr: String(r.stderr ?? '') + (r.error ? String(r.error) : ''),
+  };
 }
 
 /** Runs a command without blocking the event loop: in-process canaries must keep accepting (and counting)
  * while a workload attacks them. Settles a moment after exit so that counts are complete. */
-export function runAsync(cmd: string, args: readonly string[], opts: SpawnOptions & { ns?: string; input?: string | Buffer } = {}): Promise<Run> {
+export function runAsync(
+  cmd: string,
+  args: readonly string[],
+  opts: SpawnOptions & { ns?: string; input?: string | Buffer } = {},
+): Promise<Run> {
   const { ns, input, ...rest } = opts;
   const [c, a] = ns ? ['ip', ['netns', 'exec', ns, cmd, ...args]] : [cmd, [...args]];
   return new Promise((resolve) => {
@@ -83,7 +102,8 @@ export function runAsync(cmd: string, args: readonly string[], opts: SpawnOption
 /** Runs a command that must succeed (topology building); throws with its output otherwise. */
 export function must(cmd: string, args: readonly string[], ns?: string): string {
   const r = run(cmd, args, ns ? { ns } : {});
-  if (r.status !== 0) throw new Error(`${ns ? `[${ns}] ` : ''}${cmd} ${args.join(' ')} failed (${r.status}): ${r.stderr}`);
+  if (r.status !== 0)
+    throw new Error(`${ns ? `[${ns}] ` : ''}${cmd} ${args.join(' ')} failed (${r.status}): ${r.stderr}`);
   return r.stdout;
 }
 
@@ -116,7 +136,12 @@ export function addNetns(t: Test, label: string): string {
   t.teardown(() => deleteNetns(name));
   must('ip', ['link', 'set', 'lo', 'up'], name);
   // Tentative IPv6 addresses (duplicate address detection) would make the first seconds flaky.
-  for (const k of ['net.ipv6.conf.all.accept_dad=0', 'net.ipv6.conf.default.accept_dad=0', 'net.ipv6.conf.all.accept_ra=0', 'net.ipv6.conf.default.accept_ra=0']) {
+  for (const k of [
+    'net.ipv6.conf.all.accept_dad=0',
+    'net.ipv6.conf.default.accept_dad=0',
+    'net.ipv6.conf.all.accept_ra=0',
+    'net.ipv6.conf.default.accept_ra=0',
+  ]) {
     must('sysctl', ['-qw', k], name);
   }
   return name;
@@ -159,7 +184,12 @@ export function veth(a: Leg, b: Leg): void {
 /** A namespace playing a Docker host: forwarding on (FORWARD policy ACCEPT, the worst case), the workload
  * network's bridge with the gateway address(es), and DOCKER-USER entered first from FORWARD and returning by
  * default, as Docker makes it. Nothing is filtered until `setup.sh apply` adds the docker-mode rules. */
-export function addDockerHost(t: Test, label: string, bridge: string, gateway: { readonly v4: string; readonly v6?: string }): string {
+export function addDockerHost(
+  t: Test,
+  label: string,
+  bridge: string,
+  gateway: { readonly v4: string; readonly v6?: string },
+): string {
   const host = addNetns(t, label);
   for (const k of ['net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1']) must('sysctl', ['-qw', k], host);
   must('ip', ['link', 'add', bridge, 'type', 'bridge', 'forward_delay', '0'], host);

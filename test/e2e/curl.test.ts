@@ -26,7 +26,15 @@ if (isolateClients(t, import.meta.url) && requireTool(t, 'curl', 'curl', ['--ver
   });
 
   t.test('a write to the integration via http:// leaves over TLS', async (t) => {
-    const r = await curl('-X', 'POST', '-H', 'content-type: application/json', '-d', '{"title":"from curl"}', 'http://api.test/v1/items');
+    const r = await curl(
+      '-X',
+      'POST',
+      '-H',
+      'content-type: application/json',
+      '-d',
+      '{"title":"from curl"}',
+      'http://api.test/v1/items',
+    );
     t.equal(r.code, 0, r.output);
     t.match(JSON.parse(r.stdout), { ok: true, method: 'POST', path: '/v1/items', received: '{"title":"from curl"}' });
     t.equal(c.world.api.requests.at(-1)?.method, 'POST', 'the integration (a TLS-only server) received it');
@@ -91,14 +99,18 @@ if (isolateClients(t, import.meta.url) && requireTool(t, 'curl', 'curl', ['--ver
     t.equal(byAddress.code, 7, "a stand-in's address is the workload's own loopback");
     const metadata = await curl('--noproxy', '*', '--max-time', '5', 'http://169.254.169.254/');
     t.not(metadata.code, 0, 'the metadata address is refused by the rules (the host would forward it)');
-    const listed = await c.run('curl', ['-sS', 'http://public.test/'], { env: { ...env, no_proxy: 'public.test', NO_PROXY: 'public.test' } });
+    const listed = await c.run('curl', ['-sS', 'http://public.test/'], {
+      env: { ...env, no_proxy: 'public.test', NO_PROXY: 'public.test' },
+    });
     t.equal(listed.code, 6, 'a NO_PROXY entry is not a way around Sluice, only a way to fail');
     t.equal(c.world.publicSite.connections, before);
     t.equal(c.world.metadata.connections, 0);
   });
 
   t.test('trap: curl reads http_proxy only in lower case', async (t) => {
-    const upperOnly = Object.fromEntries(Object.entries(env).filter(([k]) => k !== 'http_proxy' && k !== 'https_proxy'));
+    const upperOnly = Object.fromEntries(
+      Object.entries(env).filter(([k]) => k !== 'http_proxy' && k !== 'https_proxy'),
+    );
     const r = await c.run('curl', ['-sS', 'http://public.test/'], { env: upperOnly });
     show(t, 'curl with only HTTP_PROXY set', r);
     t.equal(r.code, 6, 'HTTP_PROXY is ignored (httpoxy), so curl went direct and could not resolve');
@@ -114,12 +126,20 @@ if (isolateClients(t, import.meta.url) && requireTool(t, 'curl', 'curl', ['--ver
     const denied = await curl(...socks, 'https://forge.test/');
     show(t, 'curl --socks5-hostname ... https://forge.test/', denied);
     t.equal(denied.code, 97);
-    t.match(denied.stderr, /Can't complete SOCKS5 connection to forge\.test\. \(2\)/, 'REP 0x02: connection not allowed by ruleset');
+    t.match(
+      denied.stderr,
+      /Can't complete SOCKS5 connection to forge\.test\. \(2\)/,
+      'REP 0x02: connection not allowed by ruleset',
+    );
     t.match(await c.decision('forge.test', 'EGR_DENY_TUNNEL', 'socks5'), { verdict: 'deny' });
     t.equal(c.world.forge.connections, 0);
     const local = await curl('-x', `socks5://agent:${PASSWORD}@${c.socksAddress}`, 'https://registry.test/-/ping');
     show(t, 'curl -x socks5://agent:…@10.99.0.1:1080 https://registry.test/-/ping', local);
     t.equal(local.code, 97);
-    t.match(local.stderr, /Could not resolve host: registry\.test/, 'socks5:// (not socks5h://) resolves in the workload, where nothing answers');
+    t.match(
+      local.stderr,
+      /Could not resolve host: registry\.test/,
+      'socks5:// (not socks5h://) resolves in the workload, where nothing answers',
+    );
   });
 }

@@ -31,7 +31,11 @@ if (isolateClients(t, import.meta.url)) {
       t.match(JSON.parse(json(r.stdout).body), { ok: true });
     } else {
       t.equal(r.code, 3, 'the proxy variables were ignored: fetch went direct');
-      t.match(r.stderr, /TypeError: fetch failed\n {2}cause: Error: getaddrinfo (ENOTFOUND|EAI_AGAIN) registry\.test/, 'a name the workload cannot resolve');
+      t.match(
+        r.stderr,
+        /TypeError: fetch failed\n {2}cause: Error: getaddrinfo (ENOTFOUND|EAI_AGAIN) registry\.test/,
+        'a name the workload cannot resolve',
+      );
       t.equal(c.sluice.decisions().length, before, 'Sluice never saw it');
     }
   });
@@ -70,7 +74,10 @@ if (isolateClients(t, import.meta.url)) {
     const r = await fetch('undici-no-tunnel', 'GET', 'https://forge.test/');
     show(t, "fetch('https://forge.test/')", r);
     t.equal(r.code, 3);
-    t.match(r.stderr, /TypeError: fetch failed\n[\s\S]*cause: AbortError: Proxy response \(403\) !== 200 when HTTP Tunneling/);
+    t.match(
+      r.stderr,
+      /TypeError: fetch failed\n[\s\S]*cause: AbortError: Proxy response \(403\) !== 200 when HTTP Tunneling/,
+    );
     t.equal(c.world.forge.connections, 0);
     t.match(await c.decision('forge.test', 'EGR_DENY_TUNNEL'), { verdict: 'deny' });
   });
@@ -80,6 +87,10 @@ if (isolateClients(t, import.meta.url)) {
     show(t, "fetch('http://public.test/') with new EnvHttpProxyAgent()", r);
     t.equal(r.code, 3);
     t.match(r.stderr, /Proxy response \(403\) !== 200 when HTTP Tunneling/);
-    t.match(await c.decision('public.test', 'EGR_DENY_TUNNEL'), { verdict: 'deny', method: 'CONNECT', 'target.port': 80 });
+    t.match(await c.decision('public.test', 'EGR_DENY_TUNNEL'), {
+      verdict: 'deny',
+      method: 'CONNECT',
+      'target.port': 80,
+    });
   });
 }

@@ -17,15 +17,27 @@ if (isolateClients(t, import.meta.url) && requireTool(t, 'npm', 'npm', ['--versi
     return dir;
   };
   const npm = (dir: string, extra: Record<string, string>, ...args: string[]) =>
-    c.run('npm', ['install', '--no-audit', '--no-fund', ...args], { env: c.env(dir, { npm_config_cache: join(dir, '.npm'), ...extra }), cwd: dir });
+    c.run('npm', ['install', '--no-audit', '--no-fund', ...args], {
+      env: c.env(dir, { npm_config_cache: join(dir, '.npm'), ...extra }),
+      cwd: dir,
+    });
 
   t.test('npm install from the registry stub', async (t) => {
     const dir = project();
-    const r = await npm(dir, { [CA_VARIABLE.npm]: c.world.pki.caFile }, '--registry', 'https://registry.test/', PKG.name);
+    const r = await npm(
+      dir,
+      { [CA_VARIABLE.npm]: c.world.pki.caFile },
+      '--registry',
+      'https://registry.test/',
+      PKG.name,
+    );
     t.equal(r.code, 0, r.output);
     t.equal(JSON.parse(readFileSync(join(dir, 'node_modules', PKG.name, 'package.json'), 'utf8')).version, PKG.version);
     const lock = JSON.parse(readFileSync(join(dir, 'package-lock.json'), 'utf8'));
-    t.match(lock.packages[`node_modules/${PKG.name}`], { resolved: `https://registry.test/${PKG.name}/-/${tarball.filename}`, integrity: tarball.integrity });
+    t.match(lock.packages[`node_modules/${PKG.name}`], {
+      resolved: `https://registry.test/${PKG.name}/-/${tarball.filename}`,
+      integrity: tarball.integrity,
+    });
     t.match(await c.decision('registry.test', null), { verdict: 'allow', method: 'CONNECT', rule: 'registries' });
   });
 

@@ -12,7 +12,10 @@ if (isolateClients(t, import.meta.url) && requireTool(t, 'pip (python3-pip)', PY
   const home = c.scratch();
   const env = c.env(home, { [CA_VARIABLE.pip]: c.world.pki.caFile });
   const pip = (...args: string[]) =>
-    c.run(PYTHON, ['-m', 'pip', 'download', '--no-deps', '--disable-pip-version-check', '--no-cache-dir', ...args], { env, cwd: home });
+    c.run(PYTHON, ['-m', 'pip', 'download', '--no-deps', '--disable-pip-version-check', '--no-cache-dir', ...args], {
+      env,
+      cwd: home,
+    });
 
   t.test('pip download from the index', async (t) => {
     const r = await pip('--index-url', 'https://pypi.test/simple/', '-d', join(home, 'ok'), 'sluice-e2e-pkg');
@@ -22,10 +25,21 @@ if (isolateClients(t, import.meta.url) && requireTool(t, 'pip (python3-pip)', PY
   });
 
   t.test('an index on a host that is not a registry', async (t) => {
-    const r = await pip('--retries', '1', '--index-url', 'https://forge.test/simple/', '-d', join(home, 'denied'), 'sluice-e2e-pkg');
+    const r = await pip(
+      '--retries',
+      '1',
+      '--index-url',
+      'https://forge.test/simple/',
+      '-d',
+      join(home, 'denied'),
+      'sluice-e2e-pkg',
+    );
     show(t, 'pip download --retries 1 --index-url https://forge.test/simple/ sluice-e2e-pkg', r);
     t.equal(r.code, 1);
-    t.match(r.stderr, /WARNING: Retrying .* after connection broken by 'ProxyError\('Cannot connect to proxy\.', OSError\('Tunnel connection failed: 403 Forbidden'\)\)'/);
+    t.match(
+      r.stderr,
+      /WARNING: Retrying .* after connection broken by 'ProxyError\('Cannot connect to proxy\.', OSError\('Tunnel connection failed: 403 Forbidden'\)\)'/,
+    );
     t.match(r.output, /No matching distribution found for sluice-e2e-pkg/);
     t.equal(c.world.forge.connections, 0);
     t.match(await c.decision('forge.test', 'EGR_DENY_TUNNEL'), { verdict: 'deny', method: 'CONNECT' });

@@ -8,7 +8,10 @@ import { PUBLIC_BODY } from './lib/stand-ins.js';
 
 const SCRIPT = fileURLToPath(new URL('./fixtures/requests-client.py', import.meta.url));
 
-if (isolateClients(t, import.meta.url) && requireTool(t, 'Python requests (python3-requests)', PYTHON, ['-c', 'import requests'])) {
+if (
+  isolateClients(t, import.meta.url) &&
+  requireTool(t, 'Python requests (python3-requests)', PYTHON, ['-c', 'import requests'])
+) {
   const c = await startClients(t);
   const home = c.scratch();
   const env = c.env(home, { [CA_VARIABLE.requests]: c.world.pki.caFile });
@@ -43,7 +46,11 @@ if (isolateClients(t, import.meta.url) && requireTool(t, 'Python requests (pytho
     t.equal(got.status, 403);
     t.equal(got.proxyStatus, 'sluice; error=http_request_denied; details="EGR_DENY_WRITE"');
     t.match(got.body, /^Sluice blocked this request by egress policy; do not retry around it: EGR_DENY_WRITE: /);
-    t.match(r.stderr, /HTTPError: 403 Client Error: Forbidden for url: http:\/\/public\.test\//, 'raise_for_status() does not show the body');
+    t.match(
+      r.stderr,
+      /HTTPError: 403 Client Error: Forbidden for url: http:\/\/public\.test\//,
+      'raise_for_status() does not show the body',
+    );
   });
 
   t.test('the metadata address', async (t) => {
@@ -56,7 +63,10 @@ if (isolateClients(t, import.meta.url) && requireTool(t, 'Python requests (pytho
     const r = await request('GET', 'https://forge.test/');
     show(t, 'requests.get("https://forge.test/")', r);
     t.equal(r.code, 3);
-    t.match(r.stderr, /ProxyError: .*Caused by ProxyError\('Cannot connect to proxy\.', OSError\('Tunnel connection failed: 403 Forbidden'\)\)/);
+    t.match(
+      r.stderr,
+      /ProxyError: .*Caused by ProxyError\('Cannot connect to proxy\.', OSError\('Tunnel connection failed: 403 Forbidden'\)\)/,
+    );
     t.equal(c.world.forge.connections, 0);
     t.match(await c.decision('forge.test', 'EGR_DENY_TUNNEL'), { verdict: 'deny' });
   });

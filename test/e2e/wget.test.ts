@@ -24,7 +24,11 @@ if (isolateClients(t, import.meta.url) && requireTool(t, 'wget', 'wget', ['--ver
   });
 
   t.test('a write to the integration via http://', async (t) => {
-    const r = await wget('--header=content-type: application/json', '--post-data={"title":"from wget"}', 'http://api.test/v1/items');
+    const r = await wget(
+      '--header=content-type: application/json',
+      '--post-data={"title":"from wget"}',
+      'http://api.test/v1/items',
+    );
     t.equal(r.code, 0, r.output);
     t.match(JSON.parse(r.stdout), { ok: true, method: 'POST', received: '{"title":"from wget"}' });
   });
@@ -34,7 +38,11 @@ if (isolateClients(t, import.meta.url) && requireTool(t, 'wget', 'wget', ['--ver
     show(t, 'wget -O - --post-data=secret=1 http://public.test/', plain);
     t.equal(plain.code, 8, 'wget exits 8: the server issued an error response');
     t.match(plain.stderr, /ERROR 403: Forbidden\./);
-    const full = await c.run('wget', ['-S', '--content-on-error', '-O', '-', '--post-data=secret=1', 'http://public.test/'], { env });
+    const full = await c.run(
+      'wget',
+      ['-S', '--content-on-error', '-O', '-', '--post-data=secret=1', 'http://public.test/'],
+      { env },
+    );
     show(t, 'wget -S --content-on-error -O - --post-data=secret=1 http://public.test/', full);
     t.match(full.stderr, /Proxy-Status: sluice; error=http_request_denied; details="EGR_DENY_WRITE"/);
     t.match(full.stdout, /^Sluice blocked this request by egress policy; do not retry around it: EGR_DENY_WRITE: /);

@@ -1,6 +1,13 @@
 import { readFileSync } from 'node:fs';
 import t from 'tap';
-import { ALL_CODES, CODES, SOCKS_REP, denyMessage, proxyStatusValue, renderCodesMarkdown } from '../../firewall/codes.js';
+import {
+  ALL_CODES,
+  CODES,
+  SOCKS_REP,
+  denyMessage,
+  proxyStatusValue,
+  renderCodesMarkdown,
+} from '../../firewall/codes.js';
 
 t.test('the table is internally consistent', async (t) => {
   for (const code of ALL_CODES) {
@@ -21,7 +28,10 @@ t.test('the table is internally consistent', async (t) => {
 
 t.test('rendering', async (t) => {
   t.equal(proxyStatusValue('EGR_DENY_WRITE'), 'sluice; error=http_request_denied; details="EGR_DENY_WRITE"');
-  t.match(denyMessage('EGR_DENY_WRITE', 'abc'), /^Sluice blocked this request by egress policy; do not retry around it: EGR_DENY_WRITE: .*\(request abc\)$/);
+  t.match(
+    denyMessage('EGR_DENY_WRITE', 'abc'),
+    /^Sluice blocked this request by egress policy; do not retry around it: EGR_DENY_WRITE: .*\(request abc\)$/,
+  );
   t.notMatch(denyMessage('EGR_FAIL_DNS'), /policy/);
 });
 
@@ -30,6 +40,9 @@ t.test('the README table is the code table', async (t) => {
   const start = readme.indexOf('<!-- codes:start -->');
   const end = readme.indexOf('<!-- codes:end -->');
   t.ok(start !== -1 && end > start, 'README has the codes markers');
-  t.equal(readme.slice(start + '<!-- codes:start -->'.length, end).trim(), renderCodesMarkdown(),
-    'README table differs from firewall/codes.ts: run `npm run docs:codes`');
+  t.equal(
+    readme.slice(start + '<!-- codes:start -->'.length, end).trim(),
+    renderCodesMarkdown(),
+    'README table differs from firewall/codes.ts: run `npm run docs:codes`',
+  );
 });

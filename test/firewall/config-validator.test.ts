@@ -32,7 +32,8 @@ t.test('the build ships a precompiled validator that is used, and agrees with a 
   // And one level down, under each object the base config sets.
   for (const [key, value] of Object.entries(base)) {
     if (value === null || typeof value !== 'object' || Array.isArray(value)) continue;
-    for (const inner of Object.keys(value)) for (const v of wrong) corpus.push({ ...base, [key]: { ...value, [inner]: v } });
+    for (const inner of Object.keys(value))
+      for (const v of wrong) corpus.push({ ...base, [key]: { ...value, [inner]: v } });
   }
   const summary = (v: SchemaValidator, data: unknown) => {
     const ok = v(structuredClone(data));

@@ -13,11 +13,24 @@ t.test('the embedded default', async (t) => {
   if (!r.ok) throw new Error('default must be valid');
   const c = r.config;
   t.equal(c.mode, 'enforce');
-  t.same([c.listen.http?.text, c.listen.socks5?.text, c.listen.admin?.text], ['127.0.0.1:3128', '127.0.0.1:1080', '127.0.0.1:9090']);
+  t.same(
+    [c.listen.http?.text, c.listen.socks5?.text, c.listen.admin?.text],
+    ['127.0.0.1:3128', '127.0.0.1:1080', '127.0.0.1:9090'],
+  );
   t.same(c.integrations, {});
   t.same(c.identities, {});
-  for (const r of ['registry.npmjs.org', 'pypi.org', 'files.pythonhosted.org', 'crates.io', 'static.crates.io', 'proxy.golang.org',
-    'sum.golang.org', 'rubygems.org', 'repo1.maven.org', 'deb.debian.org']) {
+  for (const r of [
+    'registry.npmjs.org',
+    'pypi.org',
+    'files.pythonhosted.org',
+    'crates.io',
+    'static.crates.io',
+    'proxy.golang.org',
+    'sum.golang.org',
+    'rubygems.org',
+    'repo1.maven.org',
+    'deb.debian.org',
+  ]) {
     t.ok(c.registries.includes(r), `default registries include ${r}`);
   }
   t.same(c.registries, DEFAULT_REGISTRIES);
@@ -48,23 +61,36 @@ t.test('tunnel: true with restricted methods is rejected', async (t) => {
   const e = find(i, '/integrations/slack/tunnel');
   t.equal(e?.severity, 'error');
   t.match(e?.hint, /tunnel: false/);
-  t.ok(validateConfig({ integrations: { gh: { hosts: ['api.github.com'], tunnel: true } } }).ok, 'default methods + tunnel is fine');
+  t.ok(
+    validateConfig({ integrations: { gh: { hosts: ['api.github.com'], tunnel: true } } }).ok,
+    'default methods + tunnel is fine',
+  );
 });
 
 t.test('CIDRs are read as the guard reads them: IPv4-mapped is IPv4, other embedded forms get a hint', async (t) => {
   const r = validateConfig({
     globalDeny: { cidrs: ['::ffff:8.8.4.0/120', '::/0', '64:ff9b::8.8.8.8/128'] },
-    addressGuard: { deny: ['::ffff:8.8.8.8/128', '::9.9.9.9/128', '2002:808:808::/48', '2001:db8::/32', '::ffff:0:0/95'] },
+    addressGuard: {
+      deny: ['::ffff:8.8.8.8/128', '::9.9.9.9/128', '2002:808:808::/48', '2001:db8::/32', '::ffff:0:0/95'],
+    },
   });
   if (!r.ok) throw new Error(JSON.stringify(r.issues));
   const w = [...r.warnings];
   t.notOk(find(w, '/globalDeny/cidrs/0'), 'a mapped prefix is accepted as the IPv4 prefix it spells');
   t.notOk(find(w, '/addressGuard/deny/0'));
   t.notOk(find(w, '/addressGuard/deny/3'));
-  t.match(find(w, '/globalDeny/cidrs/1'), { severity: 'warning', message: /IPv6 destinations only/, hint: /0\.0\.0\.0\/0/ });
+  t.match(find(w, '/globalDeny/cidrs/1'), {
+    severity: 'warning',
+    message: /IPv6 destinations only/,
+    hint: /0\.0\.0\.0\/0/,
+  });
   t.match(find(w, '/addressGuard/deny/4'), { severity: 'warning', message: /IPv6 destinations only/ });
   t.match(find(w, '/globalDeny/cidrs/2'), { severity: 'warning', message: /nat64/, hint: /"8\.8\.8\.8\/32"/ });
-  t.match(find(w, '/addressGuard/deny/1'), { severity: 'warning', message: /ipv4-compatible/, hint: /"9\.9\.9\.9\/32"/ });
+  t.match(find(w, '/addressGuard/deny/1'), {
+    severity: 'warning',
+    message: /ipv4-compatible/,
+    hint: /"9\.9\.9\.9\/32"/,
+  });
   t.match(find(w, '/addressGuard/deny/2'), { severity: 'warning', message: /6to4/ });
   t.equal(r.config.addressGuard.deny[0], '::ffff:8.8.8.8/128', 'the config keeps what the operator wrote');
 
@@ -79,10 +105,28 @@ t.test('CIDRs are read as the guard reads them: IPv4-mapped is IPv4, other embed
       ],
     },
   });
-  t.match(find(i, '/addressGuard/allow/0/cidr'), { severity: 'error', message: /link-local/ }, 'mapped link-local is link-local');
-  t.notOk(i.some((x) => x.path.startsWith('/addressGuard/allow/1')), 'a mapped private exception is an IPv4 exception');
-  t.match(find(i, '/addressGuard/allow/2/cidr'), { severity: 'error', message: /nat64 space, which no exception can open/, hint: /"10\.20\.0\.0\/16"/ });
-  t.match(i.filter((x) => x.path === '/addressGuard/allow/3/cidr'), [{ severity: 'error', message: /link-local/ }, { severity: 'warning', message: /broad/ }], '::ffff:0:0/96 is all of IPv4');
+  t.match(
+    find(i, '/addressGuard/allow/0/cidr'),
+    { severity: 'error', message: /link-local/ },
+    'mapped link-local is link-local',
+  );
+  t.notOk(
+    i.some((x) => x.path.startsWith('/addressGuard/allow/1')),
+    'a mapped private exception is an IPv4 exception',
+  );
+  t.match(find(i, '/addressGuard/allow/2/cidr'), {
+    severity: 'error',
+    message: /nat64 space, which no exception can open/,
+    hint: /"10\.20\.0\.0\/16"/,
+  });
+  t.match(
+    i.filter((x) => x.path === '/addressGuard/allow/3/cidr'),
+    [
+      { severity: 'error', message: /link-local/ },
+      { severity: 'warning', message: /broad/ },
+    ],
+    '::ffff:0:0/96 is all of IPv4',
+  );
   t.match(find(i, '/addressGuard/allow/4/cidr'), { severity: 'error', message: /ipv4-compatible/ });
 });
 
@@ -105,7 +149,10 @@ t.test('names Sluice never resolves (special-use) are flagged where they could n
   t.notOk(find(w, '/integrations/a/hosts/3'));
   t.notOk(find(w, '/integrations/a/hosts/4'), '.test is an ordinary name');
   t.notOk(find(w, '/integrations/a/hosts/5'), '.example is an ordinary name');
-  t.notOk(w.some((x) => x.path.startsWith('/globalDeny')), 'denying them is redundant, not wrong');
+  t.notOk(
+    w.some((x) => x.path.startsWith('/globalDeny')),
+    'denying them is redundant, not wrong',
+  );
   t.match(find(w, '/addressGuard/allow/0/hosts/1'), { message: /\.localhost/ });
   t.notOk(find(w, '/addressGuard/allow/0/hosts/0'));
 });
@@ -119,7 +166,13 @@ t.test('references, credentials, CIDRs, listeners, DNS', async (t) => {
       both: { password: 'x', passwordHash: 'scrypt$1$1$1$aaaaaaaaaaaa$aaaaaaaaaaaaaaaaaaaaaaaa' },
     },
     globalDeny: { cidrs: ['10.0.0.0/33', '1.2.3.0/24'] },
-    addressGuard: { allow: [{ cidr: '169.254.0.0/15', hosts: ['x.corp'] }, { cidr: '10.0.0.0/4', hosts: ['y.corp'] }], deny: ['nope'] },
+    addressGuard: {
+      allow: [
+        { cidr: '169.254.0.0/15', hosts: ['x.corp'] },
+        { cidr: '10.0.0.0/4', hosts: ['y.corp'] },
+      ],
+      deny: ['nope'],
+    },
     listen: { http: 'localhost:3128', socks5: '127.0.0.1:3128' },
     dns: { servers: ['1.1.1.1', 'dns.google'], minTtlS: 10, maxTtlS: 5 },
     mode: 'audit',
@@ -178,18 +231,22 @@ t.test('YAML errors are config issues with a position', async (t) => {
   t.ok(ok.ok);
 });
 
-t.test('a file with no settings is refused: it reads like a save caught between its truncate and its write', async (t) => {
-  for (const text of ['', '\n', '# only a comment\n', '---\n']) {
-    const r = parseConfigText(text);
-    t.notOk(r.ok, JSON.stringify(text));
-    if (!r.ok) t.match(r.issues[0], { path: '/', hint: /embedded default/ });
-  }
-  t.ok(parseConfigText('{}\n').ok, 'an explicit empty mapping is the embedded default, on purpose');
-});
+t.test(
+  'a file with no settings is refused: it reads like a save caught between its truncate and its write',
+  async (t) => {
+    for (const text of ['', '\n', '# only a comment\n', '---\n']) {
+      const r = parseConfigText(text);
+      t.notOk(r.ok, JSON.stringify(text));
+      if (!r.ok) t.match(r.issues[0], { path: '/', hint: /embedded default/ });
+    }
+    t.ok(parseConfigText('{}\n').ok, 'an explicit empty mapping is the embedded default, on purpose');
+  },
+);
 
 t.test('an alias bomb ("billion laughs") is an issue, not an exception', async (t) => {
   let text = 'a: &a [x, x, x, x, x, x, x, x, x, x]\n';
-  for (let i = 0, prev = 'a'; i < 12; prev = `l${i}`, i++) text += `l${i}: &l${i} [${Array(6).fill(`*${prev}`).join(', ')}]\n`;
+  for (let i = 0, prev = 'a'; i < 12; prev = `l${i}`, i++)
+    text += `l${i}: &l${i} [${Array(6).fill(`*${prev}`).join(', ')}]\n`;
   const r = parseConfigText(text);
   t.notOk(r.ok);
   if (!r.ok) t.match(r.issues[0], { path: '/', hint: /aliases/ });

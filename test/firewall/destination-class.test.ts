@@ -88,7 +88,12 @@ t.test('every class is reached by some row, and the set is closed', async (t) =>
 });
 
 t.test('hosts as the normaliser hands them over', async (t) => {
-  for (const [raw, cls] of [['[::1]', 'loopback'], ['[FD00:EC2::254]', 'metadata'], ['API.GitHub.com.', 'integration'], ['[::ffff:7f00:1]', 'loopback']] as const) {
+  for (const [raw, cls] of [
+    ['[::1]', 'loopback'],
+    ['[FD00:EC2::254]', 'metadata'],
+    ['API.GitHub.com.', 'integration'],
+    ['[::ffff:7f00:1]', 'loopback'],
+  ] as const) {
     const n = normaliseHost(raw);
     if ('code' in n) {
       t.fail(`${raw} refused by the normaliser: ${n.code}`);

@@ -1,6 +1,13 @@
 import t from 'tap';
 import { isDeny } from '../../firewall/codes.js';
-import { MEMO_MAX, formatAuthority, memoSize, normaliseHost, parseAbsoluteTarget, parseAuthority } from '../../firewall/normalise.js';
+import {
+  MEMO_MAX,
+  formatAuthority,
+  memoSize,
+  normaliseHost,
+  parseAbsoluteTarget,
+  parseAuthority,
+} from '../../firewall/normalise.js';
 
 t.test('host names collapse to one canonical form', async (t) => {
   const rows: [string, string, string][] = [
@@ -25,10 +32,37 @@ t.test('host names collapse to one canonical form', async (t) => {
 
 t.test('bad hosts are EGR_INVALID_TARGET', async (t) => {
   const bad = [
-    '', 'a..b', '.example.com', 'example..com.', 'exa mple.com', 'example.com\r\nX: y', 'exa\x00mple.com', '%41.com', 'a%2eb.com',
-    'user@example.com', 'a/b', 'a\\b', 'a?b', 'a#b', '[fe80::1%eth0]', '[fe80::1%25eth0]', '[::1', '::1', '[1.2.3.4]', '[zz::1]',
-    'x'.repeat(64) + '.com', ('a'.repeat(60) + '.').repeat(5) + 'com', 'xn--', '-a.com', 'a-.com', '*.example.com', 'example.com:80',
-    '1.2.3.4.5', 'foo.123', '256.0.0.1', 'a.b.c.d.0x100000000',
+    '',
+    'a..b',
+    '.example.com',
+    'example..com.',
+    'exa mple.com',
+    'example.com\r\nX: y',
+    'exa\x00mple.com',
+    '%41.com',
+    'a%2eb.com',
+    'user@example.com',
+    'a/b',
+    'a\\b',
+    'a?b',
+    'a#b',
+    '[fe80::1%eth0]',
+    '[fe80::1%25eth0]',
+    '[::1',
+    '::1',
+    '[1.2.3.4]',
+    '[zz::1]',
+    'x'.repeat(64) + '.com',
+    ('a'.repeat(60) + '.').repeat(5) + 'com',
+    'xn--',
+    '-a.com',
+    'a-.com',
+    '*.example.com',
+    'example.com:80',
+    '1.2.3.4.5',
+    'foo.123',
+    '256.0.0.1',
+    'a.b.c.d.0x100000000',
   ];
   for (const raw of bad) {
     const r = normaliseHost(raw);
@@ -49,7 +83,20 @@ t.test('authority-form (CONNECT)', async (t) => {
     const r = parseAuthority(raw);
     t.same(isDeny(r) ? r.code : [r.target.host, r.target.port], [host, port], raw);
   }
-  const bad = ['a.com', 'a.com:', 'a.com:0', 'a.com:65536', 'a.com:+443', 'a.com:44 3', 'a.com:0x1bb', 'user:pw@a.com:443', '[::1]x:443', ':443', 'a.com:443:443', '[fe80::1%eth0]:443'];
+  const bad = [
+    'a.com',
+    'a.com:',
+    'a.com:0',
+    'a.com:65536',
+    'a.com:+443',
+    'a.com:44 3',
+    'a.com:0x1bb',
+    'user:pw@a.com:443',
+    '[::1]x:443',
+    ':443',
+    'a.com:443:443',
+    '[fe80::1%eth0]:443',
+  ];
   for (const raw of bad) {
     const r = parseAuthority(raw);
     t.ok(isDeny(r) && r.code === 'EGR_INVALID_TARGET', raw);
@@ -58,15 +105,30 @@ t.test('authority-form (CONNECT)', async (t) => {
 
 t.test('absolute-form targets', async (t) => {
   const r = parseAbsoluteTarget('HTTP://Example.com./a/b?c=d');
-  t.same(isDeny(r) ? r : [r.scheme, r.target.host, r.target.port, r.path, r.explicitPort], ['http', 'example.com', 80, '/a/b?c=d', false]);
+  t.same(isDeny(r) ? r : [r.scheme, r.target.host, r.target.port, r.path, r.explicitPort], [
+    'http',
+    'example.com',
+    80,
+    '/a/b?c=d',
+    false,
+  ]);
   const s = parseAbsoluteTarget('https://example.com:8443');
   t.same(isDeny(s) ? s : [s.scheme, s.target.port, s.path, s.explicitPort], ['https', 8443, '/', true]);
   const q = parseAbsoluteTarget('http://example.com?x=1');
   t.same(isDeny(q) ? q : q.path, '/?x=1');
   const bad = [
-    '/relative', 'ftp://example.com/', 'http:/example.com/', 'http://user:pw@example.com/', 'http://example.com/#frag',
-    'http://example.com\\@evil.com/', 'http://exa mple.com/', 'http://example.com/\r\n', 'http://[fe80::1%25eth0]/',
-    'http://example.com:99999/', 'http:///path', 'http://' + 'a'.repeat(9000),
+    '/relative',
+    'ftp://example.com/',
+    'http:/example.com/',
+    'http://user:pw@example.com/',
+    'http://example.com/#frag',
+    'http://example.com\\@evil.com/',
+    'http://exa mple.com/',
+    'http://example.com/\r\n',
+    'http://[fe80::1%25eth0]/',
+    'http://example.com:99999/',
+    'http:///path',
+    'http://' + 'a'.repeat(9000),
   ];
   for (const raw of bad) {
     const b = parseAbsoluteTarget(raw);

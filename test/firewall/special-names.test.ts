@@ -33,12 +33,25 @@ const names: [name: string, expected: [string, string] | null][] = [
   ['internal', ['local-use', 'internal']],
   ['metadata.google.internal', ['local-use', 'internal']],
   // ordinary names: RFC 6761 says .test and .example are not special to applications
-  ['registry.test', null], ['test', null], ['www.example', null], ['example.com', null],
-  ['artifactory.corp', null], ['router.lan', null], ['home', null],
+  ['registry.test', null],
+  ['test', null],
+  ['www.example', null],
+  ['example.com', null],
+  ['artifactory.corp', null],
+  ['router.lan', null],
+  ['home', null],
   // the suffix must sit on a label boundary
-  ['notlocalhost', null], ['localhost.com', null], ['mylocal', null], ['local.example.com', null],
-  ['onion.example.com', null], ['xinvalid', null], ['home.arpa.example', null], ['arpa.example', null],
-  ['internal.example.com', null], ['myinternal', null], ['localhostx', null],
+  ['notlocalhost', null],
+  ['localhost.com', null],
+  ['mylocal', null],
+  ['local.example.com', null],
+  ['onion.example.com', null],
+  ['xinvalid', null],
+  ['home.arpa.example', null],
+  ['arpa.example', null],
+  ['internal.example.com', null],
+  ['myinternal', null],
+  ['localhostx', null],
 ];
 
 t.test('the table', async (t) => {
@@ -92,7 +105,10 @@ const r = validateConfig({
   mode: 'report',
   registries: ['*.localhost', 'registry.test'],
   integrations: { local: { hosts: ['api.localhost', 'svc.corp.local', 'x.onion'], tunnel: true } },
-  identities: { agent: { password: 'x', integrations: ['local'] }, strict: { password: 'x', integrations: ['local'], mode: 'enforce' } },
+  identities: {
+    agent: { password: 'x', integrations: ['local'] },
+    strict: { password: 'x', integrations: ['local'], mode: 'enforce' },
+  },
   addressGuard: { allow: [{ cidr: '10.0.0.0/8', hosts: ['svc.corp.local'] }] },
 });
 if (!r.ok) throw new Error(JSON.stringify(r.issues));
@@ -101,7 +117,15 @@ const policy = compilePolicy(r.config);
 function http(method: string, url: string): EgressRequest {
   const p = parseAbsoluteTarget(url);
   if (isDeny(p)) throw new Error(url);
-  return { kind: 'http', scheme: p.scheme, method, target: p.target, hasBody: false, upgrade: false, methodOverride: null };
+  return {
+    kind: 'http',
+    scheme: p.scheme,
+    method,
+    target: p.target,
+    hasBody: false,
+    upgrade: false,
+    methodOverride: null,
+  };
 }
 function tunnel(authority: string): EgressRequest {
   const p = parseAuthority(authority);
@@ -133,5 +157,13 @@ t.test('decide(): step 2, in every mode, over registries and integrations', asyn
       if (!isDeny(d)) t.equal(d.wouldDeny, null, 'allowed outright, not by report mode');
     }
   }
-  t.equal((decide(policy, { killSwitch: true }, rightsFor(policy, 'agent')!, http('GET', 'http://localhost/')) as { code: string }).code, 'EGR_DENY_KILL_SWITCH', 'the kill switch still comes first');
+  t.equal(
+    (
+      decide(policy, { killSwitch: true }, rightsFor(policy, 'agent')!, http('GET', 'http://localhost/')) as {
+        code: string;
+      }
+    ).code,
+    'EGR_DENY_KILL_SWITCH',
+    'the kill switch still comes first',
+  );
 });

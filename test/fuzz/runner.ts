@@ -13,13 +13,21 @@ export interface RunOutcome {
 export function shareRuns(targets: readonly FuzzTarget[], total: number): number[] {
   const weights = targets.reduce((a, t) => a + t.weight, 0);
   const share = targets.map((t) => Math.floor((total * t.weight) / weights));
-  for (let i = 0, left = total - share.reduce((a, n) => a + n, 0); left > 0; i = (i + 1) % share.length, left--) share[i]!++;
+  for (let i = 0, left = total - share.reduce((a, n) => a + n, 0); left > 0; i = (i + 1) % share.length, left--)
+    share[i]!++;
   return share;
 }
 
-export async function runTargets(targets: readonly FuzzTarget[], seed: number, total: number, log: (line: string) => void): Promise<RunOutcome> {
+export async function runTargets(
+  targets: readonly FuzzTarget[],
+  seed: number,
+  total: number,
+  log: (line: string) => void,
+): Promise<RunOutcome> {
   const share = shareRuns(targets, total);
-  log(`fuzz: seed ${seed}, ${total} runs over ${targets.length} targets (reproduce: FUZZ_SEED=${seed} FUZZ_RUNS=${total} npm run fuzz)`);
+  log(
+    `fuzz: seed ${seed}, ${total} runs over ${targets.length} targets (reproduce: FUZZ_SEED=${seed} FUZZ_RUNS=${total} npm run fuzz)`,
+  );
   let inputs = 0;
   const failed: string[] = [];
   for (const [i, t] of targets.entries()) {
@@ -41,7 +49,9 @@ export async function runTargets(targets: readonly FuzzTarget[], seed: number, t
     inputs += details.numRuns;
     if (details.failed) {
       failed.push(t.name);
-      log(`FAIL ${t.name} after ${details.numRuns} runs (seed ${seed}; replay: FUZZ_SEED=${seed} FUZZ_RUNS=${total} FUZZ_TARGET=${t.name} npm run fuzz)`);
+      log(
+        `FAIL ${t.name} after ${details.numRuns} runs (seed ${seed}; replay: FUZZ_SEED=${seed} FUZZ_RUNS=${total} FUZZ_TARGET=${t.name} npm run fuzz)`,
+      );
       log(fc.defaultReportMessage(details));
       // The assertion that failed on the shrunk counterexample (defaultReportMessage names only the value).
       log(String((details.errorInstance as Error | undefined)?.stack ?? details.errorInstance));

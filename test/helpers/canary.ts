@@ -29,7 +29,12 @@ export interface Canary {
 export type Handler = (req: SeenRequest, res: ServerResponse) => void;
 
 const defaultHandler: Handler = (req, res) => {
-  res.writeHead(200, { 'content-type': 'text/plain', connection: 'x-hop', 'x-hop': 'drop me', 'keep-alive': 'timeout=5' });
+  res.writeHead(200, {
+    'content-type': 'text/plain',
+    connection: 'x-hop',
+    'x-hop': 'drop me',
+    'keep-alive': 'timeout=5',
+  });
   res.end(`canary ${req.method} ${req.url}`);
 };
 
@@ -42,7 +47,13 @@ async function start(server: Server, host: string, port: number, handler: Handle
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      const seen = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, rawHeaders: req.rawHeaders, body: Buffer.concat(chunks).toString() };
+      const seen = {
+        method: req.method ?? '',
+        url: req.url ?? '',
+        headers: req.headers,
+        rawHeaders: req.rawHeaders,
+        body: Buffer.concat(chunks).toString(),
+      };
       requests.push(seen);
       handler(seen, res);
     });
@@ -67,7 +78,12 @@ export function startHttpCanary(host: string, port = 0, handler: Handler = defau
   return start(createHttpServer(), host, port, handler);
 }
 
-export function startHttpsCanary(host: string, port: number, pki: TestPki, handler: Handler = defaultHandler): Promise<Canary> {
+export function startHttpsCanary(
+  host: string,
+  port: number,
+  pki: TestPki,
+  handler: Handler = defaultHandler,
+): Promise<Canary> {
   return start(createHttpsServer({ key: pki.keyPem, cert: pki.certPem }), host, port, handler);
 }
 
@@ -161,7 +177,12 @@ export function brokerCanary(o: { credential: string; run?: string; identity?: s
     },
     leaks(text, allow = []) {
       return Object.entries(forms())
-        .filter(([name, value]) => !allow.some((a) => name === a || name.startsWith(`${a}.`) || name === `${a}Body` || name.startsWith(`${a}Body.`)) && text.includes(value))
+        .filter(
+          ([name, value]) =>
+            !allow.some(
+              (a) => name === a || name.startsWith(`${a}.`) || name === `${a}Body` || name.startsWith(`${a}Body.`),
+            ) && text.includes(value),
+        )
         .map(([name]) => name);
     },
   };

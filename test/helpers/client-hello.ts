@@ -13,7 +13,12 @@ export function realHello(servername?: string): Promise<Buffer> {
     });
     server.listen(0, '127.0.0.1', () => {
       const { port } = server.address() as { port: number };
-      const c = tlsConnect({ host: '127.0.0.1', port, ...(servername ? { servername } : {}), rejectUnauthorized: false });
+      const c = tlsConnect({
+        host: '127.0.0.1',
+        port,
+        ...(servername ? { servername } : {}),
+        rejectUnauthorized: false,
+      });
       c.on('error', () => undefined);
     });
   });

@@ -6,7 +6,12 @@ import { type Server, type Socket, createServer } from 'node:net';
 import dnsPacket from 'dns-packet';
 
 export type Answer =
-  | { readonly a?: readonly string[]; readonly aaaa?: readonly string[]; readonly cname?: string; readonly ttl?: number }
+  | {
+      readonly a?: readonly string[];
+      readonly aaaa?: readonly string[];
+      readonly cname?: string;
+      readonly ttl?: number;
+    }
   | 'nxdomain'
   | 'timeout'
   | 'servfail';
@@ -74,12 +79,22 @@ export async function startFakeDns(host = '127.0.0.1', port = 0, opts: { tcp?: b
     else if (answer !== 'timeout') {
       const ttl = answer.ttl ?? 60;
       if (q.type === 'A') for (const a of answer.a ?? []) answers.push({ type: 'A', name, ttl, class: 'IN', data: a });
-      if (q.type === 'AAAA') for (const a of answer.aaaa ?? []) answers.push({ type: 'AAAA', name, ttl, class: 'IN', data: a });
+      if (q.type === 'AAAA')
+        for (const a of answer.aaaa ?? []) answers.push({ type: 'AAAA', name, ttl, class: 'IN', data: a });
     }
-    const flags = dnsPacket.RECURSION_DESIRED | dnsPacket.RECURSION_AVAILABLE | (rcode === 'NXDOMAIN' ? 3 : rcode === 'SERVFAIL' ? 2 : 0);
+    const flags =
+      dnsPacket.RECURSION_DESIRED |
+      dnsPacket.RECURSION_AVAILABLE |
+      (rcode === 'NXDOMAIN' ? 3 : rcode === 'SERVFAIL' ? 2 : 0);
     const response = dnsPacket.encode({ id: query.id, type: 'response', flags, questions: query.questions, answers });
     if (tcp || response.length <= UDP_MAX) return response;
-    return dnsPacket.encode({ id: query.id, type: 'response', flags: flags | dnsPacket.TRUNCATED_RESPONSE, questions: query.questions, answers: [] });
+    return dnsPacket.encode({
+      id: query.id,
+      type: 'response',
+      flags: flags | dnsPacket.TRUNCATED_RESPONSE,
+      questions: query.questions,
+      answers: [],
+    });
   };
 
   const onMessage = (msg: Buffer, rinfo: { port: number; address: string }) => {
@@ -149,7 +164,10 @@ export async function startFakeDns(host = '127.0.0.1', port = 0, opts: { tcp?: b
     asked: (name) => questions.filter((q) => q.toLowerCase() === name.toLowerCase()).length,
     close: async () => {
       for (const c of conns) c.destroy();
-      await Promise.all([new Promise<void>((r) => socket.close(() => r())), withTcp ? new Promise<void>((r) => tcp.close(() => r())) : null]);
+      await Promise.all([
+        new Promise<void>((r) => socket.close(() => r())),
+        withTcp ? new Promise<void>((r) => tcp.close(() => r())) : null,
+      ]);
     },
   };
 }

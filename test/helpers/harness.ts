@@ -23,7 +23,11 @@ export const AGENT = { user: 'agent', pass: 'agent-password-123' };
 export const basic = (user: string, pass: string) => `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}`;
 export const AGENT_AUTH = basic(AGENT.user, AGENT.pass);
 
-export async function startSluice(t: Test, raw: Record<string, unknown>, opts: Pick<SluiceOptions, 'reload' | 'wallClockMs'> = {}): Promise<Harness> {
+export async function startSluice(
+  t: Test,
+  raw: Record<string, unknown>,
+  opts: Pick<SluiceOptions, 'reload' | 'wallClockMs'> = {},
+): Promise<Harness> {
   const r = validateConfig({ listen: { http: '127.0.0.1:0', socks5: null, admin: null }, ...raw });
   if (!r.ok) throw new Error(r.issues.map(formatIssue).join('\n'));
   // The product's own loggers (redacting, and the audit logger without redaction) write here.
@@ -49,23 +53,35 @@ export interface Reply {
 }
 
 /** Sends one absolute-form request through the proxy on a fresh connection. */
-export function viaProxy(port: number, opts: { method?: string; url: string; headers?: Record<string, string>; body?: string; auth?: string | null }): Promise<Reply> {
+export function viaProxy(
+  port: number,
+  opts: { method?: string; url: string; headers?: Record<string, string>; body?: string; auth?: string | null },
+): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const headers: Record<string, string> = { ...(opts.headers ?? {}) };
     if (opts.auth !== null) headers['proxy-authorization'] = opts.auth ?? AGENT_AUTH;
-    const req = httpRequest({ host: '127.0.0.1', port, method: opts.method ?? 'GET', path: opts.url, headers, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }));
-      res.on('error', reject);
-    });
+    const req = httpRequest(
+      { host: '127.0.0.1', port, method: opts.method ?? 'GET', path: opts.url, headers, agent: false },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }),
+        );
+        res.on('error', reject);
+      },
+    );
     req.on('error', reject);
     req.end(opts.body);
   });
 }
 
 /** Writes raw bytes to the proxy and collects everything until the proxy closes (or a timeout). */
-export function rawExchange(port: number, bytes: string | Buffer, waitMs = 3000): Promise<{ text: string; closed: boolean }> {
+export function rawExchange(
+  port: number,
+  bytes: string | Buffer,
+  waitMs = 3000,
+): Promise<{ text: string; closed: boolean }> {
   return new Promise((resolve) => {
     const s = connect(port, '127.0.0.1', () => s.write(bytes));
     const chunks: Buffer[] = [];
@@ -82,7 +98,8 @@ export function rawExchange(port: number, bytes: string | Buffer, waitMs = 3000)
   });
 }
 
-export const codeOf = (reply: Reply): string | undefined => /details="([A-Z_]+)"/.exec(String(reply.headers['proxy-status'] ?? ''))?.[1];
+export const codeOf = (reply: Reply): string | undefined =>
+  /details="([A-Z_]+)"/.exec(String(reply.headers['proxy-status'] ?? ''))?.[1];
 
 /** Polls until `check` returns a truthy value (tests never assert durations; this only bounds a wait). */
 export async function waitFor<T>(check: () => T | undefined | null | false, timeoutMs = 5000): Promise<T> {
@@ -111,14 +128,23 @@ export async function settles(p: Promise<unknown>, timeoutMs = 10_000): Promise<
 
 /** Like `waitFor`, but answers whether `check` came true in time, for `t.ok(await eventually(...), 'what')`. */
 export async function eventually(check: () => unknown, timeoutMs = 5000): Promise<boolean> {
-  return waitFor(() => Boolean(check()) || undefined, timeoutMs).then(() => true, () => false);
+  return waitFor(() => Boolean(check()) || undefined, timeoutMs).then(
+    () => true,
+    () => false,
+  );
 }
 
 /** Sends CONNECT and resolves with the response head and the socket (positioned after the head). */
-export function openTunnel(port: number, authority: string, auth: string | null = AGENT_AUTH): Promise<{ head: string; socket: Socket }> {
+export function openTunnel(
+  port: number,
+  authority: string,
+  auth: string | null = AGENT_AUTH,
+): Promise<{ head: string; socket: Socket }> {
   return new Promise((resolve, reject) => {
     const socket = connect(port, '127.0.0.1', () => {
-      socket.write(`CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n${auth ? `Proxy-Authorization: ${auth}\r\n` : ''}\r\n`);
+      socket.write(
+        `CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n${auth ? `Proxy-Authorization: ${auth}\r\n` : ''}\r\n`,
+      );
     });
     let buf = Buffer.alloc(0);
     const onData = (c: Buffer) => {

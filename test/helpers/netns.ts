@@ -36,8 +36,13 @@ export function isolate(t: Test, moduleUrl: string): boolean {
   }
   const file = fileURLToPath(moduleUrl);
   const script = 'ip link set lo up && exec "$0" "$@"';
-  t.spawn('unshare', ['-n', '--', 'sh', '-c', script, process.execPath, ...process.execArgv, file], {
-    env: { ...process.env, [INSIDE]: '1' },
-  }, 'in a namespace holding only lo');
+  t.spawn(
+    'unshare',
+    ['-n', '--', 'sh', '-c', script, process.execPath, ...process.execArgv, file],
+    {
+      env: { ...process.env, [INSIDE]: '1' },
+    },
+    'in a namespace holding only lo',
+  );
   return false;
 }

@@ -47,7 +47,9 @@ export async function openUpgrade(port: number, url: string, auth: string): Prom
   socket.on('data', (c: Buffer) => (text += c.toString('latin1')));
   await new Promise<void>((r) => socket.once('connect', () => r()));
   const host = new URL(url).host;
-  socket.write(`GET ${url} HTTP/1.1\r\nHost: ${host}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nProxy-Authorization: ${auth}\r\n\r\n`);
+  socket.write(
+    `GET ${url} HTTP/1.1\r\nHost: ${host}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nProxy-Authorization: ${auth}\r\n\r\n`,
+  );
   await waitFor(() => text.includes('\r\n\r\n') || socket.destroyed, 10_000);
   if (!/^HTTP\/1\.1 101 /.test(text)) throw new Error(`no 101: ${text}`);
   return { socket, received: () => text };

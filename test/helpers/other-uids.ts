@@ -21,5 +21,7 @@ export function untraversableAncestor(path = REPO): string | null {
 /** Why tests cannot run processes as other UIDs from this checkout, or null when they can. */
 export function otherUidsBlocked(): string | null {
   const dir = untraversableAncestor();
-  return dir ? `${dir} is not traversable by other users (chmod o+x ${dir}; .ci/run does it): processes run as other UIDs cannot load ${REPO}` : null;
+  return dir
+    ? `${dir} is not traversable by other users (chmod o+x ${dir}; .ci/run does it): processes run as other UIDs cannot load ${REPO}`
+    : null;
 }

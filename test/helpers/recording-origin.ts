@@ -48,7 +48,12 @@ export async function startRecordingOrigin(host: string, pki: TestPki): Promise<
     s.on('error', () => undefined);
   });
   const seen = (req: IncomingMessage) =>
-    requests.push({ method: req.method ?? '', url: req.url ?? '', host: req.headers.host, upgrade: req.headers.upgrade });
+    requests.push({
+      method: req.method ?? '',
+      url: req.url ?? '',
+      host: req.headers.host,
+      upgrade: req.headers.upgrade,
+    });
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     seen(req);
     const url = req.url ?? '';
@@ -73,7 +78,9 @@ export async function startRecordingOrigin(host: string, pki: TestPki): Promise<
     socket.on('error', () => undefined);
     const url = req.url ?? '';
     if (url.startsWith('/ws') && /websocket/i.test(String(req.headers.upgrade))) {
-      socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n');
+      socket.write(
+        'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n',
+      );
       pipes.add(socket);
       socket.on('close', () => pipes.delete(socket));
       const echo = (c: Buffer) => {

@@ -17,14 +17,19 @@ export function parseExposition(text: string): Sample[] {
     const m = LINE.exec(line);
     if (!m) continue;
     const labels: Record<string, string> = {};
-    for (const l of (m[2] ?? '').matchAll(LABEL)) labels[l[1]!] = l[2]!.replace(/\\(.)/g, (_, c: string) => (c === 'n' ? '\n' : c));
+    for (const l of (m[2] ?? '').matchAll(LABEL))
+      labels[l[1]!] = l[2]!.replace(/\\(.)/g, (_, c: string) => (c === 'n' ? '\n' : c));
     out.push({ name: m[1]!, labels, value: Number(m[3]) });
   }
   return out;
 }
 
 /** Samples of `name` whose labels include every one in `want`. */
-export function series(samples: readonly Sample[], name: string, want: Readonly<Record<string, string>> = {}): Sample[] {
+export function series(
+  samples: readonly Sample[],
+  name: string,
+  want: Readonly<Record<string, string>> = {},
+): Sample[] {
   return samples.filter((s) => s.name === name && Object.entries(want).every(([k, v]) => s.labels[k] === v));
 }
 

@@ -16,7 +16,10 @@ export interface Served {
 
 /** Starts `sluice serve --config PATH` and waits until it prints where it listens (http and admin). */
 export async function serve(t: Test, configPath: string, env: Record<string, string> = {}): Promise<Served> {
-  const child = spawn(process.execPath, [...cliArgv(), 'serve', '--config', configPath], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...cliArgv(), 'serve', '--config', configPath], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   let err = '';
   child.stdout!.on('data', (c) => (out += c));
@@ -36,7 +39,13 @@ export async function serve(t: Test, configPath: string, env: Record<string, str
   return { child, ...ports, stdout: () => out, stderr: () => err, exit };
 }
 
-export function adminCall(port: number, method: string, path: string, token?: string, body?: string): Promise<{ status: number; body: string }> {
+export function adminCall(
+  port: number,
+  method: string,
+  path: string,
+  token?: string,
+  body?: string,
+): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const headers: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
     if (body !== undefined) headers['content-type'] = 'application/json';
@@ -63,5 +72,9 @@ export async function poll(port: number, url: string, auth: string, want: (r: Re
 
 /** Every JSON line the process wrote to stdout so far (the structured log). */
 export function logLines(s: Served): Record<string, unknown>[] {
-  return s.stdout().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+  return s
+    .stdout()
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
 }

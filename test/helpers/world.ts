@@ -38,7 +38,12 @@ const redirecting: Handler = (req, res) => {
     res.end();
     return;
   }
-  res.writeHead(200, { 'content-type': 'text/plain', connection: 'x-hop', 'x-hop': 'drop me', 'keep-alive': 'timeout=5' });
+  res.writeHead(200, {
+    'content-type': 'text/plain',
+    connection: 'x-hop',
+    'x-hop': 'drop me',
+    'keep-alive': 'timeout=5',
+  });
   res.end(`canary ${req.method} ${req.url} ${req.body}`);
 };
 

@@ -1,39 +1,50 @@
 // The inspection CA: what `createCa` makes, and what an operator's CA must be to be accepted.
 import { X509Certificate } from 'node:crypto';
 import t from 'tap';
-import { BACKDATE_MS, DEFAULT_CA_DAYS, MIN_RSA_BITS, checkCaMaterial, createCa, importCa, randomSerial } from '../../proxy/inspection/ca.js';
+import {
+  BACKDATE_MS,
+  DEFAULT_CA_DAYS,
+  MIN_RSA_BITS,
+  checkCaMaterial,
+  createCa,
+  importCa,
+  randomSerial,
+} from '../../proxy/inspection/ca.js';
 import { x509 } from '../../proxy/inspection/x509.js';
 import { opensslCa } from './helpers.js';
 
 const DAY = 86_400_000;
 
-t.test('createCa: ECDSA P-256, CA:TRUE pathLen 0 and certSign/cRLSign (both critical), SKI, a Sluice name', async (t) => {
-  const now = Date.UTC(2030, 0, 1);
-  const { ca, keyPem } = await createCa({ exportKey: true, nowMs: now });
-  const cert = new x509.X509Certificate(ca.certPem);
-  const bc = cert.getExtension(x509.BasicConstraintsExtension)!;
-  t.ok(bc.critical && bc.ca, 'basicConstraints CA:TRUE, critical');
-  t.equal(bc.pathLength, 0, 'pathLen 0: it signs leaves, never another CA');
-  const ku = cert.getExtension(x509.KeyUsagesExtension)!;
-  t.ok(ku.critical, 'keyUsage is critical');
-  t.equal(ku.usages, x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign);
-  const ski = cert.getExtension(x509.SubjectKeyIdentifierExtension)!;
-  t.equal(ca.subjectKeyId, ski.keyId);
-  t.match(cert.subject, /^CN=Sluice egress inspection CA \([0-9a-f]{8}\), O=Sluice$/);
-  t.equal(cert.subject, cert.issuer, 'self-signed');
-  t.same(cert.publicKey.algorithm, { name: 'ECDSA', namedCurve: 'P-256' });
-  t.equal(cert.notBefore.getTime(), Math.floor((now - BACKDATE_MS) / 1000) * 1000, 'back-dated for clock skew');
-  t.equal(cert.notAfter.getTime(), now + DEFAULT_CA_DAYS * DAY);
-  t.ok(await cert.verify({ date: new Date(now) }), 'self-signature verifies');
-  t.equal(ca.keyType, 'ec-p256');
-  t.equal(ca.ephemeral, false);
-  t.match(keyPem, /^-----BEGIN PRIVATE KEY-----/, 'PKCS#8');
-  // What Sluice makes, Sluice accepts.
-  const checked = checkCaMaterial(ca.certPem, keyPem!, now);
-  t.same(checked.problems, []);
-  const other = await createCa({ exportKey: true, nowMs: now });
-  t.not(other.ca.subjectText, ca.subjectText, 'two CAs have different names');
-});
+t.test(
+  'createCa: ECDSA P-256, CA:TRUE pathLen 0 and certSign/cRLSign (both critical), SKI, a Sluice name',
+  async (t) => {
+    const now = Date.UTC(2030, 0, 1);
+    const { ca, keyPem } = await createCa({ exportKey: true, nowMs: now });
+    const cert = new x509.X509Certificate(ca.certPem);
+    const bc = cert.getExtension(x509.BasicConstraintsExtension)!;
+    t.ok(bc.critical && bc.ca, 'basicConstraints CA:TRUE, critical');
+    t.equal(bc.pathLength, 0, 'pathLen 0: it signs leaves, never another CA');
+    const ku = cert.getExtension(x509.KeyUsagesExtension)!;
+    t.ok(ku.critical, 'keyUsage is critical');
+    t.equal(ku.usages, x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign);
+    const ski = cert.getExtension(x509.SubjectKeyIdentifierExtension)!;
+    t.equal(ca.subjectKeyId, ski.keyId);
+    t.match(cert.subject, /^CN=Sluice egress inspection CA \([0-9a-f]{8}\), O=Sluice$/);
+    t.equal(cert.subject, cert.issuer, 'self-signed');
+    t.same(cert.publicKey.algorithm, { name: 'ECDSA', namedCurve: 'P-256' });
+    t.equal(cert.notBefore.getTime(), Math.floor((now - BACKDATE_MS) / 1000) * 1000, 'back-dated for clock skew');
+    t.equal(cert.notAfter.getTime(), now + DEFAULT_CA_DAYS * DAY);
+    t.ok(await cert.verify({ date: new Date(now) }), 'self-signature verifies');
+    t.equal(ca.keyType, 'ec-p256');
+    t.equal(ca.ephemeral, false);
+    t.match(keyPem, /^-----BEGIN PRIVATE KEY-----/, 'PKCS#8');
+    // What Sluice makes, Sluice accepts.
+    const checked = checkCaMaterial(ca.certPem, keyPem!, now);
+    t.same(checked.problems, []);
+    const other = await createCa({ exportKey: true, nowMs: now });
+    t.not(other.ca.subjectText, ca.subjectText, 'two CAs have different names');
+  },
+);
 
 t.test('an ephemeral CA keeps its key to itself', async (t) => {
   const { ca, keyPem } = await createCa({ exportKey: false, ephemeral: true });
@@ -82,7 +93,13 @@ t.test("an operator's CA: what is refused, and which file to fix", async (t) => 
     ['keyUsage without keyCertSign', opensslCa('ec256', { noCertSign: true }).certPem, '', /keyCertSign/, 'caCertFile'],
     ['no certificate', 'hello', '', /no PEM certificate/, 'caCertFile'],
     ['two certificates', ec.certPem + other.certPem, '', /holds 2 certificates/, 'caCertFile'],
-    ['a broken certificate', '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n', '', /not a readable X\.509/, 'caCertFile'],
+    [
+      'a broken certificate',
+      '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n',
+      '',
+      /not a readable X\.509/,
+      'caCertFile',
+    ],
     ['a key for another certificate', ec.certPem, other.keyPem, /does not match/, 'caKeyFile'],
     ['an encrypted key', ec.certPem, opensslCa('ec256', { encrypted: true }).keyPem, /encrypted/, 'caKeyFile'],
     ['no key', ec.certPem, 'nothing', /not a readable private key/, 'caKeyFile'],
@@ -93,7 +110,10 @@ t.test("an operator's CA: what is refused, and which file to fix", async (t) => 
   for (const [name, cert, key, message, file] of cases) {
     const r = checkCaMaterial(cert || ec.certPem, key || ec.keyPem, Date.now() + 60_000);
     t.equal(r.material, null, `${name}: refused`);
-    t.ok(r.problems.some((p) => p.severity === 'error' && p.file === file && message.test(p.message) && p.hint), `${name}: ${JSON.stringify(r.problems)}`);
+    t.ok(
+      r.problems.some((p) => p.severity === 'error' && p.file === file && message.test(p.message) && p.hint),
+      `${name}: ${JSON.stringify(r.problems)}`,
+    );
   }
 });
 

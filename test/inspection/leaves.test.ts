@@ -16,38 +16,41 @@ const leafOf = async (p: Promise<unknown>): Promise<Leaf> => {
   return l as Leaf;
 };
 
-t.test('a leaf: ECDSA P-256, SAN = the one DNS name, serverAuth, digitalSignature, AKI = CA SKI, short-lived', async (t) => {
-  let now = Date.UTC(2030, 5, 1, 12);
-  const { ca } = await createCa({ exportKey: false, nowMs: now - 1000 });
-  const issuer = createLeafIssuer({ ca, now: () => now });
-  const leaf = await leafOf(issuer.leafFor('api.example.com'));
-  const cert = new x509.X509Certificate(leaf.certPem);
-  t.same(cert.publicKey.algorithm, { name: 'ECDSA', namedCurve: 'P-256' });
-  t.equal(cert.subject, 'CN=api.example.com');
-  t.equal(cert.issuer, ca.subjectText);
-  const san = cert.getExtension(x509.SubjectAlternativeNameExtension)!;
-  t.same(san.names.toJSON(), [{ type: 'dns', value: 'api.example.com' }], 'exactly one name, a DNS name');
-  const eku = cert.getExtension(x509.ExtendedKeyUsageExtension)!;
-  t.same(eku.usages, [x509.ExtendedKeyUsage.serverAuth]);
-  const ku = cert.getExtension(x509.KeyUsagesExtension)!;
-  t.ok(ku.critical);
-  t.equal(ku.usages, x509.KeyUsageFlags.digitalSignature);
-  const bc = cert.getExtension(x509.BasicConstraintsExtension)!;
-  t.equal(bc.ca, false, 'not a CA');
-  t.equal(cert.getExtension(x509.AuthorityKeyIdentifierExtension)!.keyId, ca.subjectKeyId, 'AKI names the CA key');
-  t.equal(cert.notBefore.getTime(), now - BACKDATE_MS, 'back-dated a few minutes for clock skew');
-  t.equal(cert.notAfter.getTime(), now + 24 * HOUR, '24 h by default');
-  t.equal(leaf.serial, cert.serialNumber.toLowerCase());
-  t.equal(leaf.serial.length, 32, '128-bit serial');
-  const node = new X509Certificate(leaf.certPem);
-  const caCert = new X509Certificate(ca.certPem);
-  t.ok(node.checkIssued(caCert), 'the issuer name matches the CA subject');
-  t.ok(node.verify(caCert.publicKey), 'signed by the CA');
-  t.equal(node.checkHost('api.example.com'), 'api.example.com');
-  t.equal(node.checkHost('example.com'), undefined);
-  t.equal(node.checkHost('x.api.example.com'), undefined);
-  now += 1;
-});
+t.test(
+  'a leaf: ECDSA P-256, SAN = the one DNS name, serverAuth, digitalSignature, AKI = CA SKI, short-lived',
+  async (t) => {
+    let now = Date.UTC(2030, 5, 1, 12);
+    const { ca } = await createCa({ exportKey: false, nowMs: now - 1000 });
+    const issuer = createLeafIssuer({ ca, now: () => now });
+    const leaf = await leafOf(issuer.leafFor('api.example.com'));
+    const cert = new x509.X509Certificate(leaf.certPem);
+    t.same(cert.publicKey.algorithm, { name: 'ECDSA', namedCurve: 'P-256' });
+    t.equal(cert.subject, 'CN=api.example.com');
+    t.equal(cert.issuer, ca.subjectText);
+    const san = cert.getExtension(x509.SubjectAlternativeNameExtension)!;
+    t.same(san.names.toJSON(), [{ type: 'dns', value: 'api.example.com' }], 'exactly one name, a DNS name');
+    const eku = cert.getExtension(x509.ExtendedKeyUsageExtension)!;
+    t.same(eku.usages, [x509.ExtendedKeyUsage.serverAuth]);
+    const ku = cert.getExtension(x509.KeyUsagesExtension)!;
+    t.ok(ku.critical);
+    t.equal(ku.usages, x509.KeyUsageFlags.digitalSignature);
+    const bc = cert.getExtension(x509.BasicConstraintsExtension)!;
+    t.equal(bc.ca, false, 'not a CA');
+    t.equal(cert.getExtension(x509.AuthorityKeyIdentifierExtension)!.keyId, ca.subjectKeyId, 'AKI names the CA key');
+    t.equal(cert.notBefore.getTime(), now - BACKDATE_MS, 'back-dated a few minutes for clock skew');
+    t.equal(cert.notAfter.getTime(), now + 24 * HOUR, '24 h by default');
+    t.equal(leaf.serial, cert.serialNumber.toLowerCase());
+    t.equal(leaf.serial.length, 32, '128-bit serial');
+    const node = new X509Certificate(leaf.certPem);
+    const caCert = new X509Certificate(ca.certPem);
+    t.ok(node.checkIssued(caCert), 'the issuer name matches the CA subject');
+    t.ok(node.verify(caCert.publicKey), 'signed by the CA');
+    t.equal(node.checkHost('api.example.com'), 'api.example.com');
+    t.equal(node.checkHost('example.com'), undefined);
+    t.equal(node.checkHost('x.api.example.com'), undefined);
+    now += 1;
+  },
+);
 
 t.test('a name longer than a CN may be gets an empty subject and a critical SAN', async (t) => {
   const { ca } = await createCa({ exportKey: false });

@@ -17,19 +17,25 @@ const dir = mkdtempSync(join(tmpdir(), 'sluice-inspect-runtime-'));
 
 function devConfig(w: World, extra: Record<string, unknown> = {}): string {
   const path = join(dir, `cfg-${Math.random().toString(36).slice(2)}.yaml`);
-  writeFileSync(path, JSON.stringify({
-    listen: { http: '127.0.0.1:0', socks5: null, admin: null },
-    dns: { servers: [w.dns.server], timeoutMs: 1000, minTtlS: 0, maxTtlS: 1 },
-    upstream: { caFile: w.pki.caFile, connectTimeoutMs: 1000, tunnelHelloTimeoutMs: 1000 },
-    addressGuard: { allow: [{ cidr: '127.0.0.0/8', hosts: ['*.test'] }] },
-    ...extra,
-  }));
+  writeFileSync(
+    path,
+    JSON.stringify({
+      listen: { http: '127.0.0.1:0', socks5: null, admin: null },
+      dns: { servers: [w.dns.server], timeoutMs: 1000, minTtlS: 0, maxTtlS: 1 },
+      upstream: { caFile: w.pki.caFile, connectTimeoutMs: 1000, tunnelHelloTimeoutMs: 1000 },
+      addressGuard: { allow: [{ cidr: '127.0.0.0/8', hosts: ['*.test'] }] },
+      ...extra,
+    }),
+  );
   return path;
 }
 
 /** Starts serve; resolves once it printed its proxy line (and, in development mode, the CA lines). */
 async function start(t: Test, cfg: string, env: Record<string, string> = {}, until = /^NODE_EXTRA_CA_CERTS=/m) {
-  const child = spawn(process.execPath, [...cliArgv(), 'serve', '--config', cfg], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...cliArgv(), 'serve', '--config', cfg], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   t.teardown(() => child.kill('SIGKILL'));
   let err = '';
   child.stderr!.on('data', (c) => (err += c));
@@ -68,7 +74,11 @@ if (isolate(t, import.meta.url)) {
     const check = spawnSync(process.execPath, [...cliArgv(), 'check', cfg, '--production'], { encoding: 'utf8' });
     t.not(check.status, 0);
     t.match(check.stdout + check.stderr, /\/inspection\/caKeyFile.*group or others/);
-    const serve = spawnSync(process.execPath, [...cliArgv(), 'serve', '--config', cfg], { encoding: 'utf8', env: { ...process.env, SLUICE_ENV: 'production' }, timeout: 60_000 });
+    const serve = spawnSync(process.execPath, [...cliArgv(), 'serve', '--config', cfg], {
+      encoding: 'utf8',
+      env: { ...process.env, SLUICE_ENV: 'production' },
+      timeout: 60_000,
+    });
     t.not(serve.status, 0);
     t.match(serve.stderr, /\/inspection\/caKeyFile/);
     const notCa = join(dir, 'leaf.crt');

@@ -11,7 +11,12 @@ import { type Deny, isDeny } from '../../firewall/codes.js';
 import { createCa } from '../../proxy/inspection/ca.js';
 import { classifyClientTlsError } from '../../proxy/inspection/client-tls.js';
 import { createLeafIssuer } from '../../proxy/inspection/leaves.js';
-import { type InnerRequest, type InspectedSession, type SessionHandlers, createInspector } from '../../proxy/inspection/session.js';
+import {
+  type InnerRequest,
+  type InspectedSession,
+  type SessionHandlers,
+  createInspector,
+} from '../../proxy/inspection/session.js';
 import { realHello } from '../helpers/client-hello.js';
 import { countingObserver, startInspecting, writeTemp } from './helpers.js';
 
@@ -32,7 +37,18 @@ function echoHandlers(seen: InnerRequest[] = [], refused: Deny[] = []): SessionH
       let body = '';
       r.req.setEncoding('utf8');
       r.req.on('data', (c: string) => (body += c));
-      r.req.on('end', () => r.res.end(JSON.stringify({ url: r.url, index: r.index, tunnel: r.session.tunnelId, authority: r.authority, method: r.req.method, body })));
+      r.req.on('end', () =>
+        r.res.end(
+          JSON.stringify({
+            url: r.url,
+            index: r.index,
+            tunnel: r.session.tunnelId,
+            authority: r.authority,
+            method: r.req.method,
+            body,
+          }),
+        ),
+      );
     },
     refused(d) {
       refused.push(d);
@@ -41,23 +57,37 @@ function echoHandlers(seen: InnerRequest[] = [], refused: Deny[] = []): SessionH
   };
 }
 
-function get(port: number, opts: { path?: string; method?: string; body?: string; agent?: Agent; host?: string; servername?: string; ca?: string | null } = {}): Promise<{ status: number; headers: IncomingMessage['headers']; body: string }> {
+function get(
+  port: number,
+  opts: {
+    path?: string;
+    method?: string;
+    body?: string;
+    agent?: Agent;
+    host?: string;
+    servername?: string;
+    ca?: string | null;
+  } = {},
+): Promise<{ status: number; headers: IncomingMessage['headers']; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = httpsRequest({
-      host: '127.0.0.1',
-      port,
-      servername: opts.servername ?? HOST,
-      path: opts.path ?? '/',
-      method: opts.method ?? 'GET',
-      headers: { host: opts.host ?? `${HOST}:${port}` },
-      ...(opts.ca === null ? {} : { ca: opts.ca ?? ca.certPem }),
-      agent: opts.agent ?? false,
-    }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-    });
+    const req = httpsRequest(
+      {
+        host: '127.0.0.1',
+        port,
+        servername: opts.servername ?? HOST,
+        path: opts.path ?? '/',
+        method: opts.method ?? 'GET',
+        headers: { host: opts.host ?? `${HOST}:${port}` },
+        ...(opts.ca === null ? {} : { ca: opts.ca ?? ca.certPem }),
+        agent: opts.agent ?? false,
+      },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+      },
+    );
     req.on('error', reject);
     req.end(opts.body);
   });
@@ -86,35 +116,62 @@ function exchange(c: TLSSocket, text: string): Promise<string> {
 
 function curl(args: string[]): Promise<{ code: number; out: string; err: string }> {
   return new Promise((resolve) => {
-    execFile('curl', ['-sS', '--max-time', '20', ...args], (e, out, err) => resolve({ code: (e as { code?: number } | null)?.code ?? 0, out, err }));
+    execFile('curl', ['-sS', '--max-time', '20', ...args], (e, out, err) =>
+      resolve({ code: (e as { code?: number } | null)?.code ?? 0, out, err }),
+    );
   });
 }
 
-t.test('node:https with the CA: requests inside are handed out with the tunnel facts, keep-alive and bodies work', async (t) => {
-  const seen: InnerRequest[] = [];
-  const { counts, observer } = countingObserver();
-  const ins = await startInspecting(t, { ca, host: HOST, handlers: echoHandlers(seen), observer });
-  const agent = new Agent({ keepAlive: true, maxSockets: 1, ca: ca.certPem, servername: HOST });
-  t.teardown(() => agent.destroy());
-  const sessionP = ins.next();
-  const a = await get(ins.port, { path: '/a?q=1', agent });
-  const b = await get(ins.port, { path: '/b', method: 'POST', body: 'hello', agent });
-  t.equal(a.status, 200);
-  t.same(JSON.parse(a.body), { url: `https://${HOST}:${ins.port}/a?q=1`, index: 1, tunnel: 't1', authority: { ok: true }, method: 'GET', body: '' });
-  t.same(JSON.parse(b.body), { url: `https://${HOST}:${ins.port}/b`, index: 2, tunnel: 't1', authority: { ok: true }, method: 'POST', body: 'hello' }, 'same session');
-  const session = asSession(await sessionP);
-  t.match(await session.handshake, { ok: true, protocol: 'TLSv1.3', alpn: false }, 'node:https offers no ALPN, which is fine');
-  t.equal(session.requests, 2);
-  t.equal(seen[0]!.path, '/a?q=1');
-  t.same(seen[0]!.session, { host: HOST, port: ins.port, tunnelId: 't1' });
-  agent.destroy();
-  t.match(await session.closed, { requests: 2, handshake: { ok: true } });
-  t.equal(counts.sessions, 1);
-  t.equal(counts.requests, 2);
-  t.equal(counts.mints, 1);
-  t.same(counts.failures, []);
-  t.equal(ins.inspector.sessions, 0, 'forgotten once closed');
-});
+t.test(
+  'node:https with the CA: requests inside are handed out with the tunnel facts, keep-alive and bodies work',
+  async (t) => {
+    const seen: InnerRequest[] = [];
+    const { counts, observer } = countingObserver();
+    const ins = await startInspecting(t, { ca, host: HOST, handlers: echoHandlers(seen), observer });
+    const agent = new Agent({ keepAlive: true, maxSockets: 1, ca: ca.certPem, servername: HOST });
+    t.teardown(() => agent.destroy());
+    const sessionP = ins.next();
+    const a = await get(ins.port, { path: '/a?q=1', agent });
+    const b = await get(ins.port, { path: '/b', method: 'POST', body: 'hello', agent });
+    t.equal(a.status, 200);
+    t.same(JSON.parse(a.body), {
+      url: `https://${HOST}:${ins.port}/a?q=1`,
+      index: 1,
+      tunnel: 't1',
+      authority: { ok: true },
+      method: 'GET',
+      body: '',
+    });
+    t.same(
+      JSON.parse(b.body),
+      {
+        url: `https://${HOST}:${ins.port}/b`,
+        index: 2,
+        tunnel: 't1',
+        authority: { ok: true },
+        method: 'POST',
+        body: 'hello',
+      },
+      'same session',
+    );
+    const session = asSession(await sessionP);
+    t.match(
+      await session.handshake,
+      { ok: true, protocol: 'TLSv1.3', alpn: false },
+      'node:https offers no ALPN, which is fine',
+    );
+    t.equal(session.requests, 2);
+    t.equal(seen[0]!.path, '/a?q=1');
+    t.same(seen[0]!.session, { host: HOST, port: ins.port, tunnelId: 't1' });
+    agent.destroy();
+    t.match(await session.closed, { requests: 2, handshake: { ok: true } });
+    t.equal(counts.sessions, 1);
+    t.equal(counts.requests, 2);
+    t.equal(counts.mints, 1);
+    t.same(counts.failures, []);
+    t.equal(ins.inspector.sessions, 0, 'forgotten once closed');
+  },
+);
 
 t.test('TLS 1.2 clients are served too; the leaf is offered with ALPN http/1.1 only', async (t) => {
   const ins = await startInspecting(t, { ca, host: HOST, handlers: echoHandlers() });
@@ -134,26 +191,59 @@ t.test('pipelined requests are handed out in order and answered in order', async
   const c = await tlsClient(ins.port);
   if (c instanceof Error) throw c;
   const h = `Host: ${HOST}:${ins.port}`;
-  const got = await exchange(c, `GET /1 HTTP/1.1\r\n${h}\r\n\r\nGET /2 HTTP/1.1\r\n${h}\r\n\r\nGET /3 HTTP/1.1\r\n${h}\r\nConnection: close\r\n\r\n`);
-  t.same(seen.map((r) => [r.path, r.index]), [['/1', 1], ['/2', 2], ['/3', 3]]);
-  t.same([...got.matchAll(/"url":"https:\/\/[^/]+(\/\d)"/g)].map((m) => m[1]), ['/1', '/2', '/3']);
+  const got = await exchange(
+    c,
+    `GET /1 HTTP/1.1\r\n${h}\r\n\r\nGET /2 HTTP/1.1\r\n${h}\r\n\r\nGET /3 HTTP/1.1\r\n${h}\r\nConnection: close\r\n\r\n`,
+  );
+  t.same(
+    seen.map((r) => [r.path, r.index]),
+    [
+      ['/1', 1],
+      ['/2', 2],
+      ['/3', 3],
+    ],
+  );
+  t.same(
+    [...got.matchAll(/"url":"https:\/\/[^/]+(\/\d)"/g)].map((m) => m[1]),
+    ['/1', '/2', '/3'],
+  );
 });
 
 t.test('the request must name the tunnel host: the caller learns why not (it renders the 421)', async (t) => {
   const seen: InnerRequest[] = [];
   const ins = await startInspecting(t, { ca, host: HOST, handlers: echoHandlers(seen) });
   const cases: [string, string, unknown][] = [
-    ['Host is the tunnel host (case, trailing dot)', `GET / HTTP/1.1\r\nHost: INSPECTED.example.:${0}\r\n\r\n`, { ok: true }],
+    [
+      'Host is the tunnel host (case, trailing dot)',
+      `GET / HTTP/1.1\r\nHost: INSPECTED.example.:${0}\r\n\r\n`,
+      { ok: true },
+    ],
     ['Host names another host', 'GET / HTTP/1.1\r\nHost: evil.example\r\n\r\n', { ok: false, reason: 'other-host' }],
     ['Host names another port', `GET / HTTP/1.1\r\nHost: ${HOST}:8443\r\n\r\n`, { ok: false, reason: 'other-host' }],
     ['Host defaults to 443', `GET / HTTP/1.1\r\nHost: ${HOST}\r\n\r\n`, { ok: false, reason: 'other-host' }],
     ['Host is missing', 'GET / HTTP/1.1\r\n\r\n', { ok: false, reason: 'missing' }],
-    ['two Host headers', `GET / HTTP/1.1\r\nHost: ${HOST}:${0}\r\nHost: evil.example\r\n\r\n`, { ok: false, reason: 'multiple' }],
+    [
+      'two Host headers',
+      `GET / HTTP/1.1\r\nHost: ${HOST}:${0}\r\nHost: evil.example\r\n\r\n`,
+      { ok: false, reason: 'multiple' },
+    ],
     ['Host is not a host', 'GET / HTTP/1.1\r\nHost: a b\r\n\r\n', { ok: false, reason: 'invalid' }],
     ['Host is a literal', 'GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n', { ok: false, reason: 'other-host' }],
-    ['absolute-form naming the tunnel', `GET https://${HOST}:${0}/abs?x HTTP/1.1\r\nHost: evil.example\r\n\r\n`, { ok: true }],
-    ['absolute-form naming another host', `GET https://evil.example/ HTTP/1.1\r\nHost: ${HOST}:${0}\r\n\r\n`, { ok: false, reason: 'other-host' }],
-    ['absolute-form with http://', `GET http://${HOST}:${0}/ HTTP/1.1\r\nHost: ${HOST}:${0}\r\n\r\n`, { ok: false, reason: 'invalid' }],
+    [
+      'absolute-form naming the tunnel',
+      `GET https://${HOST}:${0}/abs?x HTTP/1.1\r\nHost: evil.example\r\n\r\n`,
+      { ok: true },
+    ],
+    [
+      'absolute-form naming another host',
+      `GET https://evil.example/ HTTP/1.1\r\nHost: ${HOST}:${0}\r\n\r\n`,
+      { ok: false, reason: 'other-host' },
+    ],
+    [
+      'absolute-form with http://',
+      `GET http://${HOST}:${0}/ HTTP/1.1\r\nHost: ${HOST}:${0}\r\n\r\n`,
+      { ok: false, reason: 'invalid' },
+    ],
   ];
   for (const [name, raw, want] of cases) {
     const c = await tlsClient(ins.port);
@@ -162,9 +252,17 @@ t.test('the request must name the tunnel host: the caller learns why not (it ren
     await exchange(c, text);
     const r = seen.at(-1)!;
     t.same(r.authority, want, name);
-    t.equal(r.url.startsWith(`https://${HOST}:${ins.port}/`), true, `${name}: the URL is built from the tunnel, never from Host`);
+    t.equal(
+      r.url.startsWith(`https://${HOST}:${ins.port}/`),
+      true,
+      `${name}: the URL is built from the tunnel, never from Host`,
+    );
   }
-  t.equal(seen.find((r) => r.path === '/abs?x')?.url, `https://${HOST}:${ins.port}/abs?x`, 'an absolute-form target is reduced to its path');
+  t.equal(
+    seen.find((r) => r.path === '/abs?x')?.url,
+    `https://${HOST}:${ins.port}/abs?x`,
+    'an absolute-form target is reduced to its path',
+  );
 });
 
 t.test('curl with --cacert works; curl without the CA fails with unknown_ca, counted', async (t) => {
@@ -177,7 +275,14 @@ t.test('curl with --cacert works; curl without the CA fails with unknown_ca, cou
   const bad = await curl(resolve);
   t.equal(bad.code, 60, 'curl: peer certificate cannot be authenticated');
   const failed = await asSession(ins.sessions[1]!).handshake;
-  t.match(failed, { ok: false, verdict: 'deny', code: 'EGR_CLIENT_TLS', rule: 'inspection.handshake', reason: 'unknown_ca', alert: 'unknown_ca' });
+  t.match(failed, {
+    ok: false,
+    verdict: 'deny',
+    code: 'EGR_CLIENT_TLS',
+    rule: 'inspection.handshake',
+    reason: 'unknown_ca',
+    alert: 'unknown_ca',
+  });
   t.match(await asSession(ins.sessions[1]!).closed, { requests: 0, handshake: { reason: 'unknown_ca' } });
   const old = await curl(['--cacert', caFile, '--tlsv1.1', '--tls-max', '1.1', ...resolve]);
   t.not(old.code, 0, 'a TLS 1.1-only curl is refused');
@@ -192,8 +297,17 @@ t.test('handshake failures from node:tls clients', async (t) => {
   // Node verifies the chain after the handshake messages and closes without an alert.
   const noCa = await tlsClient(ins.port, { ca: undefined });
   t.match(noCa, { code: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' });
-  t.match(await asSession(ins.sessions[0]!).handshake, { ok: false, code: 'EGR_CLIENT_TLS', reason: 'closed', alert: null });
-  const tls11 = await tlsClient(ins.port, { minVersion: 'TLSv1', maxVersion: 'TLSv1.1', ciphers: 'DEFAULT@SECLEVEL=0' });
+  t.match(await asSession(ins.sessions[0]!).handshake, {
+    ok: false,
+    code: 'EGR_CLIENT_TLS',
+    reason: 'closed',
+    alert: null,
+  });
+  const tls11 = await tlsClient(ins.port, {
+    minVersion: 'TLSv1',
+    maxVersion: 'TLSv1.1',
+    ciphers: 'DEFAULT@SECLEVEL=0',
+  });
   t.ok(tls11 instanceof Error, 'a TLS 1.1-only client gets no session');
   t.match(await asSession(ins.sessions[1]!).handshake, { ok: false, reason: 'protocol_version' });
   const h2 = await tlsClient(ins.port, { ALPNProtocols: ['h2'] });
@@ -204,7 +318,12 @@ t.test('handshake failures from node:tls clients', async (t) => {
 });
 
 t.test('a client that stalls in its handshake is cut off (timeout)', async (t) => {
-  const ins = await startInspecting(t, { ca, host: HOST, handlers: echoHandlers(), limits: { handshakeTimeoutMs: 200 } });
+  const ins = await startInspecting(t, {
+    ca,
+    host: HOST,
+    handlers: echoHandlers(),
+    limits: { handshakeTimeoutMs: 200 },
+  });
   const hello = await realHello(HOST);
   const raw = netConnect(ins.port, '127.0.0.1');
   raw.on('error', () => undefined);
@@ -256,12 +375,32 @@ t.test('what the core refuses inside a session is answered and reported, never a
   const h = `Host: ${HOST}:${ins.port}`;
   const cases: [string, string, RegExp, string][] = [
     ['an h2 preface', 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', /^HTTP\/1\.1 501 /, 'EGR_UNSUPPORTED'],
-    ['CL and TE together (smuggling)', `POST / HTTP/1.1\r\n${h}\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n`, /^HTTP\/1\.1 400 /, 'EGR_BAD_REQUEST'],
+    [
+      'CL and TE together (smuggling)',
+      `POST / HTTP/1.1\r\n${h}\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n`,
+      /^HTTP\/1\.1 400 /,
+      'EGR_BAD_REQUEST',
+    ],
     ['a bare LF', `GET / HTTP/1.1\n${h}\n\n`, /^HTTP\/1\.1 400 /, 'EGR_BAD_REQUEST'],
-    ['CONNECT inside', `CONNECT other.example:443 HTTP/1.1\r\nHost: other.example:443\r\n\r\n`, /^HTTP\/1\.1 501 /, 'EGR_UNSUPPORTED'],
-    ['an upgrade without an upgrade handler', `GET /ws HTTP/1.1\r\n${h}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n`, /^HTTP\/1\.1 501 /, 'EGR_UNSUPPORTED'],
+    [
+      'CONNECT inside',
+      `CONNECT other.example:443 HTTP/1.1\r\nHost: other.example:443\r\n\r\n`,
+      /^HTTP\/1\.1 501 /,
+      'EGR_UNSUPPORTED',
+    ],
+    [
+      'an upgrade without an upgrade handler',
+      `GET /ws HTTP/1.1\r\n${h}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n`,
+      /^HTTP\/1\.1 501 /,
+      'EGR_UNSUPPORTED',
+    ],
     ['HTTP/0.9-style line', `GET /\r\n${h}\r\n\r\n`, /^HTTP\/1\.1 400 /, 'EGR_BAD_REQUEST'],
-    ['oversized headers', `GET / HTTP/1.1\r\n${h}\r\nX-Big: ${'a'.repeat(20000)}\r\n\r\n`, /^HTTP\/1\.1 400 /, 'EGR_BAD_REQUEST'],
+    [
+      'oversized headers',
+      `GET / HTTP/1.1\r\n${h}\r\nX-Big: ${'a'.repeat(20000)}\r\n\r\n`,
+      /^HTTP\/1\.1 400 /,
+      'EGR_BAD_REQUEST',
+    ],
   ];
   for (const [name, raw, status, code] of cases) {
     t.comment(name);
@@ -293,7 +432,10 @@ t.test('an upgrade inside goes to the upgrade handler with the decrypted socket'
   });
   const c = await tlsClient(ins.port);
   if (c instanceof Error) throw c;
-  const got = await exchange(c, `GET /ws HTTP/1.1\r\nHost: ${HOST}:${ins.port}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n`);
+  const got = await exchange(
+    c,
+    `GET /ws HTTP/1.1\r\nHost: ${HOST}:${ins.port}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n`,
+  );
   t.match(got, /^HTTP\/1\.1 403 Forbidden/);
 });
 
@@ -345,16 +487,38 @@ t.test('a client gone before inspect, and a handler that throws, end cleanly', a
   const issuer = createLeafIssuer({ ca });
   const leaf = await issuer.leafFor(HOST);
   if (isDeny(leaf)) throw new Error('no leaf');
-  const inspector = createInspector({ limits: { handshakeTimeoutMs: 60_000, headersTimeoutMs: 60_000, idleTimeoutMs: 60_000, maxHeaderBytes: 16384 } });
+  const inspector = createInspector({
+    limits: { handshakeTimeoutMs: 60_000, headersTimeoutMs: 60_000, idleTimeoutMs: 60_000, maxHeaderBytes: 16384 },
+  });
   t.teardown(() => inspector.close());
   const gone = new Socket();
   gone.destroy();
-  const s = asSession(inspector.inspect({ socket: gone, head: hello, leaf, facts: { host: HOST, port: 443, tunnelId: 'x' }, handlers: { request: () => undefined } }));
+  const s = asSession(
+    inspector.inspect({
+      socket: gone,
+      head: hello,
+      leaf,
+      facts: { host: HOST, port: 443, tunnelId: 'x' },
+      handlers: { request: () => undefined },
+    }),
+  );
   t.match(await s.handshake, { ok: false, reason: 'closed' });
   t.match(await s.closed, { requests: 0 });
 
   const refused: Deny[] = [];
-  const ins = await startInspecting(t, { ca, host: HOST, handlers: { request: () => { throw new Error('bug'); }, refused: (d) => { refused.push(d); return null; } } });
+  const ins = await startInspecting(t, {
+    ca,
+    host: HOST,
+    handlers: {
+      request: () => {
+        throw new Error('bug');
+      },
+      refused: (d) => {
+        refused.push(d);
+        return null;
+      },
+    },
+  });
   const c = await tlsClient(ins.port);
   if (c instanceof Error) throw c;
   const got = await exchange(c, `GET / HTTP/1.1\r\nHost: ${HOST}:${ins.port}\r\n\r\n`);
@@ -383,4 +547,3 @@ t.test('classifyClientTlsError: alerts received, what Sluice refused, how it end
   }
   t.equal(classifyClientTlsError(null, 'timeout').reason, 'timeout');
 });
-

@@ -19,11 +19,12 @@ if (isolate(t, import.meta.url)) {
   t.teardown(() => origin.close());
   w.dns.set('api.test', { a: [ORIGIN] });
   const ca = await inspectionCaFiles();
-  const config = (opt: string[] | null) => worldConfig(w, {
-    integrations: { ws: { hosts: ['api.test'], methods: ['GET'], ...(opt ? { upgrade: opt } : {}) } },
-    identities: { agent: { password: 'agent-password-123', integrations: ['ws'] } },
-    inspection: { caCertFile: ca.certFile, caKeyFile: ca.keyFile },
-  });
+  const config = (opt: string[] | null) =>
+    worldConfig(w, {
+      integrations: { ws: { hosts: ['api.test'], methods: ['GET'], ...(opt ? { upgrade: opt } : {}) } },
+      identities: { agent: { password: 'agent-password-123', integrations: ['ws'] } },
+      inspection: { caCertFile: ca.certFile, caKeyFile: ca.keyFile },
+    });
 
   t.test('an opted-in integration: 101, then a pipe inside the session', async (t) => {
     const h = await startSluice(t, config(['websocket']));

@@ -47,7 +47,11 @@ export interface WiredWorld {
   readonly www: Canary;
 }
 
-export async function startInspectingSluice(t: Test, extra: Record<string, unknown> = {}, inspection: Record<string, unknown> = {}): Promise<WiredWorld> {
+export async function startInspectingSluice(
+  t: Test,
+  extra: Record<string, unknown> = {},
+  inspection: Record<string, unknown> = {},
+): Promise<WiredWorld> {
   const w = await buildWorld(t);
   const www = await startHttpsCanary('127.0.0.2', 443, w.pki, (req, res) => {
     res.writeHead(200, { 'content-type': 'text/plain' });
@@ -55,10 +59,13 @@ export async function startInspectingSluice(t: Test, extra: Record<string, unkno
   });
   t.teardown(() => www.close());
   const ca = await inspectionCaFiles();
-  const h = await startSluice(t, worldConfig(w, {
-    inspection: { caCertFile: ca.certFile, caKeyFile: ca.keyFile, ...inspection },
-    ...extra,
-  }));
+  const h = await startSluice(
+    t,
+    worldConfig(w, {
+      inspection: { caCertFile: ca.certFile, caKeyFile: ca.keyFile, ...inspection },
+      ...extra,
+    }),
+  );
   return { w, h, ca, www };
 }
 
@@ -72,7 +79,12 @@ export function handshake(socket: Socket, opts: ConnectionOptions): Promise<TLSS
 }
 
 /** CONNECT, then TLS trusting the inspection CA (and only it). */
-export async function inspectedSession(port: number, host: string, ca: string, auth: string | null = AGENT_AUTH): Promise<TLSSocket> {
+export async function inspectedSession(
+  port: number,
+  host: string,
+  ca: string,
+  auth: string | null = AGENT_AUTH,
+): Promise<TLSSocket> {
   const { head, socket } = await openTunnel(port, `${host}:443`, auth);
   if (!/^HTTP\/1\.1 200 /.test(head)) throw new Error(`CONNECT refused: ${head}`);
   const tls = await handshake(socket, { servername: host, ca });
@@ -92,14 +104,24 @@ export function sessionClient(tls: TLSSocket, host: string) {
   (agent as unknown as { createConnection: () => TLSSocket }).createConnection = () => tls;
   return {
     agent,
-    request(o: { method?: string; path?: string; headers?: Record<string, string>; body?: string }): Promise<InnerReply> {
+    request(o: {
+      method?: string;
+      path?: string;
+      headers?: Record<string, string>;
+      body?: string;
+    }): Promise<InnerReply> {
       return new Promise((resolve, reject) => {
-        const req = httpRequest({ agent, host, method: o.method ?? 'GET', path: o.path ?? '/', headers: o.headers ?? {} }, (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }));
-          res.on('error', reject);
-        });
+        const req = httpRequest(
+          { agent, host, method: o.method ?? 'GET', path: o.path ?? '/', headers: o.headers ?? {} },
+          (res) => {
+            const chunks: Buffer[] = [];
+            res.on('data', (c: Buffer) => chunks.push(c));
+            res.on('end', () =>
+              resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }),
+            );
+            res.on('error', reject);
+          },
+        );
         req.on('error', reject);
         req.end(o.body);
       });
@@ -107,4 +129,5 @@ export function sessionClient(tls: TLSSocket, host: string) {
   };
 }
 
-export const proxyCode = (r: { headers: IncomingHttpHeaders }): string | undefined => /details="([A-Z_]+)"/.exec(String(r.headers['proxy-status'] ?? ''))?.[1];
+export const proxyCode = (r: { headers: IncomingHttpHeaders }): string | undefined =>
+  /details="([A-Z_]+)"/.exec(String(r.headers['proxy-status'] ?? ''))?.[1];

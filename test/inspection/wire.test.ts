@@ -8,14 +8,25 @@ import { FIELD } from '../../proxy/ops/audit.js';
 import { AGENT_AUTH, basic, rawExchange, waitFor } from '../helpers/harness.js';
 import { isolate } from '../helpers/netns.js';
 import { PASSWORD } from '../helpers/world.js';
-import { handshake, inspectedSession, openTunnel, proxyCode, sessionClient, startInspectingSluice } from './wire-helpers.js';
+import {
+  handshake,
+  inspectedSession,
+  openTunnel,
+  proxyCode,
+  sessionClient,
+  startInspectingSluice,
+} from './wire-helpers.js';
 
 const SEALED_AUTH = basic('sealed', PASSWORD);
 
 if (isolate(t, import.meta.url)) {
-  const { w, h, ca, www } = await startInspectingSluice(t, {
-    listen: { http: '127.0.0.1:0', socks5: '127.0.0.1:0', admin: null },
-  }, { opaque: ['gh.test'] });
+  const { w, h, ca, www } = await startInspectingSluice(
+    t,
+    {
+      listen: { http: '127.0.0.1:0', socks5: '127.0.0.1:0', admin: null },
+    },
+    { opaque: ['gh.test'] },
+  );
   const metric = async (name: string) => {
     const m = await h.sluice.metrics.registry.getSingleMetricAsString(name);
     return m;
@@ -43,32 +54,67 @@ if (isolate(t, import.meta.url)) {
     t.equal(b.status, 200, 'the session stays usable after a denial');
     t.equal(www.requests.filter((r) => r.method === 'POST').length, 0, 'the write never reached the origin');
     tls.end();
-    const tunnel = await waitFor(() => h.decisions().find((d) => d.method === 'CONNECT' && d[FIELD.targetHost] === 'public.test'));
-    t.match(tunnel, { verdict: 'allow', rule: 'identities.agent.reads', [FIELD.inspected]: true, [FIELD.tunnel]: tunnel.id, [FIELD.dialAddress]: null });
+    const tunnel = await waitFor(() =>
+      h.decisions().find((d) => d.method === 'CONNECT' && d[FIELD.targetHost] === 'public.test'),
+    );
+    t.match(tunnel, {
+      verdict: 'allow',
+      rule: 'identities.agent.reads',
+      [FIELD.inspected]: true,
+      [FIELD.tunnel]: tunnel.id,
+      [FIELD.dialAddress]: null,
+    });
     const inner = decisionsOf(tunnel.id as string).filter((d) => d.method !== 'CONNECT');
-    t.same(inner.map((d) => [d.method, d[FIELD.targetPath], d.verdict, d.code ?? null]), [
-      ['GET', '/hello?x=', 'allow', null],
-      ['POST', '/submit', 'deny', 'EGR_DENY_WRITE'],
-      ['GET', '/again', 'allow', null],
-    ]);
-    for (const d of inner) t.match(d, { identity: 'agent', [FIELD.inspected]: true, [FIELD.targetHost]: 'public.test', [FIELD.targetPort]: 443 });
+    t.same(
+      inner.map((d) => [d.method, d[FIELD.targetPath], d.verdict, d.code ?? null]),
+      [
+        ['GET', '/hello?x=', 'allow', null],
+        ['POST', '/submit', 'deny', 'EGR_DENY_WRITE'],
+        ['GET', '/again', 'allow', null],
+      ],
+    );
+    for (const d of inner)
+      t.match(d, {
+        identity: 'agent',
+        [FIELD.inspected]: true,
+        [FIELD.targetHost]: 'public.test',
+        [FIELD.targetPort]: 443,
+      });
     t.equal(inner[0]![FIELD.dialAddress], '127.0.0.2', 'forwarded through the dialer to the validated address');
   });
 
-  t.test('a git fetch negotiation is a read only while it is as small as one: a large or chunked one is a write', async (t) => {
-    const tls = await inspectedSession(h.port, 'public.test', ca.certPem);
-    const c = sessionClient(tls, 'public.test');
-    const type = { 'content-type': 'application/x-git-upload-pack-request' };
-    const before = www.requests.length;
-    const small = await c.request({ method: 'POST', path: '/r.git/git-upload-pack', headers: type, body: '0032want 0123456789012345678901234567890123456789\n00000009done\n' });
-    t.equal(small.status, 200, 'a clone-sized negotiation reads');
-    const big = await c.request({ method: 'POST', path: '/r.git/git-upload-pack', headers: type, body: 'x'.repeat(64 * 1024 + 1) });
-    t.equal(proxyCode(big), 'EGR_DENY_WRITE', 'over 64 KiB: an upload to a host the identity may only read');
-    const chunked = await c.request({ method: 'POST', path: '/r.git/git-upload-pack', headers: { ...type, 'transfer-encoding': 'chunked' }, body: 'data' });
-    t.equal(proxyCode(chunked), 'EGR_DENY_WRITE', 'a body of no declared length: a write');
-    t.equal(www.requests.length, before + 1, 'only the small negotiation reached the origin');
-    tls.destroy();
-  });
+  t.test(
+    'a git fetch negotiation is a read only while it is as small as one: a large or chunked one is a write',
+    async (t) => {
+      const tls = await inspectedSession(h.port, 'public.test', ca.certPem);
+      const c = sessionClient(tls, 'public.test');
+      const type = { 'content-type': 'application/x-git-upload-pack-request' };
+      const before = www.requests.length;
+      const small = await c.request({
+        method: 'POST',
+        path: '/r.git/git-upload-pack',
+        headers: type,
+        body: '0032want 0123456789012345678901234567890123456789\n00000009done\n',
+      });
+      t.equal(small.status, 200, 'a clone-sized negotiation reads');
+      const big = await c.request({
+        method: 'POST',
+        path: '/r.git/git-upload-pack',
+        headers: type,
+        body: 'x'.repeat(64 * 1024 + 1),
+      });
+      t.equal(proxyCode(big), 'EGR_DENY_WRITE', 'over 64 KiB: an upload to a host the identity may only read');
+      const chunked = await c.request({
+        method: 'POST',
+        path: '/r.git/git-upload-pack',
+        headers: { ...type, 'transfer-encoding': 'chunked' },
+        body: 'data',
+      });
+      t.equal(proxyCode(chunked), 'EGR_DENY_WRITE', 'a body of no declared length: a write');
+      t.equal(www.requests.length, before + 1, 'only the small negotiation reached the origin');
+      tls.destroy();
+    },
+  );
 
   t.test('an integration (tunnel: false) is inspected: its writes pass, judged per request', async (t) => {
     const tls = await inspectedSession(h.port, 'api.test', ca.certPem);
@@ -97,7 +143,11 @@ if (isolate(t, import.meta.url)) {
     }
     tls2.destroy();
     const sealed = await openTunnel(h.port, 'public.test:443', SEALED_AUTH);
-    t.match(sealed.head, /^HTTP\/1\.1 403 [\s\S]*EGR_DENY_READ/, 'a reads: none identity cannot open a tunnel to a public host');
+    t.match(
+      sealed.head,
+      /^HTTP\/1\.1 403 [\s\S]*EGR_DENY_READ/,
+      'a reads: none identity cannot open a tunnel to a public host',
+    );
     sealed.socket.destroy();
   });
 
@@ -105,9 +155,11 @@ if (isolate(t, import.meta.url)) {
     const { head, socket } = await openTunnel(h.port, 'gh.test:443');
     t.match(head, /^HTTP\/1\.1 200 /);
     const tls = await handshake(socket, { servername: 'gh.test', ca: w.pki.caPem });
-    t.notOk(tls instanceof Error, 'the origin\'s own certificate reaches the client');
+    t.notOk(tls instanceof Error, "the origin's own certificate reaches the client");
     if (!(tls instanceof Error)) tls.destroy();
-    const rec = await waitFor(() => h.decisions().find((d) => d.method === 'CONNECT' && d[FIELD.targetHost] === 'gh.test'));
+    const rec = await waitFor(() =>
+      h.decisions().find((d) => d.method === 'CONNECT' && d[FIELD.targetHost] === 'gh.test'),
+    );
     t.match(rec, { [FIELD.inspected]: false, [FIELD.dialAddress]: '127.0.0.3' });
   });
 
@@ -122,7 +174,11 @@ if (isolate(t, import.meta.url)) {
     tls2.write('POST https://api.test/issues HTTP/1.1\r\nHost: public.test\r\nContent-Length: 0\r\n\r\n');
     let text = '';
     for await (const chunk of tls2) text += chunk;
-    t.match(text, /^HTTP\/1\.1 421 [\s\S]*EGR_MISDIRECTED/, 'an absolute-form target naming another host is misdirected');
+    t.match(
+      text,
+      /^HTTP\/1\.1 421 [\s\S]*EGR_MISDIRECTED/,
+      'an absolute-form target naming another host is misdirected',
+    );
   });
 
   t.test('an upstream certificate that does not verify is 502 EGR_UPSTREAM_TLS inside the session', async (t) => {
@@ -146,7 +202,10 @@ if (isolate(t, import.meta.url)) {
     // An IP host and no servername: Node sends no SNI at all.
     const e2 = await handshake(none.socket, { ca: ca.certPem, host: '127.0.0.1' });
     t.ok(e2 instanceof Error, 'no SNI: no handshake');
-    const literal = await rawExchange(h.port, `CONNECT 127.0.0.2:443 HTTP/1.1\r\nHost: 127.0.0.2:443\r\nProxy-Authorization: ${AGENT_AUTH}\r\n\r\n`);
+    const literal = await rawExchange(
+      h.port,
+      `CONNECT 127.0.0.2:443 HTTP/1.1\r\nHost: 127.0.0.2:443\r\nProxy-Authorization: ${AGENT_AUTH}\r\n\r\n`,
+    );
     t.match(literal.text, /^HTTP\/1\.1 403 [\s\S]*EGR_DENY_IP_LITERAL/);
     await waitFor(() => h.decisions().filter((d) => d.code === 'EGR_DENY_SNI_MISMATCH').length >= 2);
     t.equal(await sum('sluice_inspection_leaf_mints_total'), mints, 'no leaf minted');
@@ -162,32 +221,48 @@ if (isolate(t, import.meta.url)) {
     socket.destroy();
     const rec = await waitFor(() => h.decisions().filter((d) => d.code === 'EGR_CLIENT_TLS')[before]);
     t.match(rec, { method: 'CONNECT', verdict: 'deny', [FIELD.inspected]: true, [FIELD.targetHost]: 'public.test' });
-    t.match(await metric('sluice_inspection_client_handshake_failures_total'), /reason="(closed|timeout|other)"} [1-9]/);
+    t.match(
+      await metric('sluice_inspection_client_handshake_failures_total'),
+      /reason="(closed|timeout|other)"} [1-9]/,
+    );
   });
 
   t.test('TLS 1.0 / 1.1 clients are refused', async (t) => {
     for (const v of ['TLSv1', 'TLSv1.1'] as const) {
       const { socket } = await openTunnel(h.port, 'public.test:443');
-      const err = await handshake(socket, { servername: 'public.test', ca: ca.certPem, minVersion: v, maxVersion: v, ciphers: 'DEFAULT@SECLEVEL=0' });
+      const err = await handshake(socket, {
+        servername: 'public.test',
+        ca: ca.certPem,
+        minVersion: v,
+        maxVersion: v,
+        ciphers: 'DEFAULT@SECLEVEL=0',
+      });
       t.ok(err instanceof Error, `${v} refused`);
     }
     await waitFor(() => h.decisions().filter((d) => d.code === 'EGR_CLIENT_TLS').length >= 3);
   });
 
-  t.test('ALPN: h2 and http/1.1 offered → http/1.1; h2 alone → the handshake fails (no_application_protocol)', async (t) => {
-    const both = await openTunnel(h.port, 'public.test:443');
-    const tls = await handshake(both.socket, { servername: 'public.test', ca: ca.certPem, ALPNProtocols: ['h2', 'http/1.1'] });
-    if (tls instanceof Error) throw tls;
-    t.equal(tls.alpnProtocol, 'http/1.1');
-    tls.destroy();
-    const before = h.decisions().filter((d) => d.code === 'EGR_CLIENT_TLS').length;
-    const only = await openTunnel(h.port, 'public.test:443');
-    const err = await handshake(only.socket, { servername: 'public.test', ca: ca.certPem, ALPNProtocols: ['h2'] });
-    t.ok(err instanceof Error, 'an h2-only client gets no session');
-    only.socket.destroy();
-    const rec = await waitFor(() => h.decisions().filter((d) => d.code === 'EGR_CLIENT_TLS')[before]);
-    t.match(rec, { detail: /no_application_protocol/ });
-  });
+  t.test(
+    'ALPN: h2 and http/1.1 offered → http/1.1; h2 alone → the handshake fails (no_application_protocol)',
+    async (t) => {
+      const both = await openTunnel(h.port, 'public.test:443');
+      const tls = await handshake(both.socket, {
+        servername: 'public.test',
+        ca: ca.certPem,
+        ALPNProtocols: ['h2', 'http/1.1'],
+      });
+      if (tls instanceof Error) throw tls;
+      t.equal(tls.alpnProtocol, 'http/1.1');
+      tls.destroy();
+      const before = h.decisions().filter((d) => d.code === 'EGR_CLIENT_TLS').length;
+      const only = await openTunnel(h.port, 'public.test:443');
+      const err = await handshake(only.socket, { servername: 'public.test', ca: ca.certPem, ALPNProtocols: ['h2'] });
+      t.ok(err instanceof Error, 'an h2-only client gets no session');
+      only.socket.destroy();
+      const rec = await waitFor(() => h.decisions().filter((d) => d.code === 'EGR_CLIENT_TLS')[before]);
+      t.match(rec, { detail: /no_application_protocol/ });
+    },
+  );
 
   t.test('TLS 1.2 renegotiation is refused', async (t) => {
     const { socket } = await openTunnel(h.port, 'public.test:443');
@@ -218,7 +293,9 @@ if (isolate(t, import.meta.url)) {
     t.equal((await c.request({ path: '/socks' })).body, 'www GET /socks ');
     t.equal(proxyCode(await c.request({ method: 'DELETE', path: '/x' })), 'EGR_DENY_WRITE');
     tls.destroy();
-    const rec = await waitFor(() => h.decisions().find((d) => d[FIELD.listener] === 'socks5' && d[FIELD.targetPath] === '/socks'));
+    const rec = await waitFor(() =>
+      h.decisions().find((d) => d[FIELD.listener] === 'socks5' && d[FIELD.targetPath] === '/socks'),
+    );
     t.match(rec, { [FIELD.inspected]: true, verdict: 'allow' });
   });
 
@@ -232,27 +309,44 @@ if (isolate(t, import.meta.url)) {
       clearTimeout(timer);
       return text;
     };
-    const pipelined = await exchange('GET /p1 HTTP/1.1\r\nHost: public.test\r\n\r\nPOST /p2 HTTP/1.1\r\nHost: public.test\r\nContent-Length: 1\r\n\r\nxGET /p3 HTTP/1.1\r\nHost: public.test\r\nConnection: close\r\n\r\n');
-    t.match(pipelined, /^HTTP\/1\.1 200 [\s\S]*www GET \/p1[\s\S]*HTTP\/1\.1 403 [\s\S]*EGR_DENY_WRITE[\s\S]*HTTP\/1\.1 200 [\s\S]*www GET \/p3/, 'pipelined requests are each judged, in order');
-    const smuggled = await exchange('POST /s HTTP/1.1\r\nHost: public.test\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: public.test\r\n\r\n');
+    const pipelined = await exchange(
+      'GET /p1 HTTP/1.1\r\nHost: public.test\r\n\r\nPOST /p2 HTTP/1.1\r\nHost: public.test\r\nContent-Length: 1\r\n\r\nxGET /p3 HTTP/1.1\r\nHost: public.test\r\nConnection: close\r\n\r\n',
+    );
+    t.match(
+      pipelined,
+      /^HTTP\/1\.1 200 [\s\S]*www GET \/p1[\s\S]*HTTP\/1\.1 403 [\s\S]*EGR_DENY_WRITE[\s\S]*HTTP\/1\.1 200 [\s\S]*www GET \/p3/,
+      'pipelined requests are each judged, in order',
+    );
+    const smuggled = await exchange(
+      'POST /s HTTP/1.1\r\nHost: public.test\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: public.test\r\n\r\n',
+    );
     t.match(smuggled, /^HTTP\/1\.1 400 [\s\S]*EGR_BAD_REQUEST/, 'CL + TE is refused and the session closed');
     t.equal(www.requests.filter((r) => r.url === '/smuggled').length, 0);
     const h2 = await exchange('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
     t.match(h2, /^HTTP\/1\.1 501 [\s\S]*EGR_UNSUPPORTED/, 'an h2 preface in an HTTP/1.1 session');
     const nested = await exchange('CONNECT api.test:443 HTTP/1.1\r\nHost: api.test:443\r\n\r\n');
     t.match(nested, /^HTTP\/1\.1 501 [\s\S]*EGR_UNSUPPORTED/, 'CONNECT inside');
-    const refused = await waitFor(() => h.decisions().filter((d) => d[FIELD.inspected] === true && d.code === 'EGR_UNSUPPORTED' && d[FIELD.tunnel]).length >= 2);
-    t.ok(refused, 'the session\'s own refusals are audited in the tunnel');
+    const refused = await waitFor(
+      () =>
+        h.decisions().filter((d) => d[FIELD.inspected] === true && d.code === 'EGR_UNSUPPORTED' && d[FIELD.tunnel])
+          .length >= 2,
+    );
+    t.ok(refused, "the session's own refusals are audited in the tunnel");
   });
 
   t.test('WebSocket upgrade inside: the same rules as plain', async (t) => {
     const tls = await inspectedSession(h.port, 'public.test', ca.certPem);
-    tls.write('GET /ws HTTP/1.1\r\nHost: public.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n');
+    tls.write(
+      'GET /ws HTTP/1.1\r\nHost: public.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n',
+    );
     let text = '';
     const timer = setTimeout(() => tls.destroy(), 3000);
     for await (const chunk of tls) text += chunk;
     clearTimeout(timer);
-    const plain = await rawExchange(h.port, `GET https://public.test/ws HTTP/1.1\r\nHost: public.test\r\nProxy-Authorization: ${AGENT_AUTH}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`);
+    const plain = await rawExchange(
+      h.port,
+      `GET https://public.test/ws HTTP/1.1\r\nHost: public.test\r\nProxy-Authorization: ${AGENT_AUTH}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`,
+    );
     const code = (x: string) => /details="([A-Z_]+)"/.exec(x)?.[1];
     t.match(text, /^HTTP\/1\.1 403 /, 'refused inside: public.test is no integration');
     t.equal(code(text), code(plain.text), 'with the code an absolute-form upgrade gets');
@@ -283,7 +377,9 @@ if (isolate(t, import.meta.url)) {
     h.sluice.state.setKillSwitch(true);
     await closed;
     h.sluice.state.setKillSwitch(false);
-    const rec = await waitFor(() => h.decisions().find((d) => d.method === 'CONNECT' && d.close === 'kill-switch' && d[FIELD.inspected] === true));
+    const rec = await waitFor(() =>
+      h.decisions().find((d) => d.method === 'CONNECT' && d.close === 'kill-switch' && d[FIELD.inspected] === true),
+    );
     t.ok(rec, 'the tunnel record says why it closed');
     t.equal(h.sluice.state.flows.count('inspected'), 0);
   });

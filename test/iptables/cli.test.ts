@@ -10,7 +10,10 @@ import { tempDir } from '../containment/topology.js';
 const CLI = new URL('../../proxy/cli.ts', import.meta.url).pathname;
 const GOLDEN = new URL('./golden/', import.meta.url).pathname;
 const render = (args: string[]) => {
-  const r = spawnSync(process.execPath, [...process.execArgv, CLI, 'firewall', 'render', ...args], { encoding: 'utf8', timeout: 120_000 });
+  const r = spawnSync(process.execPath, [...process.execArgv, CLI, 'firewall', 'render', ...args], {
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
   return { code: r.status, out: r.stdout, err: r.stderr };
 };
 const golden = (name: string) => readFileSync(join(GOLDEN, name), 'utf8');
@@ -26,13 +29,50 @@ t.test('stdout: IPv4 then IPv6, exactly the golden files', async (t) => {
 t.test('--config: the ports (and the docker proxy address) of the same sluice.yaml', async (t) => {
   const dir = tempDir('sluice-render-');
   const config = join(dir, 'sluice.yaml');
-  writeFileSync(config, 'listen: { http: 172.30.0.2:3128, socks5: 172.30.0.2:1080, dns: 172.30.0.2:53, admin: 127.0.0.1:9090 }\n');
-  const r = render(['--mode', 'docker', '--config', config, '--bridge', 'br-sluice', '--subnet', '172.30.0.0/24', '--subnet6', 'fd30::/64', '--proxy6', 'fd30:0:0:0::2']);
+  writeFileSync(
+    config,
+    'listen: { http: 172.30.0.2:3128, socks5: 172.30.0.2:1080, dns: 172.30.0.2:53, admin: 127.0.0.1:9090 }\n',
+  );
+  const r = render([
+    '--mode',
+    'docker',
+    '--config',
+    config,
+    '--bridge',
+    'br-sluice',
+    '--subnet',
+    '172.30.0.0/24',
+    '--subnet6',
+    'fd30::/64',
+    '--proxy6',
+    'fd30:0:0:0::2',
+  ]);
   t.equal(r.code, 0, r.err);
   t.equal(r.out, golden('docker.v4.rules') + golden('docker.v6.rules'), 'the same rules as the options spelled out');
-  const side = render(['--mode', 'sidecar', '--config', config, '--uid', '20001', '--workload-uid', '1000', '--ports', '3128', '--loopback-ports', '8080,5432']);
-  t.equal(side.out, golden('sidecar-full.v4.rules') + golden('sidecar-full.v6.rules'), 'explicit options win over the config');
-  t.equal(render(['--mode', 'sidecar', '--config', join(dir, 'missing.yaml')]).code, 2, 'an unreadable config renders nothing');
+  const side = render([
+    '--mode',
+    'sidecar',
+    '--config',
+    config,
+    '--uid',
+    '20001',
+    '--workload-uid',
+    '1000',
+    '--ports',
+    '3128',
+    '--loopback-ports',
+    '8080,5432',
+  ]);
+  t.equal(
+    side.out,
+    golden('sidecar-full.v4.rules') + golden('sidecar-full.v6.rules'),
+    'explicit options win over the config',
+  );
+  t.equal(
+    render(['--mode', 'sidecar', '--config', join(dir, 'missing.yaml')]).code,
+    2,
+    'an unreadable config renders nothing',
+  );
 });
 
 t.test('bad options: every problem, exit 2, nothing rendered', async (t) => {
@@ -48,13 +88,23 @@ t.test('bad options: every problem, exit 2, nothing rendered', async (t) => {
 
 t.test('the command compose/compose.yaml runs renders, with the compose sluice.yaml', async (t) => {
   const root = new URL('../../', import.meta.url).pathname;
-  const compose = parse(readFileSync(join(root, 'compose/compose.yaml'), 'utf8')) as { services: { firewall: { command: string[] } } };
+  const compose = parse(readFileSync(join(root, 'compose/compose.yaml'), 'utf8')) as {
+    services: { firewall: { command: string[] } };
+  };
   const line = compose.services.firewall.command.join(' ');
   const args = /sluice firewall render (.*?) >/.exec(line)?.[1]?.trim().split(/\s+/);
   if (!args) throw new Error(`no render command in: ${line}`);
   const r = render(args.map((a) => (a === '/etc/sluice/sluice.yaml' ? join(root, 'compose/sluice.yaml') : a)));
   t.equal(r.code, 0, r.err);
-  t.match(r.out, /^# sluice-firewall family=4 mode=docker uid= proxy=172\.28\.250\.2:3128$/m, 'the proxy address from the config');
-  t.match(r.out, /-d 172\.28\.250\.2\/32 -p tcp -m multiport --dports 3128,1080 -j RETURN/, 'its HTTP and SOCKS5 ports');
+  t.match(
+    r.out,
+    /^# sluice-firewall family=4 mode=docker uid= proxy=172\.28\.250\.2:3128$/m,
+    'the proxy address from the config',
+  );
+  t.match(
+    r.out,
+    /-d 172\.28\.250\.2\/32 -p tcp -m multiport --dports 3128,1080 -j RETURN/,
+    'its HTTP and SOCKS5 ports',
+  );
   t.match(r.out, /-d 172\.28\.250\.2\/32 -p udp -m udp --dport 53 -j RETURN/, 'and the DNS guard');
 });

@@ -32,7 +32,20 @@ function renderTo(raw: RawFirewallOptions): string {
 const setup = (ns: string, args: string[], env: Record<string, string> = {}) =>
   runAsync(SETUP, args, { ns, env: { ...process.env, ...env } });
 const connectAs = (ns: string, uid: number, host: string, port: number) =>
-  runAsync('timeout', ['3', 'setpriv', `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', 'bash', '-c', `exec 3<>/dev/tcp/${host}/${port}`], { ns });
+  runAsync(
+    'timeout',
+    [
+      '3',
+      'setpriv',
+      `--reuid=${uid}`,
+      `--regid=${uid}`,
+      '--clear-groups',
+      'bash',
+      '-c',
+      `exec 3<>/dev/tcp/${host}/${port}`,
+    ],
+    { ns },
+  );
 
 if (isolate(t, import.meta.url) && requirePrerequisites(t, ['socat', 'ss'])) {
   // The canary: what any direct connection from the pod would reach. Counted, never expected to move.
@@ -56,7 +69,10 @@ if (isolate(t, import.meta.url) && requirePrerequisites(t, ['socat', 'ss'])) {
   const pod = (t: Test) => {
     const ns = addNetns(t, `pod${n}`);
     // Link n: 198.51.100.4n/30 and 2001:db8:6:n::/64; the canary sits behind it on the test's loopback.
-    veth({ ns: null, dev: `vi${n}`, v4: `198.51.100.${4 * n + 1}/30`, v6: `2001:db8:6:${n}::1/64` }, { ns, dev: `vp${n}`, v4: `198.51.100.${4 * n + 2}/30`, v6: `2001:db8:6:${n}::2/64` });
+    veth(
+      { ns: null, dev: `vi${n}`, v4: `198.51.100.${4 * n + 1}/30`, v6: `2001:db8:6:${n}::1/64` },
+      { ns, dev: `vp${n}`, v4: `198.51.100.${4 * n + 2}/30`, v6: `2001:db8:6:${n}::2/64` },
+    );
     must('ip', ['route', 'add', 'default', 'via', `198.51.100.${4 * n + 1}`], ns);
     must('ip', ['-6', 'route', 'add', 'default', 'via', `2001:db8:6:${n}::1`], ns);
     n++;
@@ -65,14 +81,20 @@ if (isolate(t, import.meta.url) && requirePrerequisites(t, ['socat', 'ss'])) {
   must('ip', ['addr', 'add', `${INET4}/32`, 'dev', 'lo']);
   must('ip', ['-6', 'addr', 'add', `${INET6}/128`, 'dev', 'lo']);
 
-  const backends = ['nft', 'legacy'].filter((b) => run('sh', ['-c', `command -v iptables-${b}-restore && command -v ip6tables-${b}-restore`]).status === 0);
+  const backends = ['nft', 'legacy'].filter(
+    (b) => run('sh', ['-c', `command -v iptables-${b}-restore && command -v ip6tables-${b}-restore`]).status === 0,
+  );
   for (const backend of backends) {
     t.test(`apply, again, verify, remove (${backend})`, async (t) => {
       const ns = pod(t);
       const env = { IPTABLES_BACKEND: backend };
       const tool = (f: 4 | 6) => `${f === 4 ? 'iptables' : 'ip6tables'}-${backend}`;
       // Someone else's rules, which Sluice must leave exactly as they are.
-      must(tool(4), ['-A', 'OUTPUT', '-p', 'udp', '--dport', '5353', '-j', 'ACCEPT', '-m', 'comment', '--comment', 'not sluice'], ns);
+      must(
+        tool(4),
+        ['-A', 'OUTPUT', '-p', 'udp', '--dport', '5353', '-j', 'ACCEPT', '-m', 'comment', '--comment', 'not sluice'],
+        ns,
+      );
       must(tool(6), ['-N', 'OTHER'], ns);
       must(tool(6), ['-A', 'OTHER', '-j', 'RETURN'], ns);
       const before = [saved(4, ns, backend), saved(6, ns, backend)];
@@ -91,18 +113,37 @@ if (isolate(t, import.meta.url) && requirePrerequisites(t, ['socat', 'ss'])) {
       t.equal(first.status, 0, first.stderr);
       t.match(first.stderr, /ok {3}direct 203\.0\.113\.1:80 as uid 65534: blocked/);
       t.match(first.stderr, /ok {3}direct \[2001:db8:5::1\]:80 as uid 65534: blocked/);
-      t.match(first.stderr, /ok {3}Sluice 127\.0\.0\.1:3128 as uid 65534: refused/, 'the path to Sluice is open (nothing listens yet)');
+      t.match(
+        first.stderr,
+        /ok {3}Sluice 127\.0\.0\.1:3128 as uid 65534: refused/,
+        'the path to Sluice is open (nothing listens yet)',
+      );
       t.equal(hits, baseline, 'the self-test reached nothing');
       const once = [saved(4, ns, backend), saved(6, ns, backend)];
       const second = await setup(ns, ['apply', sidecar, ...PROBES], env);
       t.equal(second.status, 0, second.stderr);
-      t.same([saved(4, ns, backend), saved(6, ns, backend)], once, 'apply twice: identical iptables-save and ip6tables-save');
-      t.match(once[0], /-A OUTPUT -j SLUICE-OUTPUT\n-A OUTPUT -p udp .*not sluice/, 'the hook is first; the other rule is kept');
+      t.same(
+        [saved(4, ns, backend), saved(6, ns, backend)],
+        once,
+        'apply twice: identical iptables-save and ip6tables-save',
+      );
+      t.match(
+        once[0],
+        /-A OUTPUT -j SLUICE-OUTPUT\n-A OUTPUT -p udp .*not sluice/,
+        'the hook is first; the other rule is kept',
+      );
       t.match(once[1], /:OTHER - \[0:0\][\s\S]*-A OTHER -j RETURN/, 'the other chain is kept');
 
       const verifyDown = await setup(ns, ['verify', sidecar, ...PROBES], env);
       t.equal(verifyDown.status, 3, 'verify requires Sluice to be listening');
-      const listener = run('sh', ['-c', 'setpriv --reuid=10001 --regid=10001 --clear-groups socat TCP4-LISTEN:3128,bind=127.0.0.1,fork,reuseaddr SYSTEM:true >/dev/null 2>&1 & echo $!'], { ns });
+      const listener = run(
+        'sh',
+        [
+          '-c',
+          'setpriv --reuid=10001 --regid=10001 --clear-groups socat TCP4-LISTEN:3128,bind=127.0.0.1,fork,reuseaddr SYSTEM:true >/dev/null 2>&1 & echo $!',
+        ],
+        { ns },
+      );
       t.teardown(() => void run('kill', [listener.stdout.trim()]));
       await waitListening(ns, 3128);
       const verifyUp = await setup(ns, ['verify', sidecar, ...PROBES], env);
@@ -133,7 +174,12 @@ if (isolate(t, import.meta.url) && requirePrerequisites(t, ['socat', 'ss'])) {
     if (!(sc.capabilities?.drop ?? []).includes('ALL')) throw new Error('expected capabilities.drop: [ALL]');
     const add: string[] = sc.capabilities?.add ?? [];
     const caps = ['-all', ...add.map((c) => `+${c.toLowerCase()}`)].join(',');
-    return ['setpriv', `--bounding-set=${caps}`, '--inh-caps=-all', ...(sc.allowPrivilegeEscalation === false ? ['--no-new-privs'] : [])];
+    return [
+      'setpriv',
+      `--bounding-set=${caps}`,
+      '--inh-caps=-all',
+      ...(sc.allowPrivilegeEscalation === false ? ['--no-new-privs'] : []),
+    ];
   };
 
   /** The chart's sidecar init container, rendered by helm. */
@@ -153,7 +199,10 @@ if (isolate(t, import.meta.url) && requirePrerequisites(t, ['socat', 'ss'])) {
     writeFileSync(join(dir, 'bin/sluice'), `#!/bin/sh\nexec ${process.execPath} ${CLI_JS} "$@"\n`);
     chmodSync(join(dir, 'bin/sluice'), 0o755);
     chmodSync(dir, 0o755);
-    const map: [string, string][] = [['/etc/sluice/sluice.yaml', join(dir, 'sluice.yaml')], ['/app/iptables/setup.sh', SETUP]];
+    const map: [string, string][] = [
+      ['/etc/sluice/sluice.yaml', join(dir, 'sluice.yaml')],
+      ['/app/iptables/setup.sh', SETUP],
+    ];
     const command = c.command!.map((arg) => {
       for (const [from, to] of map) arg = arg.split(from).join(to);
       return arg;
@@ -162,7 +211,10 @@ if (isolate(t, import.meta.url) && requirePrerequisites(t, ['socat', 'ss'])) {
     t.equal(c.securityContext!.runAsUser, 0);
     const env: Record<string, string | undefined> = { PATH: `${join(dir, 'bin')}:${process.env.PATH}` };
     for (const e of c.env ?? []) env[e.name] = e.value;
-    return runAsync(runtimeCaps(c.securityContext)[0]!, [...runtimeCaps(c.securityContext).slice(1), ...command], { ns, env });
+    return runAsync(runtimeCaps(c.securityContext)[0]!, [...runtimeCaps(c.securityContext).slice(1), ...command], {
+      ns,
+      env,
+    });
   };
 
   /** ip netns exec mounts /etc/netns/NAME/resolv.conf over /etc/resolv.conf: the pod's nameservers. */
@@ -173,45 +225,73 @@ if (isolate(t, import.meta.url) && requirePrerequisites(t, ['socat', 'ss'])) {
     t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   };
 
-  t.test('the chart\'s init container command, with exactly the chart\'s capabilities (NET_ADMIN, NET_RAW)', async (t) => {
-    const ns = pod(t);
-    podResolvConf(t, ns);
-    const { container, config } = chartInit();
-    t.same(container.securityContext!.capabilities, { drop: ['ALL'], add: ['NET_ADMIN', 'NET_RAW'] });
-    const caps = await runAsync('setpriv', [...runtimeCaps(container.securityContext).slice(1), 'grep', '^Cap', '/proc/self/status'], { ns });
-    t.match(caps.stdout, /CapEff:\s+0000000000003000/, 'the probe really runs with CAP_NET_ADMIN and CAP_NET_RAW only');
-    const before = hits;
-    const r = await runInit(t, ns, container, config);
-    t.equal(r.status, 0, r.stderr);
-    t.match(r.stderr, /ok {3}direct 203\.0\.113\.1:53 as uid 0: blocked \((No route to host|Permission denied)\)/, 'blocked by the REJECT, as root');
-    t.match(r.stderr, /ok {3}direct \[2001:db8:5::1\]:53 as uid 0: blocked/);
-    t.match(r.stderr, /ok {3}Sluice 127\.0\.0\.1:3128 as uid 0: refused/);
-    t.match(r.stderr, /self-test passed/);
-    t.equal(hits, before, 'the self-test reached nothing');
-    t.match(must('iptables', ['-S', 'OUTPUT'], ns), /-A OUTPUT -j SLUICE-OUTPUT/);
-    t.equal((await setup(ns, ['remove'])).status, 0);
-  });
+  t.test(
+    "the chart's init container command, with exactly the chart's capabilities (NET_ADMIN, NET_RAW)",
+    async (t) => {
+      const ns = pod(t);
+      podResolvConf(t, ns);
+      const { container, config } = chartInit();
+      t.same(container.securityContext!.capabilities, { drop: ['ALL'], add: ['NET_ADMIN', 'NET_RAW'] });
+      const caps = await runAsync(
+        'setpriv',
+        [...runtimeCaps(container.securityContext).slice(1), 'grep', '^Cap', '/proc/self/status'],
+        { ns },
+      );
+      t.match(
+        caps.stdout,
+        /CapEff:\s+0000000000003000/,
+        'the probe really runs with CAP_NET_ADMIN and CAP_NET_RAW only',
+      );
+      const before = hits;
+      const r = await runInit(t, ns, container, config);
+      t.equal(r.status, 0, r.stderr);
+      t.match(
+        r.stderr,
+        /ok {3}direct 203\.0\.113\.1:53 as uid 0: blocked \((No route to host|Permission denied)\)/,
+        'blocked by the REJECT, as root',
+      );
+      t.match(r.stderr, /ok {3}direct \[2001:db8:5::1\]:53 as uid 0: blocked/);
+      t.match(r.stderr, /ok {3}Sluice 127\.0\.0\.1:3128 as uid 0: refused/);
+      t.match(r.stderr, /self-test passed/);
+      t.equal(hits, before, 'the self-test reached nothing');
+      t.match(must('iptables', ['-S', 'OUTPUT'], ns), /-A OUTPUT -j SLUICE-OUTPUT/);
+      t.equal((await setup(ns, ['remove'])).status, 0);
+    },
+  );
 
-  t.test('a UID switch the capabilities do not allow is refused before any change, never read as "blocked"', async (t) => {
-    const ns = pod(t);
-    const { container } = chartInit();
-    const before = [saved(4, ns), saved(6, ns)];
-    const r = await runAsync('setpriv', [...runtimeCaps(container.securityContext).slice(1), SETUP, 'apply', sidecar, '--test-uid', '65534', ...PROBES], { ns });
-    t.equal(r.status, 2, r.stderr);
-    t.match(r.stderr, /cannot switch to --test-uid 65534 .*CAP_SETUID and CAP_SETGID/);
-    t.notMatch(r.stderr, /blocked/);
-    t.same([saved(4, ns), saved(6, ns)], before, 'nothing changed');
-  });
+  t.test(
+    'a UID switch the capabilities do not allow is refused before any change, never read as "blocked"',
+    async (t) => {
+      const ns = pod(t);
+      const { container } = chartInit();
+      const before = [saved(4, ns), saved(6, ns)];
+      const r = await runAsync(
+        'setpriv',
+        [...runtimeCaps(container.securityContext).slice(1), SETUP, 'apply', sidecar, '--test-uid', '65534', ...PROBES],
+        { ns },
+      );
+      t.equal(r.status, 2, r.stderr);
+      t.match(r.stderr, /cannot switch to --test-uid 65534 .*CAP_SETUID and CAP_SETGID/);
+      t.notMatch(r.stderr, /blocked/);
+      t.same([saved(4, ns), saved(6, ns)], before, 'nothing changed');
+    },
+  );
 
   t.test('a probe that never ran (setpriv or exec failing) is a failure, not "blocked"', async (t) => {
     const ns = pod(t);
     const dir = tempDir('sluice-setpriv-');
     // Passes the up-front check (`… true`), then fails like setpriv without CAP_SETUID.
-    writeFileSync(join(dir, 'setpriv'), '#!/bin/sh\nfor a; do last=$a; done\n[ "$last" = true ] && exit 0\necho "setpriv: setresuid failed: Operation not permitted" >&2\nexit 127\n');
+    writeFileSync(
+      join(dir, 'setpriv'),
+      '#!/bin/sh\nfor a; do last=$a; done\n[ "$last" = true ] && exit 0\necho "setpriv: setresuid failed: Operation not permitted" >&2\nexit 127\n',
+    );
     chmodSync(join(dir, 'setpriv'), 0o755);
     const r = await setup(ns, ['apply', sidecar, ...PROBES], { PATH: `${dir}:${process.env.PATH}` });
     t.equal(r.status, 3, r.stderr);
-    t.match(r.stderr, /FAIL direct 203\.0\.113\.1:80 as uid 65534: error \(the probe did not run: setpriv: setresuid failed: Operation not permitted; exit 127\)/);
+    t.match(
+      r.stderr,
+      /FAIL direct 203\.0\.113\.1:80 as uid 65534: error \(the probe did not run: setpriv: setresuid failed: Operation not permitted; exit 127\)/,
+    );
     t.notMatch(r.stderr, /ok {3}direct/);
     t.equal((await setup(ns, ['remove'])).status, 0);
   });
@@ -236,11 +316,15 @@ if (isolate(t, import.meta.url) && requirePrerequisites(t, ['socat', 'ss'])) {
     t.match(off.stderr, /ok {3}direct \[2001:db8:5::1\]:80 as uid 65534: blocked/);
     t.equal(saved(6, ns), before[1], 'ip6tables untouched');
     const chart = chartInit(['firewall.ipv6=false']).container;
-    t.match(chart.command!.join(' '), /setup\.sh apply \/tmp\/sluice\.rules --test-uid current --no-ipv6$/, 'the chart value becomes the flag');
+    t.match(
+      chart.command!.join(' '),
+      /setup\.sh apply \/tmp\/sluice\.rules --test-uid current --no-ipv6$/,
+      'the chart value becomes the flag',
+    );
     t.equal((await setup(ns, ['remove', '--no-ipv6'], noIp6)).status, 0);
   });
 
-  t.test('IPTABLES_BACKEND=auto finds Docker\'s DOCKER-USER in whichever backend holds it', async (t) => {
+  t.test("IPTABLES_BACKEND=auto finds Docker's DOCKER-USER in whichever backend holds it", async (t) => {
     const docker = renderTo({ mode: 'docker', bridge: 'br-x', proxy: '172.30.0.2' });
     for (const backend of backends) {
       const ns = pod(t);
@@ -248,7 +332,11 @@ if (isolate(t, import.meta.url) && requirePrerequisites(t, ['socat', 'ss'])) {
       const r = await setup(ns, ['apply', docker], { IPTABLES_BACKEND: 'auto' });
       t.equal(r.status, 0, r.stderr);
       t.match(r.stderr, new RegExp(`iptables backend: ${backend} \\(IPTABLES_BACKEND=auto\\)`));
-      t.match(must(`iptables-${backend}`, ['-S', 'DOCKER-USER'], ns), /-A DOCKER-USER -j SLUICE-FORWARD/, `the rules went into ${backend}`);
+      t.match(
+        must(`iptables-${backend}`, ['-S', 'DOCKER-USER'], ns),
+        /-A DOCKER-USER -j SLUICE-FORWARD/,
+        `the rules went into ${backend}`,
+      );
       t.equal((await setup(ns, ['remove'], { IPTABLES_BACKEND: 'auto' })).status, 0);
     }
     const bare = pod(t);
@@ -263,16 +351,27 @@ if (isolate(t, import.meta.url) && requirePrerequisites(t, ['socat', 'ss'])) {
     // A restore tool that applies guards but fails on the full rules: the failure the guard exists for.
     const failing = (tool: string) => {
       const path = join(dir, `failing-${tool}`);
-      writeFileSync(path, `#!/bin/sh\nin=$(cat)\ncase "$in" in *"stage=guard"*) printf '%s\\n' "$in" | ${tool} "$@" ;; *) echo injected failure >&2; exit 1 ;; esac\n`);
+      writeFileSync(
+        path,
+        `#!/bin/sh\nin=$(cat)\ncase "$in" in *"stage=guard"*) printf '%s\\n' "$in" | ${tool} "$@" ;; *) echo injected failure >&2; exit 1 ;; esac\n`,
+      );
       chmodSync(path, 0o755);
       return path;
     };
     const v6fails = await setup(ns, ['apply', sidecar, ...PROBES], { IP6TABLES_RESTORE: failing('ip6tables-restore') });
     t.equal(v6fails.status, 1, 'apply reports the failure');
     t.match(v6fails.stderr, /ipv6: applying the rules failed; the guard \(DROP\) stays in place/);
-    t.match(must('ip6tables', ['-S', 'SLUICE-OUTPUT'], ns), /^-N SLUICE-OUTPUT\n-A SLUICE-OUTPUT -j DROP\n$/, 'IPv6: the guard is in place');
+    t.match(
+      must('ip6tables', ['-S', 'SLUICE-OUTPUT'], ns),
+      /^-N SLUICE-OUTPUT\n-A SLUICE-OUTPUT -j DROP\n$/,
+      'IPv6: the guard is in place',
+    );
     t.match(must('ip6tables', ['-S', 'OUTPUT'], ns), /-A OUTPUT -j SLUICE-OUTPUT/);
-    t.match(must('iptables', ['-S', 'SLUICE-OUTPUT'], ns), /-j REJECT --reject-with icmp-admin-prohibited/, 'IPv4 got its full rules');
+    t.match(
+      must('iptables', ['-S', 'SLUICE-OUTPUT'], ns),
+      /-j REJECT --reject-with icmp-admin-prohibited/,
+      'IPv4 got its full rules',
+    );
     const hits6 = hits;
     const direct6 = await connectAs(ns, 65534, INET6, 80);
     t.not(direct6.status, 0, 'no direct IPv6 connection');
@@ -280,8 +379,16 @@ if (isolate(t, import.meta.url) && requirePrerequisites(t, ['socat', 'ss'])) {
 
     const v4fails = await setup(ns, ['apply', sidecar, ...PROBES], { IPTABLES_RESTORE: failing('iptables-restore') });
     t.equal(v4fails.status, 1);
-    t.equal(must('iptables', ['-S', 'SLUICE-OUTPUT'], ns), '-N SLUICE-OUTPUT\n-A SLUICE-OUTPUT -j DROP\n', 'IPv4: back to the guard, not open');
-    t.equal(must('ip6tables', ['-S', 'SLUICE-OUTPUT'], ns), '-N SLUICE-OUTPUT\n-A SLUICE-OUTPUT -j DROP\n', 'IPv6: still the guard');
+    t.equal(
+      must('iptables', ['-S', 'SLUICE-OUTPUT'], ns),
+      '-N SLUICE-OUTPUT\n-A SLUICE-OUTPUT -j DROP\n',
+      'IPv4: back to the guard, not open',
+    );
+    t.equal(
+      must('ip6tables', ['-S', 'SLUICE-OUTPUT'], ns),
+      '-N SLUICE-OUTPUT\n-A SLUICE-OUTPUT -j DROP\n',
+      'IPv6: still the guard',
+    );
     t.equal((await setup(ns, ['apply', sidecar, ...PROBES])).status, 0, 'a clean re-run completes the apply');
     t.equal((await setup(ns, ['remove'])).status, 0);
   });
@@ -296,7 +403,11 @@ if (isolate(t, import.meta.url) && requirePrerequisites(t, ['socat', 'ss'])) {
     t.equal(r.status, 3, 'exit 3: self-test failed');
     t.match(r.stderr, /FAIL direct 203\.0\.113\.1:80 as uid 65534: open/);
     t.ok(hits > before, 'it really did connect: the self-test is not vacuous');
-    t.equal((await setup(ns, ['apply', sidecar, '--test-uid', '10001', ...PROBES])).status, 2, 'testing as Sluice\'s own UID proves nothing: refused');
+    t.equal(
+      (await setup(ns, ['apply', sidecar, '--test-uid', '10001', ...PROBES])).status,
+      2,
+      "testing as Sluice's own UID proves nothing: refused",
+    );
     t.equal((await setup(ns, ['remove'])).status, 0);
   });
 
@@ -315,7 +426,7 @@ if (isolate(t, import.meta.url) && requirePrerequisites(t, ['socat', 'ss'])) {
     const foreign = join(tempDir('sluice-rules-'), 'foreign.rules');
     writeFileSync(foreign, readFileSync(sidecar, 'utf8').replace('COMMIT', '-A OUTPUT -j ACCEPT\nCOMMIT'));
     const f = await setup(ns, ['apply', foreign, ...PROBES]);
-    t.equal(f.status, 2, 'a file that touches others\' chains is refused');
+    t.equal(f.status, 2, "a file that touches others' chains is refused");
     t.match(f.stderr, /touches more than Sluice's own chains/);
     const half = join(tempDir('sluice-rules-'), 'half.rules');
     writeFileSync(half, readFileSync(sidecar, 'utf8').split(/(?=^# sluice-firewall family=6)/m)[0]!);

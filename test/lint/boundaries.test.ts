@@ -17,14 +17,31 @@ const MUST_FAIL: Record<string, readonly (readonly [string, number])[]> = {
   'proxy/edge/deep-undici.ts': [['no-restricted-imports', 3]],
   'proxy/edge/child-process.ts': [['no-restricted-imports', 1]],
   'proxy/edge/create-require.ts': [['no-restricted-imports', 1]],
-  'proxy/edge/dynamic-import.ts': [['no-restricted-syntax', 3], ['no-restricted-syntax', 4], ['no-restricted-syntax', 5]],
+  'proxy/edge/dynamic-import.ts': [
+    ['no-restricted-syntax', 3],
+    ['no-restricted-syntax', 4],
+    ['no-restricted-syntax', 5],
+  ],
   'proxy/edge/fetch-global.ts': [['no-restricted-globals', 1]],
-  'proxy/edge/bindings.ts': [['no-restricted-properties', 2], ['no-restricted-properties', 2]],
+  'proxy/edge/bindings.ts': [
+    ['no-restricted-properties', 2],
+    ['no-restricted-properties', 2],
+  ],
   'proxy/edge/floating-promise.ts': [['@typescript-eslint/no-floating-promises', 7]],
   'proxy/edge/misused-promise.ts': [['@typescript-eslint/no-misused-promises', 3]],
-  'proxy/edge/forged-plan.ts': [['no-restricted-syntax', 6], ['no-restricted-syntax', 6]],
-  'proxy/edge/bare-error.ts': [['no-restricted-syntax', 3], ['no-restricted-syntax', 4]],
-  'firewall/io.ts': [['no-restricted-imports', 2], ['no-restricted-imports', 3], ['no-restricted-properties', 5]],
+  'proxy/edge/forged-plan.ts': [
+    ['no-restricted-syntax', 6],
+    ['no-restricted-syntax', 6],
+  ],
+  'proxy/edge/bare-error.ts': [
+    ['no-restricted-syntax', 3],
+    ['no-restricted-syntax', 4],
+  ],
+  'firewall/io.ts': [
+    ['no-restricted-imports', 2],
+    ['no-restricted-imports', 3],
+    ['no-restricted-properties', 5],
+  ],
 };
 // Types, pure helpers, constants and handled promises; and the dialer, which may hold the sockets.
 const MUST_PASS = ['proxy/edge/clean.ts', 'proxy/egress/dialer.ts'];
@@ -38,8 +55,16 @@ t.test('the lint rules report every way around the boundaries, and nothing in cl
   t.same([...found.keys()].sort(), [...Object.keys(MUST_FAIL), ...MUST_PASS].sort(), 'every fixture is listed below');
   for (const [file, expected] of Object.entries(MUST_FAIL)) {
     const messages = found.get(file) ?? [];
-    t.same(messages.filter((m) => m.fatal), [], `${file} parses (and is type-aware)`);
-    t.same(messages.map((m) => [m.ruleId, m.line]), expected, file);
+    t.same(
+      messages.filter((m) => m.fatal),
+      [],
+      `${file} parses (and is type-aware)`,
+    );
+    t.same(
+      messages.map((m) => [m.ruleId, m.line]),
+      expected,
+      file,
+    );
   }
   for (const file of MUST_PASS) t.same(found.get(file), [], `${file} passes`);
 });

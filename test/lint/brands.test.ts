@@ -10,12 +10,16 @@ const file = fileURLToPath(new URL('brands.ts', import.meta.url));
 const tsconfig = fileURLToPath(new URL('../../tsconfig.json', import.meta.url));
 
 t.test('AddressPass and DialPlan can be made only by their owners, and the Agent stays in the dialer', async (t) => {
-  const parsed = ts.getParsedCommandLineOfConfigFile(tsconfig, {}, {
-    ...ts.sys,
-    onUnRecoverableConfigFileDiagnostic: (d) => {
-      throw new Error(ts.flattenDiagnosticMessageText(d.messageText, '\n'));
+  const parsed = ts.getParsedCommandLineOfConfigFile(
+    tsconfig,
+    {},
+    {
+      ...ts.sys,
+      onUnRecoverableConfigFileDiagnostic: (d) => {
+        throw new Error(ts.flattenDiagnosticMessageText(d.messageText, '\n'));
+      },
     },
-  });
+  );
   if (!parsed) throw new Error('tsconfig.json did not parse');
   const options = { ...parsed.options, noEmit: true };
   const lines = (diagnostics: readonly ts.Diagnostic[]) =>
@@ -34,13 +38,21 @@ t.test('AddressPass and DialPlan can be made only by their owners, and the Agent
   const host = ts.createCompilerHost(options);
   const read = host.getSourceFile.bind(host);
   host.getSourceFile = (name, language, ...rest) =>
-    name === file ? ts.createSourceFile(name, source.replace(/\/\/ @ts-expect-error/g, '//'), language) : read(name, language, ...rest);
-  const stripped = lines(ts.getPreEmitDiagnostics(ts.createProgram({ rootNames: [file], options, host, oldProgram: asWritten })));
+    name === file
+      ? ts.createSourceFile(name, source.replace(/\/\/ @ts-expect-error/g, '//'), language)
+      : read(name, language, ...rest);
+  const stripped = lines(
+    ts.getPreEmitDiagnostics(ts.createProgram({ rootNames: [file], options, host, oldProgram: asWritten })),
+  );
   t.same([...new Set(stripped.map((d) => d.line))], marked, 'without the directives, exactly the marked lines fail');
-  const why = (line: number) => stripped.filter((d) => d.line === line).map((d) => d.text).join(' ');
+  const why = (line: number) =>
+    stripped
+      .filter((d) => d.line === line)
+      .map((d) => d.text)
+      .join(' ');
   const [pass, plan, widened, agent] = marked as [number, number, number, number];
-  t.match(why(pass), /\[checkedByGuard\]/, 'a literal AddressPass lacks the guard\'s brand');
-  t.match(why(plan), /\[preparedByDialer\]/, 'a literal DialPlan lacks the dialer\'s brand');
-  t.match(why(widened), /\[checkedByGuard\]/, 'an address added to a real plan lacks the guard\'s brand');
+  t.match(why(pass), /\[checkedByGuard\]/, "a literal AddressPass lacks the guard's brand");
+  t.match(why(plan), /\[preparedByDialer\]/, "a literal DialPlan lacks the dialer's brand");
+  t.match(why(widened), /\[checkedByGuard\]/, "an address added to a real plan lacks the guard's brand");
   t.match(why(agent), /Property 'agent' does not exist on type 'Dialer'/);
 });

@@ -7,13 +7,27 @@ import type { Dialer, DialPlan } from '../../proxy/egress/dialer.js';
 import type { Policy } from '../../firewall/policy.js';
 
 // @ts-expect-error -- an AddressPass is the guard's verdict; a literal that looks like one is not.
-export const forgedPass: AddressPass = { verdict: 'allow', address: '169.254.169.254', family: 4, class: 'public', rule: 'unicast' };
+export const forgedPass: AddressPass = {
+  verdict: 'allow',
+  address: '169.254.169.254',
+  family: 4,
+  class: 'public',
+  rule: 'unicast',
+};
 
 // @ts-expect-error -- a DialPlan comes out of the dialer's prepare() and nowhere else.
-export const forgedPlan: DialPlan = { host: { host: 'metadata.google.internal', kind: 'name' }, addresses: [], dnsMs: 0 };
+export const forgedPlan: DialPlan = {
+  host: { host: 'metadata.google.internal', kind: 'name' },
+  addresses: [],
+  dnsMs: 0,
+};
 
-// @ts-expect-error -- nor can a real plan be given an address the guard never saw.
-export const widened = (plan: DialPlan): DialPlan => ({ ...plan, addresses: [{ verdict: 'allow', address: '10.0.0.1', family: 4, class: 'private', rule: 'unicast' }] });
+// Nor can a real plan be given an address the guard never saw.
+export const widened = (plan: DialPlan): DialPlan => ({
+  ...plan,
+  // @ts-expect-error -- the literal is not the guard's verdict.
+  addresses: [{ verdict: 'allow', address: '10.0.0.1', family: 4, class: 'private', rule: 'unicast' }],
+});
 
 // The guard's own verdicts are what a plan holds.
 export function narrowed(plan: DialPlan, policy: Policy): DialPlan {

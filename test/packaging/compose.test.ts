@@ -3,7 +3,16 @@
 // modes, a hardened workload that reaches only Sluice, host rules applied before the workload starts, and
 // the metrics port on loopback only. compose/sluice.yaml passes Sluice's own validator and agrees with it.
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import {
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -40,13 +49,24 @@ interface DualHomed extends Service {
   readonly networks: Readonly<Record<'sandbox' | 'egress', { readonly ipv4_address: string }>>;
 }
 interface ComposeFile {
-  readonly services: { readonly sluice: DualHomed; readonly workload: Service; readonly firewall: Service; readonly selftest: Service; readonly [name: string]: Service };
-  readonly networks: Readonly<Record<'sandbox' | 'egress', {
-    readonly internal?: boolean;
-    readonly driver?: string;
-    readonly driver_opts?: Readonly<Record<string, string>>;
-    readonly ipam?: { readonly config: readonly { readonly subnet: string }[] };
-  }>>;
+  readonly services: {
+    readonly sluice: DualHomed;
+    readonly workload: Service;
+    readonly firewall: Service;
+    readonly selftest: Service;
+    readonly [name: string]: Service;
+  };
+  readonly networks: Readonly<
+    Record<
+      'sandbox' | 'egress',
+      {
+        readonly internal?: boolean;
+        readonly driver?: string;
+        readonly driver_opts?: Readonly<Record<string, string>>;
+        readonly ipam?: { readonly config: readonly { readonly subnet: string }[] };
+      }
+    >
+  >;
   readonly secrets: Readonly<Record<string, { readonly file: string }>>;
 }
 
@@ -60,7 +80,10 @@ const policy = parse(policyText) as SluiceYaml;
 const { sluice, workload, firewall, selftest } = compose.services;
 
 function composeValidator() {
-  const schema = JSON.parse(readFileSync(join(dclintDir, 'schemas/compose.schema.json'), 'utf8')) as Record<string, unknown>;
+  const schema = JSON.parse(readFileSync(join(dclintDir, 'schemas/compose.schema.json'), 'utf8')) as Record<
+    string,
+    unknown
+  >;
   // The schema names the draft-07 meta-schema by an https URL ajv does not register; it is draft-07 all the same.
   delete schema.$schema;
   return new Ajv({ allErrors: true, strict: false }).compile(schema);
@@ -78,7 +101,11 @@ t.test('valid against the compose-spec schema', async (t) => {
 });
 
 t.test('dclint reports no errors', async (t) => {
-  const r = spawnSync(process.execPath, [join(dclintDir, 'bin/dclint.cjs'), '--quiet', '--color', 'false', composeFile], { encoding: 'utf8' });
+  const r = spawnSync(
+    process.execPath,
+    [join(dclintDir, 'bin/dclint.cjs'), '--quiet', '--color', 'false', composeFile],
+    { encoding: 'utf8' },
+  );
   t.equal(r.status, 0, r.stdout + r.stderr);
 });
 
@@ -105,11 +132,23 @@ t.test('the workload: proxy variables in both cases, Node opt-in, DNS guard, har
   const sandboxIp = sluice.networks.sandbox.ipv4_address;
   const httpPort = policy.listen!.http!.split(':').at(-1);
   for (const name of ['HTTP_PROXY', 'HTTPS_PROXY', 'http_proxy', 'https_proxy']) {
-    t.match(env[name], new RegExp(`^http://agent:\\$\\{SLUICE_TOKEN:-\\}@sluice:${httpPort}$`), `${name} points at Sluice`);
+    t.match(
+      env[name],
+      new RegExp(`^http://agent:\\$\\{SLUICE_TOKEN:-\\}@sluice:${httpPort}$`),
+      `${name} points at Sluice`,
+    );
   }
   for (const name of ['NO_PROXY', 'no_proxy']) t.equal(env[name], 'localhost,127.0.0.1,::1', name);
   t.equal(env.NODE_USE_ENV_PROXY, '1');
-  for (const name of ['SSL_CERT_FILE', 'REQUESTS_CA_BUNDLE', 'PIP_CERT', 'CURL_CA_BUNDLE', 'GIT_SSL_CAINFO', 'NPM_CONFIG_CAFILE']) t.equal(env[name], '/etc/sluice-trust/bundle.pem', `${name}: the trust bundle`);
+  for (const name of [
+    'SSL_CERT_FILE',
+    'REQUESTS_CA_BUNDLE',
+    'PIP_CERT',
+    'CURL_CA_BUNDLE',
+    'GIT_SSL_CAINFO',
+    'NPM_CONFIG_CAFILE',
+  ])
+    t.equal(env[name], '/etc/sluice-trust/bundle.pem', `${name}: the trust bundle`);
   t.equal(env.NODE_EXTRA_CA_CERTS, '/etc/sluice-trust/ca.crt');
   t.ok(workload.volumes!.includes('sluice-trust:/etc/sluice-trust:ro'));
   t.same(workload.depends_on!.trust, { condition: 'service_completed_successfully' });
@@ -122,7 +161,11 @@ t.test('the workload: proxy variables in both cases, Node opt-in, DNS guard, har
   t.not(String(workload.user).split(':')[0], '10001', 'never the UID the rules exempt');
   t.same(workload.depends_on!.sluice, { condition: 'service_healthy' }, 'starts once Sluice is healthy');
   t.same(workload.depends_on!.firewall, { condition: 'service_healthy' }, 'and while the host rules are in place');
-  t.same(workload.depends_on!.selftest, { condition: 'service_completed_successfully' }, 'and only once the self-test proved direct egress fails');
+  t.same(
+    workload.depends_on!.selftest,
+    { condition: 'service_completed_successfully' },
+    'and only once the self-test proved direct egress fails',
+  );
   t.equal(workload.restart, undefined, 'never restarted by Docker alone at boot, ahead of the rules');
 });
 
@@ -136,10 +179,23 @@ t.test('Sluice: UID 10001, read-only, secrets at the shared paths, healthcheck, 
   t.ok(sluice.volumes!.includes('./sluice.yaml:/etc/sluice/sluice.yaml:ro'));
   t.equal(sluice.build!.target, 'runtime');
   // compose mounts a secret at /run/secrets/<name>.
-  t.same(sluice.secrets!.map((s: string) => `/run/secrets/${s}`).sort(), [policy.admin!.tokenFile, policy.tokens!.keyFile, policy.inspection!.caCertFile, '/run/secrets/sluice-inspection-ca-key'].sort());
-  t.match(sluice.entrypoint!.join(' '), /install -m 0600 \/run\/secrets\/sluice-inspection-ca-key \/tmp\/inspection-ca\.key && exec node /, 'the CA key reaches Sluice 0600, node replaces the shell');
+  t.same(
+    sluice.secrets!.map((s: string) => `/run/secrets/${s}`).sort(),
+    [
+      policy.admin!.tokenFile,
+      policy.tokens!.keyFile,
+      policy.inspection!.caCertFile,
+      '/run/secrets/sluice-inspection-ca-key',
+    ].sort(),
+  );
+  t.match(
+    sluice.entrypoint!.join(' '),
+    /install -m 0600 \/run\/secrets\/sluice-inspection-ca-key \/tmp\/inspection-ca\.key && exec node /,
+    'the CA key reaches Sluice 0600, node replaces the shell',
+  );
   t.equal(policy.inspection!.caKeyFile, '/tmp/inspection-ca.key');
-  for (const s of sluice.secrets!) t.ok(compose.secrets[s]!.file.startsWith('./secrets/'), `${s} comes from a file on the host`);
+  for (const s of sluice.secrets!)
+    t.ok(compose.secrets[s]!.file.startsWith('./secrets/'), `${s} comes from a file on the host`);
   t.same(sluice.ports, ['127.0.0.1:9090:9090'], 'metrics published on the host loopback only');
   const egressIp = sluice.networks.egress.ipv4_address;
   t.equal(policy.listen!.admin, `${egressIp}:9090`, 'the admin listener is on the egress side, not the sandbox');
@@ -152,20 +208,40 @@ t.test('the one-shot firewall service applies the docker-mode rules on the host'
   t.equal(firewall.network_mode, 'host');
   t.ok(firewall.cap_add!.includes('NET_ADMIN'));
   t.same(firewall.cap_drop, ['ALL'], 'and nothing else it does not need');
-  t.equal(firewall.restart, 'always', 'Docker starts it again after a host reboot: the kernel rules do not survive one');
+  t.equal(
+    firewall.restart,
+    'always',
+    'Docker starts it again after a host reboot: the kernel rules do not survive one',
+  );
   t.equal(firewall.build!.target, 'firewall');
-  t.equal(firewall.environment!.IPTABLES_BACKEND, 'auto', 'the host\'s backend (nft or legacy), found by where DOCKER-USER is');
+  t.equal(
+    firewall.environment!.IPTABLES_BACKEND,
+    'auto',
+    "the host's backend (nft or legacy), found by where DOCKER-USER is",
+  );
   const cmd = firewall.command!.join(' ');
   t.match(cmd, /sluice firewall render --mode docker/);
   t.match(cmd, /\/app\/iptables\/setup\.sh apply \/tmp\/sluice\.rules &&/);
-  t.match(cmd, /while sleep 30; do \/app\/iptables\/setup\.sh verify \/tmp\/sluice\.rules --no-selftest 2>\/dev\/null \|\| \/app\/iptables\/setup\.sh apply \/tmp\/sluice\.rules --no-selftest; done/, 'stays and re-applies what goes missing');
-  t.same(firewall.healthcheck!.test, ['CMD', '/app/iptables/setup.sh', 'verify', '/tmp/sluice.rules', '--no-selftest'], 'healthy only while the rules are installed');
-  t.match(cmd, new RegExp(`--bridge ${compose.networks.sandbox.driver_opts!['com.docker.network.bridge.name']}\\b`), 'the sandbox bridge by name');
+  t.match(
+    cmd,
+    /while sleep 30; do \/app\/iptables\/setup\.sh verify \/tmp\/sluice\.rules --no-selftest 2>\/dev\/null \|\| \/app\/iptables\/setup\.sh apply \/tmp\/sluice\.rules --no-selftest; done/,
+    'stays and re-applies what goes missing',
+  );
+  t.same(
+    firewall.healthcheck!.test,
+    ['CMD', '/app/iptables/setup.sh', 'verify', '/tmp/sluice.rules', '--no-selftest'],
+    'healthy only while the rules are installed',
+  );
+  t.match(
+    cmd,
+    new RegExp(`--bridge ${compose.networks.sandbox.driver_opts!['com.docker.network.bridge.name']}\\b`),
+    'the sandbox bridge by name',
+  );
   t.match(cmd, new RegExp(`--subnet ${compose.networks.sandbox.ipam!.config[0]!.subnet.replace(/[./]/g, '\\$&')}`));
   t.match(cmd, new RegExp(`--proxy ${sluice.networks.sandbox.ipv4_address.replace(/\./g, '\\.')}\\b`));
 });
 
-t.test('compose/sluice.yaml passes Sluice\'s validator', async (t) => {
+t.test("compose/sluice.yaml passes Sluice's validator", async (t) => {
   const r = checkSluiceConfig(policyText);
   t.same(r.problems, []);
   t.equal(r.raw.mode, 'enforce');
@@ -193,7 +269,13 @@ t.test('init-secrets.sh makes both secrets once and never replaces them', async 
   }
   t.equal(run().status, 0);
   t.equal(read('sluice-token-key'), key, 'a second run keeps the key, so tokens already issued stay valid');
-  t.same(readFileSync(join(REPO, 'compose/secrets/.gitignore'), 'utf8').split('\n').filter((l) => l && !l.startsWith('#')), ['*', '!.gitignore'], 'secrets are never committed');
+  t.same(
+    readFileSync(join(REPO, 'compose/secrets/.gitignore'), 'utf8')
+      .split('\n')
+      .filter((l) => l && !l.startsWith('#')),
+    ['*', '!.gitignore'],
+    'secrets are never committed',
+  );
 });
 
 t.test('the self-test at apply: a throwaway container on the sandbox proves direct egress fails', async (t) => {
@@ -201,7 +283,10 @@ t.test('the self-test at apply: a throwaway container on the sandbox proves dire
   t.same(selftest.depends_on!.firewall, { condition: 'service_healthy' }, 'after the rules');
   t.equal(selftest.restart, 'no');
   t.same(selftest.entrypoint, ['node', '/check/egress-check.mjs']);
-  t.ok(selftest.volumes!.includes('../charts/sluice/files/egress-check.mjs:/check/egress-check.mjs:ro'), 'the same script as helm test');
+  t.ok(
+    selftest.volumes!.includes('../charts/sluice/files/egress-check.mjs:/check/egress-check.mjs:ro'),
+    'the same script as helm test',
+  );
   t.equal(selftest.environment!.SLUICE_CHECK, 'containment');
   t.match(selftest.environment!.SLUICE_DIRECT_TCP, /\[2606:4700:4700::1111\]:443/, 'IPv6 too');
   t.equal(selftest.environment!.SLUICE_PROXY, `http://sluice:${policy.listen!.http!.split(':').at(-1)}`);
@@ -215,12 +300,24 @@ t.test('init-secrets.sh refuses to run without openssl, and compose/README.md ex
   mkdirSync(join(dir, 'secrets'));
   copyFileSync(join(REPO, 'compose/init-secrets.sh'), join(dir, 'init-secrets.sh'));
   mkdirSync(join(dir, 'bin'));
-  for (const tool of ['dirname', 'chown', 'chmod']) symlinkSync(spawnSync('sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' }).stdout.trim(), join(dir, 'bin', tool));
+  for (const tool of ['dirname', 'chown', 'chmod'])
+    symlinkSync(
+      spawnSync('sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' }).stdout.trim(),
+      join(dir, 'bin', tool),
+    );
   const r = spawnSync('/bin/sh', [join(dir, 'init-secrets.sh')], { encoding: 'utf8', env: { PATH: join(dir, 'bin') } });
   t.equal(r.status, 1);
   t.match(r.stderr, /needs openssl .*compose\/README\.md/);
   t.same(readdirSync(join(dir, 'secrets')), [], 'nothing made');
   t.match(readFileSync(join(REPO, 'compose/init-secrets.sh'), 'utf8'), /compose\/README\.md/);
   const readme = readFileSync(join(REPO, 'compose/README.md'), 'utf8');
-  for (const topic of [/init-secrets\.sh/, /openssl/, /IPTABLES_BACKEND=auto|iptables backend/i, /reboot/i, /selftest/, /systemd/]) t.match(readme, topic);
+  for (const topic of [
+    /init-secrets\.sh/,
+    /openssl/,
+    /IPTABLES_BACKEND=auto|iptables backend/i,
+    /reboot/i,
+    /selftest/,
+    /systemd/,
+  ])
+    t.match(readme, topic);
 });

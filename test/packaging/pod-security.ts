@@ -3,13 +3,36 @@
 // https://kubernetes.io/docs/concepts/security/pod-security-standards/
 import type { IPodSpec, ISecurityContext } from 'kubernetes-models/v1';
 
-const RESTRICTED_VOLUMES = new Set(['configMap', 'csi', 'downwardAPI', 'emptyDir', 'ephemeral', 'persistentVolumeClaim', 'projected', 'secret']);
-const SAFE_SYSCTLS = new Set([
-  'kernel.shm_rmid_forced', 'net.ipv4.ip_local_port_range', 'net.ipv4.ip_unprivileged_port_start', 'net.ipv4.tcp_syncookies',
-  'net.ipv4.ping_group_range', 'net.ipv4.ip_local_reserved_ports', 'net.ipv4.tcp_keepalive_time', 'net.ipv4.tcp_fin_timeout',
-  'net.ipv4.tcp_keepalive_intvl', 'net.ipv4.tcp_keepalive_probes',
+const RESTRICTED_VOLUMES = new Set([
+  'configMap',
+  'csi',
+  'downwardAPI',
+  'emptyDir',
+  'ephemeral',
+  'persistentVolumeClaim',
+  'projected',
+  'secret',
 ]);
-const SELINUX_TYPES = new Set<string | undefined>([undefined, '', 'container_t', 'container_init_t', 'container_kvm_t', 'container_engine_t']);
+const SAFE_SYSCTLS = new Set([
+  'kernel.shm_rmid_forced',
+  'net.ipv4.ip_local_port_range',
+  'net.ipv4.ip_unprivileged_port_start',
+  'net.ipv4.tcp_syncookies',
+  'net.ipv4.ping_group_range',
+  'net.ipv4.ip_local_reserved_ports',
+  'net.ipv4.tcp_keepalive_time',
+  'net.ipv4.tcp_fin_timeout',
+  'net.ipv4.tcp_keepalive_intvl',
+  'net.ipv4.tcp_keepalive_probes',
+]);
+const SELINUX_TYPES = new Set<string | undefined>([
+  undefined,
+  '',
+  'container_t',
+  'container_init_t',
+  'container_kvm_t',
+  'container_engine_t',
+]);
 const PROFILES = new Set<string | undefined>(['RuntimeDefault', 'Localhost']);
 
 export interface Violation {
@@ -28,7 +51,8 @@ export function restrictedViolations(spec: IPodSpec): Violation[] {
     if (!type || !RESTRICTED_VOLUMES.has(type)) bad(null, `volume type ${type}`);
   }
   for (const s of podSc.sysctls ?? []) if (!SAFE_SYSCTLS.has(s.name)) bad(null, `sysctl ${s.name}`);
-  if (!SELINUX_TYPES.has(podSc.seLinuxOptions?.type) || podSc.seLinuxOptions?.user || podSc.seLinuxOptions?.role) bad(null, 'seLinuxOptions');
+  if (!SELINUX_TYPES.has(podSc.seLinuxOptions?.type) || podSc.seLinuxOptions?.user || podSc.seLinuxOptions?.role)
+    bad(null, 'seLinuxOptions');
   if (podSc.runAsUser === 0) bad(null, 'runAsUser 0');
   if (podSc.seccompProfile && !PROFILES.has(podSc.seccompProfile.type)) bad(null, 'seccompProfile');
   if (podSc.appArmorProfile && !PROFILES.has(podSc.appArmorProfile.type)) bad(null, 'appArmorProfile');
@@ -41,7 +65,8 @@ export function restrictedViolations(spec: IPodSpec): Violation[] {
     if (sc.privileged) bad(name, 'privileged');
     if (sc.windowsOptions?.hostProcess) bad(name, 'hostProcess');
     if (sc.procMount && sc.procMount !== 'Default') bad(name, 'procMount');
-    if (!SELINUX_TYPES.has(sc.seLinuxOptions?.type) || sc.seLinuxOptions?.user || sc.seLinuxOptions?.role) bad(name, 'seLinuxOptions');
+    if (!SELINUX_TYPES.has(sc.seLinuxOptions?.type) || sc.seLinuxOptions?.user || sc.seLinuxOptions?.role)
+      bad(name, 'seLinuxOptions');
     for (const p of c.ports ?? []) if (p.hostPort) bad(name, 'hostPort');
     if (sc.allowPrivilegeEscalation !== false) bad(name, 'allowPrivilegeEscalation must be false');
     const nonRoot = sc.runAsNonRoot ?? podSc.runAsNonRoot;

@@ -2,7 +2,21 @@
 // alerts can be checked against the code instead of against a list someone has to keep in step.
 import { createMetrics } from '../../proxy/ops/metrics.js';
 
-const NOT_METRICS = new Set(['by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'bool', 'offset', 'and', 'or', 'unless', 'inf', 'nan']);
+const NOT_METRICS = new Set([
+  'by',
+  'without',
+  'on',
+  'ignoring',
+  'group_left',
+  'group_right',
+  'bool',
+  'offset',
+  'and',
+  'or',
+  'unless',
+  'inf',
+  'nan',
+]);
 
 /** Metric names in a PromQL expression (functions, keywords, labels, strings and numbers removed). */
 export function metricNames(expr: string): string[] {
@@ -16,7 +30,13 @@ export function metricNames(expr: string): string[] {
   for (const m of s.matchAll(/(\d+(?:\.\d+)?(?:e[+-]?\d+)?)|([a-zA-Z_:][a-zA-Z0-9_:]*)/gi)) {
     const name = m[2];
     if (!name || NOT_METRICS.has(name.toLowerCase())) continue;
-    if (s.slice(m.index! + name.length).trimStart().startsWith('(')) continue; // a function call
+    if (
+      s
+        .slice(m.index! + name.length)
+        .trimStart()
+        .startsWith('(')
+    )
+      continue; // a function call
     names.add(name);
   }
   return [...names];

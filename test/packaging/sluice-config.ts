@@ -7,7 +7,12 @@ import { formatIssue, validateConfig } from '../../firewall/config.js';
  * shape holds once `problems` is empty, which every test asserts first. */
 export interface SluiceYaml {
   readonly mode?: string;
-  readonly listen?: { readonly http?: string; readonly socks5?: string; readonly admin?: string; readonly dns?: string };
+  readonly listen?: {
+    readonly http?: string;
+    readonly socks5?: string;
+    readonly admin?: string;
+    readonly dns?: string;
+  };
   readonly tokens?: { readonly keyFile?: string };
   readonly admin?: { readonly tokenFile?: string };
   readonly identities?: Readonly<Record<string, unknown>>;

@@ -4,12 +4,24 @@ import { type AdmissionLimits, type AuthSlot, createAdmission } from '../../prox
 import type { AuditRecord } from '../../proxy/ops/audit.js';
 import type { Principal } from '../../proxy/auth/identity.js';
 
-const who = (identity: string): Principal => ({ identity, integrations: new Set(), reads: 'public', mode: null, runId: null });
+const who = (identity: string): Principal => ({
+  identity,
+  integrations: new Set(),
+  reads: 'public',
+  mode: null,
+  runId: null,
+});
 const rec = {} as AuditRecord;
 const code = (r: unknown) => (typeof r === 'function' ? 'ok' : (r as { code: string }).code);
 
 t.test('concurrency: global and per identity', async (t) => {
-  const limits: AdmissionLimits = { maxConnections: 3, maxConnectionsPerIdentity: 2, requestsPerSecond: null, burst: 1, authFailuresPerMinute: 5 };
+  const limits: AdmissionLimits = {
+    maxConnections: 3,
+    maxConnectionsPerIdentity: 2,
+    requestsPerSecond: null,
+    burst: 1,
+    authFailuresPerMinute: 5,
+  };
   const a = createAdmission({ limits: () => limits, nowMs: () => 0 });
   const r1 = a.admit(who('x'), rec);
   const r2 = a.admit(who('x'), rec);
@@ -27,7 +39,13 @@ t.test('concurrency: global and per identity', async (t) => {
 
 t.test('token bucket per identity', async (t) => {
   let now = 0;
-  const limits: AdmissionLimits = { maxConnections: 100, maxConnectionsPerIdentity: 100, requestsPerSecond: 2, burst: 2, authFailuresPerMinute: 5 };
+  const limits: AdmissionLimits = {
+    maxConnections: 100,
+    maxConnectionsPerIdentity: 100,
+    requestsPerSecond: 2,
+    burst: 2,
+    authFailuresPerMinute: 5,
+  };
   const a = createAdmission({ limits: () => limits, nowMs: () => now });
   const take = (id = 'x') => {
     const r = a.admit(who(id), rec);
@@ -47,7 +65,13 @@ t.test('token bucket per identity', async (t) => {
 
 t.test('failed credentials are throttled per source address', async (t) => {
   let now = 0;
-  const limits: AdmissionLimits = { maxConnections: 100, maxConnectionsPerIdentity: 100, requestsPerSecond: null, burst: 1, authFailuresPerMinute: 3 };
+  const limits: AdmissionLimits = {
+    maxConnections: 100,
+    maxConnectionsPerIdentity: 100,
+    requestsPerSecond: null,
+    burst: 1,
+    authFailuresPerMinute: 3,
+  };
   const a = createAdmission({ limits: () => limits, nowMs: () => now });
   for (let i = 0; i < 3; i++) {
     const slot = a.authSlot('10.0.0.9');
@@ -66,11 +90,24 @@ t.test('failed credentials are throttled per source address', async (t) => {
 });
 
 t.test('a slot is taken before the credential is checked, and given back only if it was good', async (t) => {
-  const limits: AdmissionLimits = { maxConnections: 100, maxConnectionsPerIdentity: 100, requestsPerSecond: null, burst: 1, authFailuresPerMinute: 3 };
+  const limits: AdmissionLimits = {
+    maxConnections: 100,
+    maxConnectionsPerIdentity: 100,
+    requestsPerSecond: null,
+    burst: 1,
+    authFailuresPerMinute: 3,
+  };
   const a = createAdmission({ limits: () => limits, nowMs: () => 0 });
   const slots = [a.authSlot('10.0.0.9'), a.authSlot('10.0.0.9'), a.authSlot('10.0.0.9')];
-  t.ok(slots.every((s) => !isDeny(s)), 'three checks may be in progress');
-  t.match(a.authSlot('10.0.0.9'), { code: 'EGR_LIMIT_RATE', retryAfterS: 1 }, 'a fourth waits: those three may all fail');
+  t.ok(
+    slots.every((s) => !isDeny(s)),
+    'three checks may be in progress',
+  );
+  t.match(
+    a.authSlot('10.0.0.9'),
+    { code: 'EGR_LIMIT_RATE', retryAfterS: 1 },
+    'a fourth waits: those three may all fail',
+  );
   t.equal(a.authThrottled('10.0.0.9'), null, 'nothing has failed yet');
   const [first, second, third] = slots as AuthSlot[];
   first!.done(false);

@@ -6,7 +6,12 @@ import { type LogDestination, createAuditLogger } from '../../proxy/ops/log-dest
 
 function capture(): LogDestination & { lines: string[] } {
   const lines: string[] = [];
-  return { lines, write: (l: string) => void lines.push(l), flush: (cb?: (err?: Error) => void) => cb?.(), flushSync: () => undefined };
+  return {
+    lines,
+    write: (l: string) => void lines.push(l),
+    flush: (cb?: (err?: Error) => void) => cb?.(),
+    flushSync: () => undefined,
+  };
 }
 
 const record = {
@@ -41,7 +46,14 @@ t.test('each level writes one pino-shaped line', async (t) => {
 });
 
 t.test('the level threshold holds', async (t) => {
-  for (const [level, written] of [['trace', 3], ['info', 3], ['warn', 2], ['error', 1], ['fatal', 0], ['silent', 0]] as const) {
+  for (const [level, written] of [
+    ['trace', 3],
+    ['info', 3],
+    ['warn', 2],
+    ['error', 1],
+    ['fatal', 0],
+    ['silent', 0],
+  ] as const) {
     const out = capture();
     const a = createAuditLogger(level, out);
     a.info(record, 'm');

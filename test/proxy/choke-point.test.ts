@@ -11,7 +11,12 @@ const root = new URL('../../', import.meta.url).pathname;
 // The rules themselves live in eslint.config.js (import boundaries: which file may import which socket API) and
 // test/lint/boundaries.test.ts shows they catch the ways around them. Here: the tree keeps them. Untyped and
 // limited to the boundary rules, so this costs a parse, not a type check (`npm run lint` runs everything).
-const BOUNDARY_RULES = new Set(['no-restricted-imports', 'no-restricted-syntax', 'no-restricted-globals', 'no-restricted-properties']);
+const BOUNDARY_RULES = new Set([
+  'no-restricted-imports',
+  'no-restricted-syntax',
+  'no-restricted-globals',
+  'no-restricted-properties',
+]);
 
 t.test('only the dialer (and its resolver) opens outbound connections, and firewall/ is pure', async (t) => {
   const eslint = new ESLint({
@@ -22,21 +27,33 @@ t.test('only the dialer (and its resolver) opens outbound connections, and firew
   const results = await eslint.lintFiles(['proxy', 'firewall', 'iptables']);
   t.ok(results.length > 10);
   for (const r of results) {
-    t.same(r.messages.map((m) => `${m.line}: ${m.ruleId ?? 'fatal'}: ${m.message}`), [], r.filePath.slice(root.length));
+    t.same(
+      r.messages.map((m) => `${m.line}: ${m.ruleId ?? 'fatal'}: ${m.message}`),
+      [],
+      r.filePath.slice(root.length),
+    );
   }
 });
 
 t.test('the DNS guard only listens and only ever replies to the querier', async (t) => {
   const text = readFileSync(join(root, 'proxy/ops/dns-guard.ts'), 'utf8').replace(/^\s*(\/\/|\*).*$/gm, '');
   const sends = text.match(/\.send\([^)]*\)/g) ?? [];
-  t.same(sends, ['.send(reply, rinfo.port, rinfo.address)'], 'one send: the reply, to the address and port the query came from');
+  t.same(
+    sends,
+    ['.send(reply, rinfo.port, rinfo.address)'],
+    'one send: the reply, to the address and port the query came from',
+  );
   t.notMatch(text, /\.connect\(|setServers|\blookup\(|Resolver/, 'never connects and never resolves');
   t.match(text, /\.bind\(addr\.port, addr\.host/, 'binds the configured listen.dns address');
 });
 
 t.test('the containment probe connects only from a child running as another UID, and sends nothing', async (t) => {
   const text = readFileSync(join(root, 'proxy/ops/containment-probe.ts'), 'utf8');
-  t.match(text, /spawn\(process\.execPath, \['-e', CHILD[^\]]*\], \{\s*uid: spec\.uid,\s*gid: spec\.gid,\s*env: \{\}/, 'spawned with uid, gid and an empty environment');
+  t.match(
+    text,
+    /spawn\(process\.execPath, \['-e', CHILD[^\]]*\], \{\s*uid: spec\.uid,\s*gid: spec\.gid,\s*env: \{\}/,
+    'spawned with uid, gid and an empty environment',
+  );
   const child = /const CHILD = `([^`]*)`/.exec(text)?.[1] ?? '';
   t.match(child, /require\('node:net'\)\.connect\(/);
   t.notMatch(child, /\bs\.(write|end)\(/, 'the probe socket never carries a byte');

@@ -60,7 +60,10 @@ if (isolate(t, import.meta.url)) {
     t.notOk(isDeny(await dialer.prepare(host)));
     policy = guardPolicy(null);
     const reloaded = await dialer.prepare(host);
-    t.ok(isDeny(reloaded) && reloaded.code === 'EGR_DENY_ADDRESS_PRIVATE', 'a reload that drops the exception denies the same answers');
+    t.ok(
+      isDeny(reloaded) && reloaded.code === 'EGR_DENY_ADDRESS_PRIVATE',
+      'a reload that drops the exception denies the same answers',
+    );
   });
 
   t.test('a reload keeps pooled connections only while every address they went to still passes', async (t) => {
@@ -72,7 +75,10 @@ if (isolate(t, import.meta.url)) {
     t.teardown(() => new Promise((r) => server.close(r)));
     const { port } = server.address() as AddressInfo;
     let policy = guardPolicy('127.0.0.1/32', '127.0.0.9');
-    const resolver: NameResolver = { resolve: async () => ({ addresses: ['127.0.0.1'], ms: 0, cached: true }), clear: () => undefined };
+    const resolver: NameResolver = {
+      resolve: async () => ({ addresses: ['127.0.0.1'], ms: 0, cached: true }),
+      clear: () => undefined,
+    };
     const dialer = createDialer({ resolver, policy: () => policy, connectTimeoutMs: 1000, nowMs: () => 0 });
     t.teardown(() => dialer.close());
     const get = async () => {
@@ -88,51 +94,73 @@ if (isolate(t, import.meta.url)) {
     dialer.refresh();
     const before = connections;
     t.equal(await get(), 'ok');
-    t.equal(connections, before, 'the same exception under a new policy: the pool stays, and a pooled connection serves the next request');
+    t.equal(
+      connections,
+      before,
+      'the same exception under a new policy: the pool stays, and a pooled connection serves the next request',
+    );
 
     policy = guardPolicy(null, '127.0.0.9');
     dialer.refresh();
     // Straight to the Agent, without prepare(): only a new connection, judged by the new guard, is left.
     const refused = await request(`http://svc.test:${port}/`, { dispatcher }).catch((err: unknown) => err);
-    t.ok(refused instanceof DialDenied && refused.deny.code === 'EGR_DENY_ADDRESS_LOOPBACK', 'the exception is gone: no pooled connection to that address survives');
+    t.ok(
+      refused instanceof DialDenied && refused.deny.code === 'EGR_DENY_ADDRESS_LOOPBACK',
+      'the exception is gone: no pooled connection to that address survives',
+    );
     t.equal(connections, before, 'and no new one is made');
     t.ok(isDeny(await dialer.prepare({ host: 'svc.test', kind: 'name' })), 'and the name is denied');
   });
 
-  t.test('every upstream TLS connection shares one context: the CA store is parsed once, not per connection', async (t) => {
-    const pki = testPki(['svc.test']);
-    const server = createTlsServer({ key: pki.keyPem, cert: pki.certPem }, (s) => s.end());
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const port = (server.address() as AddressInfo).port;
-    const resolver: NameResolver = { resolve: async () => ({ addresses: ['127.0.0.1'], ms: 0, cached: true }), clear: () => undefined };
-    const policy = guardPolicy('127.0.0.1/32', '127.0.0.9');
-    const dialer = createDialer({ resolver, policy: () => policy, connectTimeoutMs: 5000, nowMs: () => 0, extraCa: pki.caPem });
-    // Watch what the dialer hands tls.connect (the ESM binding follows the builtin's CommonJS export).
-    const tls = createRequire(import.meta.url)('node:tls') as { connect: (...args: unknown[]) => unknown };
-    const original = tls.connect;
-    const contexts: unknown[] = [];
-    tls.connect = (...args: unknown[]) => {
-      contexts.push((args[0] as { secureContext?: unknown }).secureContext);
-      return original.apply(tls, args);
-    };
-    syncBuiltinESMExports();
-    t.teardown(() => {
-      tls.connect = original;
+  t.test(
+    'every upstream TLS connection shares one context: the CA store is parsed once, not per connection',
+    async (t) => {
+      const pki = testPki(['svc.test']);
+      const server = createTlsServer({ key: pki.keyPem, cert: pki.certPem }, (s) => s.end());
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      const port = (server.address() as AddressInfo).port;
+      const resolver: NameResolver = {
+        resolve: async () => ({ addresses: ['127.0.0.1'], ms: 0, cached: true }),
+        clear: () => undefined,
+      };
+      const policy = guardPolicy('127.0.0.1/32', '127.0.0.9');
+      const dialer = createDialer({
+        resolver,
+        policy: () => policy,
+        connectTimeoutMs: 5000,
+        nowMs: () => 0,
+        extraCa: pki.caPem,
+      });
+      // Watch what the dialer hands tls.connect (the ESM binding follows the builtin's CommonJS export).
+      const tls = createRequire(import.meta.url)('node:tls') as { connect: (...args: unknown[]) => unknown };
+      const original = tls.connect;
+      const contexts: unknown[] = [];
+      tls.connect = (...args: unknown[]) => {
+        contexts.push((args[0] as { secureContext?: unknown }).secureContext);
+        return original.apply(tls, args);
+      };
       syncBuiltinESMExports();
-      server.close();
-      return dialer.close();
-    });
-    const plan = await dialer.prepare({ host: 'svc.test', kind: 'name' });
-    if (isDeny(plan)) throw new Error(plan.code);
-    for (let i = 0; i < 3; i++) {
-      const c = await dialer.connect(plan, port, true);
-      t.notOk(isDeny(c), 'verified against the extra CA');
-      if (!isDeny(c)) c.socket.destroy();
-    }
-    t.equal(contexts.length, 3);
-    t.ok(contexts[0], 'a context is passed');
-    t.ok(contexts.every((c) => c === contexts[0]), 'the same one every time');
-  });
+      t.teardown(() => {
+        tls.connect = original;
+        syncBuiltinESMExports();
+        server.close();
+        return dialer.close();
+      });
+      const plan = await dialer.prepare({ host: 'svc.test', kind: 'name' });
+      if (isDeny(plan)) throw new Error(plan.code);
+      for (let i = 0; i < 3; i++) {
+        const c = await dialer.connect(plan, port, true);
+        t.notOk(isDeny(c), 'verified against the extra CA');
+        if (!isDeny(c)) c.socket.destroy();
+      }
+      t.equal(contexts.length, 3);
+      t.ok(contexts[0], 'a context is passed');
+      t.ok(
+        contexts.every((c) => c === contexts[0]),
+        'the same one every time',
+      );
+    },
+  );
 
   t.test("the dialer's Agent is undici's own (it is loaded without undici's index)", async (t) => {
     const source = readFileSync(new URL('../../proxy/egress/dialer.ts', import.meta.url), 'utf8');

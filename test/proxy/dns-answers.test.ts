@@ -10,7 +10,13 @@ import { isDeny } from '../../firewall/codes.js';
 import { validateConfig } from '../../firewall/config.js';
 import { type Policy, compilePolicy } from '../../firewall/policy.js';
 import { createDialer } from '../../proxy/egress/dialer.js';
-import { MAX_PER_FAMILY, type NameResolver, type Resolution, createResolver, sizeOfEntry } from '../../proxy/egress/resolver.js';
+import {
+  MAX_PER_FAMILY,
+  type NameResolver,
+  type Resolution,
+  createResolver,
+  sizeOfEntry,
+} from '../../proxy/egress/resolver.js';
 import { startFakeDns } from '../helpers/fake-dns.js';
 import { isolate } from '../helpers/netns.js';
 import { viaDialer } from '../helpers/via-dialer.js';
@@ -57,7 +63,14 @@ if (isolate(t, import.meta.url)) {
     for (const n of names) dns.set(n, { a: v4(16) });
     const entry = sizeOfEntry(names[0]!, v4(16));
     const maxBytes = entry * 10;
-    const r = createResolver({ servers: [dns.server], timeoutMs: 3000, minTtlS: 60, maxTtlS: 60, nowMs: () => 0, maxBytes });
+    const r = createResolver({
+      servers: [dns.server],
+      timeoutMs: 3000,
+      minTtlS: 60,
+      maxTtlS: 60,
+      nowMs: () => 0,
+      maxBytes,
+    });
     for (const n of names) t.notOk(isDeny(await r.resolve(n)));
     let cached = 0;
     for (const n of [...names].reverse()) {
@@ -73,21 +86,43 @@ if (isolate(t, import.meta.url)) {
   t.test('lookups in flight are bounded: the excess gets 429 EGR_LIMIT_CONCURRENCY at once', async (t) => {
     const dns = await startFakeDns();
     t.teardown(() => dns.close());
-    const r = createResolver({ servers: [dns.server], timeoutMs: 300, minTtlS: 5, maxTtlS: 60, nowMs: () => 0, maxInflight: 4 });
+    const r = createResolver({
+      servers: [dns.server],
+      timeoutMs: 300,
+      minTtlS: 5,
+      maxTtlS: 60,
+      nowMs: () => 0,
+      maxInflight: 4,
+    });
     const order: string[] = [];
     const names = Array.from({ length: 6 }, (_, i) => `slow${i}.test`);
     for (const n of names) dns.set(n, 'timeout');
-    const all = names.map((n) => r.resolve(n).then((res) => {
-      order.push(isDeny(res) ? res.code : 'ok');
-      return res;
-    }));
+    const all = names.map((n) =>
+      r.resolve(n).then((res) => {
+        order.push(isDeny(res) ? res.code : 'ok');
+        return res;
+      }),
+    );
     const joined = r.resolve('slow0.test');
     const results = await Promise.all([...all, joined]);
-    t.same(results.map((x) => (isDeny(x) ? x.code : 'ok')), [
-      'EGR_FAIL_DNS_TIMEOUT', 'EGR_FAIL_DNS_TIMEOUT', 'EGR_FAIL_DNS_TIMEOUT', 'EGR_FAIL_DNS_TIMEOUT',
-      'EGR_LIMIT_CONCURRENCY', 'EGR_LIMIT_CONCURRENCY', 'EGR_FAIL_DNS_TIMEOUT',
-    ], 'four lookups, two refused, and a lookup of a name in flight joins it');
-    t.same(order.slice(0, 2), ['EGR_LIMIT_CONCURRENCY', 'EGR_LIMIT_CONCURRENCY'], 'the refusals did not wait for the lookups');
+    t.same(
+      results.map((x) => (isDeny(x) ? x.code : 'ok')),
+      [
+        'EGR_FAIL_DNS_TIMEOUT',
+        'EGR_FAIL_DNS_TIMEOUT',
+        'EGR_FAIL_DNS_TIMEOUT',
+        'EGR_FAIL_DNS_TIMEOUT',
+        'EGR_LIMIT_CONCURRENCY',
+        'EGR_LIMIT_CONCURRENCY',
+        'EGR_FAIL_DNS_TIMEOUT',
+      ],
+      'four lookups, two refused, and a lookup of a name in flight joins it',
+    );
+    t.same(
+      order.slice(0, 2),
+      ['EGR_LIMIT_CONCURRENCY', 'EGR_LIMIT_CONCURRENCY'],
+      'the refusals did not wait for the lookups',
+    );
     t.match(results[4], { rule: 'dns.inflight', retryAfterS: 1 });
     dns.set('slow0.test', { a: v4(1) });
     t.match(await r.resolve('slow0.test'), { addresses: v4(1) }, 'slots come back when lookups end');
@@ -142,7 +177,17 @@ if (isolate(t, import.meta.url)) {
       });
     const port = await listen('127.0.0.2', 'old');
     await listen('127.0.0.3', 'new', port);
-    t.teardown(() => Promise.all(servers.map((s) => new Promise((r) => { s.closeAllConnections(); s.close(r); }))));
+    t.teardown(() =>
+      Promise.all(
+        servers.map(
+          (s) =>
+            new Promise((r) => {
+              s.closeAllConnections();
+              s.close(r);
+            }),
+        ),
+      ),
+    );
     let now = 0;
     let answer = '127.0.0.2';
     let ttlMs = 30_000;
@@ -154,7 +199,8 @@ if (isolate(t, import.meta.url)) {
     const dialer = createDialer({ resolver, policy: () => policy, connectTimeoutMs: 1000, nowMs: () => now });
     t.teardown(() => dialer.close());
     t.notOk(isDeny(await dialer.prepare({ host: 'svc.test', kind: 'name' })));
-    const get = async () => (await request(`http://svc.test:${port}/`, { dispatcher: viaDialer(dialer), reset: true })).body.text();
+    const get = async () =>
+      (await request(`http://svc.test:${port}/`, { dispatcher: viaDialer(dialer), reset: true })).body.text();
     t.equal(await get(), 'old');
     answer = '127.0.0.3';
     now = 29_000;

@@ -24,7 +24,11 @@ const tunnelTo = (authority: string): EgressRequest => {
   if ('verdict' in p) throw new Error(authority);
   return { kind: 'tunnel', target: p.target };
 };
-const principalOf = (config: SluiceConfig, over: Partial<Principal> = {}): Principal => ({ ...rightsFor(compilePolicy(config), 'agent')!, runId: null, ...over });
+const principalOf = (config: SluiceConfig, over: Partial<Principal> = {}): Principal => ({
+  ...rightsFor(compilePolicy(config), 'agent')!,
+  runId: null,
+  ...over,
+});
 const grant = (principal: Principal, request: EgressRequest) => ({ principal, request, keyGeneration: 0 });
 
 t.test('counted by kind, closed once with the first reason, forgotten at the end', async (t) => {
@@ -35,7 +39,11 @@ t.test('counted by kind, closed once with the first reason, forgotten at the end
   t.same([reg.count('tunnel'), reg.count('upgrade'), reg.count('forward'), reg.size], [1, 0, 1, 2]);
   let closes = 0;
   a.bind(() => closes++);
-  t.equal(reg.closeAll('shutdown', null, (k) => FLOW_KINDS[k].drain === 'close'), 1, 'a drain closes only the flows with no natural end');
+  t.equal(
+    reg.closeAll('shutdown', null, (k) => FLOW_KINDS[k].drain === 'close'),
+    1,
+    'a drain closes only the flows with no natural end',
+  );
   t.equal(closes, 1);
   t.equal(b.closed, null);
   a.close('kill-switch', deny('EGR_DENY_KILL_SWITCH', 'killSwitch'));
@@ -66,7 +74,7 @@ t.test('expiry closes only run-token flows whose time has come', async (t) => {
   t.equal(reg.expire(1e15), 1, 'a password flow never expires');
 });
 
-t.test('judgeAgain: the new policy, the flow\'s principal and its original request', async (t) => {
+t.test("judgeAgain: the new policy, the flow's principal and its original request", async (t) => {
   const before = cfg(base);
   const p = principalOf(before);
   const open = (principal: Principal, authority: string, addresses: string[] = []) => {
@@ -78,18 +86,41 @@ t.test('judgeAgain: the new policy, the flow\'s principal and its original reque
     judgeAgain(compilePolicy(cfg(raw)), flow, new Set(changed))?.code ?? null;
 
   t.equal(judge(base, open(p, 'a.example:443')), null, 'unchanged: still allowed');
-  t.equal(judge({ ...base, identities: { agent: { password: 'one', integrations: ['b'] } } }, open(p, 'a.example:443')), 'EGR_DENY_TUNNEL', 'grant removed');
-  t.equal(judge({ ...base, identities: { agent: { password: 'one', integrations: ['b'] } } }, open(p, 'b.example:443')), null, 'the other grant stays');
-  t.equal(judge({ ...base, identities: { other: { password: 'x' } } }, open(p, 'a.example:443')), 'EGR_AUTH_INVALID', 'identity removed');
+  t.equal(
+    judge({ ...base, identities: { agent: { password: 'one', integrations: ['b'] } } }, open(p, 'a.example:443')),
+    'EGR_DENY_TUNNEL',
+    'grant removed',
+  );
+  t.equal(
+    judge({ ...base, identities: { agent: { password: 'one', integrations: ['b'] } } }, open(p, 'b.example:443')),
+    null,
+    'the other grant stays',
+  );
+  t.equal(
+    judge({ ...base, identities: { other: { password: 'x' } } }, open(p, 'a.example:443')),
+    'EGR_AUTH_INVALID',
+    'identity removed',
+  );
   t.equal(judge(base, open(p, 'a.example:443'), ['agent']), 'EGR_AUTH_INVALID', 'credential changed');
   t.equal(judge({ ...base, globalDeny: { hosts: ['a.example'] } }, open(p, 'a.example:443')), 'EGR_DENY_GLOBAL');
-  t.equal(judge({ ...base, addressGuard: { deny: ['203.0.113.0/24'] } }, open(p, 'a.example:443', ['203.0.113.7'])), 'EGR_DENY_ADDRESS_RULE', 'the address it reached is now denied');
-  t.equal(judge({ ...base, integrations: { ...base.integrations, a: { hosts: ['a.example'] } } }, open(p, 'a.example:443')), 'EGR_DENY_TUNNEL', 'tunnel: true withdrawn');
+  t.equal(
+    judge({ ...base, addressGuard: { deny: ['203.0.113.0/24'] } }, open(p, 'a.example:443', ['203.0.113.7'])),
+    'EGR_DENY_ADDRESS_RULE',
+    'the address it reached is now denied',
+  );
+  t.equal(
+    judge({ ...base, integrations: { ...base.integrations, a: { hosts: ['a.example'] } } }, open(p, 'a.example:443')),
+    'EGR_DENY_TUNNEL',
+    'tunnel: true withdrawn',
+  );
 
   // A run token narrowed to `a` stays narrowed: the identity losing `a` ends it; gaining more changes nothing.
   const token: Principal = { ...p, runId: 'run', integrations: new Set(['a']) };
   t.equal(judge(base, open(token, 'a.example:443'), ['agent']), null, 'a password change does not end a token flow');
-  t.equal(judge({ ...base, identities: { agent: { password: 'one', integrations: ['b'] } } }, open(token, 'a.example:443')), 'EGR_DENY_TUNNEL');
+  t.equal(
+    judge({ ...base, identities: { agent: { password: 'one', integrations: ['b'] } } }, open(token, 'a.example:443')),
+    'EGR_DENY_TUNNEL',
+  );
 
   // Report mode let an SNI mismatch through; a reload to enforce mode applies it.
   const reportCfg = { ...base, mode: 'report' };

@@ -79,7 +79,9 @@ if (isolate(t, import.meta.url)) {
   t.test('concurrent requests for one name share one lookup', async (t) => {
     w.dns.set('shared.test', { a: [ADDR.public], ttl: 30 });
     const before = w.dns.asked('shared.test');
-    const replies = await Promise.all(Array.from({ length: 10 }, () => viaProxy(h.port, { url: `http://shared.test:${port}/` })));
+    const replies = await Promise.all(
+      Array.from({ length: 10 }, () => viaProxy(h.port, { url: `http://shared.test:${port}/` })),
+    );
     t.ok(replies.every((r) => r.status === 200));
     t.equal(w.dns.asked('shared.test') - before, 2, 'one A and one AAAA question for ten requests');
   });

@@ -15,12 +15,23 @@ if (isolate(t, import.meta.url)) {
     const before = w.publicHttp.requests.length;
     const r = await viaProxy(h.port, {
       url: `${pub}/hello?q=1`,
-      headers: { host: 'evil.test', connection: 'x-secret', 'x-secret': 'hop', 'keep-alive': '5', te: 'trailers', 'x-keep': 'yes' },
+      headers: {
+        host: 'evil.test',
+        connection: 'x-secret',
+        'x-secret': 'hop',
+        'keep-alive': '5',
+        te: 'trailers',
+        'x-keep': 'yes',
+      },
     });
     t.equal(r.status, 200);
     t.match(r.body, /^canary GET \/hello\?q=1/);
     const seen = w.publicHttp.requests[before]!;
-    t.equal(seen.headers.host, `public.test:${w.publicHttp.port}`, 'upstream Host is the target, not the client Host (RFC 9112 §3.2.2)');
+    t.equal(
+      seen.headers.host,
+      `public.test:${w.publicHttp.port}`,
+      'upstream Host is the target, not the client Host (RFC 9112 §3.2.2)',
+    );
     t.equal(seen.headers['proxy-authorization'], undefined, 'credentials never travel upstream');
     t.equal(seen.headers['x-secret'], undefined, 'headers named by Connection are hop-by-hop');
     t.equal(seen.headers['keep-alive'], undefined);
@@ -31,11 +42,25 @@ if (isolate(t, import.meta.url)) {
 
   t.test('a write to an integration goes over TLS even when sent as http://', async (t) => {
     const before = w.integration.requests.length;
-    const r = await viaProxy(h.port, { method: 'POST', url: 'http://api.test/repos', body: 'payload', headers: { 'content-type': 'text/plain' } });
+    const r = await viaProxy(h.port, {
+      method: 'POST',
+      url: 'http://api.test/repos',
+      body: 'payload',
+      headers: { 'content-type': 'text/plain' },
+    });
     t.equal(r.status, 200);
     const seen = w.integration.requests[before]!;
-    t.same([seen.method, seen.url, seen.body, seen.headers.host], ['POST', '/repos', 'payload', 'api.test'], 'arrived over TLS on 443 with its body');
-    const chunked = await viaProxy(h.port, { method: 'PUT', url: 'http://api.test/chunk', body: 'x'.repeat(70000), headers: { 'transfer-encoding': 'chunked' } });
+    t.same(
+      [seen.method, seen.url, seen.body, seen.headers.host],
+      ['POST', '/repos', 'payload', 'api.test'],
+      'arrived over TLS on 443 with its body',
+    );
+    const chunked = await viaProxy(h.port, {
+      method: 'PUT',
+      url: 'http://api.test/chunk',
+      body: 'x'.repeat(70000),
+      headers: { 'transfer-encoding': 'chunked' },
+    });
     t.equal(chunked.status, 200);
     t.equal(w.integration.requests.at(-1)!.body.length, 70000, 'chunked bodies stream through');
   });
@@ -45,7 +70,11 @@ if (isolate(t, import.meta.url)) {
     t.equal(ok.status, 200);
     const wrongName = await viaProxy(h.port, { url: 'https://wrongcert.test/' });
     t.equal(wrongName.status, 502);
-    t.equal(codeOf(wrongName), 'EGR_UPSTREAM_TLS', 'a certificate that does not name the host is an upstream TLS failure');
+    t.equal(
+      codeOf(wrongName),
+      'EGR_UPSTREAM_TLS',
+      'a certificate that does not name the host is an upstream TLS failure',
+    );
   });
 
   t.test('writes to anything else are denied before any connection or lookup', async (t) => {
@@ -61,20 +90,34 @@ if (isolate(t, import.meta.url)) {
   });
 
   t.test('writes in disguise', async (t) => {
-    const body = await viaProxy(h.port, { url: `${pub}/`, body: 'smuggled', headers: { 'content-type': 'text/plain', 'content-length': '8' } });
+    const body = await viaProxy(h.port, {
+      url: `${pub}/`,
+      body: 'smuggled',
+      headers: { 'content-type': 'text/plain', 'content-length': '8' },
+    });
     t.equal(codeOf(body), 'EGR_DENY_DISGUISED_WRITE', 'GET with a body');
     for (const hdr of ['x-http-method-override', 'x-http-method', 'x-method-override']) {
       const o = await viaProxy(h.port, { url: `${pub}/`, headers: { [hdr]: 'DELETE' } });
       t.equal(codeOf(o), 'EGR_DENY_DISGUISED_WRITE', hdr);
     }
-    const ws = await rawExchange(h.port, `GET ${pub}/ws HTTP/1.1\r\nHost: public.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nProxy-Authorization: ${AGENT_AUTH}\r\n\r\n`);
+    const ws = await rawExchange(
+      h.port,
+      `GET ${pub}/ws HTTP/1.1\r\nHost: public.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nProxy-Authorization: ${AGENT_AUTH}\r\n\r\n`,
+    );
     t.match(ws.text, /^HTTP\/1\.1 403 /);
     t.match(ws.text, /EGR_DENY_DISGUISED_WRITE/);
   });
 
   t.test('IP literals, metadata and private targets', async (t) => {
     const hits = w.forbiddenHits();
-    for (const url of ['http://169.254.169.254/latest/meta-data/', 'http://0xa9fea9fe/', 'http://2852039166/', 'http://[::ffff:169.254.169.254]/', 'http://10.0.0.1/', 'http://0x7f.1:3128/']) {
+    for (const url of [
+      'http://169.254.169.254/latest/meta-data/',
+      'http://0xa9fea9fe/',
+      'http://2852039166/',
+      'http://[::ffff:169.254.169.254]/',
+      'http://10.0.0.1/',
+      'http://0x7f.1:3128/',
+    ]) {
       const r = await viaProxy(h.port, { url });
       t.equal(codeOf(r), 'EGR_DENY_IP_LITERAL', url);
     }
@@ -116,10 +159,20 @@ if (isolate(t, import.meta.url)) {
     const key = Buffer.from(readFileSync(w.tokenKeyFile, 'utf8').trim());
     const nowS = Math.floor(Date.now() / 1000);
     const narrow = issueToken(key, { sub: 'agent', ttlS: 600, nowS, int: [] });
-    const denied = await viaProxy(h.port, { method: 'POST', url: 'http://api.test/x', body: 'x', auth: basic('agent', narrow) });
+    const denied = await viaProxy(h.port, {
+      method: 'POST',
+      url: 'http://api.test/x',
+      body: 'x',
+      auth: basic('agent', narrow),
+    });
     t.equal(codeOf(denied), 'EGR_DENY_WRITE', 'a token with no integrations cannot write');
     const full = issueToken(key, { sub: 'agent', ttlS: 600, nowS, int: ['api'] });
-    const ok = await viaProxy(h.port, { method: 'POST', url: 'http://api.test/x', body: 'x', auth: basic('agent', full) });
+    const ok = await viaProxy(h.port, {
+      method: 'POST',
+      url: 'http://api.test/x',
+      body: 'x',
+      auth: basic('agent', full),
+    });
     t.equal(ok.status, 200);
     const expired = issueToken(key, { sub: 'agent', ttlS: 1, nowS: nowS - 10 });
     const r = await viaProxy(h.port, { url: `${pub}/`, auth: basic('agent', expired) });
@@ -137,41 +190,90 @@ if (isolate(t, import.meta.url)) {
     t.equal(codeOf(userinfo), 'EGR_INVALID_TARGET');
   });
 
-  t.test('a WebSocket upgrade to an integration that did not opt in to it is refused (test/proxy/upgrade.test.ts has the rest)', async (t) => {
-    const before = w.integration.requests.length;
-    const r = await rawExchange(h.port, `GET http://api.test/socket HTTP/1.1\r\nHost: api.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nProxy-Authorization: ${AGENT_AUTH}\r\n\r\n`, 1500);
-    t.match(r.text, /^HTTP\/1\.1 403 /);
-    t.match(r.text, /EGR_DENY_UPGRADE/);
-    t.equal(w.integration.requests.length, before, 'nothing reached the integration');
-  });
+  t.test(
+    'a WebSocket upgrade to an integration that did not opt in to it is refused (test/proxy/upgrade.test.ts has the rest)',
+    async (t) => {
+      const before = w.integration.requests.length;
+      const r = await rawExchange(
+        h.port,
+        `GET http://api.test/socket HTTP/1.1\r\nHost: api.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nProxy-Authorization: ${AGENT_AUTH}\r\n\r\n`,
+        1500,
+      );
+      t.match(r.text, /^HTTP\/1\.1 403 /);
+      t.match(r.text, /EGR_DENY_UPGRADE/);
+      t.equal(w.integration.requests.length, before, 'nothing reached the integration');
+    },
+  );
 
   t.test('one canonical audit record per request', async (t) => {
     const before = h.decisions().length;
     await viaProxy(h.port, { url: `${pub}/audit` });
     await viaProxy(h.port, { method: 'DELETE', url: 'http://exfil.test/' });
     const [allow, deny] = h.decisions().slice(before);
-    t.match(allow, { msg: 'egress.decision', level: 30, listener: 'http', identity: 'agent', method: 'GET', 'target.host': 'public.test', verdict: 'allow', code: null, status: 200, 'dial.address': '127.0.0.2' });
-    for (const f of ['id', 'client.addr', 'target.port', 'rule', 'dns.ms', 'bytes.up', 'bytes.down', 'duration.ms', 'wouldDeny', 'connect.ms']) t.ok(f in allow!, `field ${f}`);
-    t.match(deny, { level: 40, verdict: 'deny', code: 'EGR_DENY_WRITE', rule: 'integrations', 'target.host': 'exfil.test' });
+    t.match(allow, {
+      msg: 'egress.decision',
+      level: 30,
+      listener: 'http',
+      identity: 'agent',
+      method: 'GET',
+      'target.host': 'public.test',
+      verdict: 'allow',
+      code: null,
+      status: 200,
+      'dial.address': '127.0.0.2',
+    });
+    for (const f of [
+      'id',
+      'client.addr',
+      'target.port',
+      'rule',
+      'dns.ms',
+      'bytes.up',
+      'bytes.down',
+      'duration.ms',
+      'wouldDeny',
+      'connect.ms',
+    ])
+      t.ok(f in allow!, `field ${f}`);
+    t.match(deny, {
+      level: 40,
+      verdict: 'deny',
+      code: 'EGR_DENY_WRITE',
+      rule: 'integrations',
+      'target.host': 'exfil.test',
+    });
     t.equal(h.decisions().length, before + 2, 'exactly one record each');
     t.notMatch(h.logText(), new RegExp(PASSWORD), 'the password never reaches the log');
   });
 
-  t.test('bytes.up is per request, not the keep-alive connection\'s running total', async (t) => {
+  t.test("bytes.up is per request, not the keep-alive connection's running total", async (t) => {
     const agent = new Agent({ keepAlive: true, maxSockets: 1 });
     t.teardown(() => agent.destroy());
-    const get = () => new Promise<number>((resolve, reject) => {
-      const req = httpRequest({ host: '127.0.0.1', port: h.port, path: `${pub}/bytes`, agent, headers: { 'proxy-authorization': AGENT_AUTH } }, (res) => {
-        res.resume();
-        res.on('end', () => resolve(res.statusCode ?? 0));
+    const get = () =>
+      new Promise<number>((resolve, reject) => {
+        const req = httpRequest(
+          {
+            host: '127.0.0.1',
+            port: h.port,
+            path: `${pub}/bytes`,
+            agent,
+            headers: { 'proxy-authorization': AGENT_AUTH },
+          },
+          (res) => {
+            res.resume();
+            res.on('end', () => resolve(res.statusCode ?? 0));
+          },
+        );
+        req.on('error', reject);
+        req.end();
       });
-      req.on('error', reject);
-      req.end();
-    });
     const before = h.decisions().length;
     for (let i = 0; i < 3; i++) t.equal(await get(), 200);
     while (h.decisions().length < before + 3) await new Promise((r) => setTimeout(r, 10));
-    const ups = h.decisions().slice(before).map((d) => d['bytes.up'] as number);
+    const ups = h
+      .decisions()
+      .slice(before)
+      .map((d) => d['bytes.up'] as number);
     t.ok(ups[0]! > 0, 'the request head is counted');
     t.same(ups, [ups[0], ups[0], ups[0]], 'three equal requests on one connection count the same');
   });

@@ -12,11 +12,26 @@ if (isolate(t, import.meta.url)) {
   const auth = `Proxy-Authorization: ${AGENT_AUTH}\r\n`;
 
   const cases: [string, string][] = [
-    ['CL + TE', `POST http://api.test/ HTTP/1.1\r\nHost: api.test\r\n${auth}Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\n\r\n`],
-    ['duplicate Content-Length', `POST http://api.test/ HTTP/1.1\r\nHost: api.test\r\n${auth}Content-Length: 4\r\nContent-Length: 5\r\n\r\nabcde`],
-    ['duplicate equal Content-Length', `POST http://api.test/ HTTP/1.1\r\nHost: api.test\r\n${auth}Content-Length: 4\r\nContent-Length: 4\r\n\r\nabcd`],
-    ['TE not ending in chunked', `POST http://api.test/ HTTP/1.1\r\nHost: api.test\r\n${auth}Transfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n`],
-    ['obfuscated TE', `POST http://api.test/ HTTP/1.1\r\nHost: api.test\r\n${auth}Transfer-Encoding : chunked\r\n\r\n0\r\n\r\n`],
+    [
+      'CL + TE',
+      `POST http://api.test/ HTTP/1.1\r\nHost: api.test\r\n${auth}Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\n\r\n`,
+    ],
+    [
+      'duplicate Content-Length',
+      `POST http://api.test/ HTTP/1.1\r\nHost: api.test\r\n${auth}Content-Length: 4\r\nContent-Length: 5\r\n\r\nabcde`,
+    ],
+    [
+      'duplicate equal Content-Length',
+      `POST http://api.test/ HTTP/1.1\r\nHost: api.test\r\n${auth}Content-Length: 4\r\nContent-Length: 4\r\n\r\nabcd`,
+    ],
+    [
+      'TE not ending in chunked',
+      `POST http://api.test/ HTTP/1.1\r\nHost: api.test\r\n${auth}Transfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n`,
+    ],
+    [
+      'obfuscated TE',
+      `POST http://api.test/ HTTP/1.1\r\nHost: api.test\r\n${auth}Transfer-Encoding : chunked\r\n\r\n0\r\n\r\n`,
+    ],
     ['CR in target', `GET ${target}/a\rb HTTP/1.1\r\nHost: public.test\r\n${auth}\r\n`],
     ['LF in target', `GET ${target}/a\nX-Injected: 1 HTTP/1.1\r\nHost: public.test\r\n${auth}\r\n`],
     ['NUL in target', `GET ${target}/a\x00b HTTP/1.1\r\nHost: public.test\r\n${auth}\r\n`],
@@ -48,7 +63,10 @@ if (isolate(t, import.meta.url)) {
   });
 
   t.test('a well-formed request on the same connection after a good one still works (keep-alive)', async (t) => {
-    const r = await rawExchange(h.port, `GET ${target}/1 HTTP/1.1\r\nHost: public.test\r\n${auth}\r\nGET ${target}/2 HTTP/1.1\r\nHost: public.test\r\n${auth}Connection: close\r\n\r\n`);
+    const r = await rawExchange(
+      h.port,
+      `GET ${target}/1 HTTP/1.1\r\nHost: public.test\r\n${auth}\r\nGET ${target}/2 HTTP/1.1\r\nHost: public.test\r\n${auth}Connection: close\r\n\r\n`,
+    );
     t.equal(r.text.match(/HTTP\/1\.1 200/g)?.length, 2);
   });
 }

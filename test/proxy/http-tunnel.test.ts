@@ -23,7 +23,13 @@ if (isolate(t, import.meta.url)) {
     for await (const c of tls) text += c;
     t.match(text, /^HTTP\/1\.1 200 [\s\S]*canary GET \/pkg/);
     const rec = await waitFor(() => h.decisions().find((d) => d.rule === 'registries' && d.verdict === 'allow'));
-    t.match(rec, { method: 'CONNECT', 'target.host': 'registry.test', verdict: 'allow', rule: 'registries', 'dial.address': '127.0.0.4' });
+    t.match(rec, {
+      method: 'CONNECT',
+      'target.host': 'registry.test',
+      verdict: 'allow',
+      rule: 'registries',
+      'dial.address': '127.0.0.4',
+    });
     t.ok((rec['bytes.up'] as number) > 0 && (rec['bytes.down'] as number) > 0, 'bytes counted both ways');
   });
 
@@ -44,7 +50,11 @@ if (isolate(t, import.meta.url)) {
     t.ok(err, '...but the handshake never completes');
     await closed(socket);
     t.equal(w.registry.connections + w.integration.connections, conns, 'no upstream connection was opened');
-    t.match(await waitFor(() => h.decisions().find((d) => d.code === 'EGR_DENY_SNI_MISMATCH')), { verdict: 'deny', 'connect.ms': null, 'dial.address': null });
+    t.match(await waitFor(() => h.decisions().find((d) => d.code === 'EGR_DENY_SNI_MISMATCH')), {
+      verdict: 'deny',
+      'connect.ms': null,
+      'dial.address': null,
+    });
   });
 
   t.test('a tunnel that does not start with a ClientHello is closed', async (t) => {
@@ -77,7 +87,10 @@ if (isolate(t, import.meta.url)) {
     ];
     for (const [authority, code] of rows) {
       // Host without the userinfo: a Host with one is refused first, as invalid (RFC 9112 §3.2, http-rfc.test.ts).
-      const r = await rawExchange(h.port, `CONNECT ${authority} HTTP/1.1\r\nHost: ${authority.replace(/^.*@/, '')}\r\nProxy-Authorization: ${AGENT_AUTH}\r\n\r\n`);
+      const r = await rawExchange(
+        h.port,
+        `CONNECT ${authority} HTTP/1.1\r\nHost: ${authority.replace(/^.*@/, '')}\r\nProxy-Authorization: ${AGENT_AUTH}\r\n\r\n`,
+      );
       t.match(r.text, new RegExp(`^HTTP/1\\.1 (403|400) [\\s\\S]*details="${code}"`), `${authority} → ${code}`);
       t.ok(r.closed, 'connection closed');
     }
@@ -89,7 +102,10 @@ if (isolate(t, import.meta.url)) {
     w.dns.set('registry.test', { a: ['10.0.0.1'] });
     h.sluice.resolver.clear();
     const hits = w.forbiddenHits();
-    const r = await rawExchange(h.port, `CONNECT registry.test:443 HTTP/1.1\r\nHost: registry.test:443\r\nProxy-Authorization: ${AGENT_AUTH}\r\n\r\n`);
+    const r = await rawExchange(
+      h.port,
+      `CONNECT registry.test:443 HTTP/1.1\r\nHost: registry.test:443\r\nProxy-Authorization: ${AGENT_AUTH}\r\n\r\n`,
+    );
     t.match(r.text, /^HTTP\/1\.1 403 [\s\S]*EGR_DENY_ADDRESS_PRIVATE/);
     t.equal(w.forbiddenHits(), hits);
     w.dns.set('registry.test', { a: ['127.0.0.4'] });
@@ -103,7 +119,10 @@ if (isolate(t, import.meta.url)) {
     await waitFor(() => h.sluice.state.flows.count('tunnel') === 1);
     h.sluice.state.setKillSwitch(true);
     t.ok(await settles(closed(socket)), 'tunnel closed');
-    const r = await rawExchange(h.port, `CONNECT registry.test:443 HTTP/1.1\r\nHost: registry.test:443\r\nProxy-Authorization: ${AGENT_AUTH}\r\n\r\n`);
+    const r = await rawExchange(
+      h.port,
+      `CONNECT registry.test:443 HTTP/1.1\r\nHost: registry.test:443\r\nProxy-Authorization: ${AGENT_AUTH}\r\n\r\n`,
+    );
     t.match(r.text, /EGR_DENY_KILL_SWITCH/);
     h.sluice.state.setKillSwitch(false);
   });

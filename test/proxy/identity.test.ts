@@ -15,7 +15,10 @@ t.test('scrypt hashes', async (t) => {
   t.match(h, /^scrypt\$32768\$8\$1\$[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+$/);
   t.ok(await verifyPassword('correct horse battery', h));
   t.notOk(await verifyPassword('correct horse batterY', h));
-  t.notOk(await verifyPassword('x', 'scrypt$1048577$8$1$c2FsdHNhbHQ=$aGFzaGhhc2hoYXNoaGFzaA=='), 'absurd work factor refused, not run');
+  t.notOk(
+    await verifyPassword('x', 'scrypt$1048577$8$1$c2FsdHNhbHQ=$aGFzaGhhc2hoYXNoaGFzaA=='),
+    'absurd work factor refused, not run',
+  );
   t.notOk(await verifyPassword('x', 'md5$abc'));
   t.notOk(await verifyPassword('x', ''));
 });
@@ -24,7 +27,14 @@ t.test('Basic credentials', async (t) => {
   t.same(parseBasic(`Basic ${Buffer.from('agent:pa:ss').toString('base64')}`), { user: 'agent', pass: 'pa:ss' });
   t.same(parseBasic(`basic  ${Buffer.from('a:b').toString('base64')}`), { user: 'a', pass: 'b' });
   t.equal(parseBasic(undefined), null);
-  for (const bad of ['Bearer x', 'Basic', 'Basic !!!', `Basic ${Buffer.from('nocolon').toString('base64')}`, `Basic ${Buffer.from(':pw').toString('base64')}`, 'Basic ' + 'A'.repeat(5000)]) {
+  for (const bad of [
+    'Bearer x',
+    'Basic',
+    'Basic !!!',
+    `Basic ${Buffer.from('nocolon').toString('base64')}`,
+    `Basic ${Buffer.from(':pw').toString('base64')}`,
+    'Basic ' + 'A'.repeat(5000),
+  ]) {
     t.equal(parseBasic(bad), 'malformed', bad.slice(0, 20));
   }
 });
@@ -36,18 +46,27 @@ t.test('run tokens', async (t) => {
   t.match(verifyToken(KEY, tok, 1060), { ok: false, reason: 'expired' });
   t.match(verifyToken(Buffer.from('x'.repeat(40)), tok, 1000), { ok: false, reason: 'invalid' }, 'another key');
   const [p, payload, mac] = [tok.slice(0, 10), tok.slice(10).split('.')[0]!, tok.split('.').at(-1)!];
-  const forged = Buffer.from(JSON.stringify({ sub: 'admin', iat: 1000, exp: 9999999999, jti: 'x' })).toString('base64url');
+  const forged = Buffer.from(JSON.stringify({ sub: 'admin', iat: 1000, exp: 9999999999, jti: 'x' })).toString(
+    'base64url',
+  );
   t.match(verifyToken(KEY, `${p}${forged}.${mac}`, 1000), { ok: false, reason: 'invalid' }, 'payload swapped');
-  t.match(verifyToken(KEY, `${p}${payload}.${mac.slice(0, -2)}`, 1000), { ok: false, reason: 'invalid' }, 'truncated mac');
+  t.match(
+    verifyToken(KEY, `${p}${payload}.${mac.slice(0, -2)}`, 1000),
+    { ok: false, reason: 'invalid' },
+    'truncated mac',
+  );
   t.match(verifyToken(KEY, 'sluice.v1.', 1000), { ok: false });
-  t.throws(() => issueToken(Buffer.from('short'), { sub: 'a', ttlS: 1, nowS: 0 }), { code: 'SLUICE_ERR_INVALID_ARGUMENT' });
+  t.throws(() => issueToken(Buffer.from('short'), { sub: 'a', ttlS: 1, nowS: 0 }), {
+    code: 'SLUICE_ERR_INVALID_ARGUMENT',
+  });
 });
 
 t.test('run tokens are accepted only in the canonical base64url form issueToken writes', async (t) => {
   const B64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
   // A MAC with both URL-safe characters in it, so that their base64 twins ('+', '/') can be tried.
   let tok = '';
-  for (let i = 0; i < 500 && !/-.*_|_.*-/.test(tok.split('.').at(-1) ?? ''); i++) tok = issueToken(KEY, { sub: 'agent', ttlS: 60, nowS: 1000 + i });
+  for (let i = 0; i < 500 && !/-.*_|_.*-/.test(tok.split('.').at(-1) ?? ''); i++)
+    tok = issueToken(KEY, { sub: 'agent', ttlS: 60, nowS: 1000 + i });
   const mac = tok.split('.').at(-1)!;
   const head = tok.slice(0, -mac.length);
   t.equal(mac.length, 43);
@@ -67,17 +86,29 @@ t.test('run tokens are accepted only in the canonical base64url form issueToken 
     'a third segment': `${mac}.${mac}`,
   };
   for (const [what, forged] of Object.entries(variants)) {
-    t.equal(Buffer.from(forged.split('.')[0]!, 'base64url').equals(Buffer.from(mac, 'base64url')), true, `${what}: Node decodes it to the same MAC`);
+    t.equal(
+      Buffer.from(forged.split('.')[0]!, 'base64url').equals(Buffer.from(mac, 'base64url')),
+      true,
+      `${what}: Node decodes it to the same MAC`,
+    );
     t.match(verifyToken(KEY, head + forged, 1000), { ok: false, reason: 'invalid' }, what);
   }
   // A payload in a non-canonical form, even correctly signed (only the key holder could), is refused too.
   const payload = tok.slice('sluice.v1.'.length, -mac.length - 1);
   for (const odd of [`${payload}=`, `${payload.slice(0, 8)}\t${payload.slice(8)}`]) {
     const signed = createHmac('sha256', KEY).update(`sluice.v1.${odd}`).digest('base64url');
-    t.match(verifyToken(KEY, `sluice.v1.${odd}.${signed}`, 1000), { ok: false, reason: 'invalid' }, JSON.stringify(odd.slice(-3)));
+    t.match(
+      verifyToken(KEY, `sluice.v1.${odd}.${signed}`, 1000),
+      { ok: false, reason: 'invalid' },
+      JSON.stringify(odd.slice(-3)),
+    );
   }
   const good = createHmac('sha256', KEY).update(`sluice.v1.${payload}`).digest('base64url');
-  t.match(verifyToken(KEY, `sluice.v1.${payload}.${good}`, 1000), { ok: true }, 'the same payload, canonical, signed the same way');
+  t.match(
+    verifyToken(KEY, `sluice.v1.${payload}.${good}`, 1000),
+    { ok: true },
+    'the same payload, canonical, signed the same way',
+  );
 });
 
 t.test('the identity store', async (t) => {
@@ -104,7 +135,11 @@ t.test('the identity store', async (t) => {
   t.equal(await code('plain', 'plain-password-2'), 'EGR_AUTH_INVALID');
   t.equal(await code('ghost', 'whatever'), 'EGR_AUTH_INVALID');
   for (const inherited of ['constructor', 'toString', '__proto__', 'hasOwnProperty']) {
-    t.equal(await code(inherited, 'x'), 'EGR_AUTH_INVALID', `"${inherited}" is not an identity (no Object.prototype lookups)`);
+    t.equal(
+      await code(inherited, 'x'),
+      'EGR_AUTH_INVALID',
+      `"${inherited}" is not an identity (no Object.prototype lookups)`,
+    );
   }
   t.match(await store.authenticate(null), { code: 'EGR_AUTH_REQUIRED' });
 
@@ -131,7 +166,14 @@ function heldVerify() {
   let settled = 0;
   const verify = (password: string, encoded: string) =>
     new Promise<boolean>((resolve) => {
-      calls.push({ password, encoded, release: () => { settled++; resolve(password.startsWith('right-')); } });
+      calls.push({
+        password,
+        encoded,
+        release: () => {
+          settled++;
+          resolve(password.startsWith('right-'));
+        },
+      });
     });
   const releaseAll = async () => {
     // Releasing one check lets the queue start another: keep going until nothing is left.
@@ -145,13 +187,24 @@ function heldVerify() {
 
 const flush = () => new Promise((r) => setImmediate(r));
 
-async function storeWith(identities: Record<string, unknown>, limits: { authFailuresPerMinute: number }, verifyLimits?: { running: number; total: number; perSource: number }) {
+async function storeWith(
+  identities: Record<string, unknown>,
+  limits: { authFailuresPerMinute: number },
+  verifyLimits?: { running: number; total: number; perSource: number },
+) {
   const r = validateConfig({ identities, limits });
   if (!r.ok) throw new Error('config');
   const policy = compilePolicy(r.config);
   const admission = createAdmission({ limits: () => r.config.limits, nowMs: () => 0 });
   const held = heldVerify();
-  const store = createIdentityStore({ policy: () => policy, tokenKey: () => KEY, nowMs: () => 1_000_000, throttle: admission, verify: held.verify, ...(verifyLimits ? { verifyLimits } : {}) });
+  const store = createIdentityStore({
+    policy: () => policy,
+    tokenKey: () => KEY,
+    nowMs: () => 1_000_000,
+    throttle: admission,
+    verify: held.verify,
+    ...(verifyLimits ? { verifyLimits } : {}),
+  });
   return { store, held, admission };
 }
 
@@ -160,38 +213,62 @@ const FAKE_HASH = `scrypt$32768$8$1$${Buffer.alloc(16, 1).toString('base64')}$${
 
 const outcome = (p: unknown) => (isDeny(p as never) ? (p as { code: string }).code : 'ok');
 
-t.test('every uncached check is one scrypt run with the same work factors: hashed, plaintext or unknown user', async (t) => {
-  const hashed = await hashPassword('right-hashed-1');
-  const { store, held } = await storeWith({ h: { passwordHash: hashed }, p: { password: 'right-plain-1' } }, { authFailuresPerMinute: 100 });
-  const check = async (user: string, pass: string, addr: string) => {
-    const pending = store.authenticate({ user, pass }, addr);
-    await waitUntil(() => held.calls.length > before);
-    const before2 = held.calls.length;
-    await held.releaseAll();
-    return { result: outcome(await pending), runs: before2 - before, encoded: held.calls.at(-1)!.encoded };
-  };
-  let before = 0;
-  const cases: [string, string, string][] = [['h', 'wrong-1', 'wrong password, hashed'], ['p', 'wrong-2', 'wrong password, plaintext'], ['ghost', 'wrong-3', 'unknown user'], ['p', 'right-plain-1', 'right password, plaintext'], ['h', 'right-hashed-1', 'right password, hashed']];
-  const factors: string[] = [];
-  for (const [i, [user, pass, what]] of cases.entries()) {
+t.test(
+  'every uncached check is one scrypt run with the same work factors: hashed, plaintext or unknown user',
+  async (t) => {
+    const hashed = await hashPassword('right-hashed-1');
+    const { store, held } = await storeWith(
+      { h: { passwordHash: hashed }, p: { password: 'right-plain-1' } },
+      { authFailuresPerMinute: 100 },
+    );
+    const check = async (user: string, pass: string, addr: string) => {
+      const pending = store.authenticate({ user, pass }, addr);
+      await waitUntil(() => held.calls.length > before);
+      const before2 = held.calls.length;
+      await held.releaseAll();
+      return { result: outcome(await pending), runs: before2 - before, encoded: held.calls.at(-1)!.encoded };
+    };
+    let before = 0;
+    const cases: [string, string, string][] = [
+      ['h', 'wrong-1', 'wrong password, hashed'],
+      ['p', 'wrong-2', 'wrong password, plaintext'],
+      ['ghost', 'wrong-3', 'unknown user'],
+      ['p', 'right-plain-1', 'right password, plaintext'],
+      ['h', 'right-hashed-1', 'right password, hashed'],
+    ];
+    const factors: string[] = [];
+    for (const [i, [user, pass, what]] of cases.entries()) {
+      before = held.calls.length;
+      const r = await check(user, pass, `10.0.0.${i}`);
+      t.equal(r.runs, 1, `${what}: one scrypt run`);
+      t.equal(r.result, pass.startsWith('right-') ? 'ok' : 'EGR_AUTH_INVALID', what);
+      factors.push(
+        r.encoded.split('$').slice(0, 4).join('$') + '$' + Buffer.from(r.encoded.split('$')[5]!, 'base64').length,
+      );
+    }
+    t.same(new Set(factors), new Set(['scrypt$32768$8$1$32']), 'all with the work factors of the configured hash');
+    t.notOk(
+      held.calls.some((c) => c.encoded.endsWith('right-plain-1')),
+      'the plaintext is never the "hash"',
+    );
     before = held.calls.length;
-    const r = await check(user, pass, `10.0.0.${i}`);
-    t.equal(r.runs, 1, `${what}: one scrypt run`);
-    t.equal(r.result, pass.startsWith('right-') ? 'ok' : 'EGR_AUTH_INVALID', what);
-    factors.push(r.encoded.split('$').slice(0, 4).join('$') + '$' + Buffer.from(r.encoded.split('$')[5]!, 'base64').length);
-  }
-  t.same(new Set(factors), new Set(['scrypt$32768$8$1$32']), 'all with the work factors of the configured hash');
-  t.notOk(held.calls.some((c) => c.encoded.endsWith('right-plain-1')), 'the plaintext is never the "hash"');
-  before = held.calls.length;
-  t.equal(outcome(await store.authenticate({ user: 'p', pass: 'right-plain-1' }, '10.0.0.9')), 'ok');
-  t.equal(held.calls.length, before, 'a verified plaintext password is cached like a hashed one');
-});
+    t.equal(outcome(await store.authenticate({ user: 'p', pass: 'right-plain-1' }, '10.0.0.9')), 'ok');
+    t.equal(held.calls.length, before, 'a verified plaintext password is cached like a hashed one');
+  },
+);
 
 t.test('an unknown user is checked with the work factors the configured hashes share', async (t) => {
-  const r = validateConfig({ identities: { h: { passwordHash: 'scrypt$16384$8$2$c2FsdHNhbHRzYWx0$' + Buffer.alloc(48).toString('base64') } } });
+  const r = validateConfig({
+    identities: { h: { passwordHash: 'scrypt$16384$8$2$c2FsdHNhbHRzYWx0$' + Buffer.alloc(48).toString('base64') } },
+  });
   if (!r.ok) throw new Error('config');
   const held = heldVerify();
-  const store = createIdentityStore({ policy: () => compilePolicy(r.config), tokenKey: () => null, nowMs: () => 0, verify: held.verify });
+  const store = createIdentityStore({
+    policy: () => compilePolicy(r.config),
+    tokenKey: () => null,
+    nowMs: () => 0,
+    verify: held.verify,
+  });
   const pending = store.authenticate({ user: 'ghost', pass: 'x' });
   await waitUntil(() => held.calls.length === 1);
   t.match(held.calls[0]!.encoded, /^scrypt\$16384\$8\$2\$/);
@@ -202,12 +279,18 @@ t.test('an unknown user is checked with the work factors the configured hashes s
 
 t.test('200 concurrent wrong passwords from one address: a throttle slot is taken before each check', async (t) => {
   // Per-address and global queue bounds set high, so that only the throttle limits what gets checked.
-  const { store, held } = await storeWith({ agent: { passwordHash: FAKE_HASH } }, { authFailuresPerMinute: 30 }, { running: 2, total: 1000, perSource: 1000 });
+  const { store, held } = await storeWith(
+    { agent: { passwordHash: FAKE_HASH } },
+    { authFailuresPerMinute: 30 },
+    { running: 2, total: 1000, perSource: 1000 },
+  );
   const order: string[] = [];
-  const all = Array.from({ length: 200 }, (_, i) => store.authenticate({ user: 'agent', pass: `guess-${i}` }, '10.0.0.66').then((r) => {
-    order.push(outcome(r));
-    return outcome(r);
-  }));
+  const all = Array.from({ length: 200 }, (_, i) =>
+    store.authenticate({ user: 'agent', pass: `guess-${i}` }, '10.0.0.66').then((r) => {
+      order.push(outcome(r));
+      return outcome(r);
+    }),
+  );
   await flush();
   t.equal(order.filter((c) => c === 'EGR_LIMIT_RATE').length, 170, '170 are refused before any check ends');
   t.ok(held.running() <= 2, 'and scrypt runs two at a time');
@@ -215,58 +298,111 @@ t.test('200 concurrent wrong passwords from one address: a throttle slot is take
   const results = await Promise.all(all);
   t.equal(results.filter((c) => c === 'EGR_AUTH_INVALID').length, 30, 'exactly authFailuresPerMinute are checked');
   t.equal(held.calls.length, 30);
-  t.match(await store.authenticate({ user: 'agent', pass: 'right-pw-0001' }, '10.0.0.66'), { code: 'EGR_LIMIT_RATE' }, 'then the address is throttled, the right password included (it is not cached)');
+  t.match(
+    await store.authenticate({ user: 'agent', pass: 'right-pw-0001' }, '10.0.0.66'),
+    { code: 'EGR_LIMIT_RATE' },
+    'then the address is throttled, the right password included (it is not cached)',
+  );
   t.equal(held.calls.length, 30, 'without any scrypt work');
 });
 
-t.test('checks in progress are bounded per address and in total; waiting checks are taken address by address', async (t) => {
-  const { store, held } = await storeWith({ agent: { passwordHash: FAKE_HASH }, other: { passwordHash: FAKE_HASH } }, { authFailuresPerMinute: 1000 }, { running: 2, total: 6, perSource: 4 });
-  const flood = Array.from({ length: 20 }, (_, i) => store.authenticate({ user: 'agent', pass: `guess-${i}` }, '10.0.0.1').then(outcome));
-  await flush();
-  t.equal(held.calls.length, 2, 'two run, two wait');
-  const other = store.authenticate({ user: 'other', pass: 'right-pw-0002' }, '10.0.0.2').then(outcome);
-  const third = Array.from({ length: 3 }, (_, i) => store.authenticate({ user: 'agent', pass: `x-${i}` }, `10.0.0.${3 + i}`).then(outcome));
-  await flush();
-  held.calls[0]!.release();
-  await flush();
-  t.equal(held.calls[2]?.password, 'right-pw-0002', "the other address's check is next, ahead of the flood's waiting ones");
-  await held.releaseAll();
-  const results = await Promise.all(flood);
-  t.equal(results.filter((c) => c === 'EGR_LIMIT_RATE').length, 16, '16 of 20 refused at once: 4 per address');
-  t.equal(await other, 'ok');
-  t.same(await Promise.all(third), ['EGR_AUTH_INVALID', 'EGR_LIMIT_RATE', 'EGR_LIMIT_RATE'], 'the total bound (6) refuses the rest');
-});
-
-t.test('while an address is throttled, a cached credential and a valid run token still pass; identical checks share one run', async (t) => {
-  const { store, held } = await storeWith({ agent: { passwordHash: FAKE_HASH } }, { authFailuresPerMinute: 3 });
-  const good = store.authenticate({ user: 'agent', pass: 'right-pw-0001' }, '10.0.0.1');
-  const same = store.authenticate({ user: 'agent', pass: 'right-pw-0001' }, '10.0.0.1');
-  await flush();
-  t.equal(held.calls.length, 1, 'two concurrent checks of one credential: one scrypt run');
-  await held.releaseAll();
-  t.same([outcome(await good), outcome(await same)], ['ok', 'ok']);
-  for (let i = 0; i < 3; i++) {
-    const p = store.authenticate({ user: 'agent', pass: `guess-${i}` }, '10.0.0.1');
+t.test(
+  'checks in progress are bounded per address and in total; waiting checks are taken address by address',
+  async (t) => {
+    const { store, held } = await storeWith(
+      { agent: { passwordHash: FAKE_HASH }, other: { passwordHash: FAKE_HASH } },
+      { authFailuresPerMinute: 1000 },
+      { running: 2, total: 6, perSource: 4 },
+    );
+    const flood = Array.from({ length: 20 }, (_, i) =>
+      store.authenticate({ user: 'agent', pass: `guess-${i}` }, '10.0.0.1').then(outcome),
+    );
     await flush();
+    t.equal(held.calls.length, 2, 'two run, two wait');
+    const other = store.authenticate({ user: 'other', pass: 'right-pw-0002' }, '10.0.0.2').then(outcome);
+    const third = Array.from({ length: 3 }, (_, i) =>
+      store.authenticate({ user: 'agent', pass: `x-${i}` }, `10.0.0.${3 + i}`).then(outcome),
+    );
+    await flush();
+    held.calls[0]!.release();
+    await flush();
+    t.equal(
+      held.calls[2]?.password,
+      'right-pw-0002',
+      "the other address's check is next, ahead of the flood's waiting ones",
+    );
     await held.releaseAll();
-    t.equal(outcome(await p), 'EGR_AUTH_INVALID');
-  }
-  t.equal(outcome(await store.authenticate({ user: 'agent', pass: 'guess-9' }, '10.0.0.1')), 'EGR_LIMIT_RATE', 'the address is throttled');
-  const runs = held.calls.length;
-  t.equal(outcome(await store.authenticate({ user: 'agent', pass: 'right-pw-0001' }, '10.0.0.1')), 'ok', "another client's failures do not lock out a verified credential");
-  const token = issueToken(KEY, { sub: 'agent', ttlS: 60, nowS: 1000 });
-  t.equal(outcome(await store.authenticate({ user: 'agent', pass: token }, '10.0.0.1')), 'ok', 'nor a valid run token');
-  t.equal(outcome(await store.authenticate({ user: 'agent', pass: `${token}x` }, '10.0.0.1')), 'EGR_LIMIT_RATE', 'an invalid one is throttled');
-  t.equal(outcome(await store.authenticate('malformed', '10.0.0.1')), 'EGR_LIMIT_RATE', 'and so are malformed credentials');
-  t.equal(held.calls.length, runs, 'none of it ran scrypt');
-});
+    const results = await Promise.all(flood);
+    t.equal(results.filter((c) => c === 'EGR_LIMIT_RATE').length, 16, '16 of 20 refused at once: 4 per address');
+    t.equal(await other, 'ok');
+    t.same(
+      await Promise.all(third),
+      ['EGR_AUTH_INVALID', 'EGR_LIMIT_RATE', 'EGR_LIMIT_RATE'],
+      'the total bound (6) refuses the rest',
+    );
+  },
+);
+
+t.test(
+  'while an address is throttled, a cached credential and a valid run token still pass; identical checks share one run',
+  async (t) => {
+    const { store, held } = await storeWith({ agent: { passwordHash: FAKE_HASH } }, { authFailuresPerMinute: 3 });
+    const good = store.authenticate({ user: 'agent', pass: 'right-pw-0001' }, '10.0.0.1');
+    const same = store.authenticate({ user: 'agent', pass: 'right-pw-0001' }, '10.0.0.1');
+    await flush();
+    t.equal(held.calls.length, 1, 'two concurrent checks of one credential: one scrypt run');
+    await held.releaseAll();
+    t.same([outcome(await good), outcome(await same)], ['ok', 'ok']);
+    for (let i = 0; i < 3; i++) {
+      const p = store.authenticate({ user: 'agent', pass: `guess-${i}` }, '10.0.0.1');
+      await flush();
+      await held.releaseAll();
+      t.equal(outcome(await p), 'EGR_AUTH_INVALID');
+    }
+    t.equal(
+      outcome(await store.authenticate({ user: 'agent', pass: 'guess-9' }, '10.0.0.1')),
+      'EGR_LIMIT_RATE',
+      'the address is throttled',
+    );
+    const runs = held.calls.length;
+    t.equal(
+      outcome(await store.authenticate({ user: 'agent', pass: 'right-pw-0001' }, '10.0.0.1')),
+      'ok',
+      "another client's failures do not lock out a verified credential",
+    );
+    const token = issueToken(KEY, { sub: 'agent', ttlS: 60, nowS: 1000 });
+    t.equal(
+      outcome(await store.authenticate({ user: 'agent', pass: token }, '10.0.0.1')),
+      'ok',
+      'nor a valid run token',
+    );
+    t.equal(
+      outcome(await store.authenticate({ user: 'agent', pass: `${token}x` }, '10.0.0.1')),
+      'EGR_LIMIT_RATE',
+      'an invalid one is throttled',
+    );
+    t.equal(
+      outcome(await store.authenticate('malformed', '10.0.0.1')),
+      'EGR_LIMIT_RATE',
+      'and so are malformed credentials',
+    );
+    t.equal(held.calls.length, runs, 'none of it ran scrypt');
+  },
+);
 
 t.test('failures that need no scrypt work are counted too', async (t) => {
   const { store } = await storeWith({ agent: { passwordHash: FAKE_HASH } }, { authFailuresPerMinute: 2 });
   t.equal(outcome(await store.authenticate('malformed', '10.0.0.7')), 'EGR_AUTH_INVALID');
-  t.equal(outcome(await store.authenticate({ user: 'agent', pass: 'sluice.v1.bad.token' }, '10.0.0.7')), 'EGR_AUTH_INVALID');
+  t.equal(
+    outcome(await store.authenticate({ user: 'agent', pass: 'sluice.v1.bad.token' }, '10.0.0.7')),
+    'EGR_AUTH_INVALID',
+  );
   t.equal(outcome(await store.authenticate('malformed', '10.0.0.7')), 'EGR_LIMIT_RATE');
-  t.equal(outcome(await store.authenticate(null, '10.0.0.7')), 'EGR_AUTH_REQUIRED', 'no credentials at all is the first leg of proxy auth, never throttled');
+  t.equal(
+    outcome(await store.authenticate(null, '10.0.0.7')),
+    'EGR_AUTH_REQUIRED',
+    'no credentials at all is the first leg of proxy auth, never throttled',
+  );
 });
 
 async function waitUntil(check: () => boolean) {

@@ -26,7 +26,9 @@ if (isolate(t, import.meta.url)) {
     const h = await startSluice(t, worldConfig(w, { limits: { maxConnectionsPerIdentity: 1 } }));
     // Hold one tunnel open (the registry canary speaks TLS; the tunnel stays open waiting for a ClientHello).
     const s = connect(h.port, '127.0.0.1');
-    s.write(`CONNECT registry.test:443 HTTP/1.1\r\nHost: registry.test:443\r\nProxy-Authorization: ${basic('agent', PASSWORD)}\r\n\r\n`);
+    s.write(
+      `CONNECT registry.test:443 HTTP/1.1\r\nHost: registry.test:443\r\nProxy-Authorization: ${basic('agent', PASSWORD)}\r\n\r\n`,
+    );
     await new Promise((r) => s.once('data', r));
     const second = await viaProxy(h.port, { url: `${pub}/` });
     t.equal(second.status, 429);
@@ -39,7 +41,11 @@ if (isolate(t, import.meta.url)) {
 
   t.test('failed credentials are throttled per source address', async (t) => {
     const h = await startSluice(t, worldConfig(w, { limits: { authFailuresPerMinute: 3 } }));
-    for (let i = 0; i < 3; i++) t.equal(codeOf(await viaProxy(h.port, { url: `${pub}/`, auth: basic('agent', `guess-${i}`) })), 'EGR_AUTH_INVALID');
+    for (let i = 0; i < 3; i++)
+      t.equal(
+        codeOf(await viaProxy(h.port, { url: `${pub}/`, auth: basic('agent', `guess-${i}`) })),
+        'EGR_AUTH_INVALID',
+      );
     const throttled = await viaProxy(h.port, { url: `${pub}/`, auth: basic('agent', 'guess-4') });
     t.equal(throttled.status, 429);
     t.equal(codeOf(throttled), 'EGR_LIMIT_RATE');
@@ -52,16 +58,19 @@ if (isolate(t, import.meta.url)) {
     const slow: Socket[] = [];
     let closed = 0;
     await Promise.all(
-      Array.from({ length: 2000 }, () =>
-        new Promise<void>((resolve) => {
-          const s = connect(h.port, '127.0.0.1', () => {
-            s.write(`GET ${pub}/ HTTP/1.1\r\nHost: public.test\r\n`);
-            resolve();
-          });
-          s.on('error', () => undefined);
-          s.on('close', () => closed++);
-          slow.push(s);
-        })),
+      Array.from(
+        { length: 2000 },
+        () =>
+          new Promise<void>((resolve) => {
+            const s = connect(h.port, '127.0.0.1', () => {
+              s.write(`GET ${pub}/ HTTP/1.1\r\nHost: public.test\r\n`);
+              resolve();
+            });
+            s.on('error', () => undefined);
+            s.on('close', () => closed++);
+            slow.push(s);
+          }),
+      ),
     );
     // Trickle a header byte now and then, as slowloris does, so only the header timeout can end them.
     const trickle = setInterval(() => {
@@ -71,8 +80,13 @@ if (isolate(t, import.meta.url)) {
       clearInterval(trickle);
       for (const s of slow) s.destroy();
     });
-    const served = await Promise.all(Array.from({ length: 20 }, (_, i) => viaProxy(h.port, { url: `${pub}/real-${i}` })));
-    t.ok(served.every((r) => r.status === 200), 'normal requests are served while 2,000 sockets dawdle');
+    const served = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => viaProxy(h.port, { url: `${pub}/real-${i}` })),
+    );
+    t.ok(
+      served.every((r) => r.status === 200),
+      'normal requests are served while 2,000 sockets dawdle',
+    );
     await waitFor(() => closed === 2000, 20_000);
     t.equal(closed, 2000, 'every slow socket was closed by the header timeout');
     t.equal((await viaProxy(h.port, { url: `${pub}/after` })).status, 200);

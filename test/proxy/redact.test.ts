@@ -55,8 +55,16 @@ const SECRET_PATHS: [string, string, string][] = [
   // [what, path, the secret part]
   ['Slack webhook', '/services/T0123ABCD/B0456EFGH/Ab3dEf6hIj9kLm2nOp5qRs8t', 'Ab3dEf6hIj9kLm2nOp5qRs8t'],
   ['Slack webhook, letters only', '/services/T0123ABCD/B0456EFGH/XyZaBcDEFgHiJkLmNoPqRsTu', 'XyZaBcDEFgHiJkLmNoPqRsTu'],
-  ['Telegram bot token', '/bot123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw/sendMessage', 'AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw'],
-  ['Discord webhook', '/api/webhooks/123456789012345678/AbCdEf-GhIjKl_MnOpQr-StUvWx_Yz0123456789AbCdEfGhIjKlMnOpQrStUvWxYz01', 'AbCdEf-GhIjKl'],
+  [
+    'Telegram bot token',
+    '/bot123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw/sendMessage',
+    'AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw',
+  ],
+  [
+    'Discord webhook',
+    '/api/webhooks/123456789012345678/AbCdEf-GhIjKl_MnOpQr-StUvWx_Yz0123456789AbCdEfGhIjKlMnOpQrStUvWxYz01',
+    'AbCdEf-GhIjKl',
+  ],
   ['GitHub token in a path', '/hook/ghp_abcdefghijklmnopqrstuvwxyz0123456789', 'ghp_abc'],
   ['JWT in a path', '/auth/eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.SflKxwRJSMeKKF2QT4fwpM/x', 'eyJhbGci'],
   ['percent-encoded token', '/k/Ab3dEf6hIj9kLm2nOp5qRs8t%3D%3D', 'Ab3dEf6hIj9kLm2nOp5qRs8t'],
@@ -72,7 +80,21 @@ const SECRET_PATHS: [string, string, string][] = [
 ];
 
 t.test('path redaction: ordinary paths stay readable', async (t) => {
-  for (const p of READABLE) t.equal(pathForLog(p), p.includes('?') ? p.replace(/\?(.*)$/, (_, q: string) => `?${q.split('&').map((k) => `${k}=`).join('&')}`) : p, p);
+  for (const p of READABLE)
+    t.equal(
+      pathForLog(p),
+      p.includes('?')
+        ? p.replace(
+            /\?(.*)$/,
+            (_, q: string) =>
+              `?${q
+                .split('&')
+                .map((k) => `${k}=`)
+                .join('&')}`,
+          )
+        : p,
+      p,
+    );
 });
 
 t.test('path redaction: secrets in paths, matrix parameters and key-only queries never reach the log', async (t) => {
@@ -81,10 +103,22 @@ t.test('path redaction: secrets in paths, matrix parameters and key-only queries
     t.notOk(out.includes(secret), `${what}: ${out}`);
     t.notOk(out.toLowerCase().includes(secret.toLowerCase().slice(0, 10)), `${what}: no prefix of it either`);
   }
-  t.equal(pathForLog('/services/T0123ABCD/B0456EFGH/Ab3dEf6hIj9kLm2nOp5qRs8t'), '/services/T0123ABCD/B0456EFGH/[redacted]', 'only the secret segment goes');
-  t.equal(pathForLog('/app;jsessionid=ABC123;token=XYZ/x'), '/app;jsessionid=;token=/x', 'matrix parameters: names kept, values dropped');
+  t.equal(
+    pathForLog('/services/T0123ABCD/B0456EFGH/Ab3dEf6hIj9kLm2nOp5qRs8t'),
+    '/services/T0123ABCD/B0456EFGH/[redacted]',
+    'only the secret segment goes',
+  );
+  t.equal(
+    pathForLog('/app;jsessionid=ABC123;token=XYZ/x'),
+    '/app;jsessionid=;token=/x',
+    'matrix parameters: names kept, values dropped',
+  );
   t.equal(pathForLog('/hook?a8Fk3jD9sLq2Wm4nZx7cVb1&raw'), '/hook?[redacted]&raw=');
-  t.equal(pathForLog(`/${'Ab3dEf6hIj9kLm2nOp5qRs8t'.repeat(30)}`).startsWith('/[redacted]'), true, 'a long secret is judged before the cap cuts it');
+  t.equal(
+    pathForLog(`/${'Ab3dEf6hIj9kLm2nOp5qRs8t'.repeat(30)}`).startsWith('/[redacted]'),
+    true,
+    'a long secret is judged before the cap cuts it',
+  );
 });
 
 // A seeded generator: the rates below are facts about these strings, not a test that can flake.
@@ -97,7 +131,9 @@ function randomStrings(alphabet: string, length: number, count: number, seed: nu
     z ^= z + Math.imul(z ^ (z >>> 7), z | 61);
     return ((z ^ (z >>> 14)) >>> 0) / 4294967296;
   };
-  return Array.from({ length: count }, () => Array.from({ length }, () => alphabet[Math.floor(next() * alphabet.length)]).join(''));
+  return Array.from({ length: count }, () =>
+    Array.from({ length }, () => alphabet[Math.floor(next() * alphabet.length)]).join(''),
+  );
 }
 
 t.test('path redaction: random tokens are caught at the documented rates', async (t) => {
@@ -121,47 +157,68 @@ t.test('path redaction: random tokens are caught at the documented rates', async
 t.test('operator patterns: what they match (or the groups in them) is redacted', async (t) => {
   t.equal(pathForLog('/internal/hooks/plainword/x', ['^/internal/hooks/([^/]+)']), '/internal/hooks/[redacted]/x');
   t.equal(pathForLog('/v1/keys/abc/def', ['^/v1/keys/[^/]+']), '[redacted]/def', 'without groups, the whole match');
-  t.equal(pathForLog('/other/plainword', ['^/internal/hooks/([^/]+)']), '/other/plainword', 'no match, nothing changes');
+  t.equal(
+    pathForLog('/other/plainword', ['^/internal/hooks/([^/]+)']),
+    '/other/plainword',
+    'no match, nothing changes',
+  );
 });
 
-t.test('operator patterns are validated: anchored, non-empty, compiled, and free of catastrophic backtracking', async (t) => {
-  const check = (patterns: unknown[]) => validateConfig({ log: { redactPaths: patterns } });
-  t.ok(check(['^/internal/hooks/([^/]+)', '^/services/T[A-Z0-9]+/B[A-Z0-9]+/([A-Za-z0-9]+)']).ok);
-  const rows: [string, RegExp][] = [
-    ['(a+)+$', /not anchored/],
-    ['^(a+)+$', /backtrack catastrophically/],
-    ['^/x/(\\d*\\d*\\d*)y', /backtrack catastrophically/],
-    ['^(x|x)*y', /backtrack catastrophically/],
-    ['^/a[', /not a regular expression/],
-    ['^x*', /matches the empty string/],
-  ];
-  for (const [pattern, message] of rows) {
-    const r = check([pattern]);
-    t.notOk(r.ok, pattern);
-    if (!r.ok) t.match(r.issues, [{ path: '/log/redactPaths/0', message, hint: /./ }], pattern);
-  }
-  t.notOk(check(Array.from({ length: 17 }, (_, i) => `^/p${i}/`)).ok, 'at most 16 patterns');
-  t.notOk(check([`^/${'a'.repeat(250)}`]).ok, 'at most 200 characters each');
-});
+t.test(
+  'operator patterns are validated: anchored, non-empty, compiled, and free of catastrophic backtracking',
+  async (t) => {
+    const check = (patterns: unknown[]) => validateConfig({ log: { redactPaths: patterns } });
+    t.ok(check(['^/internal/hooks/([^/]+)', '^/services/T[A-Z0-9]+/B[A-Z0-9]+/([A-Za-z0-9]+)']).ok);
+    const rows: [string, RegExp][] = [
+      ['(a+)+$', /not anchored/],
+      ['^(a+)+$', /backtrack catastrophically/],
+      ['^/x/(\\d*\\d*\\d*)y', /backtrack catastrophically/],
+      ['^(x|x)*y', /backtrack catastrophically/],
+      ['^/a[', /not a regular expression/],
+      ['^x*', /matches the empty string/],
+    ];
+    for (const [pattern, message] of rows) {
+      const r = check([pattern]);
+      t.notOk(r.ok, pattern);
+      if (!r.ok) t.match(r.issues, [{ path: '/log/redactPaths/0', message, hint: /./ }], pattern);
+    }
+    t.notOk(check(Array.from({ length: 17 }, (_, i) => `^/p${i}/`)).ok, 'at most 16 patterns');
+    t.notOk(check([`^/${'a'.repeat(250)}`]).ok, 'at most 200 characters each');
+  },
+);
 
-t.test('the audit record never needs path redaction (it is logged without pino redact: log-destination.ts)', async (t) => {
-  const { FIELD, createAudit } = await import('../../proxy/ops/audit.js');
-  const { REDACT_PATHS } = await import('../../proxy/ops/redact.js');
-  // A path applies to a key it names at the top, or (with `*.`) to any top-level key holding an object.
-  const heads = new Set(REDACT_PATHS.map((p) => p.split(/[.[]/)[0]));
-  t.ok(heads.has('*'), 'some paths are wildcards: the record must hold no objects at all');
-  for (const name of Object.values(FIELD)) t.notOk(heads.has(name), `${name} is not redacted by path`);
-  const lines: Record<string, unknown>[] = [];
-  const logger = { info: (o: Record<string, unknown>) => lines.push(o), warn: (o: Record<string, unknown>) => lines.push(o), error: (o: Record<string, unknown>) => lines.push(o) };
-  const audit = createAudit({ logger: logger as never, nowMs: () => 0 });
-  const r = audit.begin('http', '127.0.0.1:1');
-  Object.assign(r, { identity: 'agent', method: 'GET', targetHost: 'example.com', targetPort: 80, targetPath: '/a?b=c', detail: 'x' });
-  audit.end(r);
-  audit.denied(r, { code: 'EGR_DENY_WRITE', rule: 'r', detail: 'd' } as never);
-  audit.end(r);
-  t.equal(lines.length, 2);
-  for (const line of lines) {
-    t.same(Object.keys(line).sort(), Object.values(FIELD).sort(), 'exactly the FIELD names');
-    for (const [k, v] of Object.entries(line)) t.ok(v === null || typeof v !== 'object', `${k} holds a primitive`);
-  }
-});
+t.test(
+  'the audit record never needs path redaction (it is logged without pino redact: log-destination.ts)',
+  async (t) => {
+    const { FIELD, createAudit } = await import('../../proxy/ops/audit.js');
+    const { REDACT_PATHS } = await import('../../proxy/ops/redact.js');
+    // A path applies to a key it names at the top, or (with `*.`) to any top-level key holding an object.
+    const heads = new Set(REDACT_PATHS.map((p) => p.split(/[.[]/)[0]));
+    t.ok(heads.has('*'), 'some paths are wildcards: the record must hold no objects at all');
+    for (const name of Object.values(FIELD)) t.notOk(heads.has(name), `${name} is not redacted by path`);
+    const lines: Record<string, unknown>[] = [];
+    const logger = {
+      info: (o: Record<string, unknown>) => lines.push(o),
+      warn: (o: Record<string, unknown>) => lines.push(o),
+      error: (o: Record<string, unknown>) => lines.push(o),
+    };
+    const audit = createAudit({ logger: logger as never, nowMs: () => 0 });
+    const r = audit.begin('http', '127.0.0.1:1');
+    Object.assign(r, {
+      identity: 'agent',
+      method: 'GET',
+      targetHost: 'example.com',
+      targetPort: 80,
+      targetPath: '/a?b=c',
+      detail: 'x',
+    });
+    audit.end(r);
+    audit.denied(r, { code: 'EGR_DENY_WRITE', rule: 'r', detail: 'd' } as never);
+    audit.end(r);
+    t.equal(lines.length, 2);
+    for (const line of lines) {
+      t.same(Object.keys(line).sort(), Object.values(FIELD).sort(), 'exactly the FIELD names');
+      for (const [k, v] of Object.entries(line)) t.ok(v === null || typeof v !== 'object', `${k} holds a primitive`);
+    }
+  },
+);

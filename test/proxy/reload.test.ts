@@ -60,7 +60,10 @@ t.test('the watch applies a settled change, and remembers the bytes it validated
   t.match(await s.reloader.reload('sighup'), { ok: true });
   t.equal(denied(s.current()), 'b.test', 'the signalled reload applied what it read');
   s.reloader.watch(10, 20);
-  t.ok(await eventually(() => denied(s.current()) === 'c.test'), 'the write that landed after the read is applied by the watch');
+  t.ok(
+    await eventually(() => denied(s.current()) === 'c.test'),
+    'the write that landed after the read is applied by the watch',
+  );
 });
 
 t.test('a half-written file is never swapped in', async (t) => {

@@ -44,7 +44,11 @@ t.test('TTL cache with min/max, in-flight de-duplication, failures', async (t) =
   t.match(await r.resolve('v6only.test'), { addresses: ['2001:db8::2'] }, 'one family is enough');
 
   dns.set('chain.test', { cname: 'a.test' });
-  t.match(await r.resolve('chain.test'), { addresses: ['192.0.2.1', '2001:db8::1'] }, 'CNAMEs are followed to the final addresses');
+  t.match(
+    await r.resolve('chain.test'),
+    { addresses: ['192.0.2.1', '2001:db8::1'] },
+    'CNAMEs are followed to the final addresses',
+  );
 });
 
 t.test('the resolver never reads /etc/hosts', async (t) => {

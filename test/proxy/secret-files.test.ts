@@ -20,7 +20,8 @@ const config = (raw: Record<string, unknown>) => {
   if (!r.ok) throw new Error(JSON.stringify(r.issues));
   return r.config;
 };
-const brief = (issues: readonly ConfigIssue[]) => issues.map((i) => `${i.severity} ${i.path}: ${i.message.replace(dir, 'DIR')}`);
+const brief = (issues: readonly ConfigIssue[]) =>
+  issues.map((i) => `${i.severity} ${i.path}: ${i.message.replace(dir, 'DIR')}`);
 
 const pki = testPki(['files.test']);
 const key = file('key', `${'k'.repeat(48)}\n`);
@@ -29,7 +30,12 @@ const ca = file('ca.pem', pki.caPem);
 mkdirSync(join(dir, 'kill'));
 
 t.test('good files: no issues, and the readers return their contents', async (t) => {
-  const c = config({ tokens: { keyFile: key }, admin: { tokenFile: adminToken }, upstream: { caFile: ca }, killSwitch: { file: join(dir, 'kill', 'switch') } });
+  const c = config({
+    tokens: { keyFile: key },
+    admin: { tokenFile: adminToken },
+    upstream: { caFile: ca },
+    killSwitch: { file: join(dir, 'kill', 'switch') },
+  });
   t.same(fileIssues(c, { production: true }), []);
   t.equal(readTokenKey(c)?.toString(), 'k'.repeat(48), 'trailing newline trimmed');
   t.equal(readAdminToken(c)?.toString(), 'a'.repeat(32));
@@ -68,14 +74,23 @@ t.test('contents: key length, admin token length, certificates that do not parse
   ]);
   t.match(issues[2], /^error \/upstream\/caFile: DIR\/broken\.pem: certificate 2 does not parse/);
   t.equal(fileIssues(c, { production: true })[1]!.severity, 'error', 'a short admin token is an error in production');
-  t.throws(() => readTokenKey(c), { code: 'SLUICE_ERR_CONFIG', message: /short-key: holds 31 bytes of key/ }, 'the runtime reader refuses it, saying the same');
+  t.throws(
+    () => readTokenKey(c),
+    { code: 'SLUICE_ERR_CONFIG', message: /short-key: holds 31 bytes of key/ },
+    'the runtime reader refuses it, saying the same',
+  );
 });
 
 t.test('not a regular file, and unreadable (injected: root reads anything)', async (t) => {
   const c = config({ tokens: { keyFile: dir }, admin: { tokenFile: '/secret/admin' } });
   const issues = fileIssues(c, {
     production: false,
-    inspect: (p, read) => (p === '/secret/admin' ? { kind: 'unreadable', code: 'EACCES' } : p === dir ? { kind: 'directory', mode: 0o40755 } : { kind: 'file', mode: 0o100600, bytes: read ? Buffer.from('x') : null }),
+    inspect: (p, read) =>
+      p === '/secret/admin'
+        ? { kind: 'unreadable', code: 'EACCES' }
+        : p === dir
+          ? { kind: 'directory', mode: 0o40755 }
+          : { kind: 'file', mode: 0o100600, bytes: read ? Buffer.from('x') : null },
   });
   t.same(brief(issues), [
     'error /tokens/keyFile: DIR: not a regular file',
@@ -85,9 +100,16 @@ t.test('not a regular file, and unreadable (injected: root reads anything)', asy
 });
 
 t.test('permissions: a secret others can write is an error in production, a warning otherwise', async (t) => {
-  const c = config({ tokens: { keyFile: file('open-key', 'k'.repeat(48), 0o666) }, admin: { tokenFile: file('ro-admin', 'a'.repeat(32), 0o444) } });
-  t.same(brief(fileIssues(c, { production: true })), ['error /tokens/keyFile: DIR/open-key: writable by group or others (mode 666)']);
-  t.same(brief(fileIssues(c, { production: false })), ['warning /tokens/keyFile: DIR/open-key: writable by group or others (mode 666)']);
+  const c = config({
+    tokens: { keyFile: file('open-key', 'k'.repeat(48), 0o666) },
+    admin: { tokenFile: file('ro-admin', 'a'.repeat(32), 0o444) },
+  });
+  t.same(brief(fileIssues(c, { production: true })), [
+    'error /tokens/keyFile: DIR/open-key: writable by group or others (mode 666)',
+  ]);
+  t.same(brief(fileIssues(c, { production: false })), [
+    'warning /tokens/keyFile: DIR/open-key: writable by group or others (mode 666)',
+  ]);
 });
 
 t.test('the kill-switch file: engaged now, or its directory is a file', async (t) => {
@@ -95,5 +117,7 @@ t.test('the kill-switch file: engaged now, or its directory is a file', async (t
   t.same(brief(fileIssues(config({ killSwitch: { file: engaged } }), { production: false })), [
     'warning /killSwitch/file: DIR/engaged exists: the kill switch is engaged and every request will be denied',
   ]);
-  t.match(brief(fileIssues(config({ killSwitch: { file: join(engaged, 'x') } }), { production: false })), [/DIR\/engaged: not a directory/]);
+  t.match(brief(fileIssues(config({ killSwitch: { file: join(engaged, 'x') } }), { production: false })), [
+    /DIR\/engaged: not a directory/,
+  ]);
 });

@@ -19,21 +19,32 @@ const socksCount = (h: Harness, code: Code | null) =>
   h.decisions().filter((d) => d[FIELD.listener] === 'socks5' && d.code === code).length;
 
 /** Runs curl without blocking the event loop (Sluice runs in this process). */
-function curl(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+function curl(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile('curl', ['-sS', '--max-time', '10', ...args], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env } }, (err, stdout, stderr) => {
-      resolve({ code: err ? Number((err as { code?: unknown }).code ?? -1) : 0, stdout, stderr });
-    });
+    execFile(
+      'curl',
+      ['-sS', '--max-time', '10', ...args],
+      { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env } },
+      (err, stdout, stderr) => {
+        resolve({ code: err ? Number((err as { code?: unknown }).code ?? -1) : 0, stdout, stderr });
+      },
+    );
   });
 }
 
 if (isolate(t, import.meta.url)) {
   const w = await buildWorld(t);
   w.dns.set('internal-registry.test', { a: ['10.0.0.1'] });
-  const h = await startSluice(t, worldConfig(w, {
-    listen: { http: '127.0.0.1:0', socks5: '127.0.0.1:0', admin: null },
-    registries: ['registry.test', 'internal-registry.test', 'nxdomain-registry.test'],
-  }));
+  const h = await startSluice(
+    t,
+    worldConfig(w, {
+      listen: { http: '127.0.0.1:0', socks5: '127.0.0.1:0', admin: null },
+      registries: ['registry.test', 'internal-registry.test', 'nxdomain-registry.test'],
+    }),
+  );
   const proxy = { host: '127.0.0.1', port: h.socks5Port!, type: 5 as const };
   const key = Buffer.from(readFileSync(w.tokenKeyFile, 'utf8').trim());
   const nowS = Math.floor(Date.now() / 1000);
@@ -64,7 +75,12 @@ if (isolate(t, import.meta.url)) {
   /** BIND is only reachable through the client's event API. */
   function bindViaSocks(): Promise<string> {
     return new Promise((resolve) => {
-      const c = new SocksClient({ proxy: { ...proxy, userId: AGENT.user, password: AGENT.pass }, command: 'bind', destination: { host: '0.0.0.0', port: 0 }, timeout: 5000 });
+      const c = new SocksClient({
+        proxy: { ...proxy, userId: AGENT.user, password: AGENT.pass },
+        command: 'bind',
+        destination: { host: '0.0.0.0', port: 0 },
+        timeout: 5000,
+      });
       c.on('error', (err: Error) => resolve(`error: ${err.message}`));
       c.on('bound', () => resolve('bound'));
       c.connect();
@@ -76,20 +92,53 @@ if (isolate(t, import.meta.url)) {
     t.match(await viaSocks('registry.test', 443), through, 'a registry');
     t.match(await viaSocks('gh.test', 443), through, 'an integration with tunnel: true');
     t.match(await viaSocks('registry.test', 443, { user: 'agent', pass: runToken }), through, 'with a run token');
-    const rec = await waitFor(() => h.decisions().find((d) => d[FIELD.listener] === 'socks5' && d.run !== null && d.verdict === 'allow'));
-    t.match(rec, { method: 'CONNECT', identity: 'agent', 'target.host': 'registry.test', rule: 'registries', 'dial.address': '127.0.0.4' });
+    const rec = await waitFor(() =>
+      h.decisions().find((d) => d[FIELD.listener] === 'socks5' && d.run !== null && d.verdict === 'allow'),
+    );
+    t.match(rec, {
+      method: 'CONNECT',
+      identity: 'agent',
+      'target.host': 'registry.test',
+      rule: 'registries',
+      'dial.address': '127.0.0.4',
+    });
   });
 
   t.test('socks (npm): refusals', async (t) => {
     const rows: [string, () => Promise<string>, RegExp, Code][] = [
-      ['a host that is not a registry', () => viaSocks('public.test', 443), /rejected connection - NotAllowed/, 'EGR_DENY_TUNNEL'],
-      ['a registry name resolving to a private address', () => viaSocks('internal-registry.test', 443), /NotAllowed/, 'EGR_DENY_ADDRESS_PRIVATE'],
+      [
+        'a host that is not a registry',
+        () => viaSocks('public.test', 443),
+        /rejected connection - NotAllowed/,
+        'EGR_DENY_TUNNEL',
+      ],
+      [
+        'a registry name resolving to a private address',
+        () => viaSocks('internal-registry.test', 443),
+        /NotAllowed/,
+        'EGR_DENY_ADDRESS_PRIVATE',
+      ],
       ['a private literal (ATYP IPv4)', () => viaSocks('10.0.0.1', 443), /NotAllowed/, 'EGR_DENY_IP_LITERAL'],
       ['the metadata literal', () => viaSocks('169.254.169.254', 80), /NotAllowed/, 'EGR_DENY_IP_LITERAL'],
       ['an IPv6 literal (ATYP IPv6)', () => viaSocks('::1', 443), /NotAllowed/, 'EGR_DENY_IP_LITERAL'],
-      ['a registry name that does not resolve', () => viaSocks('nxdomain-registry.test', 443), /HostUnreachable/, 'EGR_FAIL_DNS'],
-      ['bad credentials', () => viaSocks('registry.test', 443, { user: 'agent', pass: 'wrong' }), /Authentication failed/, 'EGR_AUTH_INVALID'],
-      ['an expired run token', () => viaSocks('registry.test', 443, { user: 'agent', pass: expired }), /Authentication failed/, 'EGR_AUTH_EXPIRED'],
+      [
+        'a registry name that does not resolve',
+        () => viaSocks('nxdomain-registry.test', 443),
+        /HostUnreachable/,
+        'EGR_FAIL_DNS',
+      ],
+      [
+        'bad credentials',
+        () => viaSocks('registry.test', 443, { user: 'agent', pass: 'wrong' }),
+        /Authentication failed/,
+        'EGR_AUTH_INVALID',
+      ],
+      [
+        'an expired run token',
+        () => viaSocks('registry.test', 443, { user: 'agent', pass: expired }),
+        /Authentication failed/,
+        'EGR_AUTH_EXPIRED',
+      ],
       ['BIND', bindViaSocks, /CommandNotSupported/, 'EGR_UNSUPPORTED'],
     ];
     const hits = w.forbiddenHits();
@@ -114,18 +163,50 @@ if (isolate(t, import.meta.url)) {
     t.equal(ok.code, 0, ok.stderr);
     t.match(ok.stdout, /canary GET \/pkg/);
 
-    const env = await curl(['--cacert', caFile, 'https://registry.test/env'], { ALL_PROXY: `socks5h://agent:${AGENT.pass}@127.0.0.1:${h.socks5Port}` });
+    const env = await curl(['--cacert', caFile, 'https://registry.test/env'], {
+      ALL_PROXY: `socks5h://agent:${AGENT.pass}@127.0.0.1:${h.socks5Port}`,
+    });
     t.equal(env.code, 0, `ALL_PROXY=socks5h://…: ${env.stderr}`);
     t.match(env.stdout, /canary GET \/env/);
 
     // curl prints the REP byte it got in parentheses; exit 97 is CURLE_PROXY.
     const rows: [string, string[], RegExp, Code][] = [
-      ['denied host', [...user(AGENT.pass), 'https://public.test/'], /SOCKS5 connection to public\.test\. \(2\)/, 'EGR_DENY_TUNNEL'],
-      ['private by name', [...user(AGENT.pass), 'https://internal-registry.test/'], /\(2\)/, 'EGR_DENY_ADDRESS_PRIVATE'],
-      ['private by literal', [...user(AGENT.pass), 'https://10.0.0.1/'], /SOCKS5 connection to 10\.0\.0\.1\. \(2\)/, 'EGR_DENY_IP_LITERAL'],
-      ['metadata by literal', [...user(AGENT.pass), 'http://169.254.169.254/latest/meta-data/'], /\(2\)/, 'EGR_DENY_IP_LITERAL'],
-      ['bad credentials', [...user('wrong'), 'https://registry.test/'], /User was rejected by the SOCKS5 server/, 'EGR_AUTH_INVALID'],
-      ['expired run token', [...user(expired), 'https://registry.test/'], /User was rejected by the SOCKS5 server/, 'EGR_AUTH_EXPIRED'],
+      [
+        'denied host',
+        [...user(AGENT.pass), 'https://public.test/'],
+        /SOCKS5 connection to public\.test\. \(2\)/,
+        'EGR_DENY_TUNNEL',
+      ],
+      [
+        'private by name',
+        [...user(AGENT.pass), 'https://internal-registry.test/'],
+        /\(2\)/,
+        'EGR_DENY_ADDRESS_PRIVATE',
+      ],
+      [
+        'private by literal',
+        [...user(AGENT.pass), 'https://10.0.0.1/'],
+        /SOCKS5 connection to 10\.0\.0\.1\. \(2\)/,
+        'EGR_DENY_IP_LITERAL',
+      ],
+      [
+        'metadata by literal',
+        [...user(AGENT.pass), 'http://169.254.169.254/latest/meta-data/'],
+        /\(2\)/,
+        'EGR_DENY_IP_LITERAL',
+      ],
+      [
+        'bad credentials',
+        [...user('wrong'), 'https://registry.test/'],
+        /User was rejected by the SOCKS5 server/,
+        'EGR_AUTH_INVALID',
+      ],
+      [
+        'expired run token',
+        [...user(expired), 'https://registry.test/'],
+        /User was rejected by the SOCKS5 server/,
+        'EGR_AUTH_EXPIRED',
+      ],
       ['no credentials', ['https://registry.test/'], /No authentication method was acceptable/, 'EGR_AUTH_REQUIRED'],
     ];
     const hits = w.forbiddenHits();

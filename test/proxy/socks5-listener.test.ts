@@ -15,7 +15,11 @@ import { captureLogs } from '../helpers/log-capture.js';
 import { buildWorld, worldConfig } from '../helpers/world.js';
 
 const b = (...parts: (number | string | number[] | Buffer)[]) =>
-  Buffer.concat(parts.map((p) => (typeof p === 'number' ? Buffer.from([p]) : typeof p === 'string' ? Buffer.from(p, 'utf8') : Buffer.from(p))));
+  Buffer.concat(
+    parts.map((p) =>
+      typeof p === 'number' ? Buffer.from([p]) : typeof p === 'string' ? Buffer.from(p, 'utf8') : Buffer.from(p),
+    ),
+  );
 const port16 = (p: number) => [p >> 8, p & 0xff];
 const GREETING = b(5, 2, 0, 2);
 const userPass = (user: string, pass: string) => b(1, Buffer.byteLength(user), user, Buffer.byteLength(pass), pass);
@@ -75,13 +79,23 @@ if (isolate(t, import.meta.url)) {
   w.dns.set('internal-registry.test', { a: ['10.0.0.1'] });
   w.dns.set('meta-registry.test', { a: ['169.254.169.254'] });
   w.dns.set('mixed-registry.test', { a: ['127.0.0.4', '10.0.0.1'] });
-  const h = await startSluice(t, worldConfig(w, {
-    listen: { http: '127.0.0.1:0', socks5: '127.0.0.1:0', admin: null },
-    registries: ['registry.test', 'internal-registry.test', 'meta-registry.test', 'mixed-registry.test', 'nxdomain-registry.test'],
-    limits: { headersTimeoutMs: 1000, idleTimeoutMs: 60000, maxHeaderBytes: 16384 },
-  }));
+  const h = await startSluice(
+    t,
+    worldConfig(w, {
+      listen: { http: '127.0.0.1:0', socks5: '127.0.0.1:0', admin: null },
+      registries: [
+        'registry.test',
+        'internal-registry.test',
+        'meta-registry.test',
+        'mixed-registry.test',
+        'nxdomain-registry.test',
+      ],
+      limits: { headersTimeoutMs: 1000, idleTimeoutMs: 60000, maxHeaderBytes: 16384 },
+    }),
+  );
   const port = h.socks5Port!;
-  const socksCount = (code: Code) => h.decisions().filter((d) => d[FIELD.listener] === 'socks5' && d.code === code).length;
+  const socksCount = (code: Code) =>
+    h.decisions().filter((d) => d[FIELD.listener] === 'socks5' && d.code === code).length;
 
   t.test('a registry tunnel: RFC 1929 success, a 10-byte reply, TLS end to end, one audit record', async (t) => {
     const c = await authed(t, port);
@@ -96,31 +110,51 @@ if (isolate(t, import.meta.url)) {
     for await (const chunk of tls) text += chunk;
     t.match(text, /^HTTP\/1\.1 200 [\s\S]*canary GET \/pkg/);
     const rec = await recordFor(h, (d) => d.rule === 'registries' && d.verdict === 'allow');
-    t.match(rec, { method: 'CONNECT', identity: 'agent', 'target.host': 'registry.test', 'target.port': 443, 'dial.address': '127.0.0.4', code: null });
+    t.match(rec, {
+      method: 'CONNECT',
+      identity: 'agent',
+      'target.host': 'registry.test',
+      'target.port': 443,
+      'dial.address': '127.0.0.4',
+      code: null,
+    });
     t.ok((rec['bytes.up'] as number) > 0 && (rec['bytes.down'] as number) > 0, 'bytes counted both ways');
     // The same canonical record as HTTP: same fields, only the listener differs.
-    await rawExchange(h.port, `CONNECT public.test:443 HTTP/1.1\r\nHost: public.test:443\r\nProxy-Authorization: ${AGENT_AUTH}\r\n\r\n`);
+    await rawExchange(
+      h.port,
+      `CONNECT public.test:443 HTTP/1.1\r\nHost: public.test:443\r\nProxy-Authorization: ${AGENT_AUTH}\r\n\r\n`,
+    );
     const http = await waitFor(() => h.decisions().find((d) => d[FIELD.listener] === 'http'));
-    t.same(Object.keys(rec).filter((k) => k !== 'time' && k !== 'pid' && k !== 'hostname').sort(),
-      Object.keys(http).filter((k) => k !== 'time' && k !== 'pid' && k !== 'hostname').sort(), 'same fields as an HTTP record');
+    t.same(
+      Object.keys(rec)
+        .filter((k) => k !== 'time' && k !== 'pid' && k !== 'hostname')
+        .sort(),
+      Object.keys(http)
+        .filter((k) => k !== 'time' && k !== 'pid' && k !== 'hostname')
+        .sort(),
+      'same fields as an HTTP record',
+    );
   });
 
-  t.test('an optimistic client: greeting, credentials, request and ClientHello in one write, nothing lost', async (t) => {
-    const hello = await realHello('registry.test');
-    const before = w.registry.connections;
-    const allowed = () => h.decisions().filter((d) => d[FIELD.listener] === 'socks5' && d.verdict === 'allow');
-    const seen = allowed().length;
-    const c = converse(port);
-    c.write(Buffer.concat([GREETING, AUTH, domain('registry.test'), hello]));
-    t.equal((await c.read(14)).toString('hex'), '0502' + '0100' + '05000001000000000000');
-    // The upstream answered the replayed ClientHello: a TLS handshake record came back through the tunnel.
-    const back = await c.read(3);
-    t.equal(back[0], 22, 'a TLS handshake record from the registry');
-    t.equal(w.registry.connections, before + 1);
-    c.socket.destroy();
-    const rec = await waitFor(() => allowed()[seen]);
-    t.equal(rec['bytes.up'], hello.length, 'exactly the early data went upstream');
-  });
+  t.test(
+    'an optimistic client: greeting, credentials, request and ClientHello in one write, nothing lost',
+    async (t) => {
+      const hello = await realHello('registry.test');
+      const before = w.registry.connections;
+      const allowed = () => h.decisions().filter((d) => d[FIELD.listener] === 'socks5' && d.verdict === 'allow');
+      const seen = allowed().length;
+      const c = converse(port);
+      c.write(Buffer.concat([GREETING, AUTH, domain('registry.test'), hello]));
+      t.equal((await c.read(14)).toString('hex'), '0502' + '0100' + '05000001000000000000');
+      // The upstream answered the replayed ClientHello: a TLS handshake record came back through the tunnel.
+      const back = await c.read(3);
+      t.equal(back[0], 22, 'a TLS handshake record from the registry');
+      t.equal(w.registry.connections, before + 1);
+      c.socket.destroy();
+      const rec = await waitFor(() => allowed()[seen]);
+      t.equal(rec['bytes.up'], hello.length, 'exactly the early data went upstream');
+    },
+  );
 
   t.test('a client that dribbles every byte separately is served the same', async (t) => {
     const c = converse(port);
@@ -169,7 +203,11 @@ if (isolate(t, import.meta.url)) {
       const c = await authed(t, port);
       c.write(request);
       const all = await c.closed();
-      t.equal(all.toString('hex'), '0100' + replyHex(code), `${name} → ${code} (REP 0x${CODES[code].socks.toString(16)})`);
+      t.equal(
+        all.toString('hex'),
+        '0100' + replyHex(code),
+        `${name} → ${code} (REP 0x${CODES[code].socks.toString(16)})`,
+      );
       await waitFor(() => socksCount(code) > before);
     }
     t.equal(w.forbiddenHits(), hits, 'no private or metadata canary was reached');
@@ -186,8 +224,16 @@ if (isolate(t, import.meta.url)) {
       ['wrong password', userPass('agent', 'wrong'), 'EGR_AUTH_INVALID'],
       ['unknown user', userPass('nobody', 'x'), 'EGR_AUTH_INVALID'],
       ['empty password', b(1, 5, 'agent', 0), 'EGR_AUTH_INVALID'],
-      ['expired run token', userPass('agent', issueToken(key, { sub: 'agent', ttlS: 1, nowS: nowS - 10 })), 'EGR_AUTH_EXPIRED'],
-      ['run token for another user', userPass('sealed', issueToken(key, { sub: 'agent', ttlS: 600, nowS })), 'EGR_AUTH_INVALID'],
+      [
+        'expired run token',
+        userPass('agent', issueToken(key, { sub: 'agent', ttlS: 1, nowS: nowS - 10 })),
+        'EGR_AUTH_EXPIRED',
+      ],
+      [
+        'run token for another user',
+        userPass('sealed', issueToken(key, { sub: 'agent', ttlS: 600, nowS })),
+        'EGR_AUTH_INVALID',
+      ],
       ['zero-length username', b(1, 0, 1, 'x'), 'EGR_AUTH_INVALID'],
       ['bad sub-negotiation version', b(5, 5, 'agent', 3, 'pwd'), 'EGR_AUTH_INVALID'],
     ];
@@ -258,7 +304,10 @@ if (isolate(t, import.meta.url)) {
     await new Promise<void>((r, j) => tls.once('secureConnect', r).once('error', j));
     await waitFor(() => h.sluice.state.flows.count('tunnel') === 1);
     h.sluice.state.setKillSwitch(true);
-    t.ok(await settles(new Promise<void>((r) => (c.socket.destroyed ? r() : c.socket.once('close', () => r())))), 'open tunnel closed');
+    t.ok(
+      await settles(new Promise<void>((r) => (c.socket.destroyed ? r() : c.socket.once('close', () => r())))),
+      'open tunnel closed',
+    );
     const next = await authed(t, port);
     await next.read(2);
     next.write(domain('registry.test'));
@@ -267,26 +316,40 @@ if (isolate(t, import.meta.url)) {
   });
 
   t.test('an IP-literal ATYP passes only where addressGuard.allow names it (and it is a tunnel target)', async (t) => {
-    const h2 = await startSluice(t, worldConfig(w, {
-      listen: { http: '127.0.0.1:0', socks5: '127.0.0.1:0', admin: null },
-      registries: ['registry.test', '127.0.0.4'],
-      addressGuard: { allow: [{ cidr: '127.0.0.0/8', hosts: ['*.test', '127.0.0.4'] }] },
-    }));
+    const h2 = await startSluice(
+      t,
+      worldConfig(w, {
+        listen: { http: '127.0.0.1:0', socks5: '127.0.0.1:0', admin: null },
+        registries: ['registry.test', '127.0.0.4'],
+        addressGuard: { allow: [{ cidr: '127.0.0.0/8', hosts: ['*.test', '127.0.0.4'] }] },
+      }),
+    );
     const open = await authed(t, h2.socks5Port!);
     await open.read(2);
     open.write(ipv4('127.0.0.4'));
-    t.equal((await open.read(10)).toString('hex'), '05000001000000000000', 'a listed literal that is a registry: success');
+    t.equal(
+      (await open.read(10)).toString('hex'),
+      '05000001000000000000',
+      'a listed literal that is a registry: success',
+    );
     open.socket.destroy();
     const unlisted = await authed(t, h2.socks5Port!);
     await unlisted.read(2);
     unlisted.write(ipv4('127.0.0.3'));
-    t.equal((await unlisted.closed()).toString('hex'), replyHex('EGR_DENY_IP_LITERAL'), 'in the CIDR but not listed: refused');
+    t.equal(
+      (await unlisted.closed()).toString('hex'),
+      replyHex('EGR_DENY_IP_LITERAL'),
+      'in the CIDR but not listed: refused',
+    );
   });
 
   t.test('stop() closes SOCKS connections still in their handshake', async (t) => {
     const r = validateConfig(worldConfig(w, { listen: { http: null, socks5: '127.0.0.1:0', admin: null } }));
     if (!r.ok) throw new Error('config');
-    const sluice = createSluice({ config: r.config, logTo: { destination: captureLogs().destination, level: 'silent' } });
+    const sluice = createSluice({
+      config: r.config,
+      logTo: { destination: captureLogs().destination, level: 'silent' },
+    });
     const { socks5 } = await sluice.start();
     const c = converse(socks5!.port);
     c.write(GREETING);

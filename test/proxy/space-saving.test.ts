@@ -41,7 +41,10 @@ t.test('every key above W/capacity holds a counter (the guarantee)', async (t) =
   const s = createSpaceSaving(10);
   const rand = lcg(5);
   for (let i = 0; i < 1000; i++) s.offer(i % 7 === 0 ? 'frequent' : `k${Math.floor(rand() * 1e6)}`);
-  t.ok(s.top().some((h) => h.key === 'frequent'), 'a key seen 143 times of 1000 (> 100) is kept');
+  t.ok(
+    s.top().some((h) => h.key === 'frequent'),
+    'a key seen 143 times of 1000 (> 100) is kept',
+  );
 });
 
 t.test('bounded size under a flood of distinct keys', async (t) => {
@@ -67,11 +70,23 @@ t.test('exact while under capacity; weights; stable order', async (t) => {
 });
 
 t.test('merging top lists adds counts per key and keeps the n largest', async (t) => {
-  const merged = mergeTopLists([
-    [{ key: 'x', count: 5, error: 0 }, { key: 'y', count: 3, error: 1 }],
-    [{ key: 'y', count: 4, error: 0 }, { key: 'z', count: 1, error: 0 }],
-  ], 2);
-  t.same(merged, [{ key: 'y', count: 7, error: 1 }, { key: 'x', count: 5, error: 0 }]);
+  const merged = mergeTopLists(
+    [
+      [
+        { key: 'x', count: 5, error: 0 },
+        { key: 'y', count: 3, error: 1 },
+      ],
+      [
+        { key: 'y', count: 4, error: 0 },
+        { key: 'z', count: 1, error: 0 },
+      ],
+    ],
+    2,
+  );
+  t.same(merged, [
+    { key: 'y', count: 7, error: 1 },
+    { key: 'x', count: 5, error: 0 },
+  ]);
 });
 
 t.test('rolling windows: the current and the previous window, nothing older', async (t) => {
@@ -81,9 +96,20 @@ t.test('rolling windows: the current and the previous window, nothing older', as
   r.offer('old');
   now = 1500;
   r.offer('new');
-  t.same(r.top(10).map((h) => [h.key, h.count]), [['old', 2], ['new', 1]], 'the previous window still counts');
+  t.same(
+    r.top(10).map((h) => [h.key, h.count]),
+    [
+      ['old', 2],
+      ['new', 1],
+    ],
+    'the previous window still counts',
+  );
   now = 2100;
-  t.same(r.top(10).map((h) => [h.key, h.count]), [['new', 1]], 'two windows on, the old host is gone');
+  t.same(
+    r.top(10).map((h) => [h.key, h.count]),
+    [['new', 1]],
+    'two windows on, the old host is gone',
+  );
   now = 10_000;
   t.same(r.top(10), [], 'after a long quiet nothing is left');
 });

@@ -22,7 +22,11 @@ async function connectedPair(t: Test, opts: { onread?: OnReadOpts; unix?: boolea
   const accepted = new Promise<Socket>((r) => server.once('connection', r));
   const outer = path
     ? connect(path)
-    : connect({ port: (server.address() as { port: number }).port, host: '127.0.0.1', ...(opts.onread ? { onread: opts.onread } : { allowHalfOpen: true }) });
+    : connect({
+        port: (server.address() as { port: number }).port,
+        host: '127.0.0.1',
+        ...(opts.onread ? { onread: opts.onread } : { allowHalfOpen: true }),
+      });
   await new Promise((r) => outer.once('connect', r));
   const inner = await accepted;
   t.teardown(() => {
@@ -36,7 +40,10 @@ const pair = (t: Test, onread?: OnReadOpts) => connectedPair(t, onread ? { onrea
 const collect = (s: Socket) => {
   const chunks: Buffer[] = [];
   s.on('data', (c: Buffer) => chunks.push(c));
-  return { text: () => Buffer.concat(chunks).toString('latin1'), bytes: () => chunks.reduce((n, c) => n + c.length, 0) };
+  return {
+    text: () => Buffer.concat(chunks).toString('latin1'),
+    bytes: () => chunks.reduce((n, c) => n + c.length, 0),
+  };
 };
 
 t.test('bytes flow both ways, large transfers included, and are counted', async (t) => {
@@ -52,7 +59,7 @@ t.test('bytes flow both ways, large transfers included, and are counted', async 
   t.equal(atOrigin.text(), 'hello origin');
   t.equal(atClient.bytes(), big.length, '8 MiB arrived whole (backpressure does not lose data)');
   client.end();
-  t.ok(await settles(new Promise((r) => upstreamInner.once('end', r))), 'the client\'s half-close reached the origin');
+  t.ok(await settles(new Promise((r) => upstreamInner.once('end', r))), "the client's half-close reached the origin");
   upstreamInner.end('bye');
   const r = await done;
   t.equal(r.bytesUp, 12);
@@ -70,7 +77,11 @@ t.test('an idle tunnel is closed after the idle timeout', async (t) => {
   t.ok(upstream.destroyed && clientInner.destroyed, 'both sides closed');
 });
 
-const grant = { principal: { identity: 'agent', integrations: new Set<string>(), reads: 'public' as const, mode: null, runId: null }, request: { kind: 'tunnel' as const, target: { kind: 'name' as const, host: 'x.test', port: 443 } }, keyGeneration: 0 };
+const grant = {
+  principal: { identity: 'agent', integrations: new Set<string>(), reads: 'public' as const, mode: null, runId: null },
+  request: { kind: 'tunnel' as const, target: { kind: 'name' as const, host: 'x.test', port: 443 } },
+  keyGeneration: 0,
+};
 
 t.test('the flow registry closes an open tunnel, and forgets it when it ends', async (t) => {
   const registry = createFlowRegistry();
@@ -125,39 +136,45 @@ t.test('SPLICE_READS: many tunnels at once, stalled and busy readers, every byte
   // Quiet tunnels share one read buffer. The hazard is a write that keeps a view of it (the client stopped
   // reading, the kernel took part of the chunk) while another tunnel reads into it: origins that send in
   // small pieces (small reads, into the shared buffer), clients that stall, and bulk tunnels beside them.
-  const tunnels = await Promise.all(Array.from({ length: 12 }, async (_, i) => {
-    const [client, clientInner] = await unixPair(t);
-    const [origin, upstream] = await upstreamPair(t);
-    const bulk = i % 3 === 0;
-    const payload = randomBytes(bulk ? 4 * 1024 * 1024 + i : 3 * 1024 * 1024 + i);
-    const done = splice(clientInner, upstream, { upstreamReads: SPLICE_READS });
-    const chunks: Buffer[] = [];
-    client.on('data', (c: Buffer) => chunks.push(c));
-    if (i % 2 === 1) {
-      // A stalled reader: the proxy's writes to it back up until the kernel takes only part of a chunk.
-      client.pause();
-      setTimeout(() => client.resume(), 300 + 40 * i);
-    }
-    let off = 0;
-    const pump = () => {
-      while (off < payload.length) {
-        const n = Math.min(payload.length - off, bulk ? 256 * 1024 : 1500 + (off % 2048));
-        const ok = origin.write(payload.subarray(off, off + n));
-        off += n;
-        if (!ok) return void origin.once('drain', pump);
-        // Small tunnels yield between pieces, so the proxy reads them one by one.
-        if (!bulk) return void setImmediate(pump);
+  const tunnels = await Promise.all(
+    Array.from({ length: 12 }, async (_, i) => {
+      const [client, clientInner] = await unixPair(t);
+      const [origin, upstream] = await upstreamPair(t);
+      const bulk = i % 3 === 0;
+      const payload = randomBytes(bulk ? 4 * 1024 * 1024 + i : 3 * 1024 * 1024 + i);
+      const done = splice(clientInner, upstream, { upstreamReads: SPLICE_READS });
+      const chunks: Buffer[] = [];
+      client.on('data', (c: Buffer) => chunks.push(c));
+      if (i % 2 === 1) {
+        // A stalled reader: the proxy's writes to it back up until the kernel takes only part of a chunk.
+        client.pause();
+        setTimeout(() => client.resume(), 300 + 40 * i);
       }
-      origin.end();
-    };
-    pump();
-    const ended = new Promise((r) => client.once('end', r));
-    return { payload, chunks, done, ended };
-  }));
+      let off = 0;
+      const pump = () => {
+        while (off < payload.length) {
+          const n = Math.min(payload.length - off, bulk ? 256 * 1024 : 1500 + (off % 2048));
+          const ok = origin.write(payload.subarray(off, off + n));
+          off += n;
+          if (!ok) return void origin.once('drain', pump);
+          // Small tunnels yield between pieces, so the proxy reads them one by one.
+          if (!bulk) return void setImmediate(pump);
+        }
+        origin.end();
+      };
+      pump();
+      const ended = new Promise((r) => client.once('end', r));
+      return { payload, chunks, done, ended };
+    }),
+  );
   for (const [i, x] of tunnels.entries()) {
     await x.ended;
     const r = await x.done;
-    t.equal(sha(Buffer.concat(x.chunks)), sha(x.payload), `tunnel ${i}: ${x.payload.length} bytes arrived whole and in order`);
+    t.equal(
+      sha(Buffer.concat(x.chunks)),
+      sha(x.payload),
+      `tunnel ${i}: ${x.payload.length} bytes arrived whole and in order`,
+    );
     t.equal(r.bytesDown, x.payload.length, `tunnel ${i}: counted`);
   }
 });

@@ -13,8 +13,14 @@ const sniExt = (...names: string[]) => {
 function hello(exts: Buffer[], recordSize = 16384): Buffer {
   const extBytes = Buffer.concat(exts);
   const body = Buffer.concat([
-    Buffer.from([3, 3]), Buffer.alloc(32, 7), Buffer.from([0]), u16(2), Buffer.from([0x13, 0x01]), Buffer.from([1, 0]),
-    u16(extBytes.length), extBytes,
+    Buffer.from([3, 3]),
+    Buffer.alloc(32, 7),
+    Buffer.from([0]),
+    u16(2),
+    Buffer.from([0x13, 0x01]),
+    Buffer.from([1, 0]),
+    u16(extBytes.length),
+    extBytes,
   ]);
   const hs = Buffer.concat([Buffer.from([1, body.length >> 16, (body.length >> 8) & 0xff, body.length & 0xff]), body]);
   const records: Buffer[] = [];
@@ -41,23 +47,42 @@ t.test('real ClientHellos from Node', async (t) => {
 
 t.test('hand-built hellos', async (t) => {
   t.match(parseClientHello(hello([sniExt('a.example')])), { state: 'ok', sni: 'a.example' });
-  t.match(parseClientHello(hello([sniExt('a.example')], 7)), { state: 'ok', sni: 'a.example' }, 'split across many records');
+  t.match(
+    parseClientHello(hello([sniExt('a.example')], 7)),
+    { state: 'ok', sni: 'a.example' },
+    'split across many records',
+  );
   t.match(parseClientHello(hello([sniExt('a.example', 'b.example')])), { state: 'ok', sniCount: 2 });
-  t.match(parseClientHello(hello([sniExt('outer.example'), ext(0xfe0d, Buffer.alloc(40, 1))])), { state: 'ok', ech: true });
+  t.match(parseClientHello(hello([sniExt('outer.example'), ext(0xfe0d, Buffer.alloc(40, 1))])), {
+    state: 'ok',
+    ech: true,
+  });
   t.match(parseClientHello(hello([])), { state: 'ok', sni: null });
-  t.match(parseClientHello(hello([sniExt('a.example'), sniExt('b.example')])), { state: 'invalid' }, 'duplicate extension');
+  t.match(
+    parseClientHello(hello([sniExt('a.example'), sniExt('b.example')])),
+    { state: 'invalid' },
+    'duplicate extension',
+  );
   t.match(parseClientHello(hello([sniExt('a.exa\x00mple')])), { state: 'invalid' }, 'NUL in server name');
   t.match(parseClientHello(hello([sniExt('a.example')]).subarray(0, 5)), { state: 'need-more' });
 });
 
-t.test('draft ESNI (0xffce) is reported like ECH: the server_name beside it may be a front (found by npm run fuzz)', async (t) => {
-  // Bytes of a hello with server_name "front.example" and an encrypted_server_name extension (draft-ietf-tls-esni-02).
-  const esni = ext(0xffce, Buffer.from([0x13, 0x01, 0x00, 0x1d, 0x00, 0x04, 1, 2, 3, 4]));
-  t.match(parseClientHello(hello([sniExt('front.example'), esni])), { state: 'ok', sni: 'front.example', ech: true });
-  t.match(parseClientHello(hello([esni])), { state: 'ok', sni: null, ech: true }, 'ESNI alone');
-  t.match(parseClientHello(hello([ext(0xfd00, Buffer.alloc(4))])), { state: 'ok', ech: true }, 'ECH outer marker');
-  t.match(parseClientHello(hello([ext(0xffcd, Buffer.alloc(4))])), { state: 'ok', ech: false }, 'a neighbouring code point is not ESNI');
-});
+t.test(
+  'draft ESNI (0xffce) is reported like ECH: the server_name beside it may be a front (found by npm run fuzz)',
+  async (t) => {
+    // Bytes of a hello with server_name "front.example" and an encrypted_server_name extension
+    // (draft-ietf-tls-esni-02).
+    const esni = ext(0xffce, Buffer.from([0x13, 0x01, 0x00, 0x1d, 0x00, 0x04, 1, 2, 3, 4]));
+    t.match(parseClientHello(hello([sniExt('front.example'), esni])), { state: 'ok', sni: 'front.example', ech: true });
+    t.match(parseClientHello(hello([esni])), { state: 'ok', sni: null, ech: true }, 'ESNI alone');
+    t.match(parseClientHello(hello([ext(0xfd00, Buffer.alloc(4))])), { state: 'ok', ech: true }, 'ECH outer marker');
+    t.match(
+      parseClientHello(hello([ext(0xffcd, Buffer.alloc(4))])),
+      { state: 'ok', ech: false },
+      'a neighbouring code point is not ESNI',
+    );
+  },
+);
 
 t.test('garbage is invalid, never a hello', async (t) => {
   const rows: [string, Buffer][] = [
@@ -76,7 +101,7 @@ t.test('garbage is invalid, never a hello', async (t) => {
 
 t.test('fuzz: never throws, always a verdict', async (t) => {
   let seed = 0x5eed;
-  const rand = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+  const rand = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
   const base = hello([sniExt('fuzz.example'), ext(0x0010, Buffer.from([0, 3, 2, 0x68, 0x32]))]);
   let ran = 0;
   for (let i = 0; i < 20000; i++) {

@@ -49,7 +49,8 @@ if (isolate(t, import.meta.url)) {
       addressGuard: { allow: [{ cidr: '127.0.0.0/8', hosts: ['*.test'] }] },
     });
   // The certificate is for api.test: the upgrade tests address the origin by that name.
-  const req = (path: string, upgrade: string, after = '', extra = '') => upgradeRequest(path, upgrade, after, extra).replaceAll('ws.test', 'api.test');
+  const req = (path: string, upgrade: string, after = '', extra = '') =>
+    upgradeRequest(path, upgrade, after, extra).replaceAll('ws.test', 'api.test');
 
   t.test('without an upgrade opt-in, an upgrade is refused and nothing reaches the integration', async (t) => {
     const h = await startSluice(t, config(null));
@@ -74,31 +75,54 @@ if (isolate(t, import.meta.url)) {
     t.equal(origin.raw().length, before);
   });
 
-  t.test('an upgrade the origin declines is relayed as an ordinary answer; pipelined requests never leave', async (t) => {
-    const h = await startSluice(t, config(['websocket']));
-    const seenBefore = origin.requests.length;
-    const rawBefore = origin.raw().length;
-    const r = await rawExchange(h.port, req('/declined', 'websocket', pipelined));
-    t.ok(r.closed, 'Sluice closes the connection after the answer');
-    t.match(r.text, /^HTTP\/1\.1 200 OK\r\n/);
-    t.match(r.text, /\r\nconnection: close\r\n/i);
-    t.match(r.text, /plain GET \/declined$/, 'the origin\'s answer, whole');
-    t.equal((r.text.match(/HTTP\/1\.1 /g) ?? []).length, 1, 'exactly one response: nothing else was answered');
-    t.same(origin.requests.slice(seenBefore).map((s) => [s.method, s.url]), [['GET', '/declined']], 'the origin saw one request');
-    const received = origin.raw().slice(rawBefore);
-    t.notMatch(received, /DELETE|POST|secret|other\.test/, 'not one byte of the pipelined requests reached the origin');
-    const rec = await waitFor(() => h.decisions().find((d) => d['target.path'] === '/declined'));
-    t.match(rec, { verdict: 'allow', status: 200, rule: 'integrations.ws' });
-    t.equal(h.decisions().length, 1);
-  });
+  t.test(
+    'an upgrade the origin declines is relayed as an ordinary answer; pipelined requests never leave',
+    async (t) => {
+      const h = await startSluice(t, config(['websocket']));
+      const seenBefore = origin.requests.length;
+      const rawBefore = origin.raw().length;
+      const r = await rawExchange(h.port, req('/declined', 'websocket', pipelined));
+      t.ok(r.closed, 'Sluice closes the connection after the answer');
+      t.match(r.text, /^HTTP\/1\.1 200 OK\r\n/);
+      t.match(r.text, /\r\nconnection: close\r\n/i);
+      t.match(r.text, /plain GET \/declined$/, "the origin's answer, whole");
+      t.equal((r.text.match(/HTTP\/1\.1 /g) ?? []).length, 1, 'exactly one response: nothing else was answered');
+      t.same(
+        origin.requests.slice(seenBefore).map((s) => [s.method, s.url]),
+        [['GET', '/declined']],
+        'the origin saw one request',
+      );
+      const received = origin.raw().slice(rawBefore);
+      t.notMatch(
+        received,
+        /DELETE|POST|secret|other\.test/,
+        'not one byte of the pipelined requests reached the origin',
+      );
+      const rec = await waitFor(() => h.decisions().find((d) => d['target.path'] === '/declined'));
+      t.match(rec, { verdict: 'allow', status: 200, rule: 'integrations.ws' });
+      t.equal(h.decisions().length, 1);
+    },
+  );
 
   t.test('a 101 with the protocol asked for becomes a pipe; held bytes follow the switch, in order', async (t) => {
     const h = await startSluice(t, config(['websocket']));
     const afterBefore = origin.afterSwitch().length;
-    const c = await openRaw(h.port, req('/ws', 'websocket', 'early-frame', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n'));
+    const c = await openRaw(
+      h.port,
+      req(
+        '/ws',
+        'websocket',
+        'early-frame',
+        'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n',
+      ),
+    );
     t.match(c.head, /^HTTP\/1\.1 101 Switching Protocols\r\n/);
     t.match(c.head, /\r\nupgrade: websocket\r\n/i);
-    t.match(c.head, /\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK\+xOo=\r\n/, 'the origin\'s handshake headers are relayed');
+    t.match(
+      c.head,
+      /\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK\+xOo=\r\n/,
+      "the origin's handshake headers are relayed",
+    );
     await waitFor(() => c.rest().includes('echo:early-frame'));
     t.equal(origin.afterSwitch().slice(afterBefore), 'early-frame', 'bytes sent before the 101 arrived only after it');
     c.socket.write('second');
@@ -107,7 +131,10 @@ if (isolate(t, import.meta.url)) {
     c.socket.end();
     const rec = await waitFor(() => h.decisions().find((d) => d['target.path'] === '/ws'));
     t.match(rec, { verdict: 'allow', status: 101, rule: 'integrations.ws', close: null });
-    t.ok((rec['bytes.up'] as number) >= 'early-framesecond'.length && (rec['bytes.down'] as number) > 0, 'bytes through the pipe are counted');
+    t.ok(
+      (rec['bytes.up'] as number) >= 'early-framesecond'.length && (rec['bytes.down'] as number) > 0,
+      'bytes through the pipe are counted',
+    );
     await waitFor(() => h.sluice.state.flows.count('upgrade') === 0);
   });
 
@@ -136,13 +163,16 @@ if (isolate(t, import.meta.url)) {
     t.match(r.text, /EGR_BAD_REQUEST/);
   });
 
-  t.test('report mode: a would-be denied upgrade is logged with wouldDeny and judged by the origin\'s answer', async (t) => {
-    const h = await startSluice(t, { ...config(null), mode: 'report' });
-    const before = origin.raw().length;
-    const r = await rawExchange(h.port, req('/declined-report', 'foo', pipelined));
-    t.match(r.text, /^HTTP\/1\.1 200 OK/);
-    t.notMatch(origin.raw().slice(before), /DELETE|POST/, 'even in report mode, pipelined bytes stay held');
-    const rec = await waitFor(() => h.decisions().find((d) => d['target.path'] === '/declined-report'));
-    t.match(rec, { verdict: 'allow', wouldDeny: 'EGR_DENY_UPGRADE', rule: 'mode.report' });
-  });
+  t.test(
+    "report mode: a would-be denied upgrade is logged with wouldDeny and judged by the origin's answer",
+    async (t) => {
+      const h = await startSluice(t, { ...config(null), mode: 'report' });
+      const before = origin.raw().length;
+      const r = await rawExchange(h.port, req('/declined-report', 'foo', pipelined));
+      t.match(r.text, /^HTTP\/1\.1 200 OK/);
+      t.notMatch(origin.raw().slice(before), /DELETE|POST/, 'even in report mode, pipelined bytes stay held');
+      const rec = await waitFor(() => h.decisions().find((d) => d['target.path'] === '/declined-report'));
+      t.match(rec, { verdict: 'allow', wouldDeny: 'EGR_DENY_UPGRADE', rule: 'mode.report' });
+    },
+  );
 }

@@ -38,7 +38,9 @@ function get(url) {
       },
       (res) => {
         res.resume();
-        res.on('end', () => resolve({ status: res.statusCode, proxyStatus: String(res.headers['proxy-status'] ?? '') }));
+        res.on('end', () =>
+          resolve({ status: res.statusCode, proxyStatus: String(res.headers['proxy-status'] ?? '') }),
+        );
       },
     );
     req.on('timeout', () => req.destroy(new Error('timed out')));
@@ -58,7 +60,10 @@ function hostPort(t) {
 function tcp(host, port) {
   return new Promise((resolve) => {
     const s = connect({ host, port, timeout: timeoutMs });
-    const done = (r) => { s.destroy(); resolve(r); };
+    const done = (r) => {
+      s.destroy();
+      resolve(r);
+    };
     s.once('connect', () => done('connected'));
     s.once('timeout', () => done('blocked (no answer)'));
     s.once('error', (e) => done(`blocked (${e.code})`));
@@ -70,13 +75,22 @@ const QUERY = Buffer.from('5c1101000001000000000000076578616d706c6503636f6d00000
 /** RCODE and answer count of a reply, or null. */
 const rcode = (b) => (b.length >= 12 ? { rcode: b[3] & 0x0f, answers: b.readUInt16BE(6) } : null);
 const REFUSED = 5;
-const judge = (r) => (r === null ? 'blocked (no answer)' : r.rcode === REFUSED && r.answers === 0 ? 'refused by the DNS guard' : `answered (rcode ${r.rcode}, ${r.answers} answers)`);
+const judge = (r) =>
+  r === null
+    ? 'blocked (no answer)'
+    : r.rcode === REFUSED && r.answers === 0
+      ? 'refused by the DNS guard'
+      : `answered (rcode ${r.rcode}, ${r.answers} answers)`;
 
 function dnsUdp(server) {
   return new Promise((resolve) => {
     const s = createSocket(isIPv6(server) ? 'udp6' : 'udp4');
     const timer = setTimeout(() => done('blocked (no answer)'), timeoutMs);
-    const done = (r) => { clearTimeout(timer); s.close(); resolve(r); };
+    const done = (r) => {
+      clearTimeout(timer);
+      s.close();
+      resolve(r);
+    };
     s.on('message', (m) => done(judge(rcode(m))));
     s.on('error', (e) => done(`blocked (${e.code})`));
     s.send(QUERY, 53, server, (e) => e && done(`blocked (${e.code})`));
@@ -87,7 +101,10 @@ function dnsTcp(server) {
   return new Promise((resolve) => {
     const s = connect({ host: server, port: 53, timeout: timeoutMs });
     let buf = Buffer.alloc(0);
-    const done = (r) => { s.destroy(); resolve(r); };
+    const done = (r) => {
+      s.destroy();
+      resolve(r);
+    };
     s.once('connect', () => s.write(Buffer.concat([Buffer.from([0, QUERY.length]), QUERY])));
     s.on('data', (d) => {
       buf = Buffer.concat([buf, d]);
@@ -99,7 +116,11 @@ function dnsTcp(server) {
   });
 }
 
-const list = (name) => (process.env[name] ?? '').split(',').map((x) => x.trim()).filter(Boolean);
+const list = (name) =>
+  (process.env[name] ?? '')
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean);
 const ok = (r) => r.startsWith('blocked') || r.startsWith('refused by the DNS guard');
 
 let failed = 0;
@@ -111,13 +132,17 @@ const report = (pass, name, detail) => {
 if (containment) {
   let resolvers = [];
   try {
-    resolvers = readFileSync(process.env.SLUICE_RESOLV_CONF || '/etc/resolv.conf', 'utf8').split('\n').map((l) => /^\s*nameserver\s+(\S+)/.exec(l)?.[1]).filter(Boolean);
+    resolvers = readFileSync(process.env.SLUICE_RESOLV_CONF || '/etc/resolv.conf', 'utf8')
+      .split('\n')
+      .map((l) => /^\s*nameserver\s+(\S+)/.exec(l)?.[1])
+      .filter(Boolean);
   } catch {
     // no resolv.conf: only the listed servers
   }
   const tcpTargets = list('SLUICE_DIRECT_TCP');
   const dnsServers = [...new Set([...resolvers, ...list('SLUICE_DIRECT_DNS')])];
-  if (!tcpTargets.length || !dnsServers.length) throw new Error('SLUICE_DIRECT_TCP and a DNS server (resolv.conf or SLUICE_DIRECT_DNS) are needed');
+  if (!tcpTargets.length || !dnsServers.length)
+    throw new Error('SLUICE_DIRECT_TCP and a DNS server (resolv.conf or SLUICE_DIRECT_DNS) are needed');
   for (const t of tcpTargets) {
     const r = await tcp(...hostPort(t));
     report(r.startsWith('blocked'), `direct TCP ${t}`, r);
@@ -131,10 +156,18 @@ if (containment) {
   const via = await get(env('SLUICE_ALLOWED_URL'));
   if (token) {
     const expected = Number(process.env.SLUICE_ALLOWED_STATUS || 200);
-    report(via.status === expected, 'through Sluice', `expected ${expected}, got ${via.status} ${via.proxyStatus}${via.error ?? ''}`);
+    report(
+      via.status === expected,
+      'through Sluice',
+      `expected ${expected}, got ${via.status} ${via.proxyStatus}${via.error ?? ''}`,
+    );
   } else {
     // No credential in this namespace: Sluice's own refusal proves the one open path leads to Sluice.
-    report(via.status === 407 && /EGR_AUTH_REQUIRED/.test(via.proxyStatus), 'Sluice answers on its proxy port', `expected 407 EGR_AUTH_REQUIRED, got ${via.status} ${via.proxyStatus}${via.error ?? ''}`);
+    report(
+      via.status === 407 && /EGR_AUTH_REQUIRED/.test(via.proxyStatus),
+      'Sluice answers on its proxy port',
+      `expected 407 EGR_AUTH_REQUIRED, got ${via.status} ${via.proxyStatus}${via.error ?? ''}`,
+    );
   }
   process.exit(failed ? 1 : 0);
 }
@@ -142,6 +175,14 @@ if (containment) {
 const expected = Number(process.env.SLUICE_ALLOWED_STATUS || 200);
 const allowed = await get(env('SLUICE_ALLOWED_URL'));
 const denied = await get(env('SLUICE_DENIED_URL'));
-report(allowed.status === expected, 'allowed request', `expected ${expected}, got ${allowed.status} ${allowed.proxyStatus}${allowed.error ?? ''}`);
-report(denied.status === 403 && /EGR_DENY_/.test(denied.proxyStatus), 'metadata request', `expected 403 with an EGR_DENY_ code, got ${denied.status} ${denied.proxyStatus}${denied.error ?? ''}`);
+report(
+  allowed.status === expected,
+  'allowed request',
+  `expected ${expected}, got ${allowed.status} ${allowed.proxyStatus}${allowed.error ?? ''}`,
+);
+report(
+  denied.status === 403 && /EGR_DENY_/.test(denied.proxyStatus),
+  'metadata request',
+  `expected 403 with an EGR_DENY_ code, got ${denied.status} ${denied.proxyStatus}${denied.error ?? ''}`,
+);
 process.exit(failed ? 1 : 0);

@@ -29,9 +29,16 @@ export function packNpm(): NpmTarball {
   const dir = mkdtempSync(join(tmpdir(), 'sluice-e2e-npm-'));
   const src = join(dir, 'src');
   mkdirSync(src);
-  writeFileSync(join(src, 'package.json'), JSON.stringify({ name: PKG.name, version: PKG.version, main: 'index.js', license: 'MIT' }));
+  writeFileSync(
+    join(src, 'package.json'),
+    JSON.stringify({ name: PKG.name, version: PKG.version, main: 'index.js', license: 'MIT' }),
+  );
   writeFileSync(join(src, 'index.js'), `module.exports = ${JSON.stringify(PKG.marker)};\n`);
-  const out = execFileSync('npm', ['pack', '--json', '--pack-destination', dir], { cwd: src, env: bareEnv(dir), encoding: 'utf8' });
+  const out = execFileSync('npm', ['pack', '--json', '--pack-destination', dir], {
+    cwd: src,
+    env: bareEnv(dir),
+    encoding: 'utf8',
+  });
   const [meta] = JSON.parse(out) as [{ filename: string }];
   const bytes = readFileSync(join(dir, meta.filename));
   return {
@@ -71,7 +78,9 @@ with zipfile.ZipFile(out, 'w', zipfile.ZIP_DEFLATED) as z:
 export function buildWheel(python: string): Wheel {
   const dir = mkdtempSync(join(tmpdir(), 'sluice-e2e-whl-'));
   const filename = `${PKG.name.replace(/-/g, '_')}-${PKG.version}-py3-none-any.whl`;
-  execFileSync(python, ['-c', WHEEL_SCRIPT, PKG.name, PKG.version, PKG.marker, join(dir, filename)], { env: bareEnv(dir) });
+  execFileSync(python, ['-c', WHEEL_SCRIPT, PKG.name, PKG.version, PKG.marker, join(dir, filename)], {
+    env: bareEnv(dir),
+  });
   const bytes = readFileSync(join(dir, filename));
   return { filename, bytes, sha256: createHash('sha256').update(bytes).digest('hex') };
 }
@@ -85,8 +94,16 @@ export interface GitRepo {
 
 export function buildGitRepo(): GitRepo {
   const root = mkdtempSync(join(tmpdir(), 'sluice-e2e-git-'));
-  const env = { ...bareEnv(root), GIT_CONFIG_NOSYSTEM: '1', GIT_AUTHOR_NAME: 'e2e', GIT_AUTHOR_EMAIL: 'e2e@example.invalid', GIT_COMMITTER_NAME: 'e2e', GIT_COMMITTER_EMAIL: 'e2e@example.invalid' };
-  const git = (cwd: string, ...args: string[]) => execFileSync('git', args, { cwd, env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+  const env = {
+    ...bareEnv(root),
+    GIT_CONFIG_NOSYSTEM: '1',
+    GIT_AUTHOR_NAME: 'e2e',
+    GIT_AUTHOR_EMAIL: 'e2e@example.invalid',
+    GIT_COMMITTER_NAME: 'e2e',
+    GIT_COMMITTER_EMAIL: 'e2e@example.invalid',
+  };
+  const git = (cwd: string, ...args: string[]) =>
+    execFileSync('git', args, { cwd, env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
   const work = join(root, 'work');
   mkdirSync(work);
   git(work, 'init', '-q', '-b', 'main');

@@ -1,6 +1,7 @@
 // Puts it together for the real-client tests: the topology (the workload behind Sluice's docker-mode rules),
-// the stand-ins, Sluice listening on the workload network, and the environment a workload gets — the usual proxy variables and the tool's CA variable,
-// nothing else (no user config: HOME is a fresh directory, and nothing of the test process leaks in).
+// the stand-ins, Sluice listening on the workload network, and the environment a workload gets — the usual proxy
+// variables and the tool's CA variable, nothing else (no user config: HOME is a fresh directory, and nothing of the
+// test process leaks in).
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -44,11 +45,20 @@ export interface Clients {
 }
 
 /** `extra`: config sections added to the clients' Sluice (test/e2e/inspection.test.ts adds `inspection`). */
-export async function startClients(t: Test, served: Served = {}, extra: Record<string, unknown> = {}): Promise<Clients> {
+export async function startClients(
+  t: Test,
+  served: Served = {},
+  extra: Record<string, unknown> = {},
+): Promise<Clients> {
   const topo = await createTopology(t, { proxyPorts: [HTTP_PORT, SOCKS5_PORT], dnsPort: DNS_PORT });
   const world = await startStandIns(t, served);
   const sluice = await startSluice(t, {
-    listen: { http: `${topo.sluiceHost}:${HTTP_PORT}`, socks5: `${topo.sluiceHost}:${SOCKS5_PORT}`, admin: null, dns: `${topo.sluiceHost}:${DNS_PORT}` },
+    listen: {
+      http: `${topo.sluiceHost}:${HTTP_PORT}`,
+      socks5: `${topo.sluiceHost}:${SOCKS5_PORT}`,
+      admin: null,
+      dns: `${topo.sluiceHost}:${DNS_PORT}`,
+    },
     dns: { servers: [world.dns.server], timeoutMs: 1000, minTtlS: 0, maxTtlS: 1 },
     upstream: { caFile: world.pki.caFile, connectTimeoutMs: 2000, tunnelHelloTimeoutMs: 10000 },
     // git.test is a git host listed as a registry (like github.com in a real list); forge.test is not.
@@ -62,7 +72,9 @@ export async function startClients(t: Test, served: Served = {}, extra: Record<s
   // Before any client runs: the docker rules are in place as rendered, the direct path is blocked from the
   // workload and Sluice answers it. Without that, the tests' "nothing bypasses Sluice" checks would be moot.
   const verified = await topo.verify();
-  t.equal(verified.status, 0, 'setup.sh verify: the rules are in place, the direct path is blocked, Sluice answers', { stderr: verified.stderr });
+  t.equal(verified.status, 0, 'setup.sh verify: the rules are in place, the direct path is blocked, Sluice answers', {
+    stderr: verified.stderr,
+  });
   if (verified.status !== 0) throw new Error(`setup.sh verify failed: ${verified.stderr}`);
   // What HTTP_PROXY and HTTPS_PROXY hold: an http:// URL with the credential as userinfo.
   const proxyUrl = `http://agent:${PASSWORD}@${topo.sluiceHost}:${HTTP_PORT}`;
@@ -84,7 +96,9 @@ export async function startClients(t: Test, served: Served = {}, extra: Record<s
     }),
     run: (cmd, args, opts) => topo.run(cmd, args, opts),
     decision: (host, code, listener = 'http') =>
-      waitFor(() => sluice.decisions().find((d) => d['target.host'] === host && d.code === code && d.listener === listener)),
+      waitFor(() =>
+        sluice.decisions().find((d) => d['target.host'] === host && d.code === code && d.listener === listener),
+      ),
   };
 }
 
@@ -107,7 +121,9 @@ export function isolateClients(t: Test, moduleUrl: string): boolean {
 export function requireTool(t: Test, what: string, cmd: string, args: readonly string[]): boolean {
   const r = spawnSync(cmd, args, { stdio: 'ignore' });
   if (r.status === 0) return true;
-  t.comment(`LOUD: ${what} is not installed (\`${cmd} ${args.join(' ')}\` failed); its real-client tests are SKIPPED. .ci/run installs it.`);
+  t.comment(
+    `LOUD: ${what} is not installed (\`${cmd} ${args.join(' ')}\` failed); its real-client tests are SKIPPED. .ci/run installs it.`,
+  );
   t.pass(`${what} tests`, { skip: `${what} not installed` });
   return false;
 }

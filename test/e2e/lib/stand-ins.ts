@@ -82,9 +82,20 @@ function registryHandler(served: Served): Handler {
     if (host === 'registry.test' && npm) {
       if (req.url === `/${PKG.name}`) {
         const tarball = `https://registry.test/${PKG.name}/-/${npm.filename}`;
-        const version = { name: PKG.name, version: PKG.version, main: 'index.js', dist: { tarball, integrity: npm.integrity, shasum: npm.shasum } };
+        const version = {
+          name: PKG.name,
+          version: PKG.version,
+          main: 'index.js',
+          dist: { tarball, integrity: npm.integrity, shasum: npm.shasum },
+        };
         res.writeHead(200, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({ name: PKG.name, 'dist-tags': { latest: PKG.version }, versions: { [PKG.version]: version } }));
+        res.end(
+          JSON.stringify({
+            name: PKG.name,
+            'dist-tags': { latest: PKG.version },
+            versions: { [PKG.version]: version },
+          }),
+        );
         return;
       }
       if (req.url === `/${PKG.name}/-/${npm.filename}`) {
@@ -97,7 +108,9 @@ function registryHandler(served: Served): Handler {
       // PEP 503: the project page lists files with their hash in the fragment; pip checks it.
       if (req.url === `/simple/${PKG.name}/`) {
         res.writeHead(200, { 'content-type': 'text/html' });
-        res.end(`<!DOCTYPE html><html><body><a href="https://pypi.test/packages/${wheel.filename}#sha256=${wheel.sha256}">${wheel.filename}</a></body></html>\n`);
+        res.end(
+          `<!DOCTYPE html><html><body><a href="https://pypi.test/packages/${wheel.filename}#sha256=${wheel.sha256}">${wheel.filename}</a></body></html>\n`,
+        );
         return;
       }
       if (req.url === `/packages/${wheel.filename}`) {
@@ -168,7 +181,10 @@ async function startGitServer(t: Test, pki: TestPki, repo: GitRepo | undefined):
     });
     cgi.on('close', () => (headDone ? res.end() : (res.writeHead(500), res.end())));
   };
-  for (const [server, port] of [[createHttpsServer({ key: pki.keyPem, cert: pki.certPem }, handle), 443], [createHttpServer(handle), 80]] as const) {
+  for (const [server, port] of [
+    [createHttpsServer({ key: pki.keyPem, cert: pki.certPem }, handle), 443],
+    [createHttpServer(handle), 80],
+  ] as const) {
     server.on('connection', () => connections++);
     await new Promise<void>((r) => server.listen(port, ADDR.git, r));
     t.teardown(

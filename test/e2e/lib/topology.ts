@@ -82,13 +82,22 @@ export async function createTopology(t: Test, { proxyPorts, dnsPort }: TopologyO
   const probe = createServer((s) => s.destroy());
   await new Promise<void>((resolve) => probe.listen(PROBE.port, PROBE.host, resolve));
   t.teardown(() => void probe.close());
-  const direct = await runAsync('timeout', ['5', 'bash', '-c', `exec 3<>/dev/tcp/${PROBE.host}/${PROBE.port}`], { ns: wl });
+  const direct = await runAsync('timeout', ['5', 'bash', '-c', `exec 3<>/dev/tcp/${PROBE.host}/${PROBE.port}`], {
+    ns: wl,
+  });
   if (direct.status !== 0) {
-    throw new Error(`the direct path from the workload must be open before the rules go in, or the tests' "direct connections fail" checks prove nothing: ${direct.stderr}`);
+    throw new Error(
+      `the direct path from the workload must be open before the rules go in, or the tests' "direct connections fail" checks prove nothing: ${direct.stderr}`,
+    );
   }
 
   const rules = renderTo({
-    mode: 'docker', bridge: BRIDGE, proxy: SLUICE_SIDE, subnet: '10.99.0.0/24', ports: proxyPorts.join(','), 'dns-port': String(dnsPort),
+    mode: 'docker',
+    bridge: BRIDGE,
+    proxy: SLUICE_SIDE,
+    subnet: '10.99.0.0/24',
+    ports: proxyPorts.join(','),
+    'dns-port': String(dnsPort),
   });
   const selfTest = ['--test-netns', wl, '--probe', `${PROBE.host}:${PROBE.port}`];
   const applied = await setupSh(host, ['apply', rules, ...selfTest]);
@@ -103,11 +112,25 @@ export async function createTopology(t: Test, { proxyPorts, dnsPort }: TopologyO
       return new Promise((resolve, reject) => {
         // `ip netns exec` gives the program a mount namespace of its own (slave: nothing propagates back), so
         // the bind mount over /etc/resolv.conf is seen by that program alone.
-        const child = spawn('ip', ['netns', 'exec', wl, 'sh', '-c', 'mount --bind "$0" /etc/resolv.conf && exec "$@"', resolvConf, cmd, ...args], {
-          env: opts.env,
-          cwd: opts.cwd,
-          stdio: ['ignore', 'pipe', 'pipe'],
-        });
+        const child = spawn(
+          'ip',
+          [
+            'netns',
+            'exec',
+            wl,
+            'sh',
+            '-c',
+            'mount --bind "$0" /etc/resolv.conf && exec "$@"',
+            resolvConf,
+            cmd,
+            ...args,
+          ],
+          {
+            env: opts.env,
+            cwd: opts.cwd,
+            stdio: ['ignore', 'pipe', 'pipe'],
+          },
+        );
         const out: Buffer[] = [];
         const err: Buffer[] = [];
         const all: Buffer[] = [];

@@ -23,13 +23,17 @@ const claims = fc.record({
 });
 const nonce = fc.uint8Array({ minLength: 12, maxLength: 12 }).map((b) => Buffer.from(b));
 /** One character of `text` (after `from`) replaced by another; never the same text. */
-const edit = fc.tuple(fc.nat(), fc.oneof(fc.constantFrom(...B64URL.split('')), fc.constantFrom('=', '.', ' ', '\n', '+', '/', '\u00e9')));
+const edit = fc.tuple(
+  fc.nat(),
+  fc.oneof(fc.constantFrom(...B64URL.split('')), fc.constantFrom('=', '.', ' ', '\n', '+', '/', '\u00e9')),
+);
 const applyEdit = (text: string, from: number, [at, ch]: [number, string]) => {
   const i = from + (at % (text.length - from));
   return text[i] === ch ? null : text.slice(0, i) + ch + text.slice(i + 1);
 };
 
-const percentAll = (s: string) => [...Buffer.from(s)].map((b) => `%${b.toString(16).padStart(2, '0').toUpperCase()}`).join('');
+const percentAll = (s: string) =>
+  [...Buffer.from(s)].map((b) => `%${b.toString(16).padStart(2, '0').toUpperCase()}`).join('');
 const jsonEscapeAll = (s: string) => [...s].map((c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`).join('');
 
 export const brokerTargets: FuzzTarget[] = [
@@ -59,29 +63,41 @@ export const brokerTargets: FuzzTarget[] = [
     weight: 2,
     sliceRuns: 300,
     property: () =>
-      fc.property(name, fc.uint8Array({ minLength: 1, maxLength: 200 }), nonce, edit, fc.string({ maxLength: 60 }), (cred, secret, n, e, junk) => {
-        const s = sealSecret(KEY, cred, Buffer.from(secret), n);
-        const opened = openSealed(KEY, cred, `\n ${s}\n`);
-        assert.ok(opened.ok && opened.secret.equals(Buffer.from(secret)));
-        assert.equal(openSealed(KEY, `${cred}x`, s).ok, false, 'opened under another credential');
-        const changed = applyEdit(s, 'sluice-sealed.v1.'.length, e);
-        if (changed !== null && changed.trim() !== s) assert.equal(openSealed(KEY, cred, changed).ok, false, `an altered envelope opened: ${changed}`);
-        const r = openSealed(KEY, cred, `sluice-sealed.v1.${junk}`);
-        assert.equal(r.ok, false);
-      }),
+      fc.property(
+        name,
+        fc.uint8Array({ minLength: 1, maxLength: 200 }),
+        nonce,
+        edit,
+        fc.string({ maxLength: 60 }),
+        (cred, secret, n, e, junk) => {
+          const s = sealSecret(KEY, cred, Buffer.from(secret), n);
+          const opened = openSealed(KEY, cred, `\n ${s}\n`);
+          assert.ok(opened.ok && opened.secret.equals(Buffer.from(secret)));
+          assert.equal(openSealed(KEY, `${cred}x`, s).ok, false, 'opened under another credential');
+          const changed = applyEdit(s, 'sluice-sealed.v1.'.length, e);
+          if (changed !== null && changed.trim() !== s)
+            assert.equal(openSealed(KEY, cred, changed).ok, false, `an altered envelope opened: ${changed}`);
+          const r = openSealed(KEY, cred, `sluice-sealed.v1.${junk}`);
+          assert.equal(r.ok, false);
+        },
+      ),
   },
   {
     name: 'broker-base64url',
     weight: 3,
     sliceRuns: 500,
     property: () =>
-      fc.property(fc.uint8Array({ maxLength: 64 }), fc.string({ unit: fc.constantFrom(...(B64URL + '=+/ .').split('')), maxLength: 40 }), (bytes, text) => {
-        const canonical = Buffer.from(bytes).toString('base64url');
-        assert.deepEqual(decodeBase64urlStrict(canonical), Buffer.from(bytes));
-        const d = decodeBase64urlStrict(text);
-        // One spelling per byte string: what decodes re-encodes to the very same text.
-        if (d !== null) assert.equal(d.toString('base64url'), text);
-      }),
+      fc.property(
+        fc.uint8Array({ maxLength: 64 }),
+        fc.string({ unit: fc.constantFrom(...(B64URL + '=+/ .').split('')), maxLength: 40 }),
+        (bytes, text) => {
+          const canonical = Buffer.from(bytes).toString('base64url');
+          assert.deepEqual(decodeBase64urlStrict(canonical), Buffer.from(bytes));
+          const d = decodeBase64urlStrict(text);
+          // One spelling per byte string: what decodes re-encodes to the very same text.
+          if (d !== null) assert.equal(d.toString('base64url'), text);
+        },
+      ),
   },
   {
     name: 'broker-handle-scan',
@@ -91,17 +107,32 @@ export const brokerTargets: FuzzTarget[] = [
       fc.property(
         claims,
         nonce,
-        fc.constantFrom('header-raw', 'header-basic', 'path-percent', 'path-double-percent', 'body-json', 'body-raw', 'none'),
+        fc.constantFrom(
+          'header-raw',
+          'header-basic',
+          'path-percent',
+          'path-double-percent',
+          'body-json',
+          'body-raw',
+          'none',
+        ),
         fc.string({ maxLength: 30 }),
         fc.string({ maxLength: 30 }),
         (c, n, where, before, after) => {
           const h = issueHandle(KEY, c, n);
-          const req = { host: 'api.test', rawHeaders: ['X-A', `${before}`], path: `/p?q=${encodeURIComponent(after)}`, bodyPrefix: null as Uint8Array | null };
+          const req = {
+            host: 'api.test',
+            rawHeaders: ['X-A', `${before}`],
+            path: `/p?q=${encodeURIComponent(after)}`,
+            bodyPrefix: null as Uint8Array | null,
+          };
           if (where === 'header-raw') req.rawHeaders.push('X-Token', `${before} ${h} ${after}`);
-          if (where === 'header-basic') req.rawHeaders.push('Authorization', `Basic ${Buffer.from(`user:${h}`).toString('base64')}`);
+          if (where === 'header-basic')
+            req.rawHeaders.push('Authorization', `Basic ${Buffer.from(`user:${h}`).toString('base64')}`);
           if (where === 'path-percent') req.path = `/p?t=${percentAll(h)}`;
           if (where === 'path-double-percent') req.path = `/p?t=${percentAll(percentAll(h))}`;
-          if (where === 'body-json') req.bodyPrefix = Buffer.from(JSON.stringify({ a: before }).slice(0, -1) + `,"t":"${jsonEscapeAll(h)}"}`);
+          if (where === 'body-json')
+            req.bodyPrefix = Buffer.from(JSON.stringify({ a: before }).slice(0, -1) + `,"t":"${jsonEscapeAll(h)}"}`);
           if (where === 'body-raw') req.bodyPrefix = Buffer.from(`${before}${h}`);
           const found = findHandles(req);
           if (where === 'none') {

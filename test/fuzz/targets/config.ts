@@ -13,7 +13,10 @@ import type { FuzzTarget } from '../target.js';
 const BASE = {
   mode: 'enforce',
   registries: ['registry.test', '*.pkg.test'],
-  integrations: { api: { hosts: ['api.test'], methods: ['GET', 'POST'] }, gh: { hosts: ['gh.test', '*.gh.test'], tunnel: true } },
+  integrations: {
+    api: { hosts: ['api.test'], methods: ['GET', 'POST'] },
+    gh: { hosts: ['gh.test', '*.gh.test'], tunnel: true },
+  },
   identities: {
     agent: { password: 'agent-password-123', integrations: ['api', 'gh'] },
     sealed: { password: 'agent-password-123', reads: 'none', mode: 'report' },
@@ -27,7 +30,23 @@ const BASE = {
 type Json = unknown;
 const leafValue = fc.oneof(
   fc.jsonValue({ maxDepth: 2 }),
-  fc.constantFrom('*', '*.test', 'blocked.test', '0.0.0.0/0', '::/0', '127.0.0.1:0', '10s', '-1', 'report', 'enforce', 'none', 'public', '', '\u0000', '__proto__'),
+  fc.constantFrom(
+    '*',
+    '*.test',
+    'blocked.test',
+    '0.0.0.0/0',
+    '::/0',
+    '127.0.0.1:0',
+    '10s',
+    '-1',
+    'report',
+    'enforce',
+    'none',
+    'public',
+    '',
+    '\u0000',
+    '__proto__',
+  ),
   fc.constantFrom(null, true, 0, -1, 1e308, 65536, [], {}),
 );
 
@@ -47,7 +66,12 @@ function mutate(base: Json, edits: { pick: number; value: Json; del: boolean; ke
     for (const k of path.slice(0, -1)) parent = parent[k] as Record<string, Json>;
     const last = path[path.length - 1]!;
     if (e.key !== null && parent[last] && typeof parent[last] === 'object' && !Array.isArray(parent[last])) {
-      Object.defineProperty(parent[last], e.key, { value: structuredClone(e.value), enumerable: true, writable: true, configurable: true });
+      Object.defineProperty(parent[last], e.key, {
+        value: structuredClone(e.value),
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
     } else if (e.del) delete parent[last];
     else parent[last] = structuredClone(e.value);
   }
@@ -58,7 +82,23 @@ const edit = fc.record({
   pick: fc.nat(),
   value: leafValue,
   del: fc.boolean(),
-  key: fc.option(fc.constantFrom('hosts', 'tunnel', 'mode', 'integrations', 'password', 'passwordHash', 'unknown', '__proto__', 'constructor', 'cidrs', 'upgrade', 'methods'), { freq: 3 }),
+  key: fc.option(
+    fc.constantFrom(
+      'hosts',
+      'tunnel',
+      'mode',
+      'integrations',
+      'password',
+      'passwordHash',
+      'unknown',
+      '__proto__',
+      'constructor',
+      'cidrs',
+      'upgrade',
+      'methods',
+    ),
+    { freq: 3 },
+  ),
 });
 
 const configInput = fc.oneof(
@@ -75,18 +115,34 @@ function checkResult(r: ReturnType<typeof validateConfig>): void {
       assert.equal(typeof i.path, 'string');
       assert.equal(typeof i.message, 'string');
     }
-    assert.ok(r.issues.some((i) => i.severity === 'error'), 'refused with warnings only');
+    assert.ok(
+      r.issues.some((i) => i.severity === 'error'),
+      'refused with warnings only',
+    );
     return;
   }
   assert.ok(Object.isFrozen(r.config), 'config not frozen');
   const policy = compilePolicy(r.config);
   if (!r.config.globalDeny.hosts.includes('blocked.test')) return;
   for (const id of [...Object.keys(r.config.identities), 'nobody']) {
-    const rights = rightsFor(policy, id) ?? { identity: id, integrations: new Set(Object.keys(r.config.integrations)), reads: 'public' as const, mode: 'report' as const };
+    const rights = rightsFor(policy, id) ?? {
+      identity: id,
+      integrations: new Set(Object.keys(r.config.integrations)),
+      reads: 'public' as const,
+      mode: 'report' as const,
+    };
     const target = { host: 'blocked.test', kind: 'name' as const, port: 443 };
     for (const req of [
       { kind: 'tunnel' as const, target },
-      { kind: 'http' as const, scheme: 'https' as const, method: 'GET', target, hasBody: false, upgrade: false, methodOverride: null },
+      {
+        kind: 'http' as const,
+        scheme: 'https' as const,
+        method: 'GET',
+        target,
+        hasBody: false,
+        upgrade: false,
+        methodOverride: null,
+      },
     ]) {
       const d = decide(policy, { killSwitch: false }, rights, req);
       assert.equal(d.verdict, 'deny', `globally denied host allowed for ${id}`);

@@ -26,7 +26,10 @@ export const credentialTargets: FuzzTarget[] = [
           assert.deepEqual(parseBasic(header), { user, pass });
           for (const h of [junk, `Basic ${junk}`, `Basic  ${junk} `]) {
             const r = parseBasic(h);
-            assert.ok(r === 'malformed' || (typeof r === 'object' && r !== null && r.user.length > 0), `junk gave ${JSON.stringify(r)}`);
+            assert.ok(
+              r === 'malformed' || (typeof r === 'object' && r !== null && r.user.length > 0),
+              `junk gave ${JSON.stringify(r)}`,
+            );
           }
         },
       ),
@@ -40,7 +43,10 @@ export const credentialTargets: FuzzTarget[] = [
         fc.stringMatching(/^[a-z][a-z0-9_-]{0,12}$/),
         fc.integer({ min: 1, max: 86400 }),
         fc.option(fc.array(fc.stringMatching(/^[a-z]{1,8}$/), { maxLength: 3 }), { nil: undefined }),
-        fc.tuple(fc.nat(), fc.constantFrom(...'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=.+/ '.split(''))),
+        fc.tuple(
+          fc.nat(),
+          fc.constantFrom(...'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=.+/ '.split('')),
+        ),
         fc.constantFrom('', '=', '==', ' ', '.', '\n'),
         (sub, ttlS, int, [at, ch], suffix) => {
           const key = Buffer.alloc(32, 3);
@@ -51,8 +57,14 @@ export const credentialTargets: FuzzTarget[] = [
           assert.deepEqual(verifyToken(key, token, nowS + ttlS), { ok: false, reason: 'expired' });
           const i = 'sluice.v1.'.length + (at % (token.length - 'sluice.v1.'.length));
           const changed = token.slice(0, i) + ch + token.slice(i + 1);
-          if (changed !== token) assert.equal(verifyToken(key, changed, nowS).ok, false, `an altered token verified: ${changed}`);
-          if (suffix) assert.equal(verifyToken(key, token + suffix, nowS).ok, false, `token + ${JSON.stringify(suffix)} verified`);
+          if (changed !== token)
+            assert.equal(verifyToken(key, changed, nowS).ok, false, `an altered token verified: ${changed}`);
+          if (suffix)
+            assert.equal(
+              verifyToken(key, token + suffix, nowS).ok,
+              false,
+              `token + ${JSON.stringify(suffix)} verified`,
+            );
         },
       ),
   },

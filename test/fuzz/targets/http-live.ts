@@ -33,7 +33,10 @@ function policyOf(): Policy {
   const r = validateConfig({
     listen: { http: '127.0.0.1:0', socks5: null, admin: null },
     registries: [],
-    integrations: { api: { hosts: ['allowed.test'], methods: ['GET', 'HEAD', 'POST'] }, t: { hosts: ['tunnel.test'], tunnel: true } },
+    integrations: {
+      api: { hosts: ['allowed.test'], methods: ['GET', 'HEAD', 'POST'] },
+      t: { hosts: ['tunnel.test'], tunnel: true },
+    },
     // reads: none — the grants are then exactly the integrations' hosts (public reads would allow GET anywhere).
     identities: { agent: { password: PASSWORD, integrations: ['api', 't'], reads: 'none' } },
     globalDeny: { hosts: ['blocked.allowed.test'] },
@@ -77,7 +80,12 @@ export async function startLive(): Promise<Live> {
   } as unknown as Dialer;
   const passed: Passed[] = [];
   // scrypt is not what is fuzzed here: the check is exact, and as cheap as a cache hit.
-  const identities = createIdentityStore({ policy: () => policy, tokenKey: () => null, nowMs: () => Date.now(), verify: async (pw) => pw === PASSWORD });
+  const identities = createIdentityStore({
+    policy: () => policy,
+    tokenKey: () => null,
+    nowMs: () => Date.now(),
+    verify: async (pw) => pw === PASSWORD,
+  });
   // The plaintext password is hashed in the background on first sight; wait for it here, so that no fuzz input
   // waits on it (a half-closed connection whose answer is still pending gets none, see exchange()).
   const warm = await identities.authenticate({ user: 'agent', pass: PASSWORD });
@@ -89,7 +97,13 @@ export async function startLive(): Promise<Live> {
       for (const line of c.toString().split('\n')) {
         if (!line) continue;
         const rec = JSON.parse(line) as Record<string, unknown>;
-        if (rec.msg === AUDIT_MESSAGE && rec.code === 'EGR_FAIL_DNS') passed.push({ identity: rec.identity, host: rec['target.host'], port: rec['target.port'], path: rec['target.path'] });
+        if (rec.msg === AUDIT_MESSAGE && rec.code === 'EGR_FAIL_DNS')
+          passed.push({
+            identity: rec.identity,
+            host: rec['target.host'],
+            port: rec['target.port'],
+            path: rec['target.path'],
+          });
       }
       cb();
     },
@@ -153,11 +167,42 @@ export async function exchange(port: number, bytes: Buffer, limitMs: number): Pr
 }
 
 // Spellings of the granted hosts, and look-alikes that must not pass for them.
-const GRANTED_SPELLINGS = ['allowed.test', 'ALLOWED.Test.', 'allowed.test:80', 'allowed.test:443', 'allowed.test:8080', 'tunnel.test:443', 'Tunnel.Test.:443', 'allowed\uff0etest', 'allowed.test.', 'tunnel.test:80', 'allowed.test:00080'];
+const GRANTED_SPELLINGS = [
+  'allowed.test',
+  'ALLOWED.Test.',
+  'allowed.test:80',
+  'allowed.test:443',
+  'allowed.test:8080',
+  'tunnel.test:443',
+  'Tunnel.Test.:443',
+  'allowed\uff0etest',
+  'allowed.test.',
+  'tunnel.test:80',
+  'allowed.test:00080',
+];
 const LOOK_ALIKES = [
-  'evil.test', 'allowed.test@evil.test', 'evil.test@allowed.test', 'allowed.test.evil.test', 'blocked.allowed.test', '127.0.0.1', '[::1]',
-  'allowed%2etest', 'allowed.test\\@evil.test', 'allowed.test#@evil.test', 'xn--allowed-.test', '0x7f.1', 'allowed.test:0', 'allowed.test:65536',
-  'allowed..test', '', ':80', 'allowed.test:80:80', 'allowed.test%00.evil.test', 'allowed.tes\u0442', 'allowed.test\u3002evil.test', '[::ffff:127.0.0.1]:443',
+  'evil.test',
+  'allowed.test@evil.test',
+  'evil.test@allowed.test',
+  'allowed.test.evil.test',
+  'blocked.allowed.test',
+  '127.0.0.1',
+  '[::1]',
+  'allowed%2etest',
+  'allowed.test\\@evil.test',
+  'allowed.test#@evil.test',
+  'xn--allowed-.test',
+  '0x7f.1',
+  'allowed.test:0',
+  'allowed.test:65536',
+  'allowed..test',
+  '',
+  ':80',
+  'allowed.test:80:80',
+  'allowed.test%00.evil.test',
+  'allowed.tes\u0442',
+  'allowed.test\u3002evil.test',
+  '[::ffff:127.0.0.1]:443',
 ];
 const AUTH = {
   good: basic(`agent:${PASSWORD}`),
@@ -169,12 +214,30 @@ const AUTH = {
 type AuthKind = keyof typeof AUTH | 'none';
 
 const chunkedBody = fc.oneof(
-  fc.array(fc.string({ maxLength: 12 }), { maxLength: 3 }).map((parts) => parts.filter((p) => p).map((p) => `${Buffer.byteLength(p).toString(16)}\r\n${p}\r\n`).join('') + '0\r\n\r\n'),
-  fc.constantFrom('0\r\n\r\n', '5;ext=1\r\nhello\r\n0\r\nTrailer: x\r\n\r\n', 'ffffffffffffffffff\r\nx\r\n', '-1\r\n\r\n', '5\r\nhel\r\n0\r\n\r\n', '0\r\n\r\nGET http://evil.test/ HTTP/1.1\r\nHost: evil.test\r\n\r\n', '1\nx\n0\n\n', 'z\r\n\r\n'),
+  fc.array(fc.string({ maxLength: 12 }), { maxLength: 3 }).map(
+    (parts) =>
+      parts
+        .filter((p) => p)
+        .map((p) => `${Buffer.byteLength(p).toString(16)}\r\n${p}\r\n`)
+        .join('') + '0\r\n\r\n',
+  ),
+  fc.constantFrom(
+    '0\r\n\r\n',
+    '5;ext=1\r\nhello\r\n0\r\nTrailer: x\r\n\r\n',
+    'ffffffffffffffffff\r\nx\r\n',
+    '-1\r\n\r\n',
+    '5\r\nhel\r\n0\r\n\r\n',
+    '0\r\n\r\nGET http://evil.test/ HTTP/1.1\r\nHost: evil.test\r\n\r\n',
+    '1\nx\n0\n\n',
+    'z\r\n\r\n',
+  ),
 );
 
 const request = fc.record({
-  method: fc.oneof(fc.constantFrom('GET', 'POST', 'HEAD', 'CONNECT'), fc.constantFrom('DELETE', 'PUT', 'get', 'OPTIONS', 'TRACE', 'G\x00T', 'PATCH')),
+  method: fc.oneof(
+    fc.constantFrom('GET', 'POST', 'HEAD', 'CONNECT'),
+    fc.constantFrom('DELETE', 'PUT', 'get', 'OPTIONS', 'TRACE', 'G\x00T', 'PATCH'),
+  ),
   scheme: fc.constantFrom('http', 'https', 'HTTP', 'ftp'),
   host: fc.oneof(fc.constantFrom(...GRANTED_SPELLINGS), fc.constantFrom(...LOOK_ALIKES)),
   path: fc.constantFrom('/', '/a?b=c', '', '?q', '/#frag', '/%0d%0a', '/a b'),
@@ -182,7 +245,22 @@ const request = fc.record({
   hostHeaders: fc.array(fc.constantFrom('allowed.test', 'evil.test', '', 'a b', 'allowed.test:80'), { maxLength: 2 }),
   auth: fc.constantFrom<AuthKind>('good', 'good', 'good', 'wrong', 'unknown', 'malformed', 'bearer', 'none'),
   override: fc.option(fc.constantFrom('DELETE', 'GET', 'PUT'), { freq: 4 }),
-  extra: fc.array(fc.constantFrom('Expect: 100-continue', 'Expect: nothing', 'Upgrade: websocket', 'Connection: upgrade', 'Connection: close', 'Max-Forwards: 0', 'Max-Forwards: x', 'Via: 1.1 inner', 'X-A: b', 'Transfer-Encoding: gzip', 'Content-Length: 1'), { maxLength: 3 }),
+  extra: fc.array(
+    fc.constantFrom(
+      'Expect: 100-continue',
+      'Expect: nothing',
+      'Upgrade: websocket',
+      'Connection: upgrade',
+      'Connection: close',
+      'Max-Forwards: 0',
+      'Max-Forwards: x',
+      'Via: 1.1 inner',
+      'X-A: b',
+      'Transfer-Encoding: gzip',
+      'Content-Length: 1',
+    ),
+    { maxLength: 3 },
+  ),
   body: fc.oneof(
     fc.constant({ kind: 'none' as const, text: '' }),
     chunkedBody.map((text) => ({ kind: 'chunked' as const, text })),
@@ -194,7 +272,18 @@ const request = fc.record({
 // Half the runs are well-formed apart from what is being varied (target, method, override, body), so that the
 // decisions behind the parsers are reached often; the other half keep every variation.
 const requestOrClean = fc.tuple(request, fc.boolean()).map(([r, clean]): Req =>
-  clean ? { ...r, version: 'HTTP/1.1' as const, hostHeaders: ['allowed.test' as const], auth: 'good' as const, override: null, extra: [], eol: '\r\n' as const, body: r.method === 'CONNECT' ? { kind: 'none' as const, text: '' } : r.body } : r,
+  clean
+    ? {
+        ...r,
+        version: 'HTTP/1.1' as const,
+        hostHeaders: ['allowed.test' as const],
+        auth: 'good' as const,
+        override: null,
+        extra: [],
+        eol: '\r\n' as const,
+        body: r.method === 'CONNECT' ? { kind: 'none' as const, text: '' } : r.body,
+      }
+    : r,
 );
 type Req = typeof request extends fc.Arbitrary<infer T> ? T : never;
 
@@ -208,7 +297,8 @@ function render(r: Req): string {
   if (r.body.kind === 'chunked') lines.push('Transfer-Encoding: chunked');
   if (r.body.kind === 'length') lines.push(`Content-Length: ${Buffer.byteLength(r.body.text)}`);
   let out = lines.join(r.eol) + r.eol + r.eol + r.body.text;
-  if (r.pipelined) out += `GET http://allowed.test/second HTTP/1.1\r\nHost: allowed.test\r\nProxy-Authorization: ${AUTH.good}\r\n\r\n`;
+  if (r.pipelined)
+    out += `GET http://allowed.test/second HTTP/1.1\r\nHost: allowed.test\r\nProxy-Authorization: ${AUTH.good}\r\n\r\n`;
   return out;
 }
 
@@ -226,7 +316,12 @@ function referenceAllows(policy: Policy, r: Req): boolean | null {
     }
     const host = normaliseHost(hostname);
     if (isDeny(host)) return false;
-    return decide(policy, { killSwitch: false }, rightsFor(policy, 'agent')!, { kind: 'tunnel', target: { ...host, port: Number(m[2]) } }).verdict === 'allow';
+    return (
+      decide(policy, { killSwitch: false }, rightsFor(policy, 'agent')!, {
+        kind: 'tunnel',
+        target: { ...host, port: Number(m[2]) },
+      }).verdict === 'allow'
+    );
   }
   let u: URL;
   try {
@@ -268,7 +363,13 @@ function checkAnswer(text: string): void {
 // A quarter of the inputs get one to three bytes overwritten with delimiters, controls or high bytes.
 const mutation = fc.oneof(
   { weight: 3, arbitrary: fc.constant<[number, number][]>([]) },
-  { weight: 1, arbitrary: fc.array(fc.tuple(fc.nat(), fc.constantFrom(0x00, 0x0a, 0x0d, 0x20, 0x3a, 0x40, 0x25, 0x2f, 0x7f, 0xff, 0x41)), { minLength: 1, maxLength: 3 }) },
+  {
+    weight: 1,
+    arbitrary: fc.array(
+      fc.tuple(fc.nat(), fc.constantFrom(0x00, 0x0a, 0x0d, 0x20, 0x3a, 0x40, 0x25, 0x2f, 0x7f, 0xff, 0x41)),
+      { minLength: 1, maxLength: 3 },
+    ),
+  },
 );
 
 let live: Live | null = null;
@@ -292,7 +393,8 @@ export const httpLiveTargets: FuzzTarget[] = [
         counts.runs++;
         if (text !== '') counts.answered++;
         const { hosts, passed } = l.take();
-        for (const host of hosts) assert.ok(GRANTED.has(host), `the dialer was asked for ${host}, which no grant names`);
+        for (const host of hosts)
+          assert.ok(GRANTED.has(host), `the dialer was asked for ${host}, which no grant names`);
         assert.equal(passed.length, hosts.length, 'the dialer was reached other than through decide()');
         for (const p of passed) {
           assert.equal(p.identity, 'agent');
@@ -305,7 +407,11 @@ export const httpLiveTargets: FuzzTarget[] = [
           counts.checkedAgainstReference++;
           assert.equal(first.length, 1);
           assert.equal(r.auth, 'good', 'reached the dialer without valid credentials');
-          assert.notEqual(referenceAllows(l.policy, r), false, 'allowed a request that decide() denies for what a WHATWG client means by it');
+          assert.notEqual(
+            referenceAllows(l.policy, r),
+            false,
+            'allowed a request that decide() denies for what a WHATWG client means by it',
+          );
         }
       });
     },

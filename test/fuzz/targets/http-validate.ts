@@ -8,9 +8,45 @@ import fc from 'fast-check';
 import { MAX_FORWARDS_CAP, connectRefusal, requestRefusal, requestVia } from '../../../proxy/edge/http-validate.js';
 import { assertDeny, type FuzzTarget } from '../target.js';
 
-const names = fc.constantFrom('Host', 'host', 'HOST', 'Transfer-Encoding', 'transfer-encoding', 'Content-Length', 'Max-Forwards', 'max-forwards', 'Via', 'X-Other', 'Hos', 'Hostt');
+const names = fc.constantFrom(
+  'Host',
+  'host',
+  'HOST',
+  'Transfer-Encoding',
+  'transfer-encoding',
+  'Content-Length',
+  'Max-Forwards',
+  'max-forwards',
+  'Via',
+  'X-Other',
+  'Hos',
+  'Hostt',
+);
 const values = fc.oneof(
-  fc.constantFrom('', 'a.test', 'a.test:80', '[::1]:443', '[v1.x]', 'a b', 'a@b', 'a/b', 'a,b', 'chunked', 'gzip, chunked', 'chunked;q=1', ' 0 ', '0', '7', '300', '18446744073709551616', 'x', 'HTTP/1.1 h (c, d)', '1.0 x', '%41.test', '%4'),
+  fc.constantFrom(
+    '',
+    'a.test',
+    'a.test:80',
+    '[::1]:443',
+    '[v1.x]',
+    'a b',
+    'a@b',
+    'a/b',
+    'a,b',
+    'chunked',
+    'gzip, chunked',
+    'chunked;q=1',
+    ' 0 ',
+    '0',
+    '7',
+    '300',
+    '18446744073709551616',
+    'x',
+    'HTTP/1.1 h (c, d)',
+    '1.0 x',
+    '%41.test',
+    '%4',
+  ),
   fc.string({ maxLength: 20 }),
   fc.string({ unit: fc.constantFrom(...'ab.:[]@%0123456789 ,;'.split('')), maxLength: 20 }),
 );
@@ -24,10 +60,17 @@ function fakeRequest(h: { method: string; minor: number; lines: [string, string]
   const rawHeaders = h.lines.flat();
   const headers: Record<string, string> = {};
   for (const [n, v] of h.lines) headers[n.toLowerCase()] ??= v;
-  return { method: h.method, httpVersionMajor: 1, httpVersionMinor: h.minor, rawHeaders, headers } as unknown as IncomingMessage;
+  return {
+    method: h.method,
+    httpVersionMajor: 1,
+    httpVersionMinor: h.minor,
+    rawHeaders,
+    headers,
+  } as unknown as IncomingMessage;
 }
 
-const linesNamed = (lines: [string, string][], lower: string) => lines.filter(([n]) => n.toLowerCase() === lower).map(([, v]) => v);
+const linesNamed = (lines: [string, string][], lower: string) =>
+  lines.filter(([n]) => n.toLowerCase() === lower).map(([, v]) => v);
 
 export const httpValidateTargets: FuzzTarget[] = [
   {
@@ -70,12 +113,17 @@ export const httpValidateTargets: FuzzTarget[] = [
     weight: 2,
     sliceRuns: 500,
     property: () =>
-      fc.property(fc.array(fc.tuple(fc.constantFrom('Via', 'via', 'X'), fc.string({ maxLength: 40 })), { maxLength: 4 }), fc.constantFrom('1.0', '1.1'), (lines, v) => {
-        const out = requestVia(lines.flat(), v);
-        assert.ok(out.endsWith(`${v} sluice`));
-        // Each member the client sent is re-written with a pseudonym: no received-by of theirs survives.
-        // And the protocol slot carries a protocol, never a lone token of theirs (a host name from inside).
-        for (const m of out.split(', ').slice(0, -1)) assert.match(m, /^(?:[A-Za-z][A-Za-z0-9+.-]*\/)?[0-9][0-9.]* hidden$/);
-      }),
+      fc.property(
+        fc.array(fc.tuple(fc.constantFrom('Via', 'via', 'X'), fc.string({ maxLength: 40 })), { maxLength: 4 }),
+        fc.constantFrom('1.0', '1.1'),
+        (lines, v) => {
+          const out = requestVia(lines.flat(), v);
+          assert.ok(out.endsWith(`${v} sluice`));
+          // Each member the client sent is re-written with a pseudonym: no received-by of theirs survives.
+          // And the protocol slot carries a protocol, never a lone token of theirs (a host name from inside).
+          for (const m of out.split(', ').slice(0, -1))
+            assert.match(m, /^(?:[A-Za-z][A-Za-z0-9+.-]*\/)?[0-9][0-9.]* hidden$/);
+        },
+      ),
   },
 ];

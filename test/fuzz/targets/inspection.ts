@@ -9,12 +9,33 @@ import type { FuzzTarget } from '../target.js';
 
 const FACTS = { host: 'api.test', port: 443, tunnelId: 'fuzz' };
 const spellings = fc.constantFrom(
-  'api.test', 'API.test.', 'api.test:443', 'api.test:0443', 'api.test:8443', 'api.test:80', 'evil.test', 'api.test@evil.test', 'evil.test@api.test',
-  'api.test.evil.test', 'api%2etest', 'api\uff0etest', '', ':443', 'api.test:', 'api.test:443:443', '[::1]', 'api.test#x', 'api.test\\evil.test', 'api.test/x',
+  'api.test',
+  'API.test.',
+  'api.test:443',
+  'api.test:0443',
+  'api.test:8443',
+  'api.test:80',
+  'evil.test',
+  'api.test@evil.test',
+  'evil.test@api.test',
+  'api.test.evil.test',
+  'api%2etest',
+  'api\uff0etest',
+  '',
+  ':443',
+  'api.test:',
+  'api.test:443:443',
+  '[::1]',
+  'api.test#x',
+  'api.test\\evil.test',
+  'api.test/x',
 );
 const authority = fc.oneof(spellings, fc.string({ maxLength: 20 }));
 const req = fc.record({
-  absolute: fc.option(fc.tuple(fc.constantFrom('https', 'http', 'HTTPS', 'wss'), authority, fc.constantFrom('/', '/x?y', '', '#f')), { nil: null }),
+  absolute: fc.option(
+    fc.tuple(fc.constantFrom('https', 'http', 'HTTPS', 'wss'), authority, fc.constantFrom('/', '/x?y', '', '#f')),
+    { nil: null },
+  ),
   path: fc.constantFrom('/', '/a', '*', 'api.test:443', '//evil.test/'),
   hosts: fc.array(authority, { maxLength: 2 }),
 });
@@ -39,7 +60,11 @@ export const inspectionTargets: FuzzTarget[] = [
       fc.property(req, (r) => {
         const url = r.absolute ? `${r.absolute[0]}://${r.absolute[1]}${r.absolute[2]}` : r.path;
         const rawHeaders = r.hosts.flatMap((h) => ['Host', h]);
-        const fake = { url, rawHeaders, headers: r.hosts.length ? { host: r.hosts[0] } : {} } as unknown as IncomingMessage;
+        const fake = {
+          url,
+          rawHeaders,
+          headers: r.hosts.length ? { host: r.hosts[0] } : {},
+        } as unknown as IncomingMessage;
         const { authority: a, path } = checkAuthority(fake, FACTS);
         assert.equal(typeof path, 'string');
         if (!a.ok) {
@@ -48,12 +73,20 @@ export const inspectionTargets: FuzzTarget[] = [
         }
         if (url.startsWith('/')) {
           assert.equal(r.hosts.length, 1);
-          assert.deepEqual(reference(r.hosts[0]!), { host: FACTS.host, port: FACTS.port }, `Host ${JSON.stringify(r.hosts[0])} passed`);
+          assert.deepEqual(
+            reference(r.hosts[0]!),
+            { host: FACTS.host, port: FACTS.port },
+            `Host ${JSON.stringify(r.hosts[0])} passed`,
+          );
         } else {
           assert.equal(r.absolute![0].toLowerCase(), 'https');
           const u = new URL(url);
           assert.equal(u.username + u.password, '', `target with userinfo ${JSON.stringify(url)} passed`);
-          assert.deepEqual({ host: u.hostname.replace(/\.$/, ''), port: Number(u.port || 443) }, { host: FACTS.host, port: FACTS.port }, `target ${JSON.stringify(url)} passed`);
+          assert.deepEqual(
+            { host: u.hostname.replace(/\.$/, ''), port: Number(u.port || 443) },
+            { host: FACTS.host, port: FACTS.port },
+            `target ${JSON.stringify(url)} passed`,
+          );
         }
       }),
   },

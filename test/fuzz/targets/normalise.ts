@@ -6,7 +6,13 @@ import assert from 'node:assert/strict';
 import { isIP } from 'node:net';
 import fc from 'fast-check';
 import ipaddr from 'ipaddr.js';
-import { type Host, formatAuthority, normaliseHost, parseAbsoluteTarget, parseAuthority } from '../../../firewall/normalise.js';
+import {
+  type Host,
+  formatAuthority,
+  normaliseHost,
+  parseAbsoluteTarget,
+  parseAuthority,
+} from '../../../firewall/normalise.js';
 import { isDeny } from '../../../firewall/codes.js';
 import { assertDeny, type FuzzTarget } from '../target.js';
 
@@ -45,8 +51,23 @@ function checkHost(raw: string, r: Host | ReturnType<typeof normaliseHost>): voi
 }
 
 const hostAlphabet = fc.constantFrom(
-  ...'abcxyzABCXYZ0123456789-._:[]%@/\\?#'.split(''), '0x', '0X', '00', '\u00fc', '\u0131', '\u212a', '\uff0e', '\u3002', '\u200b',
-  '\u00ad', 'xn--', ' ', '\t', '\x00', '\x7f', '\u0430',
+  ...'abcxyzABCXYZ0123456789-._:[]%@/\\?#'.split(''),
+  '0x',
+  '0X',
+  '00',
+  '\u00fc',
+  '\u0131',
+  '\u212a',
+  '\uff0e',
+  '\u3002',
+  '\u200b',
+  '\u00ad',
+  'xn--',
+  ' ',
+  '\t',
+  '\x00',
+  '\x7f',
+  '\u0430',
 );
 const hostish = fc.oneof(
   fc.string({ unit: hostAlphabet, maxLength: 40 }),
@@ -61,20 +82,35 @@ const hostish = fc.oneof(
 // Every IPv4 spelling the WHATWG parser accepts (RFC 3986 inet_aton forms): 1–4 parts, decimal, 0x hex,
 // leading-zero octal; the last part fills the remaining bytes.
 const ipv4Spelling = fc
-  .tuple(fc.integer({ min: 0, max: 0xffffffff }), fc.integer({ min: 1, max: 4 }), fc.array(fc.constantFrom('dec', 'hex', 'HEX', 'oct'), { minLength: 4, maxLength: 4 }), fc.boolean())
+  .tuple(
+    fc.integer({ min: 0, max: 0xffffffff }),
+    fc.integer({ min: 1, max: 4 }),
+    fc.array(fc.constantFrom('dec', 'hex', 'HEX', 'oct'), { minLength: 4, maxLength: 4 }),
+    fc.boolean(),
+  )
   .map(([n, parts, radix, dot]) => {
     const bytes = [n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff];
     const values = [...bytes.slice(0, parts - 1), bytes.slice(parts - 1).reduce((a, b) => a * 256 + b, 0)];
-    const text = values.map((v, i) => (radix[i] === 'hex' ? `0x${v.toString(16)}` : radix[i] === 'HEX' ? `0X${v.toString(16).toUpperCase()}` : radix[i] === 'oct' ? `0${v.toString(8)}` : String(v)));
+    const text = values.map((v, i) =>
+      radix[i] === 'hex'
+        ? `0x${v.toString(16)}`
+        : radix[i] === 'HEX'
+          ? `0X${v.toString(16).toUpperCase()}`
+          : radix[i] === 'oct'
+            ? `0${v.toString(8)}`
+            : String(v),
+    );
     return { raw: text.join('.') + (dot ? '.' : ''), canonical: bytes.join('.') };
   });
 
-const ipv6Spelling = fc.tuple(fc.uint8Array({ minLength: 16, maxLength: 16 }), fc.boolean(), fc.boolean()).map(([b, upper, full]) => {
-  const addr = new ipaddr.IPv6([...b]);
-  let text = full ? addr.toNormalizedString() : addr.toString();
-  if (upper) text = text.toUpperCase();
-  return { raw: `[${text}]`, canonical: addr.toRFC5952String() };
-});
+const ipv6Spelling = fc
+  .tuple(fc.uint8Array({ minLength: 16, maxLength: 16 }), fc.boolean(), fc.boolean())
+  .map(([b, upper, full]) => {
+    const addr = new ipaddr.IPv6([...b]);
+    let text = full ? addr.toNormalizedString() : addr.toString();
+    if (upper) text = text.toUpperCase();
+    return { raw: `[${text}]`, canonical: addr.toRFC5952String() };
+  });
 
 export const normaliseTargets: FuzzTarget[] = [
   {
@@ -102,7 +138,13 @@ export const normaliseTargets: FuzzTarget[] = [
     property: () =>
       fc.property(
         fc.oneof(
-          fc.tuple(hostish, fc.option(fc.oneof(fc.integer({ min: -1, max: 70000 }).map(String), fc.string({ maxLength: 7 })), { nil: undefined }))
+          fc
+            .tuple(
+              hostish,
+              fc.option(fc.oneof(fc.integer({ min: -1, max: 70000 }).map(String), fc.string({ maxLength: 7 })), {
+                nil: undefined,
+              }),
+            )
             .map(([h, p]) => (p === undefined ? h : `${h}:${p}`)),
           fc.string({ maxLength: 60 }),
         ),
@@ -128,7 +170,12 @@ export const normaliseTargets: FuzzTarget[] = [
     property: () =>
       fc.property(
         fc.oneof(
-          fc.tuple(fc.constantFrom('http', 'https', 'HTTP', 'ftp', 'http:', 'ws'), hostish, fc.string({ unit: fc.constantFrom(...'/?#@:\\%.a1'.split('')), maxLength: 12 }))
+          fc
+            .tuple(
+              fc.constantFrom('http', 'https', 'HTTP', 'ftp', 'http:', 'ws'),
+              hostish,
+              fc.string({ unit: fc.constantFrom(...'/?#@:\\%.a1'.split('')), maxLength: 12 }),
+            )
             .map(([s, h, rest]) => `${s}://${h}${rest}`),
           fc.webUrl({ withQueryParameters: true, withFragments: true }),
           fc.string({ maxLength: 60 }),
@@ -141,7 +188,11 @@ export const normaliseTargets: FuzzTarget[] = [
           // Differential: the WHATWG parser agrees on scheme, host and port of what Sluice will judge.
           const u = new URL(raw);
           assert.equal(u.protocol, `${r.scheme}:`);
-          assert.equal(whatwgHost(u.host.replace(/:\d+$/, '')), r.target.host, `WHATWG reads another host in ${JSON.stringify(raw)}`);
+          assert.equal(
+            whatwgHost(u.host.replace(/:\d+$/, '')),
+            r.target.host,
+            `WHATWG reads another host in ${JSON.stringify(raw)}`,
+          );
           assert.equal(Number(u.port || (r.scheme === 'https' ? 443 : 80)), r.target.port);
         },
       ),

@@ -12,8 +12,23 @@ import { type Live, PASSWORD, exchange, startLive } from './http-live.js';
 import type { FuzzTarget } from '../target.js';
 
 const DOMAINS = [
-  'tunnel.test', 'TUNNEL.Test.', 'tunnel\uff0etest', 'allowed.test', 'evil.test', 'tunnel.test.evil.test', 'tunnel.test:443', 'tunnel.test\u0000',
-  '127.0.0.1', '::1', '[::1]', '0x7f.1', 'tunnel%2etest', 'evil.test@tunnel.test', 'tunnel.test/x', 'xn--tunnel-.test', ' tunnel.test',
+  'tunnel.test',
+  'TUNNEL.Test.',
+  'tunnel\uff0etest',
+  'allowed.test',
+  'evil.test',
+  'tunnel.test.evil.test',
+  'tunnel.test:443',
+  'tunnel.test\u0000',
+  '127.0.0.1',
+  '::1',
+  '[::1]',
+  '0x7f.1',
+  'tunnel%2etest',
+  'evil.test@tunnel.test',
+  'tunnel.test/x',
+  'xn--tunnel-.test',
+  ' tunnel.test',
 ];
 const credentials = {
   good: ['agent', PASSWORD],
@@ -24,18 +39,27 @@ const credentials = {
 
 const conversation = fc.record({
   greeting: fc.constantFrom<number[]>([5, 1, 2], [5, 2, 0, 2], [5, 1, 0], [4, 1, 0, 80], [5, 0], [5, 3, 2, 2, 2]),
-  auth: fc.oneof(fc.constantFrom(...(Object.keys(credentials) as (keyof typeof credentials)[])), fc.constant('latin1' as const)),
+  auth: fc.oneof(
+    fc.constantFrom(...(Object.keys(credentials) as (keyof typeof credentials)[])),
+    fc.constant('latin1' as const),
+  ),
   authVersion: fc.constantFrom(1, 1, 1, 5),
   cmd: fc.constantFrom(1, 1, 1, 2, 3, 9),
   address: fc.oneof(
     fc.constantFrom(...DOMAINS).map((d) => ({ atyp: 3, bytes: [...Buffer.from(d)], domain: d as string | null })),
-    fc.constantFrom('tunnel.test', 'TUNNEL.Test.', 'tunnel\uff0etest').map((d) => ({ atyp: 3, bytes: [...Buffer.from(d)], domain: d as string | null })),
+    fc
+      .constantFrom('tunnel.test', 'TUNNEL.Test.', 'tunnel\uff0etest')
+      .map((d) => ({ atyp: 3, bytes: [...Buffer.from(d)], domain: d as string | null })),
     fc.constantFrom([127, 0, 0, 1], [8, 8, 8, 8], [10, 0, 0, 1]).map((b) => ({ atyp: 1, bytes: b, domain: null })),
     fc.constant({ atyp: 4, bytes: [...new Array<number>(15).fill(0), 1], domain: null }),
     fc.constant({ atyp: 7, bytes: [1, 2, 3, 4], domain: null }),
   ),
   port: fc.constantFrom(443, 443, 80, 0, 8443, 65535),
-  early: fc.oneof(fc.constant<number[]>([]), fc.uint8Array({ maxLength: 40 }).map((b) => [...b]), fc.constant([22, 3, 1, 0, 5, 1, 0, 0, 1, 0])),
+  early: fc.oneof(
+    fc.constant<number[]>([]),
+    fc.uint8Array({ maxLength: 40 }).map((b) => [...b]),
+    fc.constant([22, 3, 1, 0, 5, 1, 0, 0, 1, 0]),
+  ),
   clean: fc.boolean(),
 });
 type Conversation = typeof conversation extends fc.Arbitrary<infer T> ? T : never;
@@ -65,7 +89,10 @@ function referenceAllows(policy: Policy, c: Conversation): boolean | null {
   const host = normaliseHost(hostname);
   if (isDeny(host)) return false;
   const port = c.clean ? 443 : c.port;
-  return decide(policy, { killSwitch: false }, rightsFor(policy, 'agent')!, { kind: 'tunnel', target: { ...host, port } }).verdict === 'allow';
+  return (
+    decide(policy, { killSwitch: false }, rightsFor(policy, 'agent')!, { kind: 'tunnel', target: { ...host, port } })
+      .verdict === 'allow'
+  );
 }
 
 const SUCCESS_REPLY = Buffer.from([5, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
@@ -83,7 +110,10 @@ export const socks5LiveTargets: FuzzTarget[] = [
       const l = live;
       const mutation = fc.oneof(
         { weight: 3, arbitrary: fc.constant<[number, number][]>([]) },
-        { weight: 1, arbitrary: fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 3 }) },
+        {
+          weight: 1,
+          arbitrary: fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 3 }),
+        },
       );
       return fc.asyncProperty(conversation, mutation, async (c, flips) => {
         const bytes = render(c);
@@ -104,12 +134,20 @@ export const socks5LiveTargets: FuzzTarget[] = [
         counts.passedDecide += passed.length;
         if (passed.length > 0 && flips.length === 0) {
           counts.checkedAgainstReference++;
-          assert.ok(c.clean || (c.auth === 'good' && c.cmd === 1 && c.authVersion === 1), 'reached the dialer without valid credentials or CONNECT');
-          assert.notEqual(referenceAllows(l.policy, c), false, 'allowed a tunnel that decide() denies for what a WHATWG client means by it');
+          assert.ok(
+            c.clean || (c.auth === 'good' && c.cmd === 1 && c.authVersion === 1),
+            'reached the dialer without valid credentials or CONNECT',
+          );
+          assert.notEqual(
+            referenceAllows(l.policy, c),
+            false,
+            'allowed a tunnel that decide() denies for what a WHATWG client means by it',
+          );
         }
       });
     },
-    stats: () => `${counts.runs} connections, ${counts.passedDecide} tunnels allowed by decide() (reached the dialer), ${counts.checkedAgainstReference} checked against the reference`,
+    stats: () =>
+      `${counts.runs} connections, ${counts.passedDecide} tunnels allowed by decide() (reached the dialer), ${counts.checkedAgainstReference} checked against the reference`,
     close: async () => {
       await live?.close();
       live = null;

@@ -5,7 +5,15 @@ import assert from 'node:assert/strict';
 import { isIP } from 'node:net';
 import fc from 'fast-check';
 import ipaddr from 'ipaddr.js';
-import { ATYP, type Decoded, MAX_MESSAGE_BYTES, decodeGreeting, decodeRequest, decodeUserPass, encodeReply } from '../../../proxy/edge/socks5-codec.js';
+import {
+  ATYP,
+  type Decoded,
+  MAX_MESSAGE_BYTES,
+  decodeGreeting,
+  decodeRequest,
+  decodeUserPass,
+  encodeReply,
+} from '../../../proxy/edge/socks5-codec.js';
 import { assertDeny, type FuzzTarget } from '../target.js';
 
 const DECODERS = [decodeGreeting, decodeUserPass, decodeRequest] as const;
@@ -13,7 +21,10 @@ const DECODERS = [decodeGreeting, decodeUserPass, decodeRequest] as const;
 function check<T>(decode: (b: Uint8Array) => Decoded<T>, buf: Uint8Array): void {
   const r = decode(buf);
   if (r.state === 'need-more') {
-    assert.ok(buf.length < MAX_MESSAGE_BYTES, 'need-more past the longest message: a client could hold the buffer open');
+    assert.ok(
+      buf.length < MAX_MESSAGE_BYTES,
+      'need-more past the longest message: a client could hold the buffer open',
+    );
     return;
   }
   if (r.state === 'error') {
@@ -26,21 +37,30 @@ function check<T>(decode: (b: Uint8Array) => Decoded<T>, buf: Uint8Array): void 
   // Sans-io contract: what follows a message is never read, and a message is never judged before it is whole.
   const whole = buf.subarray(0, r.used);
   assert.deepEqual(decode(whole), r, 'decoding depends on the bytes after the message');
-  for (let i = 0; i < r.used; i++) assert.equal(decode(whole.subarray(0, i)).state, 'need-more', `prefix of ${i} bytes`);
+  for (let i = 0; i < r.used; i++)
+    assert.equal(decode(whole.subarray(0, i)).state, 'need-more', `prefix of ${i} bytes`);
 }
 
 // Bytes that look like SOCKS5 often enough to get past the first checks.
 const socksish = fc.oneof(
   fc.uint8Array({ maxLength: 600 }),
-  fc.tuple(fc.constantFrom(5, 1, 4), fc.uint8Array({ maxLength: 40 })).map(([v, rest]) => Uint8Array.from([v, ...rest])),
-  fc.tuple(fc.constantFrom(1, 2, 3), fc.constantFrom(1, 3, 4, 0, 2, 5), fc.uint8Array({ maxLength: 300 }))
+  fc
+    .tuple(fc.constantFrom(5, 1, 4), fc.uint8Array({ maxLength: 40 }))
+    .map(([v, rest]) => Uint8Array.from([v, ...rest])),
+  fc
+    .tuple(fc.constantFrom(1, 2, 3), fc.constantFrom(1, 3, 4, 0, 2, 5), fc.uint8Array({ maxLength: 300 }))
     .map(([cmd, atyp, rest]) => Uint8Array.from([5, cmd, 0, atyp, ...rest])),
 );
 
 const request = fc.oneof(
-  fc.tuple(fc.uint8Array({ minLength: 4, maxLength: 4 }), fc.integer({ min: 0, max: 65535 })).map(([a, port]) => ({ atyp: ATYP.ipv4, addr: a, port })),
-  fc.tuple(fc.uint8Array({ minLength: 16, maxLength: 16 }), fc.integer({ min: 0, max: 65535 })).map(([a, port]) => ({ atyp: ATYP.ipv6, addr: a, port })),
-  fc.tuple(fc.string({ unit: 'grapheme', minLength: 1, maxLength: 60 }), fc.integer({ min: 0, max: 65535 }))
+  fc
+    .tuple(fc.uint8Array({ minLength: 4, maxLength: 4 }), fc.integer({ min: 0, max: 65535 }))
+    .map(([a, port]) => ({ atyp: ATYP.ipv4, addr: a, port })),
+  fc
+    .tuple(fc.uint8Array({ minLength: 16, maxLength: 16 }), fc.integer({ min: 0, max: 65535 }))
+    .map(([a, port]) => ({ atyp: ATYP.ipv6, addr: a, port })),
+  fc
+    .tuple(fc.string({ unit: 'grapheme', minLength: 1, maxLength: 60 }), fc.integer({ min: 0, max: 65535 }))
     .filter(([d]) => Buffer.byteLength(d) <= 255)
     .map(([d, port]) => ({ atyp: ATYP.domain, addr: Buffer.from(d), port, domain: d })),
 );
@@ -86,12 +106,17 @@ export const socks5Targets: FuzzTarget[] = [
     weight: 1,
     sliceRuns: 500,
     property: () =>
-      fc.property(fc.integer({ min: 0, max: 255 }), fc.oneof(fc.ipV4(), fc.ipV6(), fc.string()), fc.integer({ min: 0, max: 65535 }), (rep, address, port) => {
-        const out = encodeReply(rep, { address, port });
-        const v6 = isIP(address) === 6;
-        assert.equal(out.length, v6 ? 22 : 10);
-        assert.deepEqual([...out.subarray(0, 4)], [5, rep, 0, v6 ? ATYP.ipv6 : ATYP.ipv4]);
-        assert.equal(out.readUInt16BE(out.length - 2), port);
-      }),
+      fc.property(
+        fc.integer({ min: 0, max: 255 }),
+        fc.oneof(fc.ipV4(), fc.ipV6(), fc.string()),
+        fc.integer({ min: 0, max: 65535 }),
+        (rep, address, port) => {
+          const out = encodeReply(rep, { address, port });
+          const v6 = isIP(address) === 6;
+          assert.equal(out.length, v6 ? 22 : 10);
+          assert.deepEqual([...out.subarray(0, 4)], [5, rep, 0, v6 ? ATYP.ipv6 : ATYP.ipv4]);
+          assert.equal(out.readUInt16BE(out.length - 2), port);
+        },
+      ),
   },
 ];

@@ -43,7 +43,10 @@ const hello = fc
     compression: fc.uint8Array({ minLength: 1, maxLength: 3 }),
     names: fc.option(fc.array(sniName, { minLength: 1, maxLength: 3 }), { nil: null }),
     encrypted: fc.option(fc.constantFrom(...ENCRYPTED), { nil: null }),
-    others: fc.uniqueArray(fc.tuple(otherExtType, fc.uint8Array({ maxLength: 64 })), { maxLength: 6, selector: ([t]) => t }),
+    others: fc.uniqueArray(fc.tuple(otherExtType, fc.uint8Array({ maxLength: 64 })), {
+      maxLength: 6,
+      selector: ([t]) => t,
+    }),
     order: fc.integer({ min: 0, max: 1000 }),
     noExtensions: fc.boolean(),
     recordSize: fc.integer({ min: 1, max: 16384 }),
@@ -59,8 +62,16 @@ const hello = fc
     const bare = h.noExtensions && exts.length === 0;
     const suites = h.suites.flatMap(u16);
     const body = [
-      3, 3, ...new Array<number>(32).fill(9), h.sessionId.length, ...h.sessionId, ...u16(suites.length), ...suites,
-      h.compression.length, ...h.compression, ...(bare ? [] : [...u16(ordered.length), ...ordered]),
+      3,
+      3,
+      ...new Array<number>(32).fill(9),
+      h.sessionId.length,
+      ...h.sessionId,
+      ...u16(suites.length),
+      ...suites,
+      h.compression.length,
+      ...h.compression,
+      ...(bare ? [] : [...u16(ordered.length), ...ordered]),
     ];
     const hs = [1, body.length >> 16, (body.length >> 8) & 0xff, body.length & 0xff, ...body];
     const last = h.names ? h.names[h.names.length - 1]! : null;
@@ -122,7 +133,9 @@ export const tlsTargets: FuzzTarget[] = [
         fc.oneof(
           fc.uint8Array({ maxLength: 300 }),
           fc.uint8Array({ maxLength: 300 }).map((b) => Uint8Array.from([22, 3, 1, ...b])),
-          fc.tuple(fc.integer({ min: 0, max: 0xffff }), fc.uint8Array({ maxLength: 300 })).map(([len, b]) => Uint8Array.from([22, 3, 3, ...u16(len), 1, ...b])),
+          fc
+            .tuple(fc.integer({ min: 0, max: 0xffff }), fc.uint8Array({ maxLength: 300 }))
+            .map(([len, b]) => Uint8Array.from([22, 3, 3, ...u16(len), 1, ...b])),
         ),
         (b) => checkAny(Buffer.from(b)),
       ),
