@@ -49,8 +49,23 @@ export interface ReviewOutcome {
   readonly patch: readonly JsonPatchOp[];
 }
 
-type Obj = Record<string, any>;
+type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+/** A field read from the pod as an object, `{}` when it is absent or not one. */
+const objOf = (v: unknown): Obj => (isObj(v) ? v : {});
+
+/** A container or volume: podOf has checked that each has a string name. */
+interface Named extends Obj {
+  readonly name: string;
+}
+const isNamedList = (v: unknown): v is Named[] =>
+  Array.isArray(v) && v.every((x) => isObj(x) && typeof x.name === 'string');
+
+/** The pod as podOf has checked it; the rest of its fields stay unknown and are read with objOf. */
+interface Pod {
+  readonly metadata?: Obj;
+  readonly spec: Obj & { containers: Named[]; initContainers?: Named[]; volumes?: Named[] };
+}
 
 /** RFC 6901: `~` and `/` inside a key. */
 export const pointer = (key: string): string => key.replace(/~/g, '~0').replace(/\//g, '~1');
@@ -83,7 +98,7 @@ const IDENTITY = /^[^:@/\s]{1,128}$/;
 const ESCAPE_CAPS = new Set(['ALL', 'NET_ADMIN', 'SYS_ADMIN', 'SETUID', 'SETGID', 'SYS_PTRACE', 'BPF']);
 
 /** The review's pod, or why there is none. */
-function podOf(body: unknown): { uid: string; pod: Obj; namespace: string } | { uid: string; error: string } {
+function podOf(body: unknown): { uid: string; pod: Pod; namespace: string } | { uid: string; error: string } {
   if (!isObj(body)) return { uid: '', error: 'the body is not a JSON object' };
   const req = body.request;
   const uid = isObj(req) && typeof req.uid === 'string' ? req.uid : '';
@@ -99,21 +114,15 @@ function podOf(body: unknown): { uid: string; pod: Obj; namespace: string } | { 
   const pod = req.object;
   if (!isObj(pod) || !isObj(pod.spec) || !Array.isArray(pod.spec.containers))
     return { uid, error: 'request.object is not a pod with spec.containers' };
+  const spec = pod.spec;
   for (const list of ['containers', 'initContainers'] as const) {
-    const cs = pod.spec[list];
-    if (cs === undefined) continue;
-    if (!Array.isArray(cs) || !cs.every((c) => isObj(c) && typeof c.name === 'string'))
-      return { uid, error: `spec.${list} is malformed` };
+    if (spec[list] !== undefined && !isNamedList(spec[list])) return { uid, error: `spec.${list} is malformed` };
   }
-  if (
-    pod.spec.volumes !== undefined &&
-    (!Array.isArray(pod.spec.volumes) ||
-      !pod.spec.volumes.every((v: unknown) => isObj(v) && typeof v.name === 'string'))
-  )
-    return { uid, error: 'spec.volumes is malformed' };
-  if (pod.metadata !== undefined && !isObj(pod.metadata)) return { uid, error: 'metadata is malformed' };
-  const namespace = typeof req.namespace === 'string' ? req.namespace : String(pod.metadata?.namespace ?? '');
-  return { uid, pod, namespace };
+  if (spec.volumes !== undefined && !isNamedList(spec.volumes)) return { uid, error: 'spec.volumes is malformed' };
+  const metadata = pod.metadata;
+  if (metadata !== undefined && !isObj(metadata)) return { uid, error: 'metadata is malformed' };
+  const namespace = typeof req.namespace === 'string' ? req.namespace : String(metadata?.namespace ?? '');
+  return { uid, pod: { metadata, spec: spec as Pod['spec'] }, namespace };
 }
 
 const stringMap = (v: unknown): Record<string, string> =>
@@ -122,7 +131,7 @@ const stringMap = (v: unknown): Record<string, string> =>
     : {};
 
 /** Why the pod cannot be contained, or null. */
-function uncontainable(pod: Obj, config: InjectionConfig): string | null {
+function uncontainable(pod: Pod, config: InjectionConfig): string | null {
   const spec = pod.spec;
   if (spec.hostNetwork === true)
     return "the pod uses the host network: neither a sidecar's rules nor NetworkPolicies would contain it (and the rules would land on the node)";
@@ -131,14 +140,15 @@ function uncontainable(pod: Obj, config: InjectionConfig): string | null {
     return "shareProcessNamespace would put Sluice's process in reach of the workload; remove it";
   if (spec.hostPID === true || spec.hostIPC === true)
     return "hostPID/hostIPC would put the node's processes in reach of the workload";
-  const podUid = spec.securityContext?.runAsUser;
-  for (const c of [...(spec.initContainers ?? []), ...spec.containers] as Obj[]) {
-    const sc: Obj = isObj(c.securityContext) ? c.securityContext : {};
+  const podUid = objOf(spec.securityContext).runAsUser;
+  for (const c of [...(spec.initContainers ?? []), ...spec.containers]) {
+    const sc = objOf(c.securityContext);
     const uid = sc.runAsUser ?? podUid;
     if (uid === config.sluiceUid)
       return `container "${c.name}" runs as UID ${config.sluiceUid}, Sluice's UID, whose traffic the rules exempt; pick another UID`;
     if (sc.privileged === true) return `container "${c.name}" is privileged: it could rewrite the rules`;
-    const added: unknown[] = Array.isArray(sc.capabilities?.add) ? sc.capabilities.add : [];
+    const add = objOf(sc.capabilities).add;
+    const added: unknown[] = Array.isArray(add) ? add : [];
     const bad = added.map((x) => String(x).toUpperCase().replace(/^CAP_/, '')).filter((x) => ESCAPE_CAPS.has(x));
     if (bad.length)
       return `container "${c.name}" adds ${bad.join(', ')}: enough to rewrite the rules or take Sluice's UID`;
@@ -162,28 +172,29 @@ function credentials(
 
 /** One container with the proxy settings, the CA mounts and the dropped capabilities added. */
 function mutateContainer(
-  c: Obj,
+  c: Named,
   env: readonly K8sObject[],
   mounts: readonly K8sObject[],
   drop: readonly string[],
 ): Obj | string {
   const out: Obj = structuredClone(c);
-  const have = new Set((Array.isArray(out.env) ? out.env : []).map((e: Obj) => e?.name));
+  const ownEnv: unknown[] = Array.isArray(out.env) ? out.env : [];
+  const have = new Set(ownEnv.map((e) => objOf(e).name));
   // Appended after the container's own variables: `$(SLUICE_TOKEN)` in the proxy URL expands only from
   // variables defined earlier in the list, and a container that sets a name itself keeps its own value.
   const add = env.filter((e) => !have.has(e.name));
-  if (add.length) out.env = [...(Array.isArray(out.env) ? out.env : []), ...structuredClone(add)];
+  if (add.length) out.env = [...ownEnv, ...structuredClone(add)];
   if (mounts.length) {
-    const existing: Obj[] = Array.isArray(out.volumeMounts) ? out.volumeMounts : [];
+    const existing: unknown[] = Array.isArray(out.volumeMounts) ? out.volumeMounts : [];
     for (const m of mounts) {
-      if (existing.some((x) => x?.mountPath === m.mountPath || x?.name === m.name))
+      if (existing.some((x) => objOf(x).mountPath === m.mountPath || objOf(x).name === m.name))
         return `container "${c.name}" already mounts ${String(m.mountPath)} or a volume named ${String(m.name)}`;
     }
     out.volumeMounts = [...existing, ...structuredClone(mounts as K8sObject[])];
   }
   if (drop.length) {
-    const sc: Obj = isObj(out.securityContext) ? out.securityContext : {};
-    const caps: Obj = isObj(sc.capabilities) ? sc.capabilities : {};
+    const sc = objOf(out.securityContext);
+    const caps = objOf(sc.capabilities);
     const dropped: string[] = Array.isArray(caps.drop) ? caps.drop.map(String) : [];
     if (!dropped.includes('ALL')) {
       const missing = drop.filter((d) => !dropped.includes(d));
@@ -209,7 +220,7 @@ export function review(
   if (scope === 'pod' && optIn !== 'true') return skip(uid, `the pod is not labelled ${LABEL_INJECT}=true`);
   if (scope === 'namespace' && optIn === 'false') return skip(uid, `the pod opts out (${LABEL_INJECT}=false)`);
   const ours = new Set(config.inject.initContainers.map((c) => c.name));
-  const allContainers: Obj[] = [...(pod.spec.initContainers ?? []), ...pod.spec.containers];
+  const allContainers: Named[] = [...(pod.spec.initContainers ?? []), ...pod.spec.containers];
   if (annotations[ANNOTATION_STATUS] === 'injected') {
     // Injected already (a re-invocation, or a pod copied from an injected one): never twice.
     return skip(uid, 'already injected');
@@ -221,7 +232,7 @@ export function review(
       409,
       `the pod already has a container named "${clash.name}" without the ${ANNOTATION_STATUS} annotation; rename it`,
     );
-  const volumeClash = (pod.spec.volumes ?? []).find((v: Obj) => config.inject.volumes.some((o) => o.name === v.name));
+  const volumeClash = (pod.spec.volumes ?? []).find((v) => config.inject.volumes.some((o) => o.name === v.name));
   if (volumeClash) return refuse(uid, 409, `the pod already has a volume named "${volumeClash.name}"; rename it`);
   const why = uncontainable(pod, config);
   if (why) return refuse(uid, 403, why);
@@ -238,7 +249,7 @@ export function review(
   const env: K8sObject[] = [{ name: 'SLUICE_IDENTITY', value: creds.identity }];
   if (creds.token)
     env.push({ name: 'SLUICE_TOKEN', valueFrom: { secretKeyRef: { name: creds.token.name, key: creds.token.key } } });
-  else if (!allContainers.every((c) => (c.env ?? []).some((e: Obj) => e?.name === 'SLUICE_TOKEN'))) {
+  else if (!allContainers.every((c) => Array.isArray(c.env) && c.env.some((e) => objOf(e).name === 'SLUICE_TOKEN'))) {
     warnings.push(
       `no run token: set annotation ${ANNOTATION_TOKEN_SECRET}=SECRET[/KEY] or SLUICE_TOKEN in each container; until then Sluice answers 407`,
     );

@@ -77,6 +77,24 @@ const SCHEMA = {
 
 const validate = new Ajv({ allErrors: true, strict: false }).compile(SCHEMA);
 
+/** The file as the schema has checked it: what it may leave out is optional here. */
+interface CheckedFile {
+  readonly mode: InjectionConfig['mode'];
+  readonly sluiceUid: number;
+  readonly identity: string;
+  readonly tokenSecret?: { readonly name: string; readonly key: string } | null;
+  readonly caCertFile?: string | null;
+  readonly inject: {
+    readonly annotations?: Record<string, string>;
+    readonly labels?: Record<string, string>;
+    readonly initContainers: K8sObject[];
+    readonly volumes: K8sObject[];
+    readonly env: K8sObject[];
+    readonly volumeMounts?: K8sObject[];
+    readonly dropCapabilities?: string[];
+  };
+}
+
 export type ConfigLoad =
   | { readonly ok: true; readonly config: InjectionConfig }
   | { readonly ok: false; readonly problems: readonly string[] };
@@ -100,7 +118,7 @@ export function parseInjectionConfig(text: string): ConfigLoad {
   }
   if (!validate(raw))
     return { ok: false, problems: (validate.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message}`) };
-  const r = raw as any;
+  const r = raw as CheckedFile;
   const config: InjectionConfig = {
     mode: r.mode,
     sluiceUid: r.sluiceUid,

@@ -37,6 +37,14 @@ export interface WebhookServer {
 const digest = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
 const PATHS: Record<string, Scope> = { '/inject/namespace': 'namespace', '/inject/pod': 'pod' };
 
+/** A member of an untrusted JSON body as an object, `{}` when it is not one (for the log line and the uid). */
+const objectOf = (v: unknown): Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
+const requestOf = (body: unknown): { uid: string } & Record<string, unknown> => {
+  const req = objectOf(objectOf(body).request);
+  return { ...req, uid: typeof req.uid === 'string' ? req.uid : '' };
+};
+
 export async function startWebhookServer(o: WebhookServerOptions): Promise<WebhookServer> {
   const log = o.logger;
   const first = loadInjectionConfig(o.configFile);
@@ -97,19 +105,21 @@ export async function startWebhookServer(o: WebhookServerOptions): Promise<Webho
       } catch (err) {
         // A bug in the injector must not let a pod through uncontained: deny, and say so.
         log.error({ err }, 'webhook.internal_error');
-        const uid = typeof (body as any)?.request?.uid === 'string' ? (body as any).request.uid : '';
+        const uid = requestOf(body).uid;
         return send(res, 200, {
           apiVersion: 'admission.k8s.io/v1',
           kind: 'AdmissionReview',
           response: { uid, allowed: false, status: { code: 500, message: 'sluice injector: internal error' } },
         });
       }
-      const req0 = (body as any)?.request;
+      const req0 = requestOf(body);
+      const pod = objectOf(req0.object);
+      const metadata = objectOf(pod.metadata);
       log[outcome.result === 'injected' || outcome.result === 'skipped' ? 'info' : 'warn'](
         {
           'review.uid': outcome.review.response.uid,
-          namespace: typeof req0?.namespace === 'string' ? req0.namespace : undefined,
-          pod: req0?.object?.metadata?.name ?? req0?.object?.metadata?.generateName,
+          namespace: typeof req0.namespace === 'string' ? req0.namespace : undefined,
+          pod: metadata.name ?? metadata.generateName,
           scope,
           result: outcome.result,
           reason: outcome.reason,
