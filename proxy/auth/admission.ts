@@ -6,7 +6,6 @@
 import { LRUCache } from 'lru-cache';
 import { type Deny, deny } from '../../firewall/codes.js';
 import { lruClock } from '../runtime/lru-clock.js';
-import type { AuditRecord } from '../ops/audit.js';
 import type { Principal } from './identity.js';
 
 export interface AdmissionLimits {
@@ -32,9 +31,18 @@ export interface AuthThrottle {
   authThrottled(clientAddr: string): Deny | null;
 }
 
+/** One request or tunnel let in: it holds a concurrency slot until released. */
+export interface Admitted {
+  /** Gives the slot back; once (a second call does nothing). */
+  release(): void;
+}
+
+/** What is admitted when there are no limits (no admission configured): nothing to give back. */
+export const UNLIMITED: Admitted = Object.freeze({ release() {} });
+
 export interface Admission extends AuthThrottle {
-  /** Admits one request or tunnel; the returned function releases its concurrency slot. */
-  admit(principal: Principal, record: AuditRecord): (() => void) | Deny;
+  /** The admission stage: a concurrency slot and a token, or the 429 that says which limit was met. */
+  admit(principal: Principal): Admitted | Deny;
 }
 
 const MAX_TRACKED = 100_000;
@@ -92,13 +100,15 @@ export function createAdmission(opts: { limits: () => AdmissionLimits; nowMs: ()
       global++;
       perIdentity.set(id, mine + 1);
       let released = false;
-      return () => {
-        if (released) return;
-        released = true;
-        global--;
-        const n = (perIdentity.get(id) ?? 1) - 1;
-        if (n <= 0) perIdentity.delete(id);
-        else perIdentity.set(id, n);
+      return {
+        release() {
+          if (released) return;
+          released = true;
+          global--;
+          const n = (perIdentity.get(id) ?? 1) - 1;
+          if (n <= 0) perIdentity.delete(id);
+          else perIdentity.set(id, n);
+        },
       };
     },
     authSlot(addr) {

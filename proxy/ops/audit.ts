@@ -98,12 +98,49 @@ export interface AuditRecord {
 
 export type AuditObserver = (record: Readonly<AuditRecord>) => void;
 
+/**
+ * A record from begin() to end(): the pipeline records what each stage learnt through these methods, never by
+ * assigning fields, so that what a field means is written once, here.
+ */
+export interface OpenRecord extends Readonly<AuditRecord> {
+  /** What the client asked: its method (CONNECT for a tunnel). */
+  request(method: string | null): void;
+  /** The normalised target; the origin-form path for HTTP. */
+  target(host: string, port: number, path?: string): void;
+  /** A request read inside the inspected tunnel whose own record is `tunnelId` (the tunnel's record: its own id). */
+  insideOf(tunnelId: string): void;
+  identified(who: { readonly identity: string | null; readonly runId: string | null }): void;
+  /** decide() allowed: the rule, and what report mode let through. */
+  decided(rule: string, wouldDeny: Deny | null): void;
+  /** What report mode let through later (the SNI check); the first one found is kept. */
+  wouldHaveDenied(d: Deny | null): void;
+  /** What the credential broker did. */
+  brokered(credential: CredentialAudit | null): void;
+  /** The replacements the broker's scrubber made in the response (on a record the broker acted on). */
+  scrubbed(replaced: number): void;
+  /** What a stage measured. */
+  stage(fields: StageFields): void;
+  note(detail: string): void;
+  /** Marks the record with a denial (the verdict follows from the code's kind). */
+  deny(d: Deny): void;
+  /** Sluice closed the flow (kill switch, expiry, revocation, idle, shutdown): why, on an allowed record. */
+  closed(close: { readonly reason: CloseReason; readonly deny: Deny | null }): void;
+  /** Writes the one canonical line; called once, in the pipeline's `finally`. */
+  end(): void;
+}
+
+/** The measurements a stage reports (dial, forward, tunnel). */
+export type StageFields = Partial<
+  Pick<AuditRecord, 'dialAddress' | 'dnsMs' | 'connectMs' | 'status' | 'bytesUp' | 'bytesDown'>
+>;
+
 export interface Audit {
   /** Requests begun and not yet ended (graceful shutdown waits for this to reach 0). */
   readonly inFlight: number;
-  begin(listener: Listener, clientAddr: string): AuditRecord;
-  /** Marks the record with a denial (the verdict follows from the code's kind). */
+  begin(listener: Listener, clientAddr: string): OpenRecord;
+  /** The same as `record.deny(d)`. */
   denied(record: AuditRecord, d: Deny): void;
+  /** The same as `record.end()`. */
   end(record: AuditRecord): void;
 }
 
@@ -111,6 +148,94 @@ export const verdictOf = (code: Code): Verdict => {
   const kind = CODES[code].kind;
   return kind === 'upstream' || kind === 'internal' ? 'error' : 'deny';
 };
+
+function markDenied(record: AuditRecord, d: Deny): void {
+  record.verdict = verdictOf(d.code);
+  record.code = d.code;
+  record.rule = d.rule;
+  record.detail = d.detail ?? null;
+}
+
+// A class, not an object literal: every record has the same shape and shares its methods (the hot path).
+class OpenAuditRecord implements OpenRecord {
+  readonly id = randomUUID();
+  identity: string | null = null;
+  run: string | null = null;
+  method: string | null = null;
+  targetHost: string | null = null;
+  targetPort: number | null = null;
+  targetPath: string | null = null;
+  verdict: Verdict = 'allow';
+  code: Code | null = null;
+  rule: string | null = null;
+  wouldDeny: Code | null = null;
+  dialAddress: string | null = null;
+  dnsMs: number | null = null;
+  connectMs: number | null = null;
+  status: number | null = null;
+  bytesUp = 0;
+  bytesDown = 0;
+  durationMs = 0;
+  detail: string | null = null;
+  close: CloseReason | null = null;
+  tunnel: string | null = null;
+  inspected = false;
+  credential: CredentialAudit | null = null;
+
+  constructor(
+    readonly listener: Listener,
+    readonly clientAddr: string,
+    readonly startedMs: number,
+    private readonly writer: (r: AuditRecord) => void,
+  ) {}
+
+  request(method: string | null): void {
+    this.method = method;
+  }
+  target(host: string, port: number, path?: string): void {
+    this.targetHost = host;
+    this.targetPort = port;
+    if (path !== undefined) this.targetPath = path;
+  }
+  insideOf(tunnelId: string): void {
+    this.tunnel = tunnelId;
+    this.inspected = true;
+  }
+  identified(who: { readonly identity: string | null; readonly runId: string | null }): void {
+    this.identity = who.identity;
+    this.run = who.runId;
+  }
+  decided(rule: string, wouldDeny: Deny | null): void {
+    this.rule = rule;
+    this.wouldDeny = wouldDeny?.code ?? null;
+  }
+  wouldHaveDenied(d: Deny | null): void {
+    if (d && !this.wouldDeny) this.wouldDeny = d.code;
+  }
+  brokered(credential: CredentialAudit | null): void {
+    this.credential = credential;
+  }
+  scrubbed(replaced: number): void {
+    if (this.credential) this.credential.scrubbed = replaced;
+  }
+  stage(fields: StageFields): void {
+    Object.assign(this, fields);
+  }
+  note(detail: string): void {
+    this.detail = detail;
+  }
+  deny(d: Deny): void {
+    markDenied(this, d);
+  }
+  closed(close: { readonly reason: CloseReason; readonly deny: Deny | null }): void {
+    this.close = close.reason;
+    const d = close.deny;
+    if (d && this.verdict === 'allow') this.detail = d.detail ? `${d.code}: ${d.detail}` : d.code;
+  }
+  end(): void {
+    this.writer(this);
+  }
+}
 
 export function createAudit(opts: {
   logger: AuditLogger;
@@ -122,90 +247,59 @@ export function createAudit(opts: {
   const observers = opts.observers ?? [];
   const redactPaths = opts.redactPaths ?? (() => []);
   let inFlight = 0;
+  function end(record: AuditRecord): void {
+    inFlight--;
+    record.durationMs = Math.round((opts.nowMs() - record.startedMs) * 1000) / 1000;
+    const line = {
+      [FIELD.id]: record.id,
+      [FIELD.listener]: record.listener,
+      [FIELD.clientAddr]: record.clientAddr,
+      [FIELD.identity]: record.identity,
+      [FIELD.run]: record.run,
+      [FIELD.method]: record.method,
+      [FIELD.targetHost]: record.targetHost,
+      [FIELD.targetPort]: record.targetPort,
+      [FIELD.targetPath]: record.targetPath === null ? null : pathForLog(record.targetPath, redactPaths()),
+      [FIELD.verdict]: record.verdict,
+      [FIELD.code]: record.code,
+      [FIELD.rule]: record.rule,
+      [FIELD.wouldDeny]: record.wouldDeny,
+      [FIELD.dialAddress]: record.dialAddress,
+      [FIELD.dnsMs]: record.dnsMs,
+      [FIELD.connectMs]: record.connectMs,
+      [FIELD.status]: record.status,
+      [FIELD.bytesUp]: record.bytesUp,
+      [FIELD.bytesDown]: record.bytesDown,
+      [FIELD.durationMs]: record.durationMs,
+      [FIELD.detail]: record.detail === null ? null : scrubText(record.detail),
+      [FIELD.close]: record.close,
+      [FIELD.tunnel]: record.tunnel,
+      [FIELD.inspected]: record.inspected,
+      [FIELD.credentialName]: record.credential?.name ?? null,
+      [FIELD.credentialHandle]: record.credential?.handle ?? null,
+      [FIELD.credentialAction]: record.credential?.action ?? null,
+      [FIELD.credentialScrubbed]: record.credential?.scrubbed ?? null,
+    };
+    if (record.verdict === 'allow') opts.logger.info(line, AUDIT_MESSAGE);
+    else if (record.code === 'EGR_INTERNAL') opts.logger.error(line, AUDIT_MESSAGE);
+    else opts.logger.warn(line, AUDIT_MESSAGE);
+    for (const o of observers) {
+      try {
+        o(record);
+      } catch {
+        // An observer (metrics) must never break the request path.
+      }
+    }
+  }
   return {
     get inFlight() {
       return inFlight;
     },
     begin(listener, clientAddr) {
       inFlight++;
-      return {
-        id: randomUUID(),
-        listener,
-        clientAddr,
-        startedMs: opts.nowMs(),
-        identity: null,
-        run: null,
-        method: null,
-        targetHost: null,
-        targetPort: null,
-        targetPath: null,
-        verdict: 'allow',
-        code: null,
-        rule: null,
-        wouldDeny: null,
-        dialAddress: null,
-        dnsMs: null,
-        connectMs: null,
-        status: null,
-        bytesUp: 0,
-        bytesDown: 0,
-        durationMs: 0,
-        detail: null,
-        close: null,
-        tunnel: null,
-        inspected: false,
-        credential: null,
-      };
+      return new OpenAuditRecord(listener, clientAddr, opts.nowMs(), end);
     },
-    denied(record, d) {
-      record.verdict = verdictOf(d.code);
-      record.code = d.code;
-      record.rule = d.rule;
-      record.detail = d.detail ?? null;
-    },
-    end(record) {
-      inFlight--;
-      record.durationMs = Math.round((opts.nowMs() - record.startedMs) * 1000) / 1000;
-      const line = {
-        [FIELD.id]: record.id,
-        [FIELD.listener]: record.listener,
-        [FIELD.clientAddr]: record.clientAddr,
-        [FIELD.identity]: record.identity,
-        [FIELD.run]: record.run,
-        [FIELD.method]: record.method,
-        [FIELD.targetHost]: record.targetHost,
-        [FIELD.targetPort]: record.targetPort,
-        [FIELD.targetPath]: record.targetPath === null ? null : pathForLog(record.targetPath, redactPaths()),
-        [FIELD.verdict]: record.verdict,
-        [FIELD.code]: record.code,
-        [FIELD.rule]: record.rule,
-        [FIELD.wouldDeny]: record.wouldDeny,
-        [FIELD.dialAddress]: record.dialAddress,
-        [FIELD.dnsMs]: record.dnsMs,
-        [FIELD.connectMs]: record.connectMs,
-        [FIELD.status]: record.status,
-        [FIELD.bytesUp]: record.bytesUp,
-        [FIELD.bytesDown]: record.bytesDown,
-        [FIELD.durationMs]: record.durationMs,
-        [FIELD.detail]: record.detail === null ? null : scrubText(record.detail),
-        [FIELD.close]: record.close,
-        [FIELD.tunnel]: record.tunnel,
-        [FIELD.inspected]: record.inspected,
-        [FIELD.credentialName]: record.credential?.name ?? null,
-        [FIELD.credentialHandle]: record.credential?.handle ?? null,
-        [FIELD.credentialAction]: record.credential?.action ?? null,
-        [FIELD.credentialScrubbed]: record.credential?.scrubbed ?? null,
-      };
-      if (record.verdict === 'allow') opts.logger.info(line, AUDIT_MESSAGE);
-      else if (record.code === 'EGR_INTERNAL') opts.logger.error(line, AUDIT_MESSAGE);
-      else opts.logger.warn(line, AUDIT_MESSAGE);
-      for (const o of observers) {
-        try {
-          o(record);
-        } catch {
-          // An observer (metrics) must never break the request path.
-        }
-      }
-    },
+    denied: markDenied,
+    end,
   };
 }

@@ -1,7 +1,6 @@
 import t from 'tap';
-import { isDeny } from '../../firewall/codes.js';
-import { type AdmissionLimits, type AuthSlot, createAdmission } from '../../proxy/auth/admission.js';
-import type { AuditRecord } from '../../proxy/ops/audit.js';
+import { type Deny, isDeny } from '../../firewall/codes.js';
+import { type AdmissionLimits, type Admitted, type AuthSlot, createAdmission } from '../../proxy/auth/admission.js';
 import type { Principal } from '../../proxy/auth/identity.js';
 
 const who = (identity: string): Principal => ({
@@ -11,8 +10,8 @@ const who = (identity: string): Principal => ({
   mode: null,
   runId: null,
 });
-const rec = {} as AuditRecord;
-const code = (r: unknown) => (typeof r === 'function' ? 'ok' : (r as { code: string }).code);
+const code = (r: Admitted | Deny) => (isDeny(r) ? r.code : 'ok');
+const release = (r: Admitted | Deny) => (isDeny(r) ? undefined : r.release());
 
 t.test('concurrency: global and per identity', async (t) => {
   const limits: AdmissionLimits = {
@@ -23,18 +22,18 @@ t.test('concurrency: global and per identity', async (t) => {
     authFailuresPerMinute: 5,
   };
   const a = createAdmission({ limits: () => limits, nowMs: () => 0 });
-  const r1 = a.admit(who('x'), rec);
-  const r2 = a.admit(who('x'), rec);
-  t.equal(code(a.admit(who('x'), rec)), 'EGR_LIMIT_CONCURRENCY', 'third for one identity');
-  const r3 = a.admit(who('y'), rec);
-  const over = a.admit(who('z'), rec);
+  const r1 = a.admit(who('x'));
+  const r2 = a.admit(who('x'));
+  t.equal(code(a.admit(who('x'))), 'EGR_LIMIT_CONCURRENCY', 'third for one identity');
+  const r3 = a.admit(who('y'));
+  const over = a.admit(who('z'));
   t.equal(code(over), 'EGR_LIMIT_CONCURRENCY', 'global cap');
   t.equal((over as { retryAfterS?: number }).retryAfterS, 1);
-  (r1 as () => void)();
-  (r1 as () => void)(); // releasing twice is harmless
-  t.equal(code(a.admit(who('x'), rec)), 'ok', 'a slot came back');
-  (r2 as () => void)();
-  (r3 as () => void)();
+  release(r1);
+  release(r1); // releasing twice is harmless
+  t.equal(code(a.admit(who('x'))), 'ok', 'a slot came back');
+  release(r2);
+  release(r3);
 });
 
 t.test('token bucket per identity', async (t) => {
@@ -48,8 +47,8 @@ t.test('token bucket per identity', async (t) => {
   };
   const a = createAdmission({ limits: () => limits, nowMs: () => now });
   const take = (id = 'x') => {
-    const r = a.admit(who(id), rec);
-    if (typeof r === 'function') r();
+    const r = a.admit(who(id));
+    release(r);
     return r;
   };
   t.equal(code(take()), 'ok');
