@@ -23,6 +23,7 @@ import { type Pipeline, createPipeline } from '../pipeline/pipeline.js';
 import { type NameResolver, createResolver } from '../egress/resolver.js';
 import { type Metrics, createMetrics } from '../ops/metrics.js';
 import { readCaFile } from './secret-files.js';
+import { caFiles } from './production.js';
 import { createSocks5Listener } from '../edge/socks5-listener.js';
 import { FLOW_KINDS, FLOW_KIND_NAMES, type Flow, type FlowRegistry, createFlowRegistry, judgeAgain } from './flows.js';
 import type { Broker } from '../broker/broker.js';
@@ -40,7 +41,6 @@ import { createLeafIssuer } from '../inspection/leaves.js';
 import { type CaFileAccess, loadInspectionCa } from '../inspection/problems.js';
 import { createInspector } from '../inspection/session.js';
 import type { InspectionRuntime } from '../inspection/tunnel.js';
-import { readFileSync, statSync } from 'node:fs';
 
 export interface SluiceOptions {
   readonly config: SluiceConfig;
@@ -138,23 +138,8 @@ function changedCredentials(before: SluiceConfig, after: SluiceConfig): Set<stri
 /** How often open flows are checked for an expired run token. */
 const EXPIRY_SWEEP_MS = 1000;
 
-/** The CA files as they are on disk (modes after following symlinks, as Secret mounts need). */
-export const CA_FILES: CaFileAccess = {
-  read(path) {
-    try {
-      return readFileSync(path);
-    } catch {
-      return null;
-    }
-  },
-  stat(path) {
-    try {
-      return { mode: statSync(path).mode };
-    } catch {
-      return null;
-    }
-  },
-};
+/** The CA files as they are on disk. */
+export const CA_FILES: CaFileAccess = caFiles();
 
 export function createSluice(opts: SluiceOptions): Sluice {
   const generatedIdentity = opts.generatedIdentity ?? false;
