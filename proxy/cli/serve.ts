@@ -4,10 +4,9 @@ import cluster from 'node:cluster';
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { type SluiceConfig, formatIssue } from '../../firewall/config.js';
-import { loadConfigFile } from '../runtime/config-file.js';
 import { resolveWorkers, runPrimary } from '../runtime/primary.js';
-import { productionProblems, startIssues } from '../runtime/production.js';
-import { type Reloader, createReloader } from '../runtime/reload.js';
+import { startIssues } from '../runtime/production.js';
+import type { ConfigSource } from '../runtime/control-plane.js';
 import { type BoundListeners, createSluice } from '../runtime/sluice.js';
 import { runWorker } from '../runtime/worker.js';
 import { requireLoaded } from './load-config.js';
@@ -15,7 +14,6 @@ import { packageVersion } from './version.js';
 import { DEV_IDENTITY, withDevIdentity } from './dev-identity.js';
 import { type EphemeralCa, createEphemeralCa } from '../inspection/ephemeral.js';
 import { err, fail } from './output.js';
-import { SluiceError } from '../../firewall/errors.js';
 
 export async function serve(argv: string[]) {
   // A worker (config `workers` > 1) takes its config from the primary, never from the file.
@@ -44,11 +42,9 @@ export async function serve(argv: string[]) {
   }
   const prepare = (c: SluiceConfig): SluiceConfig =>
     devPassword && Object.keys(c.identities).length === 0 ? withDevIdentity(c, devPassword) : c;
-  // Production rules hold for reloads too: a config that would not start is not swapped in.
-  const checkReload = (c: SluiceConfig) => {
-    const problems = production ? productionProblems(c) : [];
-    if (problems.length) throw new SluiceError('SLUICE_ERR_CONFIG', problems.map(formatIssue).join('; '));
-  };
+  // Production rules hold for reloads too (the control plane checks them): a config that would not start is
+  // not swapped in.
+  const source: ConfigSource = { path, digest, prepare, production };
   const announce = (bound: BoundListeners) => {
     const { http, socks5 } = bound;
     if (http && devPassword) {
@@ -75,12 +71,9 @@ export async function serve(argv: string[]) {
   const workers = resolveWorkers(loaded.workers);
   if (workers > 1) {
     return runPrimary({
-      path,
-      digest,
+      source,
       config: prepare(loaded),
       workers,
-      prepare,
-      checkReload,
       generatedIdentity: devPassword !== null,
       version: packageVersion(),
       announce,
@@ -89,26 +82,12 @@ export async function serve(argv: string[]) {
     });
   }
 
-  let reloader: Reloader | null = null;
   const sluice = createSluice({
     config: prepare(loaded),
     version: packageVersion(),
     generatedIdentity: devPassword !== null,
-    reload: () => reloader!.reload('admin'),
+    source,
     inspectionCa: ephemeralCa?.ca ?? null,
-  });
-  reloader = createReloader({
-    path,
-    load: loadConfigFile,
-    digest,
-    prepare,
-    current: sluice.state.config,
-    swap: (c) => {
-      checkReload(c);
-      sluice.state.swap(c);
-    },
-    metrics: sluice.metrics,
-    logger: sluice.logger,
   });
   let bound: BoundListeners;
   try {
@@ -116,25 +95,7 @@ export async function serve(argv: string[]) {
   } catch (e) {
     fail((e as Error).message);
   }
-  reloader.watch();
+  sluice.control.watchSource();
   announce(bound);
-  process.on('SIGHUP', () => void reloader!.reload('sighup'));
-  let stopping = false;
-  const stop = async () => {
-    if (stopping) {
-      // A second SIGTERM: no more waiting.
-      sluice.flushLogs();
-      process.exit(143);
-    }
-    stopping = true;
-    sluice.logger.info({ drainMs: sluice.state.config().limits.drainMs }, 'shutdown.draining');
-    await sluice.drain(sluice.state.config().limits.drainMs);
-    reloader!.close();
-    await sluice.stop();
-    sluice.logger.info('shutdown.complete');
-    sluice.flushLogs();
-    process.exit(0);
-  };
-  process.on('SIGINT', () => void stop());
-  process.on('SIGTERM', () => void stop());
+  sluice.control.handleSignals();
 }

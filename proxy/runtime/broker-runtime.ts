@@ -11,7 +11,7 @@ import { appendLine, modeOrNull, readFileAsync, readFileOrNull } from '../broker
 import { loadBrokerMaterial } from '../broker/material.js';
 import { type RevocationWatcher, createRevocationWatcher } from '../broker/revocations.js';
 import { CREDENTIAL_DEFAULTS } from '../../firewall/credential-config.js';
-import { SluiceError } from '../../firewall/errors.js';
+import { ConfigRefusal } from './config-refusal.js';
 
 export interface BrokerRuntimeDeps {
   readonly nowMs: () => number;
@@ -67,7 +67,7 @@ export function createBrokerRuntime(deps: BrokerRuntimeDeps, first: SluiceConfig
     },
   });
   const refuse = (issues: readonly ConfigIssue[]): never => {
-    throw new SluiceError('SLUICE_ERR_CONFIG', issues.map(formatIssue).join('\n'));
+    throw new ConfigRefusal(issues);
   };
 
   return {

@@ -1,8 +1,8 @@
-// The primary process (config `workers` > 1). It validates every config (the CLI did the start-up and
-// production checks), owns the admin listener, the signals, the config-file watch and the kill-switch file,
-// and runs N workers (node:cluster) that serve the proxy listeners on shared ports. It tells the workers
-// every change — kill switch, config swap, drain — and the admin API answers only once every worker has
-// acknowledged it. It is never in the data path.
+// The primary process (config `workers` > 1): the primary's process model of the control plane
+// (control-plane.ts validates every config, owns the secrets, the kill switch, reloads and the signals; the CLI
+// did the start-up checks). It owns the admin listener and runs N workers (node:cluster) that serve the proxy
+// listeners on shared ports. It tells the workers every change — kill switch, config swap, drain — and the
+// admin API answers only once every worker has acknowledged it. It is never in the data path.
 //
 // Fail closed: a worker is told the current config and kill switch before it listens; one that dies is
 // replaced (with backoff) and the replacement gets the state of that moment; one that does not acknowledge a
@@ -14,30 +14,18 @@ import type { AddressInfo } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { AggregatorRegistry } from 'prom-client';
-import { type SluiceConfig, formatIssue } from '../../firewall/config.js';
+import type { SluiceConfig } from '../../firewall/config.js';
 import { type MetricsSource, createAdminListener } from '../ops/admin.js';
 import { limitsPerWorker } from '../auth/admission.js';
-import { loadConfigFile } from './config-file.js';
-import { createKillSwitchFile } from './kill-switch-file.js';
 import { createLogDestination, createLogger } from '../ops/log-destination.js';
 import { createMetrics, mergeDeniedHosts } from '../ops/metrics.js';
-import { exposureProblems } from './production.js';
-import { createReloader } from './reload.js';
-import {
-  type BoundListeners,
-  compileServingPolicy,
-  readAdminToken,
-  readSecretFile,
-  readTokenKey,
-  tokenKeyProblem,
-} from './sluice.js';
-import { createTokenKeyWatch } from './token-key-file.js';
+import { type ConfigSource, type ControlPlane, type ProcessModel, createControlPlane } from './control-plane.js';
+import type { BoundListeners } from './sluice.js';
 import { type FromWorker, type HandedCa, type ToWorker, encodeKey, isProtocolMessage } from './worker-protocol.js';
 import type { Broker } from '../broker/broker.js';
 import { RUN_ID } from '../broker/handle.js';
 import { revocationUntilS } from '../broker/revocations.js';
 import { type HandleAdmin } from '../ops/admin.js';
-import { createBrokerRuntime } from './broker-runtime.js';
 
 /** CPUs the container may use: cgroup v2 `cpu.max` (or v1's CFS quota), rounded up; null when unlimited. */
 export function cgroupCpuLimit(read: (path: string) => string = (p) => readFileSync(p, 'utf8')): number | null {
@@ -75,17 +63,11 @@ export function configForWorker(config: SluiceConfig, workers: number): SluiceCo
 }
 
 export interface PrimaryOptions {
-  /** The config file (null: the embedded default; nothing to reload). */
-  readonly path: string | null;
-  /** Digest of the config file's bytes as loaded at start (see LoadedConfig). */
-  readonly digest: string;
+  /** The config file, and what every reloaded config is prepared and held to. */
+  readonly source: ConfigSource;
   /** The config as started (already checked, development identity added). */
   readonly config: SluiceConfig;
   readonly workers: number;
-  /** Applied to every reloaded config (development identity). */
-  readonly prepare: (config: SluiceConfig) => SluiceConfig;
-  /** Throws when a reloaded config must not be swapped in (production rules). */
-  readonly checkReload: (config: SluiceConfig) => void;
   readonly generatedIdentity: boolean;
   readonly version: string;
   /** Prints where Sluice listens (once every worker listens). */
@@ -119,36 +101,9 @@ const HEALTHY_MS = 60_000;
 export async function runPrimary(opts: PrimaryOptions): Promise<void> {
   const n = opts.workers;
   const nowMs = () => performance.now();
-  let config = opts.config;
-  const exposed = exposureProblems(config, readSecretFile, opts.generatedIdentity);
-  if (exposed.length) opts.fail(exposed.map(formatIssue).join('\n'));
-  let adminToken: Buffer | null = null;
-  let tokenKey: Buffer | null = null;
-  try {
-    // Everything a worker would refuse at start is refused here, once, before any worker is forked.
-    compileServingPolicy(config);
-    tokenKey = readTokenKey(config);
-    adminToken = readAdminToken(config);
-  } catch (err) {
-    opts.fail((err as Error).message);
-  }
-
   const destination = createLogDestination({ shared: true });
-  const logger = createLogger(config.log.level, destination);
+  const logger = createLogger(opts.config.log.level, destination);
   const metrics = createMetrics({ version: opts.version, tunnels: () => 0 });
-  // The primary's broker serves the admin API (issue, revoke); each worker builds its own for its traffic.
-  const brokers = createBrokerRuntime(
-    { nowMs: Date.now, production: process.env.SLUICE_ENV === 'production', logger },
-    config,
-  );
-  let broker: Broker | null = null;
-  try {
-    broker = brokers.build(config);
-  } catch (err) {
-    opts.fail((err as Error).message);
-  }
-  const kill = { api: false, file: false };
-  const engaged = () => kill.api || kill.file;
   let booted = false;
   let stopping = false;
   let seqNo = 0;
@@ -201,9 +156,9 @@ export async function runPrimary(opts: PrimaryOptions): Promise<void> {
         // The state of this moment; every later change follows it on the same ordered channel.
         const init: ToWorker = {
           type: 'sluice.init',
-          config: configForWorker(config, n),
-          tokenKey: encodeKey(tokenKey),
-          killSwitch: engaged(),
+          config: configForWorker(control.config(), n),
+          tokenKey: encodeKey(control.tokenKey()),
+          killSwitch: control.killSwitch(),
           generatedIdentity: opts.generatedIdentity,
           version: opts.version,
           inspectionCa: opts.inspectionCa ?? null,
@@ -298,69 +253,50 @@ export async function runPrimary(opts: PrimaryOptions): Promise<void> {
     return (await Promise.all(answers)).filter((x): x is string => x !== null);
   }
 
-  async function setKillSwitch(on: boolean, source: 'api' | 'file'): Promise<void> {
-    const was = engaged();
-    kill[source] = on;
-    const now = engaged();
-    metrics.setKillSwitch(now);
-    if (was !== now) logger.warn({ engaged: now, source }, 'kill_switch');
-    // The file watcher reports every stat change; the API always waits for every worker (an earlier change
-    // still in flight is applied before this one: each worker handles messages in order).
-    if (source === 'file' && was === now) return;
-    await broadcast((seq) => ({ type: 'sluice.kill-switch', seq, engaged: now }));
-  }
-  const killFile = createKillSwitchFile((on) => void setKillSwitch(on, 'file'));
-
-  async function swap(next: SluiceConfig): Promise<void> {
-    opts.checkReload(next);
-    const kept: SluiceConfig = { ...next, listen: config.listen };
-    compileServingPolicy(kept);
-    const nextKey = readTokenKey(kept);
-    const nextAdmin = readAdminToken(kept);
-    const nextBroker = brokers.build(kept);
-    config = kept;
-    broker = nextBroker;
-    void brokers.follow(kept);
-    adminToken = nextAdmin;
-    tokenKey = nextKey;
-    killFile.follow(kept.killSwitch.file);
-    keyWatch.follow(kept.tokens?.keyFile ?? null, nextKey);
-    // From here the new config is the one in force: a worker that does not take it is replaced by one that
-    // starts with it. So the reload succeeded; saying it failed would claim the old config still holds.
-    const failed = await broadcast((seq) => ({
-      type: 'sluice.swap',
-      seq,
-      config: configForWorker(kept, n),
-      tokenKey: encodeKey(nextKey),
-    }));
-    if (failed.length) logger.warn({ workers: failed }, 'config.reload: some workers were replaced to apply it');
-  }
-
-  // The token key file, watched here for every worker (they are sent the key, never read the file).
-  const keyWatch = createTokenKeyWatch({
-    check: tokenKeyProblem,
-    apply: (key) => {
-      tokenKey = key;
-      metrics.reload('success');
-      logger.warn('tokens.key_changed: tokens signed with the old key no longer work');
-      void broadcast((seq) => ({ type: 'sluice.token-key', seq, tokenKey: encodeKey(key) }));
+  // The control plane decides; the workers serve. A change is in force once every live worker has it.
+  const model: ProcessModel = {
+    async apply(change) {
+      // From here the new config is the one in force: a worker that does not take it is replaced by one that
+      // starts with it. So the reload succeeded; saying it failed would claim the old config still holds.
+      const failed = await broadcast((seq) => ({
+        type: 'sluice.swap',
+        seq,
+        config: configForWorker(change.config, n),
+        tokenKey: encodeKey(change.tokenKey),
+      }));
+      if (failed.length) logger.warn({ workers: failed }, 'config.reload: some workers were replaced to apply it');
     },
-    refuse: (problem) => {
-      metrics.reload('error');
-      logger.error({ issues: [problem] }, 'tokens.key_reload_failed: keeping the last good key');
+    // An earlier change still in flight is applied before this one: each worker handles messages in order.
+    killSwitch: async (engaged) => void (await broadcast((seq) => ({ type: 'sluice.kill-switch', seq, engaged }))),
+    // The key file is watched here for every worker: they are sent the key, never read the file.
+    tokenKey: (key) => void broadcast((seq) => ({ type: 'sluice.token-key', seq, tokenKey: encodeKey(key) })),
+    drain: drainWorkers,
+    async stop() {
+      admin?.close();
+      admin?.closeAllConnections();
     },
-  });
-
-  const reloader = createReloader({
-    path: opts.path,
-    load: loadConfigFile,
-    digest: opts.digest,
-    prepare: opts.prepare,
-    current: () => config,
-    swap,
-    metrics,
-    logger,
-  });
+    force() {
+      for (const s of slots) s.worker?.process.kill('SIGKILL');
+    },
+    flushLogs: () => destination.flushSync(),
+  };
+  let control: ControlPlane;
+  try {
+    // Everything a worker would refuse at start is refused here, once, before any worker is forked. The
+    // primary's broker serves the admin API (issue, revoke); each worker builds its own for its traffic.
+    control = createControlPlane({
+      config: opts.config,
+      logger,
+      metrics,
+      model,
+      generatedIdentity: opts.generatedIdentity,
+      production: process.env.SLUICE_ENV === 'production',
+      source: opts.source,
+    });
+    control.checkStart();
+  } catch (err) {
+    opts.fail((err as Error).message);
+  }
 
   /** /metrics: the primary's own series (reloads, kill switch, its process) and every worker's, merged by
    * prom-client's aggregator (counters and tunnels summed); the denied-hosts top lists are merged into one first
@@ -385,29 +321,28 @@ export async function runPrimary(opts: PrimaryOptions): Promise<void> {
     issue: (r) => b.issueHandle(r),
     async revoke(run) {
       if (RUN_ID.test(run)) {
-        const untilS = revocationUntilS(config, Math.floor(Date.now() / 1000));
+        const untilS = revocationUntilS(control.config(), Math.floor(Date.now() / 1000));
         await broadcast((seq) => ({ type: 'sluice.revoke', seq, run, untilS }));
       }
       return b.revokeRun(run);
     },
   });
 
-  const admin: Server | null = config.listen.admin
+  const at = opts.config.listen.admin;
+  const admin: Server | null = at
     ? createAdminListener({
+        ...control.admin,
         metrics: aggregated,
         logger,
-        token: () => adminToken,
-        protectReads: () => config.admin.protectReads,
         ready: () => booted && !stopping && slots.every((s) => s.ready),
-        killSwitch: engaged,
-        setKillSwitch: (on) => setKillSwitch(on, 'api'),
-        reload: () => reloader.reload('admin'),
-        handles: () => (broker ? handleAdmin(broker) : null),
+        handles: () => {
+          const broker = control.broker();
+          return broker ? handleAdmin(broker) : null;
+        },
       })
     : null;
   let adminBound: AddressInfo | null = null;
-  if (admin && config.listen.admin) {
-    const at = config.listen.admin;
+  if (admin && at) {
     adminBound = await new Promise<AddressInfo>((resolve) => {
       admin.once('error', (err) => opts.fail(`admin listener ${at.text}: ${err.message}`));
       admin.listen({ host: at.host, port: at.port }, () => resolve(admin.address() as AddressInfo));
@@ -415,18 +350,10 @@ export async function runPrimary(opts: PrimaryOptions): Promise<void> {
   }
 
   let allExited: (() => void) | null = null;
-  async function shutdown(): Promise<void> {
-    if (stopping) {
-      // A second SIGTERM: no more waiting.
-      logger.warn('shutdown.forced');
-      for (const s of slots) s.worker?.process.kill('SIGKILL');
-      destination.flushSync();
-      process.exit(143);
-    }
+  /** The first signal: every worker drains and exits; one that does not (it is stuck) is killed after drainMs. */
+  async function drainWorkers(drainMs: number): Promise<void> {
     stopping = true;
     for (const s of slots) if (s.restart) clearTimeout(s.restart);
-    const drainMs = config.limits.drainMs;
-    logger.info({ drainMs, workers: n }, 'shutdown.draining');
     const exited = new Promise<void>((resolve) => {
       allExited = resolve;
       if (slots.every((s) => !s.worker)) resolve();
@@ -443,27 +370,14 @@ export async function runPrimary(opts: PrimaryOptions): Promise<void> {
         // Exiting already.
       }
     }
-    // Workers exit once drained; one that does not (it is stuck) is killed after the drain time.
     const overdue = setTimeout(() => {
       for (const s of slots) s.worker?.process.kill('SIGKILL');
     }, drainMs + 5000);
     await exited;
     clearTimeout(overdue);
-    reloader.close();
-    killFile.close();
-    keyWatch.close();
-    brokers.close();
-    admin?.close();
-    admin?.closeAllConnections();
-    logger.info('shutdown.complete');
-    destination.flushSync();
-    process.exit(0);
   }
-  process.on('SIGINT', () => void shutdown());
-  process.on('SIGTERM', () => void shutdown());
-  process.on('SIGHUP', () => void reloader.reload('sighup'));
-
-  killFile.follow(config.killSwitch.file);
+  control.handleSignals();
+  await control.follow();
   for (const slot of slots) fork(slot);
   try {
     await booting;
@@ -472,9 +386,7 @@ export async function runPrimary(opts: PrimaryOptions): Promise<void> {
     for (const s of slots) s.worker?.process.kill('SIGKILL');
     opts.fail((err as Error).message);
   }
-  reloader.watch();
-  keyWatch.follow(config.tokens?.keyFile ?? null, tokenKey);
-  await brokers.follow(config);
+  control.watchSource();
   const first = slots[0]!.bound ?? {};
   // Before the listening lines: whoever waits for those (a supervisor, a test) then knows the workers too.
   process.stderr.write(

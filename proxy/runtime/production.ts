@@ -6,8 +6,9 @@ import { type ConfigIssue, type SluiceConfig, isLoopbackListen } from '../../fir
 import { type InspectFile, MIN_ADMIN_TOKEN_BYTES, fileIssues, inspectFile } from './secret-files.js';
 import { type CaFileAccess, inspectionProblems } from '../inspection/problems.js';
 
-/** The inspection CA files through the same injected file access as every other file check. */
-const caFiles = (inspect: InspectFile): CaFileAccess => ({
+/** The inspection CA files through the same injected file access as every other file check (modes after
+ * following symlinks, as Secret mounts need); the runtime reads them through it too. */
+export const caFiles = (inspect: InspectFile = inspectFile): CaFileAccess => ({
   read(path) {
     const f = inspect(path, true);
     return f.kind === 'file' ? f.bytes : null;

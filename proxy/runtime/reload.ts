@@ -8,6 +8,7 @@ import { type SluiceConfig, formatIssue } from '../../firewall/config.js';
 import type { ReloadOutcome } from '../ops/admin.js';
 import { type LoadedConfig, digestBytes } from './config-file.js';
 import type { Metrics } from '../ops/metrics.js';
+import { isConfigRefusal } from './config-refusal.js';
 
 export interface ReloaderDeps {
   /** null: running on the embedded default; there is nothing to reload. */
@@ -18,9 +19,10 @@ export interface ReloaderDeps {
   /** Applied to every freshly loaded config before the swap (development identity injection). */
   readonly prepare: (config: SluiceConfig) => SluiceConfig;
   readonly current: () => SluiceConfig;
-  /** Swaps the config in; throws (or rejects) when a referenced file (token key) is unusable. */
+  /** Swaps the config in; throws (or rejects) when it must not be put in force (ConfigRefusal) or a referenced
+   * file (token key) is unusable. */
   readonly swap: (config: SluiceConfig) => void | Promise<void>;
-  readonly metrics: Metrics;
+  readonly metrics: Pick<Metrics, 'reload'>;
   readonly logger: Logger;
 }
 
@@ -90,9 +92,11 @@ export function createReloader(deps: ReloaderDeps): Reloader {
     } catch (err) {
       refused = result.digest;
       deps.metrics.reload('error');
-      const issue = `cannot apply: ${(err as Error).message}`;
-      deps.logger.error({ trigger, issues: [issue] }, 'config.reload_failed: keeping the last good config');
-      return { ok: false, issues: [issue], restartRequired: [] };
+      // A refusal says where in the config the problem is, like a validation error; anything else is a file
+      // that could not be used as it was being read.
+      const issues = isConfigRefusal(err) ? err.issues.map(formatIssue) : [`cannot apply: ${(err as Error).message}`];
+      deps.logger.error({ trigger, issues }, 'config.reload_failed: keeping the last good config');
+      return { ok: false, issues, restartRequired: [] };
     }
     lastHash = result.digest;
     refused = null;

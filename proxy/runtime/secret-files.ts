@@ -5,9 +5,10 @@
 import { X509Certificate } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { type ConfigIssue, type SluiceConfig, formatIssue, isLoopbackListen } from '../../firewall/config.js';
+import { type ConfigIssue, type SluiceConfig, isLoopbackListen } from '../../firewall/config.js';
 import { MIN_KEY_BYTES } from '../auth/run-token.js';
 import { SluiceError } from '../../firewall/errors.js';
+import { refuseErrors } from './config-refusal.js';
 
 export const MIN_ADMIN_TOKEN_BYTES = 24;
 /** A CA bundle larger than this is not a CA bundle. */
@@ -188,11 +189,8 @@ function pemProblem(pem: string): string | null {
   return null;
 }
 
-/** Throws the issues' text (what the runtime says at start and on a reload that cannot use the files). */
-function throwIfErrors(issues: readonly ConfigIssue[]): void {
-  const errors = issues.filter((i) => i.severity === 'error');
-  if (errors.length) throw new SluiceError('SLUICE_ERR_CONFIG', errors.map(formatIssue).join('\n'));
-}
+/** Refuses with the issues (what the runtime says at start and on a reload that cannot use the files). */
+const throwIfErrors = (issues: readonly ConfigIssue[]): void => refuseErrors(issues);
 
 const only = (config: SluiceConfig, keep: 'tokens' | 'admin' | 'upstream'): SluiceConfig => ({
   ...config,

@@ -1,15 +1,15 @@
-// Wiring: one validated config in, listening proxy out. Owns the mutable runtime state (current policy,
-// kill switch, token key, open flows) that the pure core reads through getters, and every way a right ends:
-// the kill switch, a reload or a new token key closes the open flows they no longer allow, and a sweep closes
-// those whose run token expired.
+// Wiring: one validated config in, listening proxy out — the single-process model of the control plane
+// (control-plane.ts owns the config, policy, secrets and kill switch; the pure core reads them through
+// getters). Owns the open flows and every way a right ends: the kill switch, a reload or a new token key closes
+// the open flows they no longer allow, and a sweep closes those whose run token expired. A worker runs one of
+// these too, on a follower control plane its primary feeds.
 import type { Server } from 'node:http';
 import type { AddressInfo, Server as NetServer } from 'node:net';
-import { networkInterfaces } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { deny } from '../../firewall/codes.js';
-import { type ListenAddress, type SluiceConfig, formatIssue } from '../../firewall/config.js';
-import { type Policy, compilePolicy } from '../../firewall/policy.js';
+import type { ListenAddress, SluiceConfig } from '../../firewall/config.js';
+import type { Policy } from '../../firewall/policy.js';
 import { type AdminDeps, type ReloadOutcome, createAdminListener } from '../ops/admin.js';
 import { createAdmission } from '../auth/admission.js';
 import { type Audit, type AuditObserver, createAudit } from '../ops/audit.js';
@@ -17,27 +17,30 @@ import { type ContainmentProbe, createContainmentProbe } from '../ops/containmen
 import { type Dialer, createDialer } from '../egress/dialer.js';
 import { createDnsGuard } from '../ops/dns-guard.js';
 import { createHttpListener } from '../edge/http-listener.js';
-import { createKillSwitchFile } from './kill-switch-file.js';
 import { type LogDestination, createAuditLogger, createLogDestination, createLogger } from '../ops/log-destination.js';
 import { type IdentityStore, createIdentityStore } from '../auth/identity.js';
 import { type Pipeline, createPipeline } from '../pipeline/pipeline.js';
 import { type NameResolver, createResolver } from '../egress/resolver.js';
 import { type Metrics, createMetrics } from '../ops/metrics.js';
-import { exposureProblems } from './production.js';
-import { readAdminToken, readCaFile, readSecretFile, readTokenKey } from './secret-files.js';
+import { readCaFile } from './secret-files.js';
+import { caFiles } from './production.js';
 import { createSocks5Listener } from '../edge/socks5-listener.js';
-import { MIN_KEY_BYTES } from '../auth/run-token.js';
 import { FLOW_KINDS, FLOW_KIND_NAMES, type Flow, type FlowRegistry, createFlowRegistry, judgeAgain } from './flows.js';
-import { createTokenKeyWatch } from './token-key-file.js';
 import type { Broker } from '../broker/broker.js';
-import { type BrokerRuntime, createBrokerRuntime } from './broker-runtime.js';
-import { SluiceError } from '../../firewall/errors.js';
+import {
+  type ConfigSource,
+  type ControlPlane,
+  type KillSwitchSource,
+  type ProcessModel,
+  compileServingPolicy,
+  createControlPlane,
+} from './control-plane.js';
+import { ConfigRefusal } from './config-refusal.js';
 import { type InspectionCa } from '../inspection/ca.js';
 import { createLeafIssuer } from '../inspection/leaves.js';
 import { type CaFileAccess, loadInspectionCa } from '../inspection/problems.js';
 import { createInspector } from '../inspection/session.js';
 import type { InspectionRuntime } from '../inspection/tunnel.js';
-import { readFileSync, statSync } from 'node:fs';
 
 export interface SluiceOptions {
   readonly config: SluiceConfig;
@@ -53,7 +56,9 @@ export interface SluiceOptions {
   readonly observers?: AuditObserver[];
   /** Reported in sluice_build_info. */
   readonly version?: string;
-  /** What the admin API's POST /v1/reload runs (the CLI wires the config-file reloader here). */
+  /** Where reloads come from (the CLI's config file): SIGHUP, the file watch and the admin API reload it. */
+  readonly source?: ConfigSource;
+  /** What the admin API's POST /v1/reload runs instead of the source's reloader (tests). */
   readonly reload?: () => Promise<ReloadOutcome>;
   /** The only identity is a generated development credential (then nothing may listen beyond loopback). */
   readonly generatedIdentity?: boolean;
@@ -68,7 +73,7 @@ export interface SluiceOptions {
   readonly production?: boolean;
 }
 
-export type KillSwitchSource = 'api' | 'file';
+export type { KillSwitchSource } from './control-plane.js';
 
 export interface RuntimeState {
   readonly policy: () => Policy;
@@ -97,6 +102,8 @@ export type BoundListeners = Partial<Record<ListenerName, AddressInfo>>;
 
 export interface Sluice {
   readonly state: RuntimeState;
+  /** Config, secrets, kill switch, reload and shutdown (control-plane.ts). */
+  readonly control: ControlPlane;
   readonly metrics: Metrics;
   readonly pipeline: Pipeline;
   readonly dialer: Dialer;
@@ -114,41 +121,9 @@ export interface Sluice {
   stop(): Promise<void>;
 }
 
-/** The proxy's own addresses: a request there would loop into Sluice or reach its admin API. A wildcard
- * listener answers on every local address, loopback included. */
-export function selfAddresses(listens: readonly (ListenAddress | null)[]): string[] {
-  const out = new Set<string>();
-  for (const l of listens) {
-    if (!l) continue;
-    if (l.host === '0.0.0.0' || l.host === '::') {
-      out.add('127.0.0.0/8');
-      out.add('::1/128');
-      for (const list of Object.values(networkInterfaces()))
-        for (const i of list ?? []) out.add(i.address.split('%')[0]!);
-    } else {
-      out.add(l.host);
-    }
-  }
-  return [...out];
-}
-
-/** The policy `serve` enforces for a config: the proxy's own addresses (every listener) included. `explain`
- * builds its policy here too, so that it decides as serve does. */
-export function compileServingPolicy(config: SluiceConfig): Policy {
-  const { http, socks5, admin, dns } = config.listen;
-  return compilePolicy(config, selfAddresses([http, socks5, admin, dns]));
-}
-
-// The secret-file readers live in secret-files.ts; re-exported for the modules that import them from here.
+// Defined with the control plane; re-exported for the modules that import them from here.
+export { compileServingPolicy, selfAddresses, tokenKeyProblem } from './control-plane.js';
 export { readAdminToken, readSecretFile, readTokenKey } from './secret-files.js';
-
-/** Why a token key file's (trimmed) content is not a usable key, or null. */
-export const tokenKeyProblem = (key: Buffer): string | null =>
-  key.length < MIN_KEY_BYTES
-    ? `tokens.keyFile must hold at least ${MIN_KEY_BYTES} bytes of key (found ${key.length})`
-    : null;
-
-const sameKey = (a: Buffer | null, b: Buffer | null): boolean => (a === null || b === null ? a === b : a.equals(b));
 
 /** Configured identities whose credential a new config changes (their open flows end with it). */
 function changedCredentials(before: SluiceConfig, after: SluiceConfig): Set<string> {
@@ -163,51 +138,22 @@ function changedCredentials(before: SluiceConfig, after: SluiceConfig): Set<stri
 /** How often open flows are checked for an expired run token. */
 const EXPIRY_SWEEP_MS = 1000;
 
-/** The CA files as they are on disk (modes after following symlinks, as Secret mounts need). */
-export const CA_FILES: CaFileAccess = {
-  read(path) {
-    try {
-      return readFileSync(path);
-    } catch {
-      return null;
-    }
-  },
-  stat(path) {
-    try {
-      return { mode: statSync(path).mode };
-    } catch {
-      return null;
-    }
-  },
-};
+/** The CA files as they are on disk. */
+export const CA_FILES: CaFileAccess = caFiles();
 
 export function createSluice(opts: SluiceOptions): Sluice {
   const generatedIdentity = opts.generatedIdentity ?? false;
   const nowMs = opts.nowMs ?? (() => performance.timeOrigin + performance.now());
   const wallClockMs = opts.wallClockMs ?? Date.now;
+  const production = opts.production ?? process.env.SLUICE_ENV === 'production';
   // The audit log is written on every request: buffered, and flushed synchronously on the way out.
   const destination = opts.logTo?.destination ?? createLogDestination({ shared: opts.sharedStdout ?? false });
   const level = opts.logTo?.level ?? opts.config.log.level;
   const logger = createLogger(level, destination);
   const auditLogger = createAuditLogger(level, destination);
-  let config = opts.config;
-  let policy = compileServingPolicy(config);
-  // A worker is handed the key by its primary, which alone reads and watches the file.
-  const keyFromPrimary = opts.tokenKey !== undefined;
-  let tokenKey = keyFromPrimary ? opts.tokenKey! : readTokenKey(config);
   /** Bumped with every new key: a flow opened with a run token remembers the generation it was checked under. */
   let tokenKeyGeneration = 0;
-  let adminToken = readAdminToken(config);
-  const killSources = new Set<KillSwitchSource>();
-  let killSwitch = false;
   const flows = createFlowRegistry();
-  // The broker is built with the config: one that cannot load its key or secrets never starts, and a reload
-  // that cannot build one is refused before anything is swapped (the last good broker stays).
-  const brokers: BrokerRuntime = createBrokerRuntime(
-    { nowMs: wallClockMs, production: opts.production ?? process.env.SLUICE_ENV === 'production', logger },
-    config,
-  );
-  let broker = brokers.build(config);
   const shutdownDeny = deny('EGR_FAIL_UPSTREAM', 'shutdown', 'Sluice is shutting down');
 
   /** A run token checked under an older key: that key no longer grants anything. */
@@ -216,96 +162,82 @@ export function createSluice(opts: SluiceOptions): Sluice {
       ? deny('EGR_AUTH_INVALID', 'tokens.keyFile', 'the run-token key changed')
       : null;
 
-  function useTokenKey(key: Buffer | null): boolean {
-    if (sameKey(key, tokenKey)) return false;
-    tokenKey = key;
-    tokenKeyGeneration++;
-    return true;
-  }
-
-  const state: RuntimeState = {
-    policy: () => policy,
-    config: () => config,
-    killSwitch: () => killSwitch,
-    setKillSwitch(engaged, source = 'api') {
-      if (engaged) killSources.add(source);
-      else killSources.delete(source);
-      const was = killSwitch;
-      killSwitch = killSources.size > 0;
-      metrics.setKillSwitch(killSwitch);
-      if (killSwitch) flows.closeAll('kill-switch', deny('EGR_DENY_KILL_SWITCH', 'killSwitch'));
-      if (was !== killSwitch) logger.warn({ engaged: killSwitch, source }, 'kill_switch');
-    },
-    swap(next, key) {
-      const kept = { ...next, listen: config.listen };
-      const nextPolicy = compileServingPolicy(kept);
-      const nextKey = key !== undefined ? key : readTokenKey(kept);
-      const nextAdmin = readAdminToken(kept);
-      const changed = changedCredentials(config, kept);
-      const nextBroker = brokers.build(kept);
-      config = kept;
-      broker = nextBroker;
-      void brokers.follow(kept);
-      policy = nextPolicy;
-      useTokenKey(nextKey);
-      adminToken = nextAdmin;
-      watchKillFile();
-      if (!keyFromPrimary) keyWatch.follow(kept.tokens?.keyFile ?? null, tokenKey);
+  // What a decision of the control plane means in this process: the rights it ends end here, at once.
+  const model: ProcessModel = {
+    apply(change) {
+      if (change.keyChanged) tokenKeyGeneration++;
       // Pooled upstream connections were validated under the old policy; do not reuse them.
       dialer.refresh();
       // Rights end with their grant: every open flow is judged again, as the request that opened it would be now.
-      const closed = flows.rejudge((flow) => staleToken(flow) ?? judgeAgain(nextPolicy, flow, changed));
+      const changed = changedCredentials(change.previous, change.config);
+      const closed = flows.rejudge((flow) => staleToken(flow) ?? judgeAgain(change.policy, flow, changed));
       if (closed) logger.warn({ flows: closed }, 'config.reload: closed the open flows the new config denies');
-      if (started) reloadInspection(kept);
+      if (started) reloadInspection(change.config);
     },
-    setTokenKey(key) {
-      if (!useTokenKey(key)) return;
-      const closed = flows.rejudge(staleToken);
-      logger.warn({ flows: closed }, 'tokens.key_changed: tokens signed with the old key no longer work');
+    killSwitch(engaged) {
+      if (engaged) flows.closeAll('kill-switch', deny('EGR_DENY_KILL_SWITCH', 'killSwitch'));
     },
-    flows,
-    adminToken: () => adminToken,
-    broker: () => broker,
-    revokeLocal: (run, untilS) => brokers.revocations.revokeLocal(run, untilS),
+    tokenKey() {
+      tokenKeyGeneration++;
+      return { flows: flows.rejudge(staleToken) };
+    },
+    drain: (drainMs) => sluice.drain(drainMs),
+    stop: () => sluice.stop(),
+    force: () => undefined,
+    flushLogs: () => destination.flushSync(),
   };
-
-  const killFile = createKillSwitchFile((engaged) => state.setKillSwitch(engaged, 'file'));
-  const watchKillFile = () => killFile.follow(config.killSwitch.file);
-  const keyWatch = createTokenKeyWatch({
-    check: tokenKeyProblem,
-    apply: (key) => {
-      state.setTokenKey(key);
-      metrics.reload('success');
-    },
-    refuse: (problem) => {
-      metrics.reload('error');
-      logger.error({ issues: [problem] }, 'tokens.key_reload_failed: keeping the last good key');
-    },
-  });
-  let expirySweep: NodeJS.Timeout | null = null;
 
   const flowCounts = () => Object.fromEntries(FLOW_KIND_NAMES.map((k) => [k, flows.count(k)]));
   const metrics = createMetrics({
     version: opts.version ?? 'dev',
     flows: flowCounts,
     opaqueKinds: FLOW_KIND_NAMES.filter((k) => FLOW_KINDS[k].opaque),
-    destinations: state.policy,
+    destinations: () => control.policy(),
     nowMs,
   });
-  const resolver = createResolver({ ...config.dns, nowMs, onLookup: metrics.dnsLookup });
-  const extraCa = readCaFile(config);
+  const control = createControlPlane({
+    config: opts.config,
+    logger,
+    metrics,
+    model,
+    generatedIdentity,
+    production,
+    wallClockMs,
+    // A worker is handed the key by its primary, which alone reads and watches the file.
+    ...(opts.tokenKey !== undefined ? { tokenKey: opts.tokenKey } : {}),
+    source: opts.source ?? null,
+    ...(opts.reload ? { reload: opts.reload } : {}),
+  });
+  const config = control.config;
+
+  const state: RuntimeState = {
+    policy: control.policy,
+    config,
+    killSwitch: control.killSwitch,
+    setKillSwitch: (engaged, source = 'api') => void control.setKillSwitch(engaged, source),
+    swap: (next, key) => void control.change(next, key),
+    setTokenKey: control.setTokenKey,
+    flows,
+    adminToken: control.adminToken,
+    broker: control.broker,
+    revokeLocal: (run, untilS) => control.revocations.revokeLocal(run, untilS),
+  };
+  let expirySweep: NodeJS.Timeout | null = null;
+
+  const resolver = createResolver({ ...opts.config.dns, nowMs, onLookup: metrics.dnsLookup });
+  const extraCa = readCaFile(opts.config);
   const dialer = createDialer({
     resolver,
     policy: state.policy,
-    connectTimeoutMs: config.upstream.connectTimeoutMs,
+    connectTimeoutMs: opts.config.upstream.connectTimeoutMs,
     extraCa,
     nowMs,
     onConnect: metrics.upstreamConnect,
   });
-  const admission = createAdmission({ limits: () => config.limits, nowMs });
+  const admission = createAdmission({ limits: () => config().limits, nowMs });
   const identities = createIdentityStore({
     policy: state.policy,
-    tokenKey: () => tokenKey,
+    tokenKey: control.tokenKey,
     nowMs: wallClockMs,
     throttle: admission,
   });
@@ -313,10 +245,9 @@ export function createSluice(opts: SluiceOptions): Sluice {
     logger: auditLogger,
     nowMs,
     observers: [metrics.observe, ...(opts.observers ?? [])],
-    redactPaths: () => config.log.redactPaths,
+    redactPaths: () => config().log.redactPaths,
   });
   // ── TLS inspection: the CA (from the config's files, or handed in), the leaf issuer and the session core ──
-  const production = opts.production ?? process.env.SLUICE_ENV === 'production';
   let inspection: InspectionRuntime | null = null;
   /** The CA handed in (a worker imports its primary's while it starts), used when the config names no files. */
   let handedCa: InspectionCa | null = null;
@@ -354,7 +285,7 @@ export function createSluice(opts: SluiceOptions): Sluice {
   async function loadCa(c: SluiceConfig): Promise<InspectionCa | null> {
     if (!c.inspection) return handedCa;
     const loaded = await loadInspectionCa(c.inspection, CA_FILES, { production });
-    if (!loaded.ok) throw new SluiceError('SLUICE_ERR_CONFIG', loaded.issues.map(formatIssue).join('\n'));
+    if (!loaded.ok) throw new ConfigRefusal(loaded.issues);
     return loaded.ca;
   }
   /** After a reload: the issuer is rebuilt when the inspection section changed (a new CA, validity or cache). */
@@ -373,7 +304,7 @@ export function createSluice(opts: SluiceOptions): Sluice {
 
   const pipeline = createPipeline({
     policy: state.policy,
-    state: () => ({ killSwitch }),
+    state: () => ({ killSwitch: control.killSwitch() }),
     identities,
     dialer,
     audit,
@@ -383,8 +314,8 @@ export function createSluice(opts: SluiceOptions): Sluice {
     logger,
     admission,
     timeouts: () => ({
-      tunnelHelloTimeoutMs: config.upstream.tunnelHelloTimeoutMs,
-      idleTimeoutMs: config.limits.idleTimeoutMs,
+      tunnelHelloTimeoutMs: config().upstream.tunnelHelloTimeoutMs,
+      idleTimeoutMs: config().limits.idleTimeoutMs,
     }),
     inspection: () => inspection,
   });
@@ -396,18 +327,15 @@ export function createSluice(opts: SluiceOptions): Sluice {
   let stopped = false;
 
   const adminDeps: AdminDeps = {
+    ...control.admin,
     metrics: metrics.registry,
     logger,
-    token: state.adminToken,
-    protectReads: () => config.admin.protectReads,
     ready: () => started && !draining,
-    killSwitch: state.killSwitch,
-    setKillSwitch: (engaged) => state.setKillSwitch(engaged, 'api'),
-    reload: async () =>
-      reloadHook ? reloadHook() : { ok: false, issues: ['reload is not wired in this process'], restartRequired: [] },
-    handles: () => (broker ? { issue: (r) => broker!.issueHandle(r), revoke: (run) => broker!.revokeRun(run) } : null),
+    handles: () => {
+      const broker = control.broker();
+      return broker ? { issue: (r) => broker.issueHandle(r), revoke: (run) => broker.revokeRun(run) } : null;
+    },
   };
-  const reloadHook = opts.reload ?? null;
   // What is not a net.Server (the DNS guard's UDP socket) closes through these.
   const closers: (() => Promise<void>)[] = [];
   let probe: ContainmentProbe | null = null;
@@ -422,8 +350,9 @@ export function createSluice(opts: SluiceOptions): Sluice {
       });
     });
 
-  return {
+  const sluice: Sluice = {
     state,
+    control,
     pipeline,
     dialer,
     resolver,
@@ -433,29 +362,27 @@ export function createSluice(opts: SluiceOptions): Sluice {
     metrics,
     async start() {
       const bound: BoundListeners = {};
-      const { listen: l } = config;
-      const exposed = exposureProblems(config, readSecretFile, generatedIdentity);
-      if (exposed.length) throw new SluiceError('SLUICE_ERR_CONFIG', exposed.map(formatIssue).join('\n'));
+      const c = config();
+      const { listen: l } = c;
+      control.checkStart();
       if (!inspection) {
         handedCa = (await opts.inspectionCa) ?? null;
-        const ca = await loadCa(config);
-        if (ca) useInspection(ca, config);
+        const ca = await loadCa(c);
+        if (ca) useInspection(ca, c);
       }
-      watchKillFile();
-      if (!keyFromPrimary) keyWatch.follow(config.tokens?.keyFile ?? null, tokenKey);
-      await brokers.follow(config);
+      await control.follow();
       expirySweep ??= setInterval(() => flows.expire(wallClockMs()), EXPIRY_SWEEP_MS);
       expirySweep.unref();
       if (l.admin && opts.serveAdmin !== false)
         bound.admin = await listen('admin', createAdminListener(adminDeps), l.admin);
-      if (l.http) bound.http = await listen('http', createHttpListener(pipeline, config.limits), l.http);
-      if (l.socks5) bound.socks5 = await listen('socks5', createSocks5Listener(pipeline, config.limits), l.socks5);
+      if (l.http) bound.http = await listen('http', createHttpListener(pipeline, c.limits), l.http);
+      if (l.socks5) bound.socks5 = await listen('socks5', createSocks5Listener(pipeline, c.limits), l.socks5);
       if (l.dns) {
         const guard = createDnsGuard({ logger, onQuery: metrics.dnsGuardQuery, nowMs });
         closers.push(() => guard.close());
         bound.dns = await guard.listen(l.dns);
       }
-      const p = config.containment.probe;
+      const p = c.containment.probe;
       if (p && !probe) {
         const spec = { host: p.host, port: p.port, uid: p.uid, gid: p.gid, timeoutMs: p.timeoutMs };
         probe = createContainmentProbe({
@@ -492,9 +419,7 @@ export function createSluice(opts: SluiceOptions): Sluice {
     async stop() {
       if (stopped) return;
       stopped = true;
-      killFile.close();
-      keyWatch.close();
-      brokers.close();
+      control.close();
       if (expirySweep) clearInterval(expirySweep);
       expirySweep = null;
       const closing: Promise<unknown>[] = [];
@@ -512,4 +437,5 @@ export function createSluice(opts: SluiceOptions): Sluice {
       await dialer.close();
     },
   };
+  return sluice;
 }
