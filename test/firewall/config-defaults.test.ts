@@ -148,3 +148,17 @@ t.test('the defaults the README documents are the schema defaults', async (t) =>
   t.match(example, `maxTtl: ${POLICY_SCHEMA.properties.tokens.properties.maxTtl.default}`);
   t.match(example, `level: ${S.log.properties.level.default}`);
 });
+
+t.test('the types follow the schema (checked by tsc)', async (t) => {
+  const r = validateConfig({});
+  if (!r.ok) throw new Error('the empty config is valid');
+  const drainMs: number = r.config.limits.drainMs;
+  const level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent' = r.config.log.level;
+  const workers: number | 'auto' = r.config.workers;
+  const reads: 'public' | 'none' | undefined = r.config.identities.x?.reads;
+  // @ts-expect-error a number setting is not a string
+  const wrong: string = r.config.limits.maxConnections;
+  // @ts-expect-error no key the schema does not have
+  void r.config.limits.noSuchLimit;
+  t.ok([drainMs, level, workers, reads, wrong].length === 5);
+});
