@@ -14,16 +14,17 @@ ARG VERSION=0.1.0
 ARG REVISION=unknown
 
 # --- build: compile TypeScript -----------------------------------------------------------------------------
-# Production dependencies (their type declarations are part of the build), plus only the compiler and the two
-# type packages the sources need, at the versions package-lock.json pins (test/packaging/dockerfile.test.ts
-# keeps them equal). The development set (helm's layer, kubernetes-models, tap, linters) is never installed.
+# Production dependencies (their type declarations are part of the build), plus only the compiler and the
+# three type packages the sources need (json-schema-to-ts derives the config types from the schema), at the
+# versions package-lock.json pins (test/packaging/dockerfile.test.ts keeps them equal). The development set
+# (helm's layer, kubernetes-models, tap, linters) is never installed.
 FROM ${NODE_IMAGE} AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund --ignore-scripts \
  && mkdir /tools && echo '{"private":true}' > /tools/package.json \
  && npm install --prefix /tools --no-audit --no-fund --ignore-scripts --no-package-lock \
-      typescript@5.9.3 @types/node@20.19.43 @types/dns-packet@5.6.5 \
+      typescript@5.9.3 @types/node@20.19.43 @types/dns-packet@5.6.5 json-schema-to-ts@3.1.1 \
  && cp -R /tools/node_modules/. node_modules/
 # .dockerignore lets in only what the build needs (sources, tsconfig, iptables/, the validator precompiler).
 COPY . .

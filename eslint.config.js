@@ -199,6 +199,40 @@ export default defineConfig(
       ],
     },
   },
+  // settings/ reads the runtime settings as firewall/ reads the policy: pure, under the same rules, and free to
+  // use firewall/ (the one folder outside it that it may import).
+  {
+    files: ['settings/**/*.ts'],
+    languageOptions: {
+      parser: tseslint.parser,
+      parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
+    },
+    plugins: { '@typescript-eslint': tseslint.plugin },
+    linterOptions: { reportUnusedDisableDirectives: 'error' },
+    rules: {
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/no-misused-promises': 'error',
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: firewallImports[1].paths,
+          patterns: [
+            ...firewallImports[1].patterns.filter((p) => p.regex !== '^\\.\\./'),
+            { regex: '^\\.\\./(?!firewall/)', message: PURE },
+          ],
+        },
+      ],
+      'no-restricted-globals': [
+        'error',
+        ...NETWORK_GLOBALS,
+        ...['setTimeout', 'setInterval', 'setImmediate', 'queueMicrotask', 'performance', 'process', 'console'].map(
+          (name) => ({ name, message: PURE }),
+        ),
+      ],
+      'no-restricted-properties': ['error', ...NETWORK_PROPERTIES, { object: 'Date', property: 'now', message: PURE }],
+      'no-restricted-syntax': ['error', ...FIREWALL_SYNTAX],
+    },
+  },
   // Tests and benchmarks: no `any`, so a test says the shape it reads (test/README.md). Untyped on purpose: tsc
   // already checks these files, typed rules would be slow here and flag tap's un-awaited `t.test` calls.
   {

@@ -4,7 +4,7 @@
 //    credentials are configured), and a Bearer injection toward the credential's host (handle cached, as
 //    from its second use on), against the same request not checked at all;
 //  - response scanning throughput, MB/s on one core, for realistic bodies and chunk sizes.
-import { validateConfig } from '../firewall/config.js';
+import { validateConfig } from '../settings/config.js';
 import { createBroker } from '../proxy/broker/broker.js';
 import { issueHandle, openHandle } from '../proxy/broker/handle.js';
 import { deriveBrokerKeys } from '../proxy/broker/keys.js';

@@ -1,7 +1,7 @@
 // decide() micro-benchmark: a policy holding 10,000 host patterns (registries, integration hosts with
 // wildcards, global denials), and the request shapes the proxy judges most. Reports the median CPU time of
 // one call per shape, measured over batches so that the clock's own cost and resolution disappear.
-import { formatIssue, validateConfig } from '../firewall/config.js';
+import { formatIssue, validateConfig } from '../settings/config.js';
 import { type EgressRequest, compilePolicy, decide, rightsFor } from '../firewall/policy.js';
 import { type Target, normaliseHost } from '../firewall/normalise.js';
 

@@ -2,7 +2,7 @@
 // target or from DNS. It runs after the policy has allowed a name, and it always enforces — report mode,
 // integrations and registries cannot switch it off. Pure: the caller supplies the proxy's own addresses.
 import { type Deny, deny, type Code } from './codes.js';
-import type { SluiceConfig } from './config.js';
+import type { PolicyConfig } from './config.js';
 import { type HostIndex, hostMatches, hostSet } from './host-match.js';
 import { type AddressClass, type Prefix, classifyAddress, parseRulePrefix, prefixContains } from './ranges.js';
 import { SluiceError } from './errors.js';
@@ -54,7 +54,7 @@ const OVERRIDABLE: ReadonlySet<AddressClass> = new Set(['private', 'loopback', '
 // Every prefix goes through parseRulePrefix: an IPv4-mapped rule (`::ffff:8.8.8.8/128`) is compiled as the
 // IPv4 prefix it spells, because classifyAddress judges mapped addresses as IPv4 (CONTRACT §6).
 export function compileGuard(
-  config: Pick<SluiceConfig, 'addressGuard' | 'globalDeny'>,
+  config: Pick<PolicyConfig, 'addressGuard' | 'globalDeny'>,
   selfAddresses: Iterable<string>,
 ): CompiledGuard {
   const prefix = (cidr: string): Prefix => {

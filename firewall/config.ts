@@ -1,10 +1,13 @@
-// Config validation at the edge: the raw YAML value goes through the JSON Schema, then through the checks a
-// schema cannot express, and comes out normalised and frozen, or as a list of problems that each say where
-// and how to fix. Pure: reading files is the caller's job.
+// The policy half of the config at the edge: the raw value goes through the JSON Schema (which fills in the
+// defaults, on a copy), then through the checks a schema cannot express (host patterns, CIDRs, references,
+// link-local overlap), and comes out normalised and frozen, or as a list of problems that each say where and how
+// to fix. The runtime settings are the other half (settings/); settings/config.ts validates the whole file.
+// Pure: reading files is the caller's job.
 import type { ErrorObject } from 'ajv';
+import type { FromSchema } from 'json-schema-to-ts';
 import { isIP } from 'node:net';
 import { isSafePattern } from 'redos-detector';
-import { CONFIG_SCHEMA, TOP_LEVEL_KEYS } from './config-schema.js';
+import { DEFAULT_METHODS, DEFAULT_REGISTRIES, POLICY_SCHEMA } from './config-schema.js';
 import { loadConfigValidator } from './config-validator.js';
 import { hostMatches, hostSet } from './host-match.js';
 import { normaliseHost } from './normalise.js';
@@ -20,110 +23,56 @@ import { specialNameOf } from './special-names.js';
 // The credential broker's sections live in their own module; this file only calls it.
 import { type CredentialConfig, type SecretsConfig, validateCredentialSections } from './credential-config.js';
 
-export type Mode = 'enforce' | 'report';
-export type Reads = 'public' | 'none';
+export { DEFAULT_METHODS, DEFAULT_REGISTRIES };
+
+/** A validated config is frozen (deepFreeze): its type says so all the way down. */
+export type Frozen<T> = T extends readonly (infer U)[]
+  ? readonly Frozen<U>[]
+  : T extends object
+    ? { readonly [K in keyof T]: Frozen<T[K]> }
+    : T;
+/** Optional keys the schema gives no default, as the config holds them: present, null when absent. */
+export type AbsentAsNull<T, K extends keyof T> = Omit<T, K> & { [P in K]-?: Exclude<T[P], undefined> | null };
+
+/** The policy sections as the schema leaves them: shape checked, defaults filled in. */
+export type PolicyInput = FromSchema<typeof POLICY_SCHEMA>;
+type IntegrationInput = PolicyInput['integrations'][string];
+type IdentityInput = PolicyInput['identities'][string];
+
+export type Mode = PolicyInput['mode'];
+export type Reads = IdentityInput['reads'];
+
+/** `methods` null: the default set (DEFAULT_METHODS). `upgrade`: lower-case protocol names, empty for none. */
+export type IntegrationConfig = Frozen<AbsentAsNull<IntegrationInput, 'methods'>>;
+/** `password`: plaintext, development only (production start-up refuses it). `mode` null: the top-level mode. */
+export type IdentityConfig = Frozen<AbsentAsNull<IdentityInput, 'passwordHash' | 'password' | 'mode'>>;
+export type TokensConfig = Frozen<Omit<NonNullable<PolicyInput['tokens']>, 'maxTtl'> & { maxTtlS: number }>;
+/** TLS inspection: `leafValidity` in seconds; `opaque` hosts are never inspected (a tunnel to them stays opaque). */
+export type InspectionConfig = Frozen<
+  Omit<NonNullable<PolicyInput['inspection']>, 'leafValidity'> & { leafValiditySeconds: number }
+>;
+
+/** What compilePolicy and the address guard read: who may reach what. */
+export type PolicyConfig = Frozen<
+  Omit<PolicyInput, 'integrations' | 'identities' | 'tokens' | 'inspection' | 'secrets' | 'credentials'> & {
+    integrations: Record<string, IntegrationConfig>;
+    identities: Record<string, IdentityConfig>;
+    /** null: no run tokens. */
+    tokens: TokensConfig | null;
+    /** null: TLS inspection off. */
+    inspection: InspectionConfig | null;
+    /** Key file and handle settings of the credential broker; null when not configured. */
+    secrets: SecretsConfig | null;
+    /** Credentials Sluice injects for run handles (CONTRACT §11). */
+    credentials: Record<string, CredentialConfig>;
+  }
+>;
 
 export interface ListenAddress {
   readonly host: string;
   readonly port: number;
   /** As written, for messages. */
   readonly text: string;
-}
-
-export interface IntegrationConfig {
-  readonly hosts: readonly string[];
-  /** null: the default set (every read and write method). */
-  readonly methods: readonly string[] | null;
-  readonly tunnel: boolean;
-  /** Protocols (lower-case names) an `Upgrade` to this integration may switch to; empty: no upgrades. */
-  readonly upgrade: readonly string[];
-}
-
-export interface IdentityConfig {
-  readonly passwordHash: string | null;
-  /** Plaintext password: development only (production start-up refuses it). */
-  readonly password: string | null;
-  readonly integrations: readonly string[];
-  readonly reads: Reads;
-  readonly mode: Mode | null;
-}
-
-export interface SluiceConfig {
-  readonly mode: Mode;
-  readonly listen: {
-    readonly http: ListenAddress | null;
-    readonly socks5: ListenAddress | null;
-    readonly admin: ListenAddress | null;
-    readonly dns: ListenAddress | null;
-  };
-  readonly registries: readonly string[];
-  readonly integrations: Readonly<Record<string, IntegrationConfig>>;
-  readonly identities: Readonly<Record<string, IdentityConfig>>;
-  readonly tokens: { readonly keyFile: string; readonly maxTtlS: number } | null;
-  readonly globalDeny: { readonly hosts: readonly string[]; readonly cidrs: readonly string[] };
-  readonly addressGuard: {
-    readonly allow: readonly { readonly cidr: string; readonly hosts: readonly string[] }[];
-    readonly deny: readonly string[];
-  };
-  readonly dns: {
-    /** null: the system's resolvers (/etc/resolv.conf). */
-    readonly servers: readonly string[] | null;
-    readonly timeoutMs: number;
-    readonly minTtlS: number;
-    readonly maxTtlS: number;
-  };
-  readonly upstream: {
-    readonly caFile: string | null;
-    readonly connectTimeoutMs: number;
-    readonly tunnelHelloTimeoutMs: number;
-  };
-  readonly limits: {
-    readonly headersTimeoutMs: number;
-    readonly idleTimeoutMs: number;
-    readonly maxHeaderBytes: number;
-    /** Requests and tunnels in flight at once, all identities together (EGR_LIMIT_CONCURRENCY). */
-    readonly maxConnections: number;
-    readonly maxConnectionsPerIdentity: number;
-    /** Token bucket per identity; null means no rate limit (EGR_LIMIT_RATE). */
-    readonly requestsPerSecond: number | null;
-    readonly burst: number;
-    /** Failed credentials per source address per minute before EGR_LIMIT_RATE. */
-    readonly authFailuresPerMinute: number;
-    /** Graceful shutdown: how long in-flight requests may take to finish after SIGTERM. */
-    readonly drainMs: number;
-  };
-  readonly admin: {
-    readonly tokenFile: string | null;
-    /** GET /metrics and GET /v1/kill-switch need the bearer token too (default: when listen.admin is beyond
-     * loopback). */
-    readonly protectReads: boolean;
-  };
-  readonly killSwitch: { readonly file: string | null };
-  /** Proxy processes sharing the listeners: a count, or 'auto' (the CPUs this process may use). 1: no workers. */
-  readonly workers: number | 'auto';
-  readonly log: {
-    readonly level: string;
-    /** Operator patterns for the audit record's target.path (proxy/ops/redact.ts): anchored, ReDoS-checked. */
-    readonly redactPaths: readonly string[];
-  };
-  readonly containment: {
-    /** The continuous self-check: a direct connection as another UID must fail (null: off). */
-    readonly probe: {
-      readonly host: string;
-      readonly port: number;
-      readonly intervalS: number;
-      readonly timeoutMs: number;
-      readonly uid: number;
-      readonly gid: number;
-    } | null;
-  };
-  /** TLS inspection (null: off). */
-  readonly inspection: InspectionConfig | null;
-  // ── credential broker (firewall/credential-config.ts) ──
-  /** Key file and handle settings of the credential broker; null when not configured. */
-  readonly secrets: SecretsConfig | null;
-  /** Credentials Sluice injects for run handles (CONTRACT §11). */
-  readonly credentials: Readonly<Record<string, CredentialConfig>>;
 }
 
 export interface ConfigIssue {
@@ -134,50 +83,13 @@ export interface ConfigIssue {
   readonly hint?: string;
 }
 
-export type ConfigResult =
-  | { readonly ok: true; readonly config: SluiceConfig; readonly warnings: readonly ConfigIssue[] }
+export type Validated<T> =
+  | { readonly ok: true; readonly config: T; readonly warnings: readonly ConfigIssue[] }
   | { readonly ok: false; readonly issues: readonly ConfigIssue[] };
+export type PolicyResult = Validated<PolicyConfig>;
 
-/** Read and write methods every integration allows unless it lists its own. */
-export const DEFAULT_METHODS = Object.freeze(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE']);
-
-export const DEFAULT_REGISTRIES = Object.freeze([
-  'registry.npmjs.org',
-  'registry.yarnpkg.com',
-  'pypi.org',
-  'files.pythonhosted.org',
-  'crates.io',
-  'index.crates.io',
-  'static.crates.io',
-  'proxy.golang.org',
-  'sum.golang.org',
-  'rubygems.org',
-  'index.rubygems.org',
-  'repo.maven.apache.org',
-  'repo1.maven.org',
-  'deb.debian.org',
-  'security.debian.org',
-]);
-
-export const DEFAULTS = Object.freeze({
-  listen: { http: '127.0.0.1:3128', socks5: '127.0.0.1:1080', admin: '127.0.0.1:9090' },
-  dns: { timeoutMs: 2000, minTtlS: 5, maxTtlS: 300 },
-  upstream: { connectTimeoutMs: 10000, tunnelHelloTimeoutMs: 10000 },
-  limits: {
-    headersTimeoutMs: 10000,
-    idleTimeoutMs: 60000,
-    maxHeaderBytes: 16384,
-    maxConnections: 8192,
-    maxConnectionsPerIdentity: 2048,
-    authFailuresPerMinute: 30,
-    drainMs: 10000,
-  },
-  tokenMaxTtl: '24h',
-  /** The probe runs as `nobody` unless told otherwise. */
-  probe: { intervalS: 60, timeoutMs: 3000, uid: 65534, gid: 65534 },
-});
-
-const { validate: validateSchema } = loadConfigValidator();
+/** Leaves live at least an hour (clients with a skewed clock) and at most a week (a stolen leaf key's worth). */
+export const LEAF_VALIDITY_BOUNDS_S = Object.freeze({ min: 3600, max: 7 * 86400 });
 
 export function parseDuration(text: string): number | null {
   const m = /^([0-9]+)(ms|s|m|h|d)$/.exec(text);
@@ -219,7 +131,7 @@ function schemaIssue(e: ErrorObject): ConfigIssue {
     case 'additionalProperties': {
       const key = (e.params as { additionalProperty: string }).additionalProperty;
       const parent = e.parentSchema as { properties?: Record<string, unknown> } | undefined;
-      const options = parent?.properties ? Object.keys(parent.properties) : TOP_LEVEL_KEYS;
+      const options = parent?.properties ? Object.keys(parent.properties) : [];
       return {
         severity: 'error',
         path: `${e.instancePath}/${key}`,
@@ -377,53 +289,75 @@ export function deepFreeze<T>(value: T): T {
   return value;
 }
 
-type Raw = Record<string, unknown>;
-const obj = (v: unknown): Raw => (v && typeof v === 'object' && !Array.isArray(v) ? (v as Raw) : {});
-const arr = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
-const str = (v: unknown): v is string => typeof v === 'string';
+/** Where the checks after the schema report, and which sections the schema already found wrong. */
+export interface CheckContext {
+  readonly issues: ConfigIssue[];
+  readonly err: (path: string, message: string, hint?: string) => void;
+  readonly warn: (path: string, message: string, hint?: string) => void;
+  /** No schema error inside this top-level section: its checks may trust the schema's types. */
+  readonly clean: (section: string) => boolean;
+}
+
+/**
+ * Runs `schema` over a copy of `input` (so the caller's object is untouched) with the defaults filled in.
+ * Schema problems become issues; the sections they are in are not `clean`, and the checks after skip them
+ * (their value has not the schema's shape). Null: the input is not a mapping (`ctx.issues` says so).
+ */
+export function applySchema(input: unknown, schema: object): { value: unknown; ctx: CheckContext } {
+  const issues: ConfigIssue[] = [];
+  const err = (path: string, message: string, hint?: string) =>
+    issues.push(hint ? { severity: 'error', path, message, hint } : { severity: 'error', path, message });
+  const warn = (path: string, message: string, hint?: string) =>
+    issues.push(hint ? { severity: 'warning', path, message, hint } : { severity: 'warning', path, message });
+  const dirty = new Set<string>();
+  const ctx: CheckContext = { issues, err, warn, clean: (section) => !dirty.has(section) };
+  const raw = input ?? {};
+  if (typeof raw !== 'object' || Array.isArray(raw)) {
+    err('/', 'the config must be a mapping', 'start from the example in the README');
+    return { value: null, ctx };
+  }
+  const value = structuredClone(raw);
+  const { validate } = loadConfigValidator(schema);
+  if (!validate(value)) {
+    for (const e of validate.errors ?? []) {
+      // `workers` is a number or "auto": one issue with a hint, not one per branch of the anyOf.
+      if (e.instancePath === '/workers' && e.keyword !== 'anyOf') continue;
+      const section = /^\/([^/]+)/.exec(e.instancePath)?.[1];
+      if (section !== undefined) dirty.add(section.replace(/~1/g, '/').replace(/~0/g, '~'));
+      issues.push(schemaIssue(e));
+    }
+  }
+  return { value, ctx };
+}
+
+/** The result of a validation: frozen when no issue is an error. */
+export function settle<T>(ctx: CheckContext, config: T): Validated<T> {
+  if (ctx.issues.some((i) => i.severity === 'error')) return { ok: false, issues: ctx.issues };
+  return { ok: true, config: deepFreeze(config), warnings: ctx.issues };
+}
+
+/** Validates the policy sections alone (a document with no runtime settings). Every problem is reported. */
+export function validatePolicy(input: unknown): PolicyResult {
+  const { value, ctx } = applySchema(input, POLICY_SCHEMA);
+  if (value === null) return { ok: false, issues: ctx.issues };
+  return settle(ctx, checkPolicy(value as PolicyInput, ctx));
+}
 
 const LINK_LOCAL_V4: Prefix = parsePrefix('169.254.0.0/16')!;
 const LINK_LOCAL_V6: Prefix = parsePrefix('fe80::/10')!;
 
 const PASSWORD_HASH = /^scrypt\$[0-9]{1,8}\$[0-9]{1,3}\$[0-9]{1,3}\$[A-Za-z0-9+/=_-]{8,}\$[A-Za-z0-9+/=_-]{16,}$/;
 
-/** Validates a parsed YAML/JSON value. Every problem is reported, not only the first. */
-export function validateConfig(input: unknown): ConfigResult {
-  const issues: ConfigIssue[] = [];
-  const raw = input ?? {};
-  if (typeof raw !== 'object' || Array.isArray(raw)) {
-    return {
-      ok: false,
-      issues: [
-        {
-          severity: 'error',
-          path: '/',
-          message: 'the config must be a mapping',
-          hint: 'start from the example in the README',
-        },
-      ],
-    };
-  }
-  if (!validateSchema(raw)) {
-    for (const e of validateSchema.errors ?? []) {
-      // `workers` is a number or "auto": one issue with a hint, not one per branch of the anyOf.
-      if (e.instancePath === '/workers' && e.keyword !== 'anyOf') continue;
-      issues.push(schemaIssue(e));
-    }
-  }
-  const r = raw as Raw;
-  const err = (path: string, message: string, hint?: string) =>
-    issues.push(hint ? { severity: 'error', path, message, hint } : { severity: 'error', path, message });
-  const warn = (path: string, message: string, hint?: string) =>
-    issues.push(hint ? { severity: 'warning', path, message, hint } : { severity: 'warning', path, message });
+/** The checks of the policy sections a schema cannot express, over what the schema passed (defaults filled in). */
+export function checkPolicy(input: PolicyInput, ctx: CheckContext): PolicyConfig {
+  const { err, warn, clean } = ctx;
 
   // Names the policy would match but decide() refuses before DNS (special-names.ts): checked once the
   // addressGuard.allow names are known, since those lift the local-use ones.
   const named: { pattern: string; path: string }[] = [];
-  const patterns = (list: unknown, path: string, reachable = true): string[] => {
+  const patterns = (list: readonly string[], path: string, reachable = true): string[] => {
     const out: string[] = [];
-    arr(list).forEach((item, i) => {
-      if (!str(item)) return;
+    list.forEach((item, i) => {
       const p = normalisePattern(item);
       if ('pattern' in p) {
         out.push(p.pattern);
@@ -434,10 +368,9 @@ export function validateConfig(input: unknown): ConfigResult {
   };
   // Every CIDR list is compiled as the guard compiles it (parseRulePrefix): IPv4-mapped prefixes are IPv4.
   // A rule that, read that way, cannot do what it seems to say gets a warning with the rule that would.
-  const cidrs = (list: unknown, path: string): string[] => {
+  const cidrs = (list: readonly string[], path: string): string[] => {
     const out: string[] = [];
-    arr(list).forEach((item, i) => {
-      if (!str(item)) return;
+    list.forEach((item, i) => {
       const p = parseRulePrefix(item);
       if (!p) {
         err(`${path}/${i}`, `"${item}" is not a CIDR`, 'use e.g. "203.0.113.0/24" or "2001:db8::/32"');
@@ -464,49 +397,17 @@ export function validateConfig(input: unknown): ConfigResult {
     return out;
   };
 
-  // listen
-  const listenRaw = obj(r.listen);
-  const listen: Record<string, ListenAddress | null> = {};
-  const hasListenSection = r.listen !== undefined;
-  for (const key of ['http', 'socks5', 'admin', 'dns'] as const) {
-    const v = hasListenSection ? listenRaw[key] : (DEFAULTS.listen as Record<string, string | undefined>)[key];
-    if (v === undefined) {
-      listen[key] = null;
-      continue;
-    }
-    if (v === null || v === false) {
-      listen[key] = null;
-      continue;
-    }
-    if (!str(v)) continue;
-    const l = parseListen(v);
-    if (!l) err(`/listen/${key}`, `"${v}" is not an address:port`, 'use e.g. "127.0.0.1:3128" or "[::1]:3128"');
-    listen[key] = l;
-  }
-  const used = new Map<string, string>();
-  for (const [key, l] of Object.entries(listen)) {
-    if (!l || l.port === 0) continue;
-    const k = `${l.port}`;
-    const prev = used.get(k);
-    if (prev)
-      err(`/listen/${key}`, `port ${l.port} is already used by listen.${prev}`, 'give each listener its own port');
-    else used.set(k, key);
-  }
-  if (!listen.http && !listen.socks5)
-    err('/listen', 'no proxy listener is enabled', 'set listen.http, listen.socks5 or both');
-
-  // registries
-  const registries = r.registries === undefined ? [...DEFAULT_REGISTRIES] : patterns(r.registries, '/registries');
+  // registries: the default list is already in normal form.
+  const registries = clean('registries') ? patterns(input.registries, '/registries') : [];
 
   // integrations
   const integrations: Record<string, IntegrationConfig> = {};
-  for (const [name, value] of Object.entries(obj(r.integrations))) {
-    const v = obj(value);
+  for (const [name, v] of clean('integrations') ? Object.entries(input.integrations) : []) {
     const path = `/integrations/${name}`;
     const hosts = patterns(v.hosts, `${path}/hosts`);
-    const methods = Array.isArray(v.methods) ? v.methods.filter(str) : null;
-    const tunnel = v.tunnel === true;
-    if (tunnel && methods && !DEFAULT_METHODS.every((m) => methods.includes(m))) {
+    const methods = v.methods ?? null;
+    const restricted = methods !== null && !DEFAULT_METHODS.every((m) => methods.includes(m));
+    if (v.tunnel && restricted) {
       err(
         `${path}/tunnel`,
         'tunnel: true with restricted methods cannot be enforced: an opaque tunnel hides the method',
@@ -515,9 +416,9 @@ export function validateConfig(input: unknown): ConfigResult {
     }
     if (methods?.includes('CONNECT'))
       err(`${path}/methods`, 'CONNECT is not a method an integration can list', 'use "tunnel: true"');
-    const upgrade = [...new Set((Array.isArray(v.upgrade) ? v.upgrade.filter(str) : []).map((p) => p.toLowerCase()))];
+    const upgrade = [...new Set(v.upgrade.map((p) => p.toLowerCase()))];
     // h2c carries HTTP requests inside the upgraded connection, where Sluice no longer sees their methods.
-    if (upgrade.includes('h2c') && methods && !DEFAULT_METHODS.every((m) => methods.includes(m))) {
+    if (upgrade.includes('h2c') && restricted) {
       err(
         `${path}/upgrade`,
         'an h2c upgrade with restricted methods cannot be enforced: the requests inside it are not judged',
@@ -531,17 +432,16 @@ export function validateConfig(input: unknown): ConfigResult {
         'add "GET" to "methods"',
       );
     }
-    integrations[name] = { hosts, methods, tunnel, upgrade };
+    integrations[name] = { hosts, methods, tunnel: v.tunnel, upgrade };
   }
 
-  // identities
+  // identities: the grants are checked against the integrations only when those passed the schema.
   const identities: Record<string, IdentityConfig> = {};
   const integrationNames = Object.keys(integrations);
-  for (const [name, value] of Object.entries(obj(r.identities))) {
-    const v = obj(value);
+  for (const [name, v] of clean('identities') ? Object.entries(input.identities) : []) {
     const path = `/identities/${name}`;
-    const passwordHash = str(v.passwordHash) ? v.passwordHash : null;
-    const password = str(v.password) ? v.password : null;
+    const passwordHash = v.passwordHash ?? null;
+    const password = v.password ?? null;
     if (passwordHash && password) err(path, 'both "password" and "passwordHash" are set', 'keep only "passwordHash"');
     if (!passwordHash && !password) err(path, 'no credential', 'add "passwordHash" from `sluice hash-password`');
     if (passwordHash && !PASSWORD_HASH.test(passwordHash))
@@ -552,9 +452,8 @@ export function validateConfig(input: unknown): ConfigResult {
         'plaintext password (refused when SLUICE_ENV=production)',
         'replace with "passwordHash" from `sluice hash-password`',
       );
-    const grants = arr(v.integrations).filter(str);
-    grants.forEach((g, i) => {
-      if (!Object.hasOwn(integrations, g)) {
+    v.integrations.forEach((g, i) => {
+      if (clean('integrations') && !Object.hasOwn(integrations, g)) {
         err(
           `${path}/integrations/${i}`,
           `unknown integration "${g}"`,
@@ -565,35 +464,26 @@ export function validateConfig(input: unknown): ConfigResult {
         );
       }
     });
-    identities[name] = {
-      passwordHash,
-      password,
-      integrations: grants,
-      reads: v.reads === 'none' ? 'none' : 'public',
-      mode: v.mode === 'report' || v.mode === 'enforce' ? v.mode : null,
-    };
+    identities[name] = { passwordHash, password, integrations: v.integrations, reads: v.reads, mode: v.mode ?? null };
   }
 
-  // tokens
-  let tokens: SluiceConfig['tokens'] = null;
-  if (r.tokens !== undefined) {
-    const t = obj(r.tokens);
-    const maxTtlS = parseDuration(str(t.maxTtl) ? t.maxTtl : DEFAULTS.tokenMaxTtl) ?? 0;
-    if (str(t.keyFile)) tokens = { keyFile: t.keyFile, maxTtlS };
-  }
+  // tokens: the schema holds maxTtl to a duration.
+  const tokens: TokensConfig | null =
+    input.tokens && clean('tokens')
+      ? { keyFile: input.tokens.keyFile, maxTtlS: parseDuration(input.tokens.maxTtl) ?? 0 }
+      : null;
 
   // globalDeny and addressGuard
-  const gd = obj(r.globalDeny);
-  const globalDeny = {
-    hosts: patterns(gd.hosts, '/globalDeny/hosts', false),
-    cidrs: cidrs(gd.cidrs, '/globalDeny/cidrs'),
-  };
-  const ag = obj(r.addressGuard);
+  const globalDeny = clean('globalDeny')
+    ? {
+        hosts: patterns(input.globalDeny.hosts, '/globalDeny/hosts', false),
+        cidrs: cidrs(input.globalDeny.cidrs, '/globalDeny/cidrs'),
+      }
+    : { hosts: [], cidrs: [] };
   const allow: { cidr: string; hosts: string[] }[] = [];
-  arr(ag.allow).forEach((entry, i) => {
-    const e = obj(entry);
+  const ag = clean('addressGuard') ? input.addressGuard : { allow: [], deny: [] };
+  ag.allow.forEach((e, i) => {
     const path = `/addressGuard/allow/${i}`;
-    if (!str(e.cidr)) return;
     // As the guard reads it: `::ffff:169.254.0.0/112` is 169.254.0.0/16 and must meet the same checks.
     const p = parseRulePrefix(e.cidr);
     if (!p) {
@@ -643,206 +533,66 @@ export function validateConfig(input: unknown): ConfigResult {
     );
   }
 
-  // dns
-  const d = obj(r.dns);
-  let servers: string[] | null = null;
-  if (Array.isArray(d.servers)) {
-    servers = [];
-    d.servers.forEach((s, i) => {
-      if (!str(s)) return;
-      const parsed = parseDnsServer(s);
-      if (parsed) servers!.push(parsed);
-      else err(`/dns/servers/${i}`, `"${s}" is not a DNS server address`, 'use e.g. "1.1.1.1" or "1.1.1.1:53"');
-    });
-  }
-  const dns = {
-    servers,
-    timeoutMs: typeof d.timeoutMs === 'number' ? d.timeoutMs : DEFAULTS.dns.timeoutMs,
-    minTtlS: typeof d.minTtlS === 'number' ? d.minTtlS : DEFAULTS.dns.minTtlS,
-    maxTtlS: typeof d.maxTtlS === 'number' ? d.maxTtlS : DEFAULTS.dns.maxTtlS,
-  };
-  if (dns.minTtlS > dns.maxTtlS) err('/dns/minTtlS', 'minTtlS is larger than maxTtlS', 'make minTtlS ≤ maxTtlS');
-
-  const u = obj(r.upstream);
-  const upstream = {
-    caFile: str(u.caFile) ? u.caFile : null,
-    connectTimeoutMs: typeof u.connectTimeoutMs === 'number' ? u.connectTimeoutMs : DEFAULTS.upstream.connectTimeoutMs,
-    tunnelHelloTimeoutMs:
-      typeof u.tunnelHelloTimeoutMs === 'number' ? u.tunnelHelloTimeoutMs : DEFAULTS.upstream.tunnelHelloTimeoutMs,
-  };
-  const lim = obj(r.limits);
-  const num = (v: unknown, fallback: number) => (typeof v === 'number' ? v : fallback);
-  const D = DEFAULTS.limits;
-  const requestsPerSecond = typeof lim.requestsPerSecond === 'number' ? lim.requestsPerSecond : null;
-  const limits = {
-    headersTimeoutMs: num(lim.headersTimeoutMs, D.headersTimeoutMs),
-    idleTimeoutMs: num(lim.idleTimeoutMs, D.idleTimeoutMs),
-    maxHeaderBytes: num(lim.maxHeaderBytes, D.maxHeaderBytes),
-    maxConnections: num(lim.maxConnections, D.maxConnections),
-    maxConnectionsPerIdentity: num(lim.maxConnectionsPerIdentity, D.maxConnectionsPerIdentity),
-    requestsPerSecond,
-    // A bucket of one second's worth unless told otherwise.
-    burst: num(lim.burst, Math.max(1, Math.ceil(requestsPerSecond ?? 1))),
-    authFailuresPerMinute: num(lim.authFailuresPerMinute, D.authFailuresPerMinute),
-    drainMs: num(lim.drainMs, D.drainMs),
-  };
-  if (lim.burst !== undefined && requestsPerSecond === null)
-    warn('/limits/burst', 'burst has no effect without requestsPerSecond', 'set limits.requestsPerSecond');
-  const adminRaw = obj(r.admin);
-  const adminBeyondLoopback = listen.admin ? !isLoopbackListen(listen.admin) : false;
-  const admin = {
-    tokenFile: str(adminRaw.tokenFile) ? adminRaw.tokenFile : null,
-    protectReads: typeof adminRaw.protectReads === 'boolean' ? adminRaw.protectReads : adminBeyondLoopback,
-  };
-  if (adminRaw.protectReads === true && !admin.tokenFile) {
-    err('/admin/protectReads', 'protectReads needs a token to check', 'set admin.tokenFile');
-  }
-  if (adminRaw.protectReads === false && adminBeyondLoopback) {
-    warn(
-      '/admin/protectReads',
-      `anyone who reaches ${listen.admin!.text} reads /metrics (which name identities) and the kill switch state`,
-      'leave protectReads unset (true beyond loopback) and give Prometheus the admin token',
-    );
-  }
-  const killSwitch = { file: str(obj(r.killSwitch).file) ? (obj(r.killSwitch).file as string) : null };
-  const logRaw = obj(r.log);
-  const redactPaths: string[] = [];
-  arr(logRaw.redactPaths).forEach((p, i) => {
-    if (!str(p)) return;
-    const problem = pathPatternProblem(p);
-    if (problem) err(`/log/redactPaths/${i}`, problem.message, problem.hint);
-    else redactPaths.push(p);
-  });
-  const log = { level: str(logRaw.level) ? logRaw.level : 'info', redactPaths };
-  const workers = r.workers === 'auto' ? 'auto' : typeof r.workers === 'number' ? r.workers : 1;
-
-  // containment
-  const pr = obj(obj(r.containment).probe);
-  let probe: SluiceConfig['containment']['probe'] = null;
-  if (str(pr.target)) {
-    const target = parseListen(pr.target);
-    if (!target || target.port === 0) {
-      err(
-        '/containment/probe/target',
-        `"${pr.target}" is not an address:port`,
-        'use an IP literal and port that answer when nothing blocks them, e.g. "203.0.113.10:443" or "[2001:db8::10]:443"',
-      );
-    } else if (
-      target.host.startsWith('127.') ||
-      target.host === '::1' ||
-      target.host === '0.0.0.0' ||
-      target.host === '::'
-    ) {
-      err(
-        '/containment/probe/target',
-        `"${pr.target}" is local: it proves nothing about the way out`,
-        'probe an address outside the host, one the workload could reach without the rules',
-      );
-    } else {
-      probe = {
-        host: target.host,
-        port: target.port,
-        intervalS: typeof pr.intervalS === 'number' ? pr.intervalS : DEFAULTS.probe.intervalS,
-        timeoutMs: typeof pr.timeoutMs === 'number' ? pr.timeoutMs : DEFAULTS.probe.timeoutMs,
-        uid: typeof pr.uid === 'number' ? pr.uid : DEFAULTS.probe.uid,
-        gid: typeof pr.gid === 'number' ? pr.gid : DEFAULTS.probe.gid,
-      };
-    }
-  }
-
-  const inspection = validateInspection(r.inspection, { err, warn, patterns }, registries, integrations);
+  const inspection =
+    input.inspection && clean('inspection')
+      ? checkInspection(input.inspection, ctx, patterns, clean('registries') && clean('integrations'), {
+          registries,
+          integrations,
+        })
+      : null;
   // ── credential broker: secrets and credentials (firewall/credential-config.ts) ──
-  const broker = validateCredentialSections(r, {
-    integrations,
-    tokensKeyFile: tokens?.keyFile ?? null,
-    err,
-    warn,
-    suggest: didYouMean,
-    parseDuration,
-  });
+  // Its own checks also read keys the schema refuses (a `secret:` inside a credential is refused as a secret,
+  // not only as an unknown key), so it runs whenever the integrations it refers to are known.
+  const broker = clean('integrations')
+    ? validateCredentialSections(input as Record<string, unknown>, {
+        integrations,
+        tokensKeyFile: tokens?.keyFile ?? null,
+        err,
+        warn,
+        suggest: didYouMean,
+        parseDuration,
+      })
+    : { secrets: null, credentials: {} };
   // ── end of the credential broker's sections ──
 
-  if (issues.some((i) => i.severity === 'error')) return { ok: false, issues };
-  const config: SluiceConfig = {
-    mode: r.mode === 'report' ? 'report' : 'enforce',
-    listen: {
-      http: listen.http ?? null,
-      socks5: listen.socks5 ?? null,
-      admin: listen.admin ?? null,
-      dns: listen.dns ?? null,
-    },
+  return {
+    mode: input.mode,
     registries,
     integrations,
     identities,
     tokens,
     globalDeny,
     addressGuard,
-    dns,
-    upstream,
-    limits,
-    admin,
-    killSwitch,
-    workers,
-    log,
-    containment: { probe },
     inspection,
     secrets: broker.secrets,
     credentials: broker.credentials,
   };
-  return { ok: true, config: deepFreeze(config), warnings: issues };
 }
 
 // ── TLS inspection (issue 15) ──────────────────────────────────────────────────────────────────────────────
 // The section names the CA files and bounds the leaf cache; the files themselves are read and checked by
 // proxy/inspection (`inspectionProblems`), since this module reads nothing.
 
-export interface InspectionConfig {
-  readonly caCertFile: string;
-  readonly caKeyFile: string;
-  /** How long a minted leaf certificate is valid, in seconds. */
-  readonly leafValiditySeconds: number;
-  /** Leaf certificates (one per host) kept in memory. */
-  readonly leafCacheSize: number;
-  /** Host patterns never inspected: a tunnel to them stays opaque (and is allowed only where tunnels are). */
-  readonly opaque: readonly string[];
-}
-
-export const INSPECTION_DEFAULTS = Object.freeze({ leafValidity: '24h', leafCacheSize: 1024 });
-/** Leaves live at least an hour (clients with a skewed clock) and at most a week (a stolen leaf key's worth). */
-export const LEAF_VALIDITY_BOUNDS_S = Object.freeze({ min: 3600, max: 7 * 86400 });
-
-type IssueSink = (path: string, message: string, hint?: string) => void;
-
-function validateInspection(
-  raw: unknown,
-  sink: {
-    readonly err: IssueSink;
-    readonly warn: IssueSink;
-    readonly patterns: (list: unknown, path: string) => string[];
-  },
-  registries: readonly string[],
-  integrations: Readonly<Record<string, IntegrationConfig>>,
-): InspectionConfig | null {
-  if (raw === undefined || raw === null) return null;
-  const v = obj(raw);
-  const validityText = str(v.leafValidity) ? v.leafValidity : INSPECTION_DEFAULTS.leafValidity;
-  const leafValiditySeconds = parseDuration(validityText) ?? 0;
-  if (
-    str(v.leafValidity) &&
-    parseDuration(v.leafValidity) !== null &&
-    (leafValiditySeconds < LEAF_VALIDITY_BOUNDS_S.min || leafValiditySeconds > LEAF_VALIDITY_BOUNDS_S.max)
-  ) {
-    sink.err(
+function checkInspection(
+  v: NonNullable<PolicyInput['inspection']>,
+  ctx: CheckContext,
+  patterns: (list: readonly string[], path: string) => string[],
+  crossCheck: boolean,
+  policy: { registries: readonly string[]; integrations: Readonly<Record<string, IntegrationConfig>> },
+): InspectionConfig {
+  const leafValiditySeconds = parseDuration(v.leafValidity) ?? 0;
+  if (leafValiditySeconds < LEAF_VALIDITY_BOUNDS_S.min || leafValiditySeconds > LEAF_VALIDITY_BOUNDS_S.max) {
+    ctx.err(
       '/inspection/leafValidity',
       `"${v.leafValidity}" is outside 1h–7d`,
       'leaves are short-lived by design: use e.g. "24h"',
     );
   }
-  const opaque = sink.patterns(v.opaque, '/inspection/opaque');
+  const opaque = patterns(v.opaque, '/inspection/opaque');
   // An opaque host is still a tunnel: reachable only if it is a registry or a `tunnel: true` integration.
   const tunnelPatterns = new Set([
-    ...registries,
-    ...Object.values(integrations)
+    ...policy.registries,
+    ...Object.values(policy.integrations)
       .filter((i) => i.tunnel)
       .flatMap((i) => i.hosts),
   ]);
@@ -850,20 +600,19 @@ function validateInspection(
     tunnelPatterns.has(p) ||
     (!p.startsWith('*.') && [...tunnelPatterns].some((t) => t.startsWith('*.') && p.endsWith(t.slice(1))));
   opaque.forEach((p) => {
-    if (!coveredBy(p)) {
-      sink.warn(
+    if (crossCheck && !coveredBy(p)) {
+      ctx.warn(
         '/inspection/opaque',
         `"${p}" is neither a registry nor a tunnel: true integration host, so no tunnel reaches it`,
         'list the host under "registries" or in an integration with "tunnel: true", or drop it from inspection.opaque',
       );
     }
   });
-  if (!str(v.caCertFile) || !str(v.caKeyFile)) return null;
   return {
     caCertFile: v.caCertFile,
     caKeyFile: v.caKeyFile,
     leafValiditySeconds,
-    leafCacheSize: typeof v.leafCacheSize === 'number' ? v.leafCacheSize : INSPECTION_DEFAULTS.leafCacheSize,
+    leafCacheSize: v.leafCacheSize,
     opaque,
   };
 }

@@ -1,7 +1,9 @@
 // The credential broker's two config sections, `secrets` and `credentials` (CONTRACT §11). Pure: the files
 // they name are read by proxy/broker/, never here. The shape is in config-schema.ts; this adds what a schema
 // cannot say: cross-references, the rules of each injection type, and the promise that no secret value is
-// ever accepted inside the config file.
+// ever accepted inside the config file. The schema has filled in the defaults; since these checks also run on
+// sections the schema refused (to refuse a secret wherever it was put), they still read the value defensively.
+import { CREDENTIALS_SCHEMA, SECRETS_SCHEMA } from './config-schema.js';
 
 /** How the real secret is put into a request. A discriminated union so that signing processors (HMAC,
  * SigV4) can be added as new `type`s without touching the two that exist. */
@@ -55,7 +57,11 @@ export interface CredentialSections {
   readonly credentials: Readonly<Record<string, CredentialConfig>>;
 }
 
-export const CREDENTIAL_DEFAULTS = Object.freeze({ pollMs: 1000, replaceForeign: 'deny' as ReplaceForeign });
+/** The schema's defaults (config-schema.ts), for code that runs without a config. */
+export const CREDENTIAL_DEFAULTS = Object.freeze({
+  pollMs: SECRETS_SCHEMA.properties.handles.properties.pollMs.default,
+  replaceForeign: CREDENTIALS_SCHEMA.additionalProperties.properties.replaceForeign.default as ReplaceForeign,
+});
 
 /** The placeholder a header template must hold exactly once. */
 export const SECRET_PLACEHOLDER = '{secret}';
@@ -300,7 +306,7 @@ export function validateCredentialSections(raw: Raw, ctx: SectionContext): Crede
         integration,
         inject,
         source,
-        replaceForeign: c.replaceForeign === 'pass' ? 'pass' : CREDENTIAL_DEFAULTS.replaceForeign,
+        replaceForeign: c.replaceForeign === 'pass' ? 'pass' : 'deny',
       };
     }
   }

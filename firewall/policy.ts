@@ -3,7 +3,7 @@
 import { type CompiledGuard, compileGuard, inGlobalDenyCidrs, literalException } from './address-guard.js';
 import { type Deny, deny } from './codes.js';
 import { checkSpecialName } from './special-names.js';
-import { DEFAULT_METHODS, type Mode, type Reads, type SluiceConfig } from './config.js';
+import { DEFAULT_METHODS, type Mode, type PolicyConfig, type Reads } from './config.js';
 import { type HostIndex, compileHostIndex, hostMatches, hostSet, lookupHost } from './host-match.js';
 import type { Target } from './normalise.js';
 
@@ -19,7 +19,7 @@ export interface CompiledIntegration {
 }
 
 export interface Policy {
-  readonly config: SluiceConfig;
+  readonly config: PolicyConfig;
   readonly mode: Mode;
   readonly registries: HostIndex<true>;
   readonly integrations: ReadonlyMap<string, CompiledIntegration>;
@@ -157,7 +157,7 @@ export function gitFetchOf(
 }
 export const WRITE_METHODS: ReadonlySet<string> = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
-export function compilePolicy(config: SluiceConfig, selfAddresses: Iterable<string> = []): Policy {
+export function compilePolicy(config: PolicyConfig, selfAddresses: Iterable<string> = []): Policy {
   const integrations = new Map<string, CompiledIntegration>();
   const hostEntries: [string, CompiledIntegration][] = [];
   for (const [name, i] of Object.entries(config.integrations)) {

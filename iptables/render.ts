@@ -8,7 +8,7 @@
 // subtract: whatever the host's or Docker's own rules refuse stays refused.
 import ipaddr from 'ipaddr.js';
 import { isIP } from 'node:net';
-import type { SluiceConfig } from '../firewall/config.js';
+import type { SluiceConfig } from '../settings/config.js';
 
 export type FirewallMode = 'sidecar' | 'docker';
 export type Family = 4 | 6;

@@ -3,7 +3,7 @@
 // the pure checkRequest() plus a bounded cache of opened handles.
 import type { Transform } from 'node:stream';
 import { LRUCache } from 'lru-cache';
-import type { SluiceConfig } from '../../firewall/config.js';
+import type { SluiceConfig } from '../../settings/config.js';
 import { handleId, openHandle } from './handle.js';
 import { type HandleRequest, type IssueOutcome, type RevokeOutcome, issueHandleFor, revokeRunFor } from './issue.js';
 import type { BrokerMaterial } from './material.js';

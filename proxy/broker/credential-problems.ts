@@ -2,7 +2,7 @@
 // default or all-zero `secrets.keyFile`; a credential that does not decrypt or read; a handle TTL with no
 // maximum; revocation that cannot reach other replicas; and credentials for integrations whose traffic can
 // pass through tunnels Sluice does not inspect. Files are read through injected readers.
-import type { ConfigIssue, SluiceConfig } from '../../firewall/config.js';
+import type { ConfigIssue, SluiceConfig } from '../../settings/config.js';
 import { type MaterialDeps, loadBrokerMaterial } from './material.js';
 
 export interface CredentialProblemDeps extends MaterialDeps {

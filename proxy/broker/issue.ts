@@ -1,6 +1,6 @@
 // Issuing handles and revoking runs: what `sluice handle issue|revoke` and the admin API call. Pure except
 // for the injected append and clock, so both front ends give the same answers.
-import type { SluiceConfig } from '../../firewall/config.js';
+import type { SluiceConfig } from '../../settings/config.js';
 import { RUN_ID, handleId, issueHandle } from './handle.js';
 import { type RunStatus, handleMaxTtlS, revocationLine, revocationUntilS } from './revocations.js';
 

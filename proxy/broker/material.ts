@@ -1,7 +1,7 @@
 // Loading the broker's key and every credential's secret from the files the config names, through injected
 // readers. Used at start, on reload, by `sluice secret check` and by credentialProblems(): one path, so what
 // `sluice check` accepts is exactly what serve can load.
-import type { ConfigIssue, SluiceConfig } from '../../firewall/config.js';
+import type { ConfigIssue, SluiceConfig } from '../../settings/config.js';
 import { type BrokerKeys, deriveBrokerKeys, keyMaterialOf, keyMaterialProblem } from './keys.js';
 import { openSealed } from './sealed.js';
 import { SecretValue, secretOfFile, secretProblem } from './secret-value.js';

@@ -12,7 +12,7 @@
 // The pipeline calls it after decide() allowed the request and before the dialer. Its cost when no handle
 // is present and the host has no credential is one gate per header value (see handle-scan.ts).
 import { type Code, type Deny } from '../../firewall/codes.js';
-import type { SluiceConfig } from '../../firewall/config.js';
+import type { SluiceConfig } from '../../settings/config.js';
 import type { ReplaceForeign } from '../../firewall/credential-config.js';
 import { type HostIndex, compileHostIndex, lookupHost } from '../../firewall/host-match.js';
 import { type HandleClaims, handleId } from './handle.js';

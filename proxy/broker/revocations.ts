@@ -13,7 +13,7 @@
 // reads the same list. The bound is the poll interval plus the platform's propagation (see ARCHITECTURE.md).
 // Handles are also honoured only with a live run token of their run, so a run whose token is no longer
 // renewed loses its handles when that token expires, whatever happens to the file.
-import type { SluiceConfig } from '../../firewall/config.js';
+import type { SluiceConfig } from '../../settings/config.js';
 import { RUN_ID } from './handle.js';
 import { SluiceError } from '../../firewall/errors.js';
 

@@ -2,7 +2,7 @@
 // to (exists, readable, parses, long enough, permissions) and the rules `serve` would refuse to start with —
 // all reported at once; exit 1 when there is any error.
 import { parseArgs } from 'node:util';
-import { type ConfigIssue, formatIssue, validateConfig } from '../../firewall/config.js';
+import { type ConfigIssue, formatIssue, validateConfig } from '../../settings/config.js';
 import { loadConfigFile } from '../runtime/config-file.js';
 import { startIssues } from '../runtime/production.js';
 import { fileIssues } from '../runtime/secret-files.js';

@@ -1,5 +1,5 @@
 // The development identity: `npm start` with no identities configured gets one generated credential.
-import type { SluiceConfig } from '../../firewall/config.js';
+import type { SluiceConfig } from '../../settings/config.js';
 
 export const DEV_IDENTITY = 'dev';
 

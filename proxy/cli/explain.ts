@@ -8,7 +8,7 @@ import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { checkAddress, checkAnswerSet } from '../../firewall/address-guard.js';
 import { type Code, type Deny, deny, isDeny } from '../../firewall/codes.js';
-import type { SluiceConfig } from '../../firewall/config.js';
+import type { SluiceConfig } from '../../settings/config.js';
 import { type Target, parseAbsoluteTarget, parseAuthority } from '../../firewall/normalise.js';
 import { hostMatches } from '../../firewall/host-match.js';
 import {

@@ -3,7 +3,8 @@
 // polls.
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { type SluiceConfig, parseDuration } from '../../firewall/config.js';
+import { parseDuration } from '../../firewall/config.js';
+import { type SluiceConfig } from '../../settings/config.js';
 import { appendLine, readFileOrNull, writeFileAtomic } from '../broker/files.js';
 import { issueHandleFor, revokeRunFor } from '../broker/issue.js';
 import { deriveBrokerKeys, keyMaterialOf, keyMaterialProblem } from '../broker/keys.js';

@@ -1,5 +1,5 @@
 // How commands read the config: a file (validated, with every issue printed) or the embedded default.
-import { type SluiceConfig, formatIssue, validateConfig } from '../../firewall/config.js';
+import { type SluiceConfig, formatIssue, validateConfig } from '../../settings/config.js';
 import { type LoadedConfig, loadConfigFile } from '../runtime/config-file.js';
 import { err, fail } from './output.js';
 

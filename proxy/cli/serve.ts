@@ -3,7 +3,7 @@
 import cluster from 'node:cluster';
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
-import { type SluiceConfig, formatIssue } from '../../firewall/config.js';
+import { type SluiceConfig, formatIssue } from '../../settings/config.js';
 import { resolveWorkers, runPrimary } from '../runtime/primary.js';
 import { startIssues } from '../runtime/production.js';
 import type { ConfigSource } from '../runtime/control-plane.js';

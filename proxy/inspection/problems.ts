@@ -1,7 +1,8 @@
 // The `inspection` section's files: what is wrong with them, as config issues with a path and a fix, and the
 // CA they hold once nothing is. Files are reached through an injected reader so that the checks are pure and
 // production start-up, `sluice check`-like tools and tests share them.
-import type { ConfigIssue, InspectionConfig, SluiceConfig } from '../../firewall/config.js';
+import type { InspectionConfig } from '../../firewall/config.js';
+import type { ConfigIssue, SluiceConfig } from '../../settings/config.js';
 import { hostMatches, hostSet } from '../../firewall/host-match.js';
 import { type InspectionCa, checkCaMaterial, importCa } from './ca.js';
 

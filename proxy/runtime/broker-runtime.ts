@@ -4,7 +4,7 @@
 // whose broker cannot be built before anything is swapped: the last good broker stays.
 import { integrationInspected } from '../inspection/problems.js';
 import type { Logger } from 'pino';
-import { type ConfigIssue, type SluiceConfig, formatIssue } from '../../firewall/config.js';
+import { type ConfigIssue, type SluiceConfig, formatIssue } from '../../settings/config.js';
 import { type Broker, createBroker } from '../broker/broker.js';
 import { credentialProblems } from '../broker/credential-problems.js';
 import { appendLine, modeOrNull, readFileAsync, readFileOrNull } from '../broker/files.js';

@@ -3,7 +3,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { parseDocument } from 'yaml';
-import { type ConfigIssue, type ConfigResult, validateConfig } from '../../firewall/config.js';
+import { type ConfigIssue, type ConfigResult, validateConfig } from '../../settings/config.js';
 
 const MAX_CONFIG_BYTES = 8 * 1024 * 1024;
 

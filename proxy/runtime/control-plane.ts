@@ -9,7 +9,8 @@
 // runs a follower control plane: no files of its own to watch, every change pushed in by its primary.
 import { networkInterfaces } from 'node:os';
 import type { Logger } from 'pino';
-import { type ListenAddress, type SluiceConfig, formatIssue } from '../../firewall/config.js';
+import type { ListenAddress } from '../../firewall/config.js';
+import { type SluiceConfig, formatIssue } from '../../settings/config.js';
 import { type Policy, compilePolicy } from '../../firewall/policy.js';
 import type { Broker } from '../broker/broker.js';
 import type { RevocationWatcher } from '../broker/revocations.js';

@@ -14,7 +14,7 @@ import type { AddressInfo } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { AggregatorRegistry } from 'prom-client';
-import type { SluiceConfig } from '../../firewall/config.js';
+import type { SluiceConfig } from '../../settings/config.js';
 import { type MetricsSource, createAdminListener } from '../ops/admin.js';
 import { limitsPerWorker } from '../auth/admission.js';
 import { createLogDestination, createLogger } from '../ops/log-destination.js';

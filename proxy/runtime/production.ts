@@ -2,7 +2,8 @@
 // some rules hold in every mode (nothing beyond loopback without authentication). Each problem is a
 // ConfigIssue — the path in the config, a message, a hint — like every other config problem, so `sluice check`
 // and `sluice serve` report them the same way.
-import { type ConfigIssue, type SluiceConfig, isLoopbackListen } from '../../firewall/config.js';
+import { isLoopbackListen } from '../../firewall/config.js';
+import { type ConfigIssue, type SluiceConfig } from '../../settings/config.js';
 import { type InspectFile, MIN_ADMIN_TOKEN_BYTES, fileIssues, inspectFile } from './secret-files.js';
 import { type CaFileAccess, inspectionProblems } from '../inspection/problems.js';
 

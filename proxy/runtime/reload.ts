@@ -4,7 +4,7 @@
 // are reported as such rather than half-applied.
 import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
-import { type SluiceConfig, formatIssue } from '../../firewall/config.js';
+import { type SluiceConfig, formatIssue } from '../../settings/config.js';
 import type { ReloadOutcome } from '../ops/admin.js';
 import { type LoadedConfig, digestBytes } from './config-file.js';
 import type { Metrics } from '../ops/metrics.js';

@@ -5,7 +5,8 @@
 import { X509Certificate } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { type ConfigIssue, type SluiceConfig, isLoopbackListen } from '../../firewall/config.js';
+import { isLoopbackListen } from '../../firewall/config.js';
+import type { ConfigIssue, SluiceConfig } from '../../settings/config.js';
 import { MIN_KEY_BYTES } from '../auth/run-token.js';
 import { SluiceError } from '../../firewall/errors.js';
 import { refuseErrors } from './config-refusal.js';

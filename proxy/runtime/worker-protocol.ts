@@ -2,7 +2,7 @@
 // primary is the authority: it validates every config, owns the kill switch, and a worker only ever applies
 // what it is sent, in the order it was sent. Every change is acknowledged, so the primary can answer the admin
 // API only once every worker has applied it.
-import type { SluiceConfig } from '../../firewall/config.js';
+import type { SluiceConfig } from '../../settings/config.js';
 import type { BoundListeners } from './sluice.js';
 
 // The run-token key travels with the config (base64, null without tokens): the primary alone reads and watches

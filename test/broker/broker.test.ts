@@ -3,7 +3,7 @@
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import t from 'tap';
-import { validateConfig } from '../../firewall/config.js';
+import { validateConfig } from '../../settings/config.js';
 import { createBroker } from '../../proxy/broker/broker.js';
 import { credentialProblems } from '../../proxy/broker/credential-problems.js';
 import { openHandle } from '../../proxy/broker/handle.js';

@@ -1,7 +1,7 @@
 // The `secrets` and `credentials` config sections: shape, cross-references, and no secret value ever
 // accepted in the file.
 import t from 'tap';
-import { type ConfigIssue, validateConfig } from '../../firewall/config.js';
+import { type ConfigIssue, validateConfig } from '../../settings/config.js';
 import { secretShapeOf } from '../../firewall/credential-config.js';
 
 const base = {

@@ -1,5 +1,5 @@
 // A broker world for tests: a validated config with three credentials, the keys, the secrets and handles.
-import { validateConfig, type SluiceConfig } from '../../firewall/config.js';
+import { validateConfig, type SluiceConfig } from '../../settings/config.js';
 import { type BrokerKeys, deriveBrokerKeys } from '../../proxy/broker/keys.js';
 import { issueHandle } from '../../proxy/broker/handle.js';
 import { SecretValue } from '../../proxy/broker/secret-value.js';

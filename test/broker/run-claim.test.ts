@@ -3,7 +3,7 @@
 import { createHmac } from 'node:crypto';
 import t from 'tap';
 import { isDeny } from '../../firewall/codes.js';
-import { validateConfig } from '../../firewall/config.js';
+import { validateConfig } from '../../settings/config.js';
 import { compilePolicy } from '../../firewall/policy.js';
 import { createIdentityStore } from '../../proxy/auth/identity.js';
 import { issueToken, verifyToken } from '../../proxy/auth/run-token.js';

@@ -4,7 +4,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { formatIssue, validateConfig } from '../../firewall/config.js';
+import { formatIssue, validateConfig } from '../../settings/config.js';
 import { createSluice } from '../../proxy/runtime/sluice.js';
 import { deriveBrokerKeys } from '../../proxy/broker/keys.js';
 import { sealSecret } from '../../proxy/broker/sealed.js';

@@ -7,7 +7,7 @@ import { Resolver } from 'node:dns/promises';
 import dnsPacket from 'dns-packet';
 import t from 'tap';
 import { captureLogs } from '../helpers/log-capture.js';
-import { validateConfig } from '../../firewall/config.js';
+import { validateConfig } from '../../settings/config.js';
 import { DNS_GUARD_LOG, MAX_LOGGED_NAME, createDnsGuard, refusedReply } from '../../proxy/ops/dns-guard.js';
 import { METRIC, createMetrics } from '../../proxy/ops/metrics.js';
 import { createSluice } from '../../proxy/runtime/sluice.js';

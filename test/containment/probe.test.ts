@@ -4,7 +4,7 @@
 import { type Server, createServer } from 'node:net';
 import t from 'tap';
 import { captureLogs } from '../helpers/log-capture.js';
-import { validateConfig } from '../../firewall/config.js';
+import { validateConfig } from '../../settings/config.js';
 import {
   type ProbeOutcome,
   PROBE_LOG,

@@ -1,28 +1,30 @@
 // The config schema's validator comes precompiled in dist/ (scripts/precompile-validators.mjs) and is compiled
-// at start otherwise (firewall/config-validator.ts). Both must exist as documented and agree on every config.
+// at start otherwise (firewall/config-validator.ts). Both must exist as documented and agree on every config,
+// down to the defaults they fill in.
 import { existsSync, readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { parse } from 'yaml';
-import { CONFIG_SCHEMA } from '../../firewall/config-schema.js';
 import { type SchemaValidator, loadConfigValidator, schemaStamp } from '../../firewall/config-validator.js';
+import { CONFIG_SCHEMA } from '../../settings/config.js';
+import { repoPath } from '../helpers/repo.js';
 
-const DIST = fileURLToPath(new URL('../../dist/firewall/config-validator.js', import.meta.url));
-const REPO = fileURLToPath(new URL('../..', import.meta.url));
+const DIST = repoPath('dist/firewall/config-validator.js');
+const DIST_SCHEMA = repoPath('dist/settings/config.js');
 
 t.test('from the sources the schema is compiled at start', async (t) => {
-  t.equal(loadConfigValidator().source, 'compiled');
+  t.equal(loadConfigValidator(CONFIG_SCHEMA).source, 'compiled');
 });
 
 t.test('the build ships a precompiled validator that is used, and agrees with a compiled one', async (t) => {
   if (!existsSync(DIST)) throw new Error('dist/ is missing: run `npm run build` (npm test does)');
   const built = (await import(DIST)) as typeof import('../../firewall/config-validator.js');
-  const loaded = built.loadConfigValidator();
+  const builtSchema = ((await import(DIST_SCHEMA)) as typeof import('../../settings/config.js')).CONFIG_SCHEMA;
+  const loaded = built.loadConfigValidator(builtSchema);
   t.equal(loaded.source, 'precompiled', 'npm run build wrote a validator for this very schema');
-  t.equal(built.schemaStamp(), schemaStamp(), 'stamped with the schema in the sources');
-  const compiled = loadConfigValidator().validate;
+  t.equal(built.schemaStamp(builtSchema), schemaStamp(CONFIG_SCHEMA), 'stamped with the schema in the sources');
+  const compiled = loadConfigValidator(CONFIG_SCHEMA).validate;
 
-  const base = parse(readFileSync(`${REPO}/compose/sluice.yaml`, 'utf8')) as Record<string, unknown>;
+  const base = parse(readFileSync(repoPath('compose/sluice.yaml'), 'utf8')) as Record<string, unknown>;
   const corpus: unknown[] = [base, {}, null, [], 'x', 1, { mode: 'report' }, { mode: 'nope' }, { unknownKey: 1 }];
   // Every top-level key of the schema with values of each JSON type: what a typo or a wrong type looks like.
   const wrong: unknown[] = [null, true, 0, -1, 1.5, 'x', '', [], ['x'], {}, { x: 1 }];
@@ -36,8 +38,10 @@ t.test('the build ships a precompiled validator that is used, and agrees with a 
       for (const v of wrong) corpus.push({ ...base, [key]: { ...value, [inner]: v } });
   }
   const summary = (v: SchemaValidator, data: unknown) => {
-    const ok = v(structuredClone(data));
-    return { ok, errors: (v.errors ?? []).map((e) => `${e.instancePath} ${e.keyword} ${JSON.stringify(e.params)}`) };
+    const copy = structuredClone(data);
+    const ok = v(copy);
+    const errors = (v.errors ?? []).map((e) => `${e.instancePath} ${e.keyword} ${JSON.stringify(e.params)}`);
+    return { ok, errors, withDefaults: copy };
   };
   let disagreements = 0;
   let invalid = 0;

@@ -1,5 +1,6 @@
 import t from 'tap';
-import { DEFAULT_REGISTRIES, type ConfigIssue, normalisePattern, validateConfig } from '../../firewall/config.js';
+import { DEFAULT_REGISTRIES, normalisePattern } from '../../firewall/config.js';
+import { type ConfigIssue, validateConfig } from '../../settings/config.js';
 import { parseConfigText } from '../../proxy/runtime/config-file.js';
 
 const issues = (raw: unknown): ConfigIssue[] => {

@@ -1,7 +1,7 @@
 // decide(), row by row in its evaluation order (see the numbered comment on it), and the interactions
 // between the rows: report mode, global deny over every allow, literals and exceptions, disguised writes.
 import t from 'tap';
-import { validateConfig } from '../../firewall/config.js';
+import { validateConfig } from '../../settings/config.js';
 import { isDeny } from '../../firewall/codes.js';
 import { parseAbsoluteTarget, parseAuthority } from '../../firewall/normalise.js';
 import { type EgressRequest, compilePolicy, decide, rightsFor } from '../../firewall/policy.js';

@@ -2,7 +2,7 @@
 // class and per precedence rule, against a compiled policy with registries and integrations.
 import t from 'tap';
 import type { Code } from '../../firewall/codes.js';
-import { validateConfig } from '../../firewall/config.js';
+import { validateConfig } from '../../settings/config.js';
 import { DESTINATION_CLASSES, classifyDestination } from '../../firewall/destination-class.js';
 import { normaliseHost } from '../../firewall/normalise.js';
 import { compilePolicy } from '../../firewall/policy.js';

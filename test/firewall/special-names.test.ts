@@ -3,7 +3,7 @@
 // the fake DNS server, in test/explain.test.ts (explain and serve side by side).
 import t from 'tap';
 import { isDeny } from '../../firewall/codes.js';
-import { validateConfig } from '../../firewall/config.js';
+import { validateConfig } from '../../settings/config.js';
 import { normaliseHost, parseAbsoluteTarget, parseAuthority } from '../../firewall/normalise.js';
 import { type EgressRequest, compilePolicy, decide, rightsFor } from '../../firewall/policy.js';
 import { checkSpecialName, specialNameOf } from '../../firewall/special-names.js';

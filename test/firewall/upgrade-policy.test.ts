@@ -2,7 +2,7 @@
 // for them (an integration that lists every protocol in `upgrade:`), and the config rules for that setting.
 import t from 'tap';
 import { isDeny } from '../../firewall/codes.js';
-import { validateConfig } from '../../firewall/config.js';
+import { validateConfig } from '../../settings/config.js';
 import { parseAbsoluteTarget } from '../../firewall/normalise.js';
 import { type EgressRequest, compilePolicy, decide, rightsFor, upgradeProtocolsOf } from '../../firewall/policy.js';
 import { explain } from '../../proxy/cli/explain.js';

@@ -2,7 +2,7 @@
 import { request as httpRequest } from 'node:http';
 import { type Socket, connect } from 'node:net';
 import type { Test } from 'tap';
-import { formatIssue, validateConfig } from '../../firewall/config.js';
+import { formatIssue, validateConfig } from '../../settings/config.js';
 import { type Sluice, type SluiceOptions, createSluice } from '../../proxy/runtime/sluice.js';
 import { captureLogs } from './log-capture.js';
 

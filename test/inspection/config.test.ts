@@ -1,7 +1,7 @@
 // The `inspection` section of sluice.yaml, and the checks on the files it names (`inspectionProblems`).
 import { chmodSync, readFileSync, statSync } from 'node:fs';
 import t from 'tap';
-import { type SluiceConfig, validateConfig } from '../../firewall/config.js';
+import { type SluiceConfig, validateConfig } from '../../settings/config.js';
 import { createEphemeralCa } from '../../proxy/inspection/ephemeral.js';
 import {
   type CaFileAccess,

@@ -1,7 +1,7 @@
 // decide() for TLS inspection: an inspected tunnel is allowed where a request inside could be; registries are
 // read by every identity over TLS (GET, HEAD, git fetch) and never written; a git fetch is a read over https only.
 import t from 'tap';
-import { validateConfig } from '../../firewall/config.js';
+import { validateConfig } from '../../settings/config.js';
 import { isDeny } from '../../firewall/codes.js';
 import { parseAbsoluteTarget, parseAuthority } from '../../firewall/normalise.js';
 import {

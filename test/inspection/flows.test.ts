@@ -4,7 +4,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { validateConfig } from '../../firewall/config.js';
+import { validateConfig } from '../../settings/config.js';
 import { issueToken } from '../../proxy/auth/run-token.js';
 import { FIELD } from '../../proxy/ops/audit.js';
 import { AGENT_AUTH, basic, startSluice, waitFor } from '../helpers/harness.js';

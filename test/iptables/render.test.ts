@@ -10,7 +10,7 @@ import {
   parseFirewallOptions,
   renderRules,
 } from '../../iptables/render.js';
-import { validateConfig } from '../../firewall/config.js';
+import { validateConfig } from '../../settings/config.js';
 
 const GOLDEN = new URL('./golden/', import.meta.url);
 const UPDATE = process.env.UPDATE_GOLDEN === '1';

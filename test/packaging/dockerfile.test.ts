@@ -104,7 +104,7 @@ t.test('multi-stage on node:24-slim; the default target is the runtime', async (
   // The compiler and type packages it installs are exactly the versions the lockfile pins.
   const lock = JSON.parse(readFileSync(join(REPO, 'package-lock.json'), 'utf8'));
   const tools = [...buildRuns.join(' ').matchAll(/(@?[a-z0-9/-]+)@(\d+\.\d+\.\d+)/g)].map((m) => [m[1]!, m[2]!]);
-  t.same(tools.map(([n]) => n).sort(), ['@types/dns-packet', '@types/node', 'typescript']);
+  t.same(tools.map(([n]) => n).sort(), ['@types/dns-packet', '@types/node', 'json-schema-to-ts', 'typescript']);
   for (const [name, version] of tools)
     t.equal(version, lock.packages[`node_modules/${name}`].version, `${name}@${version} is the locked version`);
   const copies = ops(stage('base'), 'COPY');
@@ -228,6 +228,7 @@ t.test('.dockerignore is an allow-list that keeps tests, charts and secrets out'
     'tsconfig.json',
     'tsconfig.build.json',
     'firewall',
+    'settings',
     'proxy',
     'iptables',
   ])

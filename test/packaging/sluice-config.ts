@@ -1,7 +1,7 @@
 // The artefacts ship sluice.yaml files (compose/sluice.yaml, the chart's ConfigMap); Sluice's own validator
 // must accept them exactly as shipped.
 import { parse } from 'yaml';
-import { formatIssue, validateConfig } from '../../firewall/config.js';
+import { formatIssue, validateConfig } from '../../settings/config.js';
 
 /** A sluice.yaml as written (before the validator fills defaults): the fields the packaging tests read. The
  * shape holds once `problems` is empty, which every test asserts first. */

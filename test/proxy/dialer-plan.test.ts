@@ -10,7 +10,7 @@ import { createServer as createTlsServer } from 'node:tls';
 import t from 'tap';
 import { Agent as UndiciAgent, request } from 'undici';
 import { isDeny } from '../../firewall/codes.js';
-import { validateConfig } from '../../firewall/config.js';
+import { validateConfig } from '../../settings/config.js';
 import { type Policy, compilePolicy } from '../../firewall/policy.js';
 import { createDialer, DialDenied } from '../../proxy/egress/dialer.js';
 import type { NameResolver } from '../../proxy/egress/resolver.js';

@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import t from 'tap';
 import { request } from 'undici';
 import { isDeny } from '../../firewall/codes.js';
-import { validateConfig } from '../../firewall/config.js';
+import { validateConfig } from '../../settings/config.js';
 import { type Policy, compilePolicy } from '../../firewall/policy.js';
 import { createDialer } from '../../proxy/egress/dialer.js';
 import {

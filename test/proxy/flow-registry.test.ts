@@ -3,7 +3,7 @@
 // policy as the request that opened it would be now.
 import t from 'tap';
 import { deny } from '../../firewall/codes.js';
-import { type SluiceConfig, validateConfig } from '../../firewall/config.js';
+import { type SluiceConfig, validateConfig } from '../../settings/config.js';
 import { parseAuthority } from '../../firewall/normalise.js';
 import { type EgressRequest, compilePolicy, rightsFor } from '../../firewall/policy.js';
 import type { Principal } from '../../proxy/auth/identity.js';

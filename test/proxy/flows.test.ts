@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { validateConfig } from '../../firewall/config.js';
+import { validateConfig } from '../../settings/config.js';
 import { issueToken } from '../../proxy/auth/run-token.js';
 import { AGENT_AUTH, basic, codeOf, startSluice, viaProxy, settles, waitFor } from '../helpers/harness.js';
 import { isolate } from '../helpers/netns.js';

@@ -1,7 +1,7 @@
 import { createHmac } from 'node:crypto';
 import t from 'tap';
 import { isDeny } from '../../firewall/codes.js';
-import { validateConfig } from '../../firewall/config.js';
+import { validateConfig } from '../../settings/config.js';
 import { compilePolicy } from '../../firewall/policy.js';
 import { createAdmission } from '../../proxy/auth/admission.js';
 import { createIdentityStore, parseBasic } from '../../proxy/auth/identity.js';

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { createMetrics, mergeDeniedHosts, METRIC, METRIC_NAMES, TOP_HOSTS_N } from '../../proxy/ops/metrics.js';
 import { compilePolicy } from '../../firewall/policy.js';
-import { validateConfig } from '../../firewall/config.js';
+import { validateConfig } from '../../settings/config.js';
 import { parseExposition, series, total } from '../helpers/scrape.js';
 import type { AuditRecord } from '../../proxy/ops/audit.js';
 

@@ -5,7 +5,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import t from 'tap';
 import { type Deny, isDeny } from '../../firewall/codes.js';
-import { validateConfig } from '../../firewall/config.js';
+import { validateConfig } from '../../settings/config.js';
 import { type Policy, compilePolicy } from '../../firewall/policy.js';
 import { createAdmission } from '../../proxy/auth/admission.js';
 import { createIdentityStore } from '../../proxy/auth/identity.js';

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { type ConfigIssue, validateConfig } from '../../firewall/config.js';
+import { type ConfigIssue, validateConfig } from '../../settings/config.js';
 import { exposureProblems, productionProblems, startIssues } from '../../proxy/runtime/production.js';
 import type { FileState, InspectFile } from '../../proxy/runtime/secret-files.js';
 

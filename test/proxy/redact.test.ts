@@ -1,5 +1,5 @@
 import t from 'tap';
-import { validateConfig } from '../../firewall/config.js';
+import { validateConfig } from '../../settings/config.js';
 import { pathForLog, randomLooking, scrubText, secretLike } from '../../proxy/ops/redact.js';
 
 t.test('the scrubber removes common token shapes from free text', async (t) => {

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import t, { type Test } from 'tap';
-import type { SluiceConfig } from '../../firewall/config.js';
+import type { SluiceConfig } from '../../settings/config.js';
 import { loadConfigFile } from '../../proxy/runtime/config-file.js';
 import { createMetrics } from '../../proxy/ops/metrics.js';
 import { createReloader } from '../../proxy/runtime/reload.js';

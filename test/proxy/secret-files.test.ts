@@ -4,7 +4,7 @@ import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { type ConfigIssue, validateConfig } from '../../firewall/config.js';
+import { type ConfigIssue, validateConfig } from '../../settings/config.js';
 import { fileIssues, readAdminToken, readCaFile, readTokenKey } from '../../proxy/runtime/secret-files.js';
 import { testPki } from '../helpers/pki.js';
 

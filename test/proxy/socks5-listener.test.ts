@@ -5,7 +5,7 @@ import { connect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import t, { type Test } from 'tap';
 import { CODES, type Code } from '../../firewall/codes.js';
-import { validateConfig } from '../../firewall/config.js';
+import { validateConfig } from '../../settings/config.js';
 import { FIELD } from '../../proxy/ops/audit.js';
 import { createSluice } from '../../proxy/runtime/sluice.js';
 import { realHello } from '../helpers/client-hello.js';

@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import type { SluiceConfig } from '../../firewall/config.js';
+import type { SluiceConfig } from '../../settings/config.js';
 import { createMetrics } from '../../proxy/ops/metrics.js';
 import { loadConfigFile } from '../../proxy/runtime/config-file.js';
 import { ConfigRefusal } from '../../proxy/runtime/config-refusal.js';

@@ -4,7 +4,7 @@
 // globally denied host denies it to every identity, in every mode.
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { validateConfig } from '../../../firewall/config.js';
+import { validateConfig } from '../../../settings/config.js';
 import { compilePolicy, decide, rightsFor } from '../../../firewall/policy.js';
 import { parseConfigText } from '../../../proxy/runtime/config-file.js';
 import { stringify } from 'yaml';

@@ -13,7 +13,7 @@ import { Writable } from 'node:stream';
 import fc from 'fast-check';
 import pino from 'pino';
 import { ALL_CODES, deny, isDeny } from '../../../firewall/codes.js';
-import { validateConfig } from '../../../firewall/config.js';
+import { validateConfig } from '../../../settings/config.js';
 import { normaliseHost } from '../../../firewall/normalise.js';
 import { type Policy, compilePolicy, decide, methodOverrideOf, rightsFor } from '../../../firewall/policy.js';
 import { createIdentityStore } from '../../../proxy/auth/identity.js';
