@@ -351,24 +351,27 @@ export function createDialer(opts: DialerOptions): Dialer {
       },
     });
 
-  let agent = newAgent();
+  // Made on the first forwarded request, not at start: a replica that only tunnels never needs it.
+  let agent: UndiciAgent | null = null;
 
   return {
     prepare,
     connect,
-    dispatch: (options, handler) => agent.dispatch(options, handler),
+    dispatch: (options, handler) => (agent ??= newAgent()).dispatch(options, handler),
     refresh() {
       // Plans are re-validated lazily (they remember the guard they were checked under). Pooled connections
       // are kept when every address they went to passes the new guard: replacing the Agent on every reload
       // would turn frequent reloads under load into a reconnect storm.
       if (pooledStillValid(opts.policy().guard)) return;
       const old = agent;
-      agent = newAgent();
+      agent = null;
       pinned.clear();
       pooled.clear();
       pooledUntracked = false;
-      void old.close();
+      void old?.close();
     },
-    close: () => agent.close(),
+    close: async () => {
+      await agent?.close();
+    },
   };
 }
