@@ -12,7 +12,7 @@ import {
   rootCertificates,
   type TLSSocket,
 } from 'node:tls';
-import { LRUCache } from 'lru-cache';
+import { CountBoundedLru } from '../runtime/lru-count.js';
 import type { Agent as UndiciAgent, Dispatcher } from 'undici';
 import { type AddressPass, type CompiledGuard, checkAddress, checkAnswerSet } from '../../firewall/address-guard.js';
 import { type Deny, deny, isDeny } from '../../firewall/codes.js';
@@ -169,8 +169,7 @@ export function createDialer(opts: DialerOptions): Dialer {
   // last time, and under the same compiled guard the verdict on it cannot differ. A plan lives as long as the
   // DNS answer it came from (its clamped TTL): the Agent must not keep connecting to addresses the name no
   // longer has. Bounded in entries and in bytes (a plan holds up to 32 addresses).
-  const pinned = new LRUCache<string, Pinned>({
-    max: MAX_PINNED,
+  const pinned = new CountBoundedLru<string, Pinned>(MAX_PINNED, {
     maxSize: MAX_PINNED_BYTES,
     // A validated address (an AddressPass) is an object of five fields: about three times a bare string.
     sizeCalculation: (p, host) => 3 * sizeOfEntry(host, p.answers ?? [host]),
