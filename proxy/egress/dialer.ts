@@ -23,8 +23,11 @@ import { type NameResolver, type Resolution, sizeOfEntry } from './resolver.js';
 
 // undici's index also loads fetch, WebSocket, the caches and the mocks: ~9 MiB of RSS in every replica and
 // sidecar, for nothing. The Agent is all Sluice uses; undici has no `exports` map, and
-// test/proxy/dialer-plan.test.ts checks that this is the very class undici exports.
-const Agent = createRequire(import.meta.url)('undici/lib/dispatcher/agent.js') as typeof UndiciAgent;
+// test/proxy/dialer-plan.test.ts checks that this is the very class undici exports. Loaded with the first
+// Agent (the first forwarded request), not at start: its modules are tens of ms of a sidecar's time to ready.
+let AgentClass: typeof UndiciAgent | null = null;
+const agentClass = (): typeof UndiciAgent =>
+  (AgentClass ??= createRequire(import.meta.url)('undici/lib/dispatcher/agent.js') as typeof UndiciAgent);
 
 // Type-only brand, as AddressPass's: only prepare() makes a DialPlan, so connect() and tunnels can take one
 // knowing every address in it passed the guard (test/types/brands.ts).
@@ -329,7 +332,7 @@ export function createDialer(opts: DialerOptions): Dialer {
   };
 
   const newAgent = () =>
-    new Agent({
+    new (agentClass())({
       keepAliveTimeout: opts.keepAliveTimeoutMs ?? 4000,
       keepAliveMaxTimeout: 60_000,
       connect(connectOpts, callback) {
