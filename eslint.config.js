@@ -40,6 +40,8 @@ const HOLDERS = {
   // TLS inspection: an in-process HTTP server fed the client's own socket, wrapped server-side.
   'proxy/inspection/session.ts': { http: ['createServer'], tls: ['TLSSocket'] },
   'proxy/inspection/leaves.ts': { tls: ['createSecureContext'] },
+  // Certificates: @peculiar/x509 is loaded on first use (no socket; it is heavy to load at start).
+  'proxy/inspection/x509.ts': { module: ['createRequire'] },
   // The DNS guard: an inbound UDP listener that only answers REFUSED (CONTRACT §8).
   'proxy/ops/dns-guard.ts': { dgram: ['createSocket'] },
   // The two process models: serve picks one, the primary forks the workers.

@@ -53,11 +53,11 @@ export async function buildSnapshot(workdir: string): Promise<{ blob: string } |
           setup(build: {
             onLoad(o: { filter: RegExp }, cb: (a: { path: string }) => { contents: string; loader: string }): void;
           }) {
-            build.onLoad({ filter: /[/\\]proxy[/\\](egress[/\\])?dialer\.js$/ }, (a) => ({
-              contents: readFileSync(a.path, 'utf8').replace(
-                /createRequire\(import\.meta\.url\)\((['"][^'"]+['"])\)/,
-                'require($1)',
-              ),
+            // Every createRequire(import.meta.url)(literal) (dialer, x509, config validator) as scripts/bundle.mjs.
+            build.onLoad({ filter: /[/\\]dist[/\\](proxy|firewall)[/\\].*\.js$/ }, (a) => ({
+              contents: readFileSync(a.path, 'utf8')
+                .replace(/const require = createRequire\(import\.meta\.url\);/g, '')
+                .replace(/createRequire\(import\.meta\.url\)/g, 'require'),
               loader: 'js',
             }));
           },

@@ -84,8 +84,10 @@ function dummyFor(policy: Policy): string {
 }
 
 export function createIdentityStore(deps: IdentityDeps): IdentityStore {
+  // Bounded in entries through maxSize (each counts 1), not `max`: `max` preallocates its whole index at start.
   const verified = new LRUCache<string, true>({
-    max: deps.cacheMax ?? 10_000,
+    maxSize: deps.cacheMax ?? 10_000,
+    sizeCalculation: () => 1,
     ttl: deps.cacheTtlMs ?? 5 * 60_000,
     ...lruClock(deps.nowMs),
   });
@@ -94,7 +96,7 @@ export function createIdentityStore(deps: IdentityDeps): IdentityStore {
   // A plaintext (development) password is checked like a hashed one: against an scrypt hash of it, made once in
   // the background when the config is first seen. Comparing it directly answered a known user in 0.9 ms and an
   // unknown one (the dummy scrypt) in 185 ms. Keyed by the password; dev configs hold a handful.
-  const plainHashes = new LRUCache<string, Promise<string>>({ max: 1_000 });
+  const plainHashes = new LRUCache<string, Promise<string>>({ maxSize: 1_000, sizeCalculation: () => 1 });
   const plainHash = (password: string): Promise<string> => {
     let h = plainHashes.get(password);
     if (!h) {

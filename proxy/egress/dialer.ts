@@ -12,7 +12,7 @@ import {
   rootCertificates,
   type TLSSocket,
 } from 'node:tls';
-import { LRUCache } from 'lru-cache';
+import { CountBoundedLru } from '../runtime/lru-count.js';
 import type { Agent as UndiciAgent, Dispatcher } from 'undici';
 import { type AddressPass, type CompiledGuard, checkAddress, checkAnswerSet } from '../../firewall/address-guard.js';
 import { type Deny, deny, isDeny } from '../../firewall/codes.js';
@@ -23,8 +23,11 @@ import { type NameResolver, type Resolution, sizeOfEntry } from './resolver.js';
 
 // undici's index also loads fetch, WebSocket, the caches and the mocks: ~9 MiB of RSS in every replica and
 // sidecar, for nothing. The Agent is all Sluice uses; undici has no `exports` map, and
-// test/proxy/dialer-plan.test.ts checks that this is the very class undici exports.
-const Agent = createRequire(import.meta.url)('undici/lib/dispatcher/agent.js') as typeof UndiciAgent;
+// test/proxy/dialer-plan.test.ts checks that this is the very class undici exports. Loaded with the first
+// Agent (the first forwarded request), not at start: its modules are tens of ms of a sidecar's time to ready.
+let AgentClass: typeof UndiciAgent | null = null;
+const agentClass = (): typeof UndiciAgent =>
+  (AgentClass ??= createRequire(import.meta.url)('undici/lib/dispatcher/agent.js') as typeof UndiciAgent);
 
 // Type-only brand, as AddressPass's: only prepare() makes a DialPlan, so connect() and tunnels can take one
 // knowing every address in it passed the guard (test/types/brands.ts).
@@ -169,8 +172,7 @@ export function createDialer(opts: DialerOptions): Dialer {
   // last time, and under the same compiled guard the verdict on it cannot differ. A plan lives as long as the
   // DNS answer it came from (its clamped TTL): the Agent must not keep connecting to addresses the name no
   // longer has. Bounded in entries and in bytes (a plan holds up to 32 addresses).
-  const pinned = new LRUCache<string, Pinned>({
-    max: MAX_PINNED,
+  const pinned = new CountBoundedLru<string, Pinned>(MAX_PINNED, {
     maxSize: MAX_PINNED_BYTES,
     // A validated address (an AddressPass) is an object of five fields: about three times a bare string.
     sizeCalculation: (p, host) => 3 * sizeOfEntry(host, p.answers ?? [host]),
@@ -330,7 +332,7 @@ export function createDialer(opts: DialerOptions): Dialer {
   };
 
   const newAgent = () =>
-    new Agent({
+    new (agentClass())({
       keepAliveTimeout: opts.keepAliveTimeoutMs ?? 4000,
       keepAliveMaxTimeout: 60_000,
       connect(connectOpts, callback) {
@@ -351,24 +353,27 @@ export function createDialer(opts: DialerOptions): Dialer {
       },
     });
 
-  let agent = newAgent();
+  // Made on the first forwarded request, not at start: a replica that only tunnels never needs it.
+  let agent: UndiciAgent | null = null;
 
   return {
     prepare,
     connect,
-    dispatch: (options, handler) => agent.dispatch(options, handler),
+    dispatch: (options, handler) => (agent ??= newAgent()).dispatch(options, handler),
     refresh() {
       // Plans are re-validated lazily (they remember the guard they were checked under). Pooled connections
       // are kept when every address they went to passes the new guard: replacing the Agent on every reload
       // would turn frequent reloads under load into a reconnect storm.
       if (pooledStillValid(opts.policy().guard)) return;
       const old = agent;
-      agent = newAgent();
+      agent = null;
       pinned.clear();
       pooled.clear();
       pooledUntracked = false;
-      void old.close();
+      void old?.close();
     },
-    close: () => agent.close(),
+    close: async () => {
+      await agent?.close();
+    },
   };
 }

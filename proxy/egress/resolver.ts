@@ -6,7 +6,7 @@
 // records): kept whole, 3,000 such names took 650 MiB of heap. So each name keeps at most MAX_PER_FAMILY
 // addresses of each family, the cache is bounded in bytes as well as entries, and lookups in flight are bounded.
 import { Resolver } from 'node:dns/promises';
-import { LRUCache } from 'lru-cache';
+import { CountBoundedLru } from '../runtime/lru-count.js';
 import { type Deny, deny, isDeny } from '../../firewall/codes.js';
 import { lruClock } from '../runtime/lru-clock.js';
 
@@ -85,8 +85,7 @@ export function createResolver(opts: ResolverOptions): NameResolver {
   const resolver = new Resolver({ timeout: opts.timeoutMs, tries: 1 });
   if (opts.servers) resolver.setServers([...opts.servers]);
   // Expiry is by the record TTL (clamped), on the injected clock.
-  const cache = new LRUCache<string, Entry>({
-    max: opts.maxEntries ?? DEFAULT_MAX_ENTRIES,
+  const cache = new CountBoundedLru<string, Entry>(opts.maxEntries ?? DEFAULT_MAX_ENTRIES, {
     maxSize: opts.maxBytes ?? DEFAULT_MAX_BYTES,
     sizeCalculation: (e, name) => sizeOfEntry(name, isDeny(e.result) ? [] : e.result),
     ...lruClock(opts.nowMs),

@@ -2,7 +2,7 @@
 // certificate is what workloads trust; the key signs every leaf and never leaves this process's memory once
 // read. What an operator's CA must be is checked once, here, with a reason and a fix for each refusal.
 import { X509Certificate, createPrivateKey, randomBytes, type KeyObject, type webcrypto } from 'node:crypto';
-import { subtle, x509 } from './x509.js';
+import { type Name, subtle, x509 } from './x509.js';
 
 type CryptoKey = webcrypto.CryptoKey;
 
@@ -18,7 +18,7 @@ export interface InspectionCa {
   /** The CA certificate, PEM: what workloads trust (`NODE_EXTRA_CA_CERTS`, the bundle). */
   readonly certPem: string;
   /** The CA's subject as written in its certificate; leaves name it as their issuer, byte for byte. */
-  readonly subject: x509.Name;
+  readonly subject: Name;
   readonly subjectText: string;
   /** Hex, or null when the CA certificate has no subjectKeyIdentifier (leaves then carry no AKI). */
   readonly subjectKeyId: string | null;

@@ -9,7 +9,7 @@ import { type Deny, deny } from '../../firewall/codes.js';
 import { normaliseHost } from '../../firewall/normalise.js';
 import { BACKDATE_MS, type InspectionCa, randomSerial } from './ca.js';
 import { NO_OBSERVER, type InspectionObserver } from './observer.js';
-import { x509 } from './x509.js';
+import { type Extension, x509 } from './x509.js';
 
 export interface Leaf {
   readonly host: string;
@@ -94,7 +94,7 @@ export function createLeafIssuer(opts: LeafIssuerOptions): LeafIssuer {
   });
   const inFlight = new Map<string, Promise<Leaf | Deny>>();
   // The same for every leaf of this CA: encoded once.
-  const fixedExtensions: x509.Extension[] = [
+  const fixedExtensions: Extension[] = [
     new x509.BasicConstraintsExtension(false, undefined, true),
     new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
     new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth], false),

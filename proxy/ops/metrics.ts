@@ -1,7 +1,26 @@
 // Prometheus metrics (CONTRACT §7). Labels are bounded: listener, verdict, code and destination come from fixed
 // sets, identity and integration from the config (a run token counts as its identity) — never paths, addresses
 // or run ids, and hosts only in sluice_denied_hosts_top, whose size a space-saving sketch caps.
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+// prom-client's modules one by one, not its index: the index also loads Summary, the Pushgateway (node:https) and,
+// through collectDefaultMetrics' process CPU counters, @opentelemetry/api for exemplars Sluice never enables —
+// tens of ms of start-up and ~10 MiB of RSS in every sidecar. prom-client-parts.d.ts types them.
+/// <reference path="./prom-client-parts.d.ts" />
+import Counter from 'prom-client/lib/counter.js';
+import Gauge from 'prom-client/lib/gauge.js';
+import Histogram from 'prom-client/lib/histogram.js';
+import Registry from 'prom-client/lib/registry.js';
+import eventLoopLag from 'prom-client/lib/metrics/eventLoopLag.js';
+import gc from 'prom-client/lib/metrics/gc.js';
+import heapSizeAndUsed from 'prom-client/lib/metrics/heapSizeAndUsed.js';
+import heapSpacesSizeAndUsed from 'prom-client/lib/metrics/heapSpacesSizeAndUsed.js';
+import osMemoryHeap from 'prom-client/lib/metrics/osMemoryHeap.js';
+import processHandles from 'prom-client/lib/metrics/processHandles.js';
+import processMaxFileDescriptors from 'prom-client/lib/metrics/processMaxFileDescriptors.js';
+import processOpenFileDescriptors from 'prom-client/lib/metrics/processOpenFileDescriptors.js';
+import processRequests from 'prom-client/lib/metrics/processRequests.js';
+import processResources from 'prom-client/lib/metrics/processResources.js';
+import processStartTime from 'prom-client/lib/metrics/processStartTime.js';
+import version from 'prom-client/lib/metrics/version.js';
 import { CODES, type Code } from '../../firewall/codes.js';
 import { type DestinationLists, classifyDestination } from '../../firewall/destination-class.js';
 import { compileHostIndex } from '../../firewall/host-match.js';
@@ -115,9 +134,59 @@ function opaqueKind(r: Readonly<AuditRecord>): 'tunnel' | 'upgrade' | null {
   return r.status === 101 ? 'upgrade' : null;
 }
 
+/**
+ * What prom-client's collectDefaultMetrics({ register }) registers, in its order and with its defaults, the
+ * process CPU counters made here (the same three, counting from registration as prom-client's do).
+ */
+function registerDefaultMetrics(registry: Registry): void {
+  let last = process.cpuUsage();
+  const registers = [registry];
+  const user = new Counter({
+    name: 'process_cpu_user_seconds_total',
+    help: 'Total user CPU time spent in seconds.',
+    registers,
+    // This one metric's collect sets all three.
+    collect() {
+      const now = process.cpuUsage();
+      const userMicros = now.user - last.user;
+      const systemMicros = now.system - last.system;
+      last = now;
+      user.inc(userMicros / 1e6);
+      system.inc(systemMicros / 1e6);
+      total.inc((userMicros + systemMicros) / 1e6);
+    },
+  });
+  const system = new Counter({
+    name: 'process_cpu_system_seconds_total',
+    help: 'Total system CPU time spent in seconds.',
+    registers,
+  });
+  const total = new Counter({
+    name: 'process_cpu_seconds_total',
+    help: 'Total user and system CPU time spent in seconds.',
+    registers,
+  });
+  const config = { eventLoopMonitoringPrecision: 10 };
+  for (const register of [
+    processStartTime,
+    osMemoryHeap,
+    processOpenFileDescriptors,
+    processMaxFileDescriptors,
+    eventLoopLag,
+    ...(typeof process.getActiveResourcesInfo === 'function' ? [processResources] : []),
+    processHandles,
+    processRequests,
+    heapSizeAndUsed,
+    heapSpacesSizeAndUsed,
+    version,
+    gc,
+  ])
+    register(registry, config);
+}
+
 export function createMetrics(opts: MetricsOptions): Metrics {
   const registry = new Registry();
-  if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry });
+  if (opts.defaultMetrics !== false) registerDefaultMetrics(registry);
   const registers = [registry];
   const requests = new Counter({
     name: METRIC.requests,

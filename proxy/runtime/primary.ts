@@ -13,7 +13,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { performance } from 'node:perf_hooks';
-import { AggregatorRegistry } from 'prom-client';
+import AggregatorRegistry from 'prom-client/lib/cluster.js';
 import type { SluiceConfig } from '../../settings/config.js';
 import { type MetricsSource, createAdminListener } from '../ops/admin.js';
 import { limitsPerWorker } from '../auth/admission.js';
