@@ -1,14 +1,13 @@
 // The config schema's validator comes precompiled in dist/ (scripts/precompile-validators.mjs) and is compiled
 // at start otherwise (firewall/config-validator.ts). Both must exist as documented and agree on every config.
 import { existsSync, readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { parse } from 'yaml';
 import { CONFIG_SCHEMA } from '../../firewall/config-schema.js';
 import { type SchemaValidator, loadConfigValidator, schemaStamp } from '../../firewall/config-validator.js';
+import { repoPath } from '../helpers/repo.js';
 
-const DIST = fileURLToPath(new URL('../../dist/firewall/config-validator.js', import.meta.url));
-const REPO = fileURLToPath(new URL('../..', import.meta.url));
+const DIST = repoPath('dist/firewall/config-validator.js');
 
 t.test('from the sources the schema is compiled at start', async (t) => {
   t.equal(loadConfigValidator().source, 'compiled');
@@ -22,7 +21,7 @@ t.test('the build ships a precompiled validator that is used, and agrees with a 
   t.equal(built.schemaStamp(), schemaStamp(), 'stamped with the schema in the sources');
   const compiled = loadConfigValidator().validate;
 
-  const base = parse(readFileSync(`${REPO}/compose/sluice.yaml`, 'utf8')) as Record<string, unknown>;
+  const base = parse(readFileSync(repoPath('compose/sluice.yaml'), 'utf8')) as Record<string, unknown>;
   const corpus: unknown[] = [base, {}, null, [], 'x', 1, { mode: 'report' }, { mode: 'nope' }, { unknownKey: 1 }];
   // Every top-level key of the schema with values of each JSON type: what a typo or a wrong type looks like.
   const wrong: unknown[] = [null, true, 0, -1, 1.5, 'x', '', [], ['x'], {}, { x: 1 }];
