@@ -8,6 +8,7 @@ import { verifyToken } from '../proxy/auth/run-token.js';
 import { cliArgv } from './helpers/cli.js';
 import { startFakeDns } from './helpers/fake-dns.js';
 import { codeOf, viaProxy } from './helpers/harness.js';
+import { repoPath } from './helpers/repo.js';
 
 const run = (args: string[], input?: string) => {
   const r = spawnSync(process.execPath, [...cliArgv(), ...args], { input, encoding: 'utf8', timeout: 60_000 });
@@ -101,7 +102,7 @@ t.test('hash-password', async (t) => {
   t.equal(short.code, 2);
   t.match(short.err, /at least 12 characters/);
   t.match(
-    readFileSync(new URL('../README.md', import.meta.url), 'utf8'),
+    readFileSync(repoPath('README.md'), 'utf8'),
     /`sluice hash-password` reads a password of \*\*at least 12 characters\*\*/,
     'the README says so too',
   );

@@ -5,8 +5,9 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import t from 'tap';
+import { REPO } from './helpers/repo.js';
 
-const ROOT = resolve(import.meta.dirname, '..');
+const ROOT = REPO;
 // What a clone holds: the files git tracks (a file present here but untracked or ignored would not be there).
 // Null outside a git checkout (an unpacked tarball): existence is all that can be checked.
 const git = spawnSync('git', ['ls-files', '-z'], { cwd: ROOT, encoding: 'utf8' });

@@ -9,8 +9,9 @@ import { join } from 'node:path';
 import t from 'tap';
 import { cliArgv } from './helpers/cli.js';
 import { isolate } from './helpers/netns.js';
+import { repoPath } from './helpers/repo.js';
 
-const README = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+const README = readFileSync(repoPath('README.md'), 'utf8');
 
 /** The fenced blocks of `lang` that follow `marker` in the README, in order. */
 function blocksAfter(marker: string, lang: string, count: number): string[] {

@@ -6,7 +6,6 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import t, { type Test } from 'tap';
 import { issueHandle } from '../../proxy/broker/handle.js';
 import { deriveBrokerKeys } from '../../proxy/broker/keys.js';
@@ -15,8 +14,8 @@ import { isolate } from '../helpers/netns.js';
 import { startSluice } from '../helpers/harness.js';
 import { CREDENTIAL, RUN, TOKEN_KEY, buildBrokerWorld } from './world.js';
 import { issueToken } from '../../proxy/auth/run-token.js';
+import { REPO } from '../helpers/repo.js';
 
-const REPO = fileURLToPath(new URL('../..', import.meta.url));
 const GIT_SECRET = 'ghp_GitCanaryPushToken0123456789abcdEF';
 
 function run(

@@ -26,6 +26,7 @@ import {
   writeProofConfig,
 } from './proof.js';
 import { addDockerHost, addNetns, must, requirePrerequisites, runAsync, tempDir, veth } from './topology.js';
+import { repoPath } from '../helpers/repo.js';
 
 const BRIDGE = 'br-sl';
 const GW = { v4: '172.30.1.1', v6: 'fd30:1::1' };
@@ -67,14 +68,7 @@ if (isolate(t, import.meta.url) && requirePrerequisites(t, ['ping', 'socat'])) {
   let hostHits = 0;
   const hostCanary: ChildProcess = spawn(
     'ip',
-    [
-      'netns',
-      'exec',
-      host,
-      process.execPath,
-      new URL('./fixtures/host-canary.mjs', import.meta.url).pathname,
-      String(HOST_PORT),
-    ],
+    ['netns', 'exec', host, process.execPath, repoPath('test/containment/fixtures/host-canary.mjs'), String(HOST_PORT)],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
   t.teardown(() => void hostCanary.kill('SIGKILL'));

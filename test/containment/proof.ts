@@ -15,17 +15,17 @@ import type { Test } from 'tap';
 import { stringify } from 'yaml';
 import { type RawFirewallOptions, parseFirewallOptions, renderAll } from '../../iptables/render.js';
 import { type Canary, startHttpCanary } from '../helpers/canary.js';
+import { cliArgv } from '../helpers/cli.js';
 import { type FakeDns, startFakeDns } from '../helpers/fake-dns.js';
+import { repoPath } from '../helpers/repo.js';
 import { type Run, must, run, runAsync, tempDir } from './topology.js';
 
 export const INET = { v4: '203.0.113.1', v6: '2001:db8:1::1' } as const;
 export const SLUICE_UID = 10001;
 export const WORKLOAD_UID = 10002;
 export const AUTH = 'agent:agent-password-123';
-const ROOT = new URL('../../', import.meta.url).pathname;
-const CLI = join(ROOT, 'proxy/cli.ts');
-const WORKLOAD = join(ROOT, 'test/containment/fixtures/workload.mjs');
-export const SETUP = join(ROOT, 'iptables/setup.sh');
+const WORKLOAD = repoPath('test/containment/fixtures/workload.mjs');
+export const SETUP = repoPath('iptables/setup.sh');
 
 export type Hits = Record<string, number>;
 
@@ -232,14 +232,13 @@ export interface SluiceProcess {
   kill9(): Promise<void>;
 }
 
-/** Starts `sluice serve` as UID 10001 inside `ns` (the TypeScript sources, through the suite's own tsx loader). */
+/** Starts `sluice serve` as UID 10001 inside `ns`, from the compiled dist/ (what operators run). */
 export async function startSluiceProcess(
   t: Test,
   ns: string,
   configPath: string,
   opts: { caps?: boolean } = {},
 ): Promise<SluiceProcess> {
-  const loader = process.execArgv.filter((a) => a === '--import=tsx' || a === '--enable-source-maps');
   // CAP_SETUID/CAP_SETGID as ambient capabilities: what the containment probe needs to run as another UID.
   const caps = opts.caps ? ['--inh-caps', '+setuid,+setgid', '--ambient-caps', '+setuid,+setgid'] : [];
   const child: ChildProcess = spawn(
@@ -254,8 +253,7 @@ export async function startSluiceProcess(
       '--clear-groups',
       ...caps,
       process.execPath,
-      ...loader,
-      CLI,
+      ...cliArgv(),
       'serve',
       '--config',
       configPath,

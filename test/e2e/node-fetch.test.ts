@@ -1,12 +1,12 @@
 // Node's fetch through Sluice. Node before 24.0 (22.21 on the 22 line) ignores the proxy variables in its
 // built-in fetch, NODE_USE_ENV_PROXY=1 included; undici 7's EnvHttpProxyAgent reads them on any Node.
 // NODE_EXTRA_CA_CERTS adds the test CA to Node's bundled list.
-import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { CA_VARIABLE, isolateClients, show, startClients } from './lib/clients.js';
 import { PUBLIC_BODY } from './lib/stand-ins.js';
+import { repoPath } from '../helpers/repo.js';
 
-const SCRIPT = fileURLToPath(new URL('./fixtures/node-fetch-client.mjs', import.meta.url));
+const SCRIPT = repoPath('test/e2e/fixtures/node-fetch-client.mjs');
 
 /** NODE_USE_ENV_PROXY=1 reaches the built-in fetch from Node 24.0 and 22.21. */
 function builtinFetchReadsProxyEnv(version = process.versions.node): boolean {

@@ -1,12 +1,12 @@
 // Python requests through Sluice: it reads the proxy variables (either case) through urllib and
 // REQUESTS_CA_BUNDLE (which replaces the CA bundle). A denied plain-HTTP request is an ordinary 403 response
 // with Sluice's code in the body and Proxy-Status; a denied tunnel is a ProxyError that names only the status.
-import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { CA_VARIABLE, isolateClients, PYTHON, requireTool, show, startClients } from './lib/clients.js';
 import { PUBLIC_BODY } from './lib/stand-ins.js';
+import { repoPath } from '../helpers/repo.js';
 
-const SCRIPT = fileURLToPath(new URL('./fixtures/requests-client.py', import.meta.url));
+const SCRIPT = repoPath('test/e2e/fixtures/requests-client.py');
 
 if (
   isolateClients(t, import.meta.url) &&

@@ -8,6 +8,7 @@ import {
   proxyStatusValue,
   renderCodesMarkdown,
 } from '../../firewall/codes.js';
+import { repoPath } from '../helpers/repo.js';
 
 t.test('the table is internally consistent', async (t) => {
   for (const code of ALL_CODES) {
@@ -36,7 +37,7 @@ t.test('rendering', async (t) => {
 });
 
 t.test('the README table is the code table', async (t) => {
-  const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+  const readme = readFileSync(repoPath('README.md'), 'utf8');
   const start = readme.indexOf('<!-- codes:start -->');
   const end = readme.indexOf('<!-- codes:end -->');
   t.ok(start !== -1 && end > start, 'README has the codes markers');

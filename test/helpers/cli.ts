@@ -1,8 +1,9 @@
 // Tests run the command line from the compiled dist/ (`npm test` builds first): a TypeScript-loader start per spawned
 // process costs seconds on a loaded machine, and dist/ is what operators run.
 import { existsSync } from 'node:fs';
+import { repoPath } from './repo.js';
 
-export const CLI_JS = new URL('../../dist/proxy/cli.js', import.meta.url).pathname;
+export const CLI_JS = repoPath('dist/proxy/cli.js');
 
 /** argv prefix for spawning `sluice`. */
 export function cliArgv(): string[] {

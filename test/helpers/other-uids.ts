@@ -3,10 +3,8 @@
 // its process-info hook is injected into every child). A checkout under a 0700 directory (`mktemp -d`,
 // /root) fails in ways that look like product bugs; say what is wrong instead.
 import { statSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-
-const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+import { dirname } from 'node:path';
+import { REPO } from './repo.js';
 
 /** The first directory from `/` down to the checkout that other users cannot traverse, or null. */
 export function untraversableAncestor(path = REPO): string | null {

@@ -6,11 +6,12 @@ import { join } from 'node:path';
 import t from 'tap';
 import { parse } from 'yaml';
 import { tempDir } from '../containment/topology.js';
+import { cliArgv } from '../helpers/cli.js';
+import { repoPath } from '../helpers/repo.js';
 
-const CLI = new URL('../../proxy/cli.ts', import.meta.url).pathname;
-const GOLDEN = new URL('./golden/', import.meta.url).pathname;
+const GOLDEN = repoPath('test/iptables/golden');
 const render = (args: string[]) => {
-  const r = spawnSync(process.execPath, [...process.execArgv, CLI, 'firewall', 'render', ...args], {
+  const r = spawnSync(process.execPath, [...cliArgv(), 'firewall', 'render', ...args], {
     encoding: 'utf8',
     timeout: 120_000,
   });
@@ -87,14 +88,13 @@ t.test('bad options: every problem, exit 2, nothing rendered', async (t) => {
 });
 
 t.test('the command compose/compose.yaml runs renders, with the compose sluice.yaml', async (t) => {
-  const root = new URL('../../', import.meta.url).pathname;
-  const compose = parse(readFileSync(join(root, 'compose/compose.yaml'), 'utf8')) as {
+  const compose = parse(readFileSync(repoPath('compose/compose.yaml'), 'utf8')) as {
     services: { firewall: { command: string[] } };
   };
   const line = compose.services.firewall.command.join(' ');
   const args = /sluice firewall render (.*?) >/.exec(line)?.[1]?.trim().split(/\s+/);
   if (!args) throw new Error(`no render command in: ${line}`);
-  const r = render(args.map((a) => (a === '/etc/sluice/sluice.yaml' ? join(root, 'compose/sluice.yaml') : a)));
+  const r = render(args.map((a) => (a === '/etc/sluice/sluice.yaml' ? repoPath('compose/sluice.yaml') : a)));
   t.equal(r.code, 0, r.err);
   t.match(
     r.out,

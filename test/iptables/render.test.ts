@@ -2,6 +2,7 @@
 // intended change, regenerate them with `UPDATE_GOLDEN=1 npx tap test/iptables/render.test.ts` and review the
 // diff like code: it is the firewall.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import t from 'tap';
 import {
   type RawFirewallOptions,
@@ -11,8 +12,9 @@ import {
   renderRules,
 } from '../../iptables/render.js';
 import { validateConfig } from '../../settings/config.js';
+import { repoPath } from '../helpers/repo.js';
 
-const GOLDEN = new URL('./golden/', import.meta.url);
+const GOLDEN = repoPath('test/iptables/golden');
 const UPDATE = process.env.UPDATE_GOLDEN === '1';
 
 const CASES: Record<string, RawFirewallOptions> = {
@@ -44,9 +46,9 @@ for (const [kase, raw] of Object.entries(CASES)) {
     const r = parseFirewallOptions(raw);
     if (!r.ok) throw new Error(r.errors.join('; '));
     for (const [family, text] of Object.entries(rendered(r.options))) {
-      const golden = new URL(`${kase}.${family}.rules`, GOLDEN);
+      const golden = join(GOLDEN, `${kase}.${family}.rules`);
       if (UPDATE) writeFileSync(golden, text);
-      t.ok(existsSync(golden), `${golden.pathname} exists (UPDATE_GOLDEN=1 writes it)`);
+      t.ok(existsSync(golden), `${golden} exists (UPDATE_GOLDEN=1 writes it)`);
       t.equal(text, readFileSync(golden, 'utf8'), `${kase} ${family} equals its golden file`);
     }
   });

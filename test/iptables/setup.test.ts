@@ -14,8 +14,9 @@ import { addNetns, must, requirePrerequisites, run, runAsync, saved, tempDir, ve
 import { CLI_JS } from '../helpers/cli.js';
 import { isolate } from '../helpers/netns.js';
 import { named, one, podSpec, render } from '../packaging/helm.js';
+import { repoPath } from '../helpers/repo.js';
 
-const SETUP = new URL('../../iptables/setup.sh', import.meta.url).pathname;
+const SETUP = repoPath('iptables/setup.sh');
 const INET4 = '203.0.113.1';
 const INET6 = '2001:db8:5::1';
 const PROBES = ['--probe', `${INET4}:80`, '--probe', `[${INET6}]:80`];

@@ -4,9 +4,9 @@
 import { join } from 'node:path';
 import { ESLint } from 'eslint';
 import t from 'tap';
+import { repoPath } from '../helpers/repo.js';
 
-const root = new URL('../../', import.meta.url).pathname;
-const fixtures = join(root, 'test/lint/fixtures');
+const fixtures = repoPath('test/lint/fixtures');
 
 // Every fixture and the one rule it must trip, with the line: a rule that fires somewhere else proves nothing.
 const MUST_FAIL: Record<string, readonly (readonly [string, number])[]> = {
@@ -49,7 +49,7 @@ const MUST_PASS = ['proxy/edge/clean.ts', 'proxy/egress/dialer.ts'];
 t.test('the lint rules report every way around the boundaries, and nothing in clean code', async (t) => {
   // The config's `files` globs are relative to cwd when the config is named explicitly: the fixture tree
   // stands in for the repository's.
-  const eslint = new ESLint({ cwd: fixtures, overrideConfigFile: join(root, 'eslint.config.js') });
+  const eslint = new ESLint({ cwd: fixtures, overrideConfigFile: repoPath('eslint.config.js') });
   const results = await eslint.lintFiles(['.']);
   const found = new Map(results.map((r) => [r.filePath.slice(fixtures.length + 1), r.messages]));
   t.same([...found.keys()].sort(), [...Object.keys(MUST_FAIL), ...MUST_PASS].sort(), 'every fixture is listed below');

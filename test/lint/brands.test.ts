@@ -2,12 +2,12 @@
 // written (each @ts-expect-error meets an error, nothing else fails) and with the directives removed (each
 // marked line fails, and with the error the brand causes, not some typo).
 import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import ts from 'typescript';
+import { repoPath } from '../helpers/repo.js';
 
-const file = fileURLToPath(new URL('brands.ts', import.meta.url));
-const tsconfig = fileURLToPath(new URL('../../tsconfig.json', import.meta.url));
+const file = repoPath('test/lint/brands.ts');
+const tsconfig = repoPath('tsconfig.json');
 
 t.test('AddressPass and DialPlan can be made only by their owners, and the Agent stays in the dialer', async (t) => {
   const parsed = ts.getParsedCommandLineOfConfigFile(

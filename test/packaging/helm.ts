@@ -5,7 +5,6 @@ import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { ICertificate, IIssuer } from '@kubernetes-models/cert-manager/cert-manager.io/v1';
 import type {
   IPodMonitor,
@@ -23,8 +22,9 @@ import type { INetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
 import type { IPodDisruptionBudget } from 'kubernetes-models/policy/v1';
 import type { IConfigMap, IPod, IPodSpec, ISecret, IService, IServiceAccount } from 'kubernetes-models/v1';
 import { parseAllDocuments } from 'yaml';
+import { REPO } from '../helpers/repo.js';
 
-export const REPO = fileURLToPath(new URL('../../', import.meta.url));
+export { REPO };
 export const CHART = join(REPO, 'charts/sluice');
 export const HELM_VERSION = /^v3\.17\./;
 

@@ -5,8 +5,9 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ESLint } from 'eslint';
 import t from 'tap';
+import { REPO } from '../helpers/repo.js';
 
-const root = new URL('../../', import.meta.url).pathname;
+const root = `${REPO}/`;
 
 // The rules themselves live in eslint.config.js (import boundaries: which file may import which socket API) and
 // test/lint/boundaries.test.ts shows they catch the ways around them. Here: the tree keeps them. Untyped and

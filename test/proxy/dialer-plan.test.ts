@@ -17,6 +17,7 @@ import type { NameResolver } from '../../proxy/egress/resolver.js';
 import { isolate } from '../helpers/netns.js';
 import { testPki } from '../helpers/pki.js';
 import { viaDialer } from '../helpers/via-dialer.js';
+import { repoPath } from '../helpers/repo.js';
 
 /** A policy whose only address exception is `cidr` for svc.test (none when null); Sluice listens on `self`. */
 const guardPolicy = (cidr: string | null, self = '127.0.0.1'): Policy => {
@@ -163,7 +164,7 @@ if (isolate(t, import.meta.url)) {
   );
 
   t.test("the dialer's Agent is undici's own (it is loaded without undici's index)", async (t) => {
-    const source = readFileSync(new URL('../../proxy/egress/dialer.ts', import.meta.url), 'utf8');
+    const source = readFileSync(repoPath('proxy/egress/dialer.ts'), 'utf8');
     const path = /createRequire\(import\.meta\.url\)\('(undici\/[^']+)'\)/.exec(source)?.[1];
     t.equal(path, 'undici/lib/dispatcher/agent.js', 'the one deep path the dialer loads');
     t.equal(createRequire(import.meta.url)(path!), UndiciAgent, 'is the class undici exports');

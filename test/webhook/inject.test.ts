@@ -15,8 +15,9 @@ import { type InjectionConfig, parseInjectionConfig } from '../../proxy/webhook/
 import { named, one, podSpec, render } from '../packaging/helm.js';
 import { restrictedViolations } from '../packaging/pod-security.js';
 import { type SluiceYaml, checkSluiceConfig } from '../packaging/sluice-config.js';
+import { repoPath } from '../helpers/repo.js';
 
-const FIXTURES = new URL('./fixtures/', import.meta.url).pathname;
+const FIXTURES = repoPath('test/webhook/fixtures');
 /** An AdmissionReview as the fixtures hold it (the last test checks each is one). */
 interface ReviewFixture {
   apiVersion: string;

@@ -13,8 +13,9 @@ import type { AdmissionReviewOut } from '../../proxy/webhook/inject.js';
 import { startWebhookServer } from '../../proxy/webhook/server.js';
 import { one, render } from '../packaging/helm.js';
 import { testPki } from '../helpers/pki.js';
+import { repoPath } from '../helpers/repo.js';
 
-const FIXTURES = new URL('./fixtures/', import.meta.url).pathname;
+const FIXTURES = repoPath('test/webhook/fixtures');
 const uidOf = (review: string) => (JSON.parse(review) as { request: { uid: string } }).request.uid;
 const dir = mkdtempSync(join(tmpdir(), 'sluice-webhook-'));
 const pki = testPki(['egress-sluice-injector.sluice-system.svc']);
