@@ -51,9 +51,12 @@ const WINDOW_MS = 60_000;
 export function createAdmission(opts: { limits: () => AdmissionLimits; nowMs: () => number }): Admission {
   let global = 0;
   const perIdentity = new Map<string, number>();
-  const buckets = new LRUCache<string, { tokens: number; at: number }>({ max: MAX_TRACKED });
+  // Bounded in entries through maxSize (each counts 1), not `max`: `max` preallocates its whole index in every
+  // process at start (~7.5 MiB for these two), used or not.
+  const tracked = { maxSize: MAX_TRACKED, sizeCalculation: () => 1 } as const;
+  const buckets = new LRUCache<string, { tokens: number; at: number }>({ ...tracked });
   // Failures per address in a fixed window from the first one (updates mutate the entry, keeping its TTL).
-  const failures = new LRUCache<string, { count: number }>({ max: MAX_TRACKED, ...lruClock(opts.nowMs) });
+  const failures = new LRUCache<string, { count: number }>({ ...tracked, ...lruClock(opts.nowMs) });
   // Checks in progress per address; small (the identity stage bounds checks in flight), entries removed at 0.
   const checking = new Map<string, number>();
 
