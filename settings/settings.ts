@@ -2,6 +2,7 @@
 // this adds what it cannot say (addresses that parse, ports used once, a TTL range, ReDoS-safe patterns) and the
 // defaults that depend on another setting. Pure like firewall/: it reads no file and opens nothing.
 import type { FromSchema } from 'json-schema-to-ts';
+import { classifyAddress } from '../firewall/ranges.js';
 import {
   type AbsentAsNull,
   type CheckContext,
@@ -16,6 +17,12 @@ import {
   settle,
 } from '../firewall/config.js';
 import { SETTINGS_SCHEMA } from './schema.js';
+
+/** Loopback or "this host/network" however it is spelled (IPv4-mapped included): a probe there proves nothing. */
+function isLocalAddress(host: string): boolean {
+  const c = classifyAddress(host);
+  return c !== null && (c.class === 'loopback' || c.range === 'this-network' || c.range === 'unspecified');
+}
 
 /** The settings sections as the schema leaves them: shape checked, defaults filled in. */
 export type SettingsInput = FromSchema<typeof SETTINGS_SCHEMA>;
@@ -138,12 +145,7 @@ export function checkSettings(input: SettingsInput, ctx: CheckContext): RuntimeS
         `"${pr.target}" is not an address:port`,
         'use an IP literal and port that answer when nothing blocks them, e.g. "203.0.113.10:443" or "[2001:db8::10]:443"',
       );
-    } else if (
-      target.host.startsWith('127.') ||
-      target.host === '::1' ||
-      target.host === '0.0.0.0' ||
-      target.host === '::'
-    ) {
+    } else if (isLocalAddress(target.host)) {
       err(
         '/containment/probe/target',
         `"${pr.target}" is local: it proves nothing about the way out`,

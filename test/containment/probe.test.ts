@@ -132,6 +132,12 @@ t.test('config: containment.probe', async (t) => {
     [{ target: 'example.com:443' }, /not an address:port/],
     [{ target: '127.0.0.1:80' }, /is local: it proves nothing/],
     [{ target: '[::1]:80' }, /is local/],
+    // Every spelling of a local address: IPv4-mapped loopback, the rest of 127/8 and 0/8, IPv6 unspecified.
+    [{ target: '[::ffff:127.0.0.1]:80' }, /is local/],
+    [{ target: '[::ffff:7f00:1]:80' }, /is local/],
+    [{ target: '127.1.2.3:80' }, /is local/],
+    [{ target: '0.1.2.3:80' }, /is local/],
+    [{ target: '[::]:80' }, /is local/],
     [{ target: '203.0.113.10:443', uid: 0 }, /must be >= 1/],
     [{ target: '203.0.113.10:443', intervalS: 1 }, /must be >= 5/],
     [{ targets: 'x' }, /unknown key "targets"/],
