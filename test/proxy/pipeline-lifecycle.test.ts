@@ -8,11 +8,11 @@ import { type Deny, isDeny } from '../../firewall/codes.js';
 import { validateConfig } from '../../settings/config.js';
 import { type Policy, compilePolicy } from '../../firewall/policy.js';
 import { createAdmission } from '../../proxy/auth/admission.js';
-import { createIdentityStore } from '../../proxy/auth/identity.js';
 import type { Dialer } from '../../proxy/egress/dialer.js';
 import { createAudit } from '../../proxy/ops/audit.js';
 import { type PipelineDeps, createPipeline } from '../../proxy/pipeline/pipeline.js';
 import { createFlowRegistry } from '../../proxy/runtime/flows.js';
+import { createWarmIdentities } from '../helpers/identities.js';
 
 const PASSWORD = 'agent-password-123';
 
@@ -34,14 +34,7 @@ type Bug = 'decision' | 'broker' | 'dial' | null;
 
 async function world(bug: Bug) {
   const policy = policyOf();
-  const identities = createIdentityStore({
-    policy: () => policy,
-    tokenKey: () => null,
-    nowMs: () => Date.now(),
-    verify: async (pw) => pw === PASSWORD,
-  });
-  const warm = await identities.authenticate({ user: 'agent', pass: PASSWORD });
-  if (isDeny(warm)) throw new Error(warm.code);
+  const { identities, principal: warm } = await createWarmIdentities(policy, 'agent', PASSWORD);
   const lines: Record<string, unknown>[] = [];
   const logger = { info: () => {}, warn: () => {}, error: () => {} };
   const audit = createAudit({

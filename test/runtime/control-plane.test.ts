@@ -60,8 +60,8 @@ interface Setup {
   readonly path: string;
 }
 
-/** A control plane on the config file `name` holding `yaml`. */
-function setup(t: Test, name: string, yaml: string): Setup {
+/** A control plane on the config file `name` holding `yaml`; a follower (handed `followerKey`) has no source. */
+function setup(t: Test, name: string, yaml: string, followerKey?: Buffer): Setup {
   const path = join(dir, `${name}.yaml`);
   writeFileSync(path, yaml);
   const loaded = loadConfigFile(path);
@@ -76,8 +76,12 @@ function setup(t: Test, name: string, yaml: string): Setup {
     model,
     generatedIdentity: false,
     production: false,
-    source: { path, digest: loaded.digest, prepare: (c: SluiceConfig) => c, production: false },
-    exit: (code) => void exits.push(code),
+    ...(followerKey
+      ? { tokenKey: followerKey }
+      : {
+          source: { path, digest: loaded.digest, prepare: (c: SluiceConfig) => c, production: false },
+          exit: (code: number) => void exits.push(code),
+        }),
   });
   t.teardown(() => cp.close());
   return { cp, calls, finishDrain, logs, exits, path };
@@ -265,23 +269,10 @@ t.test('secret files rotated under a running control plane', async (t) => {
 });
 
 t.test('a follower takes the key it is handed and never reads the key file', async (t) => {
-  const { logger } = captureLogs();
-  const { model, calls } = fakeModel();
-  const path = join(dir, 'follower.yaml');
-  writeFileSync(path, yaml(`tokens: { keyFile: ${join(dir, 'absent-key')} }`));
+  const handed = Buffer.from(KEY_1);
+  const { cp, calls, path } = setup(t, 'follower', yaml(`tokens: { keyFile: ${join(dir, 'absent-key')} }`), handed);
   const loaded = loadConfigFile(path);
   if (!loaded.ok) throw new Error('test config is invalid');
-  const handed = Buffer.from(KEY_1);
-  const cp = createControlPlane({
-    config: loaded.config,
-    logger,
-    metrics: createMetrics({ version: 'test', tunnels: () => 0, defaultMetrics: false }),
-    model,
-    generatedIdentity: false,
-    production: false,
-    tokenKey: handed,
-  });
-  t.teardown(() => cp.close());
   t.equal(cp.tokenKey(), handed);
   cp.setTokenKey(Buffer.from(KEY_1));
   t.same(calls.tokenKey, [], 'the same key changes nothing');

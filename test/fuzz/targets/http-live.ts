@@ -16,13 +16,13 @@ import { ALL_CODES, deny, isDeny } from '../../../firewall/codes.js';
 import { validateConfig } from '../../../settings/config.js';
 import { normaliseHost } from '../../../firewall/normalise.js';
 import { type Policy, compilePolicy, decide, methodOverrideOf, rightsFor } from '../../../firewall/policy.js';
-import { createIdentityStore } from '../../../proxy/auth/identity.js';
 import { createHttpListener } from '../../../proxy/edge/http-listener.js';
 import { createSocks5Listener } from '../../../proxy/edge/socks5-listener.js';
 import type { Dialer } from '../../../proxy/egress/dialer.js';
 import { AUDIT_MESSAGE, createAudit } from '../../../proxy/ops/audit.js';
 import { createPipeline } from '../../../proxy/pipeline/pipeline.js';
 import { createFlowRegistry } from '../../../proxy/runtime/flows.js';
+import { createWarmIdentities } from '../../helpers/identities.js';
 import type { FuzzTarget } from '../target.js';
 
 export const PASSWORD = 'agent-password-123';
@@ -79,17 +79,7 @@ export async function startLive(): Promise<Live> {
     async close() {},
   } as unknown as Dialer;
   const passed: Passed[] = [];
-  // scrypt is not what is fuzzed here: the check is exact, and as cheap as a cache hit.
-  const identities = createIdentityStore({
-    policy: () => policy,
-    tokenKey: () => null,
-    nowMs: () => Date.now(),
-    verify: async (pw) => pw === PASSWORD,
-  });
-  // The plaintext password is hashed in the background on first sight; wait for it here, so that no fuzz input
-  // waits on it (a half-closed connection whose answer is still pending gets none, see exchange()).
-  const warm = await identities.authenticate({ user: 'agent', pass: PASSWORD });
-  if (isDeny(warm)) throw new Error(`fuzz identity refused: ${warm.code}`);
+  const { identities } = await createWarmIdentities(policy, 'agent', PASSWORD);
   const sink = new Writable({ write: (_c, _e, cb) => cb() });
   // The audit record of a request the stub dialer refused is one that decide() allowed.
   const auditSink = new Writable({
