@@ -355,6 +355,7 @@ export function createDialer(opts: DialerOptions): Dialer {
 
   // Made on the first forwarded request, not at start: a replica that only tunnels never needs it.
   let agent: UndiciAgent | null = null;
+  let closed = false;
 
   return {
     prepare,
@@ -364,7 +365,7 @@ export function createDialer(opts: DialerOptions): Dialer {
       // Plans are re-validated lazily (they remember the guard they were checked under). Pooled connections
       // are kept when every address they went to passes the new guard: replacing the Agent on every reload
       // would turn frequent reloads under load into a reconnect storm.
-      if (pooledStillValid(opts.policy().guard)) return;
+      if (closed || pooledStillValid(opts.policy().guard)) return;
       const old = agent;
       agent = null;
       pinned.clear();
@@ -373,7 +374,9 @@ export function createDialer(opts: DialerOptions): Dialer {
       void old?.close();
     },
     close: async () => {
-      await agent?.close();
+      // Closed for good: a request after close() must fail (undici's ClientClosedError), not make a new Agent.
+      closed = true;
+      await (agent ??= newAgent()).close();
     },
   };
 }

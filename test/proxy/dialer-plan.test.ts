@@ -163,6 +163,26 @@ if (isolate(t, import.meta.url)) {
     },
   );
 
+  t.test('a closed dialer forwards nothing: its Agent is made on first use, but never after close()', async (t) => {
+    const server = createServer((_req, res) => res.end('ok'));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    t.teardown(() => server.close());
+    const { port } = server.address() as AddressInfo;
+    const resolver: NameResolver = {
+      resolve: async () => ({ addresses: ['127.0.0.1'], ms: 0, cached: false }),
+      clear: () => undefined,
+    };
+    // Sluice on another loopback address, so that the origin on 127.0.0.1 is not Sluice itself.
+    const policy = guardPolicy('127.0.0.1/32', '127.0.0.2');
+    const dialer = createDialer({ resolver, policy: () => policy, connectTimeoutMs: 1000, nowMs: () => 0 });
+    await dialer.close();
+    const err = await request(`http://svc.test:${port}/`, { dispatcher: viaDialer(dialer) }).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    t.match(err, { code: 'UND_ERR_DESTROYED' }, 'refused by the closed Agent');
+  });
+
   t.test("the dialer's Agent is undici's own (it is loaded without undici's index)", async (t) => {
     const source = readFileSync(repoPath('proxy/egress/dialer.ts'), 'utf8');
     const path = /createRequire\(import\.meta\.url\)\('(undici\/[^']+)'\)/.exec(source)?.[1];
